@@ -1,0 +1,223 @@
+//! `with` blocks of the RDS actions.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Tags, exactly_one};
+use crate::duration::HumanDuration;
+
+/// `rds.create_snapshot`: take a manual snapshot of an instance.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshot {
+    /// The instance to snapshot.
+    pub db_instance: String,
+    /// Snapshot identifier; default `<db_instance>-lifeboat-<run id>`.
+    pub snapshot_id: Option<String>,
+    /// Tags to put on the snapshot.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// `rds.copy_snapshot`: copy a snapshot into the step's region, called from
+/// that (destination) region with the source snapshot's ARN.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopySnapshot {
+    /// Region the source snapshot lives in.
+    pub source_region: String,
+    /// Source snapshot, by identifier or ARN.
+    pub source_snapshot: Option<String>,
+    /// Or: the newest snapshot of this instance in the source region.
+    pub source_db_instance: Option<String>,
+    /// Identifier of the copy; default `<source>-copy-<run id>`.
+    pub target_snapshot_id: Option<String>,
+    /// KMS key in the destination region for encrypted snapshots.
+    pub kms_key_id: Option<String>,
+    /// Copy the source snapshot's tags.
+    #[serde(default = "yes")]
+    pub copy_tags: bool,
+}
+
+/// `rds.restore_from_snapshot`: restore a new instance from a snapshot.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreFromSnapshot {
+    /// Identifier of the instance to create.
+    pub db_instance: String,
+    /// The snapshot, by identifier or ARN.
+    pub snapshot: Option<String>,
+    /// Or: the newest snapshot of this source instance.
+    pub snapshot_of: Option<String>,
+    /// Or: the newest snapshot carrying all these tags.
+    pub snapshot_tags: Option<Tags>,
+    /// Instance class of the new instance; default: the snapshot's.
+    pub instance_class: Option<String>,
+    /// DB subnet group to place it in.
+    pub subnet_group: Option<String>,
+    /// VPC security groups to attach.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Multi-AZ deployment.
+    pub multi_az: Option<bool>,
+    /// Tags to put on the new instance.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// `rds.restore_point_in_time`: restore an instance to a moment in time.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestorePointInTime {
+    /// The instance whose backups are used (identifier or ARN).
+    pub source_db_instance: String,
+    /// Identifier of the instance to create.
+    pub target_db_instance: String,
+    /// The moment to restore to (RFC 3339, UTC); default: latest restorable.
+    pub restore_time: Option<String>,
+    /// Instance class of the new instance.
+    pub instance_class: Option<String>,
+    /// DB subnet group to place it in.
+    pub subnet_group: Option<String>,
+    /// Tags to put on the new instance.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// `rds.create_read_replica`: create a (possibly cross-region) read replica
+/// in the step's region.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReadReplica {
+    /// The source instance, by identifier (same region) or ARN.
+    pub source_db_instance: String,
+    /// Region of the source when it is not the step's region.
+    pub source_region: Option<String>,
+    /// Identifier of the replica to create.
+    pub db_instance: String,
+    /// Instance class of the replica.
+    pub instance_class: Option<String>,
+    /// KMS key in the replica's region, for encrypted sources.
+    pub kms_key_id: Option<String>,
+    /// DB subnet group to place it in.
+    pub subnet_group: Option<String>,
+    /// Tags to put on the replica.
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+/// `rds.promote_read_replica`: promote replicas to standalone instances.
+/// Select them by id, by tags, or as all replicas of a source.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteReadReplica {
+    /// One replica by identifier.
+    pub db_instance: Option<String>,
+    /// Several replicas by identifier.
+    pub db_instances: Option<Vec<String>>,
+    /// Every replica in the region carrying all these tags.
+    pub tags: Option<Tags>,
+    /// Every replica in the region of this source (identifier or ARN).
+    pub replicas_of: Option<String>,
+    /// Automated backup retention to set on the promoted instance, in days.
+    pub backup_retention_days: Option<u32>,
+}
+
+impl PromoteReadReplica {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("db_instance", self.db_instance.is_some()),
+            ("db_instances", self.db_instances.is_some()),
+            ("tags", self.tags.is_some()),
+            ("replicas_of", self.replicas_of.is_some()),
+        ])
+    }
+}
+
+/// `rds.modify_instance_class`: change an instance's class (warm-up).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyInstanceClass {
+    /// One instance by identifier.
+    pub db_instance: Option<String>,
+    /// Every instance in the region carrying all these tags.
+    pub tags: Option<Tags>,
+    /// The class to change to, e.g. `db.r6g.xlarge`.
+    pub instance_class: String,
+}
+
+impl ModifyInstanceClass {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("db_instance", self.db_instance.is_some()),
+            ("tags", self.tags.is_some()),
+        ])
+    }
+}
+
+/// `rds.delete_instance`: delete a scratch instance lifeboat created.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteInstance {
+    /// The instance to delete.
+    pub db_instance: String,
+    /// Take a final snapshot with this identifier before deleting.
+    pub final_snapshot_id: Option<String>,
+}
+
+/// `rds.wait_available`: wait until instances are `available`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitAvailable {
+    /// One instance by identifier.
+    pub db_instance: Option<String>,
+    /// Several instances by identifier.
+    pub db_instances: Option<Vec<String>>,
+    /// Every instance in the region carrying all these tags.
+    pub tags: Option<Tags>,
+}
+
+impl WaitAvailable {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("db_instance", self.db_instance.is_some()),
+            ("db_instances", self.db_instances.is_some()),
+            ("tags", self.tags.is_some()),
+        ])
+    }
+}
+
+/// `rds.wait_replica_lag`: wait until a read replica has caught up (used
+/// in a switchover, after writes stopped, before promoting).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitReplicaLag {
+    /// The replica.
+    pub db_instance: String,
+    /// Largest acceptable lag; default `0s`.
+    #[serde(default)]
+    pub max_lag: HumanDuration,
+}
+
+impl CopySnapshot {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("source_snapshot", self.source_snapshot.is_some()),
+            ("source_db_instance", self.source_db_instance.is_some()),
+        ])
+    }
+}
+
+impl RestoreFromSnapshot {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("snapshot", self.snapshot.is_some()),
+            ("snapshot_of", self.snapshot_of.is_some()),
+            ("snapshot_tags", self.snapshot_tags.is_some()),
+        ])
+    }
+}
+
+fn yes() -> bool {
+    true
+}

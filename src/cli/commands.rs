@@ -1,0 +1,247 @@
+//! What each command does.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use clap::CommandFactory;
+use serde::Serialize;
+
+use super::{Cli, CliError, Command, Output, SchemaKind, eprint, print};
+use crate::catalogue::ActionKind;
+use crate::diag::{Diagnostic, Severity};
+use crate::runbook::plan::Plan;
+use crate::runbook::{self, MissingParams, Mode};
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Validate { files, output } => validate(&files, output),
+        Command::Plan {
+            file,
+            params,
+            mode,
+            output,
+        } => plan(&file, &params, mode, output),
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Runbook => runbook::schema::runbook(),
+                SchemaKind::Config => runbook::schema::config(),
+            };
+            print(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
+        }
+        Command::Actions { output } => actions(output),
+        Command::CheckConfig { file } => {
+            let text = read(&file)?;
+            match crate::config::load(&file.display().to_string(), &text) {
+                Ok(_) => print(&format!("{}: ok\n", file.display())),
+                Err(problems) => {
+                    for p in &problems {
+                        eprint(&p.to_string());
+                    }
+                    Err(CliError::Invalid { count: 1 })
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lifeboat", &mut buf);
+            print(&String::from_utf8_lossy(&buf))
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut buf)
+                .map_err(CliError::Output)?;
+            print(&String::from_utf8_lossy(&buf))
+        }
+        Command::Demo => demo(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| CliError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        ),
+    })
+}
+
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    valid: bool,
+    steps: Option<usize>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn validate(files: &[std::path::PathBuf], output: Output) -> Result<(), CliError> {
+    let mut reports = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let report = match read(path) {
+            Err(e) => FileReport {
+                file: name.clone(),
+                valid: false,
+                steps: None,
+                diagnostics: vec![Diagnostic {
+                    file: name,
+                    loc: crate::yaml::Loc::UNKNOWN,
+                    severity: Severity::Error,
+                    step: None,
+                    message: e.to_string(),
+                }],
+            },
+            Ok(text) => match runbook::load(&name, &text, &[], MissingParams::Placeholder) {
+                Ok(loaded) => FileReport {
+                    file: name,
+                    valid: true,
+                    steps: Some(loaded.runbook.steps.len()),
+                    diagnostics: loaded.warnings,
+                },
+                Err(problems) => FileReport {
+                    file: name,
+                    valid: false,
+                    steps: None,
+                    diagnostics: problems,
+                },
+            },
+        };
+        reports.push(report);
+    }
+    let invalid = reports.iter().filter(|r| !r.valid).count();
+    match output {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&reports)?))?,
+        Output::Text => {
+            for r in &reports {
+                for d in &r.diagnostics {
+                    eprint(&d.to_string());
+                }
+                if let Some(steps) = r.steps {
+                    print(&format!("{}: ok ({steps} steps)\n", r.file))?;
+                }
+            }
+            if invalid > 0 {
+                let errors: usize = reports
+                    .iter()
+                    .flat_map(|r| &r.diagnostics)
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                eprint(&format!("{errors} error(s) in {invalid} file(s)"));
+            }
+        }
+    }
+    if invalid > 0 {
+        return Err(CliError::Invalid { count: invalid });
+    }
+    Ok(())
+}
+
+fn plan(
+    file: &Path,
+    params: &[(String, String)],
+    mode: Mode,
+    output: Output,
+) -> Result<(), CliError> {
+    let name = file.display().to_string();
+    let text = read(file)?;
+    let loaded = match runbook::load(&name, &text, params, MissingParams::Refuse) {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            for p in &problems {
+                eprint(&p.to_string());
+            }
+            return Err(CliError::Invalid { count: 1 });
+        }
+    };
+    for w in &loaded.warnings {
+        eprint(&w.to_string());
+    }
+    let view = Plan::new(&loaded.runbook, mode).view();
+    match output {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&view)?)),
+        Output::Text => print(&view.render()),
+    }
+}
+
+#[derive(Serialize)]
+struct ActionRow {
+    #[serde(flatten)]
+    info: crate::catalogue::ActionInfo,
+}
+
+fn actions(output: Output) -> Result<(), CliError> {
+    let rows: Vec<ActionRow> = ActionKind::ALL
+        .iter()
+        .map(|a| ActionRow { info: a.info() })
+        .collect();
+    match output {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&rows)?)),
+        Output::Text => {
+            let width = rows.iter().map(|r| r.info.name.len()).max().unwrap_or(0);
+            let mut out = String::new();
+            for r in &rows {
+                let drill = serde_json::to_value(r.info.drill)?;
+                let _ = writeln!(
+                    out,
+                    "{:width$}  {:11}  {}",
+                    r.info.name,
+                    format!("drill: {}", drill.as_str().unwrap_or("")),
+                    r.info.summary
+                );
+            }
+            print(&out)
+        }
+    }
+}
+
+fn demo() -> Result<(), CliError> {
+    let mut failed = 0;
+    for (file, text) in crate::shipped::RUNBOOKS {
+        let name = format!("runbooks/{file}");
+        match runbook::load(&name, text, &[], MissingParams::Refuse) {
+            Err(problems) => {
+                failed += 1;
+                for p in &problems {
+                    eprint(&p.to_string());
+                }
+            }
+            Ok(loaded) => {
+                print(&format!(
+                    "== {name}: valid, {} steps\n",
+                    loaded.runbook.steps.len()
+                ))?;
+                for w in &loaded.warnings {
+                    print(&format!("   {w}\n"))?;
+                }
+                for mode in [Mode::Failover, Mode::Switchover, Mode::Drill] {
+                    if mode == Mode::Failover
+                        || loaded
+                            .runbook
+                            .steps
+                            .iter()
+                            .any(|s| !s.runs_in(mode) || s.when.len() < 3)
+                    {
+                        print(&format!(
+                            "\n{}",
+                            Plan::new(&loaded.runbook, mode).view().render()
+                        ))?;
+                    }
+                }
+                print("\n")?;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Invalid { count: failed });
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The command line: argument parsing, commands, printing, exit codes.
+//!
+//! Commands return [`Outcome`] or a [`CliError`]; [`Exit`] maps both to the
+//! documented exit codes, in one exhaustive match.
+
+mod commands;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::runbook::Mode;
+
+pub use commands::run;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Ok,
+    /// 1: a run (or a check) ran and failed.
+    RunFailed,
+    /// 2: invalid input (runbook, config, arguments); nothing was changed.
+    InvalidInput,
+    /// 3: an internal error.
+    Internal,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::RunFailed => 1,
+            Exit::InvalidInput => 2,
+            Exit::Internal => 3,
+        }
+    }
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Input files had problems; they were printed already.
+    #[error("{count} invalid file(s)")]
+    Invalid {
+        /// How many files were refused.
+        count: usize,
+    },
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A command-line argument is wrong in a way clap cannot see.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+    /// Serializing output failed.
+    #[error("cannot serialize output: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl CliError {
+    /// The exit code this error ends the process with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Invalid { .. } | CliError::Read { .. } | CliError::Usage(_) => {
+                Exit::InvalidInput
+            }
+            CliError::Output(_) | CliError::Serialize(_) => Exit::Internal,
+        }
+    }
+}
+
+/// Output format of commands that print tables or reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Output {
+    /// For humans.
+    #[default]
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Which schema to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum SchemaKind {
+    /// Runbook files.
+    #[default]
+    Runbook,
+    /// The daemon config file.
+    Config,
+}
+
+/// Disaster recovery for AWS: failover runbooks, drills, backup verification, measured RTO and RPO.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 run failed, 2 invalid input (nothing changed), 3 internal error."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = crate::config::LogFormat::Text, env = "LIFEBOAT_LOG_FORMAT")]
+    pub log_format: crate::config::LogFormat,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `--param NAME=VALUE` argument.
+pub fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, found `{text}`")),
+    }
+}
+
+/// lifeboat's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check runbooks; every problem is printed as file:line:col (exit 2 if any file is invalid).
+    Validate {
+        /// Runbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show how a runbook would run: waves of parallel steps, the critical path, its budget against the RTO target.
+    Plan {
+        /// Runbook file.
+        file: PathBuf,
+        /// Parameter value, NAME=VALUE (repeatable).
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Mode to plan for.
+        #[arg(long, value_enum, default_value_t = Mode::Failover)]
+        mode: Mode,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Print the JSON Schema (draft-07) of runbooks or of the config file, for editors.
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, default_value_t)]
+        kind: SchemaKind,
+    },
+    /// List the actions a step can take.
+    Actions {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Check a daemon config file (exit 2 if invalid).
+    CheckConfig {
+        /// Config file.
+        file: PathBuf,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+    /// Show lifeboat on its shipped runbooks: validate each and plan it in every mode.
+    Demo,
+}
+
+/// Writes to stdout, treating a closed pipe (`lifeboat schema | head`) as done.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a line to stderr (diagnostics, warnings).
+pub(crate) fn eprint(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}

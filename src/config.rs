@@ -1,0 +1,209 @@
+//! The daemon's config file (`/etc/lifeboat/lifeboat.yaml`): typed, checked
+//! with located problems like runbooks, every problem reported at once.
+//!
+//! This holds the settings every part of lifeboat shares (state directory,
+//! AWS access, logging); the daemon's own sections (regions, probes,
+//! bindings, schedules) are added to [`ConfigSpec`] alongside.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AwsSettings;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::yaml::{self, Checked, Spanned, Value};
+
+/// Where the daemon keeps its journal when the config does not say.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/lifeboat";
+
+/// The config file as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "lifeboat daemon config")]
+pub struct ConfigSpec {
+    /// Directory of the journal and other state; default `/var/lib/lifeboat`.
+    pub state_dir: Option<Spanned<String>>,
+    /// How lifeboat reaches AWS.
+    pub aws: Option<Checked<AwsSpec>>,
+    /// Logging.
+    pub log: Option<Checked<LogSpec>>,
+}
+
+/// AWS access. Credentials come from the standard chain (environment,
+/// profiles, SSO, instance or task roles), never from this file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSpec {
+    /// Named profile from the shared AWS config files.
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (an emulator, a VPC endpoint
+    /// proxy); `AWS_ENDPOINT_URL` does the same from the environment.
+    pub endpoint_url: Option<Spanned<String>>,
+}
+
+/// Log output format.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogSpec {
+    /// Output format.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Filter in `tracing` syntax, e.g. `info` or `lifeboat=debug`.
+    pub level: Option<String>,
+}
+
+/// A checked config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// AWS access.
+    pub aws: AwsSettings,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: Option<String>,
+}
+
+const STATIC_KEYS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "session_token",
+];
+
+/// Parse and check a config file; every problem at once.
+pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let mut diags = Diagnostics::new(file);
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            diags.error(e.loc, None, e.message);
+            return Err(diags.into_sorted());
+        }
+    };
+    let root = match root.value {
+        // An empty file is a config with every default.
+        Value::Null => yaml::Node {
+            loc: root.loc,
+            value: Value::Map(Vec::new()),
+        },
+        Value::Map(_) => root,
+        _ => {
+            diags.error(
+                root.loc,
+                None,
+                format!("the config is a mapping, found {}", root.kind()),
+            );
+            return Err(diags.into_sorted());
+        }
+    };
+    if let Some(aws) = root.get("aws")
+        && let Value::Map(entries) = &aws.value
+    {
+        for (key, _) in entries {
+            if key.as_str().is_some_and(|k| STATIC_KEYS.contains(&k)) {
+                diags.error(
+                    key.loc,
+                    None,
+                    "static AWS credentials are refused in the config file; use the standard credential chain (environment, `profile`, SSO, instance or task role)",
+                );
+            }
+        }
+    }
+    let (spec, problems) = yaml::decode::<ConfigSpec>(&root);
+    for p in problems {
+        if !(p.message.starts_with("unknown field")
+            && STATIC_KEYS
+                .iter()
+                .any(|k| p.message.contains(&format!("`{k}`"))))
+        {
+            diags.error(p.loc, None, p.message);
+        }
+    }
+    let Some(spec) = spec else {
+        return Err(diags.into_sorted());
+    };
+    let aws = spec.aws.and_then(|a| a.0).unwrap_or_default();
+    if let Some(url) = &aws.endpoint_url
+        && !(url.value.starts_with("http://") || url.value.starts_with("https://"))
+    {
+        diags.error(
+            url.loc,
+            None,
+            format!(
+                "`endpoint_url` must start with http:// or https://, found `{}`",
+                url.value
+            ),
+        );
+    }
+    let state_dir = match &spec.state_dir {
+        Some(dir) if !dir.value.starts_with('/') => {
+            diags.error(
+                dir.loc,
+                None,
+                format!(
+                    "`state_dir` must be an absolute path, found `{}`",
+                    dir.value
+                ),
+            );
+            PathBuf::new()
+        }
+        Some(dir) => PathBuf::from(&dir.value),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+    let log = spec.log.and_then(|l| l.0).unwrap_or_default();
+    if diags.has_errors() {
+        return Err(diags.into_sorted());
+    }
+    Ok(Config {
+        state_dir,
+        aws: AwsSettings {
+            profile: aws.profile,
+            endpoint_url: aws.endpoint_url.map(|u| u.value),
+        },
+        log_format: log.format,
+        log_level: log.level,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_takes_defaults() {
+        let config = load("c.yaml", "").unwrap();
+        assert_eq!(config.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(config.aws.endpoint_url, None);
+    }
+
+    #[test]
+    fn every_problem_is_located() {
+        let text = "state_dir: relative/dir\naws:\n  endpoint_url: localhost:5000\n  secret_access_key: abc\nlogg: {}\n";
+        let problems = load("c.yaml", text).unwrap_err();
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("c.yaml:1:12: error: `state_dir` must be an absolute path"));
+        assert!(lines[1].starts_with("c.yaml:3:17: error: `endpoint_url` must start with http"));
+        assert!(lines[2].starts_with("c.yaml:4:3: error: static AWS credentials are refused"));
+        assert!(
+            lines[3].starts_with("c.yaml:5:1: error: unknown field `logg`, did you mean `log`?")
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! lifeboat: a disaster-recovery orchestrator for AWS.
+//!
+//! One binary that is an always-on daemon watching region health and failing
+//! over by declarative runbooks, the CLI operators use for drills, and the
+//! scheduler that proves backups restore, all measuring the RTO and RPO they
+//! really achieve.
+//!
+//! # Layout
+//!
+//! Pure data at the bottom, I/O at the top:
+//!
+//! - [`yaml`]: YAML as a tree of located nodes, and the serde bridge that
+//!   decodes typed values from it while gathering every problem.
+//! - [`duration`]: human durations (`15m`, `1h30m`).
+//! - [`diag`]: located problems, printed as `file:line:col: level: message`.
+//! - [`catalogue`]: every action a step can take, as data: its typed `with`
+//!   block, the service and control plane it calls, its IAM actions, its
+//!   drill behaviour.
+//! - [`runbook`]: the runbook language: spec types, parameter substitution,
+//!   validation, plans, JSON Schema. Knows nothing of tokio or AWS.
+//! - [`config`]: the daemon's config file, validated like runbooks.
+//! - [`aws`]: the one place AWS SDK clients are built.
+//! - [`shipped`]: the strategy runbooks shipped in `runbooks/`, embedded.
+//! - [`cli`]: the command line; the only module that prints or picks exit codes.
+
+#![forbid(unsafe_code)]
+
+pub mod aws;
+pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod duration;
+pub mod runbook;
+pub mod shipped;
+pub mod suggest;
+pub mod yaml;
+
+/// What is printed in place of a secret.
+pub const REDACTED: &str = "<redacted>";

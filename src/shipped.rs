@@ -1,0 +1,23 @@
+//! The strategy runbooks in `runbooks/`, embedded so the binary can show
+//! them (the demo) without the source tree.
+
+/// (file name, text) of each shipped runbook.
+pub const RUNBOOKS: &[(&str, &str)] = &[
+    (
+        "backup-restore.yaml",
+        include_str!("../runbooks/backup-restore.yaml"),
+    ),
+    (
+        "pilot-light.yaml",
+        include_str!("../runbooks/pilot-light.yaml"),
+    ),
+    (
+        "warm-standby.yaml",
+        include_str!("../runbooks/warm-standby.yaml"),
+    ),
+    (
+        "active-passive.yaml",
+        include_str!("../runbooks/active-passive.yaml"),
+    ),
+    ("failback.yaml", include_str!("../runbooks/failback.yaml")),
+];
