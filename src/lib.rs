@@ -24,6 +24,9 @@
 //! - [`cli`]: the command line; the only module that prints or picks exit codes.
 
 #![forbid(unsafe_code)]
+// Tests may unwrap: a panic is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 
 pub mod aws;
 pub mod catalogue;

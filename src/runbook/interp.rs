@@ -72,13 +72,14 @@ pub fn pieces(text: &str) -> Result<Vec<Piece<'_>>, (usize, String)> {
     let mut offset = 0usize;
     while let Some(pos) = rest.find('$') {
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(escaped) = after.strip_prefix("$${") {
             literal.push_str(&rest[..pos]);
             literal.push_str("${");
             offset += rest[..pos].chars().count() + 3;
-            rest = &after[3..];
+            rest = escaped;
             continue;
         }
+
         if after.starts_with("${") {
             literal.push_str(&rest[..pos]);
             let dollar_offset = offset + rest[..pos].chars().count();
@@ -231,6 +232,8 @@ fn substitute_scalar(
                         ),
                     }),
                     None => {
+                        // Keep the reference, so later checks see it as unresolved.
+                        out.push_str(&format!("${{{name}}}"));
                         let mut message = format!("undefined parameter `{name}`");
                         match crate::suggest::closest(name, params.keys().map(String::as_str)) {
                             Some(best) => message.push_str(&format!(", did you mean `{best}`?")),

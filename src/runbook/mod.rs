@@ -965,11 +965,13 @@ fn check(
             };
             if calls {
                 let plane = match info.control_plane {
-                    ControlPlane::Global { region } => format!(
-                        "the {} control plane, which lives in {region},",
-                        info.service
-                    ),
-                    _ => format!("the {} control plane in", r.from),
+                    ControlPlane::Global { region } => {
+                        format!(
+                            "the {} control plane, which lives in {region},",
+                            info.service
+                        )
+                    }
+                    _ => format!("the {} control plane in {},", info.service, r.from),
                 };
                 diags.warning(
                     s.loc,
@@ -1081,12 +1083,16 @@ fn report_cycles(steps: &[Step], need_locs: &[Vec<Loc>], diags: &mut Diagnostics
                             let pos = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
                             // `needs` point backwards in time; print the chain
                             // in execution order: each step runs before the next.
-                            let mut chain: Vec<&str> = stack[pos..]
-                                .iter()
-                                .map(|(n, _)| steps[*n].id.as_str())
-                                .collect();
-                            chain.reverse();
-                            chain.push(steps[node].id.as_str());
+                            let mut cycle: Vec<usize> =
+                                stack[pos..].iter().map(|(n, _)| *n).collect();
+                            cycle.reverse();
+                            // Start from the step written first, so the chain reads the
+                            // same whichever step the search entered the cycle by.
+                            let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
+                            cycle.rotate_left(first);
+                            cycle.push(cycle[0]);
+                            let chain: Vec<&str> =
+                                cycle.iter().map(|&n| steps[n].id.as_str()).collect();
                             let loc = need_locs[node]
                                 .get(edge_index)
                                 .copied()
@@ -1125,3 +1131,6 @@ fn needs_transitively(steps: &[Step], of: usize, ancestor: usize) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests;

@@ -32,7 +32,37 @@ pub fn runbook() -> Value {
             step.insert("allOf".into(), Value::Array(conditions.clone()));
         }
     }
+    allow_references(&mut root);
     root
+}
+
+/// Lets a `${param}` reference stand wherever a number or a boolean is
+/// expected: editors check the file as written, before substitution.
+fn allow_references(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            for value in map.values_mut() {
+                allow_references(value);
+            }
+            let typed = |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean"));
+            let wants_scalar = map
+                .get("type")
+                .is_some_and(|t| typed(t) || t.as_array().is_some_and(|a| a.iter().any(typed)));
+            if wants_scalar {
+                let original = Value::Object(std::mem::take(map));
+                let description = original.get("description").cloned();
+                map.insert(
+                    "anyOf".into(),
+                    json!([original, { "type": "string", "pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$" }]),
+                );
+                if let Some(d) = description {
+                    map.insert("description".into(), d);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_references),
+        _ => {}
+    }
 }
 
 /// The JSON Schema of the daemon config file.

@@ -128,6 +128,46 @@ impl Node {
         }
     }
 
+    /// The node as JSON, scalars typed by the YAML core schema (what an
+    /// editor's YAML language server does before applying a JSON Schema).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Scalar(text, Style::Quoted) => J::String(text.clone()),
+            Value::Scalar(text, Style::Plain) => match text.as_str() {
+                "true" | "True" | "TRUE" => J::Bool(true),
+                "false" | "False" | "FALSE" => J::Bool(false),
+                _ => {
+                    if let Ok(n) = text.parse::<i64>() {
+                        J::from(n)
+                    } else if let Some(f) = text
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(serde_json::Number::from_f64)
+                    {
+                        J::Number(f)
+                    } else {
+                        J::String(text.clone())
+                    }
+                }
+            },
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str()
+                                .map_or_else(|| k.to_json().to_string(), str::to_string),
+                            v.to_json(),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// Number of nodes in this subtree, itself included.
     pub fn size(&self) -> usize {
         let mut count = 0;

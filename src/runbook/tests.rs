@@ -1,0 +1,336 @@
+//! Validation and planning, on runbooks written for each rule.
+
+use super::plan::Plan;
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match load("rb.yaml", text, &[], MissingParams::Placeholder) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn loaded(text: &str) -> Loaded {
+    match load("rb.yaml", text, &[], MissingParams::Refuse) {
+        Ok(l) => l,
+        Err(problems) => panic!("{problems:#?}"),
+    }
+}
+
+const HEAD: &str = "name: t\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\n";
+
+#[test]
+fn five_mistakes_give_five_located_messages() {
+    let text = "\
+name: broken
+strategy: pilot-light
+params:
+  dr_region: { default: us-west-2 }
+steps:
+  - id: promote
+    action: rds.promote_replica
+    region: ${dr_region}
+    with: { db_instance: db }
+  - id: start
+    action: ec2.start_instances
+    region: ${dr_regoin}
+    with: { tags: { Role: app } }
+    timout: 5m
+  - id: dns
+    action: route53.upsert_records
+    needs: [promote, strat]
+    with: { zone: example.com, records: [] }
+  - id: verify
+    action: http.wait_healthy
+    region: us-west-2
+    needs: [dns]
+    with: { url: 'https://app/healthz', status: two-hundred }
+";
+    let got = errors(text);
+    assert_eq!(
+        got,
+        vec![
+            "rb.yaml:7:13: error: step `promote`: unknown action `rds.promote_replica`, did you mean `rds.promote_read_replica`?",
+            "rb.yaml:12:13: error: step `start`: undefined parameter `dr_regoin`, did you mean `dr_region`?",
+            "rb.yaml:14:5: error: step `start`: unknown field `timout`, did you mean `timeout`?",
+            "rb.yaml:17:22: error: step `dns`: `needs` names an unknown step `strat`, did you mean `start`?",
+            "rb.yaml:18:11: error: step `dns`: `records` is empty",
+            "rb.yaml:23:49: error: step `verify`: expected an integer (u16), found `two-hundred`",
+        ],
+    );
+}
+
+#[test]
+fn cycle_is_reported_with_its_whole_chain() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: a, action: wait, with: {{ duration: 1s }}, needs: [c] }}
+  - {{ id: b, action: wait, with: {{ duration: 1s }}, needs: [a] }}
+  - {{ id: c, action: wait, with: {{ duration: 1s }}, needs: [b] }}
+  - {{ id: d, action: wait, with: {{ duration: 1s }}, needs: [d] }}
+"
+    );
+    let got = errors(&text);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|e| e.contains("dependency cycle: a → b → c → a")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().any(|e| e.contains("dependency cycle: d → d")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn duplicate_ids_and_bad_ids_are_refused() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: a, action: wait, with: {{ duration: 1s }} }}
+  - {{ id: a, action: wait, with: {{ duration: 1s }} }}
+  - {{ id: Bad Id, action: wait, with: {{ duration: 1s }} }}
+"
+    );
+    let got = errors(&text);
+    assert!(
+        got.iter()
+            .any(|e| e.contains("duplicate step id (first at 5:11)")),
+        "{got:#?}"
+    );
+    assert!(got.iter().any(|e| e.contains("a step id is")), "{got:#?}");
+}
+
+#[test]
+fn restores_service_must_follow_something() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: a, action: wait, with: {{ duration: 1s }}, restores_service: true }}
+  - {{ id: b, action: wait, with: {{ duration: 1s }}, needs: [a] }}
+"
+    );
+    let got = errors(&text);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("`restores_service` step needs no other step"),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn failover_step_on_failed_regions_control_plane_is_a_warning() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: stop-primary, action: ec2.stop_instances, region: us-east-1, with: {{ tags: {{ Role: app }} }} }}
+  - {{ id: planned-only, action: ec2.stop_instances, region: us-east-1, when: switchover, with: {{ tags: {{ Role: app }} }} }}
+  - {{ id: dr, action: ec2.start_instances, with: {{ tags: {{ Role: app }} }} }}
+"
+    );
+    let l = loaded(&text);
+    let warnings: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("step `stop-primary`"), "{warnings:#?}");
+    assert!(
+        warnings[0].contains("EC2 control plane in us-east-1"),
+        "{warnings:#?}"
+    );
+    assert_eq!(l.runbook.steps[2].region.as_deref(), Some("us-west-2"));
+}
+
+#[test]
+fn route53_counts_as_us_east_1_for_static_stability() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: dns, action: route53.upsert_records, with: {{ zone: z, records: [{{ name: a.z, type: A, values: [1.2.3.4] }}] }} }}
+"
+    );
+    let l = loaded(&text);
+    assert_eq!(l.runbook.steps[0].region.as_deref(), Some("us-east-1"));
+    assert!(
+        l.warnings[0]
+            .message
+            .contains("Route 53 control plane, which lives in us-east-1")
+    );
+}
+
+#[test]
+fn step_outputs_must_come_from_upstream_steps() {
+    let text = format!(
+        "{HEAD}steps:
+  - {{ id: a, action: exec, with: {{ argv: [echo, hi] }} }}
+  - {{ id: b, action: exec, with: {{ argv: [echo, hi] }} }}
+  - {{ id: c, action: exec, needs: [a], with: {{ argv: [echo, '${{steps.a.outputs.x}}', '${{steps.b.outputs.y}}', '${{steps.zz.outputs.y}}'] }} }}
+"
+    );
+    let got = errors(&text);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|e| e.contains("uses outputs of `b`, which this step does not need")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().any(|e| e.contains("names an unknown step `zz`")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn parameters_are_typed_and_required_when_planning() {
+    let text = "name: t
+strategy: pilot-light
+params:
+  count: { type: int, default: two }
+  region: {}
+  token: { secret: true, default: hunter2 }
+steps:
+  - { id: a, action: ec2.launch_from_template, region: '${region}', with: { launch_template: lt, count: '${count}' } }
+";
+    let problems = load(
+        "rb.yaml",
+        text,
+        &[("nope".into(), "1".into())],
+        MissingParams::Refuse,
+    )
+    .unwrap_err();
+    let got: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        got.iter().any(|e| e.contains(
+            "4:32: error: default of parameter `count`: expected an integer, found `two`"
+        )),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|e| e.contains("parameter `region` has no default and no value")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|e| e.contains("--param nope: the runbook declares no parameter `nope`")),
+        "{got:#?}"
+    );
+
+    let text = text.replace("default: two", "default: 2");
+    let given = [("region".to_string(), "eu-west-1".to_string())];
+    let l = load("rb.yaml", &text, &given, MissingParams::Refuse).unwrap();
+    let step = &l.runbook.steps[0];
+    assert_eq!(step.region.as_deref(), Some("eu-west-1"));
+    assert!(matches!(&step.input, ActionInput::Ec2LaunchFromTemplate(w) if w.count == 2));
+    let token = l.runbook.params.iter().find(|p| p.name == "token").unwrap();
+    assert_eq!(token.shown(), crate::REDACTED);
+    assert_eq!(l.runbook.secrets(), vec!["hunter2".to_string()]);
+}
+
+#[test]
+fn list_parameters_expand_where_they_stand_alone() {
+    let text = format!(
+        "{HEAD}params:
+  ids: {{ type: list, default: [i-1, i-2] }}
+steps:
+  - {{ id: a, action: ec2.start_instances, with: {{ instance_ids: '${{ids}}' }} }}
+"
+    );
+    let l = loaded(&text);
+    match &l.runbook.steps[0].input {
+        ActionInput::Ec2StartInstances(w) => assert_eq!(
+            w.instance_ids.as_deref(),
+            Some(&["i-1".to_string(), "i-2".to_string()][..])
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn plan_runs_independent_steps_together_and_skips_through_left_out_steps() {
+    let text = format!(
+        "{HEAD}targets: {{ rto: 10m }}
+steps:
+  - {{ id: drain, action: wait, when: switchover, with: {{ duration: 1s }}, timeout: 1m }}
+  - {{ id: db, action: wait, needs: [drain], with: {{ duration: 1s }}, timeout: 6m }}
+  - {{ id: app, action: wait, with: {{ duration: 1s }}, timeout: 3m }}
+  - {{ id: dns, action: wait, needs: [db, app], with: {{ duration: 1s }}, timeout: 2m }}
+  - {{ id: check, action: wait, needs: [dns], with: {{ duration: 1s }}, timeout: 1m, restores_service: true }}
+  - {{ id: tidy, action: wait, needs: [check], with: {{ duration: 1s }}, timeout: 30m }}
+"
+    );
+    let l = loaded(&text);
+    let ids = |v: &[usize]| {
+        v.iter()
+            .map(|&i| l.runbook.steps[i].id.as_str())
+            .collect::<Vec<_>>()
+    };
+
+    let failover = Plan::new(&l.runbook, Mode::Failover);
+    let waves: Vec<Vec<&str>> = failover.waves.iter().map(|w| ids(w)).collect();
+    assert_eq!(
+        waves,
+        vec![vec!["db", "app"], vec!["dns"], vec!["check"], vec!["tidy"]]
+    );
+    assert_eq!(ids(&failover.critical_path), vec!["db", "dns", "check"]);
+    assert_eq!(failover.budget, Duration::from_secs(9 * 60));
+    assert_eq!(failover.view().critical_path.within_rto_target, Some(true));
+
+    let switchover = Plan::new(&l.runbook, Mode::Switchover);
+    assert_eq!(
+        ids(&switchover.critical_path),
+        vec!["drain", "db", "dns", "check"]
+    );
+    assert_eq!(switchover.budget, Duration::from_secs(10 * 60));
+}
+
+#[test]
+fn ten_thousand_steps_validate_and_plan() {
+    let mut text = String::from(HEAD);
+    text.push_str("steps:\n");
+    for i in 0..10_000 {
+        let needs = if i == 0 {
+            String::new()
+        } else {
+            format!(", needs: [s{}]", (i - 1) / 2)
+        };
+        text.push_str(&format!(
+            "  - {{ id: s{i}, action: wait, with: {{ duration: 1s }}{needs} }}\n"
+        ));
+    }
+    let l = loaded(&text);
+    assert_eq!(l.runbook.steps.len(), 10_000);
+    let plan = Plan::new(&l.runbook, Mode::Failover);
+    assert_eq!(
+        plan.waves.len(),
+        14,
+        "a binary tree of 10,000 nodes has 14 levels"
+    );
+}
+
+#[test]
+fn shipped_runbooks_validate_and_plan_in_every_mode() {
+    for (file, text) in crate::shipped::RUNBOOKS {
+        let l = match load(file, text, &[], MissingParams::Refuse) {
+            Ok(l) => l,
+            Err(p) => panic!("{file}: {p:#?}"),
+        };
+        for mode in [Mode::Failover, Mode::Switchover, Mode::Drill] {
+            let plan = Plan::new(&l.runbook, mode);
+            assert!(!plan.critical_path.is_empty(), "{file} {mode}");
+            let restoring = l.runbook.steps.iter().position(|s| s.restores_service);
+            assert_eq!(
+                plan.critical_path.last().copied(),
+                restoring,
+                "{file} {mode}"
+            );
+        }
+    }
+}
+
+#[test]
+fn syntax_errors_are_located() {
+    let got = errors("name: x\nsteps: [\n");
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].starts_with("rb.yaml:3:1: error: YAML syntax"),
+        "{got:#?}"
+    );
+    let got = errors("- just\n- a list\n");
+    assert!(got[0].contains("a runbook is a mapping"), "{got:#?}");
+}

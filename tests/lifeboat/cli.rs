@@ -1,0 +1,313 @@
+//! The `lifeboat` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lifeboat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run lifeboat")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn shipped() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("runbooks/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            format!(
+                "runbooks/{}",
+                p.file_name().and_then(|n| n.to_str()).expect("name")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn write_temp(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).expect("write temp file");
+    path
+}
+
+#[test]
+fn validate_accepts_every_shipped_runbook() {
+    let files = shipped();
+    assert_eq!(files.len(), 5, "one runbook per strategy: {files:?}");
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = lifeboat(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for f in &files {
+        assert!(stdout.contains(&format!("{f}: ok")), "{stdout}");
+    }
+    assert!(
+        !text(&out.stderr).contains("error"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn validate_reports_every_mistake_located_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write_temp(
+        &dir,
+        "bad.yaml",
+        b"name: bad\nstrategy: pilot-lite\nsteps:\n  - id: a\n    action: ec2.start\n  - id: b\n    action: wait\n    with: { duration: 5 }\n    needs: [zz]\n",
+    );
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/pilot-light.yaml");
+    let out = lifeboat(&[
+        "validate",
+        bad.to_str().expect("utf-8 path"),
+        good.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let located: Vec<&str> = stderr.lines().filter(|l| l.contains("bad.yaml:")).collect();
+    assert_eq!(located.len(), 4, "{stderr}");
+    assert!(
+        located[0].contains(
+            "bad.yaml:2:11: error: unknown value `pilot-lite`, did you mean `pilot-light`?"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        located[1].contains("bad.yaml:5:13: error: step `a`: unknown action `ec2.start`"),
+        "{stderr}"
+    );
+    assert!(
+        located[2].contains("bad.yaml:8:23: error: step `b`: `5` has no unit"),
+        "{stderr}"
+    );
+    assert!(
+        located[3].contains("bad.yaml:9:13: error: step `b`: `needs` names an unknown step `zz`"),
+        "{stderr}"
+    );
+    // The valid file is still reported as valid.
+    assert!(text(&out.stdout).contains("pilot-light.yaml: ok"));
+}
+
+#[test]
+fn validate_refuses_unreadable_and_non_utf8_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = write_temp(&dir, "binary.yaml", b"name: x\n\xff\xfe\n");
+    let out = lifeboat(&[
+        "validate",
+        binary.to_str().expect("utf-8 path"),
+        "no/such/file.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not UTF-8 text (invalid byte at offset 8)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no/such/file.yaml: error: cannot read no/such/file.yaml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_json_output_lists_each_file() {
+    let out = lifeboat(&[
+        "validate",
+        "--output",
+        "json",
+        "runbooks/active-passive.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json[0]["file"], "runbooks/active-passive.yaml");
+    assert_eq!(json[0]["valid"], true);
+    assert_eq!(json[0]["steps"], 3);
+}
+
+#[test]
+fn plan_shows_parallel_waves_and_the_critical_path() {
+    let out = lifeboat(&["plan", "runbooks/pilot-light.yaml", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let first: Vec<&str> = plan["waves"][0]
+        .as_array()
+        .expect("waves")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(first, vec!["promote-db", "start-app"]);
+    assert_eq!(plan["mode"], "failover");
+    assert_eq!(
+        plan["critical_path"]["steps"],
+        serde_json::json!(["start-app", "app-running", "switch-dns", "verify"])
+    );
+    assert_eq!(plan["critical_path"]["within_rto_target"], true);
+    assert_eq!(plan["left_out"][0]["id"], "confirm-writes-stopped");
+
+    let out = lifeboat(&["plan", "runbooks/pilot-light.yaml", "--mode", "switchover"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("critical path: confirm-writes-stopped → replica-caught-up → promote-db"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn plan_takes_parameters_and_refuses_unknown_ones() {
+    let out = lifeboat(&[
+        "plan",
+        "runbooks/pilot-light.yaml",
+        "-p",
+        "dr_region=eu-west-1",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(plan["waves"][0][0]["region"], "eu-west-1");
+
+    let out = lifeboat(&[
+        "plan",
+        "runbooks/pilot-light.yaml",
+        "-p",
+        "dr_regon=eu-west-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("did you mean `dr_region`?"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = lifeboat(&["plan", "runbooks/pilot-light.yaml", "-p", "no-equals-sign"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected NAME=VALUE"));
+}
+
+#[test]
+fn plan_redacts_secret_parameters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rb = write_temp(
+        &dir,
+        "secret.yaml",
+        b"name: s\nstrategy: pilot-light\nparams:\n  hook: { secret: true }\nsteps:\n  - { id: tell, action: notify, with: { webhook: '${hook}', message: hi } }\n",
+    );
+    let out = lifeboat(&[
+        "plan",
+        rb.to_str().expect("utf-8 path"),
+        "-p",
+        "hook=https://hooks.example/T0K3N",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("T0K3N"), "{all}");
+    assert!(all.contains("hook=<redacted>"), "{all}");
+}
+
+#[test]
+fn schema_is_draft_07_json() {
+    for kind in ["runbook", "config"] {
+        let out = lifeboat(&["schema", kind]);
+        assert_eq!(out.status.code(), Some(0));
+        let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(
+            schema["$schema"], "http://json-schema.org/draft-07/schema#",
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    let out = lifeboat(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("validate"));
+    let out = lifeboat(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH lifeboat"), "{page}");
+    assert!(page.contains("Exit codes"), "{page}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(lifeboat(&["validate"]).status.code(), Some(2));
+    assert_eq!(lifeboat(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        lifeboat(&["plan", "runbooks/pilot-light.yaml", "--mode", "yolo"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn check_config_reports_located_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write_temp(
+        &dir,
+        "good.yaml",
+        b"state_dir: /var/lib/lifeboat\naws: { endpoint_url: 'http://127.0.0.1:5000' }\n",
+    );
+    let out = lifeboat(&["check-config", good.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let bad = write_temp(
+        &dir,
+        "bad.yaml",
+        b"state_dir: [x]\naws:\n  access_key_id: AKIA\n",
+    );
+    let out = lifeboat(&["check-config", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:1:12: error: expected a string, found a list"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.yaml:3:3: error: static AWS credentials are refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demo_validates_and_plans_the_shipped_runbooks() {
+    let out = lifeboat(&["demo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for f in shipped() {
+        assert!(stdout.contains(&format!("== {f}: valid")), "{stdout}");
+    }
+    assert!(stdout.contains("mode drill"), "{stdout}");
+}
+
+#[test]
+fn actions_lists_the_whole_catalogue() {
+    let out = lifeboat(&["actions", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let names: Vec<&str> = rows
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    for expected in [
+        "rds.promote_read_replica",
+        "route53.upsert_records",
+        "cloudwatch.put_metric_data",
+        "exec",
+        "manual.approval",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+}
