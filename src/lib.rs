@@ -27,13 +27,14 @@
 // Tests may unwrap: a panic is how they fail.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-
+pub mod actions;
 pub mod aws;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod duration;
+pub mod engine;
 pub mod runbook;
 pub mod shipped;
 pub mod suggest;

@@ -14,7 +14,38 @@ use crate::runbook::{self, MissingParams, Mode};
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    let state_dir = super::run::state_dir(cli.state_dir);
     match cli.command {
+        Command::Run {
+            file,
+            resume,
+            params,
+            mode,
+            yes,
+            dry_run,
+            concurrency,
+        } => super::run::run(
+            &state_dir,
+            super::run::RunArgs {
+                file,
+                resume,
+                params,
+                mode,
+                yes,
+                dry_run,
+                concurrency,
+            },
+        ),
+        Command::Runs { output } => super::run::runs(&state_dir, output),
+        Command::Show { run, output } => super::run::show(&state_dir, &run, output),
+        Command::Approve { run, step } => {
+            super::run::request(&state_dir, &run, Some(&step), "approve")
+        }
+        Command::Reject { run, step } => {
+            super::run::request(&state_dir, &run, Some(&step), "reject")
+        }
+        Command::Skip { run, step } => super::run::request(&state_dir, &run, Some(&step), "skip"),
+        Command::Cancel { run } => super::run::request(&state_dir, &run, None, "cancel"),
         Command::Validate { files, output } => validate(&files, output),
         Command::Plan {
             file,
@@ -58,7 +89,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     let bytes = std::fs::read(path).map_err(|source| CliError::Read {
         path: path.to_path_buf(),
         source,

@@ -3,7 +3,8 @@
 //! Commands return [`Outcome`] or a [`CliError`]; [`Exit`] maps both to the
 //! documented exit codes, in one exhaustive match.
 
-mod commands;
+pub(crate) mod commands;
+mod run;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -65,16 +66,45 @@ pub enum CliError {
     /// Serializing output failed.
     #[error("cannot serialize output: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The runbook names actions this build cannot execute.
+    #[error("this build cannot execute {}; nothing was run", .0.join(", "))]
+    Unsupported(Vec<&'static str>),
+    /// The journal could not be used.
+    #[error(transparent)]
+    Journal(#[from] crate::engine::journal::JournalError),
+    /// The engine stopped before the run ended.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+    /// The run ended without succeeding (its summary was printed).
+    #[error("run {}", .0.state())]
+    RunFailed(crate::engine::RunOutcome),
 }
 
 impl CliError {
     /// The exit code this error ends the process with.
     pub fn exit(&self) -> Exit {
+        use crate::engine::EngineError;
+        use crate::engine::journal::JournalError;
         match self {
-            CliError::Invalid { .. } | CliError::Read { .. } | CliError::Usage(_) => {
-                Exit::InvalidInput
-            }
-            CliError::Output(_) | CliError::Serialize(_) => Exit::Internal,
+            CliError::Invalid { .. }
+            | CliError::Read { .. }
+            | CliError::Usage(_)
+            | CliError::Unsupported(_)
+            | CliError::Engine(EngineError::Unsupported(_))
+            | CliError::Journal(
+                JournalError::Locked { .. }
+                | JournalError::UnknownRun(_)
+                | JournalError::TooNew { .. },
+            ) => Exit::InvalidInput,
+            CliError::RunFailed(_) => Exit::RunFailed,
+            CliError::Journal(_)
+            | CliError::Engine(EngineError::Journal(_))
+            | CliError::Output(_)
+            | CliError::Serialize(_)
+            | CliError::Runtime(_) => Exit::Internal,
         }
     }
 }
@@ -87,6 +117,25 @@ pub enum Output {
     Text,
     /// For programs.
     Json,
+}
+
+/// Modes `lifeboat run` accepts (drills have their own command).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RunMode {
+    /// Unplanned: the primary region is failing.
+    #[default]
+    Failover,
+    /// Planned: the primary is still up.
+    Switchover,
+}
+
+impl From<RunMode> for Mode {
+    fn from(mode: RunMode) -> Mode {
+        match mode {
+            RunMode::Failover => Mode::Failover,
+            RunMode::Switchover => Mode::Switchover,
+        }
+    }
 }
 
 /// Which schema to print.
@@ -109,6 +158,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = crate::config::LogFormat::Text, env = "LIFEBOAT_LOG_FORMAT")]
     pub log_format: crate::config::LogFormat,
+
+    /// Directory of the journal; default `$XDG_STATE_HOME/lifeboat` (or `~/.local/state/lifeboat`).
+    #[arg(long, global = true, env = "LIFEBOAT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// The command.
     #[command(subcommand)]
@@ -148,6 +201,70 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+    /// Run a runbook (asks for confirmation on a terminal); resumable with --resume RUN.
+    Run {
+        /// Runbook file.
+        #[arg(required_unless_present = "resume")]
+        file: Option<PathBuf>,
+        /// Resume an interrupted run from the journal (completed steps are not repeated).
+        #[arg(long, value_name = "RUN")]
+        resume: Option<String>,
+        /// Parameter value, NAME=VALUE (repeatable); with --resume, the secret ones again.
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Mode.
+        #[arg(long, value_enum, default_value_t)]
+        mode: RunMode,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print each call the run would make, and make none.
+        #[arg(long)]
+        dry_run: bool,
+        /// Most steps running at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// List runs in the journal.
+    Runs {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Show a run: each step's state, attempts, duration, outputs and errors.
+    Show {
+        /// Run id.
+        run: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Approve a waiting approval step, or re-run an interrupted step whose effect cannot be observed.
+    Approve {
+        /// Run id.
+        run: String,
+        /// Step id.
+        step: String,
+    },
+    /// Reject a waiting approval step (the step fails).
+    Reject {
+        /// Run id.
+        run: String,
+        /// Step id.
+        step: String,
+    },
+    /// Mark an interrupted step whose effect cannot be observed as done, without re-running it.
+    Skip {
+        /// Run id.
+        run: String,
+        /// Step id.
+        step: String,
+    },
+    /// Cancel a run: no new step starts; running steps finish.
+    Cancel {
+        /// Run id.
+        run: String,
     },
     /// Print the JSON Schema (draft-07) of runbooks or of the config file, for editors.
     Schema {

@@ -255,6 +255,89 @@ fn substitute_scalar(
     Some(Value::Scalar(out, if whole { Style::Plain } else { style }))
 }
 
+/// What run-time references resolve to.
+pub struct RuntimeValues<'a> {
+    /// `${run.id}`.
+    pub run_id: &'a str,
+    /// `${run.mode}`.
+    pub mode: &'a str,
+    /// Outputs of finished steps, by step id.
+    pub outputs: &'a dyn Fn(&str) -> Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Resolve run-time references and `$${` escapes in every scalar, giving
+/// the final value an action receives. A reference that is the whole value
+/// of a scalar and names a list output becomes a list.
+pub fn resolve_runtime(node: &Node, values: &RuntimeValues<'_>) -> Result<Node, String> {
+    let mut node = node.clone();
+    let mut stack: Vec<&mut Node> = vec![&mut node];
+    while let Some(n) = stack.pop() {
+        if let Value::Scalar(text, style) = &n.value {
+            if text.contains('$') {
+                n.value = resolve_scalar(text, *style, values)?;
+            }
+            continue;
+        }
+        match &mut n.value {
+            Value::Seq(items) => stack.extend(items.iter_mut()),
+            Value::Map(entries) => stack.extend(entries.iter_mut().map(|(_, v)| v)),
+            Value::Null | Value::Scalar(..) => {}
+        }
+    }
+    Ok(node)
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn resolve_scalar(text: &str, style: Style, values: &RuntimeValues<'_>) -> Result<Value, String> {
+    let parts = pieces(text).map_err(|(_, message)| message)?;
+    let whole = parts.len() == 1;
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Piece::Text(t) => out.push_str(&t),
+            Piece::Ref { name, .. } => match runtime_ref(name) {
+                Some(Ok(RuntimeRef::RunId)) => out.push_str(values.run_id),
+                Some(Ok(RuntimeRef::RunMode)) => out.push_str(values.mode),
+                Some(Ok(RuntimeRef::StepOutput { step, key })) => {
+                    let outputs = (values.outputs)(step).ok_or_else(|| {
+                        format!("`${{{name}}}`: step `{step}` has no outputs (it did not succeed)")
+                    })?;
+                    let value = outputs.get(key).ok_or_else(|| {
+                        format!("`${{{name}}}`: step `{step}` has no output `{key}`")
+                    })?;
+                    match value {
+                        serde_json::Value::Array(items) if whole => {
+                            return Ok(Value::Seq(
+                                items
+                                    .iter()
+                                    .map(|item| {
+                                        Node::synthetic(Value::Scalar(
+                                            json_text(item),
+                                            Style::Quoted,
+                                        ))
+                                    })
+                                    .collect(),
+                            ));
+                        }
+                        other => out.push_str(&json_text(other)),
+                    }
+                }
+                Some(Err(message)) => return Err(message),
+                // Parameters were substituted at load time; what is left
+                // was an unset placeholder, which `load` refuses to run.
+                None => return Err(format!("`${{{name}}}` was not substituted")),
+            },
+        }
+    }
+    Ok(Value::Scalar(out, if whole { Style::Plain } else { style }))
+}
+
 /// Every reference in the scalars of `node`, with the scalar's location.
 pub fn references(node: &Node) -> Vec<(Loc, String)> {
     let mut out = Vec::new();

@@ -6,11 +6,18 @@
 //!   refuses broken ones, as an editor would.
 //! - `no_panic`: arbitrary and mutated input never panics the parser or
 //!   the validators.
+//! - `run`: `lifeboat run`, `runs`, `show`, `approve`, `cancel` and resume
+//!   as a user runs them, on generic actions.
+//! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
+//!   every side effect exactly once.
 //! - `aws_smoke`: the client factory against the AWS emulator.
+
 //! - `moto`: the emulator harness (not tests).
 
 mod aws_smoke;
 mod cli;
+mod crash;
 mod moto;
 mod no_panic;
+mod run;
 mod schema;

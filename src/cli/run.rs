@@ -1,0 +1,553 @@
+//! `run`, `runs`, `show`, and the requests other commands leave for a run
+//! (`approve`, `reject`, `skip`, `cancel`).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{CliError, Output, RunMode, eprint, print};
+use crate::actions::Registry;
+use crate::engine::journal::{Access, Journal, NewRun, RunRecord, StepEvent};
+use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext, now};
+use crate::runbook::plan::Plan;
+use crate::runbook::{self, Loaded, MissingParams, Mode};
+
+/// The state directory: `--state-dir`, `LIFEBOAT_STATE_DIR`, or a per-user default.
+pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("lifeboat")
+    })
+}
+
+/// Who is asking: user name and uid of this process.
+pub fn who() -> String {
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    match uid {
+        Some(uid) => format!("{user} (uid {uid})"),
+        None => user,
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn new_run_id() -> String {
+    // `20261128T091627-3fa2`: sortable by start, unique enough per state dir.
+    let compact: String = now()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .take(15)
+        .collect();
+    format!("{compact}-{:04x}", fastrand::u16(..))
+}
+
+fn load_or_report(name: &str, text: &str, params: &[(String, String)]) -> Result<Loaded, CliError> {
+    match runbook::load(name, text, params, MissingParams::Refuse) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint(&w.to_string());
+            }
+            Ok(loaded)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprint(&p.to_string());
+            }
+            Err(CliError::Invalid { count: 1 })
+        }
+    }
+}
+
+/// Arguments of `lifeboat run`.
+pub struct RunArgs {
+    /// Runbook file (absent with `--resume`).
+    pub file: Option<PathBuf>,
+    /// Run to resume.
+    pub resume: Option<String>,
+    /// `--param` values.
+    pub params: Vec<(String, String)>,
+    /// Mode.
+    pub mode: RunMode,
+    /// Skip the confirmation.
+    pub yes: bool,
+    /// Print the calls, make none.
+    pub dry_run: bool,
+    /// Most steps at once.
+    pub concurrency: usize,
+}
+
+/// `lifeboat run`.
+pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
+    let registry = Arc::new(Registry::new());
+    if let Some(id) = &args.resume {
+        return resume(state_dir, id, &args, registry);
+    }
+    let Some(file) = &args.file else {
+        return Err(CliError::Usage(
+            "give a runbook FILE, or --resume RUN".into(),
+        ));
+    };
+    let name = file.display().to_string();
+    let text = super::commands::read(file)?;
+    let loaded = load_or_report(&name, &text, &args.params)?;
+    let mode = args.mode.into();
+    let unsupported = crate::engine::unsupported(registry.as_ref(), &loaded.runbook);
+    if !unsupported.is_empty() {
+        return Err(CliError::Unsupported(unsupported));
+    }
+    if args.dry_run {
+        return print(&dry_run(&loaded, mode, registry.as_ref()));
+    }
+    confirm(args.yes, &loaded, mode)?;
+    let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
+    let secret_names: Vec<String> = loaded
+        .runbook
+        .params
+        .iter()
+        .filter(|p| p.secret)
+        .map(|p| p.name.clone())
+        .collect();
+    let id = new_run_id();
+    let record = NewRun {
+        id: id.clone(),
+        runbook: loaded.runbook.name.clone(),
+        file: name,
+        runbook_sha256: sha256_hex(&text),
+        runbook_text: text,
+        params: args
+            .params
+            .iter()
+            .filter(|(k, _)| !secret_names.contains(k))
+            .cloned()
+            .collect(),
+        secret_params: args
+            .params
+            .iter()
+            .filter(|(k, _)| secret_names.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        mode: mode.as_str().to_string(),
+        started_by: who(),
+        started_at: now(),
+    };
+    journal.create_run(&record)?;
+    eprint(&format!(
+        "run {id}: {} in {mode} mode (state in {})",
+        loaded.runbook.name,
+        state_dir.display()
+    ));
+    execute(journal, registry, id, loaded, mode, args.concurrency)
+}
+
+fn resume(
+    state_dir: &Path,
+    id: &str,
+    args: &RunArgs,
+    registry: Arc<Registry>,
+) -> Result<(), CliError> {
+    if args.file.is_some() {
+        return Err(CliError::Usage(
+            "--resume takes the runbook from the journal; give no FILE".into(),
+        ));
+    }
+    let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
+    let record = journal.run(id)?;
+    if !matches!(record.state.as_str(), "running" | "paused") {
+        return Err(CliError::Usage(format!(
+            "run {id} already ended ({}); nothing to resume",
+            record.state
+        )));
+    }
+    let missing: Vec<&String> = record
+        .run
+        .secret_params
+        .iter()
+        .filter(|name| !args.params.iter().any(|(k, _)| k == *name))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "run {id} was started with secret parameter(s) {}, which the journal does not keep; pass them again with --param",
+            names.join(", ")
+        )));
+    }
+    let mut params = record.run.params.clone();
+    params.extend(
+        args.params
+            .iter()
+            .filter(|(k, _)| record.run.secret_params.contains(k))
+            .cloned(),
+    );
+    let loaded = load_or_report(&record.run.file, &record.run.runbook_text, &params)?;
+    let mode = match record.run.mode.as_str() {
+        "switchover" => Mode::Switchover,
+        "drill" => Mode::Drill,
+        _ => Mode::Failover,
+    };
+    eprint(&format!(
+        "resuming run {id}: {} in {mode} mode",
+        loaded.runbook.name
+    ));
+    execute(
+        journal,
+        registry,
+        id.to_string(),
+        loaded,
+        mode,
+        args.concurrency,
+    )
+}
+
+fn execute(
+    journal: Arc<Journal>,
+    registry: Arc<Registry>,
+    id: String,
+    loaded: Loaded,
+    mode: Mode,
+    concurrency: usize,
+) -> Result<(), CliError> {
+    let started = Instant::now();
+    let observer =
+        Arc::new(move |event: &StepEvent| eprint(&progress_line(started.elapsed(), event)));
+    let options = EngineOptions {
+        concurrency: concurrency.max(1),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(Arc::clone(&journal), registry, options).with_observer(observer);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))?;
+    print(&render_run(
+        &journal.run(&id)?,
+        &step_rows(&journal.events(&id)?),
+    ))?;
+    match outcome {
+        RunOutcome::Succeeded => Ok(()),
+        other => Err(CliError::RunFailed(other)),
+    }
+}
+
+fn progress_line(elapsed: std::time::Duration, e: &StepEvent) -> String {
+    let mut line = format!(
+        "[{:>7.1}s] {:<24} {}",
+        elapsed.as_secs_f64(),
+        e.step,
+        e.state
+    );
+    if e.phase != "main" {
+        line = format!(
+            "[{:>7.1}s] {:<24} {} {}",
+            elapsed.as_secs_f64(),
+            e.step,
+            e.phase,
+            e.state
+        );
+    }
+    if e.attempt > 1 {
+        let _ = write!(line, " (attempt {})", e.attempt);
+    }
+    if let Some(m) = &e.message {
+        let _ = write!(line, ": {m}");
+    }
+    line
+}
+
+fn confirm(yes: bool, loaded: &Loaded, mode: Mode) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(
+            "refusing to run without confirmation: not a terminal; pass --yes".into(),
+        ));
+    }
+    let steps = loaded
+        .runbook
+        .steps
+        .iter()
+        .filter(|s| s.runs_in(mode))
+        .count();
+    eprint!(
+        "Run `{}` in {mode} mode ({steps} steps)? This changes real resources. [y/N] ",
+        loaded.runbook.name
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::Usage("not confirmed; nothing was run".into()))
+    }
+}
+
+fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
+    let plan = Plan::new(&loaded.runbook, mode);
+    let mut out = format!(
+        "dry run of {} in {mode} mode: no call is made\n",
+        loaded.runbook.name
+    );
+    for (n, wave) in plan.waves.iter().enumerate() {
+        let _ = writeln!(out, "\nwave {}", n + 1);
+        for &i in wave {
+            let step = &loaded.runbook.steps[i];
+            let ctx = StepContext {
+                run_id: "dry-run".into(),
+                step_id: step.id.clone(),
+                mode,
+                region: step.region.clone(),
+                attempt: 1,
+                resumed: false,
+                deadline: tokio::time::Instant::now() + step.timeout,
+            };
+            let region = step
+                .region
+                .as_deref()
+                .map(|r| format!(" in {r}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} ({}{region})", step.id, step.action);
+            if let crate::catalogue::ActionInput::ManualApproval(a) = &step.input {
+                let _ = writeln!(
+                    out,
+                    "    ask for approval: {} (timeout {})",
+                    a.prompt, a.timeout
+                );
+                continue;
+            }
+            for call in crate::engine::Actions::describe(registry, &ctx, &step.input) {
+                let _ = writeln!(out, "    {call}");
+            }
+        }
+    }
+    let mut secrets = loaded.runbook.secrets();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        out = out.replace(&secret, crate::REDACTED);
+    }
+    out
+}
+
+/// One step of a run, summarised from its events.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    /// Step id.
+    pub step: String,
+    /// Last state.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// First start.
+    pub started_at: Option<String>,
+    /// Last transition.
+    pub ended_at: Option<String>,
+    /// Milliseconds from first start to the end, when it ended.
+    pub duration_ms: Option<i64>,
+    /// Outputs, when it succeeded.
+    pub outputs: Option<serde_json::Value>,
+    /// Error or note of the last transition.
+    pub message: Option<String>,
+    /// Rollback state, if a rollback ran.
+    pub rollback: Option<String>,
+}
+
+fn millis_between(a: &str, b: &str) -> Option<i64> {
+    let a: jiff::Timestamp = a.parse().ok()?;
+    let b: jiff::Timestamp = b.parse().ok()?;
+    Some(b.duration_since(a).as_millis() as i64)
+}
+
+/// Summarise events per step, in order of first appearance.
+pub fn step_rows(events: &[StepEvent]) -> Vec<StepRow> {
+    let mut rows: Vec<StepRow> = Vec::new();
+    for e in events {
+        let pos = match rows.iter().position(|r| r.step == e.step) {
+            Some(p) => p,
+            None => {
+                rows.push(StepRow {
+                    step: e.step.clone(),
+                    state: String::new(),
+                    attempts: 0,
+                    started_at: None,
+                    ended_at: None,
+                    duration_ms: None,
+                    outputs: None,
+                    message: None,
+                    rollback: None,
+                });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[pos];
+        if e.phase == "rollback" {
+            row.rollback = Some(e.state.clone());
+            continue;
+        }
+        if e.phase != "main" {
+            continue;
+        }
+        row.state = e.state.clone();
+        row.attempts = row.attempts.max(e.attempt);
+        if matches!(e.state.as_str(), "running" | "waiting") && row.started_at.is_none() {
+            row.started_at = Some(e.at.clone());
+        }
+        row.message = e.message.clone();
+        if matches!(e.state.as_str(), "succeeded" | "failed" | "skipped") {
+            row.ended_at = Some(e.at.clone());
+            row.duration_ms = row
+                .started_at
+                .as_deref()
+                .and_then(|s| millis_between(s, &e.at));
+            if e.state == "succeeded" {
+                row.outputs = e.outputs.clone();
+            }
+        }
+    }
+    rows
+}
+
+fn render_run(record: &RunRecord, rows: &[StepRow]) -> String {
+    let r = &record.run;
+    let mut out = format!(
+        "run {}: {} ({}), {} mode, {}\nstarted {} by {}{}\n",
+        r.id,
+        r.runbook,
+        r.file,
+        r.mode,
+        record.state,
+        r.started_at,
+        r.started_by,
+        record
+            .finished_at
+            .as_deref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &record.error {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let width = rows.iter().map(|r| r.step.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "\n{:width$}  {:14}  {:>8}  {:>10}  detail",
+        "step", "state", "attempts", "duration"
+    );
+    for row in rows {
+        let duration = row
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let mut detail = row.message.clone().unwrap_or_default();
+        if let Some(rb) = &row.rollback {
+            detail = format!("{detail} [rollback {rb}]").trim().to_string();
+        }
+        let _ = writeln!(
+            out,
+            "{:width$}  {:14}  {:>8}  {:>10}  {detail}",
+            row.step, row.state, row.attempts, duration
+        );
+    }
+    out
+}
+
+/// `lifeboat runs`.
+pub fn runs(state_dir: &Path, output: Output) -> Result<(), CliError> {
+    let journal = Journal::open(state_dir, Access::Client)?;
+    let runs = journal.runs()?;
+    match output {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&runs)?)),
+        Output::Text => {
+            let mut out = String::new();
+            for r in &runs {
+                let _ = writeln!(
+                    out,
+                    "{}  {:10}  {:10}  {}  {}",
+                    r.run.id, r.state, r.run.mode, r.run.runbook, r.run.started_at
+                );
+            }
+            if runs.is_empty() {
+                out.push_str("no runs\n");
+            }
+            print(&out)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    #[serde(flatten)]
+    run: &'a RunRecord,
+    steps: &'a [StepRow],
+}
+
+/// `lifeboat show RUN`.
+pub fn show(state_dir: &Path, id: &str, output: Output) -> Result<(), CliError> {
+    let journal = Journal::open(state_dir, Access::Client)?;
+    let record = journal.run(id)?;
+    let rows = step_rows(&journal.events(id)?);
+    match output {
+        Output::Json => print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&ShowJson {
+                run: &record,
+                steps: &rows
+            })?
+        )),
+        Output::Text => print(&render_run(&record, &rows)),
+    }
+}
+
+/// `lifeboat approve|reject|skip RUN STEP` and `lifeboat cancel RUN`.
+pub fn request(state_dir: &Path, id: &str, step: Option<&str>, kind: &str) -> Result<(), CliError> {
+    let journal = Journal::open(state_dir, Access::Client)?;
+    let record = journal.run(id)?;
+    if !matches!(record.state.as_str(), "running" | "paused") {
+        return Err(CliError::Usage(format!(
+            "run {id} already ended ({})",
+            record.state
+        )));
+    }
+    if let Some(step) = step {
+        let rows = step_rows(&journal.events(id)?);
+        let state = rows
+            .iter()
+            .find(|r| r.step == step)
+            .map(|r| r.state.as_str())
+            .unwrap_or("not started");
+        let allowed: &[&str] = match kind {
+            "approve" => &["waiting", "needs-decision"],
+            "reject" => &["waiting"],
+            _ => &["needs-decision"],
+        };
+        if !allowed.contains(&state) {
+            return Err(CliError::Usage(format!(
+                "step `{step}` of run {id} is {state}, not waiting for `{kind}`"
+            )));
+        }
+    }
+    journal.request(id, step, kind, &who(), &now())?;
+    let what = step.map_or_else(
+        || format!("{kind} of run {id}"),
+        |s| format!("{kind} of step `{s}` in run {id}"),
+    );
+    print(&format!(
+        "{what} recorded; the run acts on it within a second\n"
+    ))
+}

@@ -1,0 +1,98 @@
+//! What the engine asks of actions, without naming any AWS service.
+//!
+//! An action implementation must be idempotent by construction: it first
+//! observes the current state and returns its outputs without acting when
+//! its effect is already in place; it uses client tokens where the API has
+//! them; it waits, within the deadline it is given, until its effect is
+//! visible; and it returns what it observed (ids, timestamps) as outputs
+//! later steps can reference as `${steps.<id>.outputs.<key>}`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::time::Instant;
+
+use crate::catalogue::{ActionInput, ActionKind};
+use crate::runbook::Mode;
+
+/// Values a step returns, by key.
+pub type Outputs = BTreeMap<String, serde_json::Value>;
+
+/// A boxed future, for dyn-compatible async methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything an action is told about the attempt it is making.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The mode of the run.
+    pub mode: Mode,
+    /// The region the step acts in, for AWS actions.
+    pub region: Option<String>,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Whether an earlier attempt was interrupted (a crash or a kill) after
+    /// it started: its side effect may or may not have happened.
+    pub resumed: bool,
+    /// When the step must be done by.
+    pub deadline: Instant,
+}
+
+/// How an action failed, which decides whether it is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// Worth another attempt: throttling, 5xx, timeouts, connection errors.
+    Retryable,
+    /// Will fail the same way again: bad input, missing resource, denied.
+    Permanent,
+}
+
+/// An action's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ActionError {
+    /// Retryable or not.
+    pub kind: FailureKind,
+    /// What went wrong, with the resource it concerns.
+    pub message: String,
+}
+
+impl ActionError {
+    /// A failure worth retrying.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ActionError {
+            kind: FailureKind::Retryable,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that will repeat.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ActionError {
+            kind: FailureKind::Permanent,
+            message: message.into(),
+        }
+    }
+}
+
+/// The actions a build of lifeboat can execute.
+pub trait Actions: Send + Sync {
+    /// Whether `action` can be executed (a runbook naming one that cannot is
+    /// refused before anything runs).
+    fn supports(&self, action: ActionKind) -> bool;
+
+    /// Make one attempt of `input` (observe, act if needed, wait for the effect).
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        input: &'a ActionInput,
+    ) -> BoxFuture<'a, Result<Outputs, ActionError>>;
+
+    /// The calls an attempt would make, in words, making none (`--dry-run`).
+    fn describe(&self, ctx: &StepContext, input: &ActionInput) -> Vec<String>;
+}

@@ -1,0 +1,725 @@
+//! The durable journal: an SQLite database in the state directory (WAL,
+//! `synchronous=FULL`), holding every run and every step transition.
+//!
+//! The engine writes a step's `running` event, and has it synced, before
+//! the step's side effect starts, and its outcome after the effect is done;
+//! a restarted run reads the events back to know what finished. Only one
+//! executor may use a state directory at a time (an exclusive lock on
+//! `executor.lock`); short-lived commands (`runs`, `show`, `approve`,
+//! `cancel`) open the database without that lock and leave requests the
+//! executor picks up.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Version of the journal schema this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why the journal could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The state directory could not be created or opened.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another executor holds the state directory.
+    #[error(
+        "another lifeboat ({holder}) is running with state directory {path}; only one may execute at a time"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+        /// Who holds it, as recorded in the lock file.
+        holder: String,
+    },
+    /// The database failed.
+    #[error("journal {path}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer lifeboat.
+    #[error(
+        "journal {path} has schema version {found}; this lifeboat understands up to {SCHEMA_VERSION}"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A run id that is not in the journal.
+    #[error("no run `{0}` in the journal")]
+    UnknownRun(String),
+    /// Stored JSON could not be read back.
+    #[error("journal {path}: corrupt record: {message}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Whether the opener will execute runs (and so needs the executor lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Runs steps: takes the exclusive executor lock.
+    Executor,
+    /// Reads, or leaves requests for the executor.
+    Client,
+}
+
+/// A run as started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewRun {
+    /// Run id.
+    pub id: String,
+    /// Runbook name.
+    pub runbook: String,
+    /// The file it came from, as given.
+    pub file: String,
+    /// SHA-256 of the runbook text, hex.
+    pub runbook_sha256: String,
+    /// The runbook text itself, so the run can be resumed exactly.
+    #[serde(skip)]
+    pub runbook_text: String,
+    /// Parameter values given on the command line (secret ones redacted).
+    pub params: Vec<(String, String)>,
+    /// Names of the secret parameters that were given (values not stored).
+    pub secret_params: Vec<String>,
+    /// Mode.
+    pub mode: String,
+    /// Who started it.
+    pub started_by: String,
+    /// When (RFC 3339, UTC).
+    pub started_at: String,
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    /// What was recorded when it started.
+    #[serde(flatten)]
+    pub run: NewRun,
+    /// Its state: running, succeeded, failed, cancelled, paused.
+    pub state: String,
+    /// When it finished, if it did.
+    pub finished_at: Option<String>,
+    /// Why it failed or paused.
+    pub error: Option<String>,
+}
+
+/// One transition of one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepEvent {
+    /// Order of the event in the journal.
+    pub seq: i64,
+    /// Step id.
+    pub step: String,
+    /// Which part of the step: `main`, `fallback` or `rollback`.
+    pub phase: String,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// The state entered.
+    pub state: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// Outputs, on success.
+    pub outputs: Option<serde_json::Value>,
+    /// Error or note.
+    pub message: Option<String>,
+}
+
+/// A request left for the executor by another command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Request {
+    /// Order.
+    pub seq: i64,
+    /// Run id.
+    pub run: String,
+    /// Step id, for approvals, rejections and skips.
+    pub step: Option<String>,
+    /// `approve`, `reject`, `skip` or `cancel`.
+    pub kind: String,
+    /// Who asked.
+    pub who: String,
+    /// When.
+    pub at: String,
+}
+
+/// The journal of one state directory.
+#[derive(Debug)]
+pub struct Journal {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    // Held for the journal's life: the executor lock.
+    _lock: Option<File>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, step events, requests.
+    "CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        runbook TEXT NOT NULL,
+        file TEXT NOT NULL,
+        runbook_sha256 TEXT NOT NULL,
+        runbook_text TEXT NOT NULL,
+        params TEXT NOT NULL,
+        secret_params TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        started_by TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        finished_at TEXT,
+        error TEXT
+    );
+    CREATE TABLE step_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        step TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        at TEXT NOT NULL,
+        outputs TEXT,
+        message TEXT
+    );
+    CREATE INDEX step_events_by_run ON step_events(run_id, seq);
+    CREATE TABLE requests (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        step TEXT,
+        kind TEXT NOT NULL,
+        who TEXT NOT NULL,
+        at TEXT NOT NULL,
+        consumed_at TEXT
+    );",
+];
+
+impl Journal {
+    /// Open (creating if needed) the journal in `dir`.
+    pub fn open(dir: &Path, access: Access) -> Result<Journal, JournalError> {
+        let state_dir = |source| JournalError::StateDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(state_dir)?;
+        let lock = match access {
+            Access::Client => None,
+            Access::Executor => Some(take_lock(dir)?),
+        };
+        let path = dir.join("journal.sqlite");
+        let db = |source| JournalError::Database {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        set_wal(&conn).map_err(db)?;
+
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        let journal = Journal {
+            conn: Mutex::new(conn),
+            path,
+            _lock: lock,
+        };
+        journal.migrate()?;
+        Ok(journal)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable:
+        // every write is its own transaction.
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn db(&self, source: rusqlite::Error) -> JournalError {
+        JournalError::Database {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&self) -> Result<(), JournalError> {
+        let mut conn = self.conn();
+        // An immediate transaction takes the write lock before reading the
+        // version, so two processes opening a new journal at once (the
+        // daemon and a CLI command) cannot both run the same migration.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.db(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(JournalError::TooNew {
+                path: self.path.clone(),
+                found: version,
+            });
+        }
+        let done = usize::try_from(version).unwrap_or(0);
+        if done == MIGRATIONS.len() {
+            return Ok(());
+        }
+        for sql in &MIGRATIONS[done..] {
+            tx.execute_batch(sql).map_err(|e| self.db(e))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// Record a new run.
+    pub fn create_run(&self, run: &NewRun) -> Result<(), JournalError> {
+        let params = serde_json::to_string(&run.params).map_err(|e| self.corrupt(e))?;
+        let secrets = serde_json::to_string(&run.secret_params).map_err(|e| self.corrupt(e))?;
+        self.conn()
+            .execute(
+                "INSERT INTO runs (id, runbook, file, runbook_sha256, runbook_text, params, secret_params, mode, started_by, started_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running')",
+                params![
+                    run.id,
+                    run.runbook,
+                    run.file,
+                    run.runbook_sha256,
+                    run.runbook_text,
+                    params,
+                    secrets,
+                    run.mode,
+                    run.started_by,
+                    run.started_at
+                ],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> JournalError {
+        JournalError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Set a run's state (and its end time and error when it ends).
+    pub fn set_run_state(
+        &self,
+        id: &str,
+        state: &str,
+        finished_at: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE runs SET state = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+                params![id, state, finished_at, error],
+            )
+            .map_err(|e| self.db(e))?;
+        if changed == 0 {
+            return Err(JournalError::UnknownRun(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Append a step event; returns once it is durable.
+    pub fn record(&self, run: &str, event: &StepEvent) -> Result<i64, JournalError> {
+        let outputs = event
+            .outputs
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| self.corrupt(e))?;
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO step_events (run_id, step, phase, attempt, state, at, outputs, message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run,
+                event.step,
+                event.phase,
+                event.attempt,
+                event.state,
+                event.at,
+                outputs,
+                event.message
+            ],
+        )
+        .map_err(|e| self.db(e))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<RunRecord, JournalError> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT id, runbook, file, runbook_sha256, runbook_text, params, secret_params, mode, started_by, started_at, state, finished_at, error
+                 FROM runs WHERE id = ?1",
+                params![id],
+                raw_run,
+            )
+            .optional()
+            .map_err(|e| self.db(e))?;
+        drop(conn);
+        match row {
+            None => Err(JournalError::UnknownRun(id.to_string())),
+            Some(raw) => self.decode_run(raw),
+        }
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id, runbook, file, runbook_sha256, '', params, secret_params, mode, started_by, started_at, state, finished_at, error
+                 FROM runs ORDER BY started_at DESC, id DESC",
+            )
+            .map_err(|e| self.db(e))?;
+        let raws = stmt
+            .query_map([], raw_run)
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        drop(stmt);
+        drop(conn);
+        raws.into_iter().map(|r| self.decode_run(r)).collect()
+    }
+
+    /// Runs that have not ended (to resume).
+    pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        Ok(self
+            .runs()?
+            .into_iter()
+            .filter(|r| matches!(r.state.as_str(), "running" | "paused"))
+            .collect())
+    }
+
+    fn decode_run(&self, raw: RawRun) -> Result<RunRecord, JournalError> {
+        Ok(RunRecord {
+            run: NewRun {
+                id: raw.0,
+                runbook: raw.1,
+                file: raw.2,
+                runbook_sha256: raw.3,
+                runbook_text: raw.4,
+                params: serde_json::from_str(&raw.5).map_err(|e| self.corrupt(e))?,
+                secret_params: serde_json::from_str(&raw.6).map_err(|e| self.corrupt(e))?,
+                mode: raw.7,
+                started_by: raw.8,
+                started_at: raw.9,
+            },
+            state: raw.10,
+            finished_at: raw.11,
+            error: raw.12,
+        })
+    }
+
+    /// Every step event of a run, in order.
+    pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, step, phase, attempt, state, at, outputs, message FROM step_events WHERE run_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter()
+            .map(|(seq, step, phase, attempt, state, at, outputs, message)| {
+                Ok(StepEvent {
+                    seq,
+                    step,
+                    phase,
+                    attempt,
+                    state,
+                    at,
+                    outputs: outputs
+                        .map(|o| serde_json::from_str(&o))
+                        .transpose()
+                        .map_err(|e| self.corrupt(e))?,
+                    message,
+                })
+            })
+            .collect()
+    }
+
+    /// Leave a request for the executor of `run`.
+    pub fn request(
+        &self,
+        run: &str,
+        step: Option<&str>,
+        kind: &str,
+        who: &str,
+        at: &str,
+    ) -> Result<(), JournalError> {
+        self.run(run)?;
+        self.conn()
+            .execute(
+                "INSERT INTO requests (run_id, step, kind, who, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, step, kind, who, at],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+
+    /// Requests for `run` not yet acted on, oldest first.
+    pub fn pending_requests(&self, run: &str) -> Result<Vec<Request>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT seq, run_id, step, kind, who, at FROM requests WHERE run_id = ?1 AND consumed_at IS NULL ORDER BY seq")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok(Request {
+                    seq: r.get(0)?,
+                    run: r.get(1)?,
+                    step: r.get(2)?,
+                    kind: r.get(3)?,
+                    who: r.get(4)?,
+                    at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        Ok(rows)
+    }
+
+    /// Mark a request acted on.
+    pub fn consume(&self, seq: i64, at: &str) -> Result<(), JournalError> {
+        self.conn()
+            .execute(
+                "UPDATE requests SET consumed_at = ?2 WHERE seq = ?1",
+                params![seq, at],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(())
+    }
+}
+
+type RawRun = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn raw_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+/// Switch to write-ahead logging. Another connection switching at the same
+/// moment makes SQLite answer "busy" without waiting, so retry for a while.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut tries = 0;
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0));
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 200 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Take the executor lock of `dir`, recording who holds it.
+fn take_lock(dir: &Path) -> Result<File, JournalError> {
+    let path = dir.join("executor.lock");
+    let io = |source| JournalError::StateDir {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(JournalError::Locked {
+                path: dir.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    writeln!(file, "pid {}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str) -> NewRun {
+        NewRun {
+            id: id.into(),
+            runbook: "rb".into(),
+            file: "rb.yaml".into(),
+            runbook_sha256: "00".into(),
+            runbook_text: "name: rb".into(),
+            params: vec![("a".into(), "1".into())],
+            secret_params: vec!["token".into()],
+            mode: "failover".into(),
+            started_by: "uid 0".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_second_executor_is_refused_but_clients_may_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Journal::open(dir.path(), Access::Executor).unwrap();
+        let err = Journal::open(dir.path(), Access::Executor).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Locked { holder, .. } if holder == &format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        let client = Journal::open(dir.path(), Access::Client).unwrap();
+        first.create_run(&run("r1")).unwrap();
+        assert_eq!(client.run("r1").unwrap().state, "running");
+        drop(first);
+        assert!(Journal::open(dir.path(), Access::Executor).is_ok());
+    }
+
+    #[test]
+    fn runs_and_events_round_trip_through_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open(dir.path(), Access::Executor).unwrap();
+            j.create_run(&run("r1")).unwrap();
+            let event = StepEvent {
+                seq: 0,
+                step: "a".into(),
+                phase: "main".into(),
+                attempt: 1,
+                state: "succeeded".into(),
+                at: "2026-01-01T00:00:01Z".into(),
+                outputs: Some(serde_json::json!({"id": "db-1"})),
+                message: None,
+            };
+            j.record("r1", &event).unwrap();
+            j.request("r1", Some("a"), "approve", "uid 0", "2026-01-01T00:00:02Z")
+                .unwrap();
+        }
+        let j = Journal::open(dir.path(), Access::Executor).unwrap();
+        let record = j.run("r1").unwrap();
+        assert_eq!(record.run, run("r1"));
+        let events = j.events("r1").unwrap();
+        assert_eq!(events[0].outputs, Some(serde_json::json!({"id": "db-1"})));
+        let requests = j.pending_requests("r1").unwrap();
+        assert_eq!(requests.len(), 1);
+        j.consume(requests[0].seq, "2026-01-01T00:00:03Z").unwrap();
+        assert!(j.pending_requests("r1").unwrap().is_empty());
+        assert!(matches!(
+            j.request("nope", None, "cancel", "x", "t"),
+            Err(JournalError::UnknownRun(_))
+        ));
+    }
+
+    #[test]
+    fn processes_opening_a_new_journal_at_once_migrate_it_once() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || Journal::open(&path, Access::Client).map(|_| ()))
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_journal_from_a_newer_lifeboat_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), Access::Client).unwrap());
+        let conn = Connection::open(dir.path().join("journal.sqlite")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Journal::open(dir.path(), Access::Client),
+            Err(JournalError::TooNew { found: 99, .. })
+        ));
+    }
+}

@@ -1,0 +1,989 @@
+//! The execution engine: runs a validated runbook's plan as a DAG, with
+//! bounded concurrency, per-step deadlines and retries, `on_failure`
+//! policies, fallbacks, rollbacks, approvals and cancellation, journaling
+//! every transition durably so a run killed at any instant resumes without
+//! repeating or doubling anything.
+//!
+//! The engine names no AWS service: it drives [`Actions`]. It handles the
+//! two things that are about people rather than systems itself:
+//! `manual.approval` steps, and the decision a human must take about a step
+//! whose effect cannot be observed (`exec`, `notify`) and whose attempt was
+//! interrupted.
+
+pub mod action;
+pub mod journal;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+pub use action::{ActionError, Actions, BoxFuture, FailureKind, Outputs, StepContext};
+use journal::{Journal, JournalError, StepEvent};
+
+use crate::catalogue::{ActionInput, ActionKind};
+use crate::runbook::interp::{self, RuntimeValues};
+use crate::runbook::plan::Plan;
+use crate::runbook::{Invocation, Mode, OnFailure, Retry, Runbook, Step};
+
+/// Tunables of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Most steps running at once.
+    pub concurrency: usize,
+    /// How often waiting steps and the run look for requests (approve,
+    /// reject, skip, cancel) left in the journal by other commands.
+    pub poll_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            concurrency: 16,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why the engine stopped before the run reached an end.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The journal failed: the run stops at the last durable boundary.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The runbook names actions this build cannot execute.
+    #[error("this build cannot execute {}", .0.join(", "))]
+    Unsupported(Vec<&'static str>),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every step that had to succeed did.
+    Succeeded,
+    /// A step failed (after rollback, if asked for).
+    Failed(String),
+    /// A human cancelled it.
+    Cancelled,
+}
+
+impl RunOutcome {
+    /// The state recorded in the journal.
+    pub fn state(&self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed(_) => "failed",
+            RunOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Called with every step event once it is durable (progress display).
+pub type Observer = Arc<dyn Fn(&StepEvent) + Send + Sync>;
+
+/// Runs runbooks against a journal and a set of actions.
+#[derive(Clone)]
+pub struct Engine {
+    journal: Arc<Journal>,
+    actions: Arc<dyn Actions>,
+    options: EngineOptions,
+    observer: Option<Observer>,
+}
+
+/// The current UTC time, RFC 3339 with milliseconds.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Millisecond)
+        .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string())
+}
+
+/// Which step event is being written: of what run, step, phase and attempt.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    run: &'a str,
+    step: &'a str,
+    phase: &'a str,
+    attempt: u32,
+}
+
+/// What the engine knows of one step during a run.
+#[derive(Debug, Clone)]
+enum State {
+    Pending,
+    Running,
+    Succeeded(Outputs),
+    Failed(String),
+    Skipped,
+    /// An attempt started and never ended (the process died): re-enter it.
+    Interrupted {
+        attempt: u32,
+    },
+}
+
+/// What a step task returns.
+enum TaskEnd {
+    Succeeded(Outputs),
+    Failed(String),
+    Cancelled,
+}
+
+/// Shared, read-only facts of one run, for its step tasks.
+struct RunCtx {
+    id: String,
+    mode: Mode,
+    runbook: Arc<Runbook>,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Engine {
+    /// An engine writing to `journal` and acting through `actions`.
+    pub fn new(journal: Arc<Journal>, actions: Arc<dyn Actions>, options: EngineOptions) -> Engine {
+        Engine {
+            journal,
+            actions,
+            options,
+            observer: None,
+        }
+    }
+
+    /// Call `observer` with every step event once it is durable.
+    pub fn with_observer(mut self, observer: Observer) -> Engine {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    fn record(
+        &self,
+        at: At<'_>,
+        state: &str,
+        outputs: Option<&Outputs>,
+        message: Option<String>,
+    ) -> Result<(), JournalError> {
+        let mut event = StepEvent {
+            seq: 0,
+            step: at.step.to_string(),
+            phase: at.phase.to_string(),
+            attempt: at.attempt,
+            state: state.to_string(),
+            at: now(),
+            outputs: outputs.map(|o| serde_json::Value::Object(o.clone().into_iter().collect())),
+            message,
+        };
+        event.seq = self.journal.record(at.run, &event)?;
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+        Ok(())
+    }
+
+    /// Execute (or resume) run `id` of `runbook` in `mode`. The run record
+    /// must exist in the journal. Steps already finished are not repeated.
+    pub async fn execute(
+        &self,
+        id: &str,
+        runbook: Arc<Runbook>,
+        mode: Mode,
+    ) -> Result<RunOutcome, EngineError> {
+        let unsupported = unsupported(self.actions.as_ref(), &runbook);
+        if !unsupported.is_empty() {
+            return Err(EngineError::Unsupported(unsupported));
+        }
+        let plan = Plan::new(&runbook, mode);
+        let n = runbook.steps.len();
+        let index: HashMap<&str, usize> = runbook
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+
+        // Rebuild the state of every step from the journal.
+        let mut states = vec![State::Pending; n];
+        let mut completed: Vec<usize> = Vec::new();
+        let mut rolled_back: Vec<usize> = Vec::new();
+        let mut rollback_requested = false;
+        for event in self.journal.events(id)? {
+            let Some(&i) = index.get(event.step.as_str()) else {
+                continue;
+            };
+            match (event.phase.as_str(), event.state.as_str()) {
+                ("main", "succeeded") => {
+                    let outputs = match event.outputs {
+                        Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+                        _ => Outputs::new(),
+                    };
+                    states[i] = State::Succeeded(outputs);
+                    completed.push(i);
+                }
+                ("main", "failed") => {
+                    states[i] = State::Failed(event.message.unwrap_or_default());
+                    if runbook.steps[i].on_failure == OnFailure::Rollback {
+                        rollback_requested = true;
+                    }
+                }
+                ("main", "skipped") => states[i] = State::Skipped,
+                ("main", "running" | "retrying" | "waiting" | "needs-decision")
+                | ("fallback", "running") => {
+                    states[i] = State::Interrupted {
+                        attempt: event.attempt,
+                    }
+                }
+                ("rollback", "succeeded") => rolled_back.push(i),
+                _ => {}
+            }
+        }
+        self.journal.set_run_state(id, "running", None, None)?;
+
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let ctx = Arc::new(RunCtx {
+            id: id.to_string(),
+            mode,
+            runbook: Arc::clone(&runbook),
+            cancel: cancel_rx,
+        });
+        let mut tasks: JoinSet<(usize, TaskEnd)> = JoinSet::new();
+        let mut running = 0usize;
+        let mut stopping = rollback_requested;
+        let mut failure: Option<String> = states.iter().enumerate().find_map(|(i, s)| match s {
+            State::Failed(e) if runbook.steps[i].on_failure != OnFailure::Continue => {
+                Some(format!("step `{}` failed: {e}", runbook.steps[i].id))
+            }
+            _ => None,
+        });
+        stopping |= failure.is_some();
+        let mut cancelled = false;
+        let mut tick = tokio::time::interval(self.options.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            // Skip what can no longer run (until nothing changes: a skip can
+            // make a step earlier in the file skippable), then start what can.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for i in 0..n {
+                    let Some(deps) = &plan.deps[i] else { continue };
+                    if !matches!(states[i], State::Pending | State::Interrupted { .. }) {
+                        continue;
+                    }
+                    if let Some(&blocker) = deps
+                        .iter()
+                        .find(|&&d| matches!(states[d], State::Failed(_) | State::Skipped))
+                    {
+                        let reason = format!(
+                            "needs `{}`, which did not succeed",
+                            runbook.steps[blocker].id
+                        );
+                        self.record(
+                            At {
+                                run: id,
+                                step: &runbook.steps[i].id,
+                                phase: "main",
+                                attempt: 0,
+                            },
+                            "skipped",
+                            None,
+                            Some(reason.clone()),
+                        )?;
+                        states[i] = State::Skipped;
+                        changed = true;
+                    }
+                }
+            }
+            for i in 0..n {
+                let Some(deps) = &plan.deps[i] else { continue };
+                if !matches!(states[i], State::Pending | State::Interrupted { .. }) {
+                    continue;
+                }
+                if stopping || running >= self.options.concurrency {
+                    continue;
+                }
+                if !deps
+                    .iter()
+                    .all(|&d| matches!(states[d], State::Succeeded(_)))
+                {
+                    continue;
+                }
+                let outputs = collect_outputs(&runbook, &states);
+                let (first_attempt, resumed) = match states[i] {
+                    State::Interrupted { attempt } => (attempt.max(1), true),
+                    _ => (1, false),
+                };
+                states[i] = State::Running;
+                running += 1;
+                let engine = self.clone();
+                let ctx = Arc::clone(&ctx);
+                tasks.spawn(async move {
+                    let end = engine
+                        .run_step(&ctx, i, first_attempt, resumed, &outputs)
+                        .await;
+                    (
+                        i,
+                        end.unwrap_or_else(|e| TaskEnd::Failed(format!("journal: {e}"))),
+                    )
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    let Some(joined) = joined else { break };
+                    running -= 1;
+                    let (i, end) = match joined {
+                        Ok(done) => done,
+                        Err(e) => {
+                            // A step task panicked: a bug, reported as the step's failure.
+                            warn!(run_id = id, error = %e, "step task ended abnormally");
+                            failure.get_or_insert_with(|| format!("internal error: {e}"));
+                            stopping = true;
+                            continue;
+                        }
+                    };
+                    let step = &runbook.steps[i];
+                    match end {
+                        TaskEnd::Succeeded(outputs) => {
+                            states[i] = State::Succeeded(outputs);
+                            completed.push(i);
+                        }
+                        TaskEnd::Cancelled => states[i] = State::Skipped,
+                        TaskEnd::Failed(error) => {
+                            match step.on_failure {
+                                OnFailure::Continue => {}
+                                OnFailure::Abort => stopping = true,
+                                OnFailure::Rollback => {
+                                    stopping = true;
+                                    rollback_requested = true;
+                                }
+                            }
+                            if step.on_failure != OnFailure::Continue {
+                                failure.get_or_insert_with(|| format!("step `{}` failed: {error}", step.id));
+                            }
+                            states[i] = State::Failed(error);
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    for request in self.journal.pending_requests(id)? {
+                        if request.kind == "cancel" {
+                            self.journal.consume(request.seq, &now())?;
+                            info!(run_id = id, who = %request.who, "run cancelled");
+                            cancelled = true;
+                            stopping = true;
+                            let _ = cancel_tx.send(true);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Steps that never started.
+        let reason = if cancelled {
+            "run cancelled"
+        } else {
+            "run stopped after a failure"
+        };
+        for (i, state) in states.iter_mut().enumerate() {
+            if plan.deps[i].is_some() && matches!(state, State::Pending | State::Interrupted { .. })
+            {
+                let at = At {
+                    run: id,
+                    step: &runbook.steps[i].id,
+                    phase: "main",
+                    attempt: 0,
+                };
+                self.record(at, "skipped", None, Some(reason.into()))?;
+                *state = State::Skipped;
+            }
+        }
+
+        if rollback_requested {
+            self.roll_back(&ctx, &completed, &rolled_back, &states)
+                .await?;
+        }
+
+        let restoring = runbook
+            .steps
+            .iter()
+            .position(|s| s.restores_service)
+            .filter(|&r| plan.deps[r].is_some());
+        let outcome = if cancelled {
+            RunOutcome::Cancelled
+        } else if let Some(f) = failure {
+            RunOutcome::Failed(f)
+        } else if let Some(r) = restoring.filter(|&r| !matches!(states[r], State::Succeeded(_))) {
+            RunOutcome::Failed(format!(
+                "step `{}`, which restores service, did not succeed",
+                runbook.steps[r].id
+            ))
+        } else {
+            RunOutcome::Succeeded
+        };
+        let error = match &outcome {
+            RunOutcome::Failed(e) => Some(e.as_str()),
+            _ => None,
+        };
+        self.journal
+            .set_run_state(id, outcome.state(), Some(&now()), error)?;
+        Ok(outcome)
+    }
+
+    /// Run the rollbacks of completed steps, most recent first, once each.
+    async fn roll_back(
+        &self,
+        ctx: &RunCtx,
+        completed: &[usize],
+        done: &[usize],
+        states: &[State],
+    ) -> Result<(), JournalError> {
+        for &i in completed.iter().rev() {
+            let step = &ctx.runbook.steps[i];
+            let Some(rollback) = &step.rollback else {
+                continue;
+            };
+            if done.contains(&i) {
+                continue;
+            }
+            let outputs = collect_outputs(&ctx.runbook, states);
+            match self
+                .invoke(ctx, step, rollback, "rollback", &outputs)
+                .await?
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(run_id = %ctx.id, step_id = %step.id, error = %e, "rollback failed")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one step to its end: attempts with retries, then its fallback.
+    async fn run_step(
+        &self,
+        ctx: &RunCtx,
+        i: usize,
+        first_attempt: u32,
+        resumed: bool,
+        outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<TaskEnd, JournalError> {
+        let step = &ctx.runbook.steps[i];
+        if let ActionInput::ManualApproval(approval) = &step.input {
+            return self
+                .await_approval(
+                    ctx,
+                    step,
+                    &approval.prompt,
+                    approval.timeout.get(),
+                    approval.on_timeout,
+                )
+                .await;
+        }
+        if resumed && !step.action.info().observable && !step.repeatable {
+            match self.await_decision(ctx, step, first_attempt).await? {
+                Decision::Rerun => {}
+                Decision::Skip(who) => {
+                    self.record(
+                        At {
+                            run: &ctx.id,
+                            step: &step.id,
+                            phase: "main",
+                            attempt: first_attempt,
+                        },
+                        "succeeded",
+                        Some(&Outputs::new()),
+                        Some(format!("marked done by {who} without re-running")),
+                    )?;
+                    return Ok(TaskEnd::Succeeded(Outputs::new()));
+                }
+                Decision::Cancelled => return Ok(TaskEnd::Cancelled),
+            }
+        }
+        let deadline = Instant::now() + step.timeout;
+        let input = match resolve_input(ctx, step.action, &step.with, outputs) {
+            Ok(input) => input,
+            Err(error) => {
+                self.record(
+                    At {
+                        run: &ctx.id,
+                        step: &step.id,
+                        phase: "main",
+                        attempt: first_attempt,
+                    },
+                    "failed",
+                    None,
+                    Some(error.clone()),
+                )?;
+                return Ok(TaskEnd::Failed(error));
+            }
+        };
+        let mut attempt = first_attempt;
+        let failure = loop {
+            let note = (resumed && attempt == first_attempt)
+                .then(|| "re-entering an interrupted attempt".to_string());
+            self.record(
+                At {
+                    run: &ctx.id,
+                    step: &step.id,
+                    phase: "main",
+                    attempt,
+                },
+                "running",
+                None,
+                note,
+            )?;
+            let sctx = StepContext {
+                run_id: ctx.id.clone(),
+                step_id: step.id.clone(),
+                mode: ctx.mode,
+                region: step.region.clone(),
+                attempt,
+                resumed: resumed && attempt == first_attempt,
+                deadline,
+            };
+            match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input)).await {
+                Ok(Ok(outputs)) => {
+                    self.record(
+                        At {
+                            run: &ctx.id,
+                            step: &step.id,
+                            phase: "main",
+                            attempt,
+                        },
+                        "succeeded",
+                        Some(&outputs),
+                        None,
+                    )?;
+                    return Ok(TaskEnd::Succeeded(outputs));
+                }
+                Ok(Err(e)) if e.kind == FailureKind::Retryable && attempt < step.retry.attempts => {
+                    let wait = backoff(&step.retry, attempt);
+                    if Instant::now() + wait >= deadline {
+                        break format!(
+                            "{} (no time left for attempt {} before the {} deadline)",
+                            e.message,
+                            attempt + 1,
+                            crate::duration::HumanDuration(step.timeout)
+                        );
+                    }
+                    self.record(
+                        At {
+                            run: &ctx.id,
+                            step: &step.id,
+                            phase: "main",
+                            attempt,
+                        },
+                        "retrying",
+                        None,
+                        Some(format!("{}; retrying in {}ms", e.message, wait.as_millis())),
+                    )?;
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Ok(Err(e)) => break e.message,
+                Err(_) => {
+                    break format!(
+                        "timed out after {} ({attempt} attempt(s))",
+                        crate::duration::HumanDuration(step.timeout)
+                    );
+                }
+            }
+        };
+        if let Some(fallback) = &step.fallback {
+            self.record(
+                At {
+                    run: &ctx.id,
+                    step: &step.id,
+                    phase: "main",
+                    attempt,
+                },
+                "falling-back",
+                None,
+                Some(failure.clone()),
+            )?;
+            if let Ok(fb_outputs) = self
+                .invoke(ctx, step, fallback, "fallback", outputs)
+                .await?
+            {
+                self.record(
+                    At {
+                        run: &ctx.id,
+                        step: &step.id,
+                        phase: "main",
+                        attempt,
+                    },
+                    "succeeded",
+                    Some(&fb_outputs),
+                    Some(format!("through its fallback, after: {failure}")),
+                )?;
+                return Ok(TaskEnd::Succeeded(fb_outputs));
+            }
+        }
+        self.record(
+            At {
+                run: &ctx.id,
+                step: &step.id,
+                phase: "main",
+                attempt,
+            },
+            "failed",
+            None,
+            Some(failure.clone()),
+        )?;
+        Ok(TaskEnd::Failed(failure))
+    }
+
+    /// Run a step's rollback or fallback, with its own deadline and retries.
+    async fn invoke(
+        &self,
+        ctx: &RunCtx,
+        step: &Step,
+        call: &Invocation,
+        phase: &str,
+        outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Result<Outputs, String>, JournalError> {
+        let input = match resolve_input(ctx, call.action, &call.with, outputs) {
+            Ok(input) => input,
+            Err(e) => {
+                self.record(
+                    At {
+                        run: &ctx.id,
+                        step: &step.id,
+                        phase,
+                        attempt: 1,
+                    },
+                    "failed",
+                    None,
+                    Some(e.clone()),
+                )?;
+                return Ok(Err(e));
+            }
+        };
+        let deadline = Instant::now() + call.timeout;
+        let mut attempt = 1;
+        loop {
+            self.record(
+                At {
+                    run: &ctx.id,
+                    step: &step.id,
+                    phase,
+                    attempt,
+                },
+                "running",
+                None,
+                Some(call.action.name().to_string()),
+            )?;
+            let sctx = StepContext {
+                run_id: ctx.id.clone(),
+                step_id: step.id.clone(),
+                mode: ctx.mode,
+                region: call.region.clone(),
+                attempt,
+                resumed: false,
+                deadline,
+            };
+            let error =
+                match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input)).await {
+                    Ok(Ok(outputs)) => {
+                        self.record(
+                            At {
+                                run: &ctx.id,
+                                step: &step.id,
+                                phase,
+                                attempt,
+                            },
+                            "succeeded",
+                            Some(&outputs),
+                            None,
+                        )?;
+                        return Ok(Ok(outputs));
+                    }
+                    Ok(Err(e))
+                        if e.kind == FailureKind::Retryable
+                            && attempt < call.retry.attempts
+                            && Instant::now() + backoff(&call.retry, attempt) < deadline =>
+                    {
+                        tokio::time::sleep(backoff(&call.retry, attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    Ok(Err(e)) => e.message,
+                    Err(_) => format!(
+                        "timed out after {}",
+                        crate::duration::HumanDuration(call.timeout)
+                    ),
+                };
+            self.record(
+                At {
+                    run: &ctx.id,
+                    step: &step.id,
+                    phase,
+                    attempt,
+                },
+                "failed",
+                None,
+                Some(error.clone()),
+            )?;
+            return Ok(Err(error));
+        }
+    }
+
+    /// Wait for `lifeboat approve` / `reject`, or the approval's timeout.
+    async fn await_approval(
+        &self,
+        ctx: &RunCtx,
+        step: &Step,
+        prompt: &str,
+        timeout: Duration,
+        on_timeout: crate::catalogue::generic::OnTimeout,
+    ) -> Result<TaskEnd, JournalError> {
+        self.record(
+            At {
+                run: &ctx.id,
+                step: &step.id,
+                phase: "main",
+                attempt: 1,
+            },
+            "waiting",
+            None,
+            Some(format!(
+                "{prompt} (lifeboat approve {} {} / lifeboat reject {} {})",
+                ctx.id, step.id, ctx.id, step.id
+            )),
+        )?;
+        let deadline = Instant::now() + timeout;
+        let mut cancel = ctx.cancel.clone();
+        loop {
+            for request in self.journal.pending_requests(&ctx.id)? {
+                if request.step.as_deref() != Some(step.id.as_str())
+                    || !matches!(request.kind.as_str(), "approve" | "reject")
+                {
+                    continue;
+                }
+                self.journal.consume(request.seq, &now())?;
+                if request.kind == "approve" {
+                    let outputs = Outputs::from([(
+                        "approved_by".to_string(),
+                        serde_json::Value::String(request.who.clone()),
+                    )]);
+                    self.record(
+                        At {
+                            run: &ctx.id,
+                            step: &step.id,
+                            phase: "main",
+                            attempt: 1,
+                        },
+                        "succeeded",
+                        Some(&outputs),
+                        Some(format!("approved by {}", request.who)),
+                    )?;
+                    return Ok(TaskEnd::Succeeded(outputs));
+                }
+                let message = format!("rejected by {}", request.who);
+                self.record(
+                    At {
+                        run: &ctx.id,
+                        step: &step.id,
+                        phase: "main",
+                        attempt: 1,
+                    },
+                    "failed",
+                    None,
+                    Some(message.clone()),
+                )?;
+                return Ok(TaskEnd::Failed(message));
+            }
+            if Instant::now() >= deadline {
+                let waited = crate::duration::HumanDuration(timeout);
+                return match on_timeout {
+                    crate::catalogue::generic::OnTimeout::Continue => {
+                        let outputs = Outputs::from([(
+                            "timed_out".to_string(),
+                            serde_json::Value::Bool(true),
+                        )]);
+                        self.record(
+                            At {
+                                run: &ctx.id,
+                                step: &step.id,
+                                phase: "main",
+                                attempt: 1,
+                            },
+                            "succeeded",
+                            Some(&outputs),
+                            Some(format!(
+                                "no answer within {waited}; continuing as configured"
+                            )),
+                        )?;
+                        Ok(TaskEnd::Succeeded(outputs))
+                    }
+                    crate::catalogue::generic::OnTimeout::Fail => {
+                        let message = format!("no answer within {waited}");
+                        self.record(
+                            At {
+                                run: &ctx.id,
+                                step: &step.id,
+                                phase: "main",
+                                attempt: 1,
+                            },
+                            "failed",
+                            None,
+                            Some(message.clone()),
+                        )?;
+                        Ok(TaskEnd::Failed(message))
+                    }
+                };
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.poll_interval.min(deadline - Instant::now())) => {}
+                _ = cancel.changed() => {
+                    self.record(At { run: &ctx.id, step: &step.id, phase: "main", attempt: 1 }, "skipped", None, Some("run cancelled".into()))?;
+                    return Ok(TaskEnd::Cancelled);
+                }
+            }
+        }
+    }
+
+    /// A step whose effect cannot be observed was interrupted mid-attempt:
+    /// wait for a human to say whether to run it again or mark it done.
+    async fn await_decision(
+        &self,
+        ctx: &RunCtx,
+        step: &Step,
+        attempt: u32,
+    ) -> Result<Decision, JournalError> {
+        let message = format!(
+            "attempt {attempt} was interrupted and `{}` cannot observe whether it took effect: `lifeboat approve {} {}` runs it again, `lifeboat skip {} {}` marks it done",
+            step.action, ctx.id, step.id, ctx.id, step.id
+        );
+        warn!(run_id = %ctx.id, step_id = %step.id, "{message}");
+        self.record(
+            At {
+                run: &ctx.id,
+                step: &step.id,
+                phase: "main",
+                attempt,
+            },
+            "needs-decision",
+            None,
+            Some(message),
+        )?;
+        self.journal.set_run_state(
+            &ctx.id,
+            "paused",
+            None,
+            Some(&format!("waiting for a decision on step `{}`", step.id)),
+        )?;
+        let mut cancel = ctx.cancel.clone();
+        loop {
+            for request in self.journal.pending_requests(&ctx.id)? {
+                if request.step.as_deref() != Some(step.id.as_str())
+                    || !matches!(request.kind.as_str(), "approve" | "skip")
+                {
+                    continue;
+                }
+                self.journal.consume(request.seq, &now())?;
+                self.journal.set_run_state(&ctx.id, "running", None, None)?;
+                return Ok(if request.kind == "approve" {
+                    Decision::Rerun
+                } else {
+                    Decision::Skip(request.who)
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                _ = cancel.changed() => {
+                    self.record(At { run: &ctx.id, step: &step.id, phase: "main", attempt }, "skipped", None, Some("run cancelled".into()))?;
+                    return Ok(Decision::Cancelled);
+                }
+            }
+        }
+    }
+}
+
+/// Actions of `runbook` that `actions` cannot execute (`manual.approval`
+/// is the engine's own).
+pub fn unsupported(actions: &dyn Actions, runbook: &Runbook) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = runbook
+        .steps
+        .iter()
+        .flat_map(|s| {
+            std::iter::once(s.action)
+                .chain(s.rollback.iter().map(|r| r.action))
+                .chain(s.fallback.iter().map(|f| f.action))
+        })
+        .filter(|a| *a != ActionKind::ManualApproval && !actions.supports(*a))
+        .map(ActionKind::name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+enum Decision {
+    Rerun,
+    Skip(String),
+    Cancelled,
+}
+
+/// Outputs of every succeeded step, for `${steps.X.outputs.Y}`.
+fn collect_outputs(
+    runbook: &Runbook,
+    states: &[State],
+) -> HashMap<String, serde_json::Map<String, serde_json::Value>> {
+    runbook
+        .steps
+        .iter()
+        .zip(states)
+        .filter_map(|(s, state)| match state {
+            State::Succeeded(o) => Some((s.id.clone(), o.clone().into_iter().collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The input an attempt receives: run-time references resolved, typed again.
+fn resolve_input(
+    ctx: &RunCtx,
+    action: ActionKind,
+    with: &crate::yaml::Node,
+    outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> Result<ActionInput, String> {
+    let lookup = |step: &str| outputs.get(step);
+    let values = RuntimeValues {
+        run_id: &ctx.id,
+        mode: ctx.mode.as_str(),
+        outputs: &lookup,
+    };
+    let node = interp::resolve_runtime(with, &values)?;
+    let (input, problems) = action.decode_with(&node);
+    match input {
+        Some(input) if problems.is_empty() => Ok(input),
+        _ => Err(problems
+            .into_iter()
+            .map(|p| p.message)
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+/// Wait before attempt `attempt + 1`: exponential, capped, with jitter
+/// (between half and all of the exponential value).
+pub fn backoff(retry: &Retry, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+    let full = retry.backoff.saturating_mul(factor).min(retry.max_backoff);
+    let half = full / 2;
+    let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+    half + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+}
+
+#[cfg(test)]
+mod tests;

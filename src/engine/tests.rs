@@ -1,0 +1,547 @@
+//! The engine driven by fake actions: scheduling, retries, deadlines,
+//! failure policies, cancellation, approvals and resume.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::journal::{Access, NewRun};
+use super::*;
+use crate::runbook::{MissingParams, load};
+
+/// What a fake step does on each attempt.
+#[derive(Clone)]
+enum Behaviour {
+    /// Succeed after this long, returning these outputs.
+    Ok(Duration, Outputs),
+    /// Fail this many times with this kind, then succeed.
+    FailFirst(u32, FailureKind),
+    /// Never finish.
+    Hang,
+}
+
+#[derive(Default)]
+struct Fake {
+    behaviour: HashMap<String, Behaviour>,
+    calls: Mutex<Vec<Call>>,
+}
+
+#[derive(Clone, Debug)]
+struct Call {
+    step: String,
+    attempt: u32,
+    resumed: bool,
+    start: Instant,
+    end: Option<Instant>,
+    input: String,
+}
+
+impl Fake {
+    fn with(mut self, step: &str, b: Behaviour) -> Self {
+        self.behaviour.insert(step.into(), b);
+        self
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn calls_of(&self, step: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.step == step)
+            .collect()
+    }
+}
+
+impl Actions for Fake {
+    fn supports(&self, _: ActionKind) -> bool {
+        true
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        input: &'a ActionInput,
+    ) -> BoxFuture<'a, Result<Outputs, ActionError>> {
+        Box::pin(async move {
+            let index = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(Call {
+                    step: ctx.step_id.clone(),
+                    attempt: ctx.attempt,
+                    resumed: ctx.resumed,
+                    start: Instant::now(),
+                    end: None,
+                    input: serde_json::to_string(input).unwrap(),
+                });
+                calls.len() - 1
+            };
+            let behaviour = self
+                .behaviour
+                .get(&ctx.step_id)
+                .cloned()
+                .unwrap_or(Behaviour::Ok(Duration::from_millis(10), Outputs::new()));
+            let result = match behaviour {
+                Behaviour::Ok(d, outputs) => {
+                    tokio::time::sleep(d).await;
+                    Ok(outputs)
+                }
+                Behaviour::FailFirst(n, kind) => {
+                    let failures = self.calls_of(&ctx.step_id).len() as u32;
+                    if failures <= n {
+                        Err(ActionError {
+                            kind,
+                            message: format!("fake failure {failures}"),
+                        })
+                    } else {
+                        Ok(Outputs::new())
+                    }
+                }
+                Behaviour::Hang => std::future::pending().await,
+            };
+            self.calls.lock().unwrap()[index].end = Some(Instant::now());
+            result
+        })
+    }
+
+    fn describe(&self, _: &StepContext, _: &ActionInput) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    journal: Arc<Journal>,
+    runbook: Arc<Runbook>,
+}
+
+const HEAD: &str =
+    "name: t\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n";
+
+fn harness(steps: &str) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(dir.path(), Access::Executor).unwrap());
+    let text = format!("{HEAD}{steps}");
+    let runbook = Arc::new(
+        load("t.yaml", &text, &[], MissingParams::Refuse)
+            .unwrap()
+            .runbook,
+    );
+    journal
+        .create_run(&NewRun {
+            id: "run-1".into(),
+            runbook: "t".into(),
+            file: "t.yaml".into(),
+            runbook_sha256: String::new(),
+            runbook_text: text,
+            params: Vec::new(),
+            secret_params: Vec::new(),
+            mode: "failover".into(),
+            started_by: "test".into(),
+            started_at: now(),
+        })
+        .unwrap();
+    Harness {
+        _dir: dir,
+        journal,
+        runbook,
+    }
+}
+
+impl Harness {
+    fn engine(&self, fake: Arc<Fake>) -> Engine {
+        let options = EngineOptions {
+            concurrency: 8,
+            poll_interval: Duration::from_millis(50),
+        };
+        Engine::new(Arc::clone(&self.journal), fake, options)
+    }
+
+    async fn run(&self, fake: &Arc<Fake>) -> RunOutcome {
+        self.engine(Arc::clone(fake))
+            .execute("run-1", Arc::clone(&self.runbook), Mode::Failover)
+            .await
+            .unwrap()
+    }
+
+    fn states(&self, step: &str) -> Vec<String> {
+        self.journal
+            .events("run-1")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.step == step && e.phase == "main")
+            .map(|e| e.state)
+            .collect()
+    }
+}
+
+fn wait_step(id: &str, extra: &str) -> String {
+    format!("  - {{ id: {id}, action: wait, with: {{ duration: 1s }}{extra} }}\n")
+}
+
+#[tokio::test(start_paused = true)]
+async fn independent_steps_overlap_and_dependents_wait_for_both() {
+    let h = harness(
+        &[
+            wait_step("a", ""),
+            wait_step("b", ""),
+            wait_step("c", ", needs: [a, b]"),
+        ]
+        .concat(),
+    );
+    let fake = Arc::new(
+        Fake::default()
+            .with("a", Behaviour::Ok(Duration::from_secs(2), Outputs::new()))
+            .with("b", Behaviour::Ok(Duration::from_secs(3), Outputs::new())),
+    );
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    let (a, b, c) = (
+        &fake.calls_of("a")[0],
+        &fake.calls_of("b")[0],
+        &fake.calls_of("c")[0],
+    );
+    assert!(
+        b.start < a.end.unwrap() && a.start < b.end.unwrap(),
+        "a and b ran together"
+    );
+    assert!(
+        c.start >= b.end.unwrap() && c.start >= a.end.unwrap(),
+        "c waited for both"
+    );
+    assert_eq!(h.journal.run("run-1").unwrap().state, "succeeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retryable_failures_are_retried_with_bounded_backoff() {
+    let h = harness(&wait_step(
+        "a",
+        ", retry: { attempts: 4, backoff: 2s, max_backoff: 3s }, timeout: 1m",
+    ));
+    let fake = Arc::new(Fake::default().with("a", Behaviour::FailFirst(3, FailureKind::Retryable)));
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    let calls = fake.calls_of("a");
+    assert_eq!(
+        calls.iter().map(|c| c.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    let gaps: Vec<Duration> = calls
+        .windows(2)
+        .map(|w| w[1].start - w[0].end.unwrap())
+        .collect();
+    // Exponential (2s, 4s, 8s) capped at 3s, each between half and all of it.
+    let bounds = [(1000, 2000), (1500, 3000), (1500, 3000)];
+    for (gap, (lo, hi)) in gaps.iter().zip(bounds) {
+        assert!(gap.as_millis() >= lo && gap.as_millis() <= hi, "{gaps:?}");
+    }
+    assert_eq!(
+        h.states("a"),
+        vec![
+            "running",
+            "retrying",
+            "running",
+            "retrying",
+            "running",
+            "retrying",
+            "running",
+            "succeeded"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_failures_are_not_retried() {
+    let h = harness(&wait_step("a", ", retry: { attempts: 5 }"));
+    let fake =
+        Arc::new(Fake::default().with("a", Behaviour::FailFirst(10, FailureKind::Permanent)));
+    assert!(matches!(h.run(&fake).await, RunOutcome::Failed(e) if e.contains("fake failure 1")));
+    assert_eq!(fake.calls_of("a").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_never_finishes_fails_at_its_deadline() {
+    let h = harness(
+        &[
+            wait_step("a", ", timeout: 90s"),
+            wait_step("b", ", needs: [a]"),
+        ]
+        .concat(),
+    );
+    let fake = Arc::new(Fake::default().with("a", Behaviour::Hang));
+    let start = Instant::now();
+    let outcome = h.run(&fake).await;
+    assert!(
+        matches!(&outcome, RunOutcome::Failed(e) if e.contains("timed out after 1m30s")),
+        "{outcome:?}"
+    );
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(90) && elapsed < Duration::from_secs(91),
+        "{elapsed:?}"
+    );
+    assert!(fake.calls_of("b").is_empty());
+    assert_eq!(h.states("b"), vec!["skipped"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_undoes_completed_steps_in_reverse_order() {
+    let rb = |id: &str| {
+        format!(
+            ", rollback: {{ action: wait, with: {{ duration: 1s }} }}{}",
+            if id == "a" { "" } else { ", needs: [a]" }
+        )
+    };
+    let steps = [
+        wait_step("a", &rb("a")),
+        wait_step("b", &rb("b")),
+        wait_step("c", ", needs: [b], on_failure: rollback"),
+        wait_step("d", ", needs: [c]"),
+    ]
+    .concat();
+    let h = harness(&steps);
+    let fake = Arc::new(Fake::default().with("c", Behaviour::FailFirst(5, FailureKind::Permanent)));
+    assert!(matches!(h.run(&fake).await, RunOutcome::Failed(_)));
+    let order: Vec<(String, String)> = h
+        .journal
+        .events("run-1")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.phase == "rollback" && e.state == "succeeded")
+        .map(|e| (e.step, e.state))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("b".into(), "succeeded".into()),
+            ("a".into(), "succeeded".into())
+        ]
+    );
+    assert_eq!(h.states("d"), vec!["skipped"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_stops_scheduling_but_lets_running_steps_finish() {
+    let steps = [
+        wait_step("slow", ""),
+        wait_step("bad", ""),
+        wait_step("after", ", needs: [slow]"),
+    ]
+    .concat();
+    let h = harness(&steps);
+    let fake = Arc::new(
+        Fake::default()
+            .with(
+                "slow",
+                Behaviour::Ok(Duration::from_secs(5), Outputs::new()),
+            )
+            .with("bad", Behaviour::FailFirst(5, FailureKind::Permanent)),
+    );
+    assert!(matches!(h.run(&fake).await, RunOutcome::Failed(e) if e.contains("`bad`")));
+    assert_eq!(
+        h.states("slow").last().map(String::as_str),
+        Some("succeeded")
+    );
+    assert!(fake.calls_of("after").is_empty());
+    assert_eq!(h.states("after"), vec!["skipped"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn continue_keeps_going_and_skips_only_dependents() {
+    let steps = [
+        wait_step("flaky", ", on_failure: continue"),
+        wait_step("needs-flaky", ", needs: [flaky]"),
+        wait_step("other", ""),
+    ]
+    .concat();
+    let h = harness(&steps);
+    let fake =
+        Arc::new(Fake::default().with("flaky", Behaviour::FailFirst(5, FailureKind::Permanent)));
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert_eq!(fake.calls_of("other").len(), 1);
+    assert_eq!(h.states("needs-flaky"), vec!["skipped"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_lets_running_steps_finish_and_starts_nothing_new() {
+    let h = harness(&[wait_step("long", ""), wait_step("next", ", needs: [long]")].concat());
+    let fake = Arc::new(Fake::default().with(
+        "long",
+        Behaviour::Ok(Duration::from_secs(10), Outputs::new()),
+    ));
+    let engine = h.engine(Arc::clone(&fake));
+    let runbook = Arc::clone(&h.runbook);
+    let task = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.journal
+        .request("run-1", None, "cancel", "tester", &now())
+        .unwrap();
+    assert_eq!(task.await.unwrap().unwrap(), RunOutcome::Cancelled);
+    assert_eq!(
+        h.states("long").last().map(String::as_str),
+        Some("succeeded")
+    );
+    assert!(fake.calls_of("next").is_empty());
+    assert_eq!(h.journal.run("run-1").unwrap().state, "cancelled");
+}
+
+#[tokio::test(start_paused = true)]
+async fn outputs_of_a_step_reach_the_steps_that_need_it() {
+    let steps = "  - { id: a, action: wait, with: { duration: 1s } }\n  - { id: b, action: exec, needs: [a], with: { argv: [echo, 'db=${steps.a.outputs.db}', '${run.id}'] } }\n";
+    let h = harness(steps);
+    let outputs = Outputs::from([("db".to_string(), serde_json::json!("app-db-1"))]);
+    let fake = Arc::new(Fake::default().with("a", Behaviour::Ok(Duration::ZERO, outputs)));
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    let input = &fake.calls_of("b")[0].input;
+    assert!(
+        input.contains(r#""argv":["echo","db=app-db-1","run-1"]"#),
+        "{input}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fallback_rescues_a_failed_step() {
+    let steps = "  - { id: switch, action: wait, with: { duration: 1s }, retry: { attempts: 2, backoff: 1s }, fallback: { action: exec, with: { argv: [flip] } } }\n  - { id: after, action: wait, needs: [switch], with: { duration: 1s } }\n";
+    let h = harness(steps);
+    let fake =
+        Arc::new(Fake::default().with("switch", Behaviour::FailFirst(2, FailureKind::Retryable)));
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    // Two attempts of the action, then the fallback (a third call for the step).
+    assert_eq!(fake.calls_of("switch").len(), 3);
+    assert_eq!(fake.calls_of("after").len(), 1);
+    assert_eq!(
+        h.states("switch").last().map(String::as_str),
+        Some("succeeded")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn approval_waits_for_a_human_and_survives_a_restart() {
+    let steps = [
+        wait_step("before", ""),
+        "  - { id: ok, action: manual.approval, needs: [before], with: { prompt: go?, timeout: 1h } }\n".to_string(),
+        wait_step("after", ", needs: [ok]"),
+    ]
+    .concat();
+    let h = harness(&steps);
+    let fake = Arc::new(Fake::default());
+    // First process: runs `before`, then waits; it dies while waiting.
+    let engine = h.engine(Arc::clone(&fake));
+    let runbook = Arc::clone(&h.runbook);
+    let first = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    while h.states("ok").last().map(String::as_str) != Some("waiting") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    assert!(
+        fake.calls_of("after").is_empty(),
+        "nothing runs before approval"
+    );
+
+    // Someone approves; a new process resumes and finishes without repeating `before`.
+    h.journal
+        .request("run-1", Some("ok"), "approve", "alice (uid 1000)", &now())
+        .unwrap();
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert_eq!(fake.calls_of("before").len(), 1);
+    assert_eq!(fake.calls_of("after").len(), 1);
+    let approved = h
+        .journal
+        .events("run-1")
+        .unwrap()
+        .into_iter()
+        .find(|e| e.step == "ok" && e.state == "succeeded")
+        .unwrap();
+    assert_eq!(
+        approved.message.as_deref(),
+        Some("approved by alice (uid 1000)")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rejection_and_timeout_follow_the_approval_config() {
+    let steps = "  - { id: ok, action: manual.approval, with: { prompt: go?, timeout: 10m } }\n  - { id: soft, action: manual.approval, with: { prompt: fine?, timeout: 5m, on_timeout: continue } }\n";
+    let h = harness(steps);
+    let fake = Arc::new(Fake::default());
+    let engine = h.engine(Arc::clone(&fake));
+    let runbook = Arc::clone(&h.runbook);
+    let task = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    while h.states("ok").last().map(String::as_str) != Some("waiting") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.journal
+        .request("run-1", Some("ok"), "reject", "bob", &now())
+        .unwrap();
+    let outcome = task.await.unwrap().unwrap();
+    assert!(
+        matches!(&outcome, RunOutcome::Failed(e) if e.contains("rejected by bob")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        h.states("soft").last().map(String::as_str),
+        Some("succeeded"),
+        "timed out, continue"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_reenters_an_interrupted_step_without_repeating_finished_ones() {
+    let h = harness(
+        &[
+            wait_step("a", ""),
+            wait_step("b", ", needs: [a]"),
+            wait_step("c", ", needs: [b]"),
+        ]
+        .concat(),
+    );
+    let hanging = Arc::new(Fake::default().with("b", Behaviour::Hang));
+    let engine = h.engine(Arc::clone(&hanging));
+    let runbook = Arc::clone(&h.runbook);
+    let first = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    while hanging.calls_of("b").is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.abort(); // the process dies mid-step
+    let _ = first.await;
+
+    let fake = Arc::new(Fake::default());
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert!(fake.calls_of("a").is_empty(), "a finished before the crash");
+    let b = fake.calls_of("b");
+    assert_eq!(b.len(), 1);
+    assert!(
+        b[0].resumed,
+        "b is re-entered through its observe-first path"
+    );
+    assert_eq!(fake.calls_of("c").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_unobservable_step_waits_for_a_decision() {
+    let steps = "  - { id: hook, action: exec, with: { argv: [notify-oncall] } }\n  - { id: next, action: wait, needs: [hook], with: { duration: 1s } }\n";
+    let h = harness(steps);
+    let hanging = Arc::new(Fake::default().with("hook", Behaviour::Hang));
+    let engine = h.engine(Arc::clone(&hanging));
+    let runbook = Arc::clone(&h.runbook);
+    let first = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    while hanging.calls_of("hook").is_empty() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.abort();
+    let _ = first.await;
+
+    let fake = Arc::new(Fake::default());
+    let engine = h.engine(Arc::clone(&fake));
+    let runbook = Arc::clone(&h.runbook);
+    let second =
+        tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    while h.states("hook").last().map(String::as_str) != Some("needs-decision") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.journal.run("run-1").unwrap().state, "paused");
+    h.journal
+        .request("run-1", Some("hook"), "skip", "carol", &now())
+        .unwrap();
+    assert_eq!(second.await.unwrap().unwrap(), RunOutcome::Succeeded);
+    assert!(fake.calls_of("hook").is_empty(), "not re-run blindly");
+    assert_eq!(fake.calls_of("next").len(), 1);
+}

@@ -1,0 +1,303 @@
+//! `lifeboat run`, `runs`, `show`, `approve`, `cancel` as a user runs them,
+//! on runbooks of generic actions (no AWS).
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn lifeboat(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .env("LIFEBOAT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lifeboat")
+}
+
+fn spawn(state: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .env("LIFEBOAT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lifeboat")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).expect("write");
+    p.to_str().expect("utf-8").to_string()
+}
+
+fn only_run_id(state: &Path) -> String {
+    let out = lifeboat(state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    runs[0]["id"].as_str().expect("id").to_string()
+}
+
+/// The id of the run `child` started, once it is in the journal; fails
+/// with the child's output if it ends first or takes over 30 s.
+fn started_run_id(state: &Path, child: &mut Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = lifeboat(state, &["runs", "--output", "json"]);
+        if let Ok(runs) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            && let Some(id) = runs[0]["id"].as_str()
+        {
+            return id.to_string();
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the run ended ({status}) before it was journaled: {err}");
+        }
+        assert!(Instant::now() < deadline, "the run was never journaled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `show` until `step` is in `state` (the run is in another process).
+fn wait_for(state_dir: &Path, run: &str, step: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = lifeboat(state_dir, &["show", run, "--output", "json"]);
+        if let Ok(show) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            && show["steps"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r["step"] == step && r["state"] == state))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "step {step} never reached {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn runbook(dir: &Path, marker: &Path, middle: &str) -> String {
+    let marker = marker.display();
+    write(
+        dir,
+        "rb.yaml",
+        &format!(
+            "name: generic\nstrategy: pilot-light\nsteps:\n  - {{ id: first, action: exec, with: {{ argv: [sh, -c, 'echo first >> {marker}'] }} }}\n{middle}  - {{ id: last, action: exec, needs: [middle], with: {{ argv: [sh, -c, 'echo last >> {marker}'] }}, restores_service: true }}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_run_executes_is_journaled_and_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: wait, needs: [first], with: { duration: 100ms } }\n",
+    );
+
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\nlast\n"
+    );
+    assert!(text(&out.stderr).contains("first"), "progress is shown");
+    assert!(
+        text(&out.stdout).contains("succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let id = only_run_id(&state);
+    let out = lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(show["state"], "succeeded");
+    assert_eq!(show["steps"][0]["step"], "first");
+    assert_eq!(show["steps"][0]["outputs"]["exit_code"], 0);
+    assert!(
+        show["steps"][1]["duration_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms >= 100),
+        "{show}"
+    );
+    assert!(
+        show["started_by"]
+            .as_str()
+            .is_some_and(|w| w.contains("uid")),
+        "{show}"
+    );
+}
+
+#[test]
+fn a_failed_step_exits_1_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: exec, needs: [first], with: { argv: [sh, -c, 'echo disk on fire >&2; exit 3'] } }\n",
+    );
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(all.contains("exited with status 3: disk on fire"), "{all}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\n",
+        "`last` never ran"
+    );
+}
+
+#[test]
+fn without_confirmation_nothing_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n",
+    );
+    let out = lifeboat(&state, &["run", &rb]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("pass --yes"));
+    assert!(!marker.exists());
+
+    let out = lifeboat(&state, &["run", &rb, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("run [\"sh\", \"-c\""),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!marker.exists(), "a dry run makes no call");
+}
+
+#[test]
+fn actions_this_build_cannot_execute_are_refused_up_front() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let out = lifeboat(&state, &["run", "runbooks/pilot-light.yaml", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot execute"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !state.join("journal.sqlite").exists(),
+        "nothing was journaled"
+    );
+}
+
+#[test]
+fn approval_from_another_terminal_lets_the_run_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: manual.approval, needs: [first], with: { prompt: 'Go?', timeout: 5m } }\n",
+    );
+    let mut run = spawn(&state, &["run", &rb, "--yes"]);
+    let id = started_run_id(&state, &mut run);
+    wait_for(&state, &id, "middle", "waiting");
+
+    // A second executor on the same state directory is refused.
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("another lifeboat"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Approving a step that is not waiting is refused.
+    assert_eq!(
+        lifeboat(&state, &["approve", &id, "last"]).status.code(),
+        Some(2)
+    );
+
+    let out = lifeboat(&state, &["approve", &id, "middle"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status = run.wait().expect("wait for the run");
+    assert!(status.success());
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\nlast\n"
+    );
+    let show: serde_json::Value =
+        serde_json::from_slice(&lifeboat(&state, &["show", &id, "--output", "json"]).stdout)
+            .expect("JSON");
+    assert!(
+        show["steps"][1]["outputs"]["approved_by"]
+            .as_str()
+            .is_some_and(|w| w.contains("uid")),
+        "{show}"
+    );
+}
+
+#[test]
+fn a_killed_run_resumes_without_repeating_finished_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: wait, needs: [first], with: { duration: 2s } }\n",
+    );
+    let mut run = spawn(&state, &["run", &rb, "--yes"]);
+    let id = started_run_id(&state, &mut run);
+    wait_for(&state, &id, "middle", "running");
+    run.kill().expect("SIGKILL the run");
+    let _ = run.wait();
+
+    let out = lifeboat(&state, &["run", "--resume", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\nlast\n",
+        "first ran once"
+    );
+    let out = lifeboat(&state, &["run", "--resume", &id]);
+    assert_eq!(out.status.code(), Some(2), "an ended run is not resumed");
+}
+
+#[test]
+fn cancel_stops_a_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(
+        dir.path(),
+        &marker,
+        "  - { id: middle, action: manual.approval, needs: [first], with: { prompt: 'Go?', timeout: 5m } }\n",
+    );
+    let mut run = spawn(&state, &["run", &rb, "--yes"]);
+    let id = started_run_id(&state, &mut run);
+    wait_for(&state, &id, "middle", "waiting");
+    assert_eq!(lifeboat(&state, &["cancel", &id]).status.code(), Some(0));
+    let status = run.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "first\n");
+    let out = lifeboat(&state, &["runs"]);
+    assert!(
+        text(&out.stdout).contains("cancelled"),
+        "{}",
+        text(&out.stdout)
+    );
+}
