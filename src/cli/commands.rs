@@ -16,26 +16,7 @@ use crate::runbook::{self, MissingParams, Mode};
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let state_dir = super::run::state_dir(cli.state_dir);
     match cli.command {
-        Command::Run {
-            file,
-            resume,
-            params,
-            mode,
-            yes,
-            dry_run,
-            concurrency,
-        } => super::run::run(
-            &state_dir,
-            super::run::RunArgs {
-                file,
-                resume,
-                params,
-                mode,
-                yes,
-                dry_run,
-                concurrency,
-            },
-        ),
+        Command::Run(args) => super::run::run(&state_dir, args),
         Command::Runs { output } => super::run::runs(&state_dir, output),
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Approve { run, step } => {

@@ -6,6 +6,8 @@
 pub(crate) mod commands;
 mod run;
 
+pub use run::RunArgs;
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -203,29 +205,7 @@ pub enum Command {
         output: Output,
     },
     /// Run a runbook (asks for confirmation on a terminal); resumable with --resume RUN.
-    Run {
-        /// Runbook file.
-        #[arg(required_unless_present = "resume")]
-        file: Option<PathBuf>,
-        /// Resume an interrupted run from the journal (completed steps are not repeated).
-        #[arg(long, value_name = "RUN")]
-        resume: Option<String>,
-        /// Parameter value, NAME=VALUE (repeatable); with --resume, the secret ones again.
-        #[arg(long = "param", short = 'p', value_parser = parse_param)]
-        params: Vec<(String, String)>,
-        /// Mode.
-        #[arg(long, value_enum, default_value_t)]
-        mode: RunMode,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Print each call the run would make, and make none.
-        #[arg(long)]
-        dry_run: bool,
-        /// Most steps running at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-    },
+    Run(run::RunArgs),
     /// List runs in the journal.
     Runs {
         /// Output format.

@@ -75,20 +75,28 @@ fn load_or_report(name: &str, text: &str, params: &[(String, String)]) -> Result
 }
 
 /// Arguments of `lifeboat run`.
+#[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Runbook file (absent with `--resume`).
+    /// Runbook file.
+    #[arg(required_unless_present = "resume")]
     pub file: Option<PathBuf>,
-    /// Run to resume.
+    /// Resume an interrupted run from the journal (completed steps are not repeated).
+    #[arg(long, value_name = "RUN")]
     pub resume: Option<String>,
-    /// `--param` values.
+    /// Parameter value, NAME=VALUE (repeatable); with --resume, the secret ones again.
+    #[arg(long = "param", short = 'p', value_parser = super::parse_param)]
     pub params: Vec<(String, String)>,
     /// Mode.
+    #[arg(long, value_enum, default_value_t)]
     pub mode: RunMode,
-    /// Skip the confirmation.
+    /// Do not ask for confirmation.
+    #[arg(long)]
     pub yes: bool,
-    /// Print the calls, make none.
+    /// Print each call the run would make, and make none.
+    #[arg(long)]
     pub dry_run: bool,
-    /// Most steps at once.
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
 }
 

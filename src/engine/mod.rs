@@ -110,6 +110,17 @@ struct At<'a> {
     attempt: u32,
 }
 
+impl<'a> At<'a> {
+    fn new(run: &'a str, step: &'a str, phase: &'a str, attempt: u32) -> At<'a> {
+        At {
+            run,
+            step,
+            phase,
+            attempt,
+        }
+    }
+}
+
 /// What the engine knows of one step during a run.
 #[derive(Debug, Clone)]
 enum State {
@@ -284,12 +295,7 @@ impl Engine {
                             runbook.steps[blocker].id
                         );
                         self.record(
-                            At {
-                                run: id,
-                                step: &runbook.steps[i].id,
-                                phase: "main",
-                                attempt: 0,
-                            },
+                            At::new(id, &runbook.steps[i].id, "main", 0),
                             "skipped",
                             None,
                             Some(reason.clone()),
@@ -395,12 +401,7 @@ impl Engine {
         for (i, state) in states.iter_mut().enumerate() {
             if plan.deps[i].is_some() && matches!(state, State::Pending | State::Interrupted { .. })
             {
-                let at = At {
-                    run: id,
-                    step: &runbook.steps[i].id,
-                    phase: "main",
-                    attempt: 0,
-                };
+                let at = At::new(id, &runbook.steps[i].id, "main", 0);
                 self.record(at, "skipped", None, Some(reason.into()))?;
                 *state = State::Skipped;
             }
@@ -493,12 +494,7 @@ impl Engine {
                 Decision::Rerun => {}
                 Decision::Skip(who) => {
                     self.record(
-                        At {
-                            run: &ctx.id,
-                            step: &step.id,
-                            phase: "main",
-                            attempt: first_attempt,
-                        },
+                        At::new(&ctx.id, &step.id, "main", first_attempt),
                         "succeeded",
                         Some(&Outputs::new()),
                         Some(format!("marked done by {who} without re-running")),
@@ -513,12 +509,7 @@ impl Engine {
             Ok(input) => input,
             Err(error) => {
                 self.record(
-                    At {
-                        run: &ctx.id,
-                        step: &step.id,
-                        phase: "main",
-                        attempt: first_attempt,
-                    },
+                    At::new(&ctx.id, &step.id, "main", first_attempt),
                     "failed",
                     None,
                     Some(error.clone()),
@@ -531,12 +522,7 @@ impl Engine {
             let note = (resumed && attempt == first_attempt)
                 .then(|| "re-entering an interrupted attempt".to_string());
             self.record(
-                At {
-                    run: &ctx.id,
-                    step: &step.id,
-                    phase: "main",
-                    attempt,
-                },
+                At::new(&ctx.id, &step.id, "main", attempt),
                 "running",
                 None,
                 note,
@@ -553,12 +539,7 @@ impl Engine {
             match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input)).await {
                 Ok(Ok(outputs)) => {
                     self.record(
-                        At {
-                            run: &ctx.id,
-                            step: &step.id,
-                            phase: "main",
-                            attempt,
-                        },
+                        At::new(&ctx.id, &step.id, "main", attempt),
                         "succeeded",
                         Some(&outputs),
                         None,
@@ -576,12 +557,7 @@ impl Engine {
                         );
                     }
                     self.record(
-                        At {
-                            run: &ctx.id,
-                            step: &step.id,
-                            phase: "main",
-                            attempt,
-                        },
+                        At::new(&ctx.id, &step.id, "main", attempt),
                         "retrying",
                         None,
                         Some(format!("{}; retrying in {}ms", e.message, wait.as_millis())),
@@ -600,12 +576,7 @@ impl Engine {
         };
         if let Some(fallback) = &step.fallback {
             self.record(
-                At {
-                    run: &ctx.id,
-                    step: &step.id,
-                    phase: "main",
-                    attempt,
-                },
+                At::new(&ctx.id, &step.id, "main", attempt),
                 "falling-back",
                 None,
                 Some(failure.clone()),
@@ -615,12 +586,7 @@ impl Engine {
                 .await?
             {
                 self.record(
-                    At {
-                        run: &ctx.id,
-                        step: &step.id,
-                        phase: "main",
-                        attempt,
-                    },
+                    At::new(&ctx.id, &step.id, "main", attempt),
                     "succeeded",
                     Some(&fb_outputs),
                     Some(format!("through its fallback, after: {failure}")),
@@ -629,12 +595,7 @@ impl Engine {
             }
         }
         self.record(
-            At {
-                run: &ctx.id,
-                step: &step.id,
-                phase: "main",
-                attempt,
-            },
+            At::new(&ctx.id, &step.id, "main", attempt),
             "failed",
             None,
             Some(failure.clone()),
@@ -655,12 +616,7 @@ impl Engine {
             Ok(input) => input,
             Err(e) => {
                 self.record(
-                    At {
-                        run: &ctx.id,
-                        step: &step.id,
-                        phase,
-                        attempt: 1,
-                    },
+                    At::new(&ctx.id, &step.id, phase, 1),
                     "failed",
                     None,
                     Some(e.clone()),
@@ -672,12 +628,7 @@ impl Engine {
         let mut attempt = 1;
         loop {
             self.record(
-                At {
-                    run: &ctx.id,
-                    step: &step.id,
-                    phase,
-                    attempt,
-                },
+                At::new(&ctx.id, &step.id, phase, attempt),
                 "running",
                 None,
                 Some(call.action.name().to_string()),
@@ -691,44 +642,36 @@ impl Engine {
                 resumed: false,
                 deadline,
             };
-            let error =
-                match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input)).await {
-                    Ok(Ok(outputs)) => {
-                        self.record(
-                            At {
-                                run: &ctx.id,
-                                step: &step.id,
-                                phase,
-                                attempt,
-                            },
-                            "succeeded",
-                            Some(&outputs),
-                            None,
-                        )?;
-                        return Ok(Ok(outputs));
-                    }
-                    Ok(Err(e))
-                        if e.kind == FailureKind::Retryable
-                            && attempt < call.retry.attempts
-                            && Instant::now() + backoff(&call.retry, attempt) < deadline =>
-                    {
-                        tokio::time::sleep(backoff(&call.retry, attempt)).await;
+            let error = match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input))
+                .await
+            {
+                Ok(Ok(outputs)) => {
+                    self.record(
+                        At::new(&ctx.id, &step.id, phase, attempt),
+                        "succeeded",
+                        Some(&outputs),
+                        None,
+                    )?;
+                    return Ok(Ok(outputs));
+                }
+                Ok(Err(e)) if e.kind == FailureKind::Retryable && attempt < call.retry.attempts => {
+                    let wait = backoff(&call.retry, attempt);
+                    if Instant::now() + wait >= deadline {
+                        e.message
+                    } else {
+                        tokio::time::sleep(wait).await;
                         attempt += 1;
                         continue;
                     }
-                    Ok(Err(e)) => e.message,
-                    Err(_) => format!(
-                        "timed out after {}",
-                        crate::duration::HumanDuration(call.timeout)
-                    ),
-                };
+                }
+                Ok(Err(e)) => e.message,
+                Err(_) => format!(
+                    "timed out after {}",
+                    crate::duration::HumanDuration(call.timeout)
+                ),
+            };
             self.record(
-                At {
-                    run: &ctx.id,
-                    step: &step.id,
-                    phase,
-                    attempt,
-                },
+                At::new(&ctx.id, &step.id, phase, attempt),
                 "failed",
                 None,
                 Some(error.clone()),
@@ -747,12 +690,7 @@ impl Engine {
         on_timeout: crate::catalogue::generic::OnTimeout,
     ) -> Result<TaskEnd, JournalError> {
         self.record(
-            At {
-                run: &ctx.id,
-                step: &step.id,
-                phase: "main",
-                attempt: 1,
-            },
+            At::new(&ctx.id, &step.id, "main", 1),
             "waiting",
             None,
             Some(format!(
@@ -776,12 +714,7 @@ impl Engine {
                         serde_json::Value::String(request.who.clone()),
                     )]);
                     self.record(
-                        At {
-                            run: &ctx.id,
-                            step: &step.id,
-                            phase: "main",
-                            attempt: 1,
-                        },
+                        At::new(&ctx.id, &step.id, "main", 1),
                         "succeeded",
                         Some(&outputs),
                         Some(format!("approved by {}", request.who)),
@@ -790,12 +723,7 @@ impl Engine {
                 }
                 let message = format!("rejected by {}", request.who);
                 self.record(
-                    At {
-                        run: &ctx.id,
-                        step: &step.id,
-                        phase: "main",
-                        attempt: 1,
-                    },
+                    At::new(&ctx.id, &step.id, "main", 1),
                     "failed",
                     None,
                     Some(message.clone()),
@@ -811,12 +739,7 @@ impl Engine {
                             serde_json::Value::Bool(true),
                         )]);
                         self.record(
-                            At {
-                                run: &ctx.id,
-                                step: &step.id,
-                                phase: "main",
-                                attempt: 1,
-                            },
+                            At::new(&ctx.id, &step.id, "main", 1),
                             "succeeded",
                             Some(&outputs),
                             Some(format!(
@@ -828,12 +751,7 @@ impl Engine {
                     crate::catalogue::generic::OnTimeout::Fail => {
                         let message = format!("no answer within {waited}");
                         self.record(
-                            At {
-                                run: &ctx.id,
-                                step: &step.id,
-                                phase: "main",
-                                attempt: 1,
-                            },
+                            At::new(&ctx.id, &step.id, "main", 1),
                             "failed",
                             None,
                             Some(message.clone()),
@@ -845,7 +763,7 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_interval.min(deadline - Instant::now())) => {}
                 _ = cancel.changed() => {
-                    self.record(At { run: &ctx.id, step: &step.id, phase: "main", attempt: 1 }, "skipped", None, Some("run cancelled".into()))?;
+                    self.record(At::new(&ctx.id, &step.id, "main", 1), "skipped", None, Some("run cancelled".into()))?;
                     return Ok(TaskEnd::Cancelled);
                 }
             }
@@ -866,12 +784,7 @@ impl Engine {
         );
         warn!(run_id = %ctx.id, step_id = %step.id, "{message}");
         self.record(
-            At {
-                run: &ctx.id,
-                step: &step.id,
-                phase: "main",
-                attempt,
-            },
+            At::new(&ctx.id, &step.id, "main", attempt),
             "needs-decision",
             None,
             Some(message),
@@ -901,7 +814,7 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_interval) => {}
                 _ = cancel.changed() => {
-                    self.record(At { run: &ctx.id, step: &step.id, phase: "main", attempt }, "skipped", None, Some("run cancelled".into()))?;
+                    self.record(At::new(&ctx.id, &step.id, "main", attempt), "skipped", None, Some("run cancelled".into()))?;
                     return Ok(Decision::Cancelled);
                 }
             }

@@ -96,6 +96,36 @@ fn runbook(dir: &Path, marker: &Path, middle: &str) -> String {
     )
 }
 
+/// A run started in another process, its `middle` step in a given state.
+struct Background {
+    _dir: tempfile::TempDir,
+    state: std::path::PathBuf,
+    marker: std::path::PathBuf,
+    rb: String,
+    child: Child,
+    id: String,
+}
+
+fn background(middle: &str, reached: &str) -> Background {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(dir.path(), &marker, middle);
+    let mut child = spawn(&state, &["run", &rb, "--yes"]);
+    let id = started_run_id(&state, &mut child);
+    wait_for(&state, &id, "middle", reached);
+    Background {
+        _dir: dir,
+        state,
+        marker,
+        rb,
+        child,
+        id,
+    }
+}
+
+const APPROVAL: &str = "  - { id: middle, action: manual.approval, needs: [first], with: { prompt: 'Go?', timeout: 5m } }\n";
+
 #[test]
 fn a_run_executes_is_journaled_and_shown() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,20 +235,11 @@ fn actions_this_build_cannot_execute_are_refused_up_front() {
 
 #[test]
 fn approval_from_another_terminal_lets_the_run_finish() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
-        "  - { id: middle, action: manual.approval, needs: [first], with: { prompt: 'Go?', timeout: 5m } }\n",
-    );
-    let mut run = spawn(&state, &["run", &rb, "--yes"]);
-    let id = started_run_id(&state, &mut run);
-    wait_for(&state, &id, "middle", "waiting");
+    let mut bg = background(APPROVAL, "waiting");
+    let (state, id) = (bg.state.clone(), bg.id.clone());
 
     // A second executor on the same state directory is refused.
-    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    let out = lifeboat(&state, &["run", &bg.rb, "--yes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("another lifeboat"),
@@ -233,10 +254,9 @@ fn approval_from_another_terminal_lets_the_run_finish() {
 
     let out = lifeboat(&state, &["approve", &id, "middle"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let status = run.wait().expect("wait for the run");
-    assert!(status.success());
+    assert!(bg.child.wait().expect("wait for the run").success());
     assert_eq!(
-        std::fs::read_to_string(&marker).expect("marker"),
+        std::fs::read_to_string(&bg.marker).expect("marker"),
         "first\nlast\n"
     );
     let show: serde_json::Value =
@@ -252,49 +272,37 @@ fn approval_from_another_terminal_lets_the_run_finish() {
 
 #[test]
 fn a_killed_run_resumes_without_repeating_finished_steps() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
+    let mut bg = background(
         "  - { id: middle, action: wait, needs: [first], with: { duration: 2s } }\n",
+        "running",
     );
-    let mut run = spawn(&state, &["run", &rb, "--yes"]);
-    let id = started_run_id(&state, &mut run);
-    wait_for(&state, &id, "middle", "running");
-    run.kill().expect("SIGKILL the run");
-    let _ = run.wait();
+    bg.child.kill().expect("SIGKILL the run");
+    let _ = bg.child.wait();
 
-    let out = lifeboat(&state, &["run", "--resume", &id]);
+    let out = lifeboat(&bg.state, &["run", "--resume", &bg.id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
-        std::fs::read_to_string(&marker).expect("marker"),
+        std::fs::read_to_string(&bg.marker).expect("marker"),
         "first\nlast\n",
         "first ran once"
     );
-    let out = lifeboat(&state, &["run", "--resume", &id]);
+    let out = lifeboat(&bg.state, &["run", "--resume", &bg.id]);
     assert_eq!(out.status.code(), Some(2), "an ended run is not resumed");
 }
 
 #[test]
 fn cancel_stops_a_run() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
-        "  - { id: middle, action: manual.approval, needs: [first], with: { prompt: 'Go?', timeout: 5m } }\n",
+    let mut bg = background(APPROVAL, "waiting");
+    assert_eq!(
+        lifeboat(&bg.state, &["cancel", &bg.id]).status.code(),
+        Some(0)
     );
-    let mut run = spawn(&state, &["run", &rb, "--yes"]);
-    let id = started_run_id(&state, &mut run);
-    wait_for(&state, &id, "middle", "waiting");
-    assert_eq!(lifeboat(&state, &["cancel", &id]).status.code(), Some(0));
-    let status = run.wait().expect("wait");
-    assert_eq!(status.code(), Some(1));
-    assert_eq!(std::fs::read_to_string(&marker).expect("marker"), "first\n");
-    let out = lifeboat(&state, &["runs"]);
+    assert_eq!(bg.child.wait().expect("wait").code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&bg.marker).expect("marker"),
+        "first\n"
+    );
+    let out = lifeboat(&bg.state, &["runs"]);
     assert!(
         text(&out.stdout).contains("cancelled"),
         "{}",
