@@ -7,6 +7,8 @@
 //! which is how the tests and the demo reach the local emulator; S3 then
 //! uses path-style addressing, since an emulator has no per-bucket hosts.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -35,11 +37,65 @@ pub enum Credentials {
     Emulator,
 }
 
+/// Counts the AWS requests lifeboat sends, by `Service.Operation` (each
+/// attempt of an SDK call counts once): what benchmarks report and what
+/// tests use to prove an action made no mutating call.
+#[derive(Debug, Default)]
+pub struct ApiCalls {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl ApiCalls {
+    /// The counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Requests to operations whose name does not start with a read-only
+    /// verb (`Describe`, `Get`, `List`).
+    pub fn mutating(&self) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .filter(|(name, _)| {
+                let op = name.rsplit('.').next().unwrap_or(name);
+                !["Describe", "Get", "List", "Head"]
+                    .iter()
+                    .any(|verb| op.starts_with(verb))
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct CountCalls(Arc<ApiCalls>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "lifeboat::CountCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let key = format!("{}.{}", meta.service(), meta.name());
+            if let Ok(mut counts) = self.0.counts.lock() {
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Builds service clients for any region from one loaded configuration.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     base: SdkConfig,
     path_style: bool,
+    calls: Arc<ApiCalls>,
 }
 
 impl AwsClients {
@@ -64,7 +120,20 @@ impl AwsClients {
         }
         let base = loader.load().await;
         let path_style = base.endpoint_url().is_some();
-        AwsClients { base, path_style }
+        AwsClients {
+            base,
+            path_style,
+            calls: Arc::new(ApiCalls::default()),
+        }
+    }
+
+    /// The requests sent so far through these clients.
+    pub fn calls(&self) -> &ApiCalls {
+        &self.calls
+    }
+
+    fn counter(&self) -> CountCalls {
+        CountCalls(Arc::clone(&self.calls))
     }
 
     /// The endpoint every call goes to, when overridden.
@@ -82,39 +151,58 @@ impl AwsClients {
 
     /// An RDS client in `region`.
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        aws_sdk_rds::Client::new(&self.config(region))
+        let config = aws_sdk_rds::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_rds::Client::from_conf(config)
     }
 
     /// An EC2 client in `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::new(&self.config(region))
+        let config = aws_sdk_ec2::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
     }
 
     /// An Auto Scaling client in `region`.
     pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
-        aws_sdk_autoscaling::Client::new(&self.config(region))
+        let config = aws_sdk_autoscaling::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
     }
 
     /// A CloudWatch client in `region`.
     pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
-        aws_sdk_cloudwatch::Client::new(&self.config(region))
+        let config = aws_sdk_cloudwatch::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
     /// The Route 53 client (its control plane is in us-east-1).
     pub fn route53(&self) -> aws_sdk_route53::Client {
-        aws_sdk_route53::Client::new(&self.config(ROUTE53_REGION))
+        let config = aws_sdk_route53::config::Builder::from(&self.config(ROUTE53_REGION))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_route53::Client::from_conf(config)
     }
 
     /// An S3 client in `region`; path-style when the endpoint is overridden.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.config(region))
             .force_path_style(self.path_style)
+            .interceptor(self.counter())
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
 
     /// An STS client in `region` (assume-role, caller identity).
     pub fn sts(&self, region: &str) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.config(region))
+        let config = aws_sdk_sts::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
     }
 }

@@ -1,27 +1,87 @@
 //! The actions this build executes, behind the engine's [`Actions`] trait.
 //!
-//! One file per service. Generic actions (no AWS service) live in
-//! `generic.rs`; `manual.approval` is handled by the engine itself.
+//! One file per service, each action observing before it acts and waiting,
+//! within the step's deadline, until its effect is visible. Generic actions
+//! (no AWS service) live in `generic.rs`; `manual.approval` is handled by
+//! the engine itself. AWS actions need clients: a registry built without
+//! them supports only the generic actions.
 
+mod aws_error;
+mod ec2;
 mod generic;
 
-use crate::catalogue::{ActionInput, ActionKind};
+use std::time::Duration;
+
+use crate::aws::AwsClients;
+use crate::catalogue::{ActionInput, ActionKind, Service};
 use crate::engine::{ActionError, Actions, BoxFuture, Outputs, StepContext};
+use crate::runbook::Runbook;
 
 /// Every action implementation of this build.
 #[derive(Debug, Default, Clone)]
-pub struct Registry {}
+pub struct Registry {
+    aws: Option<AwsClients>,
+}
 
 impl Registry {
-    /// The registry.
+    /// Generic actions only.
     pub fn new() -> Registry {
-        Registry {}
+        Registry { aws: None }
     }
+
+    /// Generic and AWS actions, through these clients.
+    pub fn with_aws(aws: AwsClients) -> Registry {
+        Registry { aws: Some(aws) }
+    }
+
+    /// The AWS clients, if any.
+    pub fn aws(&self) -> Option<&AwsClients> {
+        self.aws.as_ref()
+    }
+
+    fn clients(&self, action: ActionKind) -> Result<&AwsClients, ActionError> {
+        self.aws.as_ref().ok_or_else(|| {
+            ActionError::permanent(format!(
+                "`{action}` needs AWS clients, and none were configured"
+            ))
+        })
+    }
+}
+
+/// Whether `action` is implemented in this build (given AWS clients when
+/// it calls AWS).
+pub fn implemented(action: ActionKind) -> bool {
+    matches!(
+        action,
+        ActionKind::Wait
+            | ActionKind::Exec
+            | ActionKind::Ec2StartInstances
+            | ActionKind::Ec2StopInstances
+            | ActionKind::Ec2WaitRunning
+    )
+}
+
+/// Names of the actions of `runbook` this build does not implement
+/// (`manual.approval` is the engine's own).
+pub fn unimplemented(runbook: &Runbook) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = runbook
+        .actions()
+        .filter(|a| *a != ActionKind::ManualApproval && !implemented(*a))
+        .map(ActionKind::name)
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Whether any action of `runbook` calls AWS.
+pub fn uses_aws(runbook: &Runbook) -> bool {
+    runbook.actions().any(|a| a.info().service != Service::None)
 }
 
 impl Actions for Registry {
     fn supports(&self, action: ActionKind) -> bool {
-        matches!(action, ActionKind::Wait | ActionKind::Exec)
+        implemented(action) && (action.info().service == Service::None || self.aws.is_some())
     }
 
     fn run<'a>(
@@ -33,6 +93,15 @@ impl Actions for Registry {
             match input {
                 ActionInput::Wait(w) => generic::wait(w).await,
                 ActionInput::Exec(e) => generic::exec(ctx, e).await,
+                ActionInput::Ec2StartInstances(w) => {
+                    ec2::start(self.clients(input.kind())?, ctx, w).await
+                }
+                ActionInput::Ec2StopInstances(w) => {
+                    ec2::stop(self.clients(input.kind())?, ctx, w).await
+                }
+                ActionInput::Ec2WaitRunning(w) => {
+                    ec2::wait_running(self.clients(input.kind())?, ctx, w).await
+                }
                 other => Err(ActionError::permanent(format!(
                     "this build cannot execute `{}`",
                     other.kind()
@@ -45,7 +114,30 @@ impl Actions for Registry {
         match input {
             ActionInput::Wait(w) => generic::describe_wait(w),
             ActionInput::Exec(e) => generic::describe_exec(ctx, e),
+            ActionInput::Ec2StartInstances(w) => ec2::describe("Start", ctx, w),
+            ActionInput::Ec2StopInstances(w) => ec2::describe("Stop", ctx, w),
+            ActionInput::Ec2WaitRunning(w) => vec![format!(
+                "ec2:DescribeInstances{} until running",
+                if w.status_ok {
+                    " and ec2:DescribeInstanceStatus"
+                } else {
+                    ""
+                }
+            )],
             other => vec![format!("{} (not executable in this build)", other.kind())],
         }
     }
+}
+
+/// The step's region; every AWS step has one after validation.
+fn region_of(ctx: &StepContext) -> Result<&str, ActionError> {
+    ctx.region
+        .as_deref()
+        .ok_or_else(|| ActionError::permanent(format!("step `{}` has no region", ctx.step_id)))
+}
+
+/// Time before the next describe call of a wait: 1 s, doubling, at most
+/// 15 s, so a wait neither hammers the API nor oversleeps a quick change.
+fn wait_interval(polls_so_far: u32) -> Duration {
+    Duration::from_secs(1u64 << polls_so_far.min(4)).min(Duration::from_secs(15))
 }

@@ -102,9 +102,8 @@ pub struct RunArgs {
 
 /// `lifeboat run`.
 pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
-    let registry = Arc::new(Registry::new());
     if let Some(id) = &args.resume {
-        return resume(state_dir, id, &args, registry);
+        return resume(state_dir, id, &args);
     }
     let Some(file) = &args.file else {
         return Err(CliError::Usage(
@@ -115,12 +114,12 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     let text = super::commands::read(file)?;
     let loaded = load_or_report(&name, &text, &args.params)?;
     let mode = args.mode.into();
-    let unsupported = crate::engine::unsupported(registry.as_ref(), &loaded.runbook);
+    let unsupported = crate::actions::unimplemented(&loaded.runbook);
     if !unsupported.is_empty() {
         return Err(CliError::Unsupported(unsupported));
     }
     if args.dry_run {
-        return print(&dry_run(&loaded, mode, registry.as_ref()));
+        return print(&dry_run(&loaded, mode, &Registry::new()));
     }
     confirm(args.yes, &loaded, mode)?;
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
@@ -160,15 +159,10 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
         loaded.runbook.name,
         state_dir.display()
     ));
-    execute(journal, registry, id, loaded, mode, args.concurrency)
+    execute(journal, id, loaded, mode, args.concurrency)
 }
 
-fn resume(
-    state_dir: &Path,
-    id: &str,
-    args: &RunArgs,
-    registry: Arc<Registry>,
-) -> Result<(), CliError> {
+fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
     if args.file.is_some() {
         return Err(CliError::Usage(
             "--resume takes the runbook from the journal; give no FILE".into(),
@@ -212,19 +206,11 @@ fn resume(
         "resuming run {id}: {} in {mode} mode",
         loaded.runbook.name
     ));
-    execute(
-        journal,
-        registry,
-        id.to_string(),
-        loaded,
-        mode,
-        args.concurrency,
-    )
+    execute(journal, id.to_string(), loaded, mode, args.concurrency)
 }
 
 fn execute(
     journal: Arc<Journal>,
-    registry: Arc<Registry>,
     id: String,
     loaded: Loaded,
     mode: Mode,
@@ -237,11 +223,24 @@ fn execute(
         concurrency: concurrency.max(1),
         ..EngineOptions::default()
     };
-    let engine = Engine::new(Arc::clone(&journal), registry, options).with_observer(observer);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
+    // AWS configuration (credential chain, profile, AWS_ENDPOINT_URL) is
+    // loaded only for runbooks that call AWS.
+    let registry = if crate::actions::uses_aws(&loaded.runbook) {
+        let settings = crate::aws::AwsSettings::default();
+        let clients = runtime.block_on(crate::aws::AwsClients::load(
+            &settings,
+            crate::aws::Credentials::Chain,
+        ));
+        Registry::with_aws(clients)
+    } else {
+        Registry::new()
+    };
+    let engine =
+        Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
     let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))?;
     print(&render_run(
         &journal.run(&id)?,

@@ -826,13 +826,7 @@ impl Engine {
 /// is the engine's own).
 pub fn unsupported(actions: &dyn Actions, runbook: &Runbook) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = runbook
-        .steps
-        .iter()
-        .flat_map(|s| {
-            std::iter::once(s.action)
-                .chain(s.rollback.iter().map(|r| r.action))
-                .chain(s.fallback.iter().map(|f| f.action))
-        })
+        .actions()
         .filter(|a| *a != ActionKind::ManualApproval && !actions.supports(*a))
         .map(ActionKind::name)
         .collect();

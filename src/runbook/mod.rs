@@ -307,6 +307,15 @@ impl Runbook {
         self.steps.iter().position(|s| s.id == id)
     }
 
+    /// Every action the runbook names, rollbacks and fallbacks included.
+    pub fn actions(&self) -> impl Iterator<Item = ActionKind> + '_ {
+        self.steps.iter().flat_map(|s| {
+            std::iter::once(s.action)
+                .chain(s.rollback.iter().map(|r| r.action))
+                .chain(s.fallback.iter().map(|f| f.action))
+        })
+    }
+
     /// Values of secret parameters, to be redacted wherever text is printed.
     pub fn secrets(&self) -> Vec<String> {
         self.params

@@ -11,12 +11,14 @@
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
 //! - `aws_smoke`: the client factory against the AWS emulator.
+//! - `ec2`: the EC2 actions on the emulator: do, already done, missing.
 
 //! - `moto`: the emulator harness (not tests).
 
 mod aws_smoke;
 mod cli;
 mod crash;
+mod ec2;
 mod moto;
 mod no_panic;
 mod run;

@@ -1,0 +1,76 @@
+//! SDK errors as action errors: retryable or permanent, with the service's
+//! own code and message and the resource concerned.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::engine::ActionError;
+
+/// Error codes AWS services use for throttling and transient trouble.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "IDPCommunicationError",
+];
+
+/// Classify an SDK error: throttling, 5xx, timeouts and connection errors
+/// are retryable; anything else (bad input, not found, denied) is not.
+/// `what` names the call and resource, e.g. "StartInstances i-123 in us-west-2".
+pub fn classify<E, R>(what: &str, err: SdkError<E, R>) -> ActionError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    let retryable = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            RETRYABLE_CODES.contains(&code) || service.raw().status_code() >= 500
+        }
+        _ => false,
+    };
+    let message = match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            format!(
+                "{what}: {} ({})",
+                e.message().unwrap_or("no message"),
+                e.code().unwrap_or("no code")
+            )
+        }
+        other => format!("{what}: {}", DisplayErrorContext(other)),
+    };
+    if retryable {
+        ActionError::retryable(message)
+    } else {
+        ActionError::permanent(message)
+    }
+}
+
+/// A raw response's HTTP status.
+pub trait HasStatus {
+    /// The status code.
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

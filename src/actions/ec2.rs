@@ -1,0 +1,284 @@
+//! EC2: start and stop instances by ids or tags, wait until running.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+use tokio::time::Instant;
+
+use super::aws_error::classify;
+use super::{region_of, wait_interval};
+use crate::aws::AwsClients;
+use crate::catalogue::ec2::{Instances, WaitRunning};
+use crate::engine::{ActionError, Outputs, StepContext};
+
+/// The instances a selector names, as described now (terminated ones left out).
+async fn select(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    ids: Option<&Vec<String>>,
+    tags: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<Instance>, ActionError> {
+    let mut request = client.describe_instances();
+    if let Some(ids) = ids {
+        request = request.set_instance_ids(Some(ids.clone()));
+    }
+    for (k, v) in tags.into_iter().flatten() {
+        request = request.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
+    }
+    let what = match (ids, tags) {
+        (Some(ids), _) => format!("instances {}", ids.join(", ")),
+        (None, Some(tags)) => format!("instances tagged {}", describe_tags(tags)),
+        (None, None) => "instances".to_string(),
+    };
+    let mut found = Vec::new();
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| classify(&format!("DescribeInstances ({what}) in {region}"), e))?;
+        for reservation in page.reservations() {
+            found.extend(
+                reservation
+                    .instances()
+                    .iter()
+                    .filter(|i| state(i) != Some(InstanceStateName::Terminated))
+                    .cloned(),
+            );
+        }
+    }
+    if found.is_empty() {
+        return Err(ActionError::permanent(format!("no {what} in {region}")));
+    }
+    if let Some(ids) = ids {
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !found.iter().any(|i| i.instance_id() == Some(id.as_str())))
+            .collect();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            return Err(ActionError::permanent(format!(
+                "no instance {} in {region}",
+                names.join(", ")
+            )));
+        }
+    }
+    Ok(found)
+}
+
+fn describe_tags(tags: &BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn state(i: &Instance) -> Option<InstanceStateName> {
+    i.state().and_then(|s| s.name()).cloned()
+}
+
+fn ids_in(instances: &[Instance], wanted: &[InstanceStateName]) -> Vec<String> {
+    instances
+        .iter()
+        .filter(|i| state(i).is_some_and(|s| wanted.contains(&s)))
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+fn all_ids(instances: &[Instance]) -> Vec<String> {
+    instances
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+/// Poll until every selected instance is in `target`, within the deadline.
+async fn wait_for_state(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    ids: &[String],
+    target: InstanceStateName,
+    ctx: &StepContext,
+) -> Result<Vec<Instance>, ActionError> {
+    let ids = ids.to_vec();
+    let mut polls = 0u32;
+    loop {
+        let now = select(client, region, Some(&ids), None).await?;
+        let behind: Vec<String> = now
+            .iter()
+            .filter(|i| state(i).as_ref() != Some(&target))
+            .map(|i| {
+                format!(
+                    "{} ({})",
+                    i.instance_id().unwrap_or("?"),
+                    state(i).map_or("unknown".into(), |s| s.as_str().to_string())
+                )
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(now);
+        }
+        let wait = wait_interval(polls);
+        if Instant::now() + wait >= ctx.deadline {
+            return Err(ActionError::permanent(format!(
+                "instances not {} by the step's deadline: {}",
+                target.as_str(),
+                behind.join(", ")
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        polls += 1;
+    }
+}
+
+/// `ec2.start_instances`: start the stopped ones, wait until all run.
+pub(super) async fn start(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &Instances,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let mut instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
+    // An instance still stopping cannot be started yet.
+    let stopping = ids_in(&instances, &[InstanceStateName::Stopping]);
+    if !stopping.is_empty() {
+        wait_for_state(&client, region, &stopping, InstanceStateName::Stopped, ctx).await?;
+        instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
+    }
+    let to_start = ids_in(&instances, &[InstanceStateName::Stopped]);
+    if !to_start.is_empty() {
+        client
+            .start_instances()
+            .set_instance_ids(Some(to_start.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("StartInstances {} in {region}", to_start.join(", ")),
+                    e,
+                )
+            })?;
+    }
+    let ids = all_ids(&instances);
+    wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
+    Ok(Outputs::from([
+        ("instance_ids".to_string(), serde_json::json!(ids)),
+        ("started".to_string(), serde_json::json!(to_start)),
+    ]))
+}
+
+/// `ec2.stop_instances`: stop the running ones, wait until all are stopped.
+pub(super) async fn stop(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &Instances,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
+    let to_stop = ids_in(
+        &instances,
+        &[InstanceStateName::Running, InstanceStateName::Pending],
+    );
+    if !to_stop.is_empty() {
+        client
+            .stop_instances()
+            .set_instance_ids(Some(to_stop.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("StopInstances {} in {region}", to_stop.join(", ")),
+                    e,
+                )
+            })?;
+    }
+    let ids = all_ids(&instances);
+    wait_for_state(&client, region, &ids, InstanceStateName::Stopped, ctx).await?;
+    Ok(Outputs::from([
+        ("instance_ids".to_string(), serde_json::json!(ids)),
+        ("stopped".to_string(), serde_json::json!(to_stop)),
+    ]))
+}
+
+/// `ec2.wait_running`: wait until every selected instance runs (and, if
+/// asked, passes its status checks).
+pub(super) async fn wait_running(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &WaitRunning,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
+    let ids = all_ids(&instances);
+    wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
+    if w.status_ok {
+        let mut polls = 0u32;
+        loop {
+            let statuses = client
+                .describe_instance_status()
+                .set_instance_ids(Some(ids.clone()))
+                .send()
+                .await
+                .map_err(|e| classify(&format!("DescribeInstanceStatus in {region}"), e))?;
+            let ok = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+                s.and_then(|s| s.status())
+                    .is_some_and(|st| st.as_str() == "ok")
+            };
+            let passing = statuses
+                .instance_statuses()
+                .iter()
+                .filter(|s| ok(s.instance_status()) && ok(s.system_status()))
+                .count();
+            if passing == ids.len() {
+                break;
+            }
+            let wait = wait_interval(polls);
+            if Instant::now() + wait >= ctx.deadline {
+                return Err(ActionError::permanent(format!(
+                    "{} of {} instances passed their status checks by the step's deadline",
+                    passing,
+                    ids.len()
+                )));
+            }
+            tokio::time::sleep(wait).await;
+            polls += 1;
+        }
+    }
+    Ok(Outputs::from([(
+        "instance_ids".to_string(),
+        serde_json::json!(ids),
+    )]))
+}
+
+/// What `start`/`stop` would do, for dry runs.
+pub(super) fn describe(verb: &str, ctx: &StepContext, w: &Instances) -> Vec<String> {
+    let region = ctx.region.as_deref().unwrap_or("?");
+    let which = match (&w.instance_ids, &w.tags) {
+        (Some(ids), _) => ids.join(", "),
+        (None, Some(tags)) => format!("instances tagged {}", describe_tags(tags)),
+        _ => "instances".into(),
+    };
+    vec![
+        format!("ec2:DescribeInstances {which} in {region}"),
+        format!(
+            "ec2:{verb}Instances on those not already {}",
+            if verb == "Start" {
+                "running"
+            } else {
+                "stopped"
+            }
+        ),
+        format!(
+            "ec2:DescribeInstances until all are {} (poll {}s..{}s)",
+            if verb == "Start" {
+                "running"
+            } else {
+                "stopped"
+            },
+            wait_interval(0).as_secs(),
+            Duration::from_secs(15).as_secs()
+        ),
+    ]
+}

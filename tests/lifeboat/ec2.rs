@@ -1,0 +1,238 @@
+//! EC2 actions against the emulator: do, already done (no mutating call),
+//! and a clear failure for a missing resource; then `lifeboat run` itself.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use lifeboat::actions::Registry;
+use lifeboat::aws::AwsClients;
+use lifeboat::catalogue::ActionInput;
+use lifeboat::catalogue::ec2::{Instances, WaitRunning};
+use lifeboat::engine::{Actions, FailureKind, StepContext};
+use lifeboat::runbook::Mode;
+
+use crate::moto::Moto;
+
+const REGION: &str = "us-west-2";
+
+fn ctx(step: &str) -> StepContext {
+    StepContext {
+        run_id: "test-run".into(),
+        step_id: step.into(),
+        mode: Mode::Failover,
+        region: Some(REGION.into()),
+        attempt: 1,
+        resumed: false,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+    }
+}
+
+/// Launches `count` instances with these tags in us-west-2 and stops them.
+async fn seed(aws: &AwsClients, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+    let ec2 = aws.ec2(REGION);
+    let images = ec2.describe_images().send().await.expect("describe images");
+    let image = images.images()[0].image_id().expect("an AMI").to_string();
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("run instances");
+    let ids: Vec<String> = out
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    ec2.stop_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("stop");
+    ids
+}
+
+async fn states(aws: &AwsClients, ids: &[String]) -> Vec<InstanceStateName> {
+    let out = aws
+        .ec2(REGION)
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .expect("describe");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
+        .collect()
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_by_tags_starts_only_the_matching_instances_once() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let app = seed(&aws, 3, &[("Role", "app"), ("Env", "dr")]).await;
+    let decoy = seed(&aws, 1, &[("Role", "batch"), ("Env", "dr")]).await;
+    let registry = Registry::with_aws(aws.clone());
+    let input = ActionInput::Ec2StartInstances(Instances {
+        instance_ids: None,
+        tags: Some(tags(&[("Role", "app"), ("Env", "dr")])),
+    });
+
+    let outputs = registry
+        .run(&ctx("start-app"), &input)
+        .await
+        .expect("start");
+    assert_eq!(outputs["started"].as_array().map(Vec::len), Some(3));
+    assert!(
+        states(&aws, &app)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Running)
+    );
+    assert_eq!(
+        states(&aws, &decoy).await,
+        vec![InstanceStateName::Stopped],
+        "the decoy stays stopped"
+    );
+    let mutating = aws.calls().mutating();
+    assert_eq!(mutating.get("EC2.StartInstances"), Some(&1), "{mutating:?}");
+
+    // Already done: observed, nothing started, no mutating call.
+    let before = aws.calls().mutating();
+    let again = registry
+        .run(&ctx("start-app"), &input)
+        .await
+        .expect("start again");
+    assert_eq!(again["started"], serde_json::json!([]));
+    assert_eq!(aws.calls().mutating(), before);
+
+    // And the wait sees them running (with status checks).
+    let wait = ActionInput::Ec2WaitRunning(WaitRunning {
+        instance_ids: Some(app.clone()),
+        tags: None,
+        status_ok: true,
+    });
+    let waited = registry
+        .run(&ctx("app-running"), &wait)
+        .await
+        .expect("wait running");
+    assert_eq!(waited["instance_ids"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_is_observed_first_too() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let ids = seed(&aws, 2, &[("Role", "app")]).await;
+    aws.ec2(REGION)
+        .start_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("start");
+    let registry = Registry::with_aws(aws.clone());
+    let input = ActionInput::Ec2StopInstances(Instances {
+        instance_ids: Some(ids.clone()),
+        tags: None,
+    });
+    registry.run(&ctx("stop"), &input).await.expect("stop");
+    assert!(
+        states(&aws, &ids)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Stopped)
+    );
+    let before = aws.calls().mutating();
+    registry
+        .run(&ctx("stop"), &input)
+        .await
+        .expect("stop again");
+    assert_eq!(aws.calls().mutating(), before, "already stopped: no call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_instances_fail_permanently_naming_them() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let registry = Registry::with_aws(aws.clone());
+    let by_id = ActionInput::Ec2StartInstances(Instances {
+        instance_ids: Some(vec!["i-0123456789abcdef0".into()]),
+        tags: None,
+    });
+    let err = registry
+        .run(&ctx("start"), &by_id)
+        .await
+        .expect_err("no such instance");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(
+        err.message.contains("i-0123456789abcdef0") && err.message.contains(REGION),
+        "{}",
+        err.message
+    );
+
+    let by_tag = ActionInput::Ec2StartInstances(Instances {
+        instance_ids: None,
+        tags: Some(tags(&[("Role", "nothing-has-this")])),
+    });
+    let err = registry
+        .run(&ctx("start"), &by_tag)
+        .await
+        .expect_err("nothing tagged");
+    assert_eq!(
+        err.message,
+        format!("no instances tagged Role=nothing-has-this in {REGION}")
+    );
+    assert!(aws.calls().mutating().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifeboat_run_starts_the_standby_app_tier() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let app = seed(&aws, 2, &[("Role", "app"), ("Env", "dr")]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rb = dir.path().join("start.yaml");
+    std::fs::write(
+        &rb,
+        "name: start-app\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: start-app, action: ec2.start_instances, with: { tags: { Role: app, Env: dr } } }\n  - { id: app-running, action: ec2.wait_running, needs: [start-app], with: { tags: { Role: app, Env: dr } }, restores_service: true }\n",
+    )
+    .expect("write runbook");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["run", rb.to_str().expect("utf-8"), "--yes"])
+        .env("LIFEBOAT_STATE_DIR", dir.path().join("state"))
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        states(&aws, &app)
+            .await
+            .iter()
+            .all(|s| *s == InstanceStateName::Running)
+    );
+}
