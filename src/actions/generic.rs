@@ -4,7 +4,7 @@ use std::process::Stdio;
 
 use tokio::time::Instant;
 
-use crate::catalogue::generic::{Exec, Wait};
+use crate::catalogue::generic::{Exec, Notify, Wait, WaitHealthy};
 use crate::engine::{ActionError, Outputs, StepContext};
 
 /// Most bytes of a command's output kept in the journal (the end of it).
@@ -83,4 +83,92 @@ pub(super) fn describe_exec(ctx: &StepContext, e: &Exec) -> Vec<String> {
     let mut env: Vec<String> = e.env.keys().map(|k| format!("{k}=…")).collect();
     env.push(format!("LIFEBOAT_MODE={}", ctx.mode));
     vec![format!("run {:?} with {}", e.argv, env.join(" "))]
+}
+
+fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, ActionError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ActionError::permanent(format!("cannot build an HTTP client: {e}")))
+}
+
+/// `http.wait_healthy`: poll the URL until it answers the expected status
+/// (and body text), within the step's deadline.
+pub(super) async fn wait_healthy(
+    ctx: &StepContext,
+    w: &WaitHealthy,
+) -> Result<Outputs, ActionError> {
+    let per_request = w.interval.get().clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(10),
+    );
+    let client = http_client(per_request)?;
+    let mut polls = 0u32;
+    loop {
+        polls += 1;
+        let last = match client.get(&w.url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                let body_ok = w
+                    .body_contains
+                    .as_ref()
+                    .is_none_or(|text| body.contains(text.as_str()));
+                if status == w.status && body_ok {
+                    return Ok(Outputs::from([
+                        ("status".to_string(), serde_json::json!(status)),
+                        ("polls".to_string(), serde_json::json!(polls)),
+                    ]));
+                }
+                if body_ok {
+                    format!("answered {status}, expected {}", w.status)
+                } else {
+                    format!("answered {status} without the expected text")
+                }
+            }
+            Err(e) => format!("no answer: {e}"),
+        };
+        if Instant::now() + w.interval.get() >= ctx.deadline {
+            return Err(ActionError::permanent(format!(
+                "{} not healthy by the step's deadline after {polls} poll(s); last: {last}",
+                w.url
+            )));
+        }
+        tokio::time::sleep(w.interval.get()).await;
+    }
+}
+
+/// `notify`: POST a JSON message (Slack-compatible `text`) to the webhook.
+/// The webhook URL is a secret: errors never include it.
+pub(super) async fn notify(ctx: &StepContext, n: &Notify) -> Result<Outputs, ActionError> {
+    let client = http_client(std::time::Duration::from_secs(10))?;
+    let text = if ctx.mode == crate::runbook::Mode::Drill {
+        format!("[DRILL] {}", n.message)
+    } else {
+        n.message.clone()
+    };
+    let body = serde_json::json!({
+        "text": text,
+        "run_id": ctx.run_id,
+        "step_id": ctx.step_id,
+        "mode": ctx.mode.as_str(),
+    });
+    let response = client
+        .post(&n.webhook)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| ActionError::retryable(format!("webhook unreachable: {}", e.without_url())))?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(Outputs::from([(
+            "status".to_string(),
+            serde_json::json!(status.as_u16()),
+        )]))
+    } else if status.is_server_error() || status.as_u16() == 429 {
+        Err(ActionError::retryable(format!("webhook answered {status}")))
+    } else {
+        Err(ActionError::permanent(format!("webhook answered {status}")))
+    }
 }

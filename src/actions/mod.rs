@@ -9,13 +9,15 @@
 mod aws_error;
 mod ec2;
 mod generic;
+mod rds;
+mod route53;
 
 use std::time::Duration;
 
 use crate::aws::AwsClients;
 use crate::catalogue::{ActionInput, ActionKind, Service};
 use crate::engine::{ActionError, Actions, BoxFuture, Outputs, StepContext};
-use crate::runbook::Runbook;
+use crate::runbook::{Mode, Runbook};
 
 /// Every action implementation of this build.
 #[derive(Debug, Default, Clone)]
@@ -55,17 +57,22 @@ pub fn implemented(action: ActionKind) -> bool {
         action,
         ActionKind::Wait
             | ActionKind::Exec
+            | ActionKind::HttpWaitHealthy
+            | ActionKind::Notify
             | ActionKind::Ec2StartInstances
             | ActionKind::Ec2StopInstances
             | ActionKind::Ec2WaitRunning
+            | ActionKind::RdsPromoteReadReplica
+            | ActionKind::RdsWaitAvailable
+            | ActionKind::Route53UpsertRecords
     )
 }
 
-/// Names of the actions of `runbook` this build does not implement
-/// (`manual.approval` is the engine's own).
-pub fn unimplemented(runbook: &Runbook) -> Vec<&'static str> {
+/// Names of the actions a run of `runbook` in `mode` would take that this
+/// build does not implement (`manual.approval` is the engine's own).
+pub fn unimplemented(runbook: &Runbook, mode: Mode) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = runbook
-        .actions()
+        .actions_in(mode)
         .filter(|a| *a != ActionKind::ManualApproval && !implemented(*a))
         .map(ActionKind::name)
         .collect();
@@ -93,6 +100,17 @@ impl Actions for Registry {
             match input {
                 ActionInput::Wait(w) => generic::wait(w).await,
                 ActionInput::Exec(e) => generic::exec(ctx, e).await,
+                ActionInput::HttpWaitHealthy(w) => generic::wait_healthy(ctx, w).await,
+                ActionInput::Notify(n) => generic::notify(ctx, n).await,
+                ActionInput::RdsPromoteReadReplica(w) => {
+                    rds::promote(self.clients(input.kind())?, ctx, w).await
+                }
+                ActionInput::RdsWaitAvailable(w) => {
+                    rds::wait(self.clients(input.kind())?, ctx, w).await
+                }
+                ActionInput::Route53UpsertRecords(w) => {
+                    route53::upsert(self.clients(input.kind())?, ctx, w).await
+                }
                 ActionInput::Ec2StartInstances(w) => {
                     ec2::start(self.clients(input.kind())?, ctx, w).await
                 }
@@ -114,6 +132,21 @@ impl Actions for Registry {
         match input {
             ActionInput::Wait(w) => generic::describe_wait(w),
             ActionInput::Exec(e) => generic::describe_exec(ctx, e),
+            ActionInput::HttpWaitHealthy(w) => vec![format!(
+                "GET {} every {} until it answers {}",
+                w.url, w.interval, w.status
+            )],
+            ActionInput::Notify(_) => vec!["POST the message to the webhook".to_string()],
+            ActionInput::RdsPromoteReadReplica(_) => vec![
+                "rds:DescribeDBInstances of the selected replicas".to_string(),
+                "rds:PromoteReadReplica and AddTagsToResource on those not promoted yet"
+                    .to_string(),
+                "rds:DescribeDBInstances until all are available".to_string(),
+            ],
+            ActionInput::RdsWaitAvailable(_) => {
+                vec!["rds:DescribeDBInstances until available".to_string()]
+            }
+            ActionInput::Route53UpsertRecords(w) => route53::describe(w),
             ActionInput::Ec2StartInstances(w) => ec2::describe("Start", ctx, w),
             ActionInput::Ec2StopInstances(w) => ec2::describe("Stop", ctx, w),
             ActionInput::Ec2WaitRunning(w) => vec![format!(

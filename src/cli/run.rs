@@ -114,7 +114,7 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     let text = super::commands::read(file)?;
     let loaded = load_or_report(&name, &text, &args.params)?;
     let mode = args.mode.into();
-    let unsupported = crate::actions::unimplemented(&loaded.runbook);
+    let unsupported = crate::actions::unimplemented(&loaded.runbook, mode);
     if !unsupported.is_empty() {
         return Err(CliError::Unsupported(unsupported));
     }

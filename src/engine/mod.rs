@@ -204,7 +204,7 @@ impl Engine {
         runbook: Arc<Runbook>,
         mode: Mode,
     ) -> Result<RunOutcome, EngineError> {
-        let unsupported = unsupported(self.actions.as_ref(), &runbook);
+        let unsupported = unsupported(self.actions.as_ref(), &runbook, mode);
         if !unsupported.is_empty() {
             return Err(EngineError::Unsupported(unsupported));
         }
@@ -822,11 +822,11 @@ impl Engine {
     }
 }
 
-/// Actions of `runbook` that `actions` cannot execute (`manual.approval`
+/// Actions a run of `runbook` in `mode` would take that `actions` cannot execute (`manual.approval`
 /// is the engine's own).
-pub fn unsupported(actions: &dyn Actions, runbook: &Runbook) -> Vec<&'static str> {
+pub fn unsupported(actions: &dyn Actions, runbook: &Runbook, mode: Mode) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = runbook
-        .actions()
+        .actions_in(mode)
         .filter(|a| *a != ActionKind::ManualApproval && !actions.supports(*a))
         .map(ActionKind::name)
         .collect();

@@ -274,6 +274,13 @@ impl Step {
         self.when.contains(&mode)
     }
 
+    /// Its action, its rollback's and its fallback's.
+    pub fn actions(&self) -> impl Iterator<Item = ActionKind> + '_ {
+        std::iter::once(self.action)
+            .chain(self.rollback.iter().map(|r| r.action))
+            .chain(self.fallback.iter().map(|f| f.action))
+    }
+
     /// Worst-case time the step can take: its deadline, which covers every attempt.
     pub fn budget(&self) -> Duration {
         self.timeout
@@ -309,11 +316,15 @@ impl Runbook {
 
     /// Every action the runbook names, rollbacks and fallbacks included.
     pub fn actions(&self) -> impl Iterator<Item = ActionKind> + '_ {
-        self.steps.iter().flat_map(|s| {
-            std::iter::once(s.action)
-                .chain(s.rollback.iter().map(|r| r.action))
-                .chain(s.fallback.iter().map(|f| f.action))
-        })
+        self.steps.iter().flat_map(Step::actions)
+    }
+
+    /// The actions a run in `mode` may take.
+    pub fn actions_in(&self, mode: Mode) -> impl Iterator<Item = ActionKind> + '_ {
+        self.steps
+            .iter()
+            .filter(move |s| s.runs_in(mode))
+            .flat_map(Step::actions)
     }
 
     /// Values of secret parameters, to be redacted wherever text is printed.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::InstanceStateName;
 use lifeboat::actions::Registry;
 use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
@@ -29,36 +29,8 @@ fn ctx(step: &str) -> StepContext {
     }
 }
 
-/// Launches `count` instances with these tags in us-west-2 and stops them.
 async fn seed(aws: &AwsClients, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
-    let ec2 = aws.ec2(REGION);
-    let images = ec2.describe_images().send().await.expect("describe images");
-    let image = images.images()[0].image_id().expect("an AMI").to_string();
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    let out = ec2
-        .run_instances()
-        .image_id(image)
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(count)
-        .max_count(count)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .expect("run instances");
-    let ids: Vec<String> = out
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
-    ec2.stop_instances()
-        .set_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .expect("stop");
-    ids
+    crate::seed::stopped_instances(aws, REGION, count, tags).await
 }
 
 async fn states(aws: &AwsClients, ids: &[String]) -> Vec<InstanceStateName> {

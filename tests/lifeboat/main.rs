@@ -11,7 +11,11 @@
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
 //! - `aws_smoke`: the client factory against the AWS emulator.
-//! - `ec2`: the EC2 actions on the emulator: do, already done, missing.
+//! - `ec2`, `rds`, `route53`: the AWS actions on the emulator: do, already
+//!   done (no mutating call), missing resource.
+//! - `pilot_light`: the shipped pilot-light runbook end to end on the
+//!   emulator through `lifeboat run`.
+//! - `seed`: resources the AWS tests start from (not tests).
 
 //! - `moto`: the emulator harness (not tests).
 
@@ -21,5 +25,9 @@ mod crash;
 mod ec2;
 mod moto;
 mod no_panic;
+mod pilot_light;
+mod rds;
+mod route53;
 mod run;
 mod schema;
+mod seed;

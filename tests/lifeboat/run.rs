@@ -220,7 +220,7 @@ fn without_confirmation_nothing_runs() {
 fn actions_this_build_cannot_execute_are_refused_up_front() {
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let out = lifeboat(&state, &["run", "runbooks/pilot-light.yaml", "--yes"]);
+    let out = lifeboat(&state, &["run", "runbooks/warm-standby.yaml", "--yes"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("cannot execute"),

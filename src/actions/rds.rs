@@ -1,0 +1,265 @@
+//! RDS: promote read replicas, wait until instances are available.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::{DbInstance, Tag};
+use tokio::time::Instant;
+
+use super::aws_error::classify;
+use super::{region_of, wait_interval};
+use crate::aws::AwsClients;
+use crate::catalogue::rds::{PromoteReadReplica, WaitAvailable};
+use crate::engine::{ActionError, Outputs, StepContext};
+
+/// Tag lifeboat puts on an instance it promoted: its own durable record of
+/// the promotion, for emulators that keep reporting the instance as a
+/// replica afterwards (real RDS clears `ReadReplicaSourceDBInstanceIdentifier`).
+pub const PROMOTED_TAG: &str = "lifeboat:promoted-by-run";
+
+/// How instances are selected.
+enum Select<'a> {
+    Ids(Vec<String>),
+    Tags(&'a BTreeMap<String, String>),
+    ReplicasOf(&'a str),
+}
+
+impl Select<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Select::Ids(ids) => format!("DB instance(s) {}", ids.join(", ")),
+            Select::Tags(tags) => format!(
+                "DB instances tagged {}",
+                tags.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Select::ReplicasOf(source) => format!("read replicas of {source}"),
+        }
+    }
+}
+
+fn has_tags(db: &DbInstance, tags: &BTreeMap<String, String>) -> bool {
+    tags.iter().all(|(k, v)| {
+        db.tag_list()
+            .iter()
+            .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
+    })
+}
+
+fn tag(db: &DbInstance, key: &str) -> Option<String> {
+    db.tag_list()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value().map(str::to_string))
+}
+
+/// The selected instances as they are now.
+async fn select(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    which: &Select<'_>,
+) -> Result<Vec<DbInstance>, ActionError> {
+    let mut found = Vec::new();
+    match which {
+        Select::Ids(ids) => {
+            for id in ids {
+                let out = client
+                    .describe_db_instances()
+                    .db_instance_identifier(id)
+                    .send()
+                    .await;
+                match out {
+                    Ok(out) => found.extend(out.db_instances().iter().cloned()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+                    {
+                        return Err(ActionError::permanent(format!(
+                            "no DB instance {id} in {region}"
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(classify(
+                            &format!("DescribeDBInstances {id} in {region}"),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+        Select::Tags(_) | Select::ReplicasOf(_) => {
+            let mut pages = client.describe_db_instances().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| classify(&format!("DescribeDBInstances in {region}"), e))?;
+                found.extend(
+                    page.db_instances()
+                        .iter()
+                        .filter(|db| match which {
+                            Select::Tags(tags) => has_tags(db, tags),
+                            Select::ReplicasOf(source) => db
+                                .read_replica_source_db_instance_identifier()
+                                .is_some_and(|s| {
+                                    s == *source || s.ends_with(&format!(":db:{source}"))
+                                }),
+                            Select::Ids(_) => false,
+                        })
+                        .cloned(),
+                );
+            }
+            if found.is_empty() {
+                return Err(ActionError::permanent(format!(
+                    "no {} in {region}",
+                    which.describe()
+                )));
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn id_of(db: &DbInstance) -> String {
+    db.db_instance_identifier().unwrap_or("?").to_string()
+}
+
+fn status(db: &DbInstance) -> &str {
+    db.db_instance_status().unwrap_or("unknown")
+}
+
+/// Poll until every named instance is `available`, within the deadline.
+async fn wait_available(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    ids: &[String],
+    ctx: &StepContext,
+) -> Result<Vec<DbInstance>, ActionError> {
+    let mut polls = 0u32;
+    loop {
+        let now = select(client, region, &Select::Ids(ids.to_vec())).await?;
+        let behind: Vec<String> = now
+            .iter()
+            .filter(|db| status(db) != "available")
+            .map(|db| format!("{} ({})", id_of(db), status(db)))
+            .collect();
+        if behind.is_empty() {
+            return Ok(now);
+        }
+        let wait = wait_interval(polls);
+        if Instant::now() + wait >= ctx.deadline {
+            return Err(ActionError::permanent(format!(
+                "DB instances not available by the step's deadline: {}",
+                behind.join(", ")
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        polls += 1;
+    }
+}
+
+/// `rds.promote_read_replica`: promote every selected replica that is not
+/// promoted yet, tag it, and wait until all are available.
+pub(super) async fn promote(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &PromoteReadReplica,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let which = match (&w.db_instance, &w.db_instances, &w.tags, &w.replicas_of) {
+        (Some(id), ..) => Select::Ids(vec![id.clone()]),
+        (_, Some(ids), ..) => Select::Ids(ids.clone()),
+        (_, _, Some(tags), _) => Select::Tags(tags),
+        (_, _, _, Some(source)) => Select::ReplicasOf(source),
+        _ => return Err(ActionError::permanent("no DB instance selected")),
+    };
+    let mut instances = select(&client, region, &which).await?;
+    // A promotion already under way (an interrupted attempt) must finish
+    // before the instance can be judged.
+    let busy: Vec<String> = instances
+        .iter()
+        .filter(|db| status(db) != "available")
+        .map(id_of)
+        .collect();
+    if !busy.is_empty() {
+        wait_available(&client, region, &busy, ctx).await?;
+        instances = select(&client, region, &which).await?;
+    }
+    let ids: Vec<String> = instances.iter().map(id_of).collect();
+    let mut promoted = Vec::new();
+    for db in &instances {
+        let id = id_of(db);
+        let is_replica = db.read_replica_source_db_instance_identifier().is_some();
+        if !is_replica || tag(db, PROMOTED_TAG).is_some() {
+            continue;
+        }
+        let mut request = client.promote_read_replica().db_instance_identifier(&id);
+        if let Some(days) = w.backup_retention_days {
+            request = request.backup_retention_period(i32::try_from(days).unwrap_or(i32::MAX));
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| classify(&format!("PromoteReadReplica {id} in {region}"), e))?;
+        if let Some(arn) = db.db_instance_arn() {
+            client
+                .add_tags_to_resource()
+                .resource_name(arn)
+                .tags(Tag::builder().key(PROMOTED_TAG).value(&ctx.run_id).build())
+                .send()
+                .await
+                .map_err(|e| classify(&format!("AddTagsToResource {id} in {region}"), e))?;
+        }
+        promoted.push(id);
+    }
+    let done = wait_available(&client, region, &ids, ctx).await?;
+    let endpoints: serde_json::Map<String, serde_json::Value> = done
+        .iter()
+        .map(|db| {
+            let address = db.endpoint().and_then(|e| e.address()).unwrap_or_default();
+            (id_of(db), serde_json::json!(address))
+        })
+        .collect();
+    let mut outputs = Outputs::from([
+        ("db_instances".to_string(), serde_json::json!(ids)),
+        ("promoted".to_string(), serde_json::json!(promoted)),
+        (
+            "endpoints".to_string(),
+            serde_json::Value::Object(endpoints),
+        ),
+    ]);
+    if let [single] = done.as_slice() {
+        let address = single
+            .endpoint()
+            .and_then(|e| e.address())
+            .unwrap_or_default();
+        outputs.insert("endpoint".to_string(), serde_json::json!(address));
+    }
+    Ok(outputs)
+}
+
+/// `rds.wait_available`.
+pub(super) async fn wait(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &WaitAvailable,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let which = match (&w.db_instance, &w.db_instances, &w.tags) {
+        (Some(id), ..) => Select::Ids(vec![id.clone()]),
+        (_, Some(ids), _) => Select::Ids(ids.clone()),
+        (_, _, Some(tags)) => Select::Tags(tags),
+        _ => return Err(ActionError::permanent("no DB instance selected")),
+    };
+    let ids: Vec<String> = select(&client, region, &which)
+        .await?
+        .iter()
+        .map(id_of)
+        .collect();
+    wait_available(&client, region, &ids, ctx).await?;
+    Ok(Outputs::from([(
+        "db_instances".to_string(),
+        serde_json::json!(ids),
+    )]))
+}

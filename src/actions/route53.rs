@@ -1,0 +1,372 @@
+//! Route 53: upsert records, given or by a rewrite rule, in as few change
+//! batches as possible, then wait until the changes are INSYNC.
+
+use aws_sdk_route53::types::{
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+};
+use tokio::time::Instant;
+
+use super::aws_error::classify;
+use super::wait_interval;
+use crate::aws::AwsClients;
+use crate::catalogue::route53::UpsertRecords;
+use crate::engine::{ActionError, Outputs, StepContext};
+
+/// Most changes Route 53 accepts in one ChangeResourceRecordSets call.
+pub const MAX_CHANGES_PER_BATCH: usize = 1000;
+/// Most record values in one call; an UPSERT counts each value twice.
+pub const MAX_VALUES_PER_BATCH: usize = 1000;
+/// Most characters of record values in one call; an UPSERT counts them twice.
+pub const MAX_VALUE_CHARS_PER_BATCH: usize = 32_000;
+
+/// Split UPSERTs of `sets` into as few calls as Route 53's limits allow.
+pub fn batches(sets: &[ResourceRecordSet]) -> Vec<&[ResourceRecordSet]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let (mut values, mut chars) = (0usize, 0usize);
+    for (i, set) in sets.iter().enumerate() {
+        let v = 2 * set.resource_records().len();
+        let c = 2 * set
+            .resource_records()
+            .iter()
+            .map(|r| r.value().len())
+            .sum::<usize>();
+        let full = i - start == MAX_CHANGES_PER_BATCH
+            || values + v > MAX_VALUES_PER_BATCH
+            || chars + c > MAX_VALUE_CHARS_PER_BATCH;
+        if full && i > start {
+            out.push(&sets[start..i]);
+            start = i;
+            values = 0;
+            chars = 0;
+        }
+        values += v;
+        chars += c;
+    }
+    if start < sets.len() {
+        out.push(&sets[start..]);
+    }
+    out
+}
+
+fn fqdn(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with('.') {
+        lower
+    } else {
+        format!("{lower}.")
+    }
+}
+
+/// `*` matches any run of characters; names compare without case and
+/// trailing dot.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let pattern = fqdn(pattern);
+    let name = fqdn(name);
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let mut rest = name.as_str();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(pos) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[pos + part.len()..];
+        }
+    }
+    true
+}
+
+async fn zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Result<String, ActionError> {
+    if !zone.contains('.') {
+        return Ok(zone.trim_start_matches("/hostedzone/").to_string());
+    }
+    let wanted = fqdn(zone);
+    let out = client
+        .list_hosted_zones_by_name()
+        .dns_name(&wanted)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("ListHostedZonesByName {wanted}"), e))?;
+    out.hosted_zones()
+        .iter()
+        .find(|z| fqdn(z.name()) == wanted)
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+        .ok_or_else(|| ActionError::permanent(format!("no hosted zone {wanted}")))
+}
+
+async fn record_sets(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+) -> Result<Vec<ResourceRecordSet>, ActionError> {
+    let mut all = Vec::new();
+    let mut request = client.list_resource_record_sets().hosted_zone_id(zone);
+    loop {
+        let page = request
+            .clone()
+            .send()
+            .await
+            .map_err(|e| classify(&format!("ListResourceRecordSets {zone}"), e))?;
+        all.extend(page.resource_record_sets().iter().cloned());
+        if !page.is_truncated() {
+            return Ok(all);
+        }
+        request = request
+            .set_start_record_name(page.next_record_name().map(str::to_string))
+            .set_start_record_type(page.next_record_type().cloned())
+            .set_start_record_identifier(page.next_record_identifier().map(str::to_string));
+    }
+}
+
+fn values(set: &ResourceRecordSet) -> Vec<&str> {
+    set.resource_records()
+        .iter()
+        .map(ResourceRecord::value)
+        .collect()
+}
+
+fn record_set(
+    name: &str,
+    kind: &str,
+    ttl: i64,
+    values: &[String],
+) -> Result<ResourceRecordSet, ActionError> {
+    let records = values
+        .iter()
+        .map(|v| ResourceRecord::builder().value(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ActionError::permanent(format!("record {name}: {e}")))?;
+    ResourceRecordSet::builder()
+        .name(fqdn(name))
+        .r#type(RrType::from(kind))
+        .ttl(ttl)
+        .set_resource_records(Some(records))
+        .build()
+        .map_err(|e| ActionError::permanent(format!("record {name}: {e}")))
+}
+
+/// The record sets to write: each differs from what the zone holds now.
+fn wanted(
+    existing: &[ResourceRecordSet],
+    w: &UpsertRecords,
+) -> Result<Vec<ResourceRecordSet>, ActionError> {
+    let current = |name: &str, kind: &str| {
+        existing.iter().find(|s| {
+            fqdn(s.name()) == fqdn(name)
+                && s.r#type().as_str() == kind
+                && s.set_identifier().is_none()
+        })
+    };
+    let mut out = Vec::new();
+    if let Some(records) = &w.records {
+        for r in records {
+            let now = current(&r.name, &r.record_type);
+            let ttl = r
+                .ttl
+                .map(i64::from)
+                .or_else(|| now.and_then(ResourceRecordSet::ttl))
+                .unwrap_or(60);
+            let same = now.is_some_and(|s| {
+                s.ttl() == Some(ttl)
+                    && values(s) == r.values.iter().map(String::as_str).collect::<Vec<_>>()
+            });
+            if !same {
+                out.push(record_set(&r.name, &r.record_type, ttl, &r.values)?);
+            }
+        }
+    }
+    if let Some(rule) = &w.rewrite {
+        for set in existing.iter().filter(|s| {
+            s.r#type().as_str() == rule.record_type
+                && s.set_identifier().is_none()
+                && s.alias_target().is_none()
+                && glob_matches(&rule.name_pattern, s.name())
+        }) {
+            let new: Vec<String> = values(set)
+                .iter()
+                .map(|v| v.replace(&rule.replace, &rule.with))
+                .collect();
+            if new.iter().map(String::as_str).collect::<Vec<_>>() != values(set) {
+                out.push(record_set(
+                    set.name(),
+                    &rule.record_type,
+                    set.ttl().unwrap_or(60),
+                    &new,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `route53.upsert_records`.
+pub(super) async fn upsert(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &UpsertRecords,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let zone = zone_id(&client, &w.zone).await?;
+    let existing = record_sets(&client, &zone).await?;
+    if let Some(rule) = &w.rewrite
+        && !existing
+            .iter()
+            .any(|s| glob_matches(&rule.name_pattern, s.name()))
+    {
+        return Err(ActionError::permanent(format!(
+            "no record in {} matches `{}`",
+            w.zone, rule.name_pattern
+        )));
+    }
+    let sets = wanted(&existing, w)?;
+    let mut change_ids = Vec::new();
+    for batch in batches(&sets) {
+        let changes = batch
+            .iter()
+            .map(|set| {
+                Change::builder()
+                    .action(ChangeAction::Upsert)
+                    .resource_record_set(set.clone())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
+        let change_batch = ChangeBatch::builder()
+            .comment(format!("lifeboat run {} step {}", ctx.run_id, ctx.step_id))
+            .set_changes(Some(changes))
+            .build()
+            .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
+        let out = client
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone)
+            .change_batch(change_batch)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!(
+                        "ChangeResourceRecordSets {} ({} changes)",
+                        w.zone,
+                        batch.len()
+                    ),
+                    e,
+                )
+            })?;
+        if let Some(info) = out.change_info() {
+            change_ids.push(info.id().trim_start_matches("/change/").to_string());
+        }
+    }
+    if w.wait_insync {
+        for id in &change_ids {
+            let mut polls = 0u32;
+            loop {
+                let out = client
+                    .get_change()
+                    .id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("GetChange {id}"), e))?;
+                if out
+                    .change_info()
+                    .is_some_and(|c| *c.status() == ChangeStatus::Insync)
+                {
+                    break;
+                }
+                let wait = wait_interval(polls);
+                if Instant::now() + wait >= ctx.deadline {
+                    return Err(ActionError::permanent(format!(
+                        "change {id} in {} not INSYNC by the step's deadline",
+                        w.zone
+                    )));
+                }
+                tokio::time::sleep(wait).await;
+                polls += 1;
+            }
+        }
+    }
+    Ok(Outputs::from([
+        ("zone_id".to_string(), serde_json::json!(zone)),
+        ("changed".to_string(), serde_json::json!(sets.len())),
+        ("change_ids".to_string(), serde_json::json!(change_ids)),
+    ]))
+}
+
+/// What `upsert` would do, for dry runs.
+pub(super) fn describe(w: &UpsertRecords) -> Vec<String> {
+    let what = match (&w.records, &w.rewrite) {
+        (Some(records), _) => records
+            .iter()
+            .map(|r| format!("{} {} -> {}", r.name, r.record_type, r.values.join(",")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        (_, Some(rule)) => format!(
+            "{} records matching {}: `{}` -> `{}`",
+            rule.record_type, rule.name_pattern, rule.replace, rule.with
+        ),
+        _ => String::new(),
+    };
+    vec![
+        format!(
+            "route53:ListHostedZonesByName {} and ListResourceRecordSets",
+            w.zone
+        ),
+        format!(
+            "route53:ChangeResourceRecordSets UPSERT of those that differ ({what}), as few batches as Route 53's limits allow"
+        ),
+        "route53:GetChange until INSYNC".to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_matches;
+
+    #[test]
+    fn batches_respect_the_weighted_limits() {
+        let set = |values: usize| {
+            let records = (0..values)
+                .map(|i| {
+                    super::ResourceRecord::builder()
+                        .value(format!("10.0.0.{i}"))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            super::ResourceRecordSet::builder()
+                .name("a.example.com.")
+                .r#type(super::RrType::A)
+                .set_resource_records(Some(records))
+                .build()
+                .unwrap()
+        };
+        let singles: Vec<_> = (0..1200).map(|_| set(1)).collect();
+        let sizes: Vec<usize> = super::batches(&singles).iter().map(|b| b.len()).collect();
+        assert_eq!(
+            sizes,
+            vec![500, 500, 200],
+            "an UPSERT counts each value twice"
+        );
+        let wide: Vec<_> = (0..3).map(|_| set(200)).collect();
+        let sizes: Vec<usize> = super::batches(&wide).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![2, 1]);
+        assert!(super::batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn glob_matches_record_names() {
+        assert!(glob_matches("svc-*.example.com", "svc-12.example.com."));
+        assert!(glob_matches("*.example.com.", "a.b.example.com"));
+        assert!(!glob_matches("svc-*.example.com", "legacy.example.com."));
+        assert!(glob_matches("APP.example.com", "app.example.com."));
+        assert!(!glob_matches("svc-*-x.example.com", "svc-1.example.com"));
+    }
+}

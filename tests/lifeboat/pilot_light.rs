@@ -1,0 +1,124 @@
+//! The shipped pilot-light runbook, run with `lifeboat run` against the
+//! emulator, end to end: the replica promoted, the app tier started, DNS
+//! moved, the health check answered; the decoys untouched.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+
+use aws_sdk_ec2::types::InstanceStateName;
+
+use crate::moto::Moto;
+
+/// Answers every request with 200 "ok" until the test process ends.
+fn health_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pilot_light_failover_recovers_into_the_dr_region() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let app =
+        crate::seed::stopped_instances(&aws, "us-west-2", 2, &[("Role", "app"), ("Env", "dr")])
+            .await;
+    let batch =
+        crate::seed::stopped_instances(&aws, "us-west-2", 1, &[("Role", "batch"), ("Env", "dr")])
+            .await;
+    let zone = crate::seed::zone(
+        &aws,
+        "example.com",
+        &[
+            ("app.example.com".into(), "192.0.2.10".into()),
+            ("legacy.example.com".into(), "192.0.2.254".into()),
+        ],
+    )
+    .await;
+    let health = health_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "runbooks/pilot-light.yaml", "--yes", "-p"];
+        let health_param = format!("health_url={health}");
+        args.push(&health_param);
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(&args)
+            .env("LIFEBOAT_STATE_DIR", dir.path().join("state"))
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("run lifeboat")
+    };
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let db = aws
+        .rds("us-west-2")
+        .describe_db_instances()
+        .db_instance_identifier("app-db-replica")
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        db.db_instances()[0].backup_retention_period(),
+        Some(7),
+        "promoted with 7 days of backups"
+    );
+    let ec2 = aws.ec2("us-west-2");
+    let states = |ids: Vec<String>| {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .expect("describe");
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(states(app).await, vec![InstanceStateName::Running; 2]);
+    assert_eq!(states(batch).await, vec![InstanceStateName::Stopped]);
+    assert_eq!(
+        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        vec!["198.51.100.10"]
+    );
+    assert_eq!(
+        crate::seed::a_record(&aws, &zone, "legacy.example.com").await,
+        vec!["192.0.2.254"]
+    );
+
+    // Running the failover again finds everything done and succeeds.
+    let out = run(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,156 @@
+//! Seeding the emulator with the resources runbooks act on.
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use lifeboat::aws::AwsClients;
+
+/// A postgres primary in us-east-1 and its read replica in us-west-2;
+/// returns the primary's ARN.
+pub async fn primary_and_replica(aws: &AwsClients, primary: &str, replica: &str) -> String {
+    let out = aws
+        .rds("us-east-1")
+        .create_db_instance()
+        .db_instance_identifier(primary)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .backup_retention_period(1)
+        .send()
+        .await
+        .expect("create the primary");
+    let arn = out
+        .db_instance()
+        .and_then(|d| d.db_instance_arn())
+        .expect("ARN")
+        .to_string();
+    aws.rds("us-west-2")
+        .create_db_instance_read_replica()
+        .db_instance_identifier(replica)
+        .source_db_instance_identifier(&arn)
+        .db_instance_class("db.t3.micro")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("dr-role")
+                .value("replica")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the replica");
+    arn
+}
+
+/// `count` instances with these tags in `region`, stopped; their ids.
+pub async fn stopped_instances(
+    aws: &AwsClients,
+    region: &str,
+    count: i32,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
+    let ec2 = aws.ec2(region);
+    let images = ec2.describe_images().send().await.expect("describe images");
+    let image = images.images()[0].image_id().expect("an AMI").to_string();
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("run instances");
+    let ids: Vec<String> = out
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    ec2.stop_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("stop");
+    ids
+}
+
+/// A public hosted zone with A records `name -> value`; returns its id.
+pub async fn zone(aws: &AwsClients, zone: &str, records: &[(String, String)]) -> String {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let r53 = aws.route53();
+    let created = r53
+        .create_hosted_zone()
+        .name(zone)
+        .caller_reference(format!("seed-{zone}"))
+        .send()
+        .await
+        .expect("create zone");
+    let id = created
+        .hosted_zone()
+        .expect("zone")
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    for chunk in records.chunks(500) {
+        let changes = chunk
+            .iter()
+            .map(|(name, value)| {
+                Change::builder()
+                    .action(ChangeAction::Create)
+                    .resource_record_set(
+                        ResourceRecordSet::builder()
+                            .name(name)
+                            .r#type(RrType::A)
+                            .ttl(60)
+                            .resource_records(
+                                ResourceRecord::builder()
+                                    .value(value)
+                                    .build()
+                                    .expect("record"),
+                            )
+                            .build()
+                            .expect("record set"),
+                    )
+                    .build()
+                    .expect("change")
+            })
+            .collect();
+        r53.change_resource_record_sets()
+            .hosted_zone_id(&id)
+            .change_batch(
+                ChangeBatch::builder()
+                    .set_changes(Some(changes))
+                    .build()
+                    .expect("batch"),
+            )
+            .send()
+            .await
+            .expect("create records");
+    }
+    id
+}
+
+/// The values of one A record.
+pub async fn a_record(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<String> {
+    let out = aws
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .start_record_name(name)
+        .start_record_type(aws_sdk_route53::types::RrType::A)
+        .max_items(1)
+        .send()
+        .await
+        .expect("list records");
+    out.resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name.trim_end_matches('.'))
+        .flat_map(|s| s.resource_records().iter().map(|r| r.value().to_string()))
+        .collect()
+}
