@@ -101,12 +101,16 @@ pub struct AwsClients {
 impl AwsClients {
     /// Load the shared configuration once (reads files and the environment).
     pub async fn load(settings: &AwsSettings, credentials: Credentials) -> AwsClients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(60))
-                .build(),
-        );
+        // Every client gets its own region; a base region keeps the loader
+        // from probing the instance metadata service for one.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(ROUTE53_REGION))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }

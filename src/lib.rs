@@ -20,6 +20,10 @@
 //!   validation, plans, JSON Schema. Knows nothing of tokio or AWS.
 //! - [`config`]: the daemon's config file, validated like runbooks.
 //! - [`aws`]: the one place AWS SDK clients are built.
+//! - [`engine`]: runs a runbook as a DAG, journaling every transition.
+//! - [`actions`]: the action implementations the engine drives.
+//! - [`emulator`]: the local AWS emulator for the demo and the tests.
+//! - [`demo`]: the demo's two-region environment, seeded into the emulator.
 //! - [`shipped`]: the strategy runbooks shipped in `runbooks/`, embedded.
 //! - [`cli`]: the command line; the only module that prints or picks exit codes.
 
@@ -32,8 +36,10 @@ pub mod aws;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod diag;
 pub mod duration;
+pub mod emulator;
 pub mod engine;
 pub mod runbook;
 pub mod shipped;

@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(CliError::Output)?;
             print(&String::from_utf8_lossy(&buf))
         }
-        Command::Demo => demo(),
+        Command::Demo => super::run::demo(),
     }
 }
 
@@ -213,47 +213,4 @@ fn actions(output: Output) -> Result<(), CliError> {
             print(&out)
         }
     }
-}
-
-fn demo() -> Result<(), CliError> {
-    let mut failed = 0;
-    for (file, text) in crate::shipped::RUNBOOKS {
-        let name = format!("runbooks/{file}");
-        match runbook::load(&name, text, &[], MissingParams::Refuse) {
-            Err(problems) => {
-                failed += 1;
-                for p in &problems {
-                    eprint(&p.to_string());
-                }
-            }
-            Ok(loaded) => {
-                print(&format!(
-                    "== {name}: valid, {} steps\n",
-                    loaded.runbook.steps.len()
-                ))?;
-                for w in &loaded.warnings {
-                    print(&format!("   {w}\n"))?;
-                }
-                for mode in [Mode::Failover, Mode::Switchover, Mode::Drill] {
-                    if mode == Mode::Failover
-                        || loaded
-                            .runbook
-                            .steps
-                            .iter()
-                            .any(|s| !s.runs_in(mode) || s.when.len() < 3)
-                    {
-                        print(&format!(
-                            "\n{}",
-                            Plan::new(&loaded.runbook, mode).view().render()
-                        ))?;
-                    }
-                }
-                print("\n")?;
-            }
-        }
-    }
-    if failed > 0 {
-        return Err(CliError::Invalid { count: failed });
-    }
-    Ok(())
 }

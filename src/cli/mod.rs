@@ -80,6 +80,9 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
+    /// The demo could not set up its environment.
+    #[error("demo: {0}")]
+    Demo(String),
     /// The run ended without succeeding (its summary was printed).
     #[error("run {}", .0.state())]
     RunFailed(crate::engine::RunOutcome),
@@ -106,7 +109,8 @@ impl CliError {
             | CliError::Engine(EngineError::Journal(_))
             | CliError::Output(_)
             | CliError::Serialize(_)
-            | CliError::Runtime(_) => Exit::Internal,
+            | CliError::Runtime(_)
+            | CliError::Demo(_) => Exit::Internal,
         }
     }
 }
@@ -270,7 +274,7 @@ pub enum Command {
     },
     /// Print the man page (roff).
     Man,
-    /// Show lifeboat on its shipped runbooks: validate each and plan it in every mode.
+    /// The demo: start a local AWS emulator, seed two regions, run the pilot-light failover, show the result.
     Demo,
 }
 

@@ -352,6 +352,75 @@ fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
     out
 }
 
+/// `lifeboat demo`: a two-region pilot-light failover on the local
+/// emulator, on the embedded defaults, with nothing to configure.
+pub fn demo() -> Result<(), CliError> {
+    let demo_err = |message: String| CliError::Demo(message);
+    let (name, text) = crate::shipped::RUNBOOKS
+        .iter()
+        .find(|(file, _)| *file == "pilot-light.yaml")
+        .ok_or_else(|| demo_err("the pilot-light runbook is not embedded".into()))?;
+    eprint("starting the AWS emulator (moto, installed on first use) on 127.0.0.1...");
+    let emulator =
+        crate::emulator::Emulator::install_and_start().map_err(|e| demo_err(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let state_dir = std::env::temp_dir().join(format!("lifeboat-demo-{}", std::process::id()));
+    let result = runtime.block_on(async {
+        let aws = emulator.clients().await;
+        eprint(&format!("emulator at {}; seeding two regions", emulator.endpoint()));
+        let seeded = crate::demo::seed(&aws).await.map_err(demo_err)?;
+        print(&format!(
+            "seeded: {} primary app-db (RDS postgres), {} read replica app-db-replica,\n        {} app instances {} (stopped, Role=app) and batch instance {} (stopped, must stay so),\n        zone example.com: app.example.com -> 192.0.2.10 (the primary region)\n\n",
+            crate::demo::PRIMARY,
+            crate::demo::DR,
+            crate::demo::DR,
+            seeded.app_instances.join(", "),
+            seeded.decoy_instance
+        ))?;
+        let health = crate::demo::health_endpoint().await.map_err(demo_err)?;
+        let params = vec![("health_url".to_string(), health)];
+        let loaded = load_or_report(&format!("runbooks/{name}"), text, &params)?;
+        let journal = Arc::new(Journal::open(&state_dir, Access::Executor)?);
+        let id = new_run_id();
+        journal.create_run(&NewRun {
+            id: id.clone(),
+            runbook: loaded.runbook.name.clone(),
+            file: format!("runbooks/{name}"),
+            runbook_sha256: sha256_hex(text),
+            runbook_text: text.to_string(),
+            params,
+            secret_params: Vec::new(),
+            mode: Mode::Failover.as_str().to_string(),
+            started_by: who(),
+            started_at: now(),
+        })?;
+        print(&format!("running {} (run {id}) in failover mode:\n", loaded.runbook.name))?;
+        let started = Instant::now();
+        let observer = Arc::new(move |event: &StepEvent| {
+            let _ = print(&format!("{}\n", progress_line(started.elapsed(), event)));
+        });
+        let registry = Registry::with_aws(aws.clone());
+        let engine = Engine::new(Arc::clone(&journal), Arc::new(registry), EngineOptions::default()).with_observer(observer);
+        let outcome = engine.execute(&id, Arc::new(loaded.runbook), Mode::Failover).await?;
+        print(&format!("\n{}", render_run(&journal.run(&id)?, &step_rows(&journal.events(&id)?))))?;
+        let calls: u64 = aws.calls().snapshot().values().sum();
+        let mutating: u64 = aws.calls().mutating().values().sum();
+        print(&format!(
+            "\n{calls} AWS API calls, {mutating} of them changes. The replica is now the primary in {}, the app tier runs there, and app.example.com points at it.\n",
+            crate::demo::DR
+        ))?;
+        match outcome {
+            RunOutcome::Succeeded => Ok(()),
+            other => Err(CliError::RunFailed(other)),
+        }
+    });
+    let _ = std::fs::remove_dir_all(&state_dir);
+    result
+}
+
 /// One step of a run, summarised from its events.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRow {

@@ -280,14 +280,29 @@ fn check_config_reports_located_problems() {
 }
 
 #[test]
-fn demo_validates_and_plans_the_shipped_runbooks() {
+fn demo_fails_over_two_regions_on_the_emulator() {
     let out = lifeboat(&["demo"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for f in shipped() {
-        assert!(stdout.contains(&format!("== {f}: valid")), "{stdout}");
+    assert!(
+        stdout
+            .contains("pilot-light-failover (runbooks/pilot-light.yaml), failover mode, succeeded"),
+        "{stdout}"
+    );
+    for step in [
+        "promote-db",
+        "start-app",
+        "app-running",
+        "switch-dns",
+        "verify",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(step) && l.contains("succeeded")),
+            "{step}: {stdout}"
+        );
     }
-    assert!(stdout.contains("mode drill"), "{stdout}");
 }
 
 #[test]

@@ -2,51 +2,25 @@
 //! emulator, end to end: the replica promoted, the app tier started, DNS
 //! moved, the health check answered; the decoys untouched.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::Command;
 
 use aws_sdk_ec2::types::InstanceStateName;
 
 use crate::moto::Moto;
 
-/// Answers every request with 200 "ok" until the test process ends.
-fn health_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    format!("http://{addr}/healthz")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pilot_light_failover_recovers_into_the_dr_region() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    let app =
-        crate::seed::stopped_instances(&aws, "us-west-2", 2, &[("Role", "app"), ("Env", "dr")])
-            .await;
-    let batch =
-        crate::seed::stopped_instances(&aws, "us-west-2", 1, &[("Role", "batch"), ("Env", "dr")])
-            .await;
-    let zone = crate::seed::zone(
-        &aws,
-        "example.com",
-        &[
-            ("app.example.com".into(), "192.0.2.10".into()),
-            ("legacy.example.com".into(), "192.0.2.254".into()),
-        ],
-    )
-    .await;
-    let health = health_server();
+    let seeded = lifeboat::demo::seed(&aws).await.expect("seed");
+    let (app, batch, zone) = (
+        seeded.app_instances,
+        vec![seeded.decoy_instance],
+        seeded.zone_id,
+    );
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
     let dir = tempfile::tempdir().expect("tempdir");
 
     let run = |extra: &[&str]| {
@@ -60,6 +34,7 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
             .env("AWS_ENDPOINT_URL", moto.endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
             .output()
             .expect("run lifeboat")
