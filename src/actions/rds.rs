@@ -62,6 +62,38 @@ async fn select(
 ) -> Result<Vec<DbInstance>, ActionError> {
     let mut found = Vec::new();
     match which {
+        // Many instances: one paginated describe rather than one call each.
+        Select::Ids(ids) if ids.len() > 1 => {
+            let mut pages = client.describe_db_instances().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| classify(&format!("DescribeDBInstances in {region}"), e))?;
+                found.extend(
+                    page.db_instances()
+                        .iter()
+                        .filter(|db| {
+                            db.db_instance_identifier()
+                                .is_some_and(|id| ids.iter().any(|i| i == id))
+                        })
+                        .cloned(),
+                );
+            }
+            let missing: Vec<&str> = ids
+                .iter()
+                .filter(|id| {
+                    !found
+                        .iter()
+                        .any(|db| db.db_instance_identifier() == Some(id.as_str()))
+                })
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(ActionError::permanent(format!(
+                    "no DB instance {} in {region}",
+                    missing.join(", ")
+                )));
+            }
+        }
         Select::Ids(ids) => {
             for id in ids {
                 let out = client
@@ -157,6 +189,38 @@ async fn wait_available(
     }
 }
 
+/// Most PromoteReadReplica calls in flight at once within one step.
+const PARALLEL_PROMOTIONS: usize = 8;
+
+/// Promote one replica and record the promotion in lifeboat's tag.
+async fn promote_one(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+    arn: Option<&str>,
+    days: Option<u32>,
+    run_id: &str,
+) -> Result<(), ActionError> {
+    let mut request = client.promote_read_replica().db_instance_identifier(id);
+    if let Some(days) = days {
+        request = request.backup_retention_period(i32::try_from(days).unwrap_or(i32::MAX));
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| classify(&format!("PromoteReadReplica {id} in {region}"), e))?;
+    if let Some(arn) = arn {
+        client
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(Tag::builder().key(PROMOTED_TAG).value(run_id).build())
+            .send()
+            .await
+            .map_err(|e| classify(&format!("AddTagsToResource {id} in {region}"), e))?;
+    }
+    Ok(())
+}
+
 /// `rds.promote_read_replica`: promote every selected replica that is not
 /// promoted yet, tag it, and wait until all are available.
 pub(super) async fn promote(
@@ -187,31 +251,35 @@ pub(super) async fn promote(
     }
     let ids: Vec<String> = instances.iter().map(id_of).collect();
     let mut promoted = Vec::new();
-    for db in &instances {
-        let id = id_of(db);
-        let is_replica = db.read_replica_source_db_instance_identifier().is_some();
-        if !is_replica || tag(db, PROMOTED_TAG).is_some() {
-            continue;
+    // Promotions are independent: run a bounded number at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    let pending: Vec<(String, Option<String>)> = instances
+        .iter()
+        .filter(|db| {
+            db.read_replica_source_db_instance_identifier().is_some()
+                && tag(db, PROMOTED_TAG).is_none()
+        })
+        .map(|db| (id_of(db), db.db_instance_arn().map(str::to_string)))
+        .collect();
+    let mut queue = pending.into_iter();
+    loop {
+        while tasks.len() < PARALLEL_PROMOTIONS {
+            let Some((id, arn)) = queue.next() else { break };
+            let (client, region, run_id) = (client.clone(), region.to_string(), ctx.run_id.clone());
+            let days = w.backup_retention_days;
+            tasks.spawn(async move {
+                promote_one(&client, &region, &id, arn.as_deref(), days, &run_id)
+                    .await
+                    .map(|()| id)
+            });
         }
-        let mut request = client.promote_read_replica().db_instance_identifier(&id);
-        if let Some(days) = w.backup_retention_days {
-            request = request.backup_retention_period(i32::try_from(days).unwrap_or(i32::MAX));
-        }
-        request
-            .send()
-            .await
-            .map_err(|e| classify(&format!("PromoteReadReplica {id} in {region}"), e))?;
-        if let Some(arn) = db.db_instance_arn() {
-            client
-                .add_tags_to_resource()
-                .resource_name(arn)
-                .tags(Tag::builder().key(PROMOTED_TAG).value(&ctx.run_id).build())
-                .send()
-                .await
-                .map_err(|e| classify(&format!("AddTagsToResource {id} in {region}"), e))?;
-        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let id = joined.map_err(|e| ActionError::permanent(format!("promotion task: {e}")))??;
         promoted.push(id);
     }
+    promoted.sort();
     let done = wait_available(&client, region, &ids, ctx).await?;
     let endpoints: serde_json::Map<String, serde_json::Value> = done
         .iter()

@@ -239,6 +239,7 @@ fn execute(
     } else {
         Registry::new()
     };
+    let aws = registry.aws().cloned();
     let engine =
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
     let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))?;
@@ -246,6 +247,13 @@ fn execute(
         &journal.run(&id)?,
         &step_rows(&journal.events(&id)?),
     ))?;
+    if let Some(aws) = aws {
+        let calls: u64 = aws.calls().snapshot().values().sum();
+        let changes: u64 = aws.calls().mutating().values().sum();
+        eprint(&format!(
+            "AWS API calls: {calls} ({changes} of them changes)"
+        ));
+    }
     match outcome {
         RunOutcome::Succeeded => Ok(()),
         other => Err(CliError::RunFailed(other)),
