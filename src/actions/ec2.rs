@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
-use tokio::time::Instant;
 
 use super::aws_error::classify;
-use super::{region_of, wait_interval};
+use super::{Poll, poll_until, region_of, wait_interval};
 use crate::aws::AwsClients;
 use crate::catalogue::ec2::{Instances, WaitRunning};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -100,34 +99,27 @@ async fn wait_for_state(
     ctx: &StepContext,
 ) -> Result<Vec<Instance>, ActionError> {
     let ids = ids.to_vec();
-    let mut polls = 0u32;
-    loop {
-        let now = select(client, region, Some(&ids), None).await?;
-        let behind: Vec<String> = now
-            .iter()
-            .filter(|i| state(i).as_ref() != Some(&target))
-            .map(|i| {
-                format!(
-                    "{} ({})",
-                    i.instance_id().unwrap_or("?"),
-                    state(i).map_or("unknown".into(), |s| s.as_str().to_string())
-                )
+    poll_until(
+        ctx,
+        &format!("instances not {}", target.as_str()),
+        || async {
+            let now = select(client, region, Some(&ids), None).await?;
+            let behind: Vec<String> = now
+                .iter()
+                .filter(|i| state(i).as_ref() != Some(&target))
+                .map(|i| {
+                    let st = state(i).map_or("unknown".to_string(), |s| s.as_str().to_string());
+                    format!("{} ({st})", i.instance_id().unwrap_or("?"))
+                })
+                .collect();
+            Ok(if behind.is_empty() {
+                Poll::Done(now)
+            } else {
+                Poll::NotYet(behind.join(", "))
             })
-            .collect();
-        if behind.is_empty() {
-            return Ok(now);
-        }
-        let wait = wait_interval(polls);
-        if Instant::now() + wait >= ctx.deadline {
-            return Err(ActionError::permanent(format!(
-                "instances not {} by the step's deadline: {}",
-                target.as_str(),
-                behind.join(", ")
-            )));
-        }
-        tokio::time::sleep(wait).await;
-        polls += 1;
-    }
+        },
+    )
+    .await
 }
 
 /// `ec2.start_instances`: start the stopped ones, wait until all run.
@@ -214,8 +206,8 @@ pub(super) async fn wait_running(
     let ids = all_ids(&instances);
     wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
     if w.status_ok {
-        let mut polls = 0u32;
-        loop {
+        let total = ids.len();
+        poll_until(ctx, "instances not passing their status checks", || async {
             let statuses = client
                 .describe_instance_status()
                 .set_instance_ids(Some(ids.clone()))
@@ -231,20 +223,13 @@ pub(super) async fn wait_running(
                 .iter()
                 .filter(|s| ok(s.instance_status()) && ok(s.system_status()))
                 .count();
-            if passing == ids.len() {
-                break;
-            }
-            let wait = wait_interval(polls);
-            if Instant::now() + wait >= ctx.deadline {
-                return Err(ActionError::permanent(format!(
-                    "{} of {} instances passed their status checks by the step's deadline",
-                    passing,
-                    ids.len()
-                )));
-            }
-            tokio::time::sleep(wait).await;
-            polls += 1;
-        }
+            Ok(if passing == total {
+                Poll::Done(())
+            } else {
+                Poll::NotYet(format!("{passing} of {total} pass"))
+            })
+        })
+        .await?;
     }
     Ok(Outputs::from([(
         "instance_ids".to_string(),

@@ -174,3 +174,94 @@ fn region_of(ctx: &StepContext) -> Result<&str, ActionError> {
 fn wait_interval(polls_so_far: u32) -> Duration {
     Duration::from_secs(1u64 << polls_so_far.min(4)).min(Duration::from_secs(15))
 }
+
+/// Every wait of every action: call `check` (one round of describe calls)
+/// until it answers `Done`, sleeping [`wait_interval`] between rounds; at
+/// the step's deadline, fail with `what` and the last reason it gave.
+async fn poll_until<T, F, Fut>(
+    ctx: &StepContext,
+    what: &str,
+    mut check: F,
+) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Poll<T>, ActionError>>,
+{
+    let mut polls = 0u32;
+    loop {
+        let reason = match check().await? {
+            Poll::Done(value) => return Ok(value),
+            Poll::NotYet(reason) => reason,
+        };
+        let wait = wait_interval(polls);
+        if tokio::time::Instant::now() + wait >= ctx.deadline {
+            return Err(ActionError::permanent(format!(
+                "{what} by the step's deadline: {reason}"
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        polls += 1;
+    }
+}
+
+/// One round of a wait.
+enum Poll<T> {
+    /// The effect is visible.
+    Done(T),
+    /// Not yet, and why.
+    NotYet(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(deadline_secs: u64) -> StepContext {
+        StepContext {
+            run_id: "r".into(),
+            step_id: "s".into(),
+            mode: Mode::Failover,
+            region: Some("us-west-2".into()),
+            attempt: 1,
+            resumed: false,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_backs_off_and_fails_at_the_deadline_with_the_last_reason() {
+        let polls = std::sync::Mutex::new(Vec::new());
+        let start = tokio::time::Instant::now();
+        let result: Result<(), ActionError> = poll_until(&ctx(60), "db not available", || async {
+            polls.lock().unwrap().push(start.elapsed().as_secs());
+            Ok(Poll::NotYet("app-db (modifying)".to_string()))
+        })
+        .await;
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.message,
+            "db not available by the step's deadline: app-db (modifying)"
+        );
+        // 1, 2, 4, 8, then every 15 s: describe calls stay few.
+        assert_eq!(*polls.lock().unwrap(), vec![0, 1, 3, 7, 15, 30, 45]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_ends_as_soon_as_the_effect_is_visible() {
+        let mut rounds = 0;
+        let value = poll_until(&ctx(60), "x", || {
+            rounds += 1;
+            let done = rounds == 3;
+            async move {
+                Ok(if done {
+                    Poll::Done(7)
+                } else {
+                    Poll::NotYet("not yet".into())
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((value, rounds), (7, 3));
+    }
+}

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::{DbInstance, Tag};
-use tokio::time::Instant;
 
 use super::aws_error::classify;
-use super::{region_of, wait_interval};
+use super::{Poll, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::rds::{PromoteReadReplica, WaitAvailable};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -166,27 +165,20 @@ async fn wait_available(
     ids: &[String],
     ctx: &StepContext,
 ) -> Result<Vec<DbInstance>, ActionError> {
-    let mut polls = 0u32;
-    loop {
+    poll_until(ctx, "DB instances not available", || async {
         let now = select(client, region, &Select::Ids(ids.to_vec())).await?;
         let behind: Vec<String> = now
             .iter()
             .filter(|db| status(db) != "available")
             .map(|db| format!("{} ({})", id_of(db), status(db)))
             .collect();
-        if behind.is_empty() {
-            return Ok(now);
-        }
-        let wait = wait_interval(polls);
-        if Instant::now() + wait >= ctx.deadline {
-            return Err(ActionError::permanent(format!(
-                "DB instances not available by the step's deadline: {}",
-                behind.join(", ")
-            )));
-        }
-        tokio::time::sleep(wait).await;
-        polls += 1;
-    }
+        Ok(if behind.is_empty() {
+            Poll::Done(now)
+        } else {
+            Poll::NotYet(behind.join(", "))
+        })
+    })
+    .await
 }
 
 /// Most PromoteReadReplica calls in flight at once within one step.

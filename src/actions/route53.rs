@@ -4,10 +4,9 @@
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
-use tokio::time::Instant;
 
 use super::aws_error::classify;
-use super::wait_interval;
+use super::{Poll, poll_until};
 use crate::aws::AwsClients;
 use crate::catalogue::route53::UpsertRecords;
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -267,30 +266,24 @@ pub(super) async fn upsert(
     }
     if w.wait_insync {
         for id in &change_ids {
-            let mut polls = 0u32;
-            loop {
-                let out = client
-                    .get_change()
-                    .id(id)
-                    .send()
-                    .await
-                    .map_err(|e| classify(&format!("GetChange {id}"), e))?;
-                if out
-                    .change_info()
-                    .is_some_and(|c| *c.status() == ChangeStatus::Insync)
-                {
-                    break;
-                }
-                let wait = wait_interval(polls);
-                if Instant::now() + wait >= ctx.deadline {
-                    return Err(ActionError::permanent(format!(
-                        "change {id} in {} not INSYNC by the step's deadline",
-                        w.zone
-                    )));
-                }
-                tokio::time::sleep(wait).await;
-                polls += 1;
-            }
+            poll_until(
+                ctx,
+                &format!("change {id} in {} not INSYNC", w.zone),
+                || async {
+                    let out = client
+                        .get_change()
+                        .id(id)
+                        .send()
+                        .await
+                        .map_err(|e| classify(&format!("GetChange {id}"), e))?;
+                    let status = out.change_info().map(|c| c.status().clone());
+                    Ok(match status {
+                        Some(ChangeStatus::Insync) => Poll::Done(()),
+                        other => Poll::NotYet(format!("{other:?}")),
+                    })
+                },
+            )
+            .await?;
         }
     }
     Ok(Outputs::from([
