@@ -1,12 +1,11 @@
 //! EC2: start and stop instances by ids or tags, wait until running.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 
 use super::aws_error::classify;
-use super::{Poll, poll_until, region_of, wait_interval};
+use super::{Poll, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::ec2::{Instances, WaitRunning};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -122,74 +121,90 @@ async fn wait_for_state(
     .await
 }
 
-/// `ec2.start_instances`: start the stopped ones, wait until all run.
-pub(super) async fn start(
+/// Which way `ec2.start_instances` / `ec2.stop_instances` move instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// Stopped to running.
+    Start,
+    /// Running to stopped.
+    Stop,
+}
+
+impl Direction {
+    fn target(self) -> InstanceStateName {
+        match self {
+            Direction::Start => InstanceStateName::Running,
+            Direction::Stop => InstanceStateName::Stopped,
+        }
+    }
+
+    /// States from which the call moves an instance.
+    fn from(self) -> &'static [InstanceStateName] {
+        match self {
+            Direction::Start => &[InstanceStateName::Stopped],
+            Direction::Stop => &[InstanceStateName::Running, InstanceStateName::Pending],
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Direction::Start => "Start",
+            Direction::Stop => "Stop",
+        }
+    }
+}
+
+/// `ec2.start_instances` / `ec2.stop_instances`: act only on the selected
+/// instances not already there, then wait until all are.
+pub(super) async fn transition(
     aws: &AwsClients,
     ctx: &StepContext,
     w: &Instances,
+    direction: Direction,
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.ec2(region);
     let mut instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     // An instance still stopping cannot be started yet.
     let stopping = ids_in(&instances, &[InstanceStateName::Stopping]);
-    if !stopping.is_empty() {
+    if direction == Direction::Start && !stopping.is_empty() {
         wait_for_state(&client, region, &stopping, InstanceStateName::Stopped, ctx).await?;
         instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     }
-    let to_start = ids_in(&instances, &[InstanceStateName::Stopped]);
-    if !to_start.is_empty() {
-        client
-            .start_instances()
-            .set_instance_ids(Some(to_start.clone()))
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("StartInstances {} in {region}", to_start.join(", ")),
-                    e,
-                )
-            })?;
+    let to_move = ids_in(&instances, direction.from());
+    if !to_move.is_empty() {
+        let what = format!(
+            "{}Instances {} in {region}",
+            direction.verb(),
+            to_move.join(", ")
+        );
+        let ids = Some(to_move.clone());
+        match direction {
+            Direction::Start => client
+                .start_instances()
+                .set_instance_ids(ids)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&what, e)),
+            Direction::Stop => client
+                .stop_instances()
+                .set_instance_ids(ids)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&what, e)),
+        }?;
     }
     let ids = all_ids(&instances);
-    wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
+    wait_for_state(&client, region, &ids, direction.target(), ctx).await?;
+    let moved = match direction {
+        Direction::Start => "started",
+        Direction::Stop => "stopped",
+    };
     Ok(Outputs::from([
         ("instance_ids".to_string(), serde_json::json!(ids)),
-        ("started".to_string(), serde_json::json!(to_start)),
-    ]))
-}
-
-/// `ec2.stop_instances`: stop the running ones, wait until all are stopped.
-pub(super) async fn stop(
-    aws: &AwsClients,
-    ctx: &StepContext,
-    w: &Instances,
-) -> Result<Outputs, ActionError> {
-    let region = region_of(ctx)?;
-    let client = aws.ec2(region);
-    let instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
-    let to_stop = ids_in(
-        &instances,
-        &[InstanceStateName::Running, InstanceStateName::Pending],
-    );
-    if !to_stop.is_empty() {
-        client
-            .stop_instances()
-            .set_instance_ids(Some(to_stop.clone()))
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("StopInstances {} in {region}", to_stop.join(", ")),
-                    e,
-                )
-            })?;
-    }
-    let ids = all_ids(&instances);
-    wait_for_state(&client, region, &ids, InstanceStateName::Stopped, ctx).await?;
-    Ok(Outputs::from([
-        ("instance_ids".to_string(), serde_json::json!(ids)),
-        ("stopped".to_string(), serde_json::json!(to_stop)),
+        (moved.to_string(), serde_json::json!(to_move)),
     ]))
 }
 
@@ -237,33 +252,25 @@ pub(super) async fn wait_running(
     )]))
 }
 
-/// What `start`/`stop` would do, for dry runs.
-pub(super) fn describe(verb: &str, ctx: &StepContext, w: &Instances) -> Vec<String> {
+/// What `transition` would do, for dry runs.
+pub(super) fn describe(direction: Direction, ctx: &StepContext, w: &Instances) -> Vec<String> {
     let region = ctx.region.as_deref().unwrap_or("?");
     let which = match (&w.instance_ids, &w.tags) {
         (Some(ids), _) => ids.join(", "),
         (None, Some(tags)) => format!("instances tagged {}", describe_tags(tags)),
         _ => "instances".into(),
     };
+    let target = direction.target();
     vec![
         format!("ec2:DescribeInstances {which} in {region}"),
         format!(
-            "ec2:{verb}Instances on those not already {}",
-            if verb == "Start" {
-                "running"
-            } else {
-                "stopped"
-            }
+            "ec2:{}Instances on those not already {}",
+            direction.verb(),
+            target.as_str()
         ),
         format!(
-            "ec2:DescribeInstances until all are {} (poll {}s..{}s)",
-            if verb == "Start" {
-                "running"
-            } else {
-                "stopped"
-            },
-            wait_interval(0).as_secs(),
-            Duration::from_secs(15).as_secs()
+            "ec2:DescribeInstances until all are {} (polls 1 s apart, doubling to 15 s)",
+            target.as_str()
         ),
     ]
 }

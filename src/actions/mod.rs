@@ -112,10 +112,11 @@ impl Actions for Registry {
                     route53::upsert(self.clients(input.kind())?, ctx, w).await
                 }
                 ActionInput::Ec2StartInstances(w) => {
-                    ec2::start(self.clients(input.kind())?, ctx, w).await
+                    ec2::transition(self.clients(input.kind())?, ctx, w, ec2::Direction::Start)
+                        .await
                 }
                 ActionInput::Ec2StopInstances(w) => {
-                    ec2::stop(self.clients(input.kind())?, ctx, w).await
+                    ec2::transition(self.clients(input.kind())?, ctx, w, ec2::Direction::Stop).await
                 }
                 ActionInput::Ec2WaitRunning(w) => {
                     ec2::wait_running(self.clients(input.kind())?, ctx, w).await
@@ -147,8 +148,8 @@ impl Actions for Registry {
                 vec!["rds:DescribeDBInstances until available".to_string()]
             }
             ActionInput::Route53UpsertRecords(w) => route53::describe(w),
-            ActionInput::Ec2StartInstances(w) => ec2::describe("Start", ctx, w),
-            ActionInput::Ec2StopInstances(w) => ec2::describe("Stop", ctx, w),
+            ActionInput::Ec2StartInstances(w) => ec2::describe(ec2::Direction::Start, ctx, w),
+            ActionInput::Ec2StopInstances(w) => ec2::describe(ec2::Direction::Stop, ctx, w),
             ActionInput::Ec2WaitRunning(w) => vec![format!(
                 "ec2:DescribeInstances{} until running",
                 if w.status_ok {
