@@ -390,7 +390,11 @@ impl ActionKind {
                 Regional,
                 true,
                 true,
-                &["rds:DescribeDBInstances", "rds:PromoteReadReplica"],
+                &[
+                    "rds:DescribeDBInstances",
+                    "rds:PromoteReadReplica",
+                    "rds:AddTagsToResource",
+                ],
                 Substituted,
                 "restores the replica's newest snapshot (or a fresh one) into `<id>-drill-<run>` and leaves the replica replicating",
                 30 * MINUTE,
