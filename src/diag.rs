@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::yaml::Loc;
 
 /// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The file is refused.
@@ -17,7 +17,7 @@ pub enum Severity {
 }
 
 /// One problem in one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Diagnostic {
     /// The file, as the user named it.
     pub file: String,
@@ -60,6 +60,8 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics {
     file: String,
     items: Vec<Diagnostic>,
+    // The same problem reached by two paths is reported once.
+    seen: std::collections::HashSet<Diagnostic>,
 }
 
 impl Diagnostics {
@@ -68,6 +70,7 @@ impl Diagnostics {
         Diagnostics {
             file: file.into(),
             items: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -89,7 +92,7 @@ impl Diagnostics {
             step: step.map(str::to_string),
             message,
         };
-        if !self.items.contains(&item) {
+        if self.seen.insert(item.clone()) {
             self.items.push(item);
         }
     }

@@ -20,7 +20,7 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 4_000_000;
 
 /// A position in a source text: 1-based line and column (in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
 pub struct Loc {
     /// 1-based line.
     pub line: u32,
