@@ -48,11 +48,16 @@ where
     let message = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            format!(
-                "{what}: {} ({})",
-                e.message().unwrap_or("no message"),
-                e.code().unwrap_or("no code")
-            )
+            match (e.code(), e.message()) {
+                (Some(code), message) => {
+                    format!("{what}: {} ({code})", message.unwrap_or("no message"))
+                }
+                // No error document the SDK could read: say what came back.
+                (None, _) => format!(
+                    "{what}: HTTP {} with no error code",
+                    service.raw().status_code()
+                ),
+            }
         }
         other => format!("{what}: {}", DisplayErrorContext(other)),
     };

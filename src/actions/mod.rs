@@ -7,6 +7,7 @@
 //! them supports only the generic actions.
 
 mod aws_error;
+mod cloudwatch;
 mod ec2;
 mod generic;
 mod rds;
@@ -65,6 +66,7 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::RdsPromoteReadReplica
             | ActionKind::RdsWaitAvailable
             | ActionKind::Route53UpsertRecords
+            | ActionKind::CloudwatchPutMetricData
     )
 }
 
@@ -99,6 +101,9 @@ impl Actions for Registry {
         Box::pin(async move {
             match input {
                 ActionInput::Wait(w) => generic::wait(w).await,
+                ActionInput::CloudwatchPutMetricData(w) => {
+                    cloudwatch::put(self.clients(input.kind())?, ctx, w).await
+                }
                 ActionInput::Exec(e) => generic::exec(ctx, e).await,
                 ActionInput::HttpWaitHealthy(w) => generic::wait_healthy(ctx, w).await,
                 ActionInput::Notify(n) => generic::notify(ctx, n).await,
@@ -132,6 +137,13 @@ impl Actions for Registry {
     fn describe(&self, ctx: &StepContext, input: &ActionInput) -> Vec<String> {
         match input {
             ActionInput::Wait(w) => generic::describe_wait(w),
+            ActionInput::CloudwatchPutMetricData(w) => vec![format!(
+                "cloudwatch:PutMetricData {}/{} = {} in {}",
+                w.namespace,
+                w.metric,
+                w.value,
+                ctx.region.as_deref().unwrap_or("?")
+            )],
             ActionInput::Exec(e) => generic::describe_exec(ctx, e),
             ActionInput::HttpWaitHealthy(w) => vec![format!(
                 "GET {} every {} until it answers {}",
