@@ -9,34 +9,8 @@ async fn factory_clients_create_a_cross_region_replica_and_read_it_back() {
     let aws = moto.clients().await;
     assert_eq!(aws.endpoint_url(), Some(moto.endpoint().as_str()));
 
-    let primary = aws
-        .rds("us-east-1")
-        .create_db_instance()
-        .db_instance_identifier("app-db")
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("not-a-real-password")
-        .backup_retention_period(1)
-        .send()
-        .await
-        .expect("create the primary in us-east-1");
-    let primary_arn = primary
-        .db_instance()
-        .and_then(|db| db.db_instance_arn())
-        .expect("the primary has an ARN")
-        .to_string();
+    let primary_arn = crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     assert!(primary_arn.contains(":us-east-1:"), "{primary_arn}");
-
-    aws.rds("us-west-2")
-        .create_db_instance_read_replica()
-        .db_instance_identifier("app-db-replica")
-        .source_db_instance_identifier(&primary_arn)
-        .db_instance_class("db.t3.micro")
-        .send()
-        .await
-        .expect("create the replica in us-west-2");
 
     let replicas = aws
         .rds("us-west-2")

@@ -96,6 +96,23 @@ fn runbook(dir: &Path, marker: &Path, middle: &str) -> String {
     )
 }
 
+/// A temporary directory with a state dir, a marker file the runbook's
+/// `exec` steps append to, and the runbook with `middle` between them.
+fn scratch(
+    middle: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    String,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let marker = dir.path().join("marker");
+    let rb = runbook(dir.path(), &marker, middle);
+    (dir, state, marker, rb)
+}
+
 /// A run started in another process, its `middle` step in a given state.
 struct Background {
     _dir: tempfile::TempDir,
@@ -107,10 +124,7 @@ struct Background {
 }
 
 fn background(middle: &str, reached: &str) -> Background {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(dir.path(), &marker, middle);
+    let (dir, state, marker, rb) = scratch(middle);
     let mut child = spawn(&state, &["run", &rb, "--yes"]);
     let id = started_run_id(&state, &mut child);
     wait_for(&state, &id, "middle", reached);
@@ -128,14 +142,8 @@ const APPROVAL: &str = "  - { id: middle, action: manual.approval, needs: [first
 
 #[test]
 fn a_run_executes_is_journaled_and_shown() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
-        "  - { id: middle, action: wait, needs: [first], with: { duration: 100ms } }\n",
-    );
+    let (_dir, state, marker, rb) =
+        scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 100ms } }\n");
 
     let out = lifeboat(&state, &["run", &rb, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -172,12 +180,7 @@ fn a_run_executes_is_journaled_and_shown() {
 
 #[test]
 fn a_failed_step_exits_1_and_says_why() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
+    let (_dir, state, marker, rb) = scratch(
         "  - { id: middle, action: exec, needs: [first], with: { argv: [sh, -c, 'echo disk on fire >&2; exit 3'] } }\n",
     );
     let out = lifeboat(&state, &["run", &rb, "--yes"]);
@@ -193,14 +196,8 @@ fn a_failed_step_exits_1_and_says_why() {
 
 #[test]
 fn without_confirmation_nothing_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let marker = dir.path().join("marker");
-    let rb = runbook(
-        dir.path(),
-        &marker,
-        "  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n",
-    );
+    let (_dir, state, marker, rb) =
+        scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n");
     let out = lifeboat(&state, &["run", &rb]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("pass --yes"));
