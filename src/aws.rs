@@ -140,6 +140,14 @@ impl AwsClients {
         CountCalls(Arc::clone(&self.calls))
     }
 
+    /// The configured credentials provider (for signing outside a client:
+    /// the pre-signed URLs of cross-region RDS copies).
+    pub fn credentials_provider(
+        &self,
+    ) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
+        self.base.credentials_provider()
+    }
+
     /// The endpoint every call goes to, when overridden.
     pub fn endpoint_url(&self) -> Option<&str> {
         self.base.endpoint_url()

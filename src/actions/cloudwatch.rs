@@ -1,6 +1,7 @@
-//! CloudWatch: publish a metric datum (the data-plane traffic switch).
+//! CloudWatch: publish a metric datum (the data-plane traffic switch), and
+//! read a replica's lag.
 
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_cloudwatch::types::{Datapoint, Dimension, MetricDatum, StandardUnit, Statistic};
 
 use super::aws_error::classify;
 use super::region_of;
@@ -35,6 +36,48 @@ pub(super) async fn put(
         ("metric".to_string(), serde_json::json!(w.metric)),
         ("value".to_string(), serde_json::json!(w.value)),
     ]))
+}
+
+/// The newest `AWS/RDS` `ReplicaLag` of a replica over the last five
+/// minutes, in seconds; `None` when CloudWatch has no datapoint.
+pub(super) async fn replica_lag(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+) -> Result<Option<f64>, ActionError> {
+    let now = std::time::SystemTime::now();
+    let out = aws
+        .cloudwatch(region)
+        .get_metric_statistics()
+        .namespace("AWS/RDS")
+        .metric_name("ReplicaLag")
+        .dimensions(
+            Dimension::builder()
+                .name("DBInstanceIdentifier")
+                .value(db_instance)
+                .build(),
+        )
+        .start_time((now - std::time::Duration::from_secs(300)).into())
+        .end_time(now.into())
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &format!("GetMetricStatistics ReplicaLag of {db_instance} in {region}"),
+                e,
+            )
+        })?;
+    Ok(newest_maximum(out.datapoints()))
+}
+
+fn newest_maximum(points: &[Datapoint]) -> Option<f64> {
+    points
+        .iter()
+        .filter(|p| p.maximum().is_some())
+        .max_by_key(|p| p.timestamp().map_or(i64::MIN, |t| t.secs()))
+        .and_then(Datapoint::maximum)
 }
 
 /// The datum to publish; a drill's carries its own `DrillRun` dimension.
@@ -103,6 +146,21 @@ mod tests {
                 ("Service".to_string(), "app".to_string()),
                 ("DrillRun".to_string(), "run-9".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn the_lag_is_the_newest_datapoint_not_the_largest() {
+        let point = |secs: i64, max: f64| {
+            Datapoint::builder()
+                .timestamp(aws_smithy_types::DateTime::from_secs(secs))
+                .maximum(max)
+                .build()
+        };
+        assert_eq!(newest_maximum(&[]), None);
+        assert_eq!(
+            newest_maximum(&[point(120, 3.0), point(180, 0.5), point(60, 40.0)]),
+            Some(0.5)
         );
     }
 }

@@ -4,6 +4,8 @@ use std::process::Stdio;
 
 use tokio::time::Instant;
 
+use super::Readiness;
+use crate::catalogue::ActionInput;
 use crate::catalogue::generic::{Exec, Notify, Wait, WaitHealthy};
 use crate::engine::{ActionError, Outputs, StepContext};
 
@@ -171,4 +173,61 @@ pub(super) async fn notify(ctx: &StepContext, n: &Notify) -> Result<Outputs, Act
     } else {
         Err(ActionError::permanent(format!("webhook answered {status}")))
     }
+}
+
+/// Whether a generic action could run now. Nothing is sent: the webhook is
+/// not called and the URL not polled (the endpoint a failover brings up is
+/// expected to be down before it).
+pub(super) fn preflight(ctx: &StepContext, input: &ActionInput) -> Readiness {
+    match input {
+        ActionInput::Exec(e) => match e.argv.first() {
+            None => Readiness::WouldFail("`argv` is empty".to_string()),
+            Some(program) => match find_program(program) {
+                Some(path) => Readiness::Ready(format!("`{program}` is {}", path.display())),
+                None => Readiness::WouldFail(format!(
+                    "`{program}` is not an executable file{}",
+                    if program.contains('/') {
+                        String::new()
+                    } else {
+                        " on PATH".to_string()
+                    }
+                )),
+            },
+        },
+        ActionInput::Notify(n) => match reqwest::Url::parse(&n.webhook) {
+            Ok(url) if ["https", "http"].contains(&url.scheme()) => Readiness::Ready(format!(
+                "the webhook is an {} URL (not called)",
+                url.scheme()
+            )),
+            // Never echo the URL: it is a secret.
+            _ => Readiness::WouldFail("the webhook is not an http(s) URL".to_string()),
+        },
+        ActionInput::HttpWaitHealthy(w) => Readiness::Unchecked(format!(
+            "{} is polled during the run, when it is expected to come up",
+            w.url
+        )),
+        ActionInput::Wait(_) | ActionInput::ManualApproval(_) => {
+            Readiness::Ready("needs nothing".to_string())
+        }
+        other => Readiness::Unchecked(format!(
+            "`{}` is not a generic action (step {})",
+            other.kind(),
+            ctx.step_id
+        )),
+    }
+}
+
+/// The executable `program` names: a path, or a file found on `PATH`.
+fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return executable(&path).then_some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
 }

@@ -10,6 +10,7 @@ mod aws_error;
 mod cloudwatch;
 mod ec2;
 mod generic;
+mod presign;
 mod rds;
 mod route53;
 
@@ -63,8 +64,16 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::Ec2StartInstances
             | ActionKind::Ec2StopInstances
             | ActionKind::Ec2WaitRunning
+            | ActionKind::RdsCreateSnapshot
+            | ActionKind::RdsCopySnapshot
+            | ActionKind::RdsRestoreFromSnapshot
+            | ActionKind::RdsRestorePointInTime
+            | ActionKind::RdsCreateReadReplica
             | ActionKind::RdsPromoteReadReplica
+            | ActionKind::RdsModifyInstanceClass
+            | ActionKind::RdsDeleteInstance
             | ActionKind::RdsWaitAvailable
+            | ActionKind::RdsWaitReplicaLag
             | ActionKind::Route53UpsertRecords
             | ActionKind::CloudwatchPutMetricData
     )
@@ -100,32 +109,39 @@ impl Actions for Registry {
     ) -> BoxFuture<'a, Result<Outputs, ActionError>> {
         Box::pin(async move {
             match input {
-                ActionInput::Wait(w) => generic::wait(w).await,
-                ActionInput::CloudwatchPutMetricData(w) => {
-                    cloudwatch::put(self.clients(input.kind())?, ctx, w).await
+                ActionInput::Wait(w) => return generic::wait(w).await,
+                ActionInput::Exec(e) => return generic::exec(ctx, e).await,
+                ActionInput::HttpWaitHealthy(w) => return generic::wait_healthy(ctx, w).await,
+                ActionInput::Notify(n) => return generic::notify(ctx, n).await,
+                _ => {}
+            }
+            let aws = self.clients(input.kind())?;
+            match input {
+                ActionInput::RdsCreateSnapshot(w) => rds::create_snapshot(aws, ctx, w).await,
+                ActionInput::RdsCopySnapshot(w) => rds::copy_snapshot(aws, ctx, w).await,
+                ActionInput::RdsRestoreFromSnapshot(w) => {
+                    rds::restore_from_snapshot(aws, ctx, w).await
                 }
-                ActionInput::Exec(e) => generic::exec(ctx, e).await,
-                ActionInput::HttpWaitHealthy(w) => generic::wait_healthy(ctx, w).await,
-                ActionInput::Notify(n) => generic::notify(ctx, n).await,
-                ActionInput::RdsPromoteReadReplica(w) => {
-                    rds::promote(self.clients(input.kind())?, ctx, w).await
+                ActionInput::RdsRestorePointInTime(w) => {
+                    rds::restore_point_in_time(aws, ctx, w).await
                 }
-                ActionInput::RdsWaitAvailable(w) => {
-                    rds::wait(self.clients(input.kind())?, ctx, w).await
+                ActionInput::RdsCreateReadReplica(w) => rds::create_read_replica(aws, ctx, w).await,
+                ActionInput::RdsPromoteReadReplica(w) => rds::promote(aws, ctx, w).await,
+                ActionInput::RdsModifyInstanceClass(w) => {
+                    rds::modify_instance_class(aws, ctx, w).await
                 }
-                ActionInput::Route53UpsertRecords(w) => {
-                    route53::upsert(self.clients(input.kind())?, ctx, w).await
-                }
+                ActionInput::RdsDeleteInstance(w) => rds::delete_instance(aws, ctx, w).await,
+                ActionInput::RdsWaitAvailable(w) => rds::wait(aws, ctx, w).await,
+                ActionInput::RdsWaitReplicaLag(w) => rds::wait_replica_lag(aws, ctx, w).await,
                 ActionInput::Ec2StartInstances(w) => {
-                    ec2::transition(self.clients(input.kind())?, ctx, w, ec2::Direction::Start)
-                        .await
+                    ec2::transition(aws, ctx, w, ec2::Direction::Start).await
                 }
                 ActionInput::Ec2StopInstances(w) => {
-                    ec2::transition(self.clients(input.kind())?, ctx, w, ec2::Direction::Stop).await
+                    ec2::transition(aws, ctx, w, ec2::Direction::Stop).await
                 }
-                ActionInput::Ec2WaitRunning(w) => {
-                    ec2::wait_running(self.clients(input.kind())?, ctx, w).await
-                }
+                ActionInput::Ec2WaitRunning(w) => ec2::wait_running(aws, ctx, w).await,
+                ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
+                ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
                 other => Err(ActionError::permanent(format!(
                     "this build cannot execute `{}`",
                     other.kind()
@@ -170,9 +186,128 @@ impl Actions for Registry {
                     ""
                 }
             )],
-            other => vec![format!("{} (not executable in this build)", other.kind())],
+            other => {
+                let info = other.kind().info();
+                vec![format!(
+                    "{} in {}: {} (calls {})",
+                    other.kind(),
+                    ctx.region.as_deref().unwrap_or("?"),
+                    info.summary,
+                    info.iam.join(", ")
+                )]
+            }
         }
     }
+}
+
+/// What a read-only preflight found about one step.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "status", content = "detail", rename_all = "snake_case")]
+pub enum Readiness {
+    /// It could run now; what was found.
+    Ready(String),
+    /// It would fail now, and why.
+    WouldFail(String),
+    /// Cannot be told before the run (it depends on an earlier step's
+    /// outputs or effects), and why.
+    Unchecked(String),
+}
+
+impl Readiness {
+    /// A resource the action needs is missing: it would fail, unless an
+    /// earlier step of the run (one of `upstream`) is of a kind in
+    /// `creators`, which may create it.
+    pub fn missing(what: String, upstream: &[ActionKind], creators: &[ActionKind]) -> Readiness {
+        match upstream.iter().find(|a| creators.contains(a)) {
+            Some(creator) => Readiness::Unchecked(format!(
+                "{what} now; an earlier `{creator}` step may create it"
+            )),
+            None => Readiness::WouldFail(what),
+        }
+    }
+}
+
+impl Registry {
+    /// Whether `input` could run now, found with read-only calls only.
+    /// `upstream` names the actions of the steps that run before this one.
+    pub async fn preflight(
+        &self,
+        ctx: &StepContext,
+        input: &ActionInput,
+        upstream: &[ActionKind],
+    ) -> Readiness {
+        let kind = input.kind();
+        let found = match kind.info().service {
+            Service::None => return generic::preflight(ctx, input),
+            Service::Cloudwatch => {
+                return Readiness::Ready(
+                    "publishing a metric needs no existing resource".to_string(),
+                );
+            }
+            _ => match self.clients(kind) {
+                Err(e) => Err(e),
+                Ok(aws) => match kind.info().service {
+                    Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
+                    _ => Ok(Readiness::Unchecked(format!(
+                        "`{kind}` has no preflight in this build"
+                    ))),
+                },
+            },
+        };
+        found.unwrap_or_else(|e| Readiness::WouldFail(e.message))
+    }
+}
+
+/// Tag on every resource lifeboat creates (instances, snapshots, copies),
+/// with the id of the run that created it: how a later attempt or run
+/// recognises its own work, and how lifeboat refuses to touch anything else.
+pub const CREATED_TAG: &str = "lifeboat:created-by-run";
+
+/// Most characters of a resource identifier lifeboat derives (RDS instance
+/// identifiers allow 63).
+const MAX_IDENTIFIER: usize = 63;
+
+/// A valid AWS resource identifier from `parts` joined by hyphens: lower
+/// case letters, digits and single hyphens, starting with a letter, at most
+/// 63 characters. When too long, the first parts are cut, never the last
+/// (the run id that keeps it unique).
+fn identifier(parts: &[&str]) -> String {
+    let clean = |text: &str| -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            let c = if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            };
+            if !(c == '-' && (out.is_empty() || out.ends_with('-'))) {
+                out.push(c);
+            }
+        }
+        out.trim_end_matches('-').to_string()
+    };
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|p| clean(p))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let Some((last, first)) = parts.split_last() else {
+        return "lifeboat".to_string();
+    };
+    let mut head = first.join("-");
+    let room = MAX_IDENTIFIER.saturating_sub(last.len() + 1);
+    head.truncate(room);
+    let head = head.trim_end_matches('-');
+    let mut id = if head.is_empty() {
+        last.clone()
+    } else {
+        format!("{head}-{last}")
+    };
+    if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        id.insert_str(0, "lb-");
+    }
+    id.truncate(MAX_IDENTIFIER);
+    id.trim_end_matches('-').to_string()
 }
 
 /// The step's region; every AWS step has one after validation.
@@ -257,6 +392,24 @@ mod tests {
         );
         // 1, 2, 4, 8, then every 15 s: describe calls stay few.
         assert_eq!(*polls.lock().unwrap(), vec![0, 1, 3, 7, 15, 30, 45]);
+    }
+
+    #[test]
+    fn identifiers_are_valid_and_keep_the_run_id() {
+        assert_eq!(
+            identifier(&["app-db", "lifeboat", "20261128T091627-3fa2"]),
+            "app-db-lifeboat-20261128t091627-3fa2"
+        );
+        assert_eq!(
+            identifier(&["rds:app-db-2026", "copy", "r1"]),
+            "rds-app-db-2026-copy-r1"
+        );
+        assert_eq!(identifier(&["9lives", "x"]), "lb-9lives-x");
+        let long = "a".repeat(100);
+        let id = identifier(&[&long, "copy", "20261128T091627-3fa2"]);
+        assert_eq!(id.len(), 63);
+        assert!(id.ends_with("-20261128t091627-3fa2"), "{id}");
+        assert!(!identifier(&["a--b-", "-c"]).contains("--"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,13 +1,27 @@
-//! RDS: promote read replicas, wait until instances are available.
+//! RDS: snapshots (create, copy across regions), restores (from a snapshot,
+//! to a point in time), read replicas (create, promote, wait for lag),
+//! instance class changes, deletion of lifeboat's own instances, and
+//! waiting until instances are available.
+//!
+//! Every action observes first. An instance or snapshot lifeboat creates
+//! carries the [`CREATED_TAG`] from the call that creates it, so a second
+//! run (or a resumed one) finds it and does not create it again, and
+//! lifeboat never mistakes someone else's resource for its own.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_rds::types::{DbInstance, Tag};
+use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
 
 use super::aws_error::classify;
-use super::{Poll, poll_until, region_of};
+use super::{CREATED_TAG, Poll, Readiness, identifier, poll_until, region_of};
 use crate::aws::AwsClients;
-use crate::catalogue::rds::{PromoteReadReplica, WaitAvailable};
+use crate::catalogue::rds::{
+    CopySnapshot, CreateReadReplica, CreateSnapshot, DeleteInstance, ModifyInstanceClass,
+    PromoteReadReplica, RestoreFromSnapshot, RestorePointInTime, WaitAvailable, WaitReplicaLag,
+};
+use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
 
 /// Tag lifeboat puts on an instance it promoted: its own durable record of
@@ -95,28 +109,10 @@ async fn select(
         }
         Select::Ids(ids) => {
             for id in ids {
-                let out = client
-                    .describe_db_instances()
-                    .db_instance_identifier(id)
-                    .send()
-                    .await;
-                match out {
-                    Ok(out) => found.extend(out.db_instances().iter().cloned()),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-                    {
-                        return Err(ActionError::permanent(format!(
-                            "no DB instance {id} in {region}"
-                        )));
-                    }
-                    Err(e) => {
-                        return Err(classify(
-                            &format!("DescribeDBInstances {id} in {region}"),
-                            e,
-                        ));
-                    }
-                }
+                let db = find_instance(client, region, id).await?.ok_or_else(|| {
+                    ActionError::permanent(format!("no DB instance {id} in {region}"))
+                })?;
+                found.push(db);
             }
         }
         Select::Tags(_) | Select::ReplicasOf(_) => {
@@ -222,13 +218,7 @@ pub(super) async fn promote(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
-    let which = match (&w.db_instance, &w.db_instances, &w.tags, &w.replicas_of) {
-        (Some(id), ..) => Select::Ids(vec![id.clone()]),
-        (_, Some(ids), ..) => Select::Ids(ids.clone()),
-        (_, _, Some(tags), _) => Select::Tags(tags),
-        (_, _, _, Some(source)) => Select::ReplicasOf(source),
-        _ => return Err(ActionError::permanent("no DB instance selected")),
-    };
+    let which = promote_selection(w)?;
     let mut instances = select(&client, region, &which).await?;
     // A promotion already under way (an interrupted attempt) must finish
     // before the instance can be judged.
@@ -306,13 +296,7 @@ pub(super) async fn wait(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
-    let which = match (&w.db_instance, &w.db_instances, &w.tags) {
-        (Some(id), ..) => Select::Ids(vec![id.clone()]),
-        (_, Some(ids), _) => Select::Ids(ids.clone()),
-        (_, _, Some(tags)) => Select::Tags(tags),
-        _ => return Err(ActionError::permanent("no DB instance selected")),
-    };
-    let ids: Vec<String> = select(&client, region, &which)
+    let ids: Vec<String> = select(&client, region, &wait_selection(w)?)
         .await?
         .iter()
         .map(id_of)
@@ -322,4 +306,982 @@ pub(super) async fn wait(
         "db_instances".to_string(),
         serde_json::json!(ids),
     )]))
+}
+
+// ---------------------------------------------------------------------------
+// Observation helpers shared by the actions below.
+
+/// The instance as it is now, or `None` when there is no such instance.
+async fn find_instance(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<Option<DbInstance>, ActionError> {
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(
+            &format!("DescribeDBInstances {id} in {region}"),
+            e,
+        )),
+    }
+}
+
+/// The snapshot (identifier or ARN) as it is now, or `None`.
+async fn find_snapshot(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<Option<DbSnapshot>, ActionError> {
+    match client
+        .describe_db_snapshots()
+        .db_snapshot_identifier(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_snapshots().first().cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_db_snapshot_not_found_fault()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(
+            &format!("DescribeDBSnapshots {id} in {region}"),
+            e,
+        )),
+    }
+}
+
+/// Which snapshot an action restores or copies.
+enum SnapshotChoice<'a> {
+    /// This one, by identifier or ARN.
+    Named(&'a str),
+    /// The newest available snapshot of this instance.
+    NewestOf(&'a str),
+    /// The newest available snapshot carrying all these tags.
+    NewestTagged(&'a Tags),
+}
+
+impl SnapshotChoice<'_> {
+    fn describe(&self) -> String {
+        match self {
+            SnapshotChoice::Named(id) => format!("DB snapshot {id}"),
+            SnapshotChoice::NewestOf(db) => format!("available snapshot of {db}"),
+            SnapshotChoice::NewestTagged(tags) => {
+                format!("available snapshot tagged {}", describe_tags(tags))
+            }
+        }
+    }
+}
+
+fn describe_tags(tags: &Tags) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn snapshot_has_tags(s: &DbSnapshot, tags: &Tags) -> bool {
+    tags.iter().all(|(k, v)| {
+        s.tag_list()
+            .iter()
+            .any(|t| t.key() == Some(k.as_str()) && t.value() == Some(v.as_str()))
+    })
+}
+
+/// The chosen snapshot, which must exist and be available.
+async fn choose_snapshot(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    choice: &SnapshotChoice<'_>,
+) -> Result<DbSnapshot, ActionError> {
+    let found = match choice {
+        SnapshotChoice::Named(id) => find_snapshot(client, region, id).await?,
+        SnapshotChoice::NewestOf(_) | SnapshotChoice::NewestTagged(_) => {
+            let mut request = client.describe_db_snapshots();
+            if let SnapshotChoice::NewestOf(db) = choice {
+                request = request.db_instance_identifier(*db);
+            }
+            let mut newest: Option<DbSnapshot> = None;
+            let mut pages = request.into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page =
+                    page.map_err(|e| classify(&format!("DescribeDBSnapshots in {region}"), e))?;
+                for s in page.db_snapshots() {
+                    let wanted = s.status() == Some("available")
+                        && match choice {
+                            SnapshotChoice::NewestTagged(tags) => snapshot_has_tags(s, tags),
+                            _ => true,
+                        };
+                    if wanted && created(s) > newest.as_ref().map_or(0, created) {
+                        newest = Some(s.clone());
+                    }
+                }
+            }
+            newest
+        }
+    };
+    match found {
+        Some(s) if s.status() == Some("available") => Ok(s),
+        Some(s) => Err(ActionError::permanent(format!(
+            "DB snapshot {} in {region} is {}, not available",
+            s.db_snapshot_identifier().unwrap_or("?"),
+            s.status().unwrap_or("unknown")
+        ))),
+        None => Err(ActionError::permanent(format!(
+            "no {} in {region}",
+            choice.describe()
+        ))),
+    }
+}
+
+/// Creation time in epoch nanoseconds (0 when unknown), for choosing the newest.
+fn created(s: &DbSnapshot) -> i128 {
+    s.snapshot_create_time().map_or(0, DateTime::as_nanos)
+}
+
+fn rfc3339(t: Option<&DateTime>) -> serde_json::Value {
+    time_text(t).map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+fn time_text(t: Option<&DateTime>) -> Option<String> {
+    t.and_then(|t| t.fmt(Format::DateTime).ok())
+}
+
+/// A time for a message.
+fn shown(t: Option<&DateTime>) -> String {
+    time_text(t).unwrap_or_else(|| "at an unknown time".to_string())
+}
+
+/// Tags for a resource lifeboat creates: the user's and its own.
+fn creation_tags(ctx: &StepContext, tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .chain(std::iter::once(
+            Tag::builder().key(CREATED_TAG).value(&ctx.run_id).build(),
+        ))
+        .collect()
+}
+
+fn created_by_lifeboat(db: &DbInstance) -> bool {
+    tag(db, CREATED_TAG).is_some()
+}
+
+/// Poll until the snapshot is `available`.
+async fn wait_snapshot(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+    ctx: &StepContext,
+) -> Result<DbSnapshot, ActionError> {
+    poll_until(ctx, "DB snapshot not available", || async {
+        match find_snapshot(client, region, id).await? {
+            Some(s) if s.status() == Some("available") => Ok(Poll::Done(s)),
+            Some(s) => Ok(Poll::NotYet(format!(
+                "{id} ({}, {}%)",
+                s.status().unwrap_or("unknown"),
+                s.percent_progress().unwrap_or(0)
+            ))),
+            None => Ok(Poll::NotYet(format!("{id} not visible yet"))),
+        }
+    })
+    .await
+}
+
+fn snapshot_outputs(s: &DbSnapshot) -> Outputs {
+    Outputs::from([
+        (
+            "snapshot_id".to_string(),
+            serde_json::json!(s.db_snapshot_identifier().unwrap_or_default()),
+        ),
+        (
+            "snapshot_arn".to_string(),
+            serde_json::json!(s.db_snapshot_arn().unwrap_or_default()),
+        ),
+        ("created_at".to_string(), rfc3339(s.snapshot_create_time())),
+    ])
+}
+
+fn instance_outputs(db: &DbInstance) -> Outputs {
+    Outputs::from([
+        ("db_instance".to_string(), serde_json::json!(id_of(db))),
+        (
+            "db_instance_arn".to_string(),
+            serde_json::json!(db.db_instance_arn().unwrap_or_default()),
+        ),
+        (
+            "endpoint".to_string(),
+            serde_json::json!(db.endpoint().and_then(|e| e.address()).unwrap_or_default()),
+        ),
+    ])
+}
+
+/// An instance lifeboat is about to create already exists: it is done when
+/// lifeboat created it (an earlier or interrupted attempt, or an earlier
+/// run); anything else under that name is not lifeboat's to touch.
+fn existing_is_ours(db: &DbInstance, region: &str) -> Result<(), ActionError> {
+    if created_by_lifeboat(db) {
+        Ok(())
+    } else {
+        Err(ActionError::permanent(format!(
+            "DB instance {} already exists in {region} and was not created by lifeboat (no `{CREATED_TAG}` tag); refusing to use or replace it",
+            id_of(db)
+        )))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+/// `rds.create_snapshot`: snapshot an instance unless the snapshot exists.
+pub(super) async fn create_snapshot(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &CreateSnapshot,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let id = snapshot_id_for(ctx, w);
+    if find_snapshot(&client, region, &id).await?.is_none() {
+        let db = find_instance(&client, region, &w.db_instance)
+            .await?
+            .ok_or_else(|| {
+                ActionError::permanent(format!("no DB instance {} in {region}", w.db_instance))
+            })?;
+        client
+            .create_db_snapshot()
+            .db_instance_identifier(id_of(&db))
+            .db_snapshot_identifier(&id)
+            .set_tags(Some(creation_tags(ctx, &w.tags)))
+            .send()
+            .await
+            .map_err(|e| classify(&format!("CreateDBSnapshot {id} in {region}"), e))?;
+    }
+    let done = wait_snapshot(&client, region, &id, ctx).await?;
+    Ok(snapshot_outputs(&done))
+}
+
+fn snapshot_id_for(ctx: &StepContext, w: &CreateSnapshot) -> String {
+    w.snapshot_id
+        .clone()
+        .unwrap_or_else(|| identifier(&[&w.db_instance, "lifeboat", &ctx.run_id]))
+}
+
+/// `rds.copy_snapshot`: copy the source snapshot into the step's region,
+/// calling from that region with the source's ARN, unless the copy exists.
+pub(super) async fn copy_snapshot(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &CopySnapshot,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let source_client = aws.rds(&w.source_region);
+    let source = choose_snapshot(&source_client, &w.source_region, &copy_source(w)).await?;
+    let source_arn = source
+        .db_snapshot_arn()
+        .ok_or_else(|| ActionError::permanent("the source snapshot has no ARN"))?
+        .to_string();
+    let target = w.target_snapshot_id.clone().unwrap_or_else(|| {
+        identifier(&[
+            source.db_snapshot_identifier().unwrap_or("snapshot"),
+            "copy",
+            &ctx.run_id,
+        ])
+    });
+    if find_snapshot(&client, region, &target).await?.is_none() {
+        let mut request = client
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(&source_arn)
+            .target_db_snapshot_identifier(&target)
+            .copy_tags(w.copy_tags)
+            .set_tags(Some(creation_tags(ctx, &Tags::new())))
+            .set_kms_key_id(w.kms_key_id.clone());
+        if w.kms_key_id.is_some() && w.source_region != region {
+            request = request.pre_signed_url(
+                super::presign::copy_db_snapshot(aws, &w.source_region, region, &source_arn, w)
+                    .await?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| classify(&format!("CopyDBSnapshot {target} in {region}"), e))?;
+    }
+    let done = wait_snapshot(&client, region, &target, ctx).await?;
+    let mut outputs = snapshot_outputs(&done);
+    // The recovery point is the source's, whatever the copy's own time.
+    outputs.insert(
+        "created_at".to_string(),
+        rfc3339(source.snapshot_create_time()),
+    );
+    outputs.insert(
+        "source_snapshot_arn".to_string(),
+        serde_json::json!(source_arn),
+    );
+    Ok(outputs)
+}
+
+fn copy_source(w: &CopySnapshot) -> SnapshotChoice<'_> {
+    match (&w.source_snapshot, &w.source_db_instance) {
+        (Some(id), _) => SnapshotChoice::Named(id),
+        (None, Some(db)) => SnapshotChoice::NewestOf(db),
+        (None, None) => SnapshotChoice::Named(""),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Restores and replicas: new instances.
+
+fn restore_source(w: &RestoreFromSnapshot) -> SnapshotChoice<'_> {
+    match (&w.snapshot, &w.snapshot_of, &w.snapshot_tags) {
+        (Some(id), ..) => SnapshotChoice::Named(id),
+        (_, Some(db), _) => SnapshotChoice::NewestOf(db),
+        (_, _, Some(tags)) => SnapshotChoice::NewestTagged(tags),
+        _ => SnapshotChoice::Named(""),
+    }
+}
+
+/// `rds.restore_from_snapshot`: restore a new instance unless lifeboat has
+/// restored it already; wait until it is available.
+pub(super) async fn restore_from_snapshot(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &RestoreFromSnapshot,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let snapshot = match find_instance(&client, region, &w.db_instance).await? {
+        Some(db) => {
+            existing_is_ours(&db, region)?;
+            tag(&db, RESTORED_FROM_TAG)
+        }
+        None => {
+            let snapshot = choose_snapshot(&client, region, &restore_source(w)).await?;
+            let snapshot_id = snapshot.db_snapshot_arn().unwrap_or_default().to_string();
+            let mut tags = creation_tags(ctx, &w.tags);
+            tags.push(
+                Tag::builder()
+                    .key(RESTORED_FROM_TAG)
+                    .value(&snapshot_id)
+                    .build(),
+            );
+            client
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(&w.db_instance)
+                .db_snapshot_identifier(&snapshot_id)
+                .set_db_instance_class(w.instance_class.clone())
+                .set_db_subnet_group_name(w.subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!w.security_groups.is_empty()).then(|| w.security_groups.clone()),
+                )
+                .set_multi_az(w.multi_az)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!(
+                            "RestoreDBInstanceFromDBSnapshot {} in {region}",
+                            w.db_instance
+                        ),
+                        e,
+                    )
+                })?;
+            Some(snapshot_id)
+        }
+    };
+    let done = wait_available(&client, region, std::slice::from_ref(&w.db_instance), ctx).await?;
+    let mut outputs = instance_outputs(&done[0]);
+    if let Some(arn) = snapshot {
+        // The recovery point: when the restored snapshot was taken.
+        let taken = find_snapshot(&client, region, &arn)
+            .await?
+            .map_or(serde_json::Value::Null, |s| {
+                rfc3339(s.snapshot_create_time())
+            });
+        outputs.insert("snapshot_arn".to_string(), serde_json::json!(arn));
+        outputs.insert("snapshot_created_at".to_string(), taken);
+    }
+    Ok(outputs)
+}
+
+/// Tag on a restored instance naming the snapshot it came from, so the
+/// recovery point can be told after a resume.
+pub const RESTORED_FROM_TAG: &str = "lifeboat:restored-from";
+
+/// `rds.restore_point_in_time`: restore a new instance to a moment (or the
+/// latest restorable time) unless lifeboat has restored it already.
+pub(super) async fn restore_point_in_time(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &RestorePointInTime,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let restored_to = match find_instance(&client, region, &w.target_db_instance).await? {
+        Some(db) => {
+            existing_is_ours(&db, region)?;
+            tag(&db, RESTORED_TO_TAG)
+        }
+        None => {
+            let source = find_instance(&client, region, &w.source_db_instance)
+                .await?
+                .ok_or_else(|| {
+                    ActionError::permanent(format!(
+                        "no DB instance {} in {region}",
+                        w.source_db_instance
+                    ))
+                })?;
+            let moment = match &w.restore_time {
+                Some(text) => Some(DateTime::from_str(text, Format::DateTime).map_err(|e| {
+                    ActionError::permanent(format!(
+                        "restore_time `{text}` is not an RFC 3339 time: {e}"
+                    ))
+                })?),
+                None => None,
+            };
+            // The moment actually restored to, recorded on the instance.
+            let to = moment
+                .as_ref()
+                .or(source.latest_restorable_time())
+                .and_then(|t| t.fmt(Format::DateTime).ok())
+                .unwrap_or_else(|| "latest".to_string());
+            let mut tags = creation_tags(ctx, &w.tags);
+            tags.push(Tag::builder().key(RESTORED_TO_TAG).value(&to).build());
+            client
+                .restore_db_instance_to_point_in_time()
+                .source_db_instance_identifier(id_of(&source))
+                .target_db_instance_identifier(&w.target_db_instance)
+                .set_restore_time(moment)
+                .set_use_latest_restorable_time(w.restore_time.is_none().then_some(true))
+                .set_db_instance_class(w.instance_class.clone())
+                .set_db_subnet_group_name(w.subnet_group.clone())
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!(
+                            "RestoreDBInstanceToPointInTime {} in {region}",
+                            w.target_db_instance
+                        ),
+                        e,
+                    )
+                })?;
+            Some(to)
+        }
+    };
+    let done = wait_available(
+        &client,
+        region,
+        std::slice::from_ref(&w.target_db_instance),
+        ctx,
+    )
+    .await?;
+    let mut outputs = instance_outputs(&done[0]);
+    outputs.insert(
+        "restored_to".to_string(),
+        restored_to.map_or(serde_json::Value::Null, serde_json::Value::String),
+    );
+    Ok(outputs)
+}
+
+/// Tag on a point-in-time restore naming the moment restored to.
+pub const RESTORED_TO_TAG: &str = "lifeboat:restored-to";
+
+/// `rds.create_read_replica`: create a replica in the step's region unless
+/// it exists; wait until it is available.
+pub(super) async fn create_read_replica(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &CreateReadReplica,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    match find_instance(&client, region, &w.db_instance).await? {
+        Some(db) => {
+            let replicates = db
+                .read_replica_source_db_instance_identifier()
+                .is_some_and(|s| same_instance(s, &w.source_db_instance));
+            if !replicates {
+                existing_is_ours(&db, region)?;
+            }
+        }
+        None => {
+            let source_region = w.source_region.as_deref().unwrap_or(region);
+            let source = find_instance(
+                &aws.rds(source_region),
+                source_region,
+                &w.source_db_instance,
+            )
+            .await?
+            .ok_or_else(|| {
+                ActionError::permanent(format!(
+                    "no DB instance {} in {source_region}",
+                    w.source_db_instance
+                ))
+            })?;
+            // Cross-region replicas name their source by ARN.
+            let source_ref = if source_region == region {
+                id_of(&source)
+            } else {
+                source.db_instance_arn().unwrap_or_default().to_string()
+            };
+            client
+                .create_db_instance_read_replica()
+                .db_instance_identifier(&w.db_instance)
+                .source_db_instance_identifier(source_ref)
+                .set_db_instance_class(w.instance_class.clone())
+                .set_kms_key_id(w.kms_key_id.clone())
+                .set_db_subnet_group_name(w.subnet_group.clone())
+                .set_tags(Some(creation_tags(ctx, &w.tags)))
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("CreateDBInstanceReadReplica {} in {region}", w.db_instance),
+                        e,
+                    )
+                })?;
+        }
+    }
+    let done = wait_available(&client, region, std::slice::from_ref(&w.db_instance), ctx).await?;
+    Ok(instance_outputs(&done[0]))
+}
+
+/// Whether a source reference (identifier or ARN) names `id`.
+fn same_instance(reference: &str, id: &str) -> bool {
+    let last = |s: &str| s.rsplit(':').next().unwrap_or(s).to_ascii_lowercase();
+    last(reference) == last(id)
+}
+
+// ---------------------------------------------------------------------------
+// Changing and removing instances.
+
+/// `rds.modify_instance_class`: change the class of the selected instances
+/// not already of (or changing to) it, and wait until all run with it.
+pub(super) async fn modify_instance_class(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &ModifyInstanceClass,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let which = match (&w.db_instance, &w.tags) {
+        (Some(id), _) => Select::Ids(vec![id.clone()]),
+        (None, Some(tags)) => Select::Tags(tags),
+        (None, None) => return Err(ActionError::permanent("no DB instance selected")),
+    };
+    let instances = select(&client, region, &which).await?;
+    let class = w.instance_class.as_str();
+    let to_modify: Vec<String> = instances
+        .iter()
+        .filter(|db| {
+            db.db_instance_class() != Some(class)
+                && db
+                    .pending_modified_values()
+                    .and_then(|p| p.db_instance_class())
+                    != Some(class)
+        })
+        .map(id_of)
+        .collect();
+    for id in &to_modify {
+        client
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .db_instance_class(class)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("ModifyDBInstance {id} in {region}"), e))?;
+    }
+    let ids: Vec<String> = instances.iter().map(id_of).collect();
+    poll_until(ctx, &format!("DB instances not yet {class}"), || async {
+        let now = select(&client, region, &Select::Ids(ids.clone())).await?;
+        let behind: Vec<String> = now
+            .iter()
+            .filter(|db| status(db) != "available" || db.db_instance_class() != Some(class))
+            .map(|db| {
+                format!(
+                    "{} ({}, {})",
+                    id_of(db),
+                    status(db),
+                    db.db_instance_class().unwrap_or("?")
+                )
+            })
+            .collect();
+        Ok(if behind.is_empty() {
+            Poll::Done(())
+        } else {
+            Poll::NotYet(behind.join(", "))
+        })
+    })
+    .await?;
+    Ok(Outputs::from([
+        ("db_instances".to_string(), serde_json::json!(ids)),
+        ("modified".to_string(), serde_json::json!(to_modify)),
+        ("instance_class".to_string(), serde_json::json!(class)),
+    ]))
+}
+
+/// `rds.delete_instance`: delete an instance lifeboat created (never any
+/// other), optionally with a final snapshot, and wait until it is gone.
+pub(super) async fn delete_instance(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &DeleteInstance,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let id = w.db_instance.as_str();
+    let mut deleted = false;
+    if let Some(db) = find_instance(&client, region, id).await? {
+        if !created_by_lifeboat(&db) {
+            return Err(ActionError::permanent(format!(
+                "DB instance {id} in {region} was not created by lifeboat (no `{CREATED_TAG}` tag); refusing to delete it"
+            )));
+        }
+        if status(&db) != "deleting" {
+            client
+                .delete_db_instance()
+                .db_instance_identifier(id)
+                .skip_final_snapshot(w.final_snapshot_id.is_none())
+                .set_final_db_snapshot_identifier(w.final_snapshot_id.clone())
+                .send()
+                .await
+                .map_err(|e| classify(&format!("DeleteDBInstance {id} in {region}"), e))?;
+            deleted = true;
+        }
+        poll_until(ctx, "DB instance not deleted", || async {
+            Ok(match find_instance(&client, region, id).await? {
+                None => Poll::Done(()),
+                Some(db) => Poll::NotYet(format!("{id} ({})", status(&db))),
+            })
+        })
+        .await?;
+    }
+    Ok(Outputs::from([
+        ("db_instance".to_string(), serde_json::json!(id)),
+        ("deleted".to_string(), serde_json::json!(deleted)),
+    ]))
+}
+
+/// `rds.wait_replica_lag`: wait until the replica's CloudWatch `ReplicaLag`
+/// (newest datapoint of the last five minutes) is at most `max_lag`.
+pub(super) async fn wait_replica_lag(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &WaitReplicaLag,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let id = w.db_instance.as_str();
+    let db = find_instance(&client, region, id)
+        .await?
+        .ok_or_else(|| ActionError::permanent(format!("no DB instance {id} in {region}")))?;
+    if db.read_replica_source_db_instance_identifier().is_none() {
+        return Err(ActionError::permanent(format!(
+            "DB instance {id} in {region} is not a read replica"
+        )));
+    }
+    let max = w.max_lag.get().as_secs_f64();
+    let lag = poll_until(ctx, &format!("replica {id} still lagging"), || async {
+        Ok(
+            match super::cloudwatch::replica_lag(aws, region, id).await? {
+                Some(lag) if lag <= max => Poll::Done(lag),
+                Some(lag) => Poll::NotYet(format!("ReplicaLag {lag} s, want at most {max} s")),
+                None => Poll::NotYet("no ReplicaLag datapoint in the last five minutes".into()),
+            },
+        )
+    })
+    .await?;
+    Ok(Outputs::from([
+        ("db_instance".to_string(), serde_json::json!(id)),
+        ("lag_seconds".to_string(), serde_json::json!(lag)),
+    ]))
+}
+
+// ---------------------------------------------------------------------------
+// Preflights: read-only, each saying whether the action could run now.
+
+/// Actions that create DB instances.
+const MAKES_INSTANCES: &[ActionKind] = &[
+    ActionKind::RdsRestoreFromSnapshot,
+    ActionKind::RdsRestorePointInTime,
+    ActionKind::RdsCreateReadReplica,
+];
+/// Actions that create DB snapshots.
+const MAKES_SNAPSHOTS: &[ActionKind] = &[
+    ActionKind::RdsCreateSnapshot,
+    ActionKind::RdsCopySnapshot,
+    ActionKind::RdsDeleteInstance,
+];
+
+/// Why a replica's replication is not healthy, if it is not.
+fn replication_trouble(db: &DbInstance) -> Option<String> {
+    db.status_infos()
+        .iter()
+        .find(|s| s.status_type() == Some("read replication") && s.normal() == Some(false))
+        .map(|s| {
+            format!(
+                "replication of {} is {}{}",
+                id_of(db),
+                s.status().unwrap_or("unhealthy"),
+                s.message().map(|m| format!(": {m}")).unwrap_or_default()
+            )
+        })
+}
+
+/// An instance that must exist to be acted on.
+async fn instance_to_act_on(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    which: &Select<'_>,
+    upstream: &[ActionKind],
+) -> Result<Readiness, ActionError> {
+    Ok(match select(client, region, which).await {
+        Ok(found) => Readiness::Ready(format!(
+            "{} found in {region}: {}",
+            which.describe(),
+            found
+                .iter()
+                .map(|db| format!("{} ({})", id_of(db), status(db)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Err(e) if e.kind == crate::engine::FailureKind::Permanent => {
+            Readiness::missing(e.message, upstream, MAKES_INSTANCES)
+        }
+        Err(e) => return Err(e),
+    })
+}
+
+/// A new instance's name is free, or holds lifeboat's own instance.
+async fn new_instance_name(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    id: &str,
+) -> Result<Option<Readiness>, ActionError> {
+    Ok(find_instance(client, region, id)
+        .await?
+        .map(|db| match existing_is_ours(&db, region) {
+            Ok(()) => Readiness::Ready(format!(
+                "DB instance {id} exists already, created by lifeboat: nothing to do"
+            )),
+            Err(e) => Readiness::WouldFail(e.message),
+        }))
+}
+
+/// Whether the RDS action `input` could run now.
+pub(super) async fn preflight(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    input: &ActionInput,
+    upstream: &[ActionKind],
+) -> Result<Readiness, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    Ok(match input {
+        ActionInput::RdsCreateSnapshot(w) => {
+            let id = snapshot_id_for(ctx, w);
+            if find_snapshot(&client, region, &id).await?.is_some() {
+                Readiness::Ready(format!("snapshot {id} exists already: nothing to do"))
+            } else {
+                let which = Select::Ids(vec![w.db_instance.clone()]);
+                instance_to_act_on(&client, region, &which, upstream).await?
+            }
+        }
+        ActionInput::RdsCopySnapshot(w) => {
+            let source_client = aws.rds(&w.source_region);
+            match choose_snapshot(&source_client, &w.source_region, &copy_source(w)).await {
+                Ok(s) => Readiness::Ready(format!(
+                    "source snapshot {} (taken {}) is available in {}",
+                    s.db_snapshot_identifier().unwrap_or("?"),
+                    shown(s.snapshot_create_time()),
+                    w.source_region
+                )),
+                Err(e) => Readiness::missing(e.message, upstream, MAKES_SNAPSHOTS),
+            }
+        }
+        ActionInput::RdsRestoreFromSnapshot(w) => {
+            match new_instance_name(&client, region, &w.db_instance).await? {
+                Some(verdict) => verdict,
+                None => match choose_snapshot(&client, region, &restore_source(w)).await {
+                    Ok(s) => Readiness::Ready(format!(
+                        "would restore {} from snapshot {} (taken {})",
+                        w.db_instance,
+                        s.db_snapshot_identifier().unwrap_or("?"),
+                        shown(s.snapshot_create_time())
+                    )),
+                    Err(e) => Readiness::missing(e.message, upstream, MAKES_SNAPSHOTS),
+                },
+            }
+        }
+        ActionInput::RdsRestorePointInTime(w) => {
+            match new_instance_name(&client, region, &w.target_db_instance).await? {
+                Some(verdict) => verdict,
+                None => match find_instance(&client, region, &w.source_db_instance).await? {
+                    None => Readiness::WouldFail(format!(
+                        "no DB instance {} in {region}",
+                        w.source_db_instance
+                    )),
+                    Some(db) if db.backup_retention_period().unwrap_or(0) == 0 => {
+                        Readiness::WouldFail(format!(
+                            "DB instance {} has automated backups turned off: nothing to restore to a point in time",
+                            w.source_db_instance
+                        ))
+                    }
+                    Some(db) => Readiness::Ready(format!(
+                        "{} keeps automated backups; latest restorable time {}",
+                        w.source_db_instance,
+                        shown(db.latest_restorable_time())
+                    )),
+                },
+            }
+        }
+        ActionInput::RdsCreateReadReplica(w) => {
+            match find_instance(&client, region, &w.db_instance).await? {
+                Some(db)
+                    if db
+                        .read_replica_source_db_instance_identifier()
+                        .is_some_and(|s| same_instance(s, &w.source_db_instance)) =>
+                {
+                    Readiness::Ready(format!(
+                        "{} replicates {} already: nothing to do",
+                        w.db_instance, w.source_db_instance
+                    ))
+                }
+                Some(_) => new_instance_name(&client, region, &w.db_instance)
+                    .await?
+                    .unwrap_or_else(|| Readiness::Ready(String::new())),
+                None => {
+                    let source_region = w.source_region.as_deref().unwrap_or(region);
+                    match find_instance(
+                        &aws.rds(source_region),
+                        source_region,
+                        &w.source_db_instance,
+                    )
+                    .await?
+                    {
+                        Some(db) => Readiness::Ready(format!(
+                            "source {} is {} in {source_region}",
+                            w.source_db_instance,
+                            status(&db)
+                        )),
+                        None => Readiness::WouldFail(format!(
+                            "no DB instance {} in {source_region}",
+                            w.source_db_instance
+                        )),
+                    }
+                }
+            }
+        }
+        ActionInput::RdsPromoteReadReplica(w) => {
+            let which = promote_selection(w)?;
+            match select(&client, region, &which).await {
+                Err(e) => Readiness::missing(e.message, upstream, MAKES_INSTANCES),
+                Ok(found) => {
+                    let trouble: Vec<String> =
+                        found.iter().filter_map(replication_trouble).collect();
+                    if trouble.is_empty() {
+                        let replicas = found
+                            .iter()
+                            .filter(|db| db.read_replica_source_db_instance_identifier().is_some())
+                            .count();
+                        Readiness::Ready(format!(
+                            "{} of the {} selected instances are read replicas to promote; the rest are standalone already",
+                            replicas,
+                            found.len()
+                        ))
+                    } else {
+                        Readiness::WouldFail(trouble.join("; "))
+                    }
+                }
+            }
+        }
+        ActionInput::RdsModifyInstanceClass(w) => {
+            let which = match (&w.db_instance, &w.tags) {
+                (Some(id), _) => Select::Ids(vec![id.clone()]),
+                (None, Some(tags)) => Select::Tags(tags),
+                (None, None) => return Err(ActionError::permanent("no DB instance selected")),
+            };
+            instance_to_act_on(&client, region, &which, upstream).await?
+        }
+        ActionInput::RdsDeleteInstance(w) => {
+            match find_instance(&client, region, &w.db_instance).await? {
+                None => Readiness::Ready(format!(
+                    "no DB instance {} in {region} now: nothing to delete unless an earlier step creates it",
+                    w.db_instance
+                )),
+                Some(db) if created_by_lifeboat(&db) => Readiness::Ready(format!(
+                    "{} was created by lifeboat (run {})",
+                    w.db_instance,
+                    tag(&db, CREATED_TAG).unwrap_or_default()
+                )),
+                Some(_) => Readiness::WouldFail(format!(
+                    "DB instance {} in {region} was not created by lifeboat; it would not be deleted",
+                    w.db_instance
+                )),
+            }
+        }
+        ActionInput::RdsWaitAvailable(w) => {
+            instance_to_act_on(&client, region, &wait_selection(w)?, upstream).await?
+        }
+        ActionInput::RdsWaitReplicaLag(w) => {
+            match find_instance(&client, region, &w.db_instance).await? {
+                None => Readiness::missing(
+                    format!("no DB instance {} in {region}", w.db_instance),
+                    upstream,
+                    MAKES_INSTANCES,
+                ),
+                Some(db) if db.read_replica_source_db_instance_identifier().is_none() => {
+                    Readiness::WouldFail(format!(
+                        "DB instance {} in {region} is not a read replica",
+                        w.db_instance
+                    ))
+                }
+                Some(db) => match replication_trouble(&db) {
+                    Some(trouble) => Readiness::WouldFail(trouble),
+                    None => Readiness::Ready(format!(
+                        "{} is a read replica; its lag is read from CloudWatch during the run",
+                        w.db_instance
+                    )),
+                },
+            }
+        }
+        other => Readiness::Unchecked(format!("{} is not an RDS action", other.kind())),
+    })
+}
+
+fn promote_selection(w: &PromoteReadReplica) -> Result<Select<'_>, ActionError> {
+    Ok(
+        match (&w.db_instance, &w.db_instances, &w.tags, &w.replicas_of) {
+            (Some(id), ..) => Select::Ids(vec![id.clone()]),
+            (_, Some(ids), ..) => Select::Ids(ids.clone()),
+            (_, _, Some(tags), _) => Select::Tags(tags),
+            (_, _, _, Some(source)) => Select::ReplicasOf(source),
+            _ => return Err(ActionError::permanent("no DB instance selected")),
+        },
+    )
+}
+
+fn wait_selection(w: &WaitAvailable) -> Result<Select<'_>, ActionError> {
+    Ok(match (&w.db_instance, &w.db_instances, &w.tags) {
+        (Some(id), ..) => Select::Ids(vec![id.clone()]),
+        (_, Some(ids), _) => Select::Ids(ids.clone()),
+        (_, _, Some(tags)) => Select::Tags(tags),
+        _ => return Err(ActionError::permanent("no DB instance selected")),
+    })
 }

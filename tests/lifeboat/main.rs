@@ -27,6 +27,7 @@ mod moto;
 mod no_panic;
 mod pilot_light;
 mod rds;
+mod rds_recovery;
 mod route53;
 mod run;
 mod schema;

@@ -1,0 +1,386 @@
+//! RDS snapshots, copies, restores, replicas, class changes and deletion
+//! on the emulator: do, already done (no mutating call), missing resource.
+
+use std::time::Duration;
+
+use lifeboat::actions::{Readiness, Registry};
+use lifeboat::aws::AwsClients;
+use lifeboat::catalogue::rds::{
+    CopySnapshot, CreateReadReplica, CreateSnapshot, DeleteInstance, ModifyInstanceClass,
+    RestoreFromSnapshot, RestorePointInTime,
+};
+use lifeboat::catalogue::{ActionInput, ActionKind};
+use lifeboat::engine::{ActionError, Actions, FailureKind, Outputs, StepContext};
+use lifeboat::runbook::Mode;
+
+use crate::moto::Moto;
+
+fn ctx(region: &str) -> StepContext {
+    StepContext {
+        run_id: "20261128T110000-ab12".into(),
+        step_id: "step".into(),
+        mode: Mode::Failover,
+        region: Some(region.into()),
+        attempt: 1,
+        resumed: false,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+    }
+}
+
+/// Run `input` twice: the second run must make no mutating call and
+/// return what the first did.
+async fn twice(aws: &AwsClients, region: &str, input: &ActionInput) -> Outputs {
+    let registry = Registry::with_aws(aws.clone());
+    let first = registry.run(&ctx(region), input).await.expect("first run");
+    let before = aws.calls().mutating();
+    let second = registry.run(&ctx(region), input).await.expect("second run");
+    assert_eq!(
+        aws.calls().mutating(),
+        before,
+        "already done: no mutating call"
+    );
+    assert_eq!(first.get("db_instance"), second.get("db_instance"));
+    first
+}
+
+async fn fails(aws: &AwsClients, region: &str, input: &ActionInput) -> ActionError {
+    let before = aws.calls().mutating();
+    let err = Registry::with_aws(aws.clone())
+        .run(&ctx(region), input)
+        .await
+        .expect_err("must fail");
+    assert_eq!(err.kind, FailureKind::Permanent, "{err}");
+    assert_eq!(aws.calls().mutating(), before, "a failure changes nothing");
+    err
+}
+
+async fn preflight(aws: &AwsClients, region: &str, input: &ActionInput) -> Readiness {
+    Registry::with_aws(aws.clone())
+        .preflight(&ctx(region), input, &[])
+        .await
+}
+
+fn snapshot(db: &str) -> ActionInput {
+    ActionInput::RdsCreateSnapshot(CreateSnapshot {
+        db_instance: db.into(),
+        snapshot_id: None,
+        tags: [("purpose".to_string(), "dr".to_string())].into(),
+    })
+}
+
+fn copy(source_db: &str) -> ActionInput {
+    ActionInput::RdsCopySnapshot(CopySnapshot {
+        source_region: "us-east-1".into(),
+        source_snapshot: None,
+        source_db_instance: Some(source_db.into()),
+        target_snapshot_id: Some("app-db-dr-copy".into()),
+        kms_key_id: None,
+        copy_tags: true,
+    })
+}
+
+fn restore(target: &str, snapshot_of: Option<&str>, snapshot: Option<&str>) -> ActionInput {
+    ActionInput::RdsRestoreFromSnapshot(RestoreFromSnapshot {
+        db_instance: target.into(),
+        snapshot: snapshot.map(str::to_string),
+        snapshot_of: snapshot_of.map(str::to_string),
+        snapshot_tags: None,
+        instance_class: Some("db.t3.small".into()),
+        subnet_group: None,
+        security_groups: Vec::new(),
+        multi_az: None,
+        tags: [("app".to_string(), "shop".to_string())].into(),
+    })
+}
+
+async fn tags_of(aws: &AwsClients, region: &str, db: &str) -> Vec<(String, String)> {
+    let out = aws
+        .rds(region)
+        .describe_db_instances()
+        .db_instance_identifier(db)
+        .send()
+        .await
+        .expect("describe");
+    out.db_instances()[0]
+        .tag_list()
+        .iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_copy_across_regions_and_restore_each_happen_once() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+
+    // Before anything exists, the preflights say what would fail.
+    let before = preflight(&aws, "us-west-2", &copy("ghost-db")).await;
+    assert_eq!(
+        before,
+        Readiness::WouldFail("no available snapshot of ghost-db in us-east-1".into())
+    );
+
+    let snap = twice(&aws, "us-east-1", &snapshot("app-db")).await;
+    assert_eq!(snap["snapshot_id"], "app-db-lifeboat-20261128t110000-ab12");
+    assert!(
+        snap["created_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20"))
+    );
+    assert_eq!(aws.calls().mutating().get("RDS.CreateDBSnapshot"), Some(&1));
+
+    assert!(matches!(
+        preflight(&aws, "us-west-2", &copy("app-db")).await,
+        Readiness::Ready(_)
+    ));
+    let copied = twice(&aws, "us-west-2", &copy("app-db")).await;
+    assert_eq!(copied["snapshot_id"], "app-db-dr-copy");
+    assert!(
+        copied["source_snapshot_arn"].as_str().is_some_and(
+            |a| a.contains("us-east-1") && a.ends_with(":app-db-lifeboat-20261128t110000-ab12")
+        ),
+        "{copied:?}"
+    );
+    // The recovery point is when the source snapshot was taken.
+    assert_eq!(copied["created_at"], snap["created_at"]);
+    assert_eq!(aws.calls().mutating().get("RDS.CopyDBSnapshot"), Some(&1));
+
+    let input = restore("app-db-restored", None, Some("app-db-dr-copy"));
+    assert!(matches!(
+        preflight(&aws, "us-west-2", &input).await,
+        Readiness::Ready(_)
+    ));
+    let restored = twice(&aws, "us-west-2", &input).await;
+    assert_eq!(restored["db_instance"], "app-db-restored");
+    assert!(restored["endpoint"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(
+        restored["snapshot_arn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(":app-db-dr-copy"))
+    );
+    assert_eq!(
+        aws.calls()
+            .mutating()
+            .get("RDS.RestoreDBInstanceFromDBSnapshot"),
+        Some(&1)
+    );
+    let tags = tags_of(&aws, "us-west-2", "app-db-restored").await;
+    assert!(tags.contains(&("app".into(), "shop".into())), "{tags:?}");
+    assert!(tags.contains(&(
+        "lifeboat:created-by-run".into(),
+        "20261128T110000-ab12".into()
+    )));
+
+    // Now it exists, lifeboat's own: a preflight says there is nothing to do.
+    assert!(matches!(
+        preflight(&aws, "us-west-2", &input).await,
+        Readiness::Ready(m) if m.contains("nothing to do")
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_picks_the_newest_snapshot_and_never_takes_over_a_foreign_instance() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let rds = aws.rds("us-east-1");
+    for id in ["app-db-old", "app-db-new"] {
+        rds.create_db_snapshot()
+            .db_instance_identifier("app-db")
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .expect("snapshot");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let out = twice(
+        &aws,
+        "us-east-1",
+        &restore("app-db-scratch", Some("app-db"), None),
+    )
+    .await;
+    assert!(
+        out["snapshot_arn"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(":app-db-new")),
+        "{out:?}"
+    );
+
+    // The primary itself is not lifeboat's: never "restored over", never deleted.
+    let err = fails(&aws, "us-east-1", &restore("app-db", Some("app-db"), None)).await;
+    assert!(
+        err.message
+            .contains("app-db already exists in us-east-1 and was not created by lifeboat"),
+        "{err}"
+    );
+    let delete = |db: &str| {
+        ActionInput::RdsDeleteInstance(DeleteInstance {
+            db_instance: db.into(),
+            final_snapshot_id: None,
+        })
+    };
+    let err = fails(&aws, "us-east-1", &delete("app-db")).await;
+    assert!(err.message.contains("refusing to delete"), "{err}");
+    assert!(matches!(
+        preflight(&aws, "us-east-1", &delete("app-db")).await,
+        Readiness::WouldFail(_)
+    ));
+
+    // The scratch instance is lifeboat's: deleted once, then nothing to do.
+    let out = twice(&aws, "us-east-1", &delete("app-db-scratch")).await;
+    assert_eq!(out["deleted"], true);
+    assert_eq!(aws.calls().mutating().get("RDS.DeleteDBInstance"), Some(&1));
+
+    let err = fails(
+        &aws,
+        "us-east-1",
+        &restore("x", None, Some("no-such-snapshot")),
+    )
+    .await;
+    assert_eq!(err.message, "no DB snapshot no-such-snapshot in us-east-1");
+    let err = fails(&aws, "us-east-1", &snapshot("ghost-db")).await;
+    assert_eq!(err.message, "no DB instance ghost-db in us-east-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_in_time_restore_replica_creation_and_class_change() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+
+    let pitr = |source: &str| {
+        ActionInput::RdsRestorePointInTime(RestorePointInTime {
+            source_db_instance: source.into(),
+            target_db_instance: "app-db-pitr".into(),
+            restore_time: None,
+            instance_class: None,
+            subnet_group: None,
+            tags: Default::default(),
+        })
+    };
+    assert!(matches!(
+        preflight(&aws, "us-east-1", &pitr("app-db")).await,
+        Readiness::Ready(_)
+    ));
+    let out = twice(&aws, "us-east-1", &pitr("app-db")).await;
+    assert_eq!(out["db_instance"], "app-db-pitr");
+    assert_eq!(
+        aws.calls()
+            .mutating()
+            .get("RDS.RestoreDBInstanceToPointInTime"),
+        Some(&1)
+    );
+    let err = fails(
+        &aws,
+        "us-east-1",
+        &ActionInput::RdsRestorePointInTime(RestorePointInTime {
+            target_db_instance: "other".into(),
+            ..match pitr("ghost") {
+                ActionInput::RdsRestorePointInTime(w) => w,
+                _ => unreachable!(),
+            }
+        }),
+    )
+    .await;
+    assert_eq!(err.message, "no DB instance ghost in us-east-1");
+
+    let replica = |source: &str| {
+        ActionInput::RdsCreateReadReplica(CreateReadReplica {
+            source_db_instance: source.into(),
+            source_region: Some("us-east-1".into()),
+            db_instance: "app-db-replica-2".into(),
+            instance_class: Some("db.t3.micro".into()),
+            kms_key_id: None,
+            subnet_group: None,
+            tags: Default::default(),
+        })
+    };
+    // The seeding made one replica already.
+    let out = twice(&aws, "us-west-2", &replica("app-db")).await;
+    assert_eq!(out["db_instance"], "app-db-replica-2");
+    assert_eq!(
+        aws.calls()
+            .mutating()
+            .get("RDS.CreateDBInstanceReadReplica"),
+        Some(&2)
+    );
+    // The replica seeded outside lifeboat already replicates app-db: done.
+    let seeded = ActionInput::RdsCreateReadReplica(CreateReadReplica {
+        db_instance: "app-db-replica".into(),
+        ..match replica("app-db") {
+            ActionInput::RdsCreateReadReplica(w) => w,
+            _ => unreachable!(),
+        }
+    });
+    twice(&aws, "us-west-2", &seeded).await;
+    assert_eq!(
+        aws.calls()
+            .mutating()
+            .get("RDS.CreateDBInstanceReadReplica"),
+        Some(&2)
+    );
+    let err = fails(
+        &aws,
+        "us-west-2",
+        &ActionInput::RdsCreateReadReplica(CreateReadReplica {
+            db_instance: "app-db-replica-3".into(),
+            ..match replica("ghost") {
+                ActionInput::RdsCreateReadReplica(w) => w,
+                _ => unreachable!(),
+            }
+        }),
+    )
+    .await;
+    assert_eq!(err.message, "no DB instance ghost in us-east-1");
+
+    let resize = |db: &str| {
+        ActionInput::RdsModifyInstanceClass(ModifyInstanceClass {
+            db_instance: Some(db.into()),
+            tags: None,
+            instance_class: "db.r6g.large".into(),
+        })
+    };
+    let out = twice(&aws, "us-west-2", &resize("app-db-replica")).await;
+    assert_eq!(out["modified"], serde_json::json!(["app-db-replica"]));
+    assert_eq!(aws.calls().mutating().get("RDS.ModifyDBInstance"), Some(&1));
+    let class = aws
+        .rds("us-west-2")
+        .describe_db_instances()
+        .db_instance_identifier("app-db-replica")
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        class.db_instances()[0].db_instance_class(),
+        Some("db.r6g.large")
+    );
+    let err = fails(&aws, "us-west-2", &resize("ghost")).await;
+    assert_eq!(err.message, "no DB instance ghost in us-west-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preflights_tell_a_missing_resource_from_one_an_earlier_step_creates() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let registry = Registry::with_aws(aws.clone());
+    let input = restore("app-db-restored", Some("app-db"), None);
+    let alone = registry.preflight(&ctx("us-west-2"), &input, &[]).await;
+    assert!(
+        matches!(alone, Readiness::WouldFail(ref m) if m.contains("snapshot of app-db")),
+        "{alone:?}"
+    );
+    let after_copy = registry
+        .preflight(&ctx("us-west-2"), &input, &[ActionKind::RdsCopySnapshot])
+        .await;
+    assert!(
+        matches!(after_copy, Readiness::Unchecked(ref m) if m.contains("rds.copy_snapshot")),
+        "{after_copy:?}"
+    );
+    assert!(aws.calls().mutating().is_empty(), "preflights only read");
+}
