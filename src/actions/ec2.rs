@@ -1,14 +1,19 @@
-//! EC2: start and stop instances by ids or tags, wait until running.
+//! EC2: start and stop instances by ids or tags, launch instances from a
+//! launch template, copy AMIs across regions, wait until instances run.
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+use aws_sdk_ec2::types::{
+    Filter, Image, ImageState, Instance, InstanceStateName, LaunchTemplateSpecification,
+    ResourceType, Tag, TagSpecification,
+};
 
 use super::aws_error::classify;
-use super::{Poll, poll_until, region_of};
+use super::{CREATED_TAG, Poll, Readiness, poll_until, region_of};
 use crate::aws::AwsClients;
-use crate::catalogue::ec2::{Instances, WaitRunning};
-use crate::engine::{ActionError, Outputs, StepContext};
+use crate::catalogue::ec2::{CopyImage, Instances, LaunchFromTemplate, WaitRunning};
+use crate::catalogue::{ActionInput, ActionKind};
+use crate::engine::{ActionError, FailureKind, Outputs, StepContext};
 
 /// The instances a selector names, as described now (terminated ones left out).
 async fn select(
@@ -273,4 +278,311 @@ pub(super) fn describe(direction: Direction, ctx: &StepContext, w: &Instances) -
             target.as_str()
         ),
     ]
+}
+
+/// Tag on instances lifeboat launched, naming the step: with the run's
+/// [`CREATED_TAG`] it finds an earlier attempt's instances.
+pub const STEP_TAG: &str = "lifeboat:step";
+
+/// A client token for a step's call: the same for every attempt of the
+/// step in the run, so EC2 itself refuses to act twice.
+fn client_token(ctx: &StepContext) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}/{}", ctx.run_id, ctx.step_id).as_bytes());
+    digest.iter().take(16).fold(String::new(), |mut s, b| {
+        s.push_str(&format!("{b:02x}"));
+        s
+    })
+}
+
+fn template_spec(w: &LaunchFromTemplate) -> LaunchTemplateSpecification {
+    let spec = LaunchTemplateSpecification::builder()
+        .version(w.version.clone().unwrap_or_else(|| "$Default".to_string()));
+    if w.launch_template.starts_with("lt-") {
+        spec.launch_template_id(&w.launch_template).build()
+    } else {
+        spec.launch_template_name(&w.launch_template).build()
+    }
+}
+
+/// `ec2.launch_from_template`: launch `count` instances unless this step of
+/// this run launched them already (found by tag; the client token covers a
+/// call whose answer was lost), then wait until they run.
+pub(super) async fn launch_from_template(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &LaunchFromTemplate,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let ours: BTreeMap<String, String> = [
+        (CREATED_TAG.to_string(), ctx.run_id.clone()),
+        (STEP_TAG.to_string(), ctx.step_id.clone()),
+    ]
+    .into();
+    let mut ids = match select(&client, region, None, Some(&ours)).await {
+        Ok(found) => all_ids(&found),
+        Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let launched = ids.is_empty();
+    if launched {
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in w.tags.iter().chain(&ours) {
+            spec = spec.tags(Tag::builder().key(k).value(v).build());
+        }
+        let count = i32::try_from(w.count).unwrap_or(i32::MAX);
+        let out = client
+            .run_instances()
+            .launch_template(template_spec(w))
+            .min_count(count)
+            .max_count(count)
+            .set_subnet_id(w.subnet_id.clone())
+            .tag_specifications(spec.build())
+            .client_token(client_token(ctx))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!(
+                        "RunInstances from launch template {} in {region}",
+                        w.launch_template
+                    ),
+                    e,
+                )
+            })?;
+        ids = out
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect();
+    }
+    let running = wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
+    let addresses: Vec<&str> = running
+        .iter()
+        .filter_map(|i| i.private_ip_address())
+        .collect();
+    Ok(Outputs::from([
+        ("instance_ids".to_string(), serde_json::json!(ids)),
+        ("private_ips".to_string(), serde_json::json!(addresses)),
+        ("launched".to_string(), serde_json::json!(launched)),
+    ]))
+}
+
+/// The AMI a copy starts from, in the source region.
+async fn source_image(client: &aws_sdk_ec2::Client, w: &CopyImage) -> Result<Image, ActionError> {
+    let region = &w.source_region;
+    let mut request = client.describe_images();
+    let what = match (&w.source_image_id, &w.source_image_tags) {
+        (Some(id), _) => {
+            request = request.image_ids(id);
+            format!("AMI {id}")
+        }
+        (None, Some(tags)) => {
+            request = request.owners("self");
+            for (k, v) in tags {
+                request =
+                    request.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
+            }
+            format!("AMI tagged {}", describe_tags(tags))
+        }
+        (None, None) => return Err(ActionError::permanent("no source AMI selected")),
+    };
+    let out = match request.send().await {
+        Ok(out) => out,
+        // An id that does not exist is an error, not an empty answer.
+        Err(e)
+            if e.as_service_error()
+                .and_then(|s| s.meta().code())
+                .is_some_and(|c| c.starts_with("InvalidAMIID")) =>
+        {
+            return Err(ActionError::permanent(format!("no {what} in {region}")));
+        }
+        Err(e) => return Err(classify(&format!("DescribeImages ({what}) in {region}"), e)),
+    };
+    out.images()
+        .iter()
+        .filter(|i| i.state() == Some(&ImageState::Available))
+        .max_by(|a, b| a.creation_date().cmp(&b.creation_date()))
+        .cloned()
+        .ok_or_else(|| ActionError::permanent(format!("no available {what} in {region}")))
+}
+
+/// The AMI named `name` in the step's region, owned by this account.
+async fn image_named(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    name: &str,
+) -> Result<Option<Image>, ActionError> {
+    let out = client
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("name").values(name).build())
+        .send()
+        .await
+        .map_err(|e| classify(&format!("DescribeImages name={name} in {region}"), e))?;
+    Ok(out
+        .images()
+        .iter()
+        .find(|i| i.state() != Some(&ImageState::Deregistered))
+        .cloned())
+}
+
+/// `ec2.copy_image`: copy the source AMI into the step's region under
+/// `name` unless an AMI of that name is there, then wait until available.
+pub(super) async fn copy_image(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &CopyImage,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let source = source_image(&aws.ec2(&w.source_region), w).await?;
+    let source_id = source.image_id().unwrap_or_default().to_string();
+    let image_id = match image_named(&client, region, &w.name).await? {
+        Some(existing) => existing.image_id().unwrap_or_default().to_string(),
+        None => {
+            let out = client
+                .copy_image()
+                .source_region(&w.source_region)
+                .source_image_id(&source_id)
+                .name(&w.name)
+                .encrypted(w.encrypted)
+                .set_kms_key_id(w.kms_key_id.clone())
+                .client_token(client_token(ctx))
+                .send()
+                .await
+                .map_err(|e| classify(&format!("CopyImage {source_id} to {region}"), e))?;
+            let id = out.image_id().unwrap_or_default().to_string();
+            client
+                .create_tags()
+                .resources(&id)
+                .tags(Tag::builder().key(CREATED_TAG).value(&ctx.run_id).build())
+                .send()
+                .await
+                .map_err(|e| classify(&format!("CreateTags {id} in {region}"), e))?;
+            id
+        }
+    };
+    poll_until(ctx, &format!("AMI {image_id} not available"), || async {
+        let out = client
+            .describe_images()
+            .image_ids(&image_id)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("DescribeImages {image_id} in {region}"), e))?;
+        Ok(match out.images().first().and_then(|i| i.state()) {
+            Some(ImageState::Available) => Poll::Done(()),
+            Some(ImageState::Failed | ImageState::Error | ImageState::Deregistered) => {
+                return Err(ActionError::permanent(format!(
+                    "the copy {image_id} of {source_id} failed in {region}"
+                )));
+            }
+            other => Poll::NotYet(format!(
+                "{image_id} is {}",
+                other.map_or("not visible yet", |s| s.as_str())
+            )),
+        })
+    })
+    .await?;
+    Ok(Outputs::from([
+        ("image_id".to_string(), serde_json::json!(image_id)),
+        ("source_image_id".to_string(), serde_json::json!(source_id)),
+    ]))
+}
+
+/// Whether the EC2 action `input` could run now.
+pub(super) async fn preflight(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    input: &ActionInput,
+    upstream: &[ActionKind],
+) -> Result<Readiness, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let instances = |ids: &Option<Vec<String>>, tags: &Option<BTreeMap<String, String>>| {
+        let (ids, tags) = (ids.clone(), tags.clone());
+        let client = client.clone();
+        async move {
+            match select(&client, region, ids.as_ref(), tags.as_ref()).await {
+                Ok(found) => {
+                    let mut by_state = BTreeMap::<String, usize>::new();
+                    for i in &found {
+                        *by_state
+                            .entry(state(i).map_or("unknown".into(), |s| s.as_str().to_string()))
+                            .or_default() += 1;
+                    }
+                    let states = by_state
+                        .iter()
+                        .map(|(s, n)| format!("{n} {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    Ok(Readiness::Ready(format!(
+                        "{} instance(s) in {region}: {states}",
+                        found.len()
+                    )))
+                }
+                Err(e) if e.kind == FailureKind::Permanent => Ok(Readiness::missing(
+                    e.message,
+                    upstream,
+                    &[ActionKind::Ec2LaunchFromTemplate],
+                )),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    Ok(match input {
+        ActionInput::Ec2StartInstances(w) | ActionInput::Ec2StopInstances(w) => {
+            instances(&w.instance_ids, &w.tags).await?
+        }
+        ActionInput::Ec2WaitRunning(w) => instances(&w.instance_ids, &w.tags).await?,
+        ActionInput::Ec2LaunchFromTemplate(w) => {
+            let mut request = client.describe_launch_templates();
+            request = if w.launch_template.starts_with("lt-") {
+                request.launch_template_ids(&w.launch_template)
+            } else {
+                request.launch_template_names(&w.launch_template)
+            };
+            match request.send().await {
+                Ok(out) if !out.launch_templates().is_empty() => Readiness::Ready(format!(
+                    "launch template {} exists in {region}",
+                    w.launch_template
+                )),
+                Ok(_) => Readiness::WouldFail(format!(
+                    "no launch template {} in {region}",
+                    w.launch_template
+                )),
+                Err(e)
+                    if e.as_service_error()
+                        .and_then(|s| s.meta().code())
+                        .is_some_and(|c| c.starts_with("InvalidLaunchTemplate")) =>
+                {
+                    Readiness::WouldFail(format!(
+                        "no launch template {} in {region}",
+                        w.launch_template
+                    ))
+                }
+                Err(e) => {
+                    return Err(classify(&format!("DescribeLaunchTemplates in {region}"), e));
+                }
+            }
+        }
+        ActionInput::Ec2CopyImage(w) => match image_named(&client, region, &w.name).await? {
+            Some(i) => Readiness::Ready(format!(
+                "AMI {} named {} exists in {region} already: nothing to do",
+                i.image_id().unwrap_or("?"),
+                w.name
+            )),
+            None => match source_image(&aws.ec2(&w.source_region), w).await {
+                Ok(i) => Readiness::Ready(format!(
+                    "source AMI {} is available in {}",
+                    i.image_id().unwrap_or("?"),
+                    w.source_region
+                )),
+                Err(e) if e.kind == FailureKind::Permanent => Readiness::WouldFail(e.message),
+                Err(e) => return Err(e),
+            },
+        },
+        other => Readiness::Unchecked(format!("{} is not an EC2 action", other.kind())),
+    })
 }

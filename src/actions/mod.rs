@@ -64,6 +64,8 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::Ec2StartInstances
             | ActionKind::Ec2StopInstances
             | ActionKind::Ec2WaitRunning
+            | ActionKind::Ec2LaunchFromTemplate
+            | ActionKind::Ec2CopyImage
             | ActionKind::RdsCreateSnapshot
             | ActionKind::RdsCopySnapshot
             | ActionKind::RdsRestoreFromSnapshot
@@ -140,6 +142,10 @@ impl Actions for Registry {
                     ec2::transition(aws, ctx, w, ec2::Direction::Stop).await
                 }
                 ActionInput::Ec2WaitRunning(w) => ec2::wait_running(aws, ctx, w).await,
+                ActionInput::Ec2LaunchFromTemplate(w) => {
+                    ec2::launch_from_template(aws, ctx, w).await
+                }
+                ActionInput::Ec2CopyImage(w) => ec2::copy_image(aws, ctx, w).await,
                 ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
                 ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
                 other => Err(ActionError::permanent(format!(
@@ -248,6 +254,7 @@ impl Registry {
                 Err(e) => Err(e),
                 Ok(aws) => match kind.info().service {
                     Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
+                    Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
                     _ => Ok(Readiness::Unchecked(format!(
                         "`{kind}` has no preflight in this build"
                     ))),

@@ -6,10 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
-use lifeboat::actions::Registry;
+use lifeboat::actions::{Readiness, Registry};
 use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
-use lifeboat::catalogue::ec2::{Instances, WaitRunning};
+use lifeboat::catalogue::ec2::{CopyImage, Instances, LaunchFromTemplate, WaitRunning};
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
 
@@ -207,5 +207,147 @@ async fn lifeboat_run_starts_the_standby_app_tier() {
             .await
             .iter()
             .all(|s| *s == InstanceStateName::Running)
+    );
+}
+
+/// A launch template for the app tier in `region`, on one of the
+/// emulator's AMIs.
+pub async fn launch_template(aws: &AwsClients, region: &str, name: &str) {
+    let ec2 = aws.ec2(region);
+    let images = ec2.describe_images().send().await.expect("describe images");
+    let image = images.images()[0].image_id().expect("an AMI").to_string();
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create launch template");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_from_template_launches_once_per_run_and_step() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let registry = Registry::with_aws(aws.clone());
+    let launch = |template: &str| {
+        ActionInput::Ec2LaunchFromTemplate(LaunchFromTemplate {
+            launch_template: template.into(),
+            version: None,
+            count: 2,
+            subnet_id: None,
+            tags: tags(&[("Role", "app")]),
+        })
+    };
+    let missing = registry
+        .preflight(&ctx("launch"), &launch("app-tier"), &[])
+        .await;
+    assert_eq!(
+        missing,
+        Readiness::WouldFail("no launch template app-tier in us-west-2".into())
+    );
+    let err = registry
+        .run(&ctx("launch"), &launch("app-tier"))
+        .await
+        .expect_err("no template");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(err.message.contains("app-tier"), "{err}");
+
+    launch_template(&aws, REGION, "app-tier").await;
+    assert!(matches!(
+        registry
+            .preflight(&ctx("launch"), &launch("app-tier"), &[])
+            .await,
+        Readiness::Ready(_)
+    ));
+    let out = registry
+        .run(&ctx("launch"), &launch("app-tier"))
+        .await
+        .expect("launch");
+    let ids: Vec<String> = serde_json::from_value(out["instance_ids"].clone()).unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        states(&aws, &ids).await,
+        vec![InstanceStateName::Running; 2]
+    );
+    // One refused call (no template yet), one launch.
+    assert_eq!(aws.calls().mutating().get("EC2.RunInstances"), Some(&2));
+
+    let again = registry
+        .run(&ctx("launch"), &launch("app-tier"))
+        .await
+        .expect("launch again");
+    assert_eq!(again["instance_ids"], out["instance_ids"]);
+    assert_eq!(again["launched"], false);
+    assert_eq!(
+        aws.calls().mutating().get("EC2.RunInstances"),
+        Some(&2),
+        "the same run and step never launches twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_image_copies_an_ami_across_regions_once() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let registry = Registry::with_aws(aws.clone());
+    let images = aws
+        .ec2("us-east-1")
+        .describe_images()
+        .send()
+        .await
+        .expect("images");
+    let source = images.images()[0].image_id().unwrap().to_string();
+    let copy = |id: &str| {
+        ActionInput::Ec2CopyImage(CopyImage {
+            source_region: "us-east-1".into(),
+            source_image_id: Some(id.into()),
+            source_image_tags: None,
+            name: "app-golden-dr".into(),
+            encrypted: false,
+            kms_key_id: None,
+        })
+    };
+    let out = registry
+        .run(&ctx("copy"), &copy(&source))
+        .await
+        .expect("copy");
+    assert_eq!(out["source_image_id"], source.as_str());
+    let image = out["image_id"].as_str().unwrap().to_string();
+    assert_ne!(image, source);
+    let copied = aws
+        .ec2(REGION)
+        .describe_images()
+        .image_ids(&image)
+        .send()
+        .await
+        .expect("describe copy");
+    assert_eq!(copied.images()[0].name(), Some("app-golden-dr"));
+
+    let before = aws.calls().mutating();
+    let again = registry
+        .run(&ctx("copy"), &copy(&source))
+        .await
+        .expect("again");
+    assert_eq!(again["image_id"], image.as_str());
+    assert_eq!(
+        aws.calls().mutating(),
+        before,
+        "already copied: no mutating call"
+    );
+    assert_eq!(aws.calls().mutating().get("EC2.CopyImage"), Some(&1));
+
+    let err = registry
+        .run(&ctx("copy"), &copy("ami-0000000000000000f"))
+        .await
+        .expect_err("no such AMI");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(
+        err.message.contains("ami-0000000000000000f in us-east-1"),
+        "{err}"
     );
 }
