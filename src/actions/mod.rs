@@ -6,6 +6,7 @@
 //! the engine itself. AWS actions need clients: a registry built without
 //! them supports only the generic actions.
 
+mod autoscaling;
 mod aws_error;
 mod cloudwatch;
 mod ec2;
@@ -66,6 +67,7 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::Ec2WaitRunning
             | ActionKind::Ec2LaunchFromTemplate
             | ActionKind::Ec2CopyImage
+            | ActionKind::AutoscalingSetCapacity
             | ActionKind::RdsCreateSnapshot
             | ActionKind::RdsCopySnapshot
             | ActionKind::RdsRestoreFromSnapshot
@@ -146,6 +148,9 @@ impl Actions for Registry {
                     ec2::launch_from_template(aws, ctx, w).await
                 }
                 ActionInput::Ec2CopyImage(w) => ec2::copy_image(aws, ctx, w).await,
+                ActionInput::AutoscalingSetCapacity(w) => {
+                    autoscaling::set_capacity(aws, ctx, w).await
+                }
                 ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
                 ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
                 other => Err(ActionError::permanent(format!(
@@ -255,6 +260,12 @@ impl Registry {
                 Ok(aws) => match kind.info().service {
                     Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
                     Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
+                    Service::Autoscaling => match input {
+                        ActionInput::AutoscalingSetCapacity(w) => {
+                            autoscaling::preflight(aws, ctx, w).await
+                        }
+                        _ => Ok(Readiness::Unchecked(String::new())),
+                    },
                     _ => Ok(Readiness::Unchecked(format!(
                         "`{kind}` has no preflight in this build"
                     ))),

@@ -19,6 +19,7 @@
 
 //! - `moto`: the emulator harness (not tests).
 
+mod autoscaling;
 mod aws_smoke;
 mod cli;
 mod crash;
