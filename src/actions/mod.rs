@@ -79,6 +79,8 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::RdsWaitAvailable
             | ActionKind::RdsWaitReplicaLag
             | ActionKind::Route53UpsertRecords
+            | ActionKind::Route53SwitchFailover
+            | ActionKind::Route53UpdateHealthCheck
             | ActionKind::CloudwatchPutMetricData
     )
 }
@@ -152,6 +154,12 @@ impl Actions for Registry {
                     autoscaling::set_capacity(aws, ctx, w).await
                 }
                 ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
+                ActionInput::Route53SwitchFailover(w) => {
+                    route53::switch_failover(aws, ctx, w).await
+                }
+                ActionInput::Route53UpdateHealthCheck(w) => {
+                    route53::update_health_check(aws, w).await
+                }
                 ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
                 other => Err(ActionError::permanent(format!(
                     "this build cannot execute `{}`",
@@ -260,6 +268,7 @@ impl Registry {
                 Ok(aws) => match kind.info().service {
                     Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
                     Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
+                    Service::Route53 => route53::preflight(aws, input).await,
                     Service::Autoscaling => match input {
                         ActionInput::AutoscalingSetCapacity(w) => {
                             autoscaling::preflight(aws, ctx, w).await

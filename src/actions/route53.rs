@@ -1,15 +1,18 @@
 //! Route 53: upsert records, given or by a rewrite rule, in as few change
-//! batches as possible, then wait until the changes are INSYNC.
+//! batches as possible; switch failover pairs; invert or disable health
+//! checks; then wait until the changes are INSYNC.
 
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
+    Change, ChangeAction, ChangeBatch, ChangeStatus, HealthCheck, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetFailover, RrType,
 };
 
 use super::aws_error::classify;
-use super::{Poll, poll_until};
+use super::{Poll, Readiness, poll_until};
 use crate::aws::AwsClients;
-use crate::catalogue::route53::UpsertRecords;
-use crate::engine::{ActionError, Outputs, StepContext};
+use crate::catalogue::ActionInput;
+use crate::catalogue::route53::{SwitchFailover, UpdateHealthCheck, UpsertRecords};
+use crate::engine::{ActionError, FailureKind, Outputs, StepContext};
 
 /// Most changes Route 53 accepts in one ChangeResourceRecordSets call.
 pub const MAX_CHANGES_PER_BATCH: usize = 1000;
@@ -229,68 +232,277 @@ pub(super) async fn upsert(
     let sets = wanted(&existing, w)?;
     let mut change_ids = Vec::new();
     for batch in batches(&sets) {
-        let changes = batch
-            .iter()
-            .map(|set| {
-                Change::builder()
-                    .action(ChangeAction::Upsert)
-                    .resource_record_set(set.clone())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
-        let change_batch = ChangeBatch::builder()
-            .comment(format!("lifeboat run {} step {}", ctx.run_id, ctx.step_id))
-            .set_changes(Some(changes))
-            .build()
-            .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
-        let out = client
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone)
-            .change_batch(change_batch)
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!(
-                        "ChangeResourceRecordSets {} ({} changes)",
-                        w.zone,
-                        batch.len()
-                    ),
-                    e,
-                )
-            })?;
-        if let Some(info) = out.change_info() {
-            change_ids.push(info.id().trim_start_matches("/change/").to_string());
-        }
+        change_ids.push(send_upserts(&client, ctx, &zone, &w.zone, batch).await?);
     }
     if w.wait_insync {
-        for id in &change_ids {
-            poll_until(
-                ctx,
-                &format!("change {id} in {} not INSYNC", w.zone),
-                || async {
-                    let out = client
-                        .get_change()
-                        .id(id)
-                        .send()
-                        .await
-                        .map_err(|e| classify(&format!("GetChange {id}"), e))?;
-                    let status = out.change_info().map(|c| c.status().clone());
-                    Ok(match status {
-                        Some(ChangeStatus::Insync) => Poll::Done(()),
-                        other => Poll::NotYet(format!("{other:?}")),
-                    })
-                },
-            )
-            .await?;
-        }
+        wait_insync(&client, ctx, &w.zone, &change_ids).await?;
     }
     Ok(Outputs::from([
         ("zone_id".to_string(), serde_json::json!(zone)),
         ("changed".to_string(), serde_json::json!(sets.len())),
         ("change_ids".to_string(), serde_json::json!(change_ids)),
     ]))
+}
+
+/// UPSERT `sets` in one change batch; the change's id.
+async fn send_upserts(
+    client: &aws_sdk_route53::Client,
+    ctx: &StepContext,
+    zone_id: &str,
+    zone: &str,
+    sets: &[ResourceRecordSet],
+) -> Result<String, ActionError> {
+    let changes = sets
+        .iter()
+        .map(|set| {
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(set.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
+    let change_batch = ChangeBatch::builder()
+        .comment(format!("lifeboat run {} step {}", ctx.run_id, ctx.step_id))
+        .set_changes(Some(changes))
+        .build()
+        .map_err(|e| ActionError::permanent(format!("change batch: {e}")))?;
+    let out = client
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(change_batch)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &format!("ChangeResourceRecordSets {zone} ({} changes)", sets.len()),
+                e,
+            )
+        })?;
+    Ok(out
+        .change_info()
+        .map(|info| info.id().trim_start_matches("/change/").to_string())
+        .unwrap_or_default())
+}
+
+/// Poll each change until Route 53 reports it INSYNC.
+async fn wait_insync(
+    client: &aws_sdk_route53::Client,
+    ctx: &StepContext,
+    zone: &str,
+    change_ids: &[String],
+) -> Result<(), ActionError> {
+    for id in change_ids.iter().filter(|id| !id.is_empty()) {
+        poll_until(
+            ctx,
+            &format!("change {id} in {zone} not INSYNC"),
+            || async {
+                let out = client
+                    .get_change()
+                    .id(id)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&format!("GetChange {id}"), e))?;
+                let status = out.change_info().map(|c| c.status().clone());
+                Ok(match status {
+                    Some(ChangeStatus::Insync) => Poll::Done(()),
+                    other => Poll::NotYet(format!("{other:?}")),
+                })
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The two record sets of a failover pair, primary-to-be first.
+fn failover_pair<'a>(
+    existing: &'a [ResourceRecordSet],
+    w: &SwitchFailover,
+) -> Result<(&'a ResourceRecordSet, Option<&'a ResourceRecordSet>), ActionError> {
+    let pair: Vec<&ResourceRecordSet> = existing
+        .iter()
+        .filter(|s| {
+            fqdn(s.name()) == fqdn(&w.name)
+                && s.r#type().as_str() == w.record_type
+                && s.failover().is_some()
+        })
+        .collect();
+    let Some(primary) = pair
+        .iter()
+        .find(|s| s.set_identifier() == Some(w.make_primary.as_str()))
+    else {
+        return Err(ActionError::permanent(format!(
+            "no failover {} record {} with set identifier `{}` in {}",
+            w.record_type, w.name, w.make_primary, w.zone
+        )));
+    };
+    let other = pair
+        .iter()
+        .find(|s| s.set_identifier() != Some(w.make_primary.as_str()))
+        .copied();
+    Ok((primary, other))
+}
+
+/// `route53.switch_failover`: make the named record of a failover pair the
+/// PRIMARY and the other the SECONDARY, in one atomic change batch, unless
+/// it is the PRIMARY already; wait until INSYNC.
+pub(super) async fn switch_failover(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &SwitchFailover,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let zone = zone_id(&client, &w.zone).await?;
+    let existing = record_sets(&client, &zone).await?;
+    let (primary, other) = failover_pair(&existing, w)?;
+    let switched = primary.failover() != Some(&ResourceRecordSetFailover::Primary);
+    let mut change_ids = Vec::new();
+    if switched {
+        let mut sets = vec![with_role(primary, ResourceRecordSetFailover::Primary)];
+        sets.extend(other.map(|o| with_role(o, ResourceRecordSetFailover::Secondary)));
+        change_ids.push(send_upserts(&client, ctx, &zone, &w.zone, &sets).await?);
+    }
+    if w.wait_insync {
+        wait_insync(&client, ctx, &w.zone, &change_ids).await?;
+    }
+    Ok(Outputs::from([
+        ("zone_id".to_string(), serde_json::json!(zone)),
+        ("primary".to_string(), serde_json::json!(w.make_primary)),
+        ("switched".to_string(), serde_json::json!(switched)),
+        ("change_ids".to_string(), serde_json::json!(change_ids)),
+    ]))
+}
+
+fn with_role(set: &ResourceRecordSet, role: ResourceRecordSetFailover) -> ResourceRecordSet {
+    let mut set = set.clone();
+    set.failover = Some(role);
+    set
+}
+
+/// `route53.update_health_check`: set `inverted` / `disabled` unless they
+/// are set so already.
+pub(super) async fn update_health_check(
+    aws: &AwsClients,
+    w: &UpdateHealthCheck,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let id = w.health_check_id.as_str();
+    let check = health_check(&client, id).await?;
+    let config = check.health_check_config();
+    let inverted_now = config.and_then(|c| c.inverted()).unwrap_or(false);
+    let disabled_now = config.and_then(|c| c.disabled()).unwrap_or(false);
+    let changed = w.inverted.is_some_and(|v| v != inverted_now)
+        || w.disabled.is_some_and(|v| v != disabled_now);
+    if changed {
+        client
+            .update_health_check()
+            .health_check_id(id)
+            .health_check_version(check.health_check_version())
+            .set_inverted(w.inverted)
+            .set_disabled(w.disabled)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("UpdateHealthCheck {id}"), e))?;
+    }
+    Ok(Outputs::from([
+        ("health_check_id".to_string(), serde_json::json!(id)),
+        ("changed".to_string(), serde_json::json!(changed)),
+        (
+            "inverted".to_string(),
+            serde_json::json!(w.inverted.unwrap_or(inverted_now)),
+        ),
+        (
+            "disabled".to_string(),
+            serde_json::json!(w.disabled.unwrap_or(disabled_now)),
+        ),
+    ]))
+}
+
+async fn health_check(
+    client: &aws_sdk_route53::Client,
+    id: &str,
+) -> Result<HealthCheck, ActionError> {
+    match client.get_health_check().health_check_id(id).send().await {
+        Ok(out) => out
+            .health_check()
+            .cloned()
+            .ok_or_else(|| ActionError::permanent(format!("no health check {id}"))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_health_check()) =>
+        {
+            Err(ActionError::permanent(format!("no health check {id}")))
+        }
+        Err(e) => Err(classify(&format!("GetHealthCheck {id}"), e)),
+    }
+}
+
+/// Whether the Route 53 action `input` could run now.
+pub(super) async fn preflight(
+    aws: &AwsClients,
+    input: &ActionInput,
+) -> Result<Readiness, ActionError> {
+    let client = aws.route53();
+    let verdict = |result: Result<String, ActionError>| match result {
+        Ok(found) => Ok(Readiness::Ready(found)),
+        Err(e) if e.kind == FailureKind::Permanent => Ok(Readiness::WouldFail(e.message)),
+        Err(e) => Err(e),
+    };
+    match input {
+        ActionInput::Route53UpsertRecords(w) => verdict(
+            async {
+                let zone = zone_id(&client, &w.zone).await?;
+                let existing = record_sets(&client, &zone).await?;
+                if let Some(rule) = &w.rewrite
+                    && !existing
+                        .iter()
+                        .any(|s| glob_matches(&rule.name_pattern, s.name()))
+                {
+                    return Err(ActionError::permanent(format!(
+                        "no record in {} matches `{}`",
+                        w.zone, rule.name_pattern
+                    )));
+                }
+                let sets = wanted(&existing, w)?;
+                Ok(format!(
+                    "zone {} ({zone}) holds {} record sets; {} would change",
+                    w.zone,
+                    existing.len(),
+                    sets.len()
+                ))
+            }
+            .await,
+        ),
+        ActionInput::Route53SwitchFailover(w) => verdict(
+            async {
+                let zone = zone_id(&client, &w.zone).await?;
+                let existing = record_sets(&client, &zone).await?;
+                let (primary, other) = failover_pair(&existing, w)?;
+                Ok(format!(
+                    "failover pair {} found; `{}` is {} now{}",
+                    w.name,
+                    w.make_primary,
+                    primary.failover().map_or("?", |f| f.as_str()),
+                    if other.is_none() {
+                        " (it has no partner)"
+                    } else {
+                        ""
+                    }
+                ))
+            }
+            .await,
+        ),
+        ActionInput::Route53UpdateHealthCheck(w) => verdict(
+            health_check(&client, &w.health_check_id)
+                .await
+                .map(|_| format!("health check {} exists", w.health_check_id)),
+        ),
+        other => Ok(Readiness::Unchecked(format!(
+            "{} is not a Route 53 action",
+            other.kind()
+        ))),
+    }
 }
 
 /// What `upsert` would do, for dry runs.

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use lifeboat::actions::Registry;
+use lifeboat::actions::{Readiness, Registry};
 use lifeboat::catalogue::ActionInput;
-use lifeboat::catalogue::route53::{Record, Rewrite, UpsertRecords};
-use lifeboat::engine::{Actions, StepContext};
+use lifeboat::catalogue::route53::{
+    Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
+};
+use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
 
 use crate::moto::Moto;
@@ -126,4 +128,101 @@ async fn explicit_records_are_upserted_and_a_missing_zone_is_named() {
         .await
         .expect_err("no such zone");
     assert_eq!(err.message, "no hosted zone example.org.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_failover_swaps_the_pair_once() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let registry = Registry::with_aws(aws.clone());
+    let switch = |primary: &str| {
+        ActionInput::Route53SwitchFailover(SwitchFailover {
+            zone: "example.com".into(),
+            name: "app.example.com".into(),
+            record_type: "A".into(),
+            make_primary: primary.into(),
+            wait_insync: true,
+        })
+    };
+    assert!(matches!(
+        registry.preflight(&ctx(), &switch("dr"), &[]).await,
+        Readiness::Ready(m) if m.contains("`dr` is SECONDARY now")
+    ));
+    let out = registry.run(&ctx(), &switch("dr")).await.expect("switch");
+    assert_eq!(out["switched"], true);
+    assert_eq!(
+        crate::seed::failover_roles(&aws, &zone, "app.example.com").await,
+        vec![
+            ("dr".to_string(), "PRIMARY".to_string()),
+            ("primary".to_string(), "SECONDARY".to_string())
+        ]
+    );
+    let before = aws.calls().mutating();
+    let again = registry.run(&ctx(), &switch("dr")).await.expect("again");
+    assert_eq!(again["switched"], false);
+    assert_eq!(
+        aws.calls().mutating(),
+        before,
+        "switched already: no change"
+    );
+
+    let err = registry
+        .run(&ctx(), &switch("west"))
+        .await
+        .expect_err("no such set");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert_eq!(
+        err.message,
+        "no failover A record app.example.com with set identifier `west` in example.com"
+    );
+    assert!(matches!(
+        registry.preflight(&ctx(), &switch("west"), &[]).await,
+        Readiness::WouldFail(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_check_is_inverted_once() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let registry = Registry::with_aws(aws.clone());
+    let invert = |id: &str| {
+        ActionInput::Route53UpdateHealthCheck(UpdateHealthCheck {
+            health_check_id: id.into(),
+            inverted: Some(true),
+            disabled: None,
+        })
+    };
+    let out = registry.run(&ctx(), &invert(&check)).await.expect("invert");
+    assert_eq!(out["changed"], true);
+    let now = aws
+        .route53()
+        .get_health_check()
+        .health_check_id(&check)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        now.health_check()
+            .and_then(|h| h.health_check_config())
+            .and_then(|c| c.inverted()),
+        Some(true)
+    );
+    let before = aws.calls().mutating();
+    let again = registry.run(&ctx(), &invert(&check)).await.expect("again");
+    assert_eq!(again["changed"], false);
+    assert_eq!(aws.calls().mutating(), before);
+
+    let err = registry
+        .run(&ctx(), &invert("00000000-0000-0000-0000-000000000000"))
+        .await
+        .expect_err("no such check");
+    assert_eq!(
+        err.message,
+        "no health check 00000000-0000-0000-0000-000000000000"
+    );
 }

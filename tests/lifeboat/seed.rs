@@ -154,3 +154,108 @@ pub async fn a_record(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<String
         .flat_map(|s| s.resource_records().iter().map(|r| r.value().to_string()))
         .collect()
 }
+
+/// A health check on the primary, and a failover pair `name` in `zone_id`:
+/// set `primary` (PRIMARY, with the check) and `dr` (SECONDARY). Returns
+/// the health check's id.
+pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> String {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
+        ResourceRecordSet, ResourceRecordSetFailover, RrType,
+    };
+    let r53 = aws.route53();
+    let check = r53
+        .create_health_check()
+        .caller_reference(format!("seed-{name}"))
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Https)
+                .fully_qualified_domain_name(format!("primary.{name}"))
+                .resource_path("/healthz")
+                .port(443)
+                .build()
+                .expect("health check config"),
+        )
+        .send()
+        .await
+        .expect("create health check");
+    let check_id = check.health_check().expect("health check").id().to_string();
+    let set = |id: &str, role: ResourceRecordSetFailover, value: &str, check: Option<&str>| {
+        ResourceRecordSet::builder()
+            .name(name)
+            .r#type(RrType::A)
+            .ttl(60)
+            .set_identifier(id)
+            .failover(role)
+            .set_health_check_id(check.map(str::to_string))
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(value)
+                    .build()
+                    .expect("record"),
+            )
+            .build()
+            .expect("record set")
+    };
+    let changes = [
+        set(
+            "primary",
+            ResourceRecordSetFailover::Primary,
+            "192.0.2.10",
+            Some(&check_id),
+        ),
+        set(
+            "dr",
+            ResourceRecordSetFailover::Secondary,
+            "198.51.100.10",
+            None,
+        ),
+    ]
+    .into_iter()
+    .map(|s| {
+        Change::builder()
+            .action(ChangeAction::Create)
+            .resource_record_set(s)
+            .build()
+            .expect("change")
+    })
+    .collect();
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .expect("batch"),
+        )
+        .send()
+        .await
+        .expect("create failover pair");
+    check_id
+}
+
+/// The failover role of each set of the pair `name`, by set identifier.
+pub async fn failover_roles(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<(String, String)> {
+    let out = aws
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .send()
+        .await
+        .expect("list records");
+    let mut roles: Vec<(String, String)> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name && s.failover().is_some())
+        .map(|s| {
+            (
+                s.set_identifier().unwrap_or_default().to_string(),
+                s.failover()
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    roles.sort();
+    roles
+}
