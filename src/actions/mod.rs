@@ -14,6 +14,7 @@ mod generic;
 mod presign;
 mod rds;
 mod route53;
+mod s3;
 
 use std::time::Duration;
 
@@ -82,6 +83,10 @@ pub fn implemented(action: ActionKind) -> bool {
             | ActionKind::Route53SwitchFailover
             | ActionKind::Route53UpdateHealthCheck
             | ActionKind::CloudwatchPutMetricData
+            | ActionKind::S3NewestObjectAge
+            | ActionKind::S3CheckReplication
+            | ActionKind::S3CopyObjects
+            | ActionKind::S3VerifyChecksum
     )
 }
 
@@ -161,6 +166,10 @@ impl Actions for Registry {
                     route53::update_health_check(aws, w).await
                 }
                 ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
+                ActionInput::S3NewestObjectAge(w) => s3::newest_object_age(aws, ctx, w).await,
+                ActionInput::S3CheckReplication(w) => s3::check_replication(aws, ctx, w).await,
+                ActionInput::S3CopyObjects(w) => s3::copy_objects(aws, ctx, w).await,
+                ActionInput::S3VerifyChecksum(w) => s3::verify_checksum(aws, ctx, w).await,
                 other => Err(ActionError::permanent(format!(
                     "this build cannot execute `{}`",
                     other.kind()
@@ -269,6 +278,7 @@ impl Registry {
                     Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
                     Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
                     Service::Route53 => route53::preflight(aws, input).await,
+                    Service::S3 => s3::preflight(aws, ctx, input).await,
                     Service::Autoscaling => match input {
                         ActionInput::AutoscalingSetCapacity(w) => {
                             autoscaling::preflight(aws, ctx, w).await

@@ -31,5 +31,6 @@ mod rds;
 mod rds_recovery;
 mod route53;
 mod run;
+mod s3;
 mod schema;
 mod seed;
