@@ -280,15 +280,15 @@ pub(super) fn describe(direction: Direction, ctx: &StepContext, w: &Instances) -
     ]
 }
 
-/// Tag on instances lifeboat launched, naming the step: with the run's
-/// [`CREATED_TAG`] it finds an earlier attempt's instances.
+/// Tag on instances lifeboat launched, naming the step that launched them.
 pub const STEP_TAG: &str = "lifeboat:step";
 
-/// A client token for a step's call: the same for every attempt of the
-/// step in the run, so EC2 itself refuses to act twice.
-fn client_token(ctx: &StepContext) -> String {
+/// A client token for a step's launch of `count` instances: the same for
+/// every attempt of the step in the run, so EC2 itself refuses to launch
+/// twice when an answer was lost.
+fn client_token(ctx: &StepContext, count: usize) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{}/{}", ctx.run_id, ctx.step_id).as_bytes());
+    let digest = sha2::Sha256::digest(format!("{}/{}/{count}", ctx.run_id, ctx.step_id).as_bytes());
     digest.iter().take(16).fold(String::new(), |mut s, b| {
         s.push_str(&format!("{b:02x}"));
         s
@@ -305,9 +305,9 @@ fn template_spec(w: &LaunchFromTemplate) -> LaunchTemplateSpecification {
     }
 }
 
-/// `ec2.launch_from_template`: launch `count` instances unless this step of
-/// this run launched them already (found by tag; the client token covers a
-/// call whose answer was lost), then wait until they run.
+/// `ec2.launch_from_template`: make sure `count` live instances carry the
+/// step's tags and its [`STEP_TAG`], launching only the missing ones (an
+/// earlier attempt's or an earlier run's count), then wait until they run.
 pub(super) async fn launch_from_template(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -315,23 +315,33 @@ pub(super) async fn launch_from_template(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.ec2(region);
-    let ours: BTreeMap<String, String> = [
-        (CREATED_TAG.to_string(), ctx.run_id.clone()),
-        (STEP_TAG.to_string(), ctx.step_id.clone()),
-    ]
-    .into();
-    let mut ids = match select(&client, region, None, Some(&ours)).await {
-        Ok(found) => all_ids(&found),
+    let mut identity = w.tags.clone();
+    identity.insert(STEP_TAG.to_string(), ctx.step_id.clone());
+    let live = |found: Vec<Instance>| -> Vec<String> {
+        let gone = [
+            InstanceStateName::ShuttingDown,
+            InstanceStateName::Terminated,
+        ];
+        found
+            .into_iter()
+            .filter(|i| state(i).is_none_or(|s| !gone.contains(&s)))
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect()
+    };
+    let mut ids = match select(&client, region, None, Some(&identity)).await {
+        Ok(found) => live(found),
         Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
         Err(e) => return Err(e),
     };
-    let launched = ids.is_empty();
-    if launched {
+    let wanted = usize::try_from(w.count).unwrap_or(usize::MAX);
+    let missing = wanted.saturating_sub(ids.len());
+    if missing > 0 {
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in w.tags.iter().chain(&ours) {
+        let created = (CREATED_TAG.to_string(), ctx.run_id.clone());
+        for (k, v) in identity.iter().chain([(&created.0, &created.1)]) {
             spec = spec.tags(Tag::builder().key(k).value(v).build());
         }
-        let count = i32::try_from(w.count).unwrap_or(i32::MAX);
+        let count = i32::try_from(missing).unwrap_or(i32::MAX);
         let out = client
             .run_instances()
             .launch_template(template_spec(w))
@@ -339,23 +349,24 @@ pub(super) async fn launch_from_template(
             .max_count(count)
             .set_subnet_id(w.subnet_id.clone())
             .tag_specifications(spec.build())
-            .client_token(client_token(ctx))
+            .client_token(client_token(ctx, missing))
             .send()
             .await
             .map_err(|e| {
                 classify(
                     &format!(
-                        "RunInstances from launch template {} in {region}",
+                        "RunInstances ({missing}) from launch template {} in {region}",
                         w.launch_template
                     ),
                     e,
                 )
             })?;
-        ids = out
-            .instances()
-            .iter()
-            .filter_map(|i| i.instance_id().map(str::to_string))
-            .collect();
+        ids.extend(
+            out.instances()
+                .iter()
+                .filter_map(|i| i.instance_id().map(str::to_string)),
+        );
+        ids.dedup();
     }
     let running = wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
     let addresses: Vec<&str> = running
@@ -365,7 +376,7 @@ pub(super) async fn launch_from_template(
     Ok(Outputs::from([
         ("instance_ids".to_string(), serde_json::json!(ids)),
         ("private_ips".to_string(), serde_json::json!(addresses)),
-        ("launched".to_string(), serde_json::json!(launched)),
+        ("launched".to_string(), serde_json::json!(missing)),
     ]))
 }
 
@@ -449,7 +460,7 @@ pub(super) async fn copy_image(
                 .name(&w.name)
                 .encrypted(w.encrypted)
                 .set_kms_key_id(w.kms_key_id.clone())
-                .client_token(client_token(ctx))
+                .client_token(client_token(ctx, 1))
                 .send()
                 .await
                 .map_err(|e| classify(&format!("CopyImage {source_id} to {region}"), e))?;

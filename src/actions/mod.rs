@@ -11,6 +11,7 @@ mod aws_error;
 mod cloudwatch;
 mod ec2;
 mod generic;
+pub mod preflight;
 mod presign;
 mod rds;
 mod route53;
@@ -19,7 +20,7 @@ mod s3;
 use std::time::Duration;
 
 use crate::aws::AwsClients;
-use crate::catalogue::{ActionInput, ActionKind, Service};
+use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
 use crate::engine::{ActionError, Actions, BoxFuture, Outputs, StepContext};
 use crate::runbook::{Mode, Runbook};
 
@@ -54,55 +55,6 @@ impl Registry {
     }
 }
 
-/// Whether `action` is implemented in this build (given AWS clients when
-/// it calls AWS).
-pub fn implemented(action: ActionKind) -> bool {
-    matches!(
-        action,
-        ActionKind::Wait
-            | ActionKind::Exec
-            | ActionKind::HttpWaitHealthy
-            | ActionKind::Notify
-            | ActionKind::Ec2StartInstances
-            | ActionKind::Ec2StopInstances
-            | ActionKind::Ec2WaitRunning
-            | ActionKind::Ec2LaunchFromTemplate
-            | ActionKind::Ec2CopyImage
-            | ActionKind::AutoscalingSetCapacity
-            | ActionKind::RdsCreateSnapshot
-            | ActionKind::RdsCopySnapshot
-            | ActionKind::RdsRestoreFromSnapshot
-            | ActionKind::RdsRestorePointInTime
-            | ActionKind::RdsCreateReadReplica
-            | ActionKind::RdsPromoteReadReplica
-            | ActionKind::RdsModifyInstanceClass
-            | ActionKind::RdsDeleteInstance
-            | ActionKind::RdsWaitAvailable
-            | ActionKind::RdsWaitReplicaLag
-            | ActionKind::Route53UpsertRecords
-            | ActionKind::Route53SwitchFailover
-            | ActionKind::Route53UpdateHealthCheck
-            | ActionKind::CloudwatchPutMetricData
-            | ActionKind::S3NewestObjectAge
-            | ActionKind::S3CheckReplication
-            | ActionKind::S3CopyObjects
-            | ActionKind::S3VerifyChecksum
-    )
-}
-
-/// Names of the actions a run of `runbook` in `mode` would take that this
-/// build does not implement (`manual.approval` is the engine's own).
-pub fn unimplemented(runbook: &Runbook, mode: Mode) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = runbook
-        .actions_in(mode)
-        .filter(|a| *a != ActionKind::ManualApproval && !implemented(*a))
-        .map(ActionKind::name)
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
-}
-
 /// Whether any action of `runbook` calls AWS.
 pub fn uses_aws(runbook: &Runbook) -> bool {
     runbook.actions().any(|a| a.info().service != Service::None)
@@ -110,7 +62,9 @@ pub fn uses_aws(runbook: &Runbook) -> bool {
 
 impl Actions for Registry {
     fn supports(&self, action: ActionKind) -> bool {
-        implemented(action) && (action.info().service == Service::None || self.aws.is_some())
+        // `manual.approval` is the engine's own; AWS actions need clients.
+        action != ActionKind::ManualApproval
+            && (action.info().service == Service::None || self.aws.is_some())
     }
 
     fn run<'a>(
@@ -126,6 +80,7 @@ impl Actions for Registry {
                 ActionInput::Notify(n) => return generic::notify(ctx, n).await,
                 _ => {}
             }
+            refuse_unisolated_drill(ctx, input.kind())?;
             let aws = self.clients(input.kind())?;
             match input {
                 ActionInput::RdsCreateSnapshot(w) => rds::create_snapshot(aws, ctx, w).await,
@@ -295,6 +250,21 @@ impl Registry {
     }
 }
 
+/// A drill must never change production. Until an action's drill
+/// behaviour (isolated copy, substitute or simulation) is built, a drill
+/// step taking it is refused rather than run as in a failover.
+fn refuse_unisolated_drill(ctx: &StepContext, action: ActionKind) -> Result<(), ActionError> {
+    let info = action.info();
+    let handled = info.drill == DrillKind::AsIs || action == ActionKind::CloudwatchPutMetricData;
+    if ctx.mode == Mode::Drill && !handled {
+        return Err(ActionError::permanent(format!(
+            "`{action}` has no drill behaviour in this build ({}); refusing to run it in a drill",
+            info.drill_note
+        )));
+    }
+    Ok(())
+}
+
 /// Tag on every resource lifeboat creates (instances, snapshots, copies),
 /// with the id of the run that created it: how a later attempt or run
 /// recognises its own work, and how lifeboat refuses to touch anything else.
@@ -429,6 +399,20 @@ mod tests {
         );
         // 1, 2, 4, 8, then every 15 s: describe calls stay few.
         assert_eq!(*polls.lock().unwrap(), vec![0, 1, 3, 7, 15, 30, 45]);
+    }
+
+    #[test]
+    fn a_drill_never_runs_an_action_without_its_drill_behaviour() {
+        let mut drill = ctx(60);
+        drill.mode = Mode::Drill;
+        let err = refuse_unisolated_drill(&drill, ActionKind::RdsPromoteReadReplica).unwrap_err();
+        assert!(
+            err.message.contains("refusing to run it in a drill"),
+            "{err}"
+        );
+        assert!(refuse_unisolated_drill(&drill, ActionKind::RdsWaitAvailable).is_ok());
+        assert!(refuse_unisolated_drill(&drill, ActionKind::CloudwatchPutMetricData).is_ok());
+        assert!(refuse_unisolated_drill(&ctx(60), ActionKind::RdsPromoteReadReplica).is_ok());
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Skip { run, step } => super::run::request(&state_dir, &run, Some(&step), "skip"),
         Command::Cancel { run } => super::run::request(&state_dir, &run, None, "cancel"),
         Command::Validate { files, output } => validate(&files, output),
+        Command::Check {
+            file,
+            params,
+            mode,
+            output,
+        } => super::check::check(&file, &params, mode.into(), output),
         Command::Plan {
             file,
             params,

@@ -3,6 +3,7 @@
 //! Commands return [`Outcome`] or a [`CliError`]; [`Exit`] maps both to the
 //! documented exit codes, in one exhaustive match.
 
+mod check;
 pub(crate) mod commands;
 mod run;
 
@@ -68,9 +69,7 @@ pub enum CliError {
     /// Serializing output failed.
     #[error("cannot serialize output: {0}")]
     Serialize(#[from] serde_json::Error),
-    /// The runbook names actions this build cannot execute.
-    #[error("this build cannot execute {}; nothing was run", .0.join(", "))]
-    Unsupported(Vec<&'static str>),
+
     /// The journal could not be used.
     #[error(transparent)]
     Journal(#[from] crate::engine::journal::JournalError),
@@ -86,6 +85,9 @@ pub enum CliError {
     /// The run ended without succeeding (its summary was printed).
     #[error("run {}", .0.state())]
     RunFailed(crate::engine::RunOutcome),
+    /// Preflight checks found steps that would fail.
+    #[error("{0} preflight check(s) would fail: the runbook could not run to the end now")]
+    CheckFailed(usize),
 }
 
 impl CliError {
@@ -97,14 +99,13 @@ impl CliError {
             CliError::Invalid { .. }
             | CliError::Read { .. }
             | CliError::Usage(_)
-            | CliError::Unsupported(_)
             | CliError::Engine(EngineError::Unsupported(_))
             | CliError::Journal(
                 JournalError::Locked { .. }
                 | JournalError::UnknownRun(_)
                 | JournalError::TooNew { .. },
             ) => Exit::InvalidInput,
-            CliError::RunFailed(_) => Exit::RunFailed,
+            CliError::RunFailed(_) | CliError::CheckFailed(_) => Exit::RunFailed,
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
             | CliError::Output(_)
@@ -204,6 +205,20 @@ pub enum Command {
         /// Mode to plan for.
         #[arg(long, value_enum, default_value_t = Mode::Failover)]
         mode: Mode,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run every step's read-only preflight: would the runbook run now? (exit 1 if any would fail)
+    Check {
+        /// Runbook file.
+        file: PathBuf,
+        /// Parameter value, NAME=VALUE (repeatable).
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Mode to check for.
+        #[arg(long, value_enum, default_value_t)]
+        mode: RunMode,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,

@@ -15,7 +15,7 @@ use crate::actions::Registry;
 use crate::engine::journal::{Access, Journal, NewRun, RunRecord, StepEvent};
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext, now};
 use crate::runbook::plan::Plan;
-use crate::runbook::{self, Loaded, MissingParams, Mode};
+use crate::runbook::{self, Loaded, MissingParams, Mode, Runbook};
 
 /// The state directory: `--state-dir`, `LIFEBOAT_STATE_DIR`, or a per-user default.
 pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
@@ -57,7 +57,11 @@ fn new_run_id() -> String {
     format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
-fn load_or_report(name: &str, text: &str, params: &[(String, String)]) -> Result<Loaded, CliError> {
+pub(super) fn load_or_report(
+    name: &str,
+    text: &str,
+    params: &[(String, String)],
+) -> Result<Loaded, CliError> {
     match runbook::load(name, text, params, MissingParams::Refuse) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -114,10 +118,6 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     let text = super::commands::read(file)?;
     let loaded = load_or_report(&name, &text, &args.params)?;
     let mode = args.mode.into();
-    let unsupported = crate::actions::unimplemented(&loaded.runbook, mode);
-    if !unsupported.is_empty() {
-        return Err(CliError::Unsupported(unsupported));
-    }
     if args.dry_run {
         return print(&dry_run(&loaded, mode, &Registry::new()));
     }
@@ -209,6 +209,31 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
     execute(journal, id.to_string(), loaded, mode, args.concurrency)
 }
 
+/// The actions, with AWS clients when the runbook calls AWS. AWS
+/// configuration (credential chain, profile, `AWS_ENDPOINT_URL`) is loaded
+/// only then.
+pub(super) fn registry_for(runtime: &tokio::runtime::Runtime, runbook: &Runbook) -> Registry {
+    if crate::actions::uses_aws(runbook) {
+        let settings = crate::aws::AwsSettings::default();
+        let clients = runtime.block_on(crate::aws::AwsClients::load(
+            &settings,
+            crate::aws::Credentials::Chain,
+        ));
+        Registry::with_aws(clients)
+    } else {
+        Registry::new()
+    }
+}
+
+/// How many AWS requests were made, and how many of them change things.
+pub(super) fn report_calls(aws: &crate::aws::AwsClients) {
+    let calls: u64 = aws.calls().snapshot().values().sum();
+    let changes: u64 = aws.calls().mutating().values().sum();
+    eprint(&format!(
+        "AWS API calls: {calls} ({changes} of them changes)"
+    ));
+}
+
 fn execute(
     journal: Arc<Journal>,
     id: String,
@@ -227,18 +252,7 @@ fn execute(
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    // AWS configuration (credential chain, profile, AWS_ENDPOINT_URL) is
-    // loaded only for runbooks that call AWS.
-    let registry = if crate::actions::uses_aws(&loaded.runbook) {
-        let settings = crate::aws::AwsSettings::default();
-        let clients = runtime.block_on(crate::aws::AwsClients::load(
-            &settings,
-            crate::aws::Credentials::Chain,
-        ));
-        Registry::with_aws(clients)
-    } else {
-        Registry::new()
-    };
+    let registry = registry_for(&runtime, &loaded.runbook);
     let aws = registry.aws().cloned();
     let engine =
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
@@ -248,11 +262,7 @@ fn execute(
         &step_rows(&journal.events(&id)?),
     ))?;
     if let Some(aws) = aws {
-        let calls: u64 = aws.calls().snapshot().values().sum();
-        let changes: u64 = aws.calls().mutating().values().sum();
-        eprint(&format!(
-            "AWS API calls: {calls} ({changes} of them changes)"
-        ));
+        report_calls(&aws);
     }
     match outcome {
         RunOutcome::Succeeded => Ok(()),

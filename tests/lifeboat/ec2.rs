@@ -230,7 +230,7 @@ pub async fn launch_template(aws: &AwsClients, region: &str, name: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn launch_from_template_launches_once_per_run_and_step() {
+async fn launch_from_template_launches_only_what_is_missing() {
     let moto = Moto::start();
     let aws = moto.clients().await;
     let registry = Registry::with_aws(aws.clone());
@@ -268,7 +268,7 @@ async fn launch_from_template_launches_once_per_run_and_step() {
         .run(&ctx("launch"), &launch("app-tier"))
         .await
         .expect("launch");
-    let ids: Vec<String> = serde_json::from_value(out["instance_ids"].clone()).unwrap();
+    let ids: Vec<String> = serde_json::from_value(out["instance_ids"].clone()).expect("instance ids");
     assert_eq!(ids.len(), 2);
     assert_eq!(
         states(&aws, &ids).await,
@@ -282,11 +282,19 @@ async fn launch_from_template_launches_once_per_run_and_step() {
         .await
         .expect("launch again");
     assert_eq!(again["instance_ids"], out["instance_ids"]);
-    assert_eq!(again["launched"], false);
+    assert_eq!(again["launched"], 0);
+    // A later run of the same step finds them too.
+    let mut later = ctx("launch");
+    later.run_id = "a-later-run".into();
+    let third = registry
+        .run(&later, &launch("app-tier"))
+        .await
+        .expect("later run");
+    assert_eq!(third["launched"], 0);
     assert_eq!(
         aws.calls().mutating().get("EC2.RunInstances"),
         Some(&2),
-        "the same run and step never launches twice"
+        "the step never launches what it launched before"
     );
 }
 
@@ -301,7 +309,7 @@ async fn copy_image_copies_an_ami_across_regions_once() {
         .send()
         .await
         .expect("images");
-    let source = images.images()[0].image_id().unwrap().to_string();
+    let source = images.images()[0].image_id().expect("an AMI").to_string();
     let copy = |id: &str| {
         ActionInput::Ec2CopyImage(CopyImage {
             source_region: "us-east-1".into(),
@@ -317,7 +325,7 @@ async fn copy_image_copies_an_ami_across_regions_once() {
         .await
         .expect("copy");
     assert_eq!(out["source_image_id"], source.as_str());
-    let image = out["image_id"].as_str().unwrap().to_string();
+    let image = out["image_id"].as_str().expect("image id").to_string();
     assert_ne!(image, source);
     let copied = aws
         .ec2(REGION)

@@ -34,3 +34,4 @@ mod run;
 mod s3;
 mod schema;
 mod seed;
+mod strategies;

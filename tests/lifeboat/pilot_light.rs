@@ -2,8 +2,6 @@
 //! emulator, end to end: the replica promoted, the app tier started, DNS
 //! moved, the health check answered; the decoys untouched.
 
-use std::process::Command;
-
 use aws_sdk_ec2::types::InstanceStateName;
 
 use crate::moto::Moto;
@@ -28,14 +26,8 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         let health_param = format!("health_url={health}");
         args.push(&health_param);
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        moto.lifeboat(&dir.path().join("state"))
             .args(&args)
-            .env("LIFEBOAT_STATE_DIR", dir.path().join("state"))
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
             .output()
             .expect("run lifeboat")
     };

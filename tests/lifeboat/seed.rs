@@ -259,3 +259,72 @@ pub async fn failover_roles(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<
     roles.sort();
     roles
 }
+
+/// A VPC with two subnets in `region` and a DB subnet group over them.
+pub async fn db_subnet_group(aws: &AwsClients, region: &str, name: &str) {
+    let ec2 = aws.ec2(region);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .expect("create VPC");
+    let vpc = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("VPC id")
+        .to_string();
+    let mut subnets = Vec::new();
+    for (i, zone) in ["a", "b"].iter().enumerate() {
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block(format!("10.0.{i}.0/24"))
+            .availability_zone(format!("{region}{zone}"))
+            .send()
+            .await
+            .expect("create subnet");
+        subnets.push(
+            subnet
+                .subnet()
+                .and_then(|s| s.subnet_id())
+                .expect("subnet id")
+                .to_string(),
+        );
+    }
+    aws.rds(region)
+        .create_db_subnet_group()
+        .db_subnet_group_name(name)
+        .db_subnet_group_description("DR subnets")
+        .set_subnet_ids(Some(subnets))
+        .send()
+        .await
+        .expect("create DB subnet group");
+}
+
+/// A manual snapshot of `db` in us-east-1, copied into us-west-2 (as
+/// nightly cross-region backups leave it); the copy's identifier.
+pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
+    let taken = aws
+        .rds("us-east-1")
+        .create_db_snapshot()
+        .db_instance_identifier(db)
+        .db_snapshot_identifier(format!("{db}-nightly"))
+        .send()
+        .await
+        .expect("create snapshot");
+    let arn = taken
+        .db_snapshot()
+        .and_then(|s| s.db_snapshot_arn())
+        .expect("snapshot ARN")
+        .to_string();
+    let copy = format!("{db}-nightly-dr");
+    aws.rds("us-west-2")
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(arn)
+        .target_db_snapshot_identifier(&copy)
+        .send()
+        .await
+        .expect("copy snapshot");
+    copy
+}
