@@ -268,7 +268,8 @@ async fn launch_from_template_launches_only_what_is_missing() {
         .run(&ctx("launch"), &launch("app-tier"))
         .await
         .expect("launch");
-    let ids: Vec<String> = serde_json::from_value(out["instance_ids"].clone()).expect("instance ids");
+    let ids: Vec<String> =
+        serde_json::from_value(out["instance_ids"].clone()).expect("instance ids");
     assert_eq!(ids.len(), 2);
     assert_eq!(
         states(&aws, &ids).await,

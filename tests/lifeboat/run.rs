@@ -79,7 +79,8 @@ pub fn wait_for(state_dir: &Path, run: &str, step: &str, state: &str) {
         }
         assert!(
             Instant::now() < deadline,
-            "step {step} never reached {state}"
+            "step {step} never reached {state}; the run is now:\n{}",
+            text(&lifeboat(state_dir, &["show", run]).stdout)
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -243,3 +243,122 @@ async fn active_passive_promotes_and_moves_traffic() {
         assert_eq!(step["outputs"]["metric"], "ForcePrimaryUnhealthy", "{step}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failback_rebuilds_the_primary_after_two_approvals() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    // The state a failover leaves: the DR replica promoted and serving, the
+    // DR app tier running, DNS on the DR address, the primary tier stopped.
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    aws.rds("us-west-2")
+        .promote_read_replica()
+        .db_instance_identifier("app-db-replica")
+        .send()
+        .await
+        .expect("promote");
+    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
+    // The emulator looks a cross-region replica's subnet group up in the
+    // source's region too.
+    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    crate::seed::stopped_instances(&aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")])
+        .await;
+    let zone = crate::seed::zone(
+        &aws,
+        "example.com",
+        &[("app.example.com".into(), "198.51.100.10".into())],
+    )
+    .await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let health_param = format!("health_url={health}");
+
+    let mut child = moto
+        .lifeboat(&state)
+        .args([
+            "run",
+            "runbooks/failback.yaml",
+            "--yes",
+            "-p",
+            &health_param,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the failback");
+    let id = crate::run::started_run_id(&state, &mut child);
+    crate::run::wait_for(&state, &id, "approve", "waiting");
+    assert!(
+        db_exists(&aws, "us-east-1", "app-db-failback")
+            .await
+            .is_none(),
+        "nothing changes before the approval"
+    );
+    let approve = |step: &str| crate::run::lifeboat(&state, &["approve", &id, step]);
+    assert_eq!(approve("approve").status.code(), Some(0));
+    crate::run::wait_for(&state, &id, "confirm-writes-stopped", "waiting");
+    let rebuilt = db(&aws, "us-east-1", "app-db-failback").await;
+    assert!(
+        rebuilt
+            .read_replica_source_db_instance_identifier()
+            .is_some_and(|s| s.ends_with(":db:app-db-replica")),
+        "{rebuilt:?}"
+    );
+    assert_eq!(
+        instance_states(&aws, "us-east-1", &[("Role", "app"), ("Env", "primary")]).await,
+        vec![InstanceStateName::Running; 2],
+        "the primary app tier starts in parallel"
+    );
+    assert_eq!(approve("confirm-writes-stopped").status.code(), Some(0));
+    let out = child.wait_with_output().expect("wait for the run");
+
+    // The replica-lag gate reads CloudWatch, which the emulator cannot
+    // answer (see the README's emulator gaps): the run stops there, failed,
+    // before promoting or moving DNS, which is what a failback must do when
+    // it cannot prove the replica caught up.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let step = |id: &str| {
+        show["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["step"] == id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(step("replica-caught-up")["state"], "failed", "{show}");
+    assert!(
+        step("replica-caught-up")["message"]
+            .as_str()
+            .is_some_and(|e| e.contains("ReplicaLag of app-db-failback")),
+        "{show}"
+    );
+    assert!(
+        db(&aws, "us-east-1", "app-db-failback")
+            .await
+            .read_replica_source_db_instance_identifier()
+            .is_some(),
+        "not promoted without proof of zero lag"
+    );
+    assert_eq!(
+        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        vec!["198.51.100.10"]
+    );
+}
+
+async fn db_exists(
+    aws: &AwsClients,
+    region: &str,
+    id: &str,
+) -> Option<aws_sdk_rds::types::DbInstance> {
+    aws.rds(region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.db_instances().first().cloned())
+}
