@@ -71,6 +71,8 @@ pub fn install() -> Result<PathBuf, EmulatorError> {
 pub struct Emulator {
     child: Child,
     port: u16,
+    /// Where moto writes the requests it receives once recording is on.
+    recording: PathBuf,
 }
 
 impl Emulator {
@@ -82,10 +84,14 @@ impl Emulator {
                 .and_then(|l| l.local_addr())
                 .map_err(|e| EmulatorError::Start(format!("no free port: {e}")))?
                 .port();
+            let recording = std::env::temp_dir()
+                .join(format!("lifeboat-moto-{}-{port}.jsonl", std::process::id()));
             let mut child = Command::new(python)
                 .arg("-c")
                 .arg(GUARD)
                 .arg(port.to_string())
+                .env("MOTO_RECORDER_FILEPATH", &recording)
+                .env_remove("MOTO_ENABLE_RECORDING")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -101,7 +107,13 @@ impl Emulator {
                 let _ = tx.send(line);
             });
             match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.trim() == "ready" => return Ok(Emulator { child, port }),
+                Ok(line) if line.trim() == "ready" => {
+                    return Ok(Emulator {
+                        child,
+                        port,
+                        recording,
+                    });
+                }
                 Ok(line) => last = format!("it said {line:?}"),
                 Err(_) => last = "no answer within 60 s".into(),
             }
@@ -132,10 +144,38 @@ impl Emulator {
 
     /// Forget every resource (`POST /moto-api/reset`).
     pub fn reset(&self) -> Result<(), EmulatorError> {
-        let fail = |e: std::io::Error| EmulatorError::Start(format!("reset: {e}"));
+        self.post("/moto-api/reset")
+    }
+
+    /// Record every request from now on (moto's recorder), forgetting
+    /// earlier ones: how tests count the calls that reached the emulator,
+    /// whichever process made them.
+    pub fn start_recording(&self) -> Result<(), EmulatorError> {
+        self.post("/moto-api/recorder/reset-recording")?;
+        self.post("/moto-api/recorder/start-recording")
+    }
+
+    /// The requests recorded so far, one JSON object per line (method,
+    /// url, headers, body, body_encoded).
+    pub fn recorded(&self) -> Result<String, EmulatorError> {
+        std::fs::read_to_string(&self.recording)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(String::new()),
+                _ => Err(e),
+            })
+            .map_err(|e| EmulatorError::Start(format!("{}: {e}", self.recording.display())))
+    }
+
+    fn post(&self, path: &str) -> Result<(), EmulatorError> {
+        let fail = |e: std::io::Error| EmulatorError::Start(format!("POST {path}: {e}"));
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(fail)?;
         stream
-            .write_all(b"POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .write_all(
+                format!(
+                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
             .map_err(fail)?;
         let mut response = String::new();
         stream.read_to_string(&mut response).map_err(fail)?;
@@ -143,7 +183,7 @@ impl Emulator {
             Ok(())
         } else {
             Err(EmulatorError::Start(format!(
-                "reset answered {}",
+                "POST {path} answered {}",
                 response.lines().next().unwrap_or("")
             )))
         }
@@ -154,5 +194,6 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }

@@ -23,6 +23,7 @@ mod autoscaling;
 mod aws_smoke;
 mod cli;
 mod crash;
+mod crash_aws;
 mod ec2;
 mod moto;
 mod no_panic;

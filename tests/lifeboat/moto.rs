@@ -3,6 +3,24 @@
 
 use lifeboat::emulator::Emulator;
 
+/// Standard base64 (moto records request bodies so).
+fn base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut bits, mut count, mut out) = (0u32, 0, Vec::new());
+    for c in text.trim_end_matches('=').bytes() {
+        let Some(value) = ALPHABET.iter().position(|&a| a == c) else {
+            continue;
+        };
+        bits = (bits << 6) | value as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
 /// A running emulator, stopped when dropped.
 pub struct Moto(Emulator);
 
@@ -35,6 +53,55 @@ impl Moto {
             .env_remove("AWS_PROFILE")
             .stdin(std::process::Stdio::null());
         command
+    }
+
+    /// Record the requests reaching the emulator from now on.
+    pub fn start_recording(&self) {
+        self.0.start_recording().expect("start recording");
+    }
+
+    /// How many changing requests reached the emulator since recording
+    /// started, by operation (`PromoteReadReplica`, `StartInstances`,
+    /// `ChangeResourceRecordSets`, ...), whichever process sent them.
+    pub fn changes(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for op in self.changes_in_order() {
+            *counts.entry(op).or_default() += 1;
+        }
+        counts
+    }
+
+    /// The changing requests since recording started, in arrival order.
+    pub fn changes_in_order(&self) -> Vec<String> {
+        let mut ops = Vec::new();
+        for line in self.0.recorded().expect("recording").lines() {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("recorded request");
+            let body = entry["body"].as_str().unwrap_or_default();
+            let body = if entry["body_encoded"] == true {
+                String::from_utf8_lossy(&base64(body)).into_owned()
+            } else {
+                body.to_string()
+            };
+            let url = entry["url"].as_str().unwrap_or_default();
+            // Query protocols (RDS, EC2, Auto Scaling) name the action in
+            // the form body; Route 53's REST API in the method and path.
+            let operation = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .map(str::to_string)
+                .or_else(|| {
+                    (entry["method"] == "POST" && url.contains("/rrset"))
+                        .then(|| "ChangeResourceRecordSets".to_string())
+                });
+            if let Some(op) = operation.filter(|op| {
+                !["Describe", "Get", "List"]
+                    .iter()
+                    .any(|read| op.starts_with(read))
+            }) {
+                ops.push(op);
+            }
+        }
+        ops
     }
 
     /// Forget every resource.
