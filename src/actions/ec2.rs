@@ -23,8 +23,11 @@ async fn select(
     tags: Option<&BTreeMap<String, String>>,
 ) -> Result<Vec<Instance>, ActionError> {
     let mut request = client.describe_instances();
-    if let Some(ids) = ids {
-        request = request.set_instance_ids(Some(ids.clone()));
+    match ids {
+        Some(ids) => request = request.set_instance_ids(Some(ids.clone())),
+        // The largest page the API allows (it refuses a page size with
+        // ids): each page re-runs the filter, so fewer pages cost less.
+        None => request = request.max_results(1000),
     }
     for (k, v) in tags.into_iter().flatten() {
         request = request.filters(Filter::builder().name(format!("tag:{k}")).values(v).build());
@@ -94,35 +97,76 @@ fn all_ids(instances: &[Instance]) -> Vec<String> {
         .collect()
 }
 
-/// Poll until every selected instance is in `target`, within the deadline.
+/// Most instance ids one DescribeInstanceStatus call takes.
+const STATUS_IDS_PER_CALL: usize = 100;
+
+/// The state of each instance, by id, from DescribeInstanceStatus: only
+/// states, far less than DescribeInstances returns, which matters when a
+/// wait polls a thousand instances.
+async fn states(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    ids: &[String],
+) -> Result<BTreeMap<String, InstanceStateName>, ActionError> {
+    let mut found = BTreeMap::new();
+    for chunk in ids.chunks(STATUS_IDS_PER_CALL) {
+        let mut pages = client
+            .describe_instance_status()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .include_all_instances(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| classify(&format!("DescribeInstanceStatus in {region}"), e))?;
+            for status in page.instance_statuses() {
+                if let (Some(id), Some(state)) = (
+                    status.instance_id(),
+                    status.instance_state().and_then(|s| s.name()),
+                ) {
+                    found.insert(id.to_string(), state.clone());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Poll until every instance in `ids` is in `target`, within the deadline.
+/// `known` is what an earlier answer (StartInstances' own) said, taken as
+/// the first observation.
 async fn wait_for_state(
     client: &aws_sdk_ec2::Client,
     region: &str,
     ids: &[String],
     target: InstanceStateName,
+    known: Option<BTreeMap<String, InstanceStateName>>,
     ctx: &StepContext,
-) -> Result<Vec<Instance>, ActionError> {
-    let ids = ids.to_vec();
-    poll_until(
-        ctx,
-        &format!("instances not {}", target.as_str()),
-        || async {
-            let now = select(client, region, Some(&ids), None).await?;
-            let behind: Vec<String> = now
+) -> Result<(), ActionError> {
+    let mut known = known;
+    poll_until(ctx, &format!("instances not {}", target.as_str()), || {
+        let first = known.take();
+        let target = &target;
+        async move {
+            let now = match first {
+                Some(first) if ids.iter().all(|id| first.contains_key(id)) => first,
+                _ => states(client, region, ids).await?,
+            };
+            let behind: Vec<String> = ids
                 .iter()
-                .filter(|i| state(i).as_ref() != Some(&target))
-                .map(|i| {
-                    let st = state(i).map_or("unknown".to_string(), |s| s.as_str().to_string());
-                    format!("{} ({st})", i.instance_id().unwrap_or("?"))
+                .filter(|id| now.get(*id) != Some(target))
+                .map(|id| {
+                    let st = now.get(id).map_or("not found", |s| s.as_str());
+                    format!("{id} ({st})")
                 })
                 .collect();
             Ok(if behind.is_empty() {
-                Poll::Done(now)
+                Poll::Done(())
             } else {
                 Poll::NotYet(behind.join(", "))
             })
-        },
-    )
+        }
+    })
     .await
 }
 
@@ -173,10 +217,23 @@ pub(super) async fn transition(
     // An instance still stopping cannot be started yet.
     let stopping = ids_in(&instances, &[InstanceStateName::Stopping]);
     if direction == Direction::Start && !stopping.is_empty() {
-        wait_for_state(&client, region, &stopping, InstanceStateName::Stopped, ctx).await?;
+        wait_for_state(
+            &client,
+            region,
+            &stopping,
+            InstanceStateName::Stopped,
+            None,
+            ctx,
+        )
+        .await?;
         instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     }
     let to_move = ids_in(&instances, direction.from());
+    // What the selection and the call itself say: the wait's first look.
+    let mut known: BTreeMap<String, InstanceStateName> = instances
+        .iter()
+        .filter_map(|i| Some((i.instance_id()?.to_string(), state(i)?)))
+        .collect();
     if !to_move.is_empty() {
         let what = format!(
             "{}Instances {} in {region}",
@@ -184,25 +241,33 @@ pub(super) async fn transition(
             to_move.join(", ")
         );
         let ids = Some(to_move.clone());
-        match direction {
+        let changes = match direction {
             Direction::Start => client
                 .start_instances()
                 .set_instance_ids(ids)
                 .send()
                 .await
-                .map(|_| ())
+                .map(|out| out.starting_instances().to_vec())
                 .map_err(|e| classify(&what, e)),
             Direction::Stop => client
                 .stop_instances()
                 .set_instance_ids(ids)
                 .send()
                 .await
-                .map(|_| ())
+                .map(|out| out.stopping_instances().to_vec())
                 .map_err(|e| classify(&what, e)),
         }?;
+        for change in changes {
+            if let (Some(id), Some(state)) = (
+                change.instance_id(),
+                change.current_state().and_then(|s| s.name()),
+            ) {
+                known.insert(id.to_string(), state.clone());
+            }
+        }
     }
     let ids = all_ids(&instances);
-    wait_for_state(&client, region, &ids, direction.target(), ctx).await?;
+    wait_for_state(&client, region, &ids, direction.target(), Some(known), ctx).await?;
     let moved = match direction {
         Direction::Start => "started",
         Direction::Stop => "stopped",
@@ -224,7 +289,7 @@ pub(super) async fn wait_running(
     let client = aws.ec2(region);
     let instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     let ids = all_ids(&instances);
-    wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
+    wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
     if w.status_ok {
         let total = ids.len();
         poll_until(ctx, "instances not passing their status checks", || async {
@@ -317,7 +382,7 @@ pub(super) async fn launch_from_template(
     let client = aws.ec2(region);
     let mut identity = w.tags.clone();
     identity.insert(STEP_TAG.to_string(), ctx.step_id.clone());
-    let live = |found: Vec<Instance>| -> Vec<String> {
+    let live = |found: Vec<Instance>| -> Vec<Instance> {
         let gone = [
             InstanceStateName::ShuttingDown,
             InstanceStateName::Terminated,
@@ -325,16 +390,15 @@ pub(super) async fn launch_from_template(
         found
             .into_iter()
             .filter(|i| state(i).is_none_or(|s| !gone.contains(&s)))
-            .filter_map(|i| i.instance_id().map(str::to_string))
             .collect()
     };
-    let mut ids = match select(&client, region, None, Some(&identity)).await {
+    let mut found = match select(&client, region, None, Some(&identity)).await {
         Ok(found) => live(found),
         Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
         Err(e) => return Err(e),
     };
     let wanted = usize::try_from(w.count).unwrap_or(usize::MAX);
-    let missing = wanted.saturating_sub(ids.len());
+    let missing = wanted.saturating_sub(found.len());
     if missing > 0 {
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
         let created = (CREATED_TAG.to_string(), ctx.run_id.clone());
@@ -361,15 +425,11 @@ pub(super) async fn launch_from_template(
                     e,
                 )
             })?;
-        ids.extend(
-            out.instances()
-                .iter()
-                .filter_map(|i| i.instance_id().map(str::to_string)),
-        );
-        ids.dedup();
+        found.extend(out.instances().iter().cloned());
     }
-    let running = wait_for_state(&client, region, &ids, InstanceStateName::Running, ctx).await?;
-    let addresses: Vec<&str> = running
+    let ids = all_ids(&found);
+    wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
+    let addresses: Vec<&str> = found
         .iter()
         .filter_map(|i| i.private_ip_address())
         .collect();

@@ -454,7 +454,11 @@ impl ActionKind {
                 Regional,
                 true,
                 true,
-                &["ec2:DescribeInstances", "ec2:StartInstances"],
+                &[
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceStatus",
+                    "ec2:StartInstances",
+                ],
                 Substituted,
                 "launches drill instances from the same AMI and type, named and tagged for the drill, instead of starting the standby ones",
                 15 * MINUTE,
@@ -466,7 +470,11 @@ impl ActionKind {
                 Regional,
                 true,
                 true,
-                &["ec2:DescribeInstances", "ec2:StopInstances"],
+                &[
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceStatus",
+                    "ec2:StopInstances",
+                ],
                 Simulated,
                 "stops only drill instances; production instances are left running and the stop is recorded",
                 15 * MINUTE,
@@ -480,6 +488,7 @@ impl ActionKind {
                 true,
                 &[
                     "ec2:DescribeInstances",
+                    "ec2:DescribeInstanceStatus",
                     "ec2:DescribeLaunchTemplates",
                     "ec2:RunInstances",
                     "ec2:CreateTags",
