@@ -68,6 +68,25 @@ where
     }
 }
 
+/// A describe or get call's answer, with the service's "no such resource"
+/// error (told by `absent`) as `Ok(None)`: how actions observe whether
+/// something exists.
+pub fn found<T, E, R>(
+    what: &str,
+    answer: Result<T, SdkError<E, R>>,
+    absent: impl Fn(&E) -> bool,
+) -> Result<Option<T>, ActionError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match answer {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if e.as_service_error().is_some_and(&absent) => Ok(None),
+        Err(e) => Err(classify(what, e)),
+    }
+}
+
 /// A raw response's HTTP status.
 pub trait HasStatus {
     /// The status code.

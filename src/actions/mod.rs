@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use crate::aws::AwsClients;
 use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
-use crate::engine::{ActionError, Actions, BoxFuture, Outputs, StepContext};
+use crate::engine::{ActionError, Actions, BoxFuture, FailureKind, Outputs, StepContext};
 use crate::runbook::{Mode, Runbook};
 
 /// Every action implementation of this build.
@@ -197,6 +197,17 @@ pub enum Readiness {
 }
 
 impl Readiness {
+    /// What a read-only look found: ready with what it saw, or, when it
+    /// failed for good (a missing resource, a refusal), would-fail with
+    /// why. A retryable error (throttling, a timeout) is no verdict.
+    fn judge(found: Result<String, ActionError>) -> Result<Readiness, ActionError> {
+        match found {
+            Ok(found) => Ok(Readiness::Ready(found)),
+            Err(e) if e.kind == FailureKind::Permanent => Ok(Readiness::WouldFail(e.message)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A resource the action needs is missing: it would fail, unless an
     /// earlier step of the run (one of `upstream`) is of a kind in
     /// `creators`, which may create it.

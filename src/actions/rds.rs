@@ -14,7 +14,7 @@ use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
-use super::aws_error::classify;
+use super::aws_error::{classify, found};
 use super::{CREATED_TAG, Poll, Readiness, identifier, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::rds::{
@@ -317,24 +317,17 @@ async fn find_instance(
     region: &str,
     id: &str,
 ) -> Result<Option<DbInstance>, ActionError> {
-    match client
+    let answer = client
         .describe_db_instances()
         .db_instance_identifier(id)
         .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_instances().first().cloned()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(classify(
-            &format!("DescribeDBInstances {id} in {region}"),
-            e,
-        )),
-    }
+        .await;
+    let out = found(
+        &format!("DescribeDBInstances {id} in {region}"),
+        answer,
+        |e| e.is_db_instance_not_found_fault(),
+    )?;
+    Ok(out.and_then(|out| out.db_instances().first().cloned()))
 }
 
 /// The snapshot (identifier or ARN) as it is now, or `None`.
@@ -343,24 +336,17 @@ async fn find_snapshot(
     region: &str,
     id: &str,
 ) -> Result<Option<DbSnapshot>, ActionError> {
-    match client
+    let answer = client
         .describe_db_snapshots()
         .db_snapshot_identifier(id)
         .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_snapshots().first().cloned()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_snapshot_not_found_fault()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(classify(
-            &format!("DescribeDBSnapshots {id} in {region}"),
-            e,
-        )),
-    }
+        .await;
+    let out = found(
+        &format!("DescribeDBSnapshots {id} in {region}"),
+        answer,
+        |e| e.is_db_snapshot_not_found_fault(),
+    )?;
+    Ok(out.and_then(|out| out.db_snapshots().first().cloned()))
 }
 
 /// Which snapshot an action restores or copies.
@@ -406,7 +392,7 @@ async fn choose_snapshot(
     region: &str,
     choice: &SnapshotChoice<'_>,
 ) -> Result<DbSnapshot, ActionError> {
-    let found = match choice {
+    let chosen = match choice {
         SnapshotChoice::Named(id) => find_snapshot(client, region, id).await?,
         SnapshotChoice::NewestOf(_) | SnapshotChoice::NewestTagged(_) => {
             let mut request = client.describe_db_snapshots();
@@ -432,7 +418,7 @@ async fn choose_snapshot(
             newest
         }
     };
-    match found {
+    match chosen {
         Some(s) if s.status() == Some("available") => Ok(s),
         Some(s) => Err(ActionError::permanent(format!(
             "DB snapshot {} in {region} is {}, not available",

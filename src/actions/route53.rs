@@ -7,12 +7,12 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, ResourceRecordSetFailover, RrType,
 };
 
-use super::aws_error::classify;
+use super::aws_error::{classify, found};
 use super::{Poll, Readiness, poll_until};
 use crate::aws::AwsClients;
 use crate::catalogue::ActionInput;
 use crate::catalogue::route53::{SwitchFailover, UpdateHealthCheck, UpsertRecords};
-use crate::engine::{ActionError, FailureKind, Outputs, StepContext};
+use crate::engine::{ActionError, Outputs, StepContext};
 
 /// Most changes Route 53 accepts in one ChangeResourceRecordSets call.
 pub const MAX_CHANGES_PER_BATCH: usize = 1000;
@@ -210,15 +210,14 @@ fn wanted(
     Ok(out)
 }
 
-/// `route53.upsert_records`.
-pub(super) async fn upsert(
-    aws: &AwsClients,
-    ctx: &StepContext,
+/// The zone's id, how many record sets it holds, and the sets an upsert
+/// would write; an error when a rewrite rule matches no record.
+async fn upsert_plan(
+    client: &aws_sdk_route53::Client,
     w: &UpsertRecords,
-) -> Result<Outputs, ActionError> {
-    let client = aws.route53();
-    let zone = zone_id(&client, &w.zone).await?;
-    let existing = record_sets(&client, &zone).await?;
+) -> Result<(String, usize, Vec<ResourceRecordSet>), ActionError> {
+    let zone = zone_id(client, &w.zone).await?;
+    let existing = record_sets(client, &zone).await?;
     if let Some(rule) = &w.rewrite
         && !existing
             .iter()
@@ -230,6 +229,17 @@ pub(super) async fn upsert(
         )));
     }
     let sets = wanted(&existing, w)?;
+    Ok((zone, existing.len(), sets))
+}
+
+/// `route53.upsert_records`.
+pub(super) async fn upsert(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &UpsertRecords,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let (zone, _, sets) = upsert_plan(&client, w).await?;
     let mut change_ids = Vec::new();
     for batch in batches(&sets) {
         change_ids.push(send_upserts(&client, ctx, &zone, &w.zone, batch).await?);
@@ -423,19 +433,12 @@ async fn health_check(
     client: &aws_sdk_route53::Client,
     id: &str,
 ) -> Result<HealthCheck, ActionError> {
-    match client.get_health_check().health_check_id(id).send().await {
-        Ok(out) => out
-            .health_check()
-            .cloned()
-            .ok_or_else(|| ActionError::permanent(format!("no health check {id}"))),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_health_check()) =>
-        {
-            Err(ActionError::permanent(format!("no health check {id}")))
-        }
-        Err(e) => Err(classify(&format!("GetHealthCheck {id}"), e)),
-    }
+    let answer = client.get_health_check().health_check_id(id).send().await;
+    found(&format!("GetHealthCheck {id}"), answer, |e| {
+        e.is_no_such_health_check()
+    })?
+    .and_then(|out| out.health_check().cloned())
+    .ok_or_else(|| ActionError::permanent(format!("no health check {id}")))
 }
 
 /// Whether the Route 53 action `input` could run now.
@@ -444,36 +447,17 @@ pub(super) async fn preflight(
     input: &ActionInput,
 ) -> Result<Readiness, ActionError> {
     let client = aws.route53();
-    let verdict = |result: Result<String, ActionError>| match result {
-        Ok(found) => Ok(Readiness::Ready(found)),
-        Err(e) if e.kind == FailureKind::Permanent => Ok(Readiness::WouldFail(e.message)),
-        Err(e) => Err(e),
-    };
+    let verdict = Readiness::judge;
     match input {
-        ActionInput::Route53UpsertRecords(w) => verdict(
-            async {
-                let zone = zone_id(&client, &w.zone).await?;
-                let existing = record_sets(&client, &zone).await?;
-                if let Some(rule) = &w.rewrite
-                    && !existing
-                        .iter()
-                        .any(|s| glob_matches(&rule.name_pattern, s.name()))
-                {
-                    return Err(ActionError::permanent(format!(
-                        "no record in {} matches `{}`",
-                        w.zone, rule.name_pattern
-                    )));
-                }
-                let sets = wanted(&existing, w)?;
-                Ok(format!(
-                    "zone {} ({zone}) holds {} record sets; {} would change",
+        ActionInput::Route53UpsertRecords(w) => {
+            verdict(upsert_plan(&client, w).await.map(|(zone, existing, sets)| {
+                format!(
+                    "zone {} ({zone}) holds {existing} record sets; {} would change",
                     w.zone,
-                    existing.len(),
                     sets.len()
-                ))
-            }
-            .await,
-        ),
+                )
+            }))
+        }
         ActionInput::Route53SwitchFailover(w) => verdict(
             async {
                 let zone = zone_id(&client, &w.zone).await?;

@@ -10,7 +10,7 @@ use super::{Poll, Readiness, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::ActionInput;
 use crate::catalogue::s3::{CheckReplication, CopyObjects, NewestObjectAge, VerifyChecksum};
-use crate::engine::{ActionError, FailureKind, Outputs, StepContext};
+use crate::engine::{ActionError, Outputs, StepContext};
 
 /// Largest object a single CopyObject call copies (5 GiB).
 const MAX_SINGLE_COPY: i64 = 5 * 1024 * 1024 * 1024;
@@ -476,11 +476,7 @@ pub(super) async fn preflight(
             )));
         }
     };
-    match found {
-        Ok(found) => Ok(Readiness::Ready(found)),
-        Err(e) if e.kind == FailureKind::Permanent => Ok(Readiness::WouldFail(e.message)),
-        Err(e) => Err(e),
-    }
+    Readiness::judge(found)
 }
 
 #[cfg(test)]

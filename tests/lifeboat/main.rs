@@ -10,13 +10,15 @@
 //!   as a user runs them, on generic actions.
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
+//! - `crash_aws`: the same with the pilot-light runbook's real actions on
+//!   the emulator, changes counted by the emulator itself.
 //! - `aws_smoke`: the client factory against the AWS emulator.
-//! - `ec2`, `rds`, `route53`: the AWS actions on the emulator: do, already
-//!   done (no mutating call), missing resource.
-//! - `pilot_light`: the shipped pilot-light runbook end to end on the
-//!   emulator through `lifeboat run`.
+//! - `autoscaling`, `ec2`, `rds`, `rds_recovery`, `route53`, `s3`: the AWS
+//!   actions on the emulator: do, already done (no mutating call), missing
+//!   resource, and their preflights.
+//! - `pilot_light`, `strategies`: the five shipped runbooks end to end on
+//!   the emulator through `lifeboat check` and `lifeboat run`.
 //! - `seed`: resources the AWS tests start from (not tests).
-
 //! - `moto`: the emulator harness (not tests).
 
 mod autoscaling;

@@ -31,6 +31,30 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
             .output()
             .expect("run lifeboat")
     };
+    // Before: every preflight passes, with read-only calls only.
+    let health_param = format!("health_url={health}");
+    let check = moto
+        .lifeboat(&dir.path().join("state"))
+        .args(["check", "runbooks/pilot-light.yaml", "-p", &health_param])
+        .output()
+        .expect("run lifeboat check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("(0 of them changes)"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("4 ready, 0 would fail"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
     let out = run(&[]);
     assert_eq!(
         out.status.code(),

@@ -2,7 +2,7 @@
 //! runbooks, each run with `lifeboat run` against the emulator end to end,
 //! then checked with describe calls; and `lifeboat check` before and after.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Output;
 
 use aws_sdk_ec2::types::InstanceStateName;
@@ -11,11 +11,39 @@ use lifeboat::aws::AwsClients;
 use crate::moto::Moto;
 use crate::run::text;
 
-fn run(moto: &Moto, state: &Path, args: &[&str]) -> Output {
-    moto.lifeboat(state)
-        .args(args)
-        .output()
-        .expect("run lifeboat")
+/// A state directory, and the arguments naming the shipped `runbook` with
+/// its health check pointed at a local endpoint that answers 200.
+struct Scene {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    args: Vec<String>,
+}
+
+impl Scene {
+    async fn new(runbook: &str) -> Scene {
+        let health = lifeboat::demo::health_endpoint()
+            .await
+            .expect("health endpoint");
+        let dir = tempfile::tempdir().expect("tempdir");
+        Scene {
+            state: dir.path().join("state"),
+            _dir: dir,
+            args: vec![
+                format!("runbooks/{runbook}"),
+                "-p".into(),
+                format!("health_url={health}"),
+            ],
+        }
+    }
+
+    /// `lifeboat COMMAND... RUNBOOK -p health_url=...` against the emulator.
+    fn lifeboat(&self, moto: &Moto, command: &[&str]) -> Output {
+        moto.lifeboat(&self.state)
+            .args(command)
+            .args(&self.args)
+            .output()
+            .expect("run lifeboat")
+    }
 }
 
 fn assert_ok(out: &Output) {
@@ -75,15 +103,9 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
         &[("app.example.com".into(), "192.0.2.10".into())],
     )
     .await;
-    let health = lifeboat::demo::health_endpoint()
-        .await
-        .expect("health endpoint");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let health_param = format!("health_url={health}");
-    let args = ["runbooks/backup-restore.yaml", "-p", &health_param];
+    let scene = Scene::new("backup-restore.yaml").await;
 
-    let check = run(&moto, &state, &[&["check"][..], &args].concat());
+    let check = scene.lifeboat(&moto, &["check"]);
     assert_ok(&check);
     assert!(
         text(&check.stdout).contains(&format!("from snapshot {copy}")),
@@ -91,11 +113,7 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
         text(&check.stdout)
     );
 
-    assert_ok(&run(
-        &moto,
-        &state,
-        &[&["run", "--yes"][..], &args].concat(),
-    ));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
     let restored = db(&aws, "us-west-2", "app-db-restored").await;
     assert_eq!(restored.db_instance_status(), Some("available"));
     assert_eq!(restored.db_instance_class(), Some("db.t3.medium"));
@@ -116,7 +134,7 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
 
     // A second run finds everything done: no new instance, no new restore.
     let before = instance_states(&aws, "us-west-2", &[]).await.len();
-    let again = run(&moto, &state, &[&["run", "--yes"][..], &args].concat());
+    let again = scene.lifeboat(&moto, &["run", "--yes"]);
     assert_ok(&again);
     assert!(
         text(&again.stderr).contains("(0 of them changes)"),
@@ -138,20 +156,10 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
         &[("app.example.com".into(), "192.0.2.10".into())],
     )
     .await;
-    let health = lifeboat::demo::health_endpoint()
-        .await
-        .expect("health endpoint");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let health_param = format!("health_url={health}");
-    let args = ["runbooks/warm-standby.yaml", "-p", &health_param];
+    let scene = Scene::new("warm-standby.yaml").await;
 
-    assert_ok(&run(&moto, &state, &[&["check"][..], &args].concat()));
-    assert_ok(&run(
-        &moto,
-        &state,
-        &[&["run", "--yes"][..], &args].concat(),
-    ));
+    assert_ok(&scene.lifeboat(&moto, &["check"]));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
     let replica = db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(replica.backup_retention_period(), Some(7), "promoted");
     assert_eq!(
@@ -174,7 +182,7 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
         vec!["198.51.100.10"]
     );
 
-    let again = run(&moto, &state, &[&["run", "--yes"][..], &args].concat());
+    let again = scene.lifeboat(&moto, &["run", "--yes"]);
     assert_ok(&again);
     assert!(
         text(&again.stderr).contains("(0 of them changes)"),
@@ -190,26 +198,17 @@ async fn active_passive_promotes_and_moves_traffic() {
     crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let zone = crate::seed::zone(&aws, "example.com", &[]).await;
     crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
-    let health = lifeboat::demo::health_endpoint()
-        .await
-        .expect("health endpoint");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let health_param = format!("health_url={health}");
-    let args = ["runbooks/active-passive.yaml", "-p", &health_param];
+    let scene = Scene::new("active-passive.yaml").await;
+    let state = &scene.state;
 
-    let check = run(&moto, &state, &[&["check"][..], &args].concat());
+    let check = scene.lifeboat(&moto, &["check"]);
     assert_ok(&check);
     assert!(
         text(&check.stdout).contains("move-traffic (fallback): route53.switch_failover"),
         "{}",
         text(&check.stdout)
     );
-    assert_ok(&run(
-        &moto,
-        &state,
-        &[&["run", "--yes"][..], &args].concat(),
-    ));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
     assert_eq!(
         db(&aws, "us-west-2", "app-db-replica")
             .await
@@ -220,10 +219,10 @@ async fn active_passive_promotes_and_moves_traffic() {
     // emulator gaps), so traffic moved by the fallback; on AWS the metric
     // moves it and the records stay as they are. Either way the run records
     // which path it took.
-    let show = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+    let show = crate::run::lifeboat(state, &["runs", "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let id = runs[0]["id"].as_str().expect("run id");
-    let show = crate::run::lifeboat(&state, &["show", id, "--output", "json"]);
+    let show = crate::run::lifeboat(state, &["show", id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = show["steps"]
         .as_array()
@@ -269,37 +268,28 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         &[("app.example.com".into(), "198.51.100.10".into())],
     )
     .await;
-    let health = lifeboat::demo::health_endpoint()
-        .await
-        .expect("health endpoint");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let state = dir.path().join("state");
-    let health_param = format!("health_url={health}");
+    let scene = Scene::new("failback.yaml").await;
+    let state = &scene.state;
 
     let mut child = moto
-        .lifeboat(&state)
-        .args([
-            "run",
-            "runbooks/failback.yaml",
-            "--yes",
-            "-p",
-            &health_param,
-        ])
+        .lifeboat(state)
+        .args(["run", "--yes"])
+        .args(&scene.args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the failback");
-    let id = crate::run::started_run_id(&state, &mut child);
-    crate::run::wait_for(&state, &id, "approve", "waiting");
+    let id = crate::run::started_run_id(state, &mut child);
+    crate::run::wait_for(state, &id, "approve", "waiting");
     assert!(
         db_exists(&aws, "us-east-1", "app-db-failback")
             .await
             .is_none(),
         "nothing changes before the approval"
     );
-    let approve = |step: &str| crate::run::lifeboat(&state, &["approve", &id, step]);
+    let approve = |step: &str| crate::run::lifeboat(state, &["approve", &id, step]);
     assert_eq!(approve("approve").status.code(), Some(0));
-    crate::run::wait_for(&state, &id, "confirm-writes-stopped", "waiting");
+    crate::run::wait_for(state, &id, "confirm-writes-stopped", "waiting");
     let rebuilt = db(&aws, "us-east-1", "app-db-failback").await;
     assert!(
         rebuilt
@@ -320,7 +310,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     // before promoting or moving DNS, which is what a failback must do when
     // it cannot prove the replica caught up.
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show = crate::run::lifeboat(state, &["show", &id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = |id: &str| {
         show["steps"]
