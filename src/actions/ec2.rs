@@ -133,8 +133,8 @@ async fn states(
 }
 
 /// Poll until every instance in `ids` is in `target`, within the deadline.
-/// `known` is what an earlier answer (StartInstances' own) said, taken as
-/// the first observation.
+/// `known` is what an earlier answer (StartInstances' own) said: when it
+/// shows every instance there already, no call is needed.
 async fn wait_for_state(
     client: &aws_sdk_ec2::Client,
     region: &str,
@@ -143,15 +143,15 @@ async fn wait_for_state(
     known: Option<BTreeMap<String, InstanceStateName>>,
     ctx: &StepContext,
 ) -> Result<(), ActionError> {
-    let mut known = known;
-    poll_until(ctx, &format!("instances not {}", target.as_str()), || {
-        let first = known.take();
-        let target = &target;
-        async move {
-            let now = match first {
-                Some(first) if ids.iter().all(|id| first.contains_key(id)) => first,
-                _ => states(client, region, ids).await?,
-            };
+    if known.is_some_and(|k| ids.iter().all(|id| k.get(id) == Some(&target))) {
+        return Ok(());
+    }
+    let target = &target;
+    poll_until(
+        ctx,
+        &format!("instances not {}", target.as_str()),
+        || async move {
+            let now = states(client, region, ids).await?;
             let behind: Vec<String> = ids
                 .iter()
                 .filter(|id| now.get(*id) != Some(target))
@@ -165,8 +165,8 @@ async fn wait_for_state(
             } else {
                 Poll::NotYet(behind.join(", "))
             })
-        }
-    })
+        },
+    )
     .await
 }
 
