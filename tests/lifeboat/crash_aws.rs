@@ -196,15 +196,9 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
         }
         assert_eq!(changes, expected, "{failpoint}: every change once");
 
-        let db = aws
-            .rds("us-west-2")
-            .describe_db_instances()
-            .db_instance_identifier("app-db-replica")
-            .send()
-            .await
-            .expect("describe");
+        let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
         assert_eq!(
-            db.db_instances()[0].backup_retention_period(),
+            db.and_then(|d| d.backup_retention_period()),
             Some(7),
             "{failpoint}"
         );

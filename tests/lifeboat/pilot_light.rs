@@ -64,15 +64,9 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let db = aws
-        .rds("us-west-2")
-        .describe_db_instances()
-        .db_instance_identifier("app-db-replica")
-        .send()
-        .await
-        .expect("describe");
+    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(
-        db.db_instances()[0].backup_retention_period(),
+        db.and_then(|d| d.backup_retention_period()),
         Some(7),
         "promoted with 7 days of backups"
     );

@@ -48,14 +48,9 @@ async fn promote_promotes_once_and_a_second_run_changes_nothing() {
         out["endpoint"].as_str().is_some_and(|e| !e.is_empty()),
         "{out:?}"
     );
-    let db = aws
-        .rds("us-west-2")
-        .describe_db_instances()
-        .db_instance_identifier("app-db-replica")
-        .send()
+    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica")
         .await
-        .expect("describe");
-    let db = &db.db_instances()[0];
+        .expect("the replica");
     // moto applies the retention only while the instance is a replica: it proves the call.
     assert_eq!(db.backup_retention_period(), Some(7));
     assert!(

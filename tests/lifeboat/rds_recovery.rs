@@ -94,14 +94,9 @@ fn restore(target: &str, snapshot_of: Option<&str>, snapshot: Option<&str>) -> A
 }
 
 async fn tags_of(aws: &AwsClients, region: &str, db: &str) -> Vec<(String, String)> {
-    let out = aws
-        .rds(region)
-        .describe_db_instances()
-        .db_instance_identifier(db)
-        .send()
+    crate::seed::db(aws, region, db)
         .await
-        .expect("describe");
-    out.db_instances()[0]
+        .expect("the instance")
         .tag_list()
         .iter()
         .map(|t| {
@@ -349,15 +344,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
     let out = twice(&aws, "us-west-2", &resize("app-db-replica")).await;
     assert_eq!(out["modified"], serde_json::json!(["app-db-replica"]));
     assert_eq!(aws.calls().mutating().get("RDS.ModifyDBInstance"), Some(&1));
-    let class = aws
-        .rds("us-west-2")
-        .describe_db_instances()
-        .db_instance_identifier("app-db-replica")
-        .send()
-        .await
-        .expect("describe");
+    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(
-        class.db_instances()[0].db_instance_class(),
+        db.as_ref().and_then(|d| d.db_instance_class()),
         Some("db.r6g.large")
     );
     let err = fails(&aws, "us-west-2", &resize("ghost")).await;

@@ -80,9 +80,7 @@ pub async fn stopped_instances(
 
 /// A public hosted zone with A records `name -> value`; returns its id.
 pub async fn zone(aws: &AwsClients, zone: &str, records: &[(String, String)]) -> String {
-    use aws_sdk_route53::types::{
-        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-    };
+    use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
     let r53 = aws.route53();
     let created = r53
         .create_hosted_zone()
@@ -97,41 +95,25 @@ pub async fn zone(aws: &AwsClients, zone: &str, records: &[(String, String)]) ->
         .id()
         .trim_start_matches("/hostedzone/")
         .to_string();
-    for chunk in records.chunks(500) {
-        let changes = chunk
-            .iter()
-            .map(|(name, value)| {
-                Change::builder()
-                    .action(ChangeAction::Create)
-                    .resource_record_set(
-                        ResourceRecordSet::builder()
-                            .name(name)
-                            .r#type(RrType::A)
-                            .ttl(60)
-                            .resource_records(
-                                ResourceRecord::builder()
-                                    .value(value)
-                                    .build()
-                                    .expect("record"),
-                            )
-                            .build()
-                            .expect("record set"),
-                    )
-                    .build()
-                    .expect("change")
-            })
-            .collect();
-        r53.change_resource_record_sets()
-            .hosted_zone_id(&id)
-            .change_batch(
-                ChangeBatch::builder()
-                    .set_changes(Some(changes))
-                    .build()
-                    .expect("batch"),
-            )
-            .send()
-            .await
-            .expect("create records");
+    let sets: Vec<ResourceRecordSet> = records
+        .iter()
+        .map(|(name, value)| {
+            ResourceRecordSet::builder()
+                .name(name)
+                .r#type(RrType::A)
+                .ttl(60)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(value)
+                        .build()
+                        .expect("record"),
+                )
+                .build()
+                .expect("record set")
+        })
+        .collect();
+    for chunk in sets.chunks(500) {
+        create_sets(aws, &id, chunk).await;
     }
     id
 }
@@ -160,8 +142,8 @@ pub async fn a_record(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<String
 /// the health check's id.
 pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> String {
     use aws_sdk_route53::types::{
-        Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
-        ResourceRecordSet, ResourceRecordSetFailover, RrType,
+        HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
+        ResourceRecordSetFailover, RrType,
     };
     let r53 = aws.route53();
     let check = r53
@@ -197,7 +179,7 @@ pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> Strin
             .build()
             .expect("record set")
     };
-    let changes = [
+    let sets = [
         set(
             "primary",
             ResourceRecordSetFailover::Primary,
@@ -210,17 +192,30 @@ pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> Strin
             "198.51.100.10",
             None,
         ),
-    ]
-    .into_iter()
-    .map(|s| {
-        Change::builder()
-            .action(ChangeAction::Create)
-            .resource_record_set(s)
-            .build()
-            .expect("change")
-    })
-    .collect();
-    r53.change_resource_record_sets()
+    ];
+    create_sets(aws, zone_id, &sets).await;
+    check_id
+}
+
+/// CREATE `sets` in the zone, in one change batch.
+async fn create_sets(
+    aws: &AwsClients,
+    zone_id: &str,
+    sets: &[aws_sdk_route53::types::ResourceRecordSet],
+) {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+    let changes = sets
+        .iter()
+        .map(|s| {
+            Change::builder()
+                .action(ChangeAction::Create)
+                .resource_record_set(s.clone())
+                .build()
+                .expect("change")
+        })
+        .collect();
+    aws.route53()
+        .change_resource_record_sets()
         .hosted_zone_id(zone_id)
         .change_batch(
             ChangeBatch::builder()
@@ -230,8 +225,22 @@ pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> Strin
         )
         .send()
         .await
-        .expect("create failover pair");
-    check_id
+        .expect("create record sets");
+}
+
+/// The DB instance as it is now, if it exists.
+pub async fn db(
+    aws: &AwsClients,
+    region: &str,
+    id: &str,
+) -> Option<aws_sdk_rds::types::DbInstance> {
+    aws.rds(region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.db_instances().first().cloned())
 }
 
 /// The failover role of each set of the pair `name`, by set identifier.

@@ -79,14 +79,9 @@ async fn instance_states(
 }
 
 async fn db(aws: &AwsClients, region: &str, id: &str) -> aws_sdk_rds::types::DbInstance {
-    aws.rds(region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
+    crate::seed::db(aws, region, id)
         .await
-        .expect("describe DB instance")
-        .db_instances()[0]
-        .clone()
+        .unwrap_or_else(|| panic!("no DB instance {id} in {region}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +277,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     let id = crate::run::started_run_id(state, &mut child);
     crate::run::wait_for(state, &id, "approve", "waiting");
     assert!(
-        db_exists(&aws, "us-east-1", "app-db-failback")
+        crate::seed::db(&aws, "us-east-1", "app-db-failback")
             .await
             .is_none(),
         "nothing changes before the approval"
@@ -337,18 +332,4 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         crate::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
-}
-
-async fn db_exists(
-    aws: &AwsClients,
-    region: &str,
-    id: &str,
-) -> Option<aws_sdk_rds::types::DbInstance> {
-    aws.rds(region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.db_instances().first().cloned())
 }
