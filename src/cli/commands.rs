@@ -171,18 +171,7 @@ fn plan(
 ) -> Result<(), CliError> {
     let name = file.display().to_string();
     let text = read(file)?;
-    let loaded = match runbook::load(&name, &text, params, MissingParams::Refuse) {
-        Ok(loaded) => loaded,
-        Err(problems) => {
-            for p in &problems {
-                eprint(&p.to_string());
-            }
-            return Err(CliError::Invalid { count: 1 });
-        }
-    };
-    for w in &loaded.warnings {
-        eprint(&w.to_string());
-    }
+    let loaded = super::run::load_or_report(&name, &text, params)?;
     let view = Plan::new(&loaded.runbook, mode).view();
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&view)?)),
