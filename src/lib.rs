@@ -41,6 +41,7 @@ pub mod diag;
 pub mod duration;
 pub mod emulator;
 pub mod engine;
+pub mod measure;
 pub mod runbook;
 pub mod shipped;
 pub mod suggest;

@@ -72,6 +72,33 @@ pub(super) async fn replica_lag(
     Ok(newest_maximum(out.datapoints()))
 }
 
+/// The replica's recovery point now: the present minus its current lag.
+pub(super) async fn replica_point(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+) -> crate::engine::RecoveryReading {
+    use crate::engine::RecoveryReading;
+    let now = jiff::Timestamp::now();
+    match replica_lag(aws, region, db_instance).await {
+        Ok(Some(lag)) => {
+            let lag_ms = (lag * 1000.0).round() as i64;
+            let at = now - jiff::SignedDuration::from_millis(lag_ms);
+            RecoveryReading {
+                at: Some(at.to_string()),
+                how: format!(
+                    "CloudWatch ReplicaLag of {db_instance} in {region} was {lag} s just before promotion"
+                ),
+                not_measurable: None,
+            }
+        }
+        Ok(None) => RecoveryReading::unmeasurable(format!(
+            "CloudWatch had no ReplicaLag datapoint for {db_instance} in {region} in the last five minutes"
+        )),
+        Err(e) => RecoveryReading::unmeasurable(format!("reading ReplicaLag: {e}")),
+    }
+}
+
 fn newest_maximum(points: &[Datapoint]) -> Option<f64> {
     points
         .iter()

@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use crate::aws::AwsClients;
 use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
-use crate::engine::{ActionError, Actions, BoxFuture, FailureKind, Outputs, StepContext};
-use crate::runbook::{Mode, Runbook};
+use crate::engine::{
+    ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
+};
+use crate::runbook::{Mode, RecoveryPoint, Runbook};
 
 /// Every action implementation of this build.
 #[derive(Debug, Default, Clone)]
@@ -129,6 +131,46 @@ impl Actions for Registry {
                     "this build cannot execute `{}`",
                     other.kind()
                 ))),
+            }
+        })
+    }
+
+    fn read_recovery_point<'a>(
+        &'a self,
+        region: Option<&'a str>,
+        source: &'a RecoveryPoint,
+    ) -> BoxFuture<'a, RecoveryReading> {
+        Box::pin(async move {
+            let Some(aws) = self.aws.as_ref() else {
+                return RecoveryReading::unmeasurable("no AWS clients were configured");
+            };
+            match source {
+                RecoveryPoint::RdsReplicaLag {
+                    db_instance,
+                    region: own,
+                } => {
+                    let Some(region) = own.as_deref().or(region) else {
+                        return RecoveryReading::unmeasurable(
+                            "the replica's region is not known (set `recovery_point.region` or `regions.to`)",
+                        );
+                    };
+                    cloudwatch::replica_point(aws, region, db_instance).await
+                }
+                RecoveryPoint::S3NewestObject {
+                    source_bucket,
+                    dr_bucket,
+                    prefix,
+                } => {
+                    let Some(region) = region else {
+                        return RecoveryReading::unmeasurable(
+                            "the DR region is not known (set `regions.to`)",
+                        );
+                    };
+                    s3::newest_replicated(aws, region, source_bucket, dr_bucket, prefix).await
+                }
+                RecoveryPoint::RdsSnapshot { step } => RecoveryReading::unmeasurable(format!(
+                    "read from step `{step}`'s outputs after it restores, not before"
+                )),
             }
         })
     }

@@ -105,6 +105,49 @@ pub(super) async fn newest_object_age(
     ]))
 }
 
+/// The DR bucket's recovery point: when its newest object under `prefix`
+/// was written, and how many source objects are newer.
+pub(super) async fn newest_replicated(
+    aws: &AwsClients,
+    region: &str,
+    source_bucket: &str,
+    dr_bucket: &str,
+    prefix: &str,
+) -> crate::engine::RecoveryReading {
+    use crate::engine::RecoveryReading;
+    let client = aws.s3(region);
+    let (dr, source) = match (
+        list(&client, dr_bucket, prefix).await,
+        list(&client, source_bucket, prefix).await,
+    ) {
+        (Ok(dr), Ok(source)) => (dr, source),
+        (Err(e), _) => return RecoveryReading::unmeasurable(format!("listing the DR bucket: {e}")),
+        // The source's region may be down: the DR side alone gives the point.
+        (Ok(dr), Err(_)) => (dr, Vec::new()),
+    };
+    let Some(newest) = dr.iter().max_by_key(|o| modified(o)) else {
+        return RecoveryReading::unmeasurable(format!(
+            "no object under {} to recover from",
+            url(dr_bucket, prefix)
+        ));
+    };
+    let newer = source
+        .iter()
+        .filter(|o| modified(o) > modified(newest))
+        .count();
+    RecoveryReading {
+        at: newest
+            .last_modified()
+            .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        how: format!(
+            "newest object under {} ({}); {newer} object(s) in {source_bucket} are newer",
+            url(dr_bucket, prefix),
+            newest.key().unwrap_or_default()
+        ),
+        not_measurable: None,
+    }
+}
+
 /// `s3.check_replication`: the bucket has an enabled replication rule, and
 /// each of the newest `sample` objects under the prefix reports COMPLETED
 /// (waiting, within the deadline, while any is PENDING).

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use tokio::time::Instant;
 
 use crate::catalogue::{ActionInput, ActionKind};
-use crate::runbook::Mode;
+use crate::runbook::{Mode, RecoveryPoint};
 
 /// Values a step returns, by key.
 pub type Outputs = BTreeMap<String, serde_json::Value>;
@@ -95,4 +95,40 @@ pub trait Actions: Send + Sync {
 
     /// The calls an attempt would make, in words, making none (`--dry-run`).
     fn describe(&self, ctx: &StepContext, input: &ActionInput) -> Vec<String>;
+
+    /// Read the runbook's recovery point now (the replica's lag just before
+    /// it is promoted, the newest object in the DR bucket), for RPO.
+    /// `region` is the runbook's recovery region. Never fails: what cannot
+    /// be read is recorded as not measurable, with why.
+    fn read_recovery_point<'a>(
+        &'a self,
+        region: Option<&'a str>,
+        source: &'a RecoveryPoint,
+    ) -> BoxFuture<'a, RecoveryReading> {
+        let _ = (region, source);
+        Box::pin(async { RecoveryReading::unmeasurable("this build reads no recovery points") })
+    }
+}
+
+/// A recovery point as read during a run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecoveryReading {
+    /// The moment the recovered data is current to (RFC 3339, UTC), when
+    /// it could be told.
+    pub at: Option<String>,
+    /// How it was found, in words.
+    pub how: String,
+    /// Why there is no figure, when there is none.
+    pub not_measurable: Option<String>,
+}
+
+impl RecoveryReading {
+    /// No figure, and why.
+    pub fn unmeasurable(why: impl Into<String>) -> RecoveryReading {
+        RecoveryReading {
+            at: None,
+            how: String::new(),
+            not_measurable: Some(why.into()),
+        }
+    }
 }

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Version of the journal schema this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +142,18 @@ pub struct StepEvent {
     pub message: Option<String>,
 }
 
+/// A moment of a run's timeline that is not a step transition: the
+/// incident's start, the outage's declaration, a recovery point read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// What it marks: `incident_start`, `outage_declared`, `recovery_point`.
+    pub kind: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// What was read or why, as JSON.
+    pub detail: Option<serde_json::Value>,
+}
+
 /// A request left for the executor by another command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Request {
@@ -206,6 +218,15 @@ const MIGRATIONS: &[&str] = &[
         at TEXT NOT NULL,
         consumed_at TEXT
     );",
+    // 2: moments and readings of a run's timeline.
+    "CREATE TABLE marks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX marks_by_run ON marks(run_id, seq);",
 ];
 
 impl Journal {
@@ -436,6 +457,56 @@ impl Journal {
             finished_at: raw.11,
             error: raw.12,
         })
+    }
+
+    /// Record a moment of the run's timeline.
+    pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
+        let detail = mark
+            .detail
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| self.corrupt(e))?;
+        self.conn()
+            .execute(
+                "INSERT INTO marks (run_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![run, mark.kind, mark.at, detail],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// Every mark of a run, in order.
+    pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT kind, at, detail FROM marks WHERE run_id = ?1 ORDER BY seq")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![run], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter()
+            .map(|(kind, at, detail)| {
+                Ok(Mark {
+                    kind,
+                    at,
+                    detail: detail
+                        .map(|d| serde_json::from_str(&d))
+                        .transpose()
+                        .map_err(|e| self.corrupt(e))?,
+                })
+            })
+            .collect()
     }
 
     /// Every step event of a run, in order.

@@ -22,13 +22,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-pub use action::{ActionError, Actions, BoxFuture, FailureKind, Outputs, StepContext};
+pub use action::{
+    ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
+};
 use journal::{Journal, JournalError, StepEvent};
 
 use crate::catalogue::{ActionInput, ActionKind};
 use crate::runbook::interp::{self, RuntimeValues};
 use crate::runbook::plan::Plan;
-use crate::runbook::{Invocation, Mode, OnFailure, Retry, Runbook, Step};
+use crate::runbook::{Invocation, Mode, OnFailure, RecoveryPoint, Retry, Runbook, Step};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -148,6 +150,8 @@ struct RunCtx {
     mode: Mode,
     runbook: Arc<Runbook>,
     cancel: watch::Receiver<bool>,
+    /// Held while the recovery point is read, so concurrent steps read it once.
+    recovery_point: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -260,6 +264,7 @@ impl Engine {
             mode,
             runbook: Arc::clone(&runbook),
             cancel: cancel_rx,
+            recovery_point: tokio::sync::Mutex::new(()),
         });
         let mut tasks: JoinSet<(usize, TaskEnd)> = JoinSet::new();
         let mut running = 0usize;
@@ -469,6 +474,47 @@ impl Engine {
     }
 
     /// Run one step to its end: attempts with retries, then its fallback.
+    /// Read and journal the runbook's recovery point when `action` is
+    /// about to start and the reading is due: before the first promotion
+    /// for a replica's lag, before the first step for an S3 bucket. Read
+    /// once per run, also across a resume (the mark is in the journal).
+    async fn read_recovery_point(
+        &self,
+        ctx: &RunCtx,
+        action: ActionKind,
+    ) -> Result<(), JournalError> {
+        let Some(source) = &ctx.runbook.recovery_point else {
+            return Ok(());
+        };
+        let due = match source {
+            RecoveryPoint::RdsReplicaLag { .. } => action == ActionKind::RdsPromoteReadReplica,
+            RecoveryPoint::S3NewestObject { .. } => true,
+            RecoveryPoint::RdsSnapshot { .. } => false,
+        };
+        if !due {
+            return Ok(());
+        }
+        let _once = ctx.recovery_point.lock().await;
+        if self
+            .journal
+            .marks(&ctx.id)?
+            .iter()
+            .any(|m| m.kind == "recovery_point")
+        {
+            return Ok(());
+        }
+        let region = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
+        let reading = self.actions.read_recovery_point(region, source).await;
+        self.journal.mark(
+            &ctx.id,
+            &journal::Mark {
+                kind: "recovery_point".to_string(),
+                at: now(),
+                detail: serde_json::to_value(&reading).ok(),
+            },
+        )
+    }
+
     async fn run_step(
         &self,
         ctx: &RunCtx,
@@ -517,6 +563,7 @@ impl Engine {
                 return Ok(TaskEnd::Failed(error));
             }
         };
+        self.read_recovery_point(ctx, step.action).await?;
         let mut attempt = first_attempt;
         let failure = loop {
             let note = (resumed && attempt == first_attempt)
