@@ -432,9 +432,16 @@ async fn choose_snapshot(
     }
 }
 
+/// When the data in a snapshot was taken: for a copy, the original's
+/// creation time (a copy's own is when it was copied).
+fn taken(s: &DbSnapshot) -> Option<&DateTime> {
+    s.original_snapshot_create_time()
+        .or(s.snapshot_create_time())
+}
+
 /// Creation time in epoch nanoseconds (0 when unknown), for choosing the newest.
 fn created(s: &DbSnapshot) -> i128 {
-    s.snapshot_create_time().map_or(0, DateTime::as_nanos)
+    taken(s).map_or(0, DateTime::as_nanos)
 }
 
 fn rfc3339(t: Option<&DateTime>) -> serde_json::Value {
@@ -495,7 +502,7 @@ fn snapshot_outputs(s: &DbSnapshot) -> Outputs {
             "snapshot_arn".to_string(),
             serde_json::json!(s.db_snapshot_arn().unwrap_or_default()),
         ),
-        ("created_at".to_string(), rfc3339(s.snapshot_create_time())),
+        ("created_at".to_string(), rfc3339(taken(s))),
     ])
 }
 
@@ -608,10 +615,7 @@ pub(super) async fn copy_snapshot(
     let done = wait_snapshot(&client, region, &target, ctx).await?;
     let mut outputs = snapshot_outputs(&done);
     // The recovery point is the source's, whatever the copy's own time.
-    outputs.insert(
-        "created_at".to_string(),
-        rfc3339(source.snapshot_create_time()),
-    );
+    outputs.insert("created_at".to_string(), rfc3339(taken(&source)));
     outputs.insert(
         "source_snapshot_arn".to_string(),
         serde_json::json!(source_arn),
@@ -651,11 +655,18 @@ pub(super) async fn restore_from_snapshot(
     let snapshot = match find_instance(&client, region, &w.db_instance).await? {
         Some(db) => {
             existing_is_ours(&db, region)?;
-            tag(&db, RESTORED_FROM_TAG)
+            // Restored earlier: the snapshot it came from, as recorded.
+            match tag(&db, RESTORED_FROM_TAG) {
+                Some(id) => find_snapshot(&client, region, &id).await?,
+                None => None,
+            }
         }
         None => {
             let snapshot = choose_snapshot(&client, region, &restore_source(w)).await?;
-            let snapshot_id = snapshot.db_snapshot_arn().unwrap_or_default().to_string();
+            let snapshot_id = snapshot
+                .db_snapshot_identifier()
+                .unwrap_or_default()
+                .to_string();
             let mut tags = creation_tags(ctx, &w.tags);
             tags.push(
                 Tag::builder()
@@ -685,20 +696,18 @@ pub(super) async fn restore_from_snapshot(
                         e,
                     )
                 })?;
-            Some(snapshot_id)
+            Some(snapshot)
         }
     };
     let done = wait_available(&client, region, std::slice::from_ref(&w.db_instance), ctx).await?;
     let mut outputs = instance_outputs(&done[0]);
-    if let Some(arn) = snapshot {
-        // The recovery point: when the restored snapshot was taken.
-        let taken = find_snapshot(&client, region, &arn)
-            .await?
-            .map_or(serde_json::Value::Null, |s| {
-                rfc3339(s.snapshot_create_time())
-            });
-        outputs.insert("snapshot_arn".to_string(), serde_json::json!(arn));
-        outputs.insert("snapshot_created_at".to_string(), taken);
+    if let Some(snapshot) = snapshot {
+        // The recovery point: when the restored snapshot's data was taken.
+        outputs.insert(
+            "snapshot_arn".to_string(),
+            serde_json::json!(snapshot.db_snapshot_arn().unwrap_or_default()),
+        );
+        outputs.insert("snapshot_created_at".to_string(), rfc3339(taken(&snapshot)));
     }
     Ok(outputs)
 }
@@ -1095,7 +1104,7 @@ pub(super) async fn preflight(
                 Ok(s) => Readiness::Ready(format!(
                     "source snapshot {} (taken {}) is available in {}",
                     s.db_snapshot_identifier().unwrap_or("?"),
-                    shown(s.snapshot_create_time()),
+                    shown(taken(&s)),
                     w.source_region
                 )),
                 Err(e) => Readiness::missing(e.message, upstream, MAKES_SNAPSHOTS),
@@ -1109,7 +1118,7 @@ pub(super) async fn preflight(
                         "would restore {} from snapshot {} (taken {})",
                         w.db_instance,
                         s.db_snapshot_identifier().unwrap_or("?"),
-                        shown(s.snapshot_create_time())
+                        shown(taken(&s))
                     )),
                     Err(e) => Readiness::missing(e.message, upstream, MAKES_SNAPSHOTS),
                 },

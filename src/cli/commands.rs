@@ -19,6 +19,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Run(args) => super::run::run(&state_dir, args),
         Command::Runs { output } => super::run::runs(&state_dir, output),
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
+        Command::Report { run, format } => super::report::report(&state_dir, &run, format),
         Command::Approve { run, step } => {
             super::run::request(&state_dir, &run, Some(&step), "approve")
         }

@@ -5,6 +5,7 @@
 
 mod check;
 pub(crate) mod commands;
+mod report;
 mod run;
 
 pub use run::RunArgs;
@@ -238,6 +239,14 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+    /// The run's RTO and RPO against its targets, how each was found, and its timeline.
+    Report {
+        /// Run id.
+        run: String,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: report::ReportFormat,
     },
     /// Approve a waiting approval step, or re-run an interrupted step whose effect cannot be observed.
     Approve {

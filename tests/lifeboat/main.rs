@@ -32,6 +32,7 @@ mod no_panic;
 mod pilot_light;
 mod rds;
 mod rds_recovery;
+mod report;
 mod route53;
 mod run;
 mod s3;

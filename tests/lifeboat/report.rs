@@ -1,0 +1,193 @@
+//! `lifeboat report`: figures against a stopwatch and a seeded snapshot on
+//! the emulator, and the HTML page rendered in headless Chromium.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::moto::Moto;
+use crate::run::{lifeboat, text};
+
+/// Chromium, installed by `.ci/setup-chromium` on first use.
+fn chromium() -> &'static str {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/setup-chromium"))
+            .status()
+            .expect("run .ci/setup-chromium");
+        assert!(status.success(), ".ci/setup-chromium failed: {status}");
+    });
+    "chromium"
+}
+
+/// Chromium started headless as on a closed network, with a fresh profile.
+fn headless(profile: &Path) -> Command {
+    let mut command = Command::new(chromium());
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
+fn run_id(state: &Path) -> String {
+    let out = lifeboat(state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    runs[0]["id"].as_str().expect("a run").to_string()
+}
+
+#[test]
+fn the_html_report_renders_its_timeline_in_chromium_without_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let runbook = dir.path().join("rb.yaml");
+    std::fs::write(
+        &runbook,
+        "name: report-check
+strategy: pilot-light
+targets: { rto: 1m }
+steps:
+  - { id: a, action: wait, with: { duration: 200ms } }
+  - { id: b, action: wait, needs: [a], with: { duration: 500ms } }
+  - { id: c, action: wait, needs: [a], with: { duration: 100ms } }
+  - { id: d, action: wait, needs: [b, c], with: { duration: 100ms }, restores_service: true }
+",
+    )
+    .expect("write runbook");
+    let out = lifeboat(&state, &["run", runbook.to_str().expect("utf-8"), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = run_id(&state);
+    let html = lifeboat(&state, &["report", &id, "--format", "html"]);
+    assert_eq!(html.status.code(), Some(0), "{}", text(&html.stderr));
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &html.stdout).expect("write page");
+    let source = text(&html.stdout);
+    for external in ["<script", "<link", "src=", "url(http", "@import"] {
+        assert!(
+            !source.contains(external),
+            "self-contained: found {external}"
+        );
+    }
+
+    let out = headless(&dir.path().join("profile"))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dom = text(&out.stdout);
+    assert!(
+        dom.contains(r#"<svg xmlns="http://www.w3.org/2000/svg" id="timeline""#),
+        "{dom}"
+    );
+    assert_eq!(
+        dom.matches(r#"class="step critical""#).count(),
+        3,
+        "a → b → d: {dom}"
+    );
+    assert_eq!(
+        dom.matches(r#"class="step""#).count(),
+        1,
+        "c is off the critical path"
+    );
+    let console: Vec<&str> = text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(":CONSOLE(") || l.contains("Uncaught"))
+        .map(|l| l.to_string().leak() as &str)
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+
+    let md = lifeboat(&state, &["report", &id]);
+    assert!(
+        text(&md.stdout).contains("| RTO | "),
+        "{}",
+        text(&md.stdout)
+    );
+    assert!(
+        text(&md.stdout).contains("Critical path: a → b → d"),
+        "{}",
+        text(&md.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restore_reports_the_rpo_of_the_restored_snapshot_and_the_rto_of_the_run() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
+    crate::seed::zone(
+        &aws,
+        "example.com",
+        &[("app.example.com".into(), "192.0.2.10".into())],
+    )
+    .await;
+    let taken = aws
+        .rds("us-east-1")
+        .describe_db_snapshots()
+        .db_snapshot_identifier("app-db-nightly")
+        .send()
+        .await
+        .expect("describe snapshot");
+    let taken = taken.db_snapshots()[0]
+        .snapshot_create_time()
+        .expect("creation time")
+        .as_secs_f64();
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let stopwatch = Instant::now();
+    let out = moto
+        .lifeboat(&state)
+        .args(["run", "runbooks/backup-restore.yaml", "--yes", "-p"])
+        .arg(format!("health_url={health}"))
+        .output()
+        .expect("run lifeboat");
+    let elapsed = stopwatch.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let id = run_id(&state);
+    let report = lifeboat(&state, &["report", &id, "--format", "json"]);
+    let figures: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    let rpo = figures["rpo"]["seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("an RPO figure: {figures}"));
+    assert!(
+        (rpo - (started - taken)).abs() < 1.0,
+        "RPO {rpo} s, seeded snapshot {:.1} s before the run: {figures}",
+        started - taken
+    );
+    assert_eq!(figures["rpo"]["verdict"], "met", "24h target");
+    let rto = figures["rto"]["seconds"].as_f64().expect("an RTO figure");
+    assert!(
+        (rto - elapsed).abs() < 1.0,
+        "RTO {rto} s, stopwatch {elapsed:.2} s"
+    );
+    assert_eq!(figures["critical_path"][0], "restore-db", "{figures}");
+    assert_eq!(
+        figures["critical_path"]
+            .as_array()
+            .and_then(|p| p.last())
+            .cloned(),
+        Some(serde_json::json!("verify"))
+    );
+}
