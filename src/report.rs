@@ -10,16 +10,21 @@ use jiff::Timestamp;
 
 use crate::measure::{Figures, Measured};
 
-fn seconds(s: Option<f64>) -> String {
-    match s {
-        None => "n/a".to_string(),
-        Some(s) if s.abs() < 60.0 => format!("{s:.1} s"),
-        Some(s) if s.abs() < 3600.0 => format!("{}m{:02.0}s", (s / 60.0).trunc(), s.abs() % 60.0),
-        Some(s) => format!(
-            "{}h{:02.0}m",
-            (s / 3600.0).trunc(),
-            (s.abs() % 3600.0) / 60.0
-        ),
+/// A duration in seconds as people write it (`4.2 s`, `1m35s`, `2h01m`).
+pub fn seconds(s: Option<f64>) -> String {
+    let Some(s) = s else {
+        return "n/a".to_string();
+    };
+    if s.abs() < 60.0 {
+        return format!("{s:.1} s");
+    }
+    let sign = if s < 0.0 { "-" } else { "" };
+    // Whole seconds first, so 899.6 s reads 15m00s, not 14m60s.
+    let total = s.abs().round() as u64;
+    if total < 3600 {
+        format!("{sign}{}m{:02}s", total / 60, total % 60)
+    } else {
+        format!("{sign}{}h{:02}m", total / 3600, (total % 3600) / 60)
     }
 }
 
@@ -138,32 +143,31 @@ pub fn timeline_svg(f: &Figures) -> String {
         .iter()
         .filter_map(|s| offset(s.end.as_deref()))
         .chain(offset(f.service_restored.as_deref()));
-    let span = ends.fold(1.0_f64, f64::max);
-    let scale = (WIDTH - LABEL - 20.0) / span;
+    let span = ends.fold(0.0_f64, f64::max).max(0.1);
+    let scale = (WIDTH - LABEL - 45.0) / span;
     let x = |t: f64| LABEL + t * scale;
     let rows = f.steps.len() as f64;
     let height = 40.0 + rows * ROW + 30.0;
     let mut svg = String::new();
-    let _ = write!(
+    let _ = writeln!(
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="Timeline of run {run}">
-<defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#d9a400"/></pattern></defs>
-"##,
+<defs><pattern id="wait" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="3" height="6" fill="#d9a400"/></pattern></defs>"##,
         run = esc(&f.run)
     );
     // Time axis: ticks at round intervals.
     let step = [
-        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+        3600.0,
     ]
     .into_iter()
     .find(|s| span / s <= 10.0)
     .unwrap_or(7200.0);
     let mut t = 0.0;
     while t <= span + 1e-9 {
-        let _ = write!(
+        let _ = writeln!(
             svg,
-            r##"<line x1="{0:.1}" y1="30" x2="{0:.1}" y2="{1:.1}" stroke="#ddd"/><text x="{0:.1}" y="22" font-size="11" text-anchor="middle" fill="#555">{2}</text>
-"##,
+            r##"<line x1="{0:.1}" y1="30" x2="{0:.1}" y2="{1:.1}" stroke="#ddd"/><text x="{0:.1}" y="22" font-size="11" text-anchor="middle" fill="#555">{2}</text>"##,
             x(t),
             height - 30.0,
             esc(&seconds(Some(t)))
@@ -172,10 +176,9 @@ pub fn timeline_svg(f: &Figures) -> String {
     }
     for (i, s) in f.steps.iter().enumerate() {
         let y = 40.0 + i as f64 * ROW;
-        let _ = write!(
+        let _ = writeln!(
             svg,
-            r##"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" fill="#222">{}</text>
-"##,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end" fill="#222">{}</text>"##,
             LABEL - 8.0,
             y + 14.0,
             esc(&s.step)
@@ -199,10 +202,9 @@ pub fn timeline_svg(f: &Figures) -> String {
         } else {
             ""
         };
-        let _ = write!(
+        let _ = writeln!(
             svg,
-            r##"<rect class="step{critical}" x="{:.1}" y="{:.1}" width="{w:.1}" height="18" rx="3" fill="{fill}"{stroke}><title>{} ({}): {}, {}</title></rect>
-"##,
+            r##"<rect class="step{critical}" x="{:.1}" y="{:.1}" width="{w:.1}" height="18" rx="3" fill="{fill}"{stroke}><title>{} ({}): {}, {}</title></rect>"##,
             x(a),
             y,
             esc(&s.step),
@@ -214,10 +216,9 @@ pub fn timeline_svg(f: &Figures) -> String {
     }
     let mut marker = |at: Option<f64>, label: &str, colour: &str| {
         if let Some(t) = at {
-            let _ = write!(
+            let _ = writeln!(
                 svg,
-                r##"<line x1="{0:.1}" y1="30" x2="{0:.1}" y2="{1:.1}" stroke="{colour}" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2:.1}" font-size="11" text-anchor="middle" fill="{colour}">{3}</text>
-"##,
+                r##"<line x1="{0:.1}" y1="30" x2="{0:.1}" y2="{1:.1}" stroke="{colour}" stroke-dasharray="4 3"/><text x="{0:.1}" y="{2:.1}" font-size="11" text-anchor="middle" fill="{colour}">{3}</text>"##,
                 x(t),
                 height - 24.0,
                 height - 10.0,
@@ -329,6 +330,8 @@ mod tests {
         assert_eq!(seconds(Some(4.25)), "4.2 s");
         assert_eq!(seconds(Some(95.0)), "1m35s");
         assert_eq!(seconds(Some(7260.0)), "2h01m");
+        assert_eq!(seconds(Some(899.6)), "15m00s");
+        assert_eq!(seconds(Some(-75.0)), "-1m15s");
     }
 
     #[test]

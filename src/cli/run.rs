@@ -422,8 +422,30 @@ pub fn demo() -> Result<(), CliError> {
         });
         let registry = Registry::with_aws(aws.clone());
         let engine = Engine::new(Arc::clone(&journal), Arc::new(registry), EngineOptions::default()).with_observer(observer);
-        let outcome = engine.execute(&id, Arc::new(loaded.runbook), Mode::Failover).await?;
-        print(&format!("\n{}", render_run(&journal.run(&id)?, &step_rows(&journal.events(&id)?))))?;
+        let runbook = Arc::new(loaded.runbook);
+        let outcome = engine.execute(&id, Arc::clone(&runbook), Mode::Failover).await?;
+        let record = journal.run(&id)?;
+        let events = journal.events(&id)?;
+        print(&format!("\n{}", render_run(&record, &step_rows(&events))))?;
+        // The figures, and the HTML report kept outside the demo's
+        // throw-away state directory.
+        let figures =
+            crate::measure::Figures::compute(&record, &runbook, &events, &journal.marks(&id)?);
+        let report = std::env::temp_dir().join(format!("lifeboat-demo-report-{id}.html"));
+        let kept = std::fs::write(&report, crate::report::html(&figures)).is_ok();
+        print(&format!(
+            "\nRTO {} (target {}, {}); RPO {}: {}.{}\n",
+            crate::report::seconds(figures.rto.seconds),
+            crate::report::seconds(figures.rto.target_s),
+            figures.rto.verdict,
+            figures.rpo.verdict,
+            figures.rpo.how,
+            if kept {
+                format!(" Report: {}", report.display())
+            } else {
+                String::new()
+            }
+        ))?;
         let calls: u64 = aws.calls().snapshot().values().sum();
         let mutating: u64 = aws.calls().mutating().values().sum();
         print(&format!(
