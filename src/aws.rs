@@ -43,9 +43,16 @@ pub enum Credentials {
 #[derive(Debug, Default)]
 pub struct ApiCalls {
     counts: Mutex<BTreeMap<String, u64>>,
+    errors: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 impl ApiCalls {
+    /// Failed attempts so far, by `Service.Operation` and what came back
+    /// (`HTTP 503`, or `no response` for timeouts and connection errors).
+    pub fn errors(&self) -> BTreeMap<(String, String), u64> {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
@@ -84,6 +91,26 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
             let key = format!("{}.{}", meta.service(), meta.name());
             if let Ok(mut counts) = self.0.counts.lock() {
                 *counts.entry(key).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let code = match context.response() {
+            Some(response) if response.status().as_u16() < 400 => return Ok(()),
+            Some(response) => format!("HTTP {}", response.status().as_u16()),
+            None => "no response".to_string(),
+        };
+        if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let key = (format!("{}.{}", meta.service(), meta.name()), code);
+            if let Ok(mut errors) = self.0.errors.lock() {
+                *errors.entry(key).or_default() += 1;
             }
         }
         Ok(())

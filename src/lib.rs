@@ -42,6 +42,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod measure;
+pub mod metrics;
 pub mod report;
 pub mod runbook;
 pub mod shipped;

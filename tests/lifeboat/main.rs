@@ -27,6 +27,7 @@ mod cli;
 mod crash;
 mod crash_aws;
 mod ec2;
+mod metrics;
 mod moto;
 mod no_panic;
 mod pilot_light;

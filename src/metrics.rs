@@ -1,0 +1,308 @@
+//! Prometheus metrics, `lifeboat_*` with units in the names, and the
+//! `/metrics` endpoint that serves them.
+//!
+//! What each run achieved (RTO, RPO, against the targets), how runs ended,
+//! how long each action's steps took, the RPO exposure of protected
+//! resources, the AWS requests made and how many failed, and each region's
+//! health as the daemon judges it.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::aws::ApiCalls;
+use crate::measure::Figures;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Requests and failed attempts counted so far, to add only what is new.
+#[derive(Debug, Default)]
+struct Seen {
+    calls: BTreeMap<String, u64>,
+    errors: BTreeMap<(String, String), u64>,
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+/// Step durations from 0.1 s to about 55 minutes.
+fn step_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.1, 2.0, 16))
+}
+
+/// Every metric lifeboat exports.
+pub struct Metrics {
+    registry: Registry,
+    rto: Family<Labels, FloatGauge>,
+    rpo: Family<Labels, FloatGauge>,
+    rto_target: Family<Labels, FloatGauge>,
+    rpo_target: Family<Labels, FloatGauge>,
+    breaches: Family<Labels, Counter>,
+    runs: Family<Labels, Counter>,
+    step_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    exposure: Family<Labels, FloatGauge>,
+    exposure_target: Family<Labels, FloatGauge>,
+    api_calls: Family<Labels, Counter>,
+    api_errors: Family<Labels, Counter>,
+    region_health: Family<Labels, Gauge>,
+    /// What has been counted from the request counter so far.
+    seen: Mutex<Seen>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A registry with every family, empty.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("lifeboat");
+        let m = Metrics {
+            registry: Registry::default(),
+            rto: Family::default(),
+            rpo: Family::default(),
+            rto_target: Family::default(),
+            rpo_target: Family::default(),
+            breaches: Family::default(),
+            runs: Family::default(),
+            step_duration: Family::new_with_constructor(step_buckets),
+            exposure: Family::default(),
+            exposure_target: Family::default(),
+            api_calls: Family::default(),
+            api_errors: Family::default(),
+            region_health: Family::default(),
+            seen: Mutex::default(),
+        };
+        registry.register_with_unit(
+            "rto_achieved",
+            "RTO achieved by the last run of a runbook in a mode",
+            Unit::Seconds,
+            m.rto.clone(),
+        );
+        registry.register_with_unit(
+            "rpo_achieved",
+            "RPO achieved by the last run of a runbook in a mode (absent when not measurable)",
+            Unit::Seconds,
+            m.rpo.clone(),
+        );
+        registry.register_with_unit(
+            "rto_target",
+            "RTO target of a runbook",
+            Unit::Seconds,
+            m.rto_target.clone(),
+        );
+        registry.register_with_unit(
+            "rpo_target",
+            "RPO target of a runbook",
+            Unit::Seconds,
+            m.rpo_target.clone(),
+        );
+        registry.register(
+            "target_breaches",
+            "Runs whose achieved RTO or RPO broke the runbook's target",
+            m.breaches.clone(),
+        );
+        registry.register("runs", "Runs ended, by outcome", m.runs.clone());
+        registry.register_with_unit(
+            "step_duration",
+            "Duration of steps, by action",
+            Unit::Seconds,
+            m.step_duration.clone(),
+        );
+        registry.register_with_unit(
+            "rpo_exposure",
+            "Now minus the newest recovery point of a protected resource in the DR region",
+            Unit::Seconds,
+            m.exposure.clone(),
+        );
+        registry.register_with_unit(
+            "rpo_exposure_target",
+            "RPO target of a protected resource",
+            Unit::Seconds,
+            m.exposure_target.clone(),
+        );
+        registry.register(
+            "aws_api_calls",
+            "AWS API requests sent (each attempt), by service and operation",
+            m.api_calls.clone(),
+        );
+        registry.register(
+            "aws_api_errors",
+            "AWS API attempts that failed, by service, operation and code",
+            m.api_errors.clone(),
+        );
+        registry.register(
+            "region_health",
+            "Health of a region as judged by the daemon: 0 healthy, 1 degraded, 2 down, 3 recovering",
+            m.region_health.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Record a finished run's figures.
+    pub fn record_run(&self, f: &Figures) {
+        let run = labels(&[("runbook", &f.runbook), ("mode", &f.mode)]);
+        self.runs
+            .get_or_create(&labels(&[
+                ("runbook", &f.runbook),
+                ("mode", &f.mode),
+                ("outcome", &f.state),
+            ]))
+            .inc();
+        for (objective, measured, achieved, target) in [
+            ("rto", &f.rto, &self.rto, &self.rto_target),
+            ("rpo", &f.rpo, &self.rpo, &self.rpo_target),
+        ] {
+            if let Some(t) = measured.target_s {
+                target
+                    .get_or_create(&labels(&[("runbook", &f.runbook)]))
+                    .set(t);
+            }
+            match measured.seconds {
+                Some(s) => {
+                    achieved.get_or_create(&run).set(s);
+                }
+                // Never a made-up figure: a run without one clears the last.
+                None => {
+                    achieved.remove(&run);
+                }
+            }
+            if measured.verdict == "breached" {
+                self.breaches
+                    .get_or_create(&labels(&[
+                        ("runbook", &f.runbook),
+                        ("mode", &f.mode),
+                        ("objective", objective),
+                    ]))
+                    .inc();
+            }
+        }
+        for s in &f.steps {
+            if let Some(d) = s.duration_s {
+                self.step_duration
+                    .get_or_create(&labels(&[("action", &s.action)]))
+                    .observe(d);
+            }
+        }
+    }
+
+    /// Count the requests (and failed attempts) made through `calls`
+    /// since the last time they were counted.
+    pub fn record_api_calls(&self, calls: &ApiCalls) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let split = |key: &str| -> Labels {
+            let (service, operation) = key.rsplit_once('.').unwrap_or(("unknown", key));
+            labels(&[("service", service), ("operation", operation)])
+        };
+        for (key, n) in calls.snapshot() {
+            let before = seen.calls.insert(key.clone(), n).unwrap_or(0);
+            self.api_calls
+                .get_or_create(&split(&key))
+                .inc_by(n.saturating_sub(before));
+        }
+        for ((key, code), n) in calls.errors() {
+            let before = seen
+                .errors
+                .insert((key.clone(), code.clone()), n)
+                .unwrap_or(0);
+            let mut l = split(&key);
+            l.push(("code".to_string(), code));
+            self.api_errors
+                .get_or_create(&l)
+                .inc_by(n.saturating_sub(before));
+        }
+    }
+
+    /// Set a protected resource's RPO exposure and its target.
+    pub fn set_exposure(&self, resource: &str, seconds: f64, target_s: Option<f64>) {
+        let l = labels(&[("resource", resource)]);
+        self.exposure.get_or_create(&l).set(seconds);
+        if let Some(t) = target_s {
+            self.exposure_target.get_or_create(&l).set(t);
+        }
+    }
+
+    /// Set a region's health (0 healthy, 1 degraded, 2 down, 3 recovering).
+    pub fn set_region_health(&self, region: &str, state: i64) {
+        self.region_health
+            .get_or_create(&labels(&[("region", region)]))
+            .set(state);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serve `GET /metrics` on `listener` until the task is dropped: a minimal
+/// HTTP/1.1 responder, one request per connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+) -> std::io::Result<()> {
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let metrics = std::sync::Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let mut request = vec![0u8; 4096];
+            let mut read = 0;
+            // Read the request head (bounded; the body, if any, is ignored).
+            while read < request.len() {
+                match stream.read(&mut request[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+                if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&request[..read]);
+            let line = head.lines().next().unwrap_or_default();
+            let (status, kind, body) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+                ["GET", "/metrics", _] => ("200 OK", CONTENT_TYPE, metrics.render()),
+                ["GET", _, _] => ("404 Not Found", "text/plain", "not found\n".to_string()),
+                _ => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "GET /metrics only\n".to_string(),
+                ),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}
