@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsSettings;
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::duration::HumanDuration;
 use crate::yaml::{self, Checked, Spanned, Value};
 
 /// Where the daemon keeps its journal when the config does not say.
@@ -28,7 +29,92 @@ pub struct ConfigSpec {
     pub aws: Option<Checked<AwsSpec>>,
     /// Logging.
     pub log: Option<Checked<LogSpec>>,
+    /// Resources whose RPO exposure (now minus their newest recovery point
+    /// in the DR region) is watched and exported.
+    #[serde(default)]
+    pub protected: Vec<Spanned<Checked<Protected>>>,
+    /// How often RPO exposure is refreshed; default `5m`.
+    pub exposure_interval: Option<Spanned<HumanDuration>>,
 }
+
+/// A protected resource and where its recovery points live.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Protected {
+    /// An RDS instance: its newest snapshot (automated, manual or copied)
+    /// in `region`.
+    Rds {
+        /// The instance identifier.
+        db_instance: String,
+        /// The region its recovery points are kept in (the DR region).
+        region: String,
+        /// Largest acceptable exposure.
+        rpo_target: Option<HumanDuration>,
+    },
+    /// Objects under a prefix of the DR bucket: the newest one.
+    S3 {
+        /// The DR bucket.
+        bucket: String,
+        /// Key prefix.
+        #[serde(default)]
+        prefix: String,
+        /// The bucket's region.
+        region: String,
+        /// Largest acceptable exposure.
+        rpo_target: Option<HumanDuration>,
+    },
+    /// AMIs of this account carrying all these tags: the newest one.
+    Ami {
+        /// Tags the images carry.
+        tags: std::collections::BTreeMap<String, String>,
+        /// The region the images are kept in.
+        region: String,
+        /// Largest acceptable exposure.
+        rpo_target: Option<HumanDuration>,
+    },
+}
+
+impl Protected {
+    /// How the resource is named in metrics and reports.
+    pub fn name(&self) -> String {
+        match self {
+            Protected::Rds {
+                db_instance,
+                region,
+                ..
+            } => format!("rds:{region}:{db_instance}"),
+            Protected::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
+            Protected::Ami { tags, region, .. } => format!(
+                "ami:{region}:{}",
+                tags.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
+
+    /// The region its recovery points are in.
+    pub fn region(&self) -> &str {
+        match self {
+            Protected::Rds { region, .. }
+            | Protected::S3 { region, .. }
+            | Protected::Ami { region, .. } => region,
+        }
+    }
+
+    /// Its RPO target.
+    pub fn rpo_target(&self) -> Option<HumanDuration> {
+        match self {
+            Protected::Rds { rpo_target, .. }
+            | Protected::S3 { rpo_target, .. }
+            | Protected::Ami { rpo_target, .. } => *rpo_target,
+        }
+    }
+}
+
+/// How often RPO exposure is refreshed unless the config says.
+pub const DEFAULT_EXPOSURE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// AWS access. Credentials come from the standard chain (environment,
 /// profiles, SSO, instance or task roles), never from this file.
@@ -77,6 +163,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: Option<String>,
+    /// Protected resources.
+    pub protected: Vec<Protected>,
+    /// How often their exposure is refreshed.
+    pub exposure_interval: std::time::Duration,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -168,6 +258,39 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
     let log = spec.log.and_then(|l| l.0).unwrap_or_default();
+    let mut protected = Vec::new();
+    for item in spec.protected {
+        let Some(p) = item.value.0 else { continue };
+        if !crate::runbook::is_region(p.region()) {
+            diags.error(
+                item.loc,
+                None,
+                format!(
+                    "protected `{}`: `{}` is not an AWS region name",
+                    p.name(),
+                    p.region()
+                ),
+            );
+        }
+        if let Protected::Ami { tags, .. } = &p
+            && tags.is_empty()
+        {
+            diags.error(
+                item.loc,
+                None,
+                "protected AMIs: `tags` must name at least one tag",
+            );
+        }
+        protected.push(p);
+    }
+    let exposure_interval = match &spec.exposure_interval {
+        Some(d) if d.value.get().is_zero() => {
+            diags.error(d.loc, None, "`exposure_interval` must be more than zero");
+            DEFAULT_EXPOSURE_INTERVAL
+        }
+        Some(d) => d.value.get(),
+        None => DEFAULT_EXPOSURE_INTERVAL,
+    };
     if diags.has_errors() {
         return Err(diags.into_sorted());
     }
@@ -179,6 +302,8 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         },
         log_format: log.format,
         log_level: log.level,
+        protected,
+        exposure_interval,
     })
 }
 
@@ -205,5 +330,34 @@ mod tests {
         assert!(
             lines[3].starts_with("c.yaml:5:1: error: unknown field `logg`, did you mean `log`?")
         );
+    }
+
+    #[test]
+    fn protected_resources_are_checked_and_named() {
+        let text = "protected:\n  - { kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }\n  - { kind: s3, bucket: b, region: westus }\n  - { kind: ami, tags: {}, region: us-west-2 }\n  - { kind: disk, region: us-west-2 }\nexposure_interval: 0s\n";
+        let problems = load("c.yaml", text).unwrap_err();
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(
+            lines[0].starts_with(
+                "c.yaml:3:5: error: protected `s3://b/`: `westus` is not an AWS region name"
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines[1].starts_with(
+                "c.yaml:4:5: error: protected AMIs: `tags` must name at least one tag"
+            ),
+            "{lines:#?}"
+        );
+        assert!(lines[2].contains("disk"), "{lines:#?}");
+        assert!(
+            lines[3].contains("`exposure_interval` must be more than zero"),
+            "{lines:#?}"
+        );
+
+        let ok = load("c.yaml", "protected:\n  - { kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }\n").unwrap();
+        assert_eq!(ok.protected[0].name(), "rds:us-west-2:app-db");
+        assert_eq!(ok.exposure_interval, DEFAULT_EXPOSURE_INTERVAL);
     }
 }

@@ -41,6 +41,7 @@ pub mod diag;
 pub mod duration;
 pub mod emulator;
 pub mod engine;
+pub mod exposure;
 pub mod measure;
 pub mod metrics;
 pub mod report;

@@ -442,9 +442,25 @@ pub(super) async fn launch_from_template(
 
 /// The AMI a copy starts from, in the source region.
 async fn source_image(client: &aws_sdk_ec2::Client, w: &CopyImage) -> Result<Image, ActionError> {
-    let region = &w.source_region;
+    newest_image(
+        client,
+        &w.source_region,
+        w.source_image_id.as_deref(),
+        w.source_image_tags.as_ref(),
+    )
+    .await
+}
+
+/// The AMI with this id, or the newest available one of this account
+/// carrying all these tags, in `region`.
+pub(crate) async fn newest_image(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    id: Option<&str>,
+    tags: Option<&BTreeMap<String, String>>,
+) -> Result<Image, ActionError> {
     let mut request = client.describe_images();
-    let what = match (&w.source_image_id, &w.source_image_tags) {
+    let what = match (id, tags) {
         (Some(id), _) => {
             request = request.image_ids(id);
             format!("AMI {id}")

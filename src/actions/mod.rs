@@ -9,13 +9,13 @@
 mod autoscaling;
 mod aws_error;
 mod cloudwatch;
-mod ec2;
+pub(crate) mod ec2;
 mod generic;
 pub mod preflight;
 mod presign;
-mod rds;
+pub(crate) mod rds;
 mod route53;
-mod s3;
+pub(crate) mod s3;
 
 use std::time::Duration;
 

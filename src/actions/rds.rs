@@ -432,6 +432,32 @@ async fn choose_snapshot(
     }
 }
 
+/// The newest available snapshot of `db_instance` in `region` (copies
+/// included), with when its data was taken; `None` when there is none.
+pub(crate) async fn newest_snapshot(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+) -> Result<Option<(String, DateTime)>, ActionError> {
+    match choose_snapshot(
+        &aws.rds(region),
+        region,
+        &SnapshotChoice::NewestOf(db_instance),
+    )
+    .await
+    {
+        Ok(s) => Ok(taken(&s)
+            .copied()
+            .map(|at| (s.db_snapshot_identifier().unwrap_or("?").to_string(), at))),
+        Err(e)
+            if e.kind == crate::engine::FailureKind::Permanent && e.message.starts_with("no ") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// When the data in a snapshot was taken: for a copy, the original's
 /// creation time (a copy's own is when it was copied).
 fn taken(s: &DbSnapshot) -> Option<&DateTime> {

@@ -105,6 +105,21 @@ pub(super) async fn newest_object_age(
     ]))
 }
 
+/// The newest object under `prefix` and when it was written; `None` when
+/// there is none.
+pub(crate) async fn newest_object(
+    aws: &AwsClients,
+    region: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Option<(String, aws_smithy_types::DateTime)>, ActionError> {
+    let objects = list(&aws.s3(region), bucket, prefix).await?;
+    Ok(objects
+        .iter()
+        .max_by_key(|o| modified(o))
+        .and_then(|o| Some((o.key()?.to_string(), *o.last_modified()?))))
+}
+
 /// The DR bucket's recovery point: when its newest object under `prefix`
 /// was written, and how many source objects are newer.
 pub(super) async fn newest_replicated(

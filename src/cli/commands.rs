@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Runs { output } => super::run::runs(&state_dir, output),
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),
+        Command::Exposure { config, output } => super::report::exposure(&config, output),
         Command::Approve { run, step } => {
             super::run::request(&state_dir, &run, Some(&step), "approve")
         }

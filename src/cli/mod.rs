@@ -86,6 +86,12 @@ pub enum CliError {
     /// The run ended without succeeding (its summary was printed).
     #[error("run {}", .0.state())]
     RunFailed(crate::engine::RunOutcome),
+    /// Protected resources are over their RPO target, without a recovery
+    /// point, or unreadable.
+    #[error(
+        "{0} protected resource(s) are over their RPO target, have no recovery point, or could not be read"
+    )]
+    ExposureOverTarget(usize),
     /// Preflight checks found steps that would fail.
     #[error("{0} preflight check(s) would fail: the runbook could not run to the end now")]
     CheckFailed(usize),
@@ -106,7 +112,9 @@ impl CliError {
                 | JournalError::UnknownRun(_)
                 | JournalError::TooNew { .. },
             ) => Exit::InvalidInput,
-            CliError::RunFailed(_) | CliError::CheckFailed(_) => Exit::RunFailed,
+            CliError::RunFailed(_) | CliError::CheckFailed(_) | CliError::ExposureOverTarget(_) => {
+                Exit::RunFailed
+            }
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
             | CliError::Output(_)
@@ -247,6 +255,15 @@ pub enum Command {
         /// Report format.
         #[arg(long, value_enum, default_value_t)]
         format: report::ReportFormat,
+    },
+    /// Each protected resource's RPO exposure now (now minus its newest recovery point in the DR region); exit 1 if any is over target.
+    Exposure {
+        /// Config file listing the `protected` resources.
+        #[arg(long)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
     },
     /// Approve a waiting approval step, or re-run an interrupted step whose effect cannot be observed.
     Approve {

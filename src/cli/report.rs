@@ -55,3 +55,57 @@ pub(super) fn report(state_dir: &Path, id: &str, format: ReportFormat) -> Result
         ReportFormat::Html => crate::report::html(&figures),
     })
 }
+
+/// `lifeboat exposure --config FILE`: each protected resource's RPO
+/// exposure now; exit 1 when one is over its target or unreadable.
+pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliError> {
+    let text = super::commands::read(file)?;
+    let config = crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
+        for p in &problems {
+            super::eprint(&p.to_string());
+        }
+        CliError::Invalid { count: 1 }
+    })?;
+    if config.protected.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} lists no `protected` resources",
+            file.display()
+        )));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let metrics = crate::metrics::Metrics::new();
+    let exposures = runtime.block_on(async {
+        let aws = crate::aws::AwsClients::load(&config.aws, crate::aws::Credentials::Chain).await;
+        crate::exposure::refresh(&aws, &config.protected, &metrics).await
+    });
+    match output {
+        super::Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&exposures)?))?,
+        super::Output::Text => {
+            let mut out = String::new();
+            for e in &exposures {
+                out.push_str(&format!(
+                    "{:<40} {:>10}  target {:>8}  {}{}\n",
+                    e.resource,
+                    crate::report::seconds(e.seconds),
+                    crate::report::seconds(e.target_s),
+                    e.verdict,
+                    match (&e.recovery_point, &e.error) {
+                        (_, Some(err)) => format!(": {err}"),
+                        (Some(point), None) =>
+                            format!(" ({point}, taken {})", e.taken_at.as_deref().unwrap_or("?")),
+                        (None, None) => String::new(),
+                    }
+                ));
+            }
+            print(&out)?;
+        }
+    }
+    let bad = exposures.iter().filter(|e| e.verdict != "ok").count();
+    if bad > 0 {
+        return Err(CliError::ExposureOverTarget(bad));
+    }
+    Ok(())
+}

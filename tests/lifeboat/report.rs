@@ -191,3 +191,63 @@ async fn backup_restore_reports_the_rpo_of_the_restored_snapshot_and_the_rto_of_
         Some(serde_json::json!("verify"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exposure_is_now_minus_the_newest_recovery_point_in_the_dr_region() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::s3::bucket(&aws, "backups-dr", &[("db/dump.sql", "data")]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "aws: {{ endpoint_url: \"{}\" }}
+protected:
+  - {{ kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }}
+  - {{ kind: s3, bucket: backups-dr, prefix: db/, region: us-west-2, rpo_target: 1s }}
+  - {{ kind: rds, db_instance: orders-db, region: us-west-2, rpo_target: 1h }}
+",
+            moto.endpoint()
+        ),
+    )
+    .expect("write config");
+    let out = moto
+        .lifeboat(&dir.path().join("state"))
+        .args([
+            "exposure",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one over target, one without a point: {}",
+        text(&out.stderr)
+    );
+    let exposures: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rds = &exposures[0];
+    assert_eq!(rds["resource"], "rds:us-west-2:app-db");
+    assert_eq!(rds["verdict"], "ok", "{rds}");
+    let seconds = rds["seconds"].as_f64().expect("seconds");
+    assert!((2.0..30.0).contains(&seconds), "{rds}");
+    assert_eq!(exposures[1]["verdict"], "over target", "{}", exposures[1]);
+    assert!(
+        exposures[1]["recovery_point"]
+            .as_str()
+            .is_some_and(|p| p.contains("db/dump.sql"))
+    );
+    assert_eq!(
+        exposures[2]["verdict"], "no recovery point",
+        "{}",
+        exposures[2]
+    );
+    assert_eq!(exposures[2]["seconds"], serde_json::Value::Null);
+}
