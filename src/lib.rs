@@ -37,6 +37,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod diag;
 pub mod duration;
 pub mod emulator;
