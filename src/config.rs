@@ -35,7 +35,20 @@ pub struct ConfigSpec {
     pub protected: Vec<Spanned<Checked<Protected>>>,
     /// How often RPO exposure is refreshed; default `5m`.
     pub exposure_interval: Option<Spanned<HumanDuration>>,
+    /// Where the daemon listens.
+    pub listen: Option<Checked<ListenSpec>>,
 }
+
+/// The daemon's listeners.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSpec {
+    /// `HOST:PORT` serving `/metrics` and `/healthz`; default `127.0.0.1:9464`.
+    pub metrics: Option<Spanned<String>>,
+}
+
+/// Where `/metrics` is served unless the config says.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 
 /// A protected resource and where its recovery points live.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -167,6 +180,8 @@ pub struct Config {
     pub protected: Vec<Protected>,
     /// How often their exposure is refreshed.
     pub exposure_interval: std::time::Duration,
+    /// `HOST:PORT` of the metrics listener.
+    pub listen_metrics: String,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -291,6 +306,22 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         Some(d) => d.value.get(),
         None => DEFAULT_EXPOSURE_INTERVAL,
     };
+    let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
+    let listen_metrics = match &listen.metrics {
+        Some(addr) if addr.value.parse::<std::net::SocketAddr>().is_err() => {
+            diags.error(
+                addr.loc,
+                None,
+                format!(
+                    "`listen.metrics` must be HOST:PORT with an IP address, found `{}`",
+                    addr.value
+                ),
+            );
+            String::new()
+        }
+        Some(addr) => addr.value.clone(),
+        None => DEFAULT_METRICS_LISTEN.to_string(),
+    };
     if diags.has_errors() {
         return Err(diags.into_sorted());
     }
@@ -304,6 +335,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         log_level: log.level,
         protected,
         exposure_interval,
+        listen_metrics,
     })
 }
 

@@ -36,6 +36,7 @@ pub mod aws;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod detect;
 pub mod diag;

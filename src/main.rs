@@ -9,7 +9,12 @@ use lifeboat::config::LogFormat;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The daemon reports what it does; commands only what goes wrong.
+    let default_level = match cli.command {
+        lifeboat::cli::Command::Daemon { .. } => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_level);
     match lifeboat::cli::run(cli) {
         Ok(()) => ExitCode::from(Exit::Ok.code()),
         Err(error) => {
@@ -23,9 +28,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

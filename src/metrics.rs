@@ -264,7 +264,8 @@ impl Metrics {
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serve `GET /metrics` on `listener` until the task is dropped: a minimal
+/// Serve `GET /metrics` (and `GET /healthz`, which answers `ok` while the
+/// process serves) on `listener` until the task is dropped: a minimal
 /// HTTP/1.1 responder, one request per connection.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -290,6 +291,7 @@ pub async fn serve(
             let line = head.lines().next().unwrap_or_default();
             let (status, kind, body) = match line.split_whitespace().collect::<Vec<_>>()[..] {
                 ["GET", "/metrics", _] => ("200 OK", CONTENT_TYPE, metrics.render()),
+                ["GET", "/healthz", _] => ("200 OK", "text/plain", "ok\n".to_string()),
                 ["GET", _, _] => ("404 Not Found", "text/plain", "not found\n".to_string()),
                 _ => (
                     "405 Method Not Allowed",

@@ -12,6 +12,26 @@ use crate::diag::{Diagnostic, Severity};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, MissingParams, Mode};
 
+/// `lifeboat daemon`: check the config (refusing to start on any problem),
+/// then run until stopped.
+fn daemon(path: &Path) -> Result<(), CliError> {
+    let config = crate::daemon::load_config(path).map_err(|(e, problems)| {
+        for p in &problems {
+            eprint(&p.to_string());
+        }
+        match e {
+            crate::daemon::DaemonError::Invalid { count, .. } => CliError::Invalid { count },
+            other => CliError::Daemon(other),
+        }
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(crate::daemon::run(path, config))?;
+    Ok(())
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let state_dir = super::run::state_dir(cli.state_dir);
@@ -21,6 +41,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),
         Command::Exposure { config, output } => super::report::exposure(&config, output),
+        Command::Daemon { config } => daemon(&config),
         Command::Approve { run, step } => {
             super::run::request(&state_dir, &run, Some(&step), "approve")
         }

@@ -77,6 +77,9 @@ pub enum CliError {
     /// The engine stopped before the run ended.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+    /// The daemon stopped on an error.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] io::Error),
@@ -111,6 +114,12 @@ impl CliError {
                 JournalError::Locked { .. }
                 | JournalError::UnknownRun(_)
                 | JournalError::TooNew { .. },
+            )
+            | CliError::Daemon(
+                crate::daemon::DaemonError::Read { .. }
+                | crate::daemon::DaemonError::Invalid { .. }
+                | crate::daemon::DaemonError::Listen { .. }
+                | crate::daemon::DaemonError::Journal(JournalError::Locked { .. }),
             ) => Exit::InvalidInput,
             CliError::RunFailed(_) | CliError::CheckFailed(_) | CliError::ExposureOverTarget(_) => {
                 Exit::RunFailed
@@ -120,6 +129,7 @@ impl CliError {
             | CliError::Output(_)
             | CliError::Serialize(_)
             | CliError::Runtime(_)
+            | CliError::Daemon(_)
             | CliError::Demo(_) => Exit::Internal,
         }
     }
@@ -264,6 +274,12 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
+    },
+    /// The always-on daemon: resumes interrupted runs, serves /metrics and /healthz, refreshes RPO exposure; SIGHUP reloads, SIGTERM stops.
+    Daemon {
+        /// Config file.
+        #[arg(long, default_value = "/etc/lifeboat/lifeboat.yaml")]
+        config: PathBuf,
     },
     /// Approve a waiting approval step, or re-run an interrupted step whose effect cannot be observed.
     Approve {

@@ -26,6 +26,7 @@ mod aws_smoke;
 mod cli;
 mod crash;
 mod crash_aws;
+mod daemon;
 mod ec2;
 mod metrics;
 mod moto;

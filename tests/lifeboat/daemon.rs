@@ -1,0 +1,229 @@
+//! `lifeboat daemon` as systemd runs it: READY over a real notify socket,
+//! an interrupted run resumed to the end, `/metrics` and `/healthz`, RPO
+//! exposure refreshed, SIGHUP with a broken config keeping the old one,
+//! SIGTERM stopping cleanly.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::moto::Moto;
+use crate::run::{lifeboat, text};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The next message on the notify socket.
+fn next_notice(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket
+        .recv(&mut buf)
+        .expect("a notification within the timeout");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// A run killed while its second step waits: unfinished in the journal.
+fn interrupted_run(dir: &Path, state: &Path) -> String {
+    let runbook = dir.join("slow.yaml");
+    std::fs::write(
+        &runbook,
+        "name: slow
+strategy: pilot-light
+steps:
+  - { id: first, action: wait, with: { duration: 10ms } }
+  - { id: long, action: wait, needs: [first], with: { duration: 3s } }
+  - { id: last, action: wait, needs: [long], with: { duration: 10ms }, restores_service: true }
+",
+    )
+    .expect("write runbook");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["run", runbook.to_str().expect("utf-8"), "--yes"])
+        .env("LIFEBOAT_STATE_DIR", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a run");
+    let id = crate::run::started_run_id(state, &mut child);
+    crate::run::wait_for(state, &id, "long", "running");
+    child.kill().expect("SIGKILL the run");
+    let _ = child.wait();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_resumes_serves_metrics_refreshes_exposure_and_obeys_signals() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let run = interrupted_run(dir.path(), &state);
+
+    let port = free_port();
+    let config = dir.path().join("lifeboat.yaml");
+    let good = format!(
+        "state_dir: {}
+aws: {{ endpoint_url: \"{}\" }}
+listen: {{ metrics: \"127.0.0.1:{port}\" }}
+exposure_interval: 1s
+protected:
+  - {{ kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }}
+",
+        state.display(),
+        moto.endpoint()
+    );
+    std::fs::write(&config, &good).expect("write config");
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+
+    let mut daemon = moto
+        .lifeboat(&state)
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    assert_eq!(next_notice(&notify), "READY=1");
+    assert_eq!(
+        next_notice(&notify),
+        "WATCHDOG=1",
+        "pinged at half the watchdog period"
+    );
+    let health = get(port, "/healthz").expect("healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200 OK") && health.ends_with("ok\n"),
+        "{health}"
+    );
+
+    // The interrupted run finishes, once, and the exposure is exported.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        let body = get(port, "/metrics").unwrap_or_default();
+        if body.contains(
+            r#"lifeboat_runs_total{runbook="slow",mode="failover",outcome="succeeded"} 1"#,
+        ) && body.contains(r#"lifeboat_rpo_exposure_seconds{resource="rds:us-west-2:app-db"}"#)
+        {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never resumed and refreshed:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        metrics.contains(
+            r#"lifeboat_rpo_exposure_target_seconds{resource="rds:us-west-2:app-db"} 3600"#
+        ),
+        "{metrics}"
+    );
+    let show = lifeboat(&state, &["show", &run, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(show["state"], "succeeded", "{show}");
+    let attempts: Vec<u64> = show["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["attempts"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![1, 1, 1],
+        "finished steps are not repeated: {show}"
+    );
+
+    // A broken config on SIGHUP keeps the running one.
+    std::fs::write(&config, "protected: [ { kind: rds } ]\n").expect("break config");
+    signal(daemon.id(), "HUP");
+    let mut notices = Vec::new();
+    while !notices.contains(&"READY=1".to_string()) {
+        notices.push(next_notice(&notify));
+    }
+    assert!(notices.contains(&"RELOADING=1".to_string()), "{notices:?}");
+    assert!(get(port, "/healthz").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
+
+    signal(daemon.id(), "TERM");
+    let status = daemon.wait().expect("daemon exit");
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    if let Some(mut e) = daemon.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(err.contains("keeping the running config"), "{err}");
+    assert!(err.contains("resuming an interrupted run"), "{err}");
+}
+
+#[test]
+fn an_invalid_config_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        "listen: { metrics: \"localhost\" }\nexposure_interval: 0s\n",
+    )
+    .expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("lifeboat.yaml:1:20: error: `listen.metrics` must be HOST:PORT"),
+        "{err}"
+    );
+    assert!(
+        err.contains("lifeboat.yaml:2:20: error: `exposure_interval` must be more than zero"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_to_an_exposure_of_at_most_two() {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "systemd/lifeboat.service"])
+        .output()
+        .expect("systemd-analyze (Debian package systemd) is needed for this test");
+    let report = text(&out.stdout);
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for lifeboat.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{report}\n{}", text(&out.stderr)));
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
+}
