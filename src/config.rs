@@ -37,6 +37,20 @@ pub struct ConfigSpec {
     pub exposure_interval: Option<Spanned<HumanDuration>>,
     /// Where the daemon listens.
     pub listen: Option<Checked<ListenSpec>>,
+    /// Regions the daemon watches, by name, each with its probes.
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, Spanned<Checked<RegionSpec>>>,
+}
+
+/// How one region is watched.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    /// Its probes.
+    pub probes: Vec<crate::probe::ProbeSpec>,
+    /// How many probes must be failing to declare the region down;
+    /// default: a majority.
+    pub quorum: Option<usize>,
 }
 
 /// The daemon's listeners.
@@ -182,6 +196,8 @@ pub struct Config {
     pub exposure_interval: std::time::Duration,
     /// `HOST:PORT` of the metrics listener.
     pub listen_metrics: String,
+    /// Watched regions and their probes, by name.
+    pub regions: std::collections::BTreeMap<String, RegionSpec>,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -306,6 +322,61 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         Some(d) => d.value.get(),
         None => DEFAULT_EXPOSURE_INTERVAL,
     };
+    let mut regions = std::collections::BTreeMap::new();
+    for (name, region) in spec.regions {
+        let Some(r) = region.value.0 else { continue };
+        let mut problem = |message: String| diags.error(region.loc, None, message);
+        if !crate::runbook::is_region(&name) {
+            problem(format!("`regions`: `{name}` is not an AWS region name"));
+        }
+        if r.probes.is_empty() {
+            problem(format!("region `{name}` has no probes"));
+        }
+        if let Some(q) = r.quorum
+            && (q == 0 || q > r.probes.len())
+        {
+            problem(format!(
+                "region `{name}`: `quorum` {q} must be between 1 and its {} probe(s)",
+                r.probes.len()
+            ));
+        }
+        for p in &r.probes {
+            if p.interval.get().is_zero() || p.timeout.get().is_zero() {
+                problem(format!(
+                    "probe `{}`: `interval` and `timeout` must be more than zero",
+                    p.name
+                ));
+            }
+            if p.failure_threshold == 0 || p.recovery_threshold == 0 {
+                problem(format!("probe `{}`: thresholds must be at least 1", p.name));
+            }
+            match p.check() {
+                None => problem(format!(
+                    "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`",
+                    p.name
+                )),
+                Some(crate::probe::Check::Http(h))
+                    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) =>
+                {
+                    problem(format!(
+                        "probe `{}`: `url` must start with http:// or https://",
+                        p.name
+                    ));
+                }
+                Some(crate::probe::Check::Tcp(address)) if !address.contains(':') => {
+                    problem(format!("probe `{}`: `tcp` must be HOST:PORT", p.name));
+                }
+                Some(crate::probe::Check::AwsApi(region)) if !crate::runbook::is_region(region) => {
+                    problem(format!(
+                        "probe `{}`: `{region}` is not an AWS region name",
+                        p.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        regions.insert(name, r);
+    }
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
     let listen_metrics = match &listen.metrics {
         Some(addr) if addr.value.parse::<std::net::SocketAddr>().is_err() => {
@@ -336,6 +407,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         protected,
         exposure_interval,
         listen_metrics,
+        regions,
     })
 }
 
@@ -391,5 +463,39 @@ mod tests {
         let ok = load("c.yaml", "protected:\n  - { kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }\n").unwrap();
         assert_eq!(ok.protected[0].name(), "rds:us-west-2:app-db");
         assert_eq!(ok.exposure_interval, DEFAULT_EXPOSURE_INTERVAL);
+    }
+
+    #[test]
+    fn regions_and_their_probes_are_checked() {
+        let text = "regions:\n  us-east-1:\n    quorum: 3\n    probes:\n      - { name: a, http: { url: \"ftp://x\" } }\n      - { name: b, tcp: \"nohost\", aws_api: us-east-1 }\n  atlantis: { probes: [] }\n";
+        let problems = load("c.yaml", text).unwrap_err();
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let all = lines.join("\n");
+        assert!(
+            all.contains("`regions`: `atlantis` is not an AWS region name"),
+            "{all}"
+        );
+        assert!(all.contains("region `atlantis` has no probes"), "{all}");
+        assert!(
+            all.contains("`quorum` 3 must be between 1 and its 2 probe(s)"),
+            "{all}"
+        );
+        assert!(
+            all.contains("probe `a`: `url` must start with http:// or https://"),
+            "{all}"
+        );
+        assert!(
+            all.contains("probe `b`: set exactly one of `http`, `tcp`, `aws_api`"),
+            "{all}"
+        );
+
+        let ok = load(
+            "c.yaml",
+            "regions:\n  us-east-1:\n    probes:\n      - { name: api, aws_api: us-east-1 }\n",
+        )
+        .unwrap();
+        let probe = &ok.regions["us-east-1"].probes[0];
+        assert_eq!((probe.failure_threshold, probe.recovery_threshold), (3, 2));
+        assert_eq!(probe.interval.get(), std::time::Duration::from_secs(10));
     }
 }

@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use crate::actions::Registry;
 use crate::aws::{AwsClients, Credentials};
 use crate::config::{self, Config};
+use crate::detect::{Detector, RegionState};
 use crate::diag::Diagnostic;
 use crate::engine::journal::{Access, Journal, JournalError};
 use crate::engine::{Engine, EngineOptions};
@@ -171,6 +172,44 @@ fn resume_runs(
     Ok(tasks)
 }
 
+/// Feed a probe result to its region's detector; log and export what changes.
+fn observe(
+    config: &Config,
+    detectors: &mut std::collections::BTreeMap<String, Detector<String>>,
+    metrics: &Metrics,
+    outcome: crate::probe::Outcome,
+) {
+    let Some(detector) = detectors.get_mut(&outcome.region) else {
+        return;
+    };
+    let probe = config
+        .regions
+        .get(&outcome.region)
+        .and_then(|r| r.probes.get(outcome.probe))
+        .map_or("?", |p| p.name.as_str());
+    if !outcome.ok {
+        info!(region = %outcome.region, probe, detail = %outcome.detail, "probe failed");
+    }
+    let Some(change) = detector.observe(outcome.probe, outcome.ok, outcome.at.clone()) else {
+        return;
+    };
+    metrics.set_region_health(&outcome.region, change.to.gauge());
+    match &change.declared {
+        Some(incident) => warn!(
+            region = %outcome.region,
+            incident_start = %incident,
+            failing = ?change.failing,
+            "outage declared: a quorum of probes is failing"
+        ),
+        None => info!(
+            region = %outcome.region,
+            from = ?change.from,
+            to = ?change.to,
+            "region health changed"
+        ),
+    }
+}
+
 /// Run the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
     let mut config = config;
@@ -186,6 +225,22 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
     info!(address = %config.listen_metrics, "serving /metrics and /healthz");
     let server = tokio::spawn(crate::metrics::serve(listener, Arc::clone(&metrics)));
     let runs = resume_runs(&journal, &aws, &metrics)?;
+    // Region health: every probe on its own schedule, one detector each.
+    let (results, mut outcomes) = tokio::sync::mpsc::channel::<crate::probe::Outcome>(256);
+    let mut detectors = std::collections::BTreeMap::new();
+    let mut probes = Vec::new();
+    for (name, region) in &config.regions {
+        detectors.insert(
+            name.clone(),
+            Detector::new(
+                region.probes.iter().map(crate::probe::thresholds).collect(),
+                region.quorum,
+            ),
+        );
+        metrics.set_region_health(name, RegionState::Healthy.gauge());
+        probes.extend(crate::probe::spawn(&aws, name, &region.probes, &results));
+    }
+    drop(results);
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -204,6 +259,9 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
                     }
                 }
             }
+            Some(outcome) = outcomes.recv() => {
+                observe(&config, &mut detectors, &metrics, outcome);
+            }
             _ = watchdog.tick(), if watchdog_on => {
                 notify("WATCHDOG=1");
             }
@@ -211,8 +269,12 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
                 notify("RELOADING=1");
                 match load_config(config_path) {
                     Ok(new) => {
-                        if new.state_dir != config.state_dir || new.listen_metrics != config.listen_metrics || new.aws != config.aws {
-                            warn!("state_dir, listen and aws settings change only on restart");
+                        if new.state_dir != config.state_dir
+                            || new.listen_metrics != config.listen_metrics
+                            || new.aws != config.aws
+                            || new.regions != config.regions
+                        {
+                            warn!("state_dir, listen, aws and regions change only on restart");
                         }
                         info!(protected = new.protected.len(), "config reloaded");
                         if new.exposure_interval != config.exposure_interval {
@@ -237,6 +299,9 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
     notify("STOPPING=1");
     info!("stopping; a run in flight resumes on the next start");
     server.abort();
+    for task in probes {
+        task.abort();
+    }
     for task in runs {
         task.abort();
     }

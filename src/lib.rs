@@ -46,6 +46,7 @@ pub mod engine;
 pub mod exposure;
 pub mod measure;
 pub mod metrics;
+pub mod probe;
 pub mod report;
 pub mod runbook;
 pub mod shipped;

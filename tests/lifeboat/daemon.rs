@@ -227,3 +227,100 @@ fn the_systemd_unit_is_hardened_to_an_exposure_of_at_most_two() {
         .unwrap_or_else(|| panic!("no exposure level in:\n{report}\n{}", text(&out.stderr)));
     assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
 }
+
+/// An HTTP server answering 200 while `up`, 503 otherwise; its URL.
+async fn switchable_endpoint(up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let healthy = up.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let status = if healthy {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/healthz")
+}
+
+async fn wait_for_metric(port: u16, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if get(port, "/metrics").is_some_and(|m| m.contains(line)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw `{line}`: {:?}",
+            get(port, "/metrics")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_declare_a_region_down_once_and_see_it_recover() {
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let url = switchable_endpoint(std::sync::Arc::clone(&up)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let probe = |name: &str| {
+        format!(
+            "      - {{ name: {name}, http: {{ url: \"{url}\" }}, interval: 100ms, timeout: 1s, failure_threshold: 2, recovery_threshold: 2 }}\n"
+        )
+    };
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:{port}\" }}\nregions:\n  us-east-1:\n    probes:\n{}{}{}",
+            dir.path().join("state").display(),
+            probe("web-a"),
+            probe("web-b"),
+            probe("web-c")
+        ),
+    )
+    .expect("write config");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let healthy = r#"lifeboat_region_health{region="us-east-1"} 0"#;
+    wait_for_metric(port, healthy).await;
+
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_for_metric(port, r#"lifeboat_region_health{region="us-east-1"} 2"#).await;
+    // Down stays down, declared once, however long it lasts.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for_metric(port, healthy).await;
+
+    signal(daemon.id(), "TERM");
+    assert_eq!(daemon.wait().expect("exit").code(), Some(0));
+    let mut err = String::new();
+    if let Some(mut e) = daemon.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert_eq!(err.matches("outage declared").count(), 1, "{err}");
+    assert!(err.contains("answered 503, expected 200"), "{err}");
+}
