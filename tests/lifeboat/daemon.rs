@@ -113,6 +113,7 @@ protected:
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(crate::run::KillOnDrop)
         .expect("start the daemon");
     assert_eq!(next_notice(&notify), "READY=1");
     assert_eq!(
@@ -165,7 +166,7 @@ protected:
 
     // A broken config on SIGHUP keeps the running one.
     std::fs::write(&config, "protected: [ { kind: rds } ]\n").expect("break config");
-    signal(daemon.id(), "HUP");
+    signal(daemon.0.id(), "HUP");
     let mut notices = Vec::new();
     while !notices.contains(&"READY=1".to_string()) {
         notices.push(next_notice(&notify));
@@ -173,11 +174,11 @@ protected:
     assert!(notices.contains(&"RELOADING=1".to_string()), "{notices:?}");
     assert!(get(port, "/healthz").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
 
-    signal(daemon.id(), "TERM");
-    let status = daemon.wait().expect("daemon exit");
+    signal(daemon.0.id(), "TERM");
+    let status = daemon.0.wait().expect("daemon exit");
     assert_eq!(status.code(), Some(0));
     let mut err = String::new();
-    if let Some(mut e) = daemon.stderr.take() {
+    if let Some(mut e) = daemon.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     assert!(err.contains("keeping the running config"), "{err}");
@@ -304,6 +305,7 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(crate::run::KillOnDrop)
         .expect("start the daemon");
     let healthy = r#"lifeboat_region_health{region="us-east-1"} 0"#;
     wait_for_metric(port, healthy).await;
@@ -315,10 +317,10 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     up.store(true, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, healthy).await;
 
-    signal(daemon.id(), "TERM");
-    assert_eq!(daemon.wait().expect("exit").code(), Some(0));
+    signal(daemon.0.id(), "TERM");
+    assert_eq!(daemon.0.wait().expect("exit").code(), Some(0));
     let mut err = String::new();
-    if let Some(mut e) = daemon.stderr.take() {
+    if let Some(mut e) = daemon.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     assert_eq!(err.matches("outage declared").count(), 1, "{err}");

@@ -99,10 +99,10 @@ steps:
         1,
         "c is off the critical path"
     );
-    let console: Vec<&str> = text(&out.stderr)
+    let stderr = text(&out.stderr);
+    let console: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains(":CONSOLE(") || l.contains("Uncaught"))
-        .map(|l| l.to_string().leak() as &str)
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(console.is_empty(), "console messages: {console:?}");
 

@@ -25,6 +25,16 @@ fn spawn(state: &Path, args: &[&str]) -> Child {
         .expect("start lifeboat")
 }
 
+/// A child process killed if the test ends (or fails) without waiting for it.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

@@ -270,11 +270,12 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         .lifeboat(state)
         .args(["run", "--yes"])
         .args(&scene.args)
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
+        .map(crate::run::KillOnDrop)
         .expect("start the failback");
-    let id = crate::run::started_run_id(state, &mut child);
+    let id = crate::run::started_run_id(state, &mut child.0);
     crate::run::wait_for(state, &id, "approve", "waiting");
     assert!(
         crate::seed::db(&aws, "us-east-1", "app-db-failback")
@@ -298,13 +299,18 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         "the primary app tier starts in parallel"
     );
     assert_eq!(approve("confirm-writes-stopped").status.code(), Some(0));
-    let out = child.wait_with_output().expect("wait for the run");
+    // Read to the end first (the run's exit closes it), then reap it.
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let status = child.0.wait().expect("wait for the run");
 
     // The replica-lag gate reads CloudWatch, which the emulator cannot
     // answer (see the README's emulator gaps): the run stops there, failed,
     // before promoting or moving DNS, which is what a failback must do when
     // it cannot prove the replica caught up.
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(status.code(), Some(1), "{stderr}");
     let show = crate::run::lifeboat(state, &["show", &id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = |id: &str| {
