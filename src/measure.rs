@@ -156,25 +156,18 @@ fn spans(runbook: &Runbook, events: &[StepEvent]) -> Vec<StepSpan> {
         }
         span.attempts = span.attempts.max(e.attempt);
         span.state = e.state.clone();
-        match e.state.as_str() {
-            "waiting" | "needs-decision" => {
-                if let Some(at) = ts(&e.at) {
-                    waiting_since.insert(e.step.as_str(), at);
-                }
+        if ["waiting", "needs-decision"].contains(&e.state.as_str()) {
+            if let Some(at) = ts(&e.at) {
+                waiting_since.insert(e.step.as_str(), at);
             }
-            "succeeded" | "failed" | "skipped" => {
-                span.end = Some(e.at.clone());
-                if let (Some(since), Some(at)) = (waiting_since.remove(e.step.as_str()), ts(&e.at))
-                {
-                    span.waiting_s += secs(since, at);
-                }
-            }
-            _ => {
-                if let (Some(since), Some(at)) = (waiting_since.remove(e.step.as_str()), ts(&e.at))
-                {
-                    span.waiting_s += secs(since, at);
-                }
-            }
+            continue;
+        }
+        // Any other transition ends a wait.
+        if let (Some(since), Some(at)) = (waiting_since.remove(e.step.as_str()), ts(&e.at)) {
+            span.waiting_s += secs(since, at);
+        }
+        if ["succeeded", "failed", "skipped"].contains(&e.state.as_str()) {
+            span.end = Some(e.at.clone());
         }
     }
     let mut out: Vec<StepSpan> = by_step

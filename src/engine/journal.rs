@@ -478,32 +478,17 @@ impl Journal {
 
     /// Every mark of a run, in order.
     pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT kind, at, detail FROM marks WHERE run_id = ?1 ORDER BY seq")
-            .map_err(|e| self.db(e))?;
-        let rows = stmt
-            .query_map(params![run], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(|e| self.db(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.db(e))?;
-        drop(stmt);
-        drop(conn);
+        let rows = self.rows_of(
+            "SELECT kind, at, detail FROM marks WHERE run_id = ?1 ORDER BY seq",
+            run,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Option<String>>(2)?)),
+        )?;
         rows.into_iter()
             .map(|(kind, at, detail)| {
                 Ok(Mark {
                     kind,
                     at,
-                    detail: detail
-                        .map(|d| serde_json::from_str(&d))
-                        .transpose()
-                        .map_err(|e| self.corrupt(e))?,
+                    detail: self.json(detail)?,
                 })
             })
             .collect()
@@ -511,47 +496,55 @@ impl Journal {
 
     /// Every step event of a run, in order.
     pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT seq, step, phase, attempt, state, at, outputs, message FROM step_events WHERE run_id = ?1 ORDER BY seq",
-            )
-            .map_err(|e| self.db(e))?;
-        let rows = stmt
-            .query_map(params![run], |r| {
+        let rows = self.rows_of(
+            "SELECT seq, step, phase, attempt, state, at, outputs, message FROM step_events WHERE run_id = ?1 ORDER BY seq",
+            run,
+            |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
+                    StepEvent {
+                        seq: r.get(0)?,
+                        step: r.get(1)?,
+                        phase: r.get(2)?,
+                        attempt: r.get(3)?,
+                        state: r.get(4)?,
+                        at: r.get(5)?,
+                        outputs: None,
+                        message: r.get(7)?,
+                    },
                     r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
                 ))
-            })
-            .map_err(|e| self.db(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.db(e))?;
-        drop(stmt);
-        drop(conn);
+            },
+        )?;
         rows.into_iter()
-            .map(|(seq, step, phase, attempt, state, at, outputs, message)| {
+            .map(|(event, outputs)| {
                 Ok(StepEvent {
-                    seq,
-                    step,
-                    phase,
-                    attempt,
-                    state,
-                    at,
-                    outputs: outputs
-                        .map(|o| serde_json::from_str(&o))
-                        .transpose()
-                        .map_err(|e| self.corrupt(e))?,
-                    message,
+                    outputs: self.json(outputs)?,
+                    ..event
                 })
             })
             .collect()
+    }
+
+    /// The rows `sql` selects for one run (its `?1`), read by `row`.
+    fn rows_of<T>(
+        &self,
+        sql: &str,
+        run: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).map_err(|e| self.db(e))?;
+        stmt.query_map(params![run], row)
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))
+    }
+
+    /// A JSON column's value.
+    fn json(&self, text: Option<String>) -> Result<Option<serde_json::Value>, JournalError> {
+        text.map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(|e| self.corrupt(e))
     }
 
     /// Leave a request for the executor of `run`.
