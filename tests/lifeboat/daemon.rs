@@ -262,7 +262,7 @@ async fn switchable_endpoint(up: std::sync::Arc<std::sync::atomic::AtomicBool>) 
 }
 
 async fn wait_for_metric(port: u16, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if get(port, "/metrics").is_some_and(|m| m.contains(line)) {
             return;
