@@ -1,9 +1,12 @@
 //! The daemon's config file (`/etc/lifeboat/lifeboat.yaml`): typed, checked
 //! with located problems like runbooks, every problem reported at once.
 //!
-//! This holds the settings every part of lifeboat shares (state directory,
-//! AWS access, logging); the daemon's own sections (regions, probes,
-//! bindings, schedules) are added to [`ConfigSpec`] alongside.
+//! It holds the settings every part of lifeboat shares (state directory,
+//! AWS access, logging) and the daemon's own: regions and their probes,
+//! bindings of regions to runbooks with a triggering policy, cooldown,
+//! readiness checks, notification webhooks, protected resources, listeners.
+//! A binding's runbook is loaded and checked with the config, so a daemon
+//! never starts (or reloads) with a failover it could not run.
 
 use std::path::PathBuf;
 
@@ -40,6 +43,89 @@ pub struct ConfigSpec {
     /// Regions the daemon watches, by name, each with its probes.
     #[serde(default)]
     pub regions: std::collections::BTreeMap<String, Spanned<Checked<RegionSpec>>>,
+    /// What to do when a watched region is declared down, by binding name.
+    #[serde(default)]
+    pub bindings: std::collections::BTreeMap<String, Spanned<Checked<BindingSpec>>>,
+    /// After a binding's run, further automatic runs wait for `lifeboat ack
+    /// BINDING` and, after that, until this long since the run ended;
+    /// default `1h`. A binding may set its own.
+    pub cooldown: Option<Spanned<HumanDuration>>,
+    /// How often every bound runbook's preflight runs; default `30m`.
+    pub readiness_interval: Option<Spanned<HumanDuration>>,
+    /// On SIGTERM, how long running steps get to reach their end before the
+    /// daemon exits (they resume on the next start); default `60s`.
+    pub shutdown_grace: Option<Spanned<HumanDuration>>,
+    /// Webhooks told of outages, decisions, runs and readiness changes.
+    #[serde(default)]
+    pub notify: Vec<Spanned<Checked<WebhookSpec>>>,
+}
+
+/// What the daemon does when a binding's region is declared down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Start the runbook at once.
+    Auto,
+    /// Notify, and start it when a human runs `lifeboat approve BINDING`.
+    Approve,
+    /// Only notify.
+    Notify,
+}
+
+impl Policy {
+    /// The name as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Auto => "auto",
+            Policy::Approve => "approve",
+            Policy::Notify => "notify",
+        }
+    }
+}
+
+/// A region bound to the runbook that recovers from its loss.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindingSpec {
+    /// The watched region (a key of `regions`).
+    pub region: String,
+    /// The runbook file; relative paths are relative to the config file.
+    pub runbook: String,
+    /// Runbook parameters.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `auto`, `approve` or `notify`.
+    pub policy: Policy,
+    /// Cooldown of this binding; default: the top-level `cooldown`.
+    pub cooldown: Option<HumanDuration>,
+}
+
+/// A checked binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Its name.
+    pub name: String,
+    /// The watched region.
+    pub region: String,
+    /// The runbook file.
+    pub runbook: PathBuf,
+    /// Runbook parameters.
+    pub params: Vec<(String, String)>,
+    /// What to do on an outage.
+    pub policy: Policy,
+    /// Minimum time between the end of a run and the next automatic one.
+    pub cooldown: std::time::Duration,
+}
+
+/// A webhook: events are POSTed to it as JSON.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// The URL; `https://` unless `allow_http` is set.
+    pub url: String,
+    /// Accept a plain `http://` URL (a receiver on the same host).
+    #[serde(default)]
+    pub allow_http: bool,
 }
 
 /// How one region is watched.
@@ -59,7 +145,19 @@ pub struct RegionSpec {
 pub struct ListenSpec {
     /// `HOST:PORT` serving `/metrics` and `/healthz`; default `127.0.0.1:9464`.
     pub metrics: Option<Spanned<String>>,
+    /// Path of the control socket (mode 0660); default
+    /// `/run/lifeboat/control.sock`.
+    pub control: Option<Spanned<String>>,
 }
+
+/// Where the control socket is unless the config says.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lifeboat/control.sock";
+/// Cooldown unless the config says.
+pub const DEFAULT_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Readiness interval unless the config says.
+pub const DEFAULT_READINESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1800);
+/// Shutdown grace unless the config says.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where `/metrics` is served unless the config says.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
@@ -198,6 +296,16 @@ pub struct Config {
     pub listen_metrics: String,
     /// Watched regions and their probes, by name.
     pub regions: std::collections::BTreeMap<String, RegionSpec>,
+    /// Region-to-runbook bindings, by name.
+    pub bindings: Vec<Binding>,
+    /// Path of the control socket.
+    pub control_socket: PathBuf,
+    /// How often bound runbooks' preflights run.
+    pub readiness_interval: std::time::Duration,
+    /// How long running steps get on SIGTERM.
+    pub shutdown_grace: std::time::Duration,
+    /// Webhook URLs.
+    pub webhooks: Vec<String>,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -352,7 +460,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             }
             match p.check() {
                 None => problem(format!(
-                    "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`",
+                    "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`, `route53_health_check`",
                     p.name
                 )),
                 Some(crate::probe::Check::Http(h))
@@ -377,7 +485,146 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
         regions.insert(name, r);
     }
+    let positive = |d: &Option<Spanned<HumanDuration>>,
+                    name: &str,
+                    default: std::time::Duration,
+                    diags: &mut Diagnostics| match d {
+        Some(d) if d.value.get().is_zero() => {
+            diags.error(d.loc, None, format!("`{name}` must be more than zero"));
+            default
+        }
+        Some(d) => d.value.get(),
+        None => default,
+    };
+    let cooldown = match &spec.cooldown {
+        Some(d) => d.value.get(),
+        None => DEFAULT_COOLDOWN,
+    };
+    let readiness_interval = positive(
+        &spec.readiness_interval,
+        "readiness_interval",
+        DEFAULT_READINESS_INTERVAL,
+        &mut diags,
+    );
+    let shutdown_grace = positive(
+        &spec.shutdown_grace,
+        "shutdown_grace",
+        DEFAULT_SHUTDOWN_GRACE,
+        &mut diags,
+    );
+    // Runbook paths are relative to the config file, made absolute now so
+    // that they mean the same whatever the daemon's working directory.
+    let base = std::path::Path::new(file)
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let base = match std::env::current_dir() {
+        Ok(cwd) if base.is_relative() => cwd.join(base),
+        _ => base,
+    };
+    let mut bindings = Vec::new();
+    let mut runbook_problems = Vec::new();
+    for (name, binding) in spec.bindings {
+        let Some(b) = binding.value.0 else { continue };
+        let loc = binding.loc;
+        if !regions.contains_key(&b.region) {
+            diags.error(
+                loc,
+                None,
+                format!(
+                    "binding `{name}`: region `{}` is not one of `regions` ({})",
+                    b.region,
+                    regions.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        let path = base.join(&b.runbook);
+        let params: Vec<(String, String)> = b.params.into_iter().collect();
+        match check_bound_runbook(&path, &params) {
+            Err(BoundRunbook::Unreadable(e)) => diags.error(
+                loc,
+                None,
+                format!(
+                    "binding `{name}`: cannot read runbook {}: {e}",
+                    path.display()
+                ),
+            ),
+            Err(BoundRunbook::Invalid(problems)) => {
+                diags.error(
+                    loc,
+                    None,
+                    format!(
+                        "binding `{name}`: runbook {} does not load with these params ({} problem(s) below)",
+                        path.display(),
+                        problems.len()
+                    ),
+                );
+                runbook_problems.extend(problems);
+            }
+            Ok(runbook) => {
+                if runbook.strategy == crate::runbook::Strategy::Failback
+                    && b.policy == Policy::Auto
+                {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "binding `{name}`: failback is never triggered automatically; use `policy: approve` or `notify`"
+                        ),
+                    );
+                }
+                if let Some(from) = runbook.regions.as_ref().map(|r| r.from.as_str())
+                    && from != b.region
+                {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "binding `{name}` watches {} but runbook `{}` recovers from {from}",
+                            b.region, runbook.name
+                        ),
+                    );
+                }
+            }
+        }
+        bindings.push(Binding {
+            name,
+            region: b.region,
+            runbook: path,
+            params,
+            policy: b.policy,
+            cooldown: b.cooldown.map_or(cooldown, HumanDuration::get),
+        });
+    }
+    let mut webhooks = Vec::new();
+    for hook in spec.notify {
+        let Some(h) = hook.value.0 else { continue };
+        let https = h.url.starts_with("https://");
+        if !(https || (h.allow_http && h.url.starts_with("http://"))) {
+            diags.error(
+                hook.loc,
+                None,
+                "`notify` webhooks must be https:// URLs (set `allow_http: true` for a receiver on this host)",
+            );
+        }
+        webhooks.push(h.url);
+    }
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
+    let control_socket = match &listen.control {
+        Some(path) if !path.value.starts_with('/') => {
+            diags.error(
+                path.loc,
+                None,
+                format!(
+                    "`listen.control` must be an absolute path, found `{}`",
+                    path.value
+                ),
+            );
+            PathBuf::new()
+        }
+        Some(path) => PathBuf::from(&path.value),
+        None => PathBuf::from(DEFAULT_CONTROL_SOCKET),
+    };
     let listen_metrics = match &listen.metrics {
         Some(addr) if addr.value.parse::<std::net::SocketAddr>().is_err() => {
             diags.error(
@@ -394,7 +641,9 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         None => DEFAULT_METRICS_LISTEN.to_string(),
     };
     if diags.has_errors() {
-        return Err(diags.into_sorted());
+        let mut all = diags.into_sorted();
+        all.extend(runbook_problems);
+        return Err(all);
     }
     Ok(Config {
         state_dir,
@@ -408,7 +657,33 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         exposure_interval,
         listen_metrics,
         regions,
+        bindings,
+        control_socket,
+        readiness_interval,
+        shutdown_grace,
+        webhooks,
     })
+}
+
+enum BoundRunbook {
+    Unreadable(std::io::Error),
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Load a bound runbook with its binding's params, as a run would.
+fn check_bound_runbook(
+    path: &std::path::Path,
+    params: &[(String, String)],
+) -> Result<crate::runbook::Runbook, BoundRunbook> {
+    let text = std::fs::read_to_string(path).map_err(BoundRunbook::Unreadable)?;
+    crate::runbook::load(
+        &path.display().to_string(),
+        &text,
+        params,
+        crate::runbook::MissingParams::Refuse,
+    )
+    .map(|loaded| loaded.runbook)
+    .map_err(BoundRunbook::Invalid)
 }
 
 #[cfg(test)]
@@ -497,5 +772,98 @@ mod tests {
         let probe = &ok.regions["us-east-1"].probes[0];
         assert_eq!((probe.failure_threshold, probe.recovery_threshold), (3, 2));
         assert_eq!(probe.interval.get(), std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bindings_are_checked_with_their_runbooks() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let text = format!(
+            "regions:
+  us-east-1:
+    probes: [ {{ name: api, aws_api: us-east-1 }} ]
+bindings:
+  back:
+    region: us-east-1
+    runbook: {dir}/runbooks/failback.yaml
+    policy: auto
+  elsewhere:
+    region: eu-west-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: approve
+  wrong-way:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    params: {{ primary_region: us-east-2 }}
+    policy: approve
+  broken:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    params: {{ no_such_param: x }}
+    policy: notify
+  missing:
+    region: us-east-1
+    runbook: {dir}/runbooks/none.yaml
+    policy: often
+notify:
+  - {{ url: \"http://hooks.example.com/x\" }}
+"
+        );
+        let problems = load("c.yaml", &text).unwrap_err();
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("binding `back`: failback is never triggered automatically"),
+            "{all}"
+        );
+        assert!(
+            all.contains("binding `elsewhere`: region `eu-west-1` is not one of `regions`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("binding `wrong-way` watches us-east-1 but runbook `pilot-light-failover` recovers from us-east-2"),
+            "{all}"
+        );
+        assert!(all.contains("binding `broken`: runbook"), "{all}");
+        assert!(
+            all.contains("no_such_param"),
+            "the runbook's own problem: {all}"
+        );
+        assert!(all.contains("often"), "{all}");
+        assert!(all.contains("`notify` webhooks must be https://"), "{all}");
+        assert!(all.starts_with("c.yaml:"), "located: {all}");
+
+        let ok = load(
+            "c.yaml",
+            &format!(
+                "regions:
+  us-east-1:
+    probes: [ {{ name: api, aws_api: us-east-1 }} ]
+  us-west-2:
+    probes: [ {{ name: api, aws_api: us-west-2 }} ]
+cooldown: 2h
+bindings:
+  app:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: auto
+  back:
+    region: us-west-2
+    runbook: {dir}/runbooks/failback.yaml
+    policy: approve
+    cooldown: 0s
+"
+            ),
+        )
+        .unwrap();
+        assert_eq!(ok.bindings.len(), 2);
+        assert_eq!(
+            ok.bindings[0].cooldown,
+            std::time::Duration::from_secs(7200)
+        );
+        assert_eq!(ok.bindings[1].cooldown, std::time::Duration::ZERO);
+        assert_eq!(ok.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
     }
 }

@@ -109,6 +109,11 @@ impl<T: Clone> Detector<T> {
         }
     }
 
+    /// How many failing probes declare the region down.
+    pub fn quorum(&self) -> usize {
+        self.quorum
+    }
+
     /// The region's state now.
     pub fn state(&self) -> RegionState {
         self.state

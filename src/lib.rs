@@ -25,6 +25,12 @@
 //! - [`emulator`]: the local AWS emulator for the demo and the tests.
 //! - [`demo`]: the demo's two-region environment, seeded into the emulator.
 //! - [`shipped`]: the strategy runbooks shipped in `runbooks/`, embedded.
+//! - [`measure`], [`report`], [`metrics`], [`exposure`]: RTO and RPO as
+//!   achieved, reports, Prometheus metrics, RPO exposure.
+//! - [`probe`], [`detect`], [`trigger`]: region probes, the outage
+//!   detector (a pure state machine), what a declared outage leads to.
+//! - [`daemon`], [`control`], [`notify`], [`logging`]: the always-on
+//!   process, its control socket, its webhooks, its logs.
 //! - [`cli`]: the command line; the only module that prints or picks exit codes.
 
 #![forbid(unsafe_code)]
@@ -36,6 +42,7 @@ pub mod aws;
 pub mod catalogue;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod detect;
@@ -44,13 +51,16 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod exposure;
+pub mod logging;
 pub mod measure;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod runbook;
 pub mod shipped;
 pub mod suggest;
+pub mod trigger;
 pub mod yaml;
 
 /// What is printed in place of a secret.

@@ -5,16 +5,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lifeboat::cli::{Cli, Exit};
-use lifeboat::config::LogFormat;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The daemon reports what it does; commands only what goes wrong.
-    let default_level = match cli.command {
-        lifeboat::cli::Command::Daemon { .. } => "info",
-        _ => "warn",
-    };
-    init_logging(cli.log_format, default_level);
+    // The daemon sets up logging once its config is read (it has a say);
+    // commands report only what goes wrong.
+    if !matches!(cli.command, lifeboat::cli::Command::Daemon { .. }) {
+        lifeboat::logging::init(cli.log_format.unwrap_or_default(), "warn");
+    }
     match lifeboat::cli::run(cli) {
         Ok(()) => ExitCode::from(Exit::Ok.code()),
         Err(error) => {
@@ -25,17 +23,5 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit.code())
         }
-    }
-}
-
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LIFEBOAT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

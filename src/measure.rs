@@ -87,6 +87,22 @@ pub struct Breakdown {
     pub execution_s: Option<f64>,
 }
 
+/// Why a run's figures could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FiguresError {
+    /// The journal failed or has no such run.
+    #[error(transparent)]
+    Journal(#[from] crate::engine::journal::JournalError),
+    /// The runbook stored with the run no longer loads.
+    #[error("run {run}'s runbook no longer loads: {problems}")]
+    Runbook {
+        /// The run.
+        run: String,
+        /// What is wrong.
+        problems: String,
+    },
+}
+
 /// A run's RTO and RPO and what they rest on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
@@ -279,6 +295,36 @@ fn recovery_point(
 }
 
 impl Figures {
+    /// The figures of run `id` as its journal records it. The runbook is
+    /// loaded as it was run; secret values are not kept, and no figure
+    /// depends on them, so placeholders stand in.
+    pub fn of_run(
+        journal: &crate::engine::journal::Journal,
+        id: &str,
+    ) -> Result<Figures, FiguresError> {
+        let record = journal.run(id)?;
+        let loaded = crate::runbook::load(
+            &record.run.file,
+            &record.run.runbook_text,
+            &record.run.params,
+            crate::runbook::MissingParams::Placeholder,
+        )
+        .map_err(|problems| FiguresError::Runbook {
+            run: id.to_string(),
+            problems: problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        Ok(Figures::compute(
+            &record,
+            &loaded.runbook,
+            &journal.events(id)?,
+            &journal.marks(id)?,
+        ))
+    }
+
     /// Compute a run's figures from its journal and its runbook.
     pub fn compute(
         record: &RunRecord,

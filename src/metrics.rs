@@ -58,6 +58,9 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     api_errors: Family<Labels, Counter>,
     region_health: Family<Labels, Gauge>,
+    runbook_ready: Family<Labels, Gauge>,
+    decisions: Family<Labels, Counter>,
+    paused: Gauge,
     /// What has been counted from the request counter so far.
     seen: Mutex<Seen>,
 }
@@ -92,6 +95,9 @@ impl Metrics {
             api_calls: Family::default(),
             api_errors: Family::default(),
             region_health: Family::default(),
+            runbook_ready: Family::default(),
+            decisions: Family::default(),
+            paused: Gauge::default(),
             seen: Mutex::default(),
         };
         registry.register_with_unit(
@@ -156,6 +162,21 @@ impl Metrics {
             "region_health",
             "Health of a region as judged by the daemon: 0 healthy, 1 degraded, 2 down, 3 recovering",
             m.region_health.clone(),
+        );
+        registry.register(
+            "runbook_ready",
+            "Whether every preflight of a bound runbook passed at its last check (1) or one would fail (0)",
+            m.runbook_ready.clone(),
+        );
+        registry.register(
+            "trigger_decisions",
+            "Decisions the daemon took on declared outages and requests, by binding and kind",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "paused",
+            "1 while the kill switch stops automatic triggering",
+            m.paused.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -250,6 +271,25 @@ impl Metrics {
         self.region_health
             .get_or_create(&labels(&[("region", region)]))
             .set(state);
+    }
+
+    /// Set whether a binding's runbook passed its preflights.
+    pub fn set_runbook_ready(&self, binding: &str, runbook: &str, ready: bool) {
+        self.runbook_ready
+            .get_or_create(&labels(&[("binding", binding), ("runbook", runbook)]))
+            .set(i64::from(ready));
+    }
+
+    /// Count a decision of the daemon.
+    pub fn count_decision(&self, binding: &str, kind: &str) {
+        self.decisions
+            .get_or_create(&labels(&[("binding", binding), ("kind", kind)]))
+            .inc();
+    }
+
+    /// Set the kill switch's state.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.set(i64::from(paused));
     }
 
     /// The Prometheus text exposition.

@@ -1,4 +1,5 @@
-//! Region probes: HTTP(S), TCP connect, and AWS API reachability, each on
+//! Region probes: HTTP(S), TCP connect, Route 53 health-check status and
+//! AWS API reachability, each on
 //! its own jittered schedule so that a slow probe never delays another.
 //! Results go, with their time, to the daemon, which feeds them to the
 //! region's detector (`detect`).
@@ -41,9 +42,13 @@ pub enum Check<'a> {
     /// A cheap regional AWS call (EC2 `DescribeAvailabilityZones`): the
     /// region's control plane answers.
     AwsApi(&'a str),
+    /// A Route 53 health check, by id: healthy when most of Route 53's
+    /// checkers report success.
+    Route53HealthCheck(&'a str),
 }
 
-/// A probe as configured: exactly one of `http`, `tcp`, `aws_api`.
+/// A probe as configured: exactly one of `http`, `tcp`, `aws_api`,
+/// `route53_health_check`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
@@ -55,6 +60,8 @@ pub struct ProbeSpec {
     pub tcp: Option<String>,
     /// Call the EC2 API of this region.
     pub aws_api: Option<String>,
+    /// Read the status of this Route 53 health check (its id).
+    pub route53_health_check: Option<String>,
     /// Time between checks; default `10s` (each jittered by up to 10%).
     #[serde(default = "ten_seconds")]
     pub interval: HumanDuration,
@@ -72,10 +79,16 @@ pub struct ProbeSpec {
 impl ProbeSpec {
     /// What it checks; `None` unless exactly one check is set.
     pub fn check(&self) -> Option<Check<'_>> {
-        match (&self.http, &self.tcp, &self.aws_api) {
-            (Some(h), None, None) => Some(Check::Http(h)),
-            (None, Some(t), None) => Some(Check::Tcp(t)),
-            (None, None, Some(r)) => Some(Check::AwsApi(r)),
+        match (
+            &self.http,
+            &self.tcp,
+            &self.aws_api,
+            &self.route53_health_check,
+        ) {
+            (Some(h), None, None, None) => Some(Check::Http(h)),
+            (None, Some(t), None, None) => Some(Check::Tcp(t)),
+            (None, None, Some(r), None) => Some(Check::AwsApi(r)),
+            (None, None, None, Some(id)) => Some(Check::Route53HealthCheck(id)),
             _ => None,
         }
     }
@@ -92,6 +105,25 @@ fn three() -> u32 {
 }
 fn two() -> u32 {
     2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_health_check_is_healthy_when_most_checkers_say_so() {
+        let ok = "Success: HTTP Status Code: 200. OK";
+        let bad = "Failure: Connection timed out.";
+        assert!(judge_observations("hc", [ok, ok, bad].into_iter()).0);
+        let (healthy, detail) = judge_observations("hc", [ok, bad, bad, ok].into_iter());
+        assert!(!healthy, "half is not most");
+        assert!(
+            detail.contains("2 of 4") && detail.contains("Connection timed out"),
+            "{detail}"
+        );
+        assert!(!judge_observations("hc", std::iter::empty()).0);
+    }
 }
 
 /// One probe result.
@@ -117,7 +149,7 @@ pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
         match spec.check() {
             None => (
                 false,
-                "set exactly one of `http`, `tcp`, `aws_api`".to_string(),
+                "set exactly one of `http`, `tcp`, `aws_api`, `route53_health_check`".to_string(),
             ),
             Some(Check::Http(HttpCheck {
                 url,
@@ -167,12 +199,58 @@ pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
                     ),
                 }
             }
+            Some(Check::Route53HealthCheck(id)) => {
+                match aws
+                    .route53()
+                    .get_health_check_status()
+                    .health_check_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(out) => judge_observations(
+                        id,
+                        out.health_check_observations()
+                            .iter()
+                            .map(|o| o.status_report().and_then(|r| r.status()).unwrap_or("")),
+                    ),
+                    Err(e) => (
+                        false,
+                        format!(
+                            "Route 53 health check {id}: {}",
+                            aws_smithy_types::error::display::DisplayErrorContext(e)
+                        ),
+                    ),
+                }
+            }
         }
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(result) => result,
         Err(_) => (false, format!("no result within {}", spec.timeout)),
     }
+}
+
+/// A Route 53 health check's verdict from its checkers' reports: healthy
+/// when more than half report success, as Route 53 itself decides.
+pub fn judge_observations<'a>(id: &str, reports: impl Iterator<Item = &'a str>) -> (bool, String) {
+    let (mut ok, mut total, mut failure) = (0usize, 0usize, None);
+    for report in reports {
+        total += 1;
+        if report.starts_with("Success") {
+            ok += 1;
+        } else if failure.is_none() {
+            failure = Some(report.to_string());
+        }
+    }
+    if total == 0 {
+        return (false, format!("health check {id}: no checker has reported"));
+    }
+    let healthy = ok * 2 > total;
+    let mut detail = format!("health check {id}: {ok} of {total} checkers report success");
+    if let Some(f) = failure.filter(|_| !healthy) {
+        detail.push_str(&format!("; e.g. {f}"));
+    }
+    (healthy, detail)
 }
 
 /// Start every probe of `region` on its own schedule; results go to `out`.

@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use super::{Cli, CliError, Command, Output, SchemaKind, eprint, print};
 use crate::catalogue::ActionKind;
+use crate::control::Request;
 use crate::diag::{Diagnostic, Severity};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, MissingParams, Mode};
 
 /// `lifeboat daemon`: check the config (refusing to start on any problem),
 /// then run until stopped.
-fn daemon(path: &Path) -> Result<(), CliError> {
+fn daemon(path: &Path, log_format: Option<crate::config::LogFormat>) -> Result<(), CliError> {
     let config = crate::daemon::load_config(path).map_err(|(e, problems)| {
         for p in &problems {
             eprint(&p.to_string());
@@ -24,6 +25,10 @@ fn daemon(path: &Path) -> Result<(), CliError> {
             other => CliError::Daemon(other),
         }
     })?;
+    crate::logging::init(
+        log_format.unwrap_or(config.log_format),
+        config.log_level.as_deref().unwrap_or("info"),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,15 +46,35 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),
         Command::Exposure { config, output } => super::report::exposure(&config, output),
-        Command::Daemon { config } => daemon(&config),
-        Command::Approve { run, step } => {
-            super::run::request(&state_dir, &run, Some(&step), "approve")
+        Command::Daemon { config } => daemon(&config, cli.log_format),
+        Command::Approve { target, step } => {
+            super::control::send(&cli.socket, &state_dir, Request::Approve { target, step })
         }
-        Command::Reject { run, step } => {
-            super::run::request(&state_dir, &run, Some(&step), "reject")
+        Command::Reject { target, step } => {
+            super::control::send(&cli.socket, &state_dir, Request::Reject { target, step })
         }
-        Command::Skip { run, step } => super::run::request(&state_dir, &run, Some(&step), "skip"),
-        Command::Cancel { run } => super::run::request(&state_dir, &run, None, "cancel"),
+        Command::Skip { run, step } => {
+            super::control::send(&cli.socket, &state_dir, Request::Skip { run, step })
+        }
+        Command::Cancel { run } => {
+            super::control::send(&cli.socket, &state_dir, Request::Cancel { run })
+        }
+        Command::Ack { binding } => {
+            super::control::send(&cli.socket, &state_dir, Request::Ack { binding })
+        }
+        Command::Pause { reason } => {
+            super::control::send(&cli.socket, &state_dir, Request::Pause { reason })
+        }
+        Command::Resume => super::control::send(&cli.socket, &state_dir, Request::Resume),
+        Command::Trigger { binding, mode } => super::control::send(
+            &cli.socket,
+            &state_dir,
+            Request::Trigger {
+                binding,
+                mode: mode.into(),
+            },
+        ),
+        Command::Status { output } => super::control::status(&cli.socket, &state_dir, output),
         Command::Validate { files, output } => validate(&files, output),
         Command::Check {
             file,

@@ -1,10 +1,11 @@
 //! The command line: argument parsing, commands, printing, exit codes.
 //!
-//! Commands return [`Outcome`] or a [`CliError`]; [`Exit`] maps both to the
-//! documented exit codes, in one exhaustive match.
+//! Commands return `Ok(())` or a [`CliError`]; [`Exit`] maps each error to a
+//! documented exit code, in one exhaustive match.
 
 mod check;
 pub(crate) mod commands;
+mod control;
 mod report;
 mod run;
 
@@ -64,6 +65,17 @@ pub enum CliError {
     /// A command-line argument is wrong in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
+    /// The daemon (or the journal, without one) refused the request.
+    #[error("{0}")]
+    Refused(String),
+    /// The command needs the daemon, and it cannot be reached.
+    #[error("cannot reach the daemon at {socket}: {reason}")]
+    NoDaemon {
+        /// The control socket tried.
+        socket: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -109,6 +121,7 @@ impl CliError {
             CliError::Invalid { .. }
             | CliError::Read { .. }
             | CliError::Usage(_)
+            | CliError::Refused(_)
             | CliError::Engine(EngineError::Unsupported(_))
             | CliError::Journal(
                 JournalError::Locked { .. }
@@ -119,6 +132,7 @@ impl CliError {
                 crate::daemon::DaemonError::Read { .. }
                 | crate::daemon::DaemonError::Invalid { .. }
                 | crate::daemon::DaemonError::Listen { .. }
+                | crate::daemon::DaemonError::Control(_)
                 | crate::daemon::DaemonError::Journal(JournalError::Locked { .. }),
             ) => Exit::InvalidInput,
             CliError::RunFailed(_) | CliError::CheckFailed(_) | CliError::ExposureOverTarget(_) => {
@@ -130,6 +144,7 @@ impl CliError {
             | CliError::Serialize(_)
             | CliError::Runtime(_)
             | CliError::Daemon(_)
+            | CliError::NoDaemon { .. }
             | CliError::Demo(_) => Exit::Internal,
         }
     }
@@ -181,13 +196,19 @@ pub enum SchemaKind {
     after_help = "Exit codes: 0 ok, 1 run failed, 2 invalid input (nothing changed), 3 internal error."
 )]
 pub struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = crate::config::LogFormat::Text, env = "LIFEBOAT_LOG_FORMAT")]
-    pub log_format: crate::config::LogFormat,
+    /// Log format on stderr (default text; the daemon's default is its config's `log.format`).
+    #[arg(long, global = true, value_enum, env = "LIFEBOAT_LOG_FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 
     /// Directory of the journal; default `$XDG_STATE_HOME/lifeboat` (or `~/.local/state/lifeboat`).
     #[arg(long, global = true, env = "LIFEBOAT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// The daemon's control socket. When a daemon listens there, `status`,
+    /// `approve`, `reject`, `skip`, `cancel`, `ack`, `pause`, `resume` and
+    /// `trigger` go to it; otherwise they act on the journal directly.
+    #[arg(long, global = true, env = "LIFEBOAT_SOCKET", value_name = "PATH", default_value = crate::config::DEFAULT_CONTROL_SOCKET)]
+    pub socket: PathBuf,
 
     /// The command.
     #[command(subcommand)]
@@ -281,19 +302,46 @@ pub enum Command {
         #[arg(long, default_value = "/etc/lifeboat/lifeboat.yaml")]
         config: PathBuf,
     },
-    /// Approve a waiting approval step, or re-run an interrupted step whose effect cannot be observed.
+    /// Approve the run a binding waits for (BINDING), or a run's waiting approval step or interrupted step (RUN STEP).
     Approve {
-        /// Run id.
-        run: String,
-        /// Step id.
-        step: String,
+        /// A binding waiting for approval, or a run id.
+        target: String,
+        /// The run's step.
+        step: Option<String>,
     },
-    /// Reject a waiting approval step (the step fails).
+    /// Decline the run a binding waits for (BINDING), or reject a run's waiting approval step (RUN STEP).
     Reject {
-        /// Run id.
-        run: String,
-        /// Step id.
-        step: String,
+        /// A binding waiting for approval, or a run id.
+        target: String,
+        /// The run's step.
+        step: Option<String>,
+    },
+    /// The daemon's view: regions and probes, bindings (armed, waiting, cooling down, ready), active runs, the kill switch.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Acknowledge a binding's last run, so automatic runs may follow again after its cooldown.
+    Ack {
+        /// The binding.
+        binding: String,
+    },
+    /// Stop all automatic triggering (the kill switch; detection goes on). Persisted.
+    Pause {
+        /// Why, for the record.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Allow automatic triggering again.
+    Resume,
+    /// Start a binding's runbook now, by hand (needs the daemon).
+    Trigger {
+        /// The binding.
+        binding: String,
+        /// Mode.
+        #[arg(long, value_enum, default_value_t)]
+        mode: RunMode,
     },
     /// Mark an interrupted step whose effect cannot be observed as done, without re-running it.
     Skip {

@@ -7,7 +7,6 @@ use clap::ValueEnum;
 use super::{CliError, print};
 use crate::engine::journal::{Access, Journal};
 use crate::measure::Figures;
-use crate::runbook::{self, MissingParams};
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -24,31 +23,10 @@ pub enum ReportFormat {
 /// Print the report of run `id`.
 pub(super) fn report(state_dir: &Path, id: &str, format: ReportFormat) -> Result<(), CliError> {
     let journal = Journal::open(state_dir, Access::Client)?;
-    let record = journal.run(id)?;
-    // The runbook as it was run; secret values are not kept, and no
-    // figure depends on them, so placeholders stand in.
-    let loaded = runbook::load(
-        &record.run.file,
-        &record.run.runbook_text,
-        &record.run.params,
-        MissingParams::Placeholder,
-    )
-    .map_err(|problems| {
-        CliError::Usage(format!(
-            "run {id}'s runbook no longer loads: {}",
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ))
+    let figures = Figures::of_run(&journal, id).map_err(|e| match e {
+        crate::measure::FiguresError::Journal(e) => CliError::Journal(e),
+        e @ crate::measure::FiguresError::Runbook { .. } => CliError::Usage(e.to_string()),
     })?;
-    let figures = Figures::compute(
-        &record,
-        &loaded.runbook,
-        &journal.events(id)?,
-        &journal.marks(id)?,
-    );
     print(&match format {
         ReportFormat::Md => crate::report::markdown(&figures),
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&figures)?),

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::{CliError, Output, RunMode, eprint, print};
 use crate::actions::Registry;
-use crate::engine::journal::{Access, Journal, NewRun, RunRecord, StepEvent};
-use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext, now};
+use crate::engine::journal::{Access, Journal, RunRecord, StepEvent};
+use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, Loaded, MissingParams, Mode, Runbook};
 
@@ -36,25 +36,6 @@ pub fn who() -> String {
         Some(uid) => format!("{user} (uid {uid})"),
         None => user,
     }
-}
-
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn new_run_id() -> String {
-    // `20261128T091627-3fa2`: sortable by start, unique enough per state dir.
-    let compact: String = now()
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .take(15)
-        .collect();
-    format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
 pub(super) fn load_or_report(
@@ -123,36 +104,8 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     }
     confirm(args.yes, &loaded, mode)?;
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
-    let secret_names: Vec<String> = loaded
-        .runbook
-        .params
-        .iter()
-        .filter(|p| p.secret)
-        .map(|p| p.name.clone())
-        .collect();
-    let id = new_run_id();
-    let record = NewRun {
-        id: id.clone(),
-        runbook: loaded.runbook.name.clone(),
-        file: name,
-        runbook_sha256: sha256_hex(&text),
-        runbook_text: text,
-        params: args
-            .params
-            .iter()
-            .filter(|(k, _)| !secret_names.contains(k))
-            .cloned()
-            .collect(),
-        secret_params: args
-            .params
-            .iter()
-            .filter(|(k, _)| secret_names.contains(k))
-            .map(|(k, _)| k.clone())
-            .collect(),
-        mode: mode.as_str().to_string(),
-        started_by: who(),
-        started_at: now(),
-    };
+    let record = crate::engine::new_run(&loaded.runbook, name, text, &args.params, mode, who());
+    let id = record.id.clone();
     journal.create_run(&record)?;
     eprint(&format!(
         "run {id}: {} in {mode} mode (state in {})",
@@ -402,19 +355,16 @@ pub fn demo() -> Result<(), CliError> {
         let params = vec![("health_url".to_string(), health)];
         let loaded = load_or_report(&format!("runbooks/{name}"), text, &params)?;
         let journal = Arc::new(Journal::open(&state_dir, Access::Executor)?);
-        let id = new_run_id();
-        journal.create_run(&NewRun {
-            id: id.clone(),
-            runbook: loaded.runbook.name.clone(),
-            file: format!("runbooks/{name}"),
-            runbook_sha256: sha256_hex(text),
-            runbook_text: text.to_string(),
-            params,
-            secret_params: Vec::new(),
-            mode: Mode::Failover.as_str().to_string(),
-            started_by: who(),
-            started_at: now(),
-        })?;
+        let record = crate::engine::new_run(
+            &loaded.runbook,
+            format!("runbooks/{name}"),
+            text.to_string(),
+            &params,
+            Mode::Failover,
+            who(),
+        );
+        let id = record.id.clone();
+        journal.create_run(&record)?;
         print(&format!("running {} (run {id}) in failover mode:\n", loaded.runbook.name))?;
         let started = Instant::now();
         let observer = Arc::new(move |event: &StepEvent| {
@@ -628,42 +578,4 @@ pub fn show(state_dir: &Path, id: &str, output: Output) -> Result<(), CliError> 
         )),
         Output::Text => print(&render_run(&record, &rows)),
     }
-}
-
-/// `lifeboat approve|reject|skip RUN STEP` and `lifeboat cancel RUN`.
-pub fn request(state_dir: &Path, id: &str, step: Option<&str>, kind: &str) -> Result<(), CliError> {
-    let journal = Journal::open(state_dir, Access::Client)?;
-    let record = journal.run(id)?;
-    if !matches!(record.state.as_str(), "running" | "paused") {
-        return Err(CliError::Usage(format!(
-            "run {id} already ended ({})",
-            record.state
-        )));
-    }
-    if let Some(step) = step {
-        let rows = step_rows(&journal.events(id)?);
-        let state = rows
-            .iter()
-            .find(|r| r.step == step)
-            .map(|r| r.state.as_str())
-            .unwrap_or("not started");
-        let allowed: &[&str] = match kind {
-            "approve" => &["waiting", "needs-decision"],
-            "reject" => &["waiting"],
-            _ => &["needs-decision"],
-        };
-        if !allowed.contains(&state) {
-            return Err(CliError::Usage(format!(
-                "step `{step}` of run {id} is {state}, not waiting for `{kind}`"
-            )));
-        }
-    }
-    journal.request(id, step, kind, &who(), &now())?;
-    let what = step.map_or_else(
-        || format!("{kind} of run {id}"),
-        |s| format!("{kind} of step `{s}` in run {id}"),
-    );
-    print(&format!(
-        "{what} recorded; the run acts on it within a second\n"
-    ))
 }

@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Version of the journal schema this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +171,30 @@ pub struct Request {
     pub at: String,
 }
 
+/// A decision of the daemon (to start a run, to wait for approval, not to
+/// act and why) or a request of a human (approve, ack, pause, ...), with who
+/// made it and the evidence it was made on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Order.
+    pub seq: i64,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The binding it concerns; none for the kill switch.
+    pub binding: Option<String>,
+    /// What was decided: `started`, `awaiting-approval`, `notified`,
+    /// `blocked-paused`, `blocked-cooldown`, `blocked-active-run`,
+    /// `start-failed`, `approved`, `rejected`, `withdrawn`, `ack`, `pause`,
+    /// `resume`, `trigger`.
+    pub kind: String,
+    /// The run it started or concerns.
+    pub run: Option<String>,
+    /// Who: the daemon, or a local user with uid and pid.
+    pub who: String,
+    /// Evidence and reasons, as JSON.
+    pub detail: Option<serde_json::Value>,
+}
+
 /// The journal of one state directory.
 #[derive(Debug)]
 pub struct Journal {
@@ -227,6 +251,17 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT
     );
     CREATE INDEX marks_by_run ON marks(run_id, seq);",
+    // 3: the daemon's decisions and the requests of humans, append-only.
+    "CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        binding TEXT,
+        kind TEXT NOT NULL,
+        run_id TEXT,
+        who TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX decisions_by_binding ON decisions(binding, seq);",
 ];
 
 impl Journal {
@@ -314,10 +349,23 @@ impl Journal {
 
     /// Record a new run.
     pub fn create_run(&self, run: &NewRun) -> Result<(), JournalError> {
+        self.start_run(run, &[], None)
+    }
+
+    /// Record a new run with the marks of its timeline known at its start
+    /// and the decision that started it, all or nothing: a crash can never
+    /// leave a run its binding does not know about.
+    pub fn start_run(
+        &self,
+        run: &NewRun,
+        marks: &[Mark],
+        decision: Option<&Decision>,
+    ) -> Result<(), JournalError> {
         let params = serde_json::to_string(&run.params).map_err(|e| self.corrupt(e))?;
         let secrets = serde_json::to_string(&run.secret_params).map_err(|e| self.corrupt(e))?;
-        self.conn()
-            .execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        tx.execute(
                 "INSERT INTO runs (id, runbook, file, runbook_sha256, runbook_text, params, secret_params, mode, started_by, started_at, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running')",
                 params![
@@ -334,7 +382,68 @@ impl Journal {
                 ],
             )
             .map_err(|e| self.db(e))?;
-        Ok(())
+        for mark in marks {
+            insert_mark(&tx, &run.id, mark).map_err(|e| self.db(e))?;
+        }
+        if let Some(decision) = decision {
+            let detail = self.detail(decision.detail.as_ref())?;
+            insert_decision(&tx, decision, detail.as_deref()).map_err(|e| self.db(e))?;
+        }
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    fn detail(&self, detail: Option<&serde_json::Value>) -> Result<Option<String>, JournalError> {
+        detail
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| self.corrupt(e))
+    }
+
+    /// Record a decision or a human's request; returns its sequence number.
+    pub fn decide(&self, decision: &Decision) -> Result<i64, JournalError> {
+        let detail = self.detail(decision.detail.as_ref())?;
+        let conn = self.conn();
+        insert_decision(&conn, decision, detail.as_deref()).map_err(|e| self.db(e))?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Every decision, oldest first; only those of `binding` if given.
+    pub fn decisions(&self, binding: Option<&str>) -> Result<Vec<Decision>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, at, binding, kind, run_id, who, detail FROM decisions
+                 WHERE ?1 IS NULL OR binding = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![binding], |r| {
+                Ok((
+                    Decision {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        binding: r.get(2)?,
+                        kind: r.get(3)?,
+                        run: r.get(4)?,
+                        who: r.get(5)?,
+                        detail: None,
+                    },
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        drop(stmt);
+        drop(conn);
+        rows.into_iter()
+            .map(|(d, detail)| {
+                Ok(Decision {
+                    detail: self.json(detail)?,
+                    ..d
+                })
+            })
+            .collect()
     }
 
     fn corrupt(&self, e: impl std::fmt::Display) -> JournalError {
@@ -461,19 +570,7 @@ impl Journal {
 
     /// Record a moment of the run's timeline.
     pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
-        let detail = mark
-            .detail
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| self.corrupt(e))?;
-        self.conn()
-            .execute(
-                "INSERT INTO marks (run_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![run, mark.kind, mark.at, detail],
-            )
-            .map(|_| ())
-            .map_err(|e| self.db(e))
+        insert_mark(&self.conn(), run, mark).map_err(|e| self.db(e))
     }
 
     /// Every mark of a run, in order.
@@ -599,6 +696,34 @@ impl Journal {
             .map_err(|e| self.db(e))?;
         Ok(())
     }
+}
+
+fn insert_mark(conn: &Connection, run: &str, mark: &Mark) -> rusqlite::Result<()> {
+    let detail = mark.detail.as_ref().map(ToString::to_string);
+    conn.execute(
+        "INSERT INTO marks (run_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![run, mark.kind, mark.at, detail],
+    )
+    .map(|_| ())
+}
+
+fn insert_decision(
+    conn: &Connection,
+    decision: &Decision,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO decisions (at, binding, kind, run_id, who, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            decision.at,
+            decision.binding,
+            decision.kind,
+            decision.run,
+            decision.who,
+            detail
+        ],
+    )
+    .map(|_| ())
 }
 
 type RawRun = (

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 pub use action::{
     ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
 };
-use journal::{Journal, JournalError, StepEvent};
+use journal::{Journal, JournalError, NewRun, StepEvent};
 
 use crate::catalogue::{ActionInput, ActionKind};
 use crate::runbook::interp::{self, RuntimeValues};
@@ -71,6 +71,10 @@ pub enum RunOutcome {
     Failed(String),
     /// A human cancelled it.
     Cancelled,
+    /// The process is stopping: no new step was started, the running ones
+    /// reached their end, and the run stays unfinished in the journal for
+    /// the next start to resume.
+    Interrupted,
 }
 
 impl RunOutcome {
@@ -80,6 +84,7 @@ impl RunOutcome {
             RunOutcome::Succeeded => "succeeded",
             RunOutcome::Failed(_) => "failed",
             RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Interrupted => "interrupted",
         }
     }
 }
@@ -94,6 +99,56 @@ pub struct Engine {
     actions: Arc<dyn Actions>,
     options: EngineOptions,
     observer: Option<Observer>,
+    drain: Option<watch::Receiver<bool>>,
+}
+
+/// The record of a new run of `runbook` (loaded from `file`, whose text is
+/// `text`) with `params`; secret parameters' values are left out.
+pub fn new_run(
+    runbook: &Runbook,
+    file: String,
+    text: String,
+    params: &[(String, String)],
+    mode: Mode,
+    started_by: String,
+) -> NewRun {
+    let secret = |name: &str| runbook.params.iter().any(|p| p.secret && p.name == name);
+    NewRun {
+        id: new_run_id(),
+        runbook: runbook.name.clone(),
+        file,
+        runbook_sha256: sha256_hex(&text),
+        runbook_text: text,
+        params: params.iter().filter(|(k, _)| !secret(k)).cloned().collect(),
+        secret_params: params
+            .iter()
+            .filter(|(k, _)| secret(k))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        mode: mode.as_str().to_string(),
+        started_by,
+        started_at: now(),
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    use std::fmt::Write as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn new_run_id() -> String {
+    // `20261128T091627-3fa2`: sortable by start, unique enough per state dir.
+    let compact: String = now()
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .take(15)
+        .collect();
+    format!("{compact}-{:04x}", fastrand::u16(..))
 }
 
 /// The current UTC time, RFC 3339 with milliseconds.
@@ -162,7 +217,15 @@ impl Engine {
             actions,
             options,
             observer: None,
+            drain: None,
         }
+    }
+
+    /// When `drain` turns true, start no new step, let the running ones end,
+    /// and return [`RunOutcome::Interrupted`] with the run left to resume.
+    pub fn with_drain(mut self, drain: watch::Receiver<bool>) -> Engine {
+        self.drain = Some(drain);
+        self
     }
 
     /// Call `observer` with every step event once it is durable.
@@ -277,6 +340,9 @@ impl Engine {
         });
         stopping |= failure.is_some();
         let mut cancelled = false;
+        let mut drain = self.drain.clone();
+        let mut draining = drain.as_ref().is_some_and(|d| *d.borrow());
+        stopping |= draining;
         let mut tick = tokio::time::interval(self.options.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -383,6 +449,16 @@ impl Engine {
                         }
                     }
                 }
+                Ok(()) = async {
+                    match drain.as_mut() {
+                        Some(d) => d.wait_for(|&on| on).await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                }, if !draining => {
+                    info!(run_id = id, "stopping: no new step starts; running steps finish");
+                    draining = true;
+                    stopping = true;
+                }
                 _ = tick.tick() => {
                     for request in self.journal.pending_requests(id)? {
                         if request.kind == "cancel" {
@@ -395,6 +471,14 @@ impl Engine {
                     }
                 }
             }
+        }
+
+        let unstarted = states.iter().enumerate().any(|(i, s)| {
+            plan.deps[i].is_some() && matches!(s, State::Pending | State::Interrupted { .. })
+        });
+        if draining && !cancelled && (unstarted || rollback_requested) {
+            // What is left (steps, rollbacks) is for the next start.
+            return Ok(RunOutcome::Interrupted);
         }
 
         // Steps that never started.

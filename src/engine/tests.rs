@@ -384,6 +384,30 @@ async fn cancel_lets_running_steps_finish_and_starts_nothing_new() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_drain_lets_running_steps_finish_and_leaves_the_rest_to_resume() {
+    let h = harness(&[wait_step("long", ""), wait_step("next", ", needs: [long]")].concat());
+    let fake = Arc::new(Fake::default().with(
+        "long",
+        Behaviour::Ok(Duration::from_secs(10), Outputs::new()),
+    ));
+    let (drain, drained) = tokio::sync::watch::channel(false);
+    let engine = h.engine(Arc::clone(&fake)).with_drain(drained);
+    let runbook = Arc::clone(&h.runbook);
+    let task = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drain.send(true).unwrap();
+    assert_eq!(task.await.unwrap().unwrap(), RunOutcome::Interrupted);
+    assert_eq!(h.states("long"), vec!["running", "succeeded"]);
+    assert!(h.states("next").is_empty(), "nothing new started");
+    assert_eq!(h.journal.run("run-1").unwrap().state, "running");
+
+    // The next start resumes: `next` runs, `long` is not repeated.
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert_eq!(fake.calls_of("long").len(), 1);
+    assert_eq!(fake.calls_of("next").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn outputs_of_a_step_reach_the_steps_that_need_it() {
     let steps = "  - { id: a, action: wait, with: { duration: 1s } }\n  - { id: b, action: exec, needs: [a], with: { argv: [echo, 'db=${steps.a.outputs.db}', '${run.id}'] } }\n";
     let h = harness(steps);

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{ActionInput, ActionKind, ControlPlane, Service};
 use crate::diag::{Diagnostic, Diagnostics};
@@ -25,7 +25,7 @@ use interp::{Replacement, RuntimeRef};
 pub use spec::{AssumeRole, OnFailure, ParamType, RecoveryPoint, Regions, Strategy, Targets, When};
 
 /// The way a runbook is run; decides which steps take part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Unplanned: the primary region is failing.

@@ -18,7 +18,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
+pub fn get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
@@ -90,13 +90,14 @@ async fn the_daemon_resumes_serves_metrics_refreshes_exposure_and_obeys_signals(
     let good = format!(
         "state_dir: {}
 aws: {{ endpoint_url: \"{}\" }}
-listen: {{ metrics: \"127.0.0.1:{port}\" }}
+listen: {{ metrics: \"127.0.0.1:{port}\", control: {} }}
 exposure_interval: 1s
 protected:
   - {{ kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }}
 ",
         state.display(),
-        moto.endpoint()
+        moto.endpoint(),
+        dir.path().join("control.sock").display()
     );
     std::fs::write(&config, &good).expect("write config");
     let notify_path = dir.path().join("notify.sock");
@@ -166,6 +167,11 @@ protected:
 
     // A broken config on SIGHUP keeps the running one.
     std::fs::write(&config, "protected: [ { kind: rds } ]\n").expect("break config");
+    // Drain the watchdog pings queued meanwhile: systemd reads them as they
+    // come, and a full queue makes the daemon drop notices, not wait.
+    notify.set_nonblocking(true).expect("nonblocking");
+    while notify.recv(&mut [0u8; 512]).is_ok() {}
+    notify.set_nonblocking(false).expect("blocking");
     signal(daemon.0.id(), "HUP");
     let mut notices = Vec::new();
     while !notices.contains(&"READY=1".to_string()) {
@@ -291,8 +297,9 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     std::fs::write(
         &config,
         format!(
-            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:{port}\" }}\nregions:\n  us-east-1:\n    probes:\n{}{}{}",
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:{port}\", control: {} }}\nregions:\n  us-east-1:\n    probes:\n{}{}{}",
             dir.path().join("state").display(),
+            dir.path().join("control.sock").display(),
             probe("web-a"),
             probe("web-b"),
             probe("web-c")

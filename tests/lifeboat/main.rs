@@ -18,6 +18,11 @@
 //!   resource, and their preflights.
 //! - `pilot_light`, `strategies`: the five shipped runbooks end to end on
 //!   the emulator through `lifeboat check` and `lifeboat run`.
+//! - `daemon`: the daemon under a real notify socket: resume, metrics,
+//!   exposure, signals, probes, the systemd unit's hardening.
+//! - `trigger`: the daemon's judgement on the pilot-light runbook: one
+//!   failover for a sustained outage (across a SIGKILL), none for flapping,
+//!   approve / ack / pause, readiness, Route 53 probes, webhooks.
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
@@ -41,3 +46,4 @@ mod s3;
 mod schema;
 mod seed;
 mod strategies;
+mod trigger;

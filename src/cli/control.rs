@@ -1,0 +1,242 @@
+//! Commands for the daemon (`status`, `approve`, `reject`, `skip`,
+//! `cancel`, `ack`, `pause`, `resume`, `trigger`): sent over its control
+//! socket when a daemon listens there, so that it records who asked;
+//! otherwise applied to the journal directly where that means something
+//! without a daemon.
+
+use std::fmt::Write as _;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use super::{CliError, Output, eprint, print};
+use crate::control::{self, Request, Response};
+use crate::engine::journal::{Access, Journal};
+
+/// The daemon's answer, or `None` when no daemon listens on `socket`.
+fn ask(socket: &Path, request: &Request) -> Result<Option<Response>, CliError> {
+    if !socket.exists() {
+        return Ok(None);
+    }
+    match control::call(socket, request) {
+        Ok(response) => Ok(Some(response)),
+        // A socket file nobody listens on: a daemon that died.
+        Err(e) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
+            eprint(&format!(
+                "lifeboat: no daemon answers on {} ({e}); acting on the journal directly",
+                socket.display()
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(CliError::NoDaemon {
+            socket: socket.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn answered(response: Response) -> Result<(), CliError> {
+    if response.ok {
+        print(&format!("{}\n", response.message))
+    } else {
+        Err(CliError::Refused(response.message))
+    }
+}
+
+/// Send `request` to the daemon, or apply it to the journal in `state_dir`.
+pub fn send(socket: &Path, state_dir: &Path, request: Request) -> Result<(), CliError> {
+    if let Some(response) = ask(socket, &request)? {
+        return answered(response);
+    }
+    let no_daemon = |what: &str| CliError::NoDaemon {
+        socket: socket.to_path_buf(),
+        reason: format!("no daemon listens there, and {what}"),
+    };
+    let who = super::run::who();
+    let journal = Journal::open(state_dir, Access::Client)?;
+    let result = match &request {
+        Request::Approve {
+            target,
+            step: Some(step),
+        } => control::leave_request(&journal, target, Some(step), "approve", &who)?,
+        Request::Reject {
+            target,
+            step: Some(step),
+        } => control::leave_request(&journal, target, Some(step), "reject", &who)?,
+        Request::Skip { run, step } => {
+            control::leave_request(&journal, run, Some(step), "skip", &who)?
+        }
+        Request::Cancel { run } => control::leave_request(&journal, run, None, "cancel", &who)?,
+        Request::Ack { binding } => control::ack(&journal, binding, &who)?,
+        Request::Pause { reason } => control::set_paused(&journal, true, reason.as_deref(), &who)?,
+        Request::Resume => control::set_paused(&journal, false, None, &who)?,
+        Request::Approve { step: None, .. } | Request::Reject { step: None, .. } => {
+            return Err(no_daemon(
+                "a binding's pending run is approved or declined by the daemon (for a run's step, give RUN STEP)",
+            ));
+        }
+        Request::Trigger { .. } => {
+            return Err(no_daemon(
+                "bindings are triggered by the daemon (`lifeboat run FILE` starts a runbook without one)",
+            ));
+        }
+        Request::Status => return status(socket, state_dir, Output::Text),
+    };
+    answered(Response::from(result))
+}
+
+/// `lifeboat status`.
+pub fn status(socket: &Path, state_dir: &Path, output: Output) -> Result<(), CliError> {
+    let status = match ask(socket, &Request::Status)? {
+        Some(response) if response.ok => response.status.unwrap_or_default(),
+        Some(response) => return Err(CliError::Refused(response.message)),
+        None => journal_status(state_dir)?,
+    };
+    match output {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&status)?)),
+        Output::Text => print(&render(&status)),
+    }
+}
+
+/// What the journal alone says, when no daemon answers.
+fn journal_status(state_dir: &Path) -> Result<serde_json::Value, CliError> {
+    let journal = Journal::open(state_dir, Access::Client)?;
+    let paused = crate::trigger::paused(&journal)?;
+    let runs: Vec<serde_json::Value> = journal
+        .unfinished_runs()?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "run": r.run.id,
+                "runbook": r.run.runbook,
+                "mode": r.run.mode,
+                "started_at": r.run.started_at,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "daemon": "not running",
+        "paused": paused.map(|p| serde_json::json!({
+            "by": p.who,
+            "at": p.at,
+            "reason": p.detail.and_then(|d| d.get("reason").cloned()),
+        })),
+        "runs": runs,
+    }))
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn render(status: &serde_json::Value) -> String {
+    let mut out = String::new();
+    if status["daemon"] == "not running" {
+        out.push_str("daemon: not running (this is what the journal says)\n");
+    }
+    match &status["paused"] {
+        serde_json::Value::Null => out.push_str("automatic triggering: on\n"),
+        p => {
+            let _ = writeln!(
+                out,
+                "automatic triggering: PAUSED by {} at {}{}",
+                text(&p["by"]),
+                text(&p["at"]),
+                p["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for region in status["regions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "\nregion {}: {}{}",
+            text(&region["region"]),
+            text(&region["state"]),
+            region["incident_start"]
+                .as_str()
+                .map(|t| format!(", incident since {t}"))
+                .unwrap_or_default()
+        );
+        for p in region["probes"].as_array().into_iter().flatten() {
+            let state = match (p["failing"].as_bool(), p["last_ok"].as_bool()) {
+                (Some(true), _) => "FAILING",
+                (_, Some(true)) => "ok",
+                (_, Some(false)) => "failed",
+                _ => "not yet run",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<11} {}",
+                text(&p["probe"]),
+                state,
+                p["last_detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    for b in status["bindings"].as_array().into_iter().flatten() {
+        let ready = match b["ready"].as_bool() {
+            Some(true) => "ready".to_string(),
+            Some(false) => format!(
+                "NOT READY: {}",
+                b["not_ready"]
+                    .as_array()
+                    .map(|p| p.iter().map(text).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_default()
+            ),
+            None => "readiness not checked yet".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "\nbinding {} ({} -> {}, policy {}): {}; {ready}",
+            text(&b["name"]),
+            text(&b["region"]),
+            text(&b["runbook"]),
+            text(&b["policy"]),
+            text(&b["state"]),
+        );
+        if let Some(why) = b["cooling"].as_str() {
+            let _ = writeln!(out, "  held: {why}");
+        }
+        let last = &b["last_run"];
+        if !last.is_null() {
+            let figure = |s: &serde_json::Value| crate::report::seconds(s.as_f64());
+            let _ = writeln!(
+                out,
+                "  last run {} {}: RTO {} ({}), RPO {} ({})",
+                text(&last["run"]),
+                text(&last["state"]),
+                figure(&last["rto_s"]),
+                text(&last["rto_verdict"]),
+                figure(&last["rpo_s"]),
+                text(&last["rpo_verdict"]),
+            );
+        }
+    }
+    let runs = status["runs"].as_array().cloned().unwrap_or_default();
+    if runs.is_empty() {
+        out.push_str("\nno run in progress\n");
+    } else {
+        out.push_str("\nruns in progress:\n");
+        for r in &runs {
+            let _ = writeln!(
+                out,
+                "  {}  {} ({}) since {}{}",
+                text(&r["run"]),
+                text(&r["runbook"]),
+                text(&r["mode"]),
+                text(&r["started_at"]),
+                r["binding"]
+                    .as_str()
+                    .map(|b| format!(", binding {b}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
+}

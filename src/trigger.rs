@@ -1,0 +1,301 @@
+//! What the daemon does about a declared outage, binding by binding.
+//!
+//! Everything a decision depends on is read back from the journal's
+//! append-only decisions, never kept only in memory: the kill switch (the
+//! last `pause` or `resume`), a binding's active run and cooldown (its last
+//! `started` run, and whether an `ack` followed), a pending approval (an
+//! `awaiting-approval` not yet followed by its outcome). A restarted daemon
+//! therefore decides exactly as the one before it would have.
+
+use jiff::Timestamp;
+
+use crate::config::{Binding, Policy};
+use crate::engine::journal::{Decision, Journal, JournalError};
+
+/// Who the daemon's own decisions are recorded as.
+pub const DAEMON: &str = "lifeboat daemon";
+
+/// A binding's situation, as the journal tells it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    /// The `pause` decision in force, if the kill switch is on.
+    pub paused: Option<Decision>,
+    /// The binding's run that has not ended.
+    pub active_run: Option<String>,
+    /// Why automatic runs are held back after the last run, if they are.
+    pub cooling: Option<String>,
+    /// The decision that asked for approval, while it stands.
+    pub awaiting: Option<Decision>,
+    /// The binding's last run.
+    pub last_run: Option<String>,
+}
+
+/// The kill switch: the `pause` decision in force, if any.
+pub fn paused(journal: &Journal) -> Result<Option<Decision>, JournalError> {
+    Ok(journal
+        .decisions(None)?
+        .into_iter()
+        .rfind(|d| d.binding.is_none() && matches!(d.kind.as_str(), "pause" | "resume"))
+        .filter(|d| d.kind == "pause"))
+}
+
+/// Read `binding`'s situation at `now`.
+pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View, JournalError> {
+    let decisions = journal.decisions(Some(&binding.name))?;
+    let mut view = View {
+        paused: paused(journal)?,
+        ..View::default()
+    };
+    let started = decisions.iter().rposition(|d| d.kind == "started");
+    if let Some(i) = started
+        && let Some(run) = &decisions[i].run
+    {
+        view.last_run = Some(run.clone());
+        let record = journal.run(run)?;
+        if matches!(record.state.as_str(), "running" | "paused") {
+            view.active_run = Some(run.clone());
+        } else if !decisions[i..].iter().any(|d| d.kind == "ack") {
+            view.cooling = Some(format!(
+                "run {run} ({}) has not been acknowledged: `lifeboat ack {}`",
+                record.state, binding.name
+            ));
+        } else if let Some(until) = record
+            .finished_at
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok())
+            .and_then(|end| end.checked_add(binding.cooldown).ok())
+            .filter(|&until| until > now)
+        {
+            view.cooling = Some(format!("cooldown after run {run} lasts until {until:.0}"));
+        }
+    }
+    view.awaiting = decisions
+        .iter()
+        .rev()
+        .find(|d| {
+            matches!(
+                d.kind.as_str(),
+                "awaiting-approval" | "approved" | "rejected" | "withdrawn" | "started"
+            )
+        })
+        .filter(|d| d.kind == "awaiting-approval")
+        .cloned();
+    Ok(view)
+}
+
+/// What to do about a declared outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Start the runbook.
+    Start,
+    /// Notify and wait for `lifeboat approve`.
+    AwaitApproval,
+    /// Notify only.
+    Notify,
+    /// Do nothing (but record and notify): the decision's kind and why.
+    Blocked(&'static str, String),
+}
+
+impl Verdict {
+    /// The decision's kind as journaled.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Start => "started",
+            Verdict::AwaitApproval => "awaiting-approval",
+            Verdict::Notify => "notified",
+            Verdict::Blocked(kind, _) => kind,
+        }
+    }
+}
+
+/// Decide about a declared outage of `policy`'s binding in situation `view`.
+/// `failback` says the bound runbook is a failback, which never starts
+/// without a human.
+pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
+    if policy == Policy::Notify {
+        return Verdict::Notify;
+    }
+    if let Some(run) = &view.active_run {
+        return Verdict::Blocked(
+            "blocked-active-run",
+            format!("run {run} of this binding is still in progress"),
+        );
+    }
+    if view.awaiting.is_some() {
+        return Verdict::Blocked(
+            "blocked-awaiting-approval",
+            "an earlier outage is still waiting for `lifeboat approve`".into(),
+        );
+    }
+    if let Some(why) = &view.cooling {
+        return Verdict::Blocked("blocked-cooldown", why.clone());
+    }
+    if let Some(pause) = &view.paused {
+        return Verdict::Blocked(
+            "blocked-paused",
+            format!(
+                "automatic triggering is paused (by {} at {}): `lifeboat resume`",
+                pause.who, pause.at
+            ),
+        );
+    }
+    match policy {
+        Policy::Auto if failback => Verdict::Blocked(
+            "blocked-failback",
+            "a failback is never started automatically".into(),
+        ),
+        Policy::Auto => Verdict::Start,
+        Policy::Approve | Policy::Notify => Verdict::AwaitApproval,
+    }
+}
+
+/// A decision now, by `who`.
+pub fn decision(
+    binding: Option<&str>,
+    kind: &str,
+    run: Option<&str>,
+    who: &str,
+    detail: Option<serde_json::Value>,
+) -> Decision {
+    Decision {
+        seq: 0,
+        at: crate::engine::now(),
+        binding: binding.map(str::to_string),
+        kind: kind.to_string(),
+        run: run.map(str::to_string),
+        who: who.to_string(),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::journal::{Access, NewRun};
+    use std::time::Duration;
+
+    fn binding(cooldown: Duration) -> Binding {
+        Binding {
+            name: "app".into(),
+            region: "us-east-1".into(),
+            runbook: "r.yaml".into(),
+            params: Vec::new(),
+            policy: Policy::Auto,
+            cooldown,
+        }
+    }
+
+    fn started(journal: &Journal, run: &str) {
+        let record = NewRun {
+            id: run.into(),
+            runbook: "r".into(),
+            file: "r.yaml".into(),
+            runbook_sha256: String::new(),
+            runbook_text: String::new(),
+            params: Vec::new(),
+            secret_params: Vec::new(),
+            mode: "failover".into(),
+            started_by: DAEMON.into(),
+            started_at: crate::engine::now(),
+        };
+        let d = decision(Some("app"), "started", Some(run), DAEMON, None);
+        journal.start_run(&record, &[], Some(&d)).unwrap();
+    }
+
+    fn decide(journal: &Journal, binding: Option<&str>, kind: &str) {
+        journal
+            .decide(&decision(binding, kind, None, "alice (uid 1000)", None))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_ready_binding_follows_its_policy() {
+        let view = View::default();
+        assert_eq!(on_outage(Policy::Auto, false, &view), Verdict::Start);
+        assert_eq!(
+            on_outage(Policy::Approve, false, &view),
+            Verdict::AwaitApproval
+        );
+        assert_eq!(on_outage(Policy::Notify, false, &view), Verdict::Notify);
+        assert_eq!(
+            on_outage(Policy::Auto, true, &view).kind(),
+            "blocked-failback"
+        );
+        assert_eq!(
+            on_outage(Policy::Approve, true, &view),
+            Verdict::AwaitApproval
+        );
+    }
+
+    #[test]
+    fn a_run_then_cooldown_until_ack_then_the_cooldown_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), Access::Executor).unwrap();
+        let b = binding(Duration::from_secs(3600));
+        let now = Timestamp::now();
+        started(&journal, "run-1");
+        let v = view(&journal, &b, now).unwrap();
+        assert_eq!(v.active_run.as_deref(), Some("run-1"));
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v).kind(),
+            "blocked-active-run"
+        );
+
+        journal
+            .set_run_state("run-1", "succeeded", Some(&crate::engine::now()), None)
+            .unwrap();
+        let v = view(&journal, &b, now).unwrap();
+        assert_eq!(v.active_run, None);
+        assert!(v.cooling.as_deref().unwrap().contains("lifeboat ack app"));
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v).kind(),
+            "blocked-cooldown"
+        );
+
+        decide(&journal, Some("app"), "ack");
+        let v = view(&journal, &b, now).unwrap();
+        assert!(
+            v.cooling.as_deref().unwrap().contains("lasts until"),
+            "{v:?}"
+        );
+        let later = now.checked_add(Duration::from_secs(3601)).unwrap();
+        let v = view(&journal, &b, later).unwrap();
+        assert_eq!(v.cooling, None);
+        assert_eq!(on_outage(Policy::Auto, false, &v), Verdict::Start);
+    }
+
+    #[test]
+    fn the_kill_switch_is_the_last_pause_or_resume_and_spares_notify() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), Access::Executor).unwrap();
+        let b = binding(Duration::ZERO);
+        let now = Timestamp::now();
+        decide(&journal, None, "pause");
+        let v = view(&journal, &b, now).unwrap();
+        assert_eq!(on_outage(Policy::Auto, false, &v).kind(), "blocked-paused");
+        assert_eq!(on_outage(Policy::Notify, false, &v), Verdict::Notify);
+        // An ack of another binding is not a resume.
+        decide(&journal, Some("other"), "ack");
+        assert!(paused(&journal).unwrap().is_some());
+        decide(&journal, None, "resume");
+        let v = view(&journal, &b, now).unwrap();
+        assert_eq!(on_outage(Policy::Auto, false, &v), Verdict::Start);
+    }
+
+    #[test]
+    fn an_approval_stands_until_its_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), Access::Executor).unwrap();
+        let b = binding(Duration::ZERO);
+        let now = Timestamp::now();
+        decide(&journal, Some("app"), "awaiting-approval");
+        let v = view(&journal, &b, now).unwrap();
+        assert!(v.awaiting.is_some());
+        assert_eq!(
+            on_outage(Policy::Approve, false, &v).kind(),
+            "blocked-awaiting-approval"
+        );
+        decide(&journal, Some("app"), "withdrawn");
+        assert_eq!(view(&journal, &b, now).unwrap().awaiting, None);
+    }
+}

@@ -1,0 +1,713 @@
+//! The daemon's judgement, end to end: local HTTP servers stand in for the
+//! primary region's endpoints, the emulator for AWS, and the shipped
+//! pilot-light runbook is bound to the primary region.
+//!
+//! - endpoints down and staying down: the failover runs exactly once, the
+//!   outage declared within interval × threshold + one interval, even with
+//!   the daemon SIGKILLed mid-failover and restarted;
+//! - endpoints flapping faster than the threshold for a minute: no run;
+//! - policy `approve`: nothing until `lifeboat approve`; after the run a
+//!   second outage is held until `lifeboat ack`; `pause` holds a third.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use lifeboat::engine::journal::{Access, Decision, Journal};
+
+use crate::moto::Moto;
+use crate::run::{KillOnDrop, text};
+
+const UP: u8 = 0;
+const DOWN: u8 = 1;
+/// Each path alternates failure and success: never two failures in a row.
+const FLAPPING: u8 = 2;
+
+/// An HTTP server whose every path answers per `mode`; its base URL.
+async fn primary_endpoints(mode: Arc<AtomicU8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let counts = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u64>::new()));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (mode, counts) = (Arc::clone(&mode), Arc::clone(&counts));
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let healthy = match mode.load(Ordering::SeqCst) {
+                    UP => true,
+                    DOWN => false,
+                    _ => {
+                        let mut counts = counts.lock().expect("counts");
+                        let n = counts.entry(path).or_default();
+                        *n += 1;
+                        *n % 2 == 0
+                    }
+                };
+                let status = if healthy {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = stream
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+                            .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// The DR application's health endpoint, healthy while `up`.
+async fn dr_health(up: Arc<AtomicBool>) -> String {
+    let mode = Arc::new(AtomicU8::new(DOWN));
+    let url = primary_endpoints(Arc::clone(&mode)).await;
+    tokio::spawn(async move {
+        loop {
+            mode.store(
+                if up.load(Ordering::SeqCst) { UP } else { DOWN },
+                Ordering::SeqCst,
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    format!("{url}/healthz")
+}
+
+struct Scene {
+    moto: Moto,
+    dir: tempfile::TempDir,
+}
+
+impl Scene {
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("control.sock")
+    }
+
+    /// Write the daemon's config: three probes of the primary, the
+    /// pilot-light runbook bound to it.
+    fn config(&self, primary: &str, health: &str, policy: &str, interval: &str) -> PathBuf {
+        let runbook = std::env::current_dir()
+            .expect("cwd")
+            .join("runbooks/pilot-light.yaml");
+        let probe = |name: &str| {
+            format!(
+                "      - {{ name: {name}, http: {{ url: \"{primary}/{name}\" }}, interval: {interval}, timeout: 2s, failure_threshold: 3, recovery_threshold: 2 }}\n"
+            )
+        };
+        let config = self.dir.path().join("lifeboat.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir: {state}
+listen: {{ metrics: \"127.0.0.1:0\", control: {socket} }}
+cooldown: 0s
+regions:
+  us-east-1:
+    probes:
+{a}{b}{c}bindings:
+  app:
+    region: us-east-1
+    runbook: {runbook}
+    params: {{ health_url: \"{health}\" }}
+    policy: {policy}
+",
+                state = self.state().display(),
+                socket = self.socket().display(),
+                a = probe("web-a"),
+                b = probe("web-b"),
+                c = probe("web-c"),
+                runbook = runbook.display(),
+            ),
+        )
+        .expect("write config");
+        config
+    }
+
+    /// Start the daemon; its log goes to `daemon-N.log`.
+    fn daemon(&self, config: &Path, n: u32) -> KillOnDrop {
+        let log = std::fs::File::create(self.dir.path().join(format!("daemon-{n}.log")))
+            .expect("log file");
+        let daemon = self
+            .moto
+            .lifeboat(&self.state())
+            .args(["daemon", "--config", config.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map(KillOnDrop)
+            .expect("start the daemon");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.socket().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no control socket:\n{}",
+                self.log(n)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("daemon-{n}.log"))).unwrap_or_default()
+    }
+
+    /// `lifeboat ARGS` as an operator runs it next to the daemon.
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(args)
+            .env("LIFEBOAT_STATE_DIR", self.state())
+            .env("LIFEBOAT_SOCKET", self.socket())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run lifeboat")
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::open(&self.state(), Access::Client).expect("journal")
+    }
+
+    fn decisions(&self) -> Vec<Decision> {
+        self.journal().decisions(None).expect("decisions")
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.decisions().into_iter().map(|d| d.kind).collect()
+    }
+
+    /// Wait (up to 90 s) until `done` holds of the journal's decisions.
+    fn wait_for_decisions(&self, n: u32, what: &str, done: impl Fn(&[Decision]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let decisions = self.decisions();
+            if done(&decisions) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {what}: {:?}\n{}",
+                self.kinds(),
+                self.log(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait (up to 90 s) until run `id` is in `state`.
+    fn wait_for_run(&self, n: u32, id: &str, state: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let record = self.journal().run(id).expect("run");
+            if record.state == state {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {id} is {} (error {:?}), never {state}:\n{}",
+                record.state,
+                record.error,
+                self.log(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.ctl(&["status", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+}
+
+async fn scene() -> Scene {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    lifeboat::demo::seed(&aws).await.expect("seed");
+    moto.start_recording();
+    Scene {
+        moto,
+        dir: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+fn count(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
+}
+
+fn seconds(rfc3339: &str) -> f64 {
+    let t: jiff::Timestamp = rfc3339.parse().expect("timestamp");
+    t.as_millisecond() as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
+    let scene = scene().await;
+    let mode = Arc::new(AtomicU8::new(UP));
+    let primary = primary_endpoints(Arc::clone(&mode)).await;
+    // The DR application answers only once the test says so: the run waits
+    // in its last step, where the daemon is killed.
+    let dr_up = Arc::new(AtomicBool::new(false));
+    let health = dr_health(Arc::clone(&dr_up)).await;
+    let config = scene.config(&primary, &health, "auto", "1s");
+    let mut daemon = scene.daemon(&config, 1);
+    let status = scene.status();
+    assert_eq!(status["bindings"][0]["state"], "armed", "{status}");
+
+    let down_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    mode.store(DOWN, Ordering::SeqCst);
+    scene.wait_for_decisions(1, "started a run", |d| {
+        d.iter().any(|d| d.kind == "started")
+    });
+    let started = scene
+        .decisions()
+        .into_iter()
+        .find(|d| d.kind == "started")
+        .expect("started");
+    assert_eq!(started.who, "lifeboat daemon");
+    let evidence = &started.detail.as_ref().expect("detail")["evidence"];
+    assert_eq!(evidence["region"], "us-east-1", "{evidence}");
+    let failing = evidence["probes"]
+        .as_array()
+        .expect("probes")
+        .iter()
+        .filter(|p| p["failing"] == true)
+        .count();
+    assert!(failing >= 2, "a quorum of probes: {evidence}");
+    assert!(
+        evidence["probes"][0]["last_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("503")),
+        "{evidence}"
+    );
+    let run = started.run.clone().expect("run id");
+    let marks = scene.journal().marks(&run).expect("marks");
+    let declared = marks
+        .iter()
+        .find(|m| m.kind == "outage_declared")
+        .expect("outage_declared mark");
+    let incident = marks
+        .iter()
+        .find(|m| m.kind == "incident_start")
+        .expect("incident_start mark");
+    // interval × failure_threshold + one interval.
+    let bound = 1.0 * 3.0 + 1.0;
+    let detection = seconds(&declared.at) - down_at;
+    assert!(
+        detection > 0.0 && detection <= bound,
+        "declared {detection:.2} s after the endpoints went down (bound {bound} s)"
+    );
+    assert!(seconds(&incident.at) >= down_at && seconds(&incident.at) <= seconds(&declared.at));
+
+    // Killed while the run waits for the DR application; restarted.
+    crate::run::wait_for(&scene.state(), &run, "verify", "running");
+    daemon.0.kill().expect("SIGKILL the daemon");
+    let _ = daemon.0.wait();
+    dr_up.store(true, Ordering::SeqCst);
+    let _daemon = scene.daemon(&config, 2);
+    scene.wait_for_run(2, &run, "succeeded");
+    // The restarted daemon sees the region still down, and holds.
+    scene.wait_for_decisions(2, "decided on the re-declared outage", |d| d.len() >= 2);
+    let kinds = scene.kinds();
+    assert_eq!(count(&kinds, "started"), 1, "{kinds:?}");
+    assert!(
+        kinds[1] == "blocked-active-run" || kinds[1] == "blocked-cooldown",
+        "{kinds:?}"
+    );
+    assert_eq!(scene.journal().runs().expect("runs").len(), 1);
+    let log = scene.log(2);
+    assert!(log.contains("resuming an interrupted run"), "{log}");
+
+    // Every change reached AWS once.
+    let changes = scene.moto.changes();
+    assert_eq!(
+        changes,
+        BTreeMap::from([
+            ("AddTagsToResource".to_string(), 1),
+            ("ChangeResourceRecordSets".to_string(), 1),
+            ("PromoteReadReplica".to_string(), 1),
+            ("StartInstances".to_string(), 1),
+        ]),
+        "{:?}",
+        scene.moto.changes_in_order()
+    );
+    let figures = scene.ctl(&["report", &run, "--format", "json"]);
+    let figures: serde_json::Value = serde_json::from_slice(&figures.stdout).expect("JSON");
+    assert_eq!(
+        figures["incident_source"], "first failed probe of the declared outage",
+        "{figures}"
+    );
+    assert!(
+        figures["breakdown"]["detection_s"]
+            .as_f64()
+            .is_some_and(|d| d > 0.0 && d <= bound),
+        "{figures}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_flapping_faster_than_the_threshold_for_a_minute_trigger_nothing() {
+    let scene = scene().await;
+    let mode = Arc::new(AtomicU8::new(FLAPPING));
+    let primary = primary_endpoints(Arc::clone(&mode)).await;
+    let health = dr_health(Arc::new(AtomicBool::new(true))).await;
+    let config = scene.config(&primary, &health, "auto", "100ms");
+    let _daemon = scene.daemon(&config, 1);
+    let start = Instant::now();
+    let mut degraded = false;
+    while start.elapsed() < Duration::from_secs(60) {
+        let status = scene.status();
+        degraded |= status["regions"][0]["state"] == "degraded";
+        assert_ne!(status["regions"][0]["state"], "down", "{status}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(degraded, "the probes did fail:\n{}", scene.log(1));
+    assert_eq!(scene.kinds(), Vec::<String>::new());
+    assert!(scene.journal().runs().expect("runs").is_empty());
+    assert!(!scene.log(1).contains("outage declared"));
+    assert!(scene.moto.changes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_then_ack_then_pause_each_hold_the_next_run() {
+    let scene = scene().await;
+    let mode = Arc::new(AtomicU8::new(UP));
+    let primary = primary_endpoints(Arc::clone(&mode)).await;
+    let health = dr_health(Arc::new(AtomicBool::new(true))).await;
+    let config = scene.config(&primary, &health, "approve", "300ms");
+    let _daemon = scene.daemon(&config, 1);
+    let outage = |n: usize| {
+        mode.store(DOWN, Ordering::SeqCst);
+        scene.wait_for_decisions(1, "decided on the outage", |d| d.len() >= n);
+        // Declared once, decided once: the decision is the last word.
+        std::thread::sleep(Duration::from_secs(1));
+        mode.store(UP, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while scene.status()["regions"][0]["state"] != "healthy" {
+            assert!(Instant::now() < deadline, "never healthy again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // The first outage waits for a human.
+    mode.store(DOWN, Ordering::SeqCst);
+    scene.wait_for_decisions(1, "asked for approval", |d| {
+        d.iter().any(|d| d.kind == "awaiting-approval")
+    });
+    let status = scene.status();
+    assert_eq!(
+        status["bindings"][0]["state"], "awaiting-approval",
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        scene.journal().runs().expect("runs").is_empty(),
+        "nothing runs unapproved"
+    );
+    let approve = scene.ctl(&["approve", "app"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    assert!(
+        text(&approve.stdout).contains("approved: run "),
+        "{}",
+        text(&approve.stdout)
+    );
+    let runs = scene.journal().runs().expect("runs");
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].run.id.clone();
+    scene.wait_for_run(1, &run, "succeeded");
+    let approved = scene
+        .decisions()
+        .into_iter()
+        .find(|d| d.kind == "approved")
+        .expect("approved");
+    assert!(
+        approved.who.contains("(uid "),
+        "SO_PEERCRED: {}",
+        approved.who
+    );
+    assert!(
+        approved.who.contains("pid "),
+        "SO_PEERCRED: {}",
+        approved.who
+    );
+    assert!(
+        scene
+            .journal()
+            .marks(&run)
+            .expect("marks")
+            .iter()
+            .any(|m| m.kind == "outage_declared"),
+        "the approved run measures from the outage"
+    );
+    mode.store(UP, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scene.status()["regions"][0]["state"] != "healthy" {
+        assert!(Instant::now() < deadline, "never healthy again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let again = scene.ctl(&["approve", "app"]);
+    assert_eq!(again.status.code(), Some(2), "nothing is waiting now");
+    assert!(
+        text(&again.stderr).contains("not waiting for approval"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // A second outage is held until a human acknowledges the run.
+    let n = scene.decisions().len();
+    outage(n + 1);
+    assert_eq!(
+        scene.kinds().last().map(String::as_str),
+        Some("blocked-cooldown")
+    );
+    let status = scene.status();
+    assert_eq!(status["bindings"][0]["state"], "cooling-down", "{status}");
+    assert_eq!(
+        status["bindings"][0]["last_run"]["run"],
+        run.as_str(),
+        "{status}"
+    );
+    let ack = scene.ctl(&["ack", "app"]);
+    assert_eq!(ack.status.code(), Some(0), "{}", text(&ack.stderr));
+    assert_eq!(scene.status()["bindings"][0]["state"], "armed");
+
+    // The kill switch holds the next one; it persists in the journal.
+    let pause = scene.ctl(&["pause", "--reason", "network maintenance"]);
+    assert_eq!(pause.status.code(), Some(0), "{}", text(&pause.stderr));
+    let n = scene.decisions().len();
+    outage(n + 1);
+    assert_eq!(
+        scene.kinds().last().map(String::as_str),
+        Some("blocked-paused")
+    );
+    assert_eq!(
+        scene.journal().runs().expect("runs").len(),
+        1,
+        "still one run"
+    );
+    let status = scene.status();
+    assert_eq!(
+        status["paused"]["reason"], "network maintenance",
+        "{status}"
+    );
+    let resume = scene.ctl(&["resume"]);
+    assert_eq!(resume.status.code(), Some(0), "{}", text(&resume.stderr));
+    assert_eq!(scene.status()["paused"], serde_json::Value::Null);
+    let kinds = scene.kinds();
+    assert_eq!(
+        kinds,
+        [
+            "awaiting-approval",
+            "approved",
+            "started",
+            "blocked-cooldown",
+            "ack",
+            "pause",
+            "blocked-paused",
+            "resume"
+        ],
+        "every decision, in order"
+    );
+}
+
+/// A webhook receiver; the JSON bodies it was sent.
+async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sink = Arc::clone(&sink);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Ok(event) = serde_json::from_str(body) {
+                        sink.lock().expect("events").push(event);
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/hooks/secret-token"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_route53_probes_and_webhooks() {
+    let scene = scene().await;
+    let aws = scene.moto.clients().await;
+    let check = aws
+        .route53()
+        .create_health_check()
+        .caller_reference("lifeboat-test")
+        .health_check_config(
+            aws_sdk_route53::types::HealthCheckConfig::builder()
+                .r#type(aws_sdk_route53::types::HealthCheckType::Https)
+                .fully_qualified_domain_name("app.example.com")
+                .build()
+                .expect("config"),
+        )
+        .send()
+        .await
+        .expect("create health check");
+    let id = check.health_check().expect("health check").id().to_string();
+    let (hook, events) = webhook().await;
+    let runbook = std::env::current_dir()
+        .expect("cwd")
+        .join("runbooks/pilot-light.yaml");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = scene.dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {state}
+listen: {{ metrics: \"127.0.0.1:{metrics_port}\", control: {socket} }}
+notify:
+  - {{ url: \"{hook}\", allow_http: true }}
+regions:
+  us-east-1:
+    quorum: 2
+    probes:
+      - {{ name: dns-check, route53_health_check: \"{id}\", interval: 200ms }}
+      - {{ name: gone-check, route53_health_check: no-such-check, interval: 200ms }}
+bindings:
+  ghost:
+    region: us-east-1
+    runbook: {runbook}
+    params: {{ db_replica: no-such-replica }}
+    policy: notify
+",
+            state = scene.state().display(),
+            socket = scene.socket().display(),
+            runbook = runbook.display(),
+        ),
+    )
+    .expect("write config");
+    let _daemon = scene.daemon(&config, 1);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status = scene.status();
+        let probes = &status["regions"][0]["probes"];
+        if !status["bindings"][0]["ready"].is_null()
+            && !probes[0]["last_ok"].is_null()
+            && !probes[1]["last_ok"].is_null()
+        {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{status}\n{}", scene.log(1));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let probes = &status["regions"][0]["probes"];
+    assert_eq!(probes[0]["last_ok"], true, "{status}");
+    assert!(
+        probes[0]["last_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("1 of 1 checkers report success")),
+        "{status}"
+    );
+    assert_eq!(probes[1]["last_ok"], false, "{status}");
+    assert!(
+        probes[1]["last_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("NoSuchHealthCheck")),
+        "{status}"
+    );
+    let ghost = &status["bindings"][0];
+    assert_eq!(ghost["ready"], false, "{status}");
+    assert!(
+        ghost["not_ready"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| p.contains("no-such-replica")))),
+        "{status}"
+    );
+    let text_status = scene.ctl(&["status"]);
+    assert!(
+        text(&text_status.stdout).contains("binding ghost (us-east-1 ->"),
+        "{}",
+        text(&text_status.stdout)
+    );
+    assert!(text(&text_status.stdout).contains("NOT READY"));
+
+    let metrics = crate::daemon::get(metrics_port, "/metrics").unwrap_or_default();
+    assert!(
+        metrics.contains(
+            r#"lifeboat_runbook_ready{binding="ghost",runbook="pilot-light-failover"} 0"#
+        ),
+        "{metrics}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = events.lock().expect("events").clone();
+        if let Some(e) = got.iter().find(|e| e["event"] == "runbook-not-ready") {
+            assert_eq!(e["binding"], "ghost", "{e}");
+            assert!(
+                e["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("would fail now")),
+                "{e}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no webhook: {got:?}\n{}",
+            scene.log(1)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !scene.log(1).contains("secret-token"),
+        "webhook URLs are not logged whole"
+    );
+}
