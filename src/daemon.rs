@@ -572,7 +572,8 @@ impl Daemon {
             };
             self.metrics.set_paused(view.paused.is_some());
             let verdict = trigger::on_outage(binding.policy, failback, &view);
-            match verdict {
+            let name = &binding.name;
+            let (detail, summary) = match &verdict {
                 Verdict::Start => {
                     let _ = self.start(
                         &binding,
@@ -581,56 +582,29 @@ impl Daemon {
                         "automatic: policy auto",
                         Some(evidence.clone()),
                     );
+                    continue;
                 }
-                Verdict::AwaitApproval => {
-                    let d = decision(
-                        Some(&binding.name),
-                        "awaiting-approval",
-                        None,
-                        DAEMON,
-                        Some(serde_json::json!({ "evidence": evidence })),
-                    );
-                    self.record(
-                        &d,
-                        Some(region),
-                        format!(
-                            "{region} is down: binding `{}` waits for `lifeboat approve {}`",
-                            binding.name, binding.name
-                        ),
-                    );
-                }
-                Verdict::Notify => {
-                    let d = decision(
-                        Some(&binding.name),
-                        "notified",
-                        None,
-                        DAEMON,
-                        Some(serde_json::json!({ "evidence": evidence })),
-                    );
-                    self.record(
-                        &d,
-                        Some(region),
-                        format!("{region} is down: binding `{}` only notifies", binding.name),
-                    );
-                }
-                Verdict::Blocked(kind, why) => {
-                    let d = decision(
-                        Some(&binding.name),
-                        kind,
-                        view.active_run.as_deref(),
-                        DAEMON,
-                        Some(serde_json::json!({ "reason": why, "evidence": evidence })),
-                    );
-                    self.record(
-                        &d,
-                        Some(region),
-                        format!(
-                            "{region} is down, but binding `{}` does not run: {why}",
-                            binding.name
-                        ),
-                    );
-                }
-            }
+                Verdict::AwaitApproval => (
+                    serde_json::json!({ "evidence": evidence }),
+                    format!(
+                        "{region} is down: binding `{name}` waits for `lifeboat approve {name}`"
+                    ),
+                ),
+                Verdict::Notify => (
+                    serde_json::json!({ "evidence": evidence }),
+                    format!("{region} is down: binding `{name}` only notifies"),
+                ),
+                Verdict::Blocked(_, why) => (
+                    serde_json::json!({ "reason": why, "evidence": evidence }),
+                    format!("{region} is down, but binding `{name}` does not run: {why}"),
+                ),
+            };
+            let run = match verdict {
+                Verdict::Blocked(..) => view.active_run.as_deref(),
+                _ => None,
+            };
+            let d = decision(Some(name), verdict.kind(), run, DAEMON, Some(detail));
+            self.record(&d, Some(region), summary);
         }
     }
 

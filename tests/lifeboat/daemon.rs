@@ -235,38 +235,6 @@ fn the_systemd_unit_is_hardened_to_an_exposure_of_at_most_two() {
     assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
 }
 
-/// An HTTP server answering 200 while `up`, 503 otherwise; its URL.
-async fn switchable_endpoint(up: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let healthy = up.load(std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf).await;
-                let status = if healthy {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = stream
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                        )
-                        .as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}/healthz")
-}
-
 async fn wait_for_metric(port: u16, line: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -284,8 +252,9 @@ async fn wait_for_metric(port: u16, line: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_declare_a_region_down_once_and_see_it_recover() {
-    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let url = switchable_endpoint(std::sync::Arc::clone(&up)).await;
+    use crate::trigger::{DOWN, UP};
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(UP));
+    let url = crate::trigger::primary_endpoints(std::sync::Arc::clone(&mode)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let probe = |name: &str| {
@@ -317,11 +286,11 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     let healthy = r#"lifeboat_region_health{region="us-east-1"} 0"#;
     wait_for_metric(port, healthy).await;
 
-    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    mode.store(DOWN, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, r#"lifeboat_region_health{region="us-east-1"} 2"#).await;
     // Down stays down, declared once, however long it lasts.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    mode.store(UP, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, healthy).await;
 
     signal(daemon.0.id(), "TERM");
@@ -332,4 +301,78 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     }
     assert_eq!(err.matches("outage declared").count(), 1, "{err}");
     assert!(err.contains("answered 503, expected 200"), "{err}");
+}
+
+#[test]
+fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
+    use lifeboat::engine::journal::{Access, Journal};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let run = interrupted_run(dir.path(), &state);
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\n",
+            state.display(),
+            dir.path().join("control.sock").display()
+        ),
+    )
+    .expect("write config");
+    let daemon = || {
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["daemon", "--config", config.to_str().expect("utf-8")])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(crate::run::KillOnDrop)
+            .expect("start the daemon")
+    };
+    let journal = Journal::open(&state, Access::Client).expect("journal");
+    let states = |step: &str| -> Vec<String> {
+        journal
+            .events(&run)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.step == step && e.phase == "main")
+            .map(|e| e.state)
+            .collect()
+    };
+
+    let mut first = daemon();
+    // The resumed `long` step is running again: stop the daemon then.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while states("long").iter().filter(|s| *s == "running").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "never resumed: {:?}",
+            states("long")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(first.0.id(), "TERM");
+    assert_eq!(first.0.wait().expect("exit").code(), Some(0));
+    assert_eq!(
+        states("long").last().map(String::as_str),
+        Some("succeeded"),
+        "the running step reached its end and was journaled"
+    );
+    assert!(states("last").is_empty(), "no step started after SIGTERM");
+    assert_eq!(journal.run(&run).expect("run").state, "running");
+
+    let mut second = daemon();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal.run(&run).expect("run").state != "succeeded" {
+        assert!(Instant::now() < deadline, "never finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(states("last"), vec!["running", "succeeded"]);
+    assert_eq!(
+        states("long").iter().filter(|s| *s == "succeeded").count(),
+        1,
+        "not repeated"
+    );
+    signal(second.0.id(), "TERM");
+    assert_eq!(second.0.wait().expect("exit").code(), Some(0));
 }

@@ -21,13 +21,13 @@ use lifeboat::engine::journal::{Access, Decision, Journal};
 use crate::moto::Moto;
 use crate::run::{KillOnDrop, text};
 
-const UP: u8 = 0;
-const DOWN: u8 = 1;
+pub const UP: u8 = 0;
+pub const DOWN: u8 = 1;
 /// Each path alternates failure and success: never two failures in a row.
 const FLAPPING: u8 = 2;
 
 /// An HTTP server whose every path answers per `mode`; its base URL.
-async fn primary_endpoints(mode: Arc<AtomicU8>) -> String {
+pub async fn primary_endpoints(mode: Arc<AtomicU8>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
