@@ -51,6 +51,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod exposure;
+pub mod iam;
 pub mod logging;
 pub mod measure;
 pub mod metrics;

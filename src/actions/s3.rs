@@ -321,7 +321,7 @@ pub(super) async fn copy_objects(
             let Some((key, _)) = queue.next() else { break };
             let client = client.clone();
             let (source, dest) = (w.source_bucket.clone(), w.dest_bucket.clone());
-            tasks.spawn(async move {
+            tasks.spawn(crate::aws::same_call_log(async move {
                 client
                     .copy_object()
                     .copy_source(format!("{source}/{}", encode_key(&key)))
@@ -333,7 +333,7 @@ pub(super) async fn copy_objects(
                         classify(&format!("CopyObject {} to {dest}", url(&source, &key)), e)
                     })
                     .map(|_| key)
-            });
+            }));
         }
         let Some(joined) = tasks.join_next().await else {
             break;

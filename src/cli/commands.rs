@@ -66,14 +66,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             super::control::send(&cli.socket, &state_dir, Request::Pause { reason })
         }
         Command::Resume => super::control::send(&cli.socket, &state_dir, Request::Resume),
-        Command::Trigger { binding, mode } => super::control::send(
-            &cli.socket,
-            &state_dir,
-            Request::Trigger {
-                binding,
-                mode: mode.into(),
-            },
-        ),
+        Command::Trigger { binding, mode } => {
+            super::control::send(&cli.socket, &state_dir, Request::Trigger { binding, mode })
+        }
         Command::Status { output } => super::control::status(&cli.socket, &state_dir, output),
         Command::Validate { files, output } => validate(&files, output),
         Command::Check {
@@ -96,6 +91,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             print(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
         }
         Command::Actions { output } => actions(output),
+        Command::IamPolicy {
+            files,
+            params,
+            mode,
+        } => iam_policy(&files, &params, mode),
         Command::CheckConfig { file } => {
             let text = read(&file)?;
             match crate::config::load(&file.display().to_string(), &text) {
@@ -225,6 +225,22 @@ fn plan(
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&view)?)),
         Output::Text => print(&view.render()),
     }
+}
+
+/// `lifeboat iam-policy FILE...`.
+fn iam_policy(
+    files: &[std::path::PathBuf],
+    params: &[(String, String)],
+    mode: Mode,
+) -> Result<(), CliError> {
+    let mut runbooks = Vec::new();
+    for file in files {
+        let text = read(file)?;
+        runbooks
+            .push(super::run::load_or_report(&file.display().to_string(), &text, params)?.runbook);
+    }
+    let policy = crate::iam::policy(&runbooks, mode);
+    print(&format!("{}\n", serde_json::to_string_pretty(&policy)?))
 }
 
 #[derive(Serialize)]

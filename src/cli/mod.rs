@@ -263,6 +263,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
+    /// Print the least IAM policy (JSON) that runs of these runbooks need.
+    IamPolicy {
+        /// Runbook files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Parameter value, NAME=VALUE (repeatable; applies to every file).
+        #[arg(long = "param", short = 'p', value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Mode: `drill` grants what drills need instead of production changes.
+        #[arg(long, value_enum, default_value_t = Mode::Failover)]
+        mode: Mode,
+    },
     /// Run a runbook (asks for confirmation on a terminal); resumable with --resume RUN.
     Run(run::RunArgs),
     /// List runs in the journal.
@@ -335,13 +347,13 @@ pub enum Command {
     },
     /// Allow automatic triggering again.
     Resume,
-    /// Start a binding's runbook now, by hand (needs the daemon).
+    /// Start a binding's runbook now, by hand, or a drill of it (needs the daemon).
     Trigger {
         /// The binding.
         binding: String,
         /// Mode.
-        #[arg(long, value_enum, default_value_t)]
-        mode: RunMode,
+        #[arg(long, value_enum, default_value_t = Mode::Failover)]
+        mode: Mode,
     },
     /// Mark an interrupted step whose effect cannot be observed as done, without re-running it.
     Skip {

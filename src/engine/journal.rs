@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Version of the journal schema this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +195,20 @@ pub struct Decision {
     pub detail: Option<serde_json::Value>,
 }
 
+/// The AWS requests one attempt of one step made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepCalls {
+    /// Step id.
+    pub step: String,
+    /// `main`, `fallback`, `rollback`, or `recovery_point` (the reading the
+    /// engine takes before the step).
+    pub phase: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Requests by `Service.Operation`.
+    pub calls: std::collections::BTreeMap<String, u64>,
+}
+
 /// The journal of one state directory.
 #[derive(Debug)]
 pub struct Journal {
@@ -262,6 +276,16 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT
     );
     CREATE INDEX decisions_by_binding ON decisions(binding, seq);",
+    // 4: the AWS requests each attempt of each step made.
+    "CREATE TABLE step_calls (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        step TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        calls TEXT NOT NULL
+    );
+    CREATE INDEX step_calls_by_run ON step_calls(run_id, seq);",
 ];
 
 impl Journal {
@@ -571,6 +595,40 @@ impl Journal {
     /// Record a moment of the run's timeline.
     pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
         insert_mark(&self.conn(), run, mark).map_err(|e| self.db(e))
+    }
+
+    /// Record the AWS requests an attempt made (nothing if it made none).
+    pub fn record_calls(&self, run: &str, calls: &StepCalls) -> Result<(), JournalError> {
+        if calls.calls.is_empty() {
+            return Ok(());
+        }
+        let text = serde_json::to_string(&calls.calls).map_err(|e| self.corrupt(e))?;
+        self.conn()
+            .execute(
+                "INSERT INTO step_calls (run_id, step, phase, attempt, calls) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run, calls.step, calls.phase, calls.attempt, text],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// Every attempt's AWS requests in a run, in order.
+    pub fn calls(&self, run: &str) -> Result<Vec<StepCalls>, JournalError> {
+        let rows = self.rows_of(
+            "SELECT step, phase, attempt, calls FROM step_calls WHERE run_id = ?1 ORDER BY seq",
+            run,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)),
+        )?;
+        rows.into_iter()
+            .map(|(step, phase, attempt, calls)| {
+                Ok(StepCalls {
+                    step,
+                    phase,
+                    attempt,
+                    calls: serde_json::from_str(&calls).map_err(|e| self.corrupt(e))?,
+                })
+            })
+            .collect()
     }
 
     /// Every mark of a run, in order.

@@ -565,6 +565,7 @@ impl Engine {
     async fn read_recovery_point(
         &self,
         ctx: &RunCtx,
+        step_id: &str,
         action: ActionKind,
     ) -> Result<(), JournalError> {
         let Some(source) = &ctx.runbook.recovery_point else {
@@ -588,7 +589,17 @@ impl Engine {
             return Ok(());
         }
         let region = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
-        let reading = self.actions.read_recovery_point(region, source).await;
+        let (reading, calls) =
+            crate::aws::logging_calls(self.actions.read_recovery_point(region, source)).await;
+        self.journal.record_calls(
+            &ctx.id,
+            &journal::StepCalls {
+                step: step_id.to_string(),
+                phase: "recovery_point".into(),
+                attempt: 1,
+                calls,
+            },
+        )?;
         self.journal.mark(
             &ctx.id,
             &journal::Mark {
@@ -647,7 +658,7 @@ impl Engine {
                 return Ok(TaskEnd::Failed(error));
             }
         };
-        self.read_recovery_point(ctx, step.action).await?;
+        self.read_recovery_point(ctx, &step.id, step.action).await?;
         let mut attempt = first_attempt;
         let failure = loop {
             let note = (resumed && attempt == first_attempt)
@@ -667,7 +678,21 @@ impl Engine {
                 resumed: resumed && attempt == first_attempt,
                 deadline,
             };
-            match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input)).await {
+            let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
+                deadline,
+                self.actions.run(&sctx, &input),
+            ))
+            .await;
+            self.journal.record_calls(
+                &ctx.id,
+                &journal::StepCalls {
+                    step: step.id.clone(),
+                    phase: "main".into(),
+                    attempt,
+                    calls,
+                },
+            )?;
+            match result {
                 Ok(Ok(outputs)) => {
                     self.record(
                         At::new(&ctx.id, &step.id, "main", attempt),
@@ -773,9 +798,21 @@ impl Engine {
                 resumed: false,
                 deadline,
             };
-            let error = match tokio::time::timeout_at(deadline, self.actions.run(&sctx, &input))
-                .await
-            {
+            let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
+                deadline,
+                self.actions.run(&sctx, &input),
+            ))
+            .await;
+            self.journal.record_calls(
+                &ctx.id,
+                &journal::StepCalls {
+                    step: step.id.clone(),
+                    phase: phase.to_string(),
+                    attempt,
+                    calls,
+                },
+            )?;
+            let error = match result {
                 Ok(Ok(outputs)) => {
                     self.record(
                         At::new(&ctx.id, &step.id, phase, attempt),

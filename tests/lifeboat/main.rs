@@ -33,6 +33,7 @@ mod crash;
 mod crash_aws;
 mod daemon;
 mod ec2;
+mod iam;
 mod metrics;
 mod moto;
 mod no_panic;

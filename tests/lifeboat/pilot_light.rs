@@ -106,4 +106,5 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    crate::iam::assert_covered(&dir.path().join("state"));
 }

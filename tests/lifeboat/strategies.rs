@@ -137,6 +137,7 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
         text(&again.stderr)
     );
     assert_eq!(instance_states(&aws, "us-west-2", &[]).await.len(), before);
+    crate::iam::assert_covered(&scene.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +185,7 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
         "{}",
         text(&again.stderr)
     );
+    crate::iam::assert_covered(&scene.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,6 +238,7 @@ async fn active_passive_promotes_and_moves_traffic() {
     } else {
         assert_eq!(step["outputs"]["metric"], "ForcePrimaryUnhealthy", "{step}");
     }
+    crate::iam::assert_covered(state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,4 +341,5 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         crate::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
+    crate::iam::assert_covered(state);
 }
