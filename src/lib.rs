@@ -57,6 +57,7 @@ pub mod measure;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod redact;
 pub mod report;
 pub mod runbook;
 pub mod shipped;

@@ -315,12 +315,7 @@ fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
             }
         }
     }
-    let mut secrets = loaded.runbook.secrets();
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for secret in secrets {
-        out = out.replace(&secret, crate::REDACTED);
-    }
-    out
+    crate::redact::Redactor::new(loaded.runbook.secrets()).text(&out)
 }
 
 /// `lifeboat demo`: a two-region pilot-light failover on the local

@@ -100,6 +100,8 @@ pub struct Engine {
     options: EngineOptions,
     observer: Option<Observer>,
     drain: Option<watch::Receiver<bool>>,
+    /// The run's secrets: nothing reaches the journal or the log unredacted.
+    redactor: Arc<std::sync::RwLock<crate::redact::Redactor>>,
 }
 
 /// The record of a new run of `runbook` (loaded from `file`, whose text is
@@ -218,6 +220,7 @@ impl Engine {
             options,
             observer: None,
             drain: None,
+            redactor: Arc::default(),
         }
     }
 
@@ -239,6 +242,13 @@ impl Engine {
         &self.journal
     }
 
+    fn redactor(&self) -> crate::redact::Redactor {
+        self.redactor
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
     fn record(
         &self,
         at: At<'_>,
@@ -246,6 +256,7 @@ impl Engine {
         outputs: Option<&Outputs>,
         message: Option<String>,
     ) -> Result<(), JournalError> {
+        let redactor = self.redactor();
         let mut event = StepEvent {
             seq: 0,
             step: at.step.to_string(),
@@ -253,8 +264,10 @@ impl Engine {
             attempt: at.attempt,
             state: state.to_string(),
             at: now(),
-            outputs: outputs.map(|o| serde_json::Value::Object(o.clone().into_iter().collect())),
-            message,
+            outputs: outputs.map(|o| {
+                redactor.json(&serde_json::Value::Object(o.clone().into_iter().collect()))
+            }),
+            message: message.map(|m| redactor.text(&m)),
         };
         event.seq = self.journal.record(at.run, &event)?;
         if let Some(observer) = &self.observer {
@@ -274,6 +287,9 @@ impl Engine {
         let unsupported = unsupported(self.actions.as_ref(), &runbook, mode);
         if !unsupported.is_empty() {
             return Err(EngineError::Unsupported(unsupported));
+        }
+        if let Ok(mut redactor) = self.redactor.write() {
+            *redactor = crate::redact::Redactor::new(runbook.secrets());
         }
         let plan = Plan::new(&runbook, mode);
         let n = runbook.steps.len();
@@ -519,11 +535,11 @@ impl Engine {
             RunOutcome::Succeeded
         };
         let error = match &outcome {
-            RunOutcome::Failed(e) => Some(e.as_str()),
+            RunOutcome::Failed(e) => Some(self.redactor().text(e)),
             _ => None,
         };
         self.journal
-            .set_run_state(id, outcome.state(), Some(&now()), error)?;
+            .set_run_state(id, outcome.state(), Some(&now()), error.as_deref())?;
         Ok(outcome)
     }
 
@@ -550,7 +566,7 @@ impl Engine {
             {
                 Ok(_) => {}
                 Err(e) => {
-                    warn!(run_id = %ctx.id, step_id = %step.id, error = %e, "rollback failed")
+                    warn!(run_id = %ctx.id, step_id = %step.id, error = %self.redactor().text(&e), "rollback failed")
                 }
             }
         }
@@ -950,7 +966,7 @@ impl Engine {
             "attempt {attempt} was interrupted and `{}` cannot observe whether it took effect: `lifeboat approve {} {}` runs it again, `lifeboat skip {} {}` marks it done",
             step.action, ctx.id, step.id, ctx.id, step.id
         );
-        warn!(run_id = %ctx.id, step_id = %step.id, "{message}");
+        warn!(run_id = %ctx.id, step_id = %step.id, "{}", self.redactor().text(&message));
         self.record(
             At::new(&ctx.id, &step.id, "main", attempt),
             "needs-decision",

@@ -45,6 +45,7 @@ mod route53;
 mod run;
 mod s3;
 mod schema;
+mod secrets;
 mod seed;
 mod strategies;
 mod trigger;
