@@ -69,6 +69,66 @@ pub enum DaemonError {
     /// The control socket could not be opened.
     #[error(transparent)]
     Control(#[from] control::SocketError),
+    /// A file the daemon would act on could have been changed by others.
+    #[error("refusing files others could have changed (--insecure-permissions overrides):\n  {}", .0.join("\n  "))]
+    Insecure(Vec<String>),
+}
+
+/// The effective uid of this process (the owner of its `/proc/self`).
+fn own_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// What is wrong with `path`'s ownership and mode, like sshd's StrictModes:
+/// it must be owned by root or by the daemon's own user, and writable by
+/// neither its group nor others.
+fn unsafe_file(path: &Path, own: Option<u32>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("{}: {e}", path.display())),
+    };
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "{} is writable by its group or by others (mode {mode:04o}); `chmod go-w` it",
+            path.display()
+        ));
+    }
+    if meta.uid() != 0 && Some(meta.uid()) != own {
+        return Some(format!(
+            "{} is owned by uid {}, neither root nor the daemon's own user{}",
+            path.display(),
+            meta.uid(),
+            own.map(|u| format!(" (uid {u})")).unwrap_or_default()
+        ));
+    }
+    None
+}
+
+/// Check the config file and every bound runbook; with `insecure`, log
+/// each problem loudly and go on.
+pub fn check_permissions(
+    config_path: &Path,
+    config: &Config,
+    insecure: bool,
+) -> Result<(), DaemonError> {
+    let own = own_uid();
+    let problems: Vec<String> = std::iter::once(config_path)
+        .chain(config.bindings.iter().map(|b| b.runbook.as_path()))
+        .filter_map(|p| unsafe_file(p, own))
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if insecure {
+        for p in &problems {
+            error!("INSECURE, accepted because of --insecure-permissions: {p}");
+        }
+        return Ok(());
+    }
+    Err(DaemonError::Insecure(problems))
 }
 
 /// Read and check the config file.
@@ -178,6 +238,7 @@ fn mode_of(record: &str) -> Mode {
 struct Daemon {
     config_path: PathBuf,
     config: Config,
+    insecure: bool,
     journal: Arc<Journal>,
     aws: AwsClients,
     metrics: Arc<Metrics>,
@@ -1004,7 +1065,13 @@ impl Daemon {
 
     /// SIGHUP: re-read the config; an invalid one keeps the running one.
     fn reload(&mut self) -> bool {
-        match load_config(&self.config_path) {
+        let text = std::fs::read(&self.config_path).unwrap_or_default();
+        let loaded = load_config(&self.config_path).and_then(|new| {
+            check_permissions(&self.config_path, &new, self.insecure)
+                .map(|()| new)
+                .map_err(|e| (e, Vec::new()))
+        });
+        match loaded {
             Ok(new) => {
                 if new.state_dir != self.config.state_dir
                     || new.listen_metrics != self.config.listen_metrics
@@ -1029,6 +1096,7 @@ impl Daemon {
                 self.notifier = Notifier::new(new.webhooks);
                 self.readiness
                     .retain(|name, _| c.bindings.iter().any(|b| &b.name == name));
+                self.audit_config("config-reload", "SIGHUP", &text, None);
                 true
             }
             Err((e, problems)) => {
@@ -1036,8 +1104,32 @@ impl Daemon {
                     error!("{p}");
                 }
                 error!("keeping the running config: {e}");
+                let mut why: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                why.push(e.to_string());
+                self.audit_config("config-reload-refused", "SIGHUP", &text, Some(why));
                 false
             }
+        }
+    }
+
+    /// Journal a config load for the audit trail: the file and its hash.
+    fn audit_config(&self, kind: &str, who: &str, text: &[u8], problems: Option<Vec<String>>) {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text);
+        let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let d = decision(
+            None,
+            kind,
+            None,
+            who,
+            Some(serde_json::json!({
+                "file": self.config_path.display().to_string(),
+                "sha256": sha256,
+                "problems": problems,
+            })),
+        );
+        if let Err(e) = self.journal.decide(&d) {
+            error!("cannot journal the config load: {e}");
         }
     }
 
@@ -1063,7 +1155,12 @@ impl Daemon {
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
-pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
+pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(), DaemonError> {
+    check_permissions(config_path, &config, insecure)?;
+    // Handlers first: a signal from here on is handled, never fatal.
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let journal = Arc::new(Journal::open(&config.state_dir, Access::Executor)?);
     let aws = AwsClients::load(&config.aws, Credentials::Chain).await;
     let metrics = Arc::new(Metrics::new());
@@ -1090,6 +1187,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
     let socket = config.control_socket.clone();
     let mut daemon = Daemon {
         config_path: config_path.to_path_buf(),
+        insecure,
         notifier: Notifier::new(config.webhooks.clone()),
         config,
         journal,
@@ -1108,6 +1206,9 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
     daemon
         .metrics
         .set_paused(trigger::paused(&daemon.journal)?.is_some());
+    let text = std::fs::read(config_path).unwrap_or_default();
+    let me = format!("{} (pid {})", DAEMON, std::process::id());
+    daemon.audit_config("daemon-start", &me, &text, None);
     // Interrupted runs first, before anything new can be triggered.
     daemon.resume_runs()?;
     // Region health: every probe on its own schedule, one detector each.
@@ -1123,6 +1224,15 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
         daemon
             .metrics
             .set_region_health(name, RegionState::Healthy.gauge());
+        for p in &region.probes {
+            if p.http.as_ref().is_some_and(|h| h.insecure_skip_verify) {
+                warn!(
+                    region = %name,
+                    probe = %p.name,
+                    "TLS certificates are NOT verified for this probe (insecure_skip_verify)"
+                );
+            }
+        }
         tasks.extend(crate::probe::spawn(
             &daemon.aws,
             name,
@@ -1131,9 +1241,6 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> 
         ));
     }
     drop(results);
-    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     notify("READY=1");
     info!("ready");
     let watchdog_on = watchdog_period().is_some();

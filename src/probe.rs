@@ -26,6 +26,11 @@ pub struct HttpCheck {
     pub max_latency: Option<HumanDuration>,
     /// Text the body must contain.
     pub body_contains: Option<String>,
+    /// Accept any TLS certificate (self-signed, expired, another name).
+    /// Certificates are verified unless this is set; the daemon logs each
+    /// probe that sets it.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 fn ok_status() -> u16 {
@@ -156,13 +161,18 @@ pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
                 status,
                 max_latency,
                 body_contains,
+                insecure_skip_verify,
             })) => {
-                let client = match reqwest::Client::builder().timeout(timeout).build() {
+                let client = match reqwest::Client::builder()
+                    .timeout(timeout)
+                    .danger_accept_invalid_certs(*insecure_skip_verify)
+                    .build()
+                {
                     Ok(c) => c,
                     Err(e) => return (false, format!("HTTP client: {e}")),
                 };
                 match client.get(url).send().await {
-                    Err(e) => (false, format!("no answer: {}", e.without_url())),
+                    Err(e) => (false, format!("no answer: {}", causes(&e.without_url()))),
                     Ok(response) => {
                         let got = response.status().as_u16();
                         let body = response.text().await.unwrap_or_default();
@@ -228,6 +238,21 @@ pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
         Ok(result) => result,
         Err(_) => (false, format!("no result within {}", spec.timeout)),
     }
+}
+
+/// An error with its causes, `outer: inner: innermost`.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A Route 53 health check's verdict from its checkers' reports: healthy

@@ -57,11 +57,9 @@ impl Redactor {
         match value {
             Value::String(s) => Value::String(self.text(s)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), self.json(v)))
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), self.json(v))).collect())
+            }
             other => other.clone(),
         }
     }
@@ -126,9 +124,7 @@ fn named_values(text: &str, name: &str) -> String {
             .last()
             .map(|(i, c)| after + i + c.len_utf8());
         match sep {
-            Some(value_start)
-                if whole && lower[after..value_start].contains(['=', ':']) =>
-            {
+            Some(value_start) if whole && lower[after..value_start].contains(['=', ':']) => {
                 let end = lower[value_start..]
                     .find(|c: char| c.is_whitespace() || matches!(c, '&' | '"' | '\'' | ',' | ';'))
                     .map_or(lower.len(), |e| value_start + e);
@@ -175,12 +171,15 @@ mod tests {
     #[test]
     fn secrets_and_credentials_are_replaced() {
         let r = Redactor::new(["hunter2".to_string(), "hunter2-long".to_string()]);
-        assert_eq!(r.text("pw hunter2-long and hunter2"), "pw <redacted> and <redacted>");
         assert_eq!(
-            r.text("key AKIAIOSFODNN7EXAMPLE in"),
-            "key <redacted> in"
+            r.text("pw hunter2-long and hunter2"),
+            "pw <redacted> and <redacted>"
         );
-        assert_eq!(r.text("AKIAIOSFODNN7EXAMPLEX stays"), "AKIAIOSFODNN7EXAMPLEX stays");
+        assert_eq!(r.text("key AKIAIOSFODNN7EXAMPLE in"), "key <redacted> in");
+        assert_eq!(
+            r.text("AKIAIOSFODNN7EXAMPLEX stays"),
+            "AKIAIOSFODNN7EXAMPLEX stays"
+        );
         assert_eq!(
             r.text("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG next"),
             "aws_secret_access_key=<redacted> next"
@@ -189,9 +188,18 @@ mod tests {
             r.text("https://rds/?Action=Copy&X-Amz-Signature=abc123&X-Amz-Date=1"),
             "https://rds/?Action=Copy&X-Amz-Signature=<redacted>&X-Amz-Date=1"
         );
-        assert_eq!(r.text("Authorization: Bearer eyJhbGc.x"), "Authorization: Bearer <redacted>");
-        assert_eq!(r.text("\"password\": \"s3cr3t\""), "\"password\": \"<redacted>\"");
-        assert_eq!(r.text("tokenizer ran; no_token here"), "tokenizer ran; no_token here");
+        assert_eq!(
+            r.text("Authorization: Bearer eyJhbGc.x"),
+            "Authorization: Bearer <redacted>"
+        );
+        assert_eq!(
+            r.text("\"password\": \"s3cr3t\""),
+            "\"password\": \"<redacted>\""
+        );
+        assert_eq!(
+            r.text("tokenizer ran; no_token here"),
+            "tokenizer ran; no_token here"
+        );
         let json = serde_json::json!({ "stdout": "token=abc", "n": 1, "list": ["hunter2"] });
         assert_eq!(
             r.json(&json),

@@ -15,7 +15,11 @@ use crate::runbook::{self, MissingParams, Mode};
 
 /// `lifeboat daemon`: check the config (refusing to start on any problem),
 /// then run until stopped.
-fn daemon(path: &Path, log_format: Option<crate::config::LogFormat>) -> Result<(), CliError> {
+fn daemon(
+    path: &Path,
+    log_format: Option<crate::config::LogFormat>,
+    insecure: bool,
+) -> Result<(), CliError> {
     let config = crate::daemon::load_config(path).map_err(|(e, problems)| {
         for p in &problems {
             eprint(&p.to_string());
@@ -33,7 +37,7 @@ fn daemon(path: &Path, log_format: Option<crate::config::LogFormat>) -> Result<(
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(crate::daemon::run(path, config))?;
+    runtime.block_on(crate::daemon::run(path, config, insecure))?;
     Ok(())
 }
 
@@ -46,7 +50,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),
         Command::Exposure { config, output } => super::report::exposure(&config, output),
-        Command::Daemon { config } => daemon(&config, cli.log_format),
+        Command::Daemon {
+            config,
+            insecure_permissions,
+        } => daemon(&config, cli.log_format, insecure_permissions),
         Command::Approve { target, step } => {
             super::control::send(&cli.socket, &state_dir, Request::Approve { target, step })
         }
@@ -68,6 +75,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resume => super::control::send(&cli.socket, &state_dir, Request::Resume),
         Command::Trigger { binding, mode } => {
             super::control::send(&cli.socket, &state_dir, Request::Trigger { binding, mode })
+        }
+        Command::Audit { since, output } => {
+            super::audit::audit(&state_dir, since.as_deref(), output)
         }
         Command::Status { output } => super::control::status(&cli.socket, &state_dir, output),
         Command::Validate { files, output } => validate(&files, output),

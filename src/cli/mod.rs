@@ -3,6 +3,7 @@
 //! Commands return `Ok(())` or a [`CliError`]; [`Exit`] maps each error to a
 //! documented exit code, in one exhaustive match.
 
+mod audit;
 mod check;
 pub(crate) mod commands;
 mod control;
@@ -133,6 +134,7 @@ impl CliError {
                 | crate::daemon::DaemonError::Invalid { .. }
                 | crate::daemon::DaemonError::Listen { .. }
                 | crate::daemon::DaemonError::Control(_)
+                | crate::daemon::DaemonError::Insecure(_)
                 | crate::daemon::DaemonError::Journal(JournalError::Locked { .. }),
             ) => Exit::InvalidInput,
             CliError::RunFailed(_) | CliError::CheckFailed(_) | CliError::ExposureOverTarget(_) => {
@@ -313,6 +315,10 @@ pub enum Command {
         /// Config file.
         #[arg(long, default_value = "/etc/lifeboat/lifeboat.yaml")]
         config: PathBuf,
+        /// Accept a config or runbook that others could have changed (group- or
+        /// world-writable, or owned by another user); each is logged as an error.
+        #[arg(long)]
+        insecure_permissions: bool,
     },
     /// Approve the run a binding waits for (BINDING), or a run's waiting approval step or interrupted step (RUN STEP).
     Approve {
@@ -330,6 +336,15 @@ pub enum Command {
     },
     /// The daemon's view: regions and probes, bindings (armed, waiting, cooling down, ready), active runs, the kill switch.
     Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Who did what, when and from what input: runs, approvals, rejections, acks, pause/resume, cancels, config loads.
+    Audit {
+        /// Only what happened since this RFC 3339 time, or this long ago (`24h`).
+        #[arg(long)]
+        since: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,

@@ -744,6 +744,29 @@ impl Journal {
         Ok(rows)
     }
 
+    /// Every request ever left, oldest first (the audit trail's part).
+    pub fn all_requests(&self) -> Result<Vec<Request>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT seq, run_id, step, kind, who, at FROM requests ORDER BY seq")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Request {
+                    seq: r.get(0)?,
+                    run: r.get(1)?,
+                    step: r.get(2)?,
+                    kind: r.get(3)?,
+                    who: r.get(4)?,
+                    at: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.db(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.db(e))?;
+        Ok(rows)
+    }
+
     /// Mark a request acted on.
     pub fn consume(&self, seq: i64, at: &str) -> Result<(), JournalError> {
         self.conn()

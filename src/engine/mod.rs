@@ -243,10 +243,7 @@ impl Engine {
     }
 
     fn redactor(&self) -> crate::redact::Redactor {
-        self.redactor
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.redactor.read().map(|r| r.clone()).unwrap_or_default()
     }
 
     fn record(

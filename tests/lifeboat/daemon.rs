@@ -376,3 +376,71 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
     signal(second.0.id(), "TERM");
     assert_eq!(second.0.wait().expect("exit").code(), Some(0));
 }
+
+#[test]
+fn files_others_could_change_are_refused_unless_overridden_loudly() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = dir.path().join("rb.yaml");
+    std::fs::write(
+        &runbook,
+        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 1s } }\n",
+    )
+    .expect("write runbook");
+    std::fs::set_permissions(&runbook, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
+            dir.path().join("state").display(),
+            dir.path().join("control.sock").display()
+        ),
+    )
+    .expect("write config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let daemon = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["daemon", "--config", config.to_str().expect("utf-8")])
+            .args(extra)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon")
+    };
+    let refused = daemon(&[]).wait_with_output().expect("exit");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("lifeboat.yaml is writable by its group or by others (mode 0666)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rb.yaml is writable by its group or by others (mode 0664)"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("state").join("journal.sqlite").exists(),
+        "nothing started"
+    );
+
+    let mut accepted = crate::run::KillOnDrop(daemon(&["--insecure-permissions"]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("control.sock").exists() {
+        assert!(Instant::now() < deadline, "the daemon never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(accepted.0.id(), "TERM");
+    assert_eq!(accepted.0.wait().expect("exit").code(), Some(0));
+    let mut err = String::new();
+    if let Some(mut e) = accepted.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert_eq!(
+        err.matches("INSECURE, accepted because of --insecure-permissions")
+            .count(),
+        2,
+        "{err}"
+    );
+}

@@ -23,6 +23,10 @@
 //! - `trigger`: the daemon's judgement on the pilot-light runbook: one
 //!   failover for a sustained outage (across a SIGKILL), none for flapping,
 //!   approve / ack / pause, readiness, Route 53 probes, webhooks.
+//! - `iam`: each shipped runbook's policy against a recorded one, and the
+//!   check the end-to-end runs make that every AWS call is declared.
+//! - `secrets`: a planted secret in no output, log line or journal byte.
+//! - `tls`: HTTPS probes verify certificates unless told not to.
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
@@ -48,4 +52,5 @@ mod schema;
 mod secrets;
 mod seed;
 mod strategies;
+mod tls;
 mod trigger;

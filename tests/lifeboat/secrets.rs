@@ -56,7 +56,12 @@ steps:
 
     let mut outputs = Vec::new();
     let run = lifeboat(&state, &["run", file, "--yes", "-p", &param]);
-    assert_eq!(run.status.code(), Some(1), "the run fails: {}", text(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "the run fails: {}",
+        text(&run.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(&used).expect("the step ran"),
         SECRET,
@@ -102,7 +107,9 @@ steps:
         let bytes = std::fs::read(&path).expect("read journal file");
         for planted in [SECRET, KEY_ID] {
             assert!(
-                !bytes.windows(planted.len()).any(|w| w == planted.as_bytes()),
+                !bytes
+                    .windows(planted.len())
+                    .any(|w| w == planted.as_bytes()),
                 "{} holds {planted}",
                 path.display()
             );

@@ -183,8 +183,14 @@ regions:
         Journal::open(&self.state(), Access::Client).expect("journal")
     }
 
+    /// The decisions about triggering (not the audit trail's config loads).
     fn decisions(&self) -> Vec<Decision> {
-        self.journal().decisions(None).expect("decisions")
+        self.journal()
+            .decisions(None)
+            .expect("decisions")
+            .into_iter()
+            .filter(|d| d.binding.is_some() || d.kind == "pause" || d.kind == "resume")
+            .collect()
     }
 
     fn kinds(&self) -> Vec<String> {
@@ -393,7 +399,7 @@ async fn approve_then_ack_then_pause_each_hold_the_next_run() {
     let primary = primary_endpoints(Arc::clone(&mode)).await;
     let health = dr_health(Arc::new(AtomicBool::new(true))).await;
     let config = scene.config(&primary, &health, "approve", "300ms");
-    let _daemon = scene.daemon(&config, 1);
+    let daemon = scene.daemon(&config, 1);
     let outage = |n: usize| {
         mode.store(DOWN, Ordering::SeqCst);
         scene.wait_for_decisions(1, "decided on the outage", |d| d.len() >= n);
@@ -526,6 +532,78 @@ async fn approve_then_ack_then_pause_each_hold_the_next_run() {
         ],
         "every decision, in order"
     );
+
+    // The audit trail: who did each of it, config loads included.
+    let status = Command::new("kill")
+        .args(["-HUP", &daemon.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let audit = loop {
+        let out = scene.ctl(&["audit", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let audit: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        if audit
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["what"] == "config-reload"))
+        {
+            break audit;
+        }
+        assert!(Instant::now() < deadline, "no config reload in {audit}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let entries = audit.as_array().expect("entries");
+    let by = |what: &str| -> String {
+        entries
+            .iter()
+            .find(|e| e["what"] == what)
+            .and_then(|e| e["who"].as_str())
+            .unwrap_or_else(|| panic!("no `{what}` in {audit}"))
+            .to_string()
+    };
+    for what in [
+        "approved",
+        "ack",
+        "pause",
+        "resume",
+        "run-started (failover)",
+    ] {
+        assert!(
+            by(what).contains("(uid ") && by(what).contains("pid "),
+            "{what}: {}",
+            by(what)
+        );
+    }
+    assert!(by("daemon-start").starts_with("lifeboat daemon (pid "));
+    assert_eq!(by("config-reload"), "SIGHUP");
+    assert_eq!(by("blocked-cooldown"), "lifeboat daemon");
+    let run_entry = entries
+        .iter()
+        .find(|e| e["what"] == "run-started (failover)")
+        .expect("run entry");
+    assert_eq!(run_entry["detail"]["runbook"], "pilot-light-failover");
+    assert!(
+        run_entry["detail"]["sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64)
+    );
+    let pause = entries
+        .iter()
+        .find(|e| e["what"] == "pause")
+        .expect("pause");
+    assert_eq!(pause["detail"]["reason"], "network maintenance");
+    let since = scene.ctl(&["audit", "--since", "1h", "--output", "json"]);
+    let since: serde_json::Value = serde_json::from_slice(&since.stdout).expect("JSON");
+    assert_eq!(since.as_array().map(Vec::len), Some(entries.len()));
+    let future = scene.ctl(&[
+        "audit",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(text(&future.stdout).trim(), "[]");
 }
 
 /// A webhook receiver; the JSON bodies it was sent.
