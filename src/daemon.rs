@@ -351,6 +351,9 @@ impl Daemon {
             // Interrupted by a stop: the next start resumes it.
             return;
         }
+        if figures.mode == "drill" {
+            self.tear_down(id);
+        }
         self.metrics.record_run(&figures);
         let seconds = |s: Option<f64>| {
             s.map_or_else(
@@ -375,6 +378,75 @@ impl Daemon {
             ),
             detail: serde_json::to_value(&figures).ok(),
         });
+    }
+
+    /// Remove what drill `id` made, in the background; the result is
+    /// journaled as its `teardown` mark.
+    fn tear_down(&self, id: &str) {
+        let Ok(record) = self.journal.run(id) else {
+            return;
+        };
+        let regions = runbook::load(
+            &record.run.file,
+            &record.run.runbook_text,
+            &record.run.params,
+            MissingParams::Placeholder,
+        )
+        .map(|l| runbook::regions_of(&l.runbook))
+        .unwrap_or_default();
+        let (aws, journal, id) = (self.aws.clone(), Arc::clone(&self.journal), id.to_string());
+        tokio::spawn(async move {
+            let which = crate::actions::drill::Which::Run(id.clone());
+            let t = crate::actions::drill::teardown(&aws, &regions, &which).await;
+            if t.errors.is_empty() {
+                info!(run = %id, removed = t.removed.len(), "drill torn down");
+            } else {
+                error!(run = %id, errors = ?t.errors, "drill teardown incomplete; the next sweep retries");
+            }
+            let mark = Mark {
+                kind: "teardown".into(),
+                at: crate::engine::now(),
+                detail: serde_json::to_value(&t).ok(),
+            };
+            if let Err(e) = journal.mark(&id, &mark) {
+                error!(run = %id, "cannot journal the teardown: {e}");
+            }
+        });
+    }
+
+    /// At start: remove the resources of drills that are over (or whose
+    /// process died), in every region the config names, in the background.
+    fn sweep(&self) -> Result<(), JournalError> {
+        let mut regions: std::collections::BTreeSet<String> =
+            self.config.regions.keys().cloned().collect();
+        for b in &self.config.bindings {
+            if let Ok((_, loaded)) = load_bound(b) {
+                regions.extend(runbook::regions_of(&loaded.runbook));
+            }
+        }
+        // Drills the journal shows unfinished are resumed, not swept.
+        let live: std::collections::BTreeSet<String> = self
+            .journal
+            .unfinished_runs()?
+            .into_iter()
+            .filter(|r| r.run.mode == "drill")
+            .map(|r| r.run.id)
+            .collect();
+        if regions.is_empty() {
+            return Ok(());
+        }
+        let aws = self.aws.clone();
+        tokio::spawn(async move {
+            let which = crate::actions::drill::Which::AllBut(live);
+            let t = crate::actions::drill::teardown(&aws, &regions, &which).await;
+            if !t.removed.is_empty() {
+                warn!(removed = ?t.removed, "swept drill resources left by earlier drills");
+            }
+            if !t.errors.is_empty() {
+                error!(errors = ?t.errors, "drill sweep incomplete");
+            }
+        });
+        Ok(())
     }
 
     /// What the probes of `region` show now, with the outage's times.
@@ -1211,6 +1283,7 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     daemon.audit_config("daemon-start", &me, &text, None);
     // Interrupted runs first, before anything new can be triggered.
     daemon.resume_runs()?;
+    daemon.sweep()?;
     // Region health: every probe on its own schedule, one detector each.
     let (results, mut outcomes) = mpsc::channel::<Outcome>(256);
     for (name, region) in &daemon.config.regions {

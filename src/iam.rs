@@ -103,7 +103,17 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             vec![("route53:ChangeResourceRecordSets", DrillNames)]
         }
         K::S3CopyObjects => vec![("s3:PutObject", Created), ("s3:DeleteObject", Tagged)],
+        // Published with a `DrillRun` dimension no production alarm watches.
+        K::CloudwatchPutMetricData => vec![("cloudwatch:PutMetricData", DrillScope::Unscoped)],
         _ => Vec::new(),
+    }
+}
+
+/// Reads a drill behaviour makes beyond the action's own.
+fn drill_reads(kind: ActionKind) -> &'static [&'static str] {
+    match kind {
+        ActionKind::RdsPromoteReadReplica => &["rds:DescribeDBSnapshots"],
+        _ => &[],
     }
 }
 
@@ -115,6 +125,8 @@ enum DrillScope {
     Tagged,
     /// Route 53 record names must start with `drill-`.
     DrillNames,
+    /// As in production (the drill marks its writes another way).
+    Unscoped,
 }
 
 /// Where a change may apply.
@@ -236,7 +248,8 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
             region.iter().cloned().collect()
         };
         let drilled = mode == Mode::Drill && info.drill != DrillKind::AsIs;
-        for &action in info.iam {
+        let extra: &[&str] = if drilled { drill_reads(kind) } else { &[] };
+        for &action in info.iam.iter().chain(extra) {
             if is_read(action) || action.starts_with("kms:Describe") {
                 let entry = reads.entry(is_global).or_default();
                 entry.0.insert(action.to_string());
@@ -345,7 +358,7 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
                     json!({ "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["drill-*"] }),
                 );
             }
-            None => {}
+            Some(DrillScope::Unscoped) | None => {}
         }
         let sid = match scope.drill {
             Some(_) => format!("Drill{}", n + 1),
@@ -377,6 +390,7 @@ pub fn granted(kind: ActionKind, mode: Mode) -> BTreeSet<String> {
                 .into_iter()
                 .map(|(a, _)| a.to_string()),
         );
+        all.extend(drill_reads(kind).iter().map(|a| a.to_string()));
     }
     all
 }

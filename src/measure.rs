@@ -136,6 +136,18 @@ pub struct Figures {
     pub critical_path: Vec<String>,
     /// Every step that ran, in start order.
     pub steps: Vec<StepSpan>,
+    /// In a drill: what each step did instead of its production action.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub substitutions: Vec<Substitution>,
+}
+
+/// A drill step's stand-in for its production action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Substitution {
+    /// The step.
+    pub step: String,
+    /// What it did instead.
+    pub note: String,
 }
 
 fn ts(text: &str) -> Option<Timestamp> {
@@ -430,6 +442,17 @@ impl Figures {
             recovery_point: recovery_point_at,
             critical_path: critical,
             steps,
+            substitutions: events
+                .iter()
+                .filter(|e| e.phase == "main" && e.state == "succeeded")
+                .filter_map(|e| {
+                    let note = e.outputs.as_ref()?.get("drill")?.as_str()?;
+                    Some(Substitution {
+                        step: e.step.clone(),
+                        note: note.to_string(),
+                    })
+                })
+                .collect(),
         }
     }
 }

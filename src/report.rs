@@ -78,6 +78,12 @@ pub fn markdown(f: &Figures) -> String {
     if !f.critical_path.is_empty() {
         let _ = writeln!(out, "- Critical path: {}", f.critical_path.join(" → "));
     }
+    if !f.substitutions.is_empty() {
+        let _ = writeln!(out, "\n## Drill substitutions\n");
+        for sub in &f.substitutions {
+            let _ = writeln!(out, "- `{}`: {}", sub.step, sub.note);
+        }
+    }
     let _ = writeln!(out, "\n## Timeline\n");
     let _ = writeln!(
         out,
@@ -290,7 +296,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 {rpo}
 </table>
 <p class="note">RTO breakdown: detection {detection}, decision {decision} (approval waits included), execution {execution}. Critical path: {critical}.</p>
-<h2>Timeline</h2>
+{substitutions}<h2>Timeline</h2>
 {svg}
 <table>
 <tr><th>step</th><th>action</th><th>state</th><th>start</th><th>duration</th><th>attempts</th><th>critical</th></tr>
@@ -303,6 +309,17 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
         runbook = esc(&f.runbook),
         mode = esc(&f.mode),
         drill = if f.mode == "drill" { " (a drill)" } else { "" },
+        substitutions = if f.substitutions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<h2>Drill substitutions</h2>\n<ul>\n{}</ul>\n",
+                f.substitutions
+                    .iter()
+                    .map(|s| format!("<li><code>{}</code>: {}</li>\n", esc(&s.step), esc(&s.note)))
+                    .collect::<String>()
+            )
+        },
         state = esc(&f.state),
         incident = esc(&f.incident_start),
         source = esc(&f.incident_source),

@@ -382,6 +382,12 @@ pub(super) async fn launch_from_template(
     let client = aws.ec2(region);
     let mut identity = w.tags.clone();
     identity.insert(STEP_TAG.to_string(), ctx.step_id.clone());
+    // A drill's instances are its own: never counted with production's.
+    identity.extend(
+        super::drill::own_tags(ctx)
+            .into_iter()
+            .filter(|(k, _)| k != CREATED_TAG),
+    );
     let live = |found: Vec<Instance>| -> Vec<Instance> {
         let gone = [
             InstanceStateName::ShuttingDown,
@@ -438,6 +444,142 @@ pub(super) async fn launch_from_template(
         ("private_ips".to_string(), serde_json::json!(addresses)),
         ("launched".to_string(), serde_json::json!(missing)),
     ]))
+}
+
+/// A drill's stand-in for `ec2.start_instances`: the selected standby
+/// instances stay stopped; for each, one instance is launched from the same
+/// AMI, type and subnet, tagged for the drill and with
+/// `lifeboat:drill-of=<instance>`.
+pub(super) async fn drill_start(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &Instances,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.ec2(region);
+    let standby = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
+    let mut launched = Vec::new();
+    let mut ids = Vec::new();
+    for original in &standby {
+        let original_id = original.instance_id().unwrap_or_default().to_string();
+        let mut identity = BTreeMap::from([(DRILL_OF_TAG.to_string(), original_id.clone())]);
+        identity.extend(
+            super::drill::own_tags(ctx)
+                .into_iter()
+                .filter(|(k, _)| k != CREATED_TAG),
+        );
+        let existing: Vec<Instance> = match select(&client, region, None, Some(&identity)).await {
+            Ok(found) => found
+                .into_iter()
+                .filter(|i| {
+                    state(i).is_none_or(|s| {
+                        ![
+                            InstanceStateName::ShuttingDown,
+                            InstanceStateName::Terminated,
+                        ]
+                        .contains(&s)
+                    })
+                })
+                .collect(),
+            Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if let Some(copy) = existing.first() {
+            ids.push(copy.instance_id().unwrap_or_default().to_string());
+            continue;
+        }
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        let name = super::drill::name(&original_id, &ctx.run_id);
+        for (k, v) in identity
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(super::drill::own_tags(ctx))
+            .chain([("Name".to_string(), name)])
+        {
+            spec = spec.tags(Tag::builder().key(k).value(v).build());
+        }
+        let out = client
+            .run_instances()
+            .set_image_id(original.image_id().map(str::to_string))
+            .set_instance_type(original.instance_type().cloned())
+            .set_subnet_id(original.subnet_id().map(str::to_string))
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec.build())
+            .client_token(client_token(ctx, launched.len() + 1))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("RunInstances (drill copy of {original_id}) in {region}"),
+                    e,
+                )
+            })?;
+        for i in out.instances() {
+            let id = i.instance_id().unwrap_or_default().to_string();
+            launched.push(format!("{id} for {original_id}"));
+            ids.push(id);
+        }
+    }
+    wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
+    let note = if launched.is_empty() {
+        format!("drill instances {} exist already", ids.join(", "))
+    } else {
+        format!(
+            "launched drill instances {} from the standby instances' AMIs; the standby instances were not started",
+            launched.join(", ")
+        )
+    };
+    Ok(Outputs::from([
+        ("instance_ids".to_string(), serde_json::json!(ids)),
+        ("started".to_string(), serde_json::json!([])),
+        ("drill".to_string(), serde_json::json!(note)),
+    ]))
+}
+
+/// The tag naming the production instance a drill instance stands in for.
+pub const DRILL_OF_TAG: &str = "lifeboat:drill-of";
+
+/// `ec2.wait_running` in a drill: for the instances this drill launched.
+pub(super) async fn drill_wait_running(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &WaitRunning,
+) -> Result<Outputs, ActionError> {
+    let drill = WaitRunning {
+        instance_ids: None,
+        tags: Some(BTreeMap::from([(
+            crate::iam::DRILL_TAG.to_string(),
+            ctx.run_id.clone(),
+        )])),
+        status_ok: w.status_ok,
+    };
+    let mut outputs = wait_running(aws, ctx, &drill).await?;
+    outputs.insert(
+        "drill".to_string(),
+        serde_json::json!("waited for this drill's instances instead of the named ones"),
+    );
+    Ok(outputs)
+}
+
+/// What `ec2.stop_instances` would stop, for a drill's record.
+pub(super) async fn would_stop(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &Instances,
+) -> Result<String, ActionError> {
+    let region = region_of(ctx)?;
+    let found = select(
+        &aws.ec2(region),
+        region,
+        w.instance_ids.as_ref(),
+        w.tags.as_ref(),
+    )
+    .await?;
+    Ok(format!(
+        "would stop {} in {region}; nothing was stopped",
+        all_ids(&found).join(", ")
+    ))
 }
 
 /// The AMI a copy starts from, in the source region.
@@ -544,7 +686,12 @@ pub(super) async fn copy_image(
             client
                 .create_tags()
                 .resources(&id)
-                .tags(Tag::builder().key(CREATED_TAG).value(&ctx.run_id).build())
+                .set_tags(Some(
+                    super::drill::own_tags(ctx)
+                        .into_iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ))
                 .send()
                 .await
                 .map_err(|e| classify(&format!("CreateTags {id} in {region}"), e))?;

@@ -9,6 +9,7 @@
 mod autoscaling;
 mod aws_error;
 mod cloudwatch;
+pub mod drill;
 pub(crate) mod ec2;
 mod generic;
 pub mod preflight;
@@ -20,7 +21,7 @@ pub(crate) mod s3;
 use std::time::Duration;
 
 use crate::aws::AwsClients;
-use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
+use crate::catalogue::{ActionInput, ActionKind, Service};
 use crate::engine::{
     ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
 };
@@ -82,8 +83,12 @@ impl Actions for Registry {
                 ActionInput::Notify(n) => return generic::notify(ctx, n).await,
                 _ => {}
             }
-            refuse_unisolated_drill(ctx, input.kind())?;
             let aws = self.clients(input.kind())?;
+            if ctx.mode == Mode::Drill
+                && let Some(done) = drill::run(aws, ctx, input).await
+            {
+                return done;
+            }
             match input {
                 ActionInput::RdsCreateSnapshot(w) => rds::create_snapshot(aws, ctx, w).await,
                 ActionInput::RdsCopySnapshot(w) => rds::copy_snapshot(aws, ctx, w).await,
@@ -303,21 +308,6 @@ impl Registry {
     }
 }
 
-/// A drill must never change production. Until an action's drill
-/// behaviour (isolated copy, substitute or simulation) is built, a drill
-/// step taking it is refused rather than run as in a failover.
-fn refuse_unisolated_drill(ctx: &StepContext, action: ActionKind) -> Result<(), ActionError> {
-    let info = action.info();
-    let handled = info.drill == DrillKind::AsIs || action == ActionKind::CloudwatchPutMetricData;
-    if ctx.mode == Mode::Drill && !handled {
-        return Err(ActionError::permanent(format!(
-            "`{action}` has no drill behaviour in this build ({}); refusing to run it in a drill",
-            info.drill_note
-        )));
-    }
-    Ok(())
-}
-
 /// Tag on every resource lifeboat creates (instances, snapshots, copies),
 /// with the id of the run that created it: how a later attempt or run
 /// recognises its own work, and how lifeboat refuses to touch anything else.
@@ -452,20 +442,6 @@ mod tests {
         );
         // 1, 2, 4, 8, then every 15 s: describe calls stay few.
         assert_eq!(*polls.lock().unwrap(), vec![0, 1, 3, 7, 15, 30, 45]);
-    }
-
-    #[test]
-    fn a_drill_never_runs_an_action_without_its_drill_behaviour() {
-        let mut drill = ctx(60);
-        drill.mode = Mode::Drill;
-        let err = refuse_unisolated_drill(&drill, ActionKind::RdsPromoteReadReplica).unwrap_err();
-        assert!(
-            err.message.contains("refusing to run it in a drill"),
-            "{err}"
-        );
-        assert!(refuse_unisolated_drill(&drill, ActionKind::RdsWaitAvailable).is_ok());
-        assert!(refuse_unisolated_drill(&drill, ActionKind::CloudwatchPutMetricData).is_ok());
-        assert!(refuse_unisolated_drill(&ctx(60), ActionKind::RdsPromoteReadReplica).is_ok());
     }
 
     #[test]

@@ -288,6 +288,123 @@ pub(super) async fn promote(
     Ok(outputs)
 }
 
+/// A drill's stand-in for `rds.promote_read_replica`: each selected replica
+/// is left replicating; its newest snapshot (or, when it has none, a fresh
+/// one taken for the drill) is restored into `<replica>-drill-<run>`, with
+/// the replica's class and subnet group.
+pub(super) async fn drill_promote(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &PromoteReadReplica,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    let replicas = select(&client, region, &promote_selection(w)?).await?;
+    let mut copies = Vec::new();
+    let mut notes = Vec::new();
+    for db in &replicas {
+        let id = id_of(db);
+        let copy = super::drill::name(&id, &ctx.run_id);
+        if let Some(existing) = find_instance(&client, region, &copy).await? {
+            existing_is_ours(&existing, region)?;
+        } else {
+            let snapshot =
+                match choose_snapshot(&client, region, &SnapshotChoice::NewestOf(&id)).await {
+                    Ok(s) => s,
+                    Err(e) if e.kind == crate::engine::FailureKind::Permanent => {
+                        if find_snapshot(&client, region, &copy).await?.is_none() {
+                            client
+                                .create_db_snapshot()
+                                .db_instance_identifier(&id)
+                                .db_snapshot_identifier(&copy)
+                                .set_tags(Some(creation_tags(ctx, &Tags::new())))
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    classify(&format!("CreateDBSnapshot {copy} in {region}"), e)
+                                })?;
+                        }
+                        wait_snapshot(&client, region, &copy, ctx).await?
+                    }
+                    Err(e) => return Err(e),
+                };
+            let snapshot_id = snapshot.db_snapshot_identifier().unwrap_or_default();
+            let mut tags = creation_tags(ctx, &Tags::new());
+            tags.push(
+                Tag::builder()
+                    .key(RESTORED_FROM_TAG)
+                    .value(snapshot_id)
+                    .build(),
+            );
+            client
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(&copy)
+                .db_snapshot_identifier(snapshot_id)
+                .set_db_instance_class(db.db_instance_class().map(str::to_string))
+                .set_db_subnet_group_name(
+                    db.db_subnet_group()
+                        .and_then(|g| g.db_subnet_group_name())
+                        .map(str::to_string),
+                )
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| {
+                    classify(
+                        &format!("RestoreDBInstanceFromDBSnapshot {copy} in {region}"),
+                        e,
+                    )
+                })?;
+            notes.push(format!(
+                "restored {id}'s snapshot {snapshot_id} into {copy}; {id} was not promoted"
+            ));
+        }
+        copies.push(copy);
+    }
+    let done = wait_available(&client, region, &copies, ctx).await?;
+    let endpoints: serde_json::Map<String, serde_json::Value> = done
+        .iter()
+        .map(|db| {
+            let address = db.endpoint().and_then(|e| e.address()).unwrap_or_default();
+            (id_of(db), serde_json::json!(address))
+        })
+        .collect();
+    let mut outputs = Outputs::from([
+        ("db_instances".to_string(), serde_json::json!(copies)),
+        ("promoted".to_string(), serde_json::json!([])),
+        (
+            "endpoints".to_string(),
+            serde_json::Value::Object(endpoints),
+        ),
+    ]);
+    if let [single] = done.as_slice() {
+        let address = single
+            .endpoint()
+            .and_then(|e| e.address())
+            .unwrap_or_default();
+        outputs.insert("endpoint".to_string(), serde_json::json!(address));
+    }
+    if notes.is_empty() {
+        notes.push(format!("drill copies {} exist already", copies.join(", ")));
+    }
+    outputs.insert("drill".to_string(), serde_json::json!(notes.join("; ")));
+    Ok(outputs)
+}
+
+/// Whether `id`'s drill copy exists in the step's region: what a drill
+/// step naming `id` acts on instead.
+pub(super) async fn drill_copy(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    id: &str,
+) -> Result<Option<String>, ActionError> {
+    let region = region_of(ctx)?;
+    let copy = super::drill::name(id, &ctx.run_id);
+    Ok(find_instance(&aws.rds(region), region, &copy)
+        .await?
+        .map(|_| copy))
+}
+
 /// `rds.wait_available`.
 pub(super) async fn wait(
     aws: &AwsClients,
@@ -483,13 +600,16 @@ fn shown(t: Option<&DateTime>) -> String {
     time_text(t).unwrap_or_else(|| "at an unknown time".to_string())
 }
 
-/// Tags for a resource lifeboat creates: the user's and its own.
+/// Tags for a resource lifeboat creates: the user's and its own (and, in
+/// a drill, the drill's).
 fn creation_tags(ctx: &StepContext, tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .chain(std::iter::once(
-            Tag::builder().key(CREATED_TAG).value(&ctx.run_id).build(),
-        ))
+        .chain(
+            super::drill::own_tags(ctx)
+                .into_iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build()),
+        )
         .collect()
 }
 

@@ -384,6 +384,81 @@ pub(super) async fn switch_failover(
     ]))
 }
 
+/// `route53.upsert_records` in a drill: the same records, under
+/// `drill-<run>.<name>` instead of the live names.
+pub(super) async fn drill_upsert(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &UpsertRecords,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let (zone, _, sets) = upsert_plan(&client, w).await?;
+    let renamed: Vec<ResourceRecordSet> = sets
+        .into_iter()
+        .map(|mut set| {
+            set.name = super::drill::record_name(&set.name, &ctx.run_id);
+            set
+        })
+        .collect();
+    let mut change_ids = Vec::new();
+    for batch in batches(&renamed) {
+        change_ids.push(send_upserts(&client, ctx, &zone, &w.zone, batch).await?);
+    }
+    if w.wait_insync {
+        wait_insync(&client, ctx, &w.zone, &change_ids).await?;
+    }
+    let names: Vec<&str> = renamed.iter().map(|s| s.name()).collect();
+    Ok(Outputs::from([
+        ("zone_id".to_string(), serde_json::json!(zone)),
+        ("changed".to_string(), serde_json::json!(renamed.len())),
+        ("change_ids".to_string(), serde_json::json!(change_ids)),
+        (
+            "drill".to_string(),
+            serde_json::json!(format!(
+                "wrote {} instead of the live records",
+                names.join(", ")
+            )),
+        ),
+    ]))
+}
+
+/// `route53.switch_failover` in a drill: the record that would become the
+/// PRIMARY is written as a simple record under `drill-<run>.<name>`; the
+/// live pair is not touched.
+pub(super) async fn drill_switch(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &SwitchFailover,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let zone = zone_id(&client, &w.zone).await?;
+    let existing = record_sets(&client, &zone).await?;
+    let (primary, _) = failover_pair(&existing, w)?;
+    let mut copy = primary.clone();
+    copy.name = super::drill::record_name(&copy.name, &ctx.run_id);
+    copy.failover = None;
+    copy.set_identifier = None;
+    copy.health_check_id = None;
+    let change = send_upserts(&client, ctx, &zone, &w.zone, std::slice::from_ref(&copy)).await?;
+    if w.wait_insync {
+        wait_insync(&client, ctx, &w.zone, std::slice::from_ref(&change)).await?;
+    }
+    Ok(Outputs::from([
+        ("zone_id".to_string(), serde_json::json!(zone)),
+        ("primary".to_string(), serde_json::json!(w.make_primary)),
+        ("switched".to_string(), serde_json::json!(false)),
+        ("change_ids".to_string(), serde_json::json!([change])),
+        (
+            "drill".to_string(),
+            serde_json::json!(format!(
+                "wrote `{}`'s target as {}; the live failover pair was not switched",
+                w.make_primary,
+                copy.name()
+            )),
+        ),
+    ]))
+}
+
 fn with_role(set: &ResourceRecordSet, role: ResourceRecordSetFailover) -> ResourceRecordSet {
     let mut set = set.clone();
     set.failover = Some(role);

@@ -372,6 +372,50 @@ async fn copy_plan(
         .collect())
 }
 
+/// `s3.copy_objects` in a drill: the objects are copied under
+/// `lifeboat-drill-<run>/` in the destination bucket, which teardown
+/// removes; nothing outside that prefix is written.
+pub(super) async fn drill_copy_objects(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &CopyObjects,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.s3(region);
+    let prefix = super::drill::s3_prefix(&ctx.run_id);
+    let mut copied = 0usize;
+    for object in list(&client, &w.source_bucket, &w.prefix).await? {
+        let Some(key) = object.key() else { continue };
+        client
+            .copy_object()
+            .copy_source(format!("{}/{}", w.source_bucket, encode_key(key)))
+            .bucket(&w.dest_bucket)
+            .key(format!("{prefix}{key}"))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!(
+                        "CopyObject {} to the drill prefix",
+                        url(&w.source_bucket, key)
+                    ),
+                    e,
+                )
+            })?;
+        copied += 1;
+    }
+    Ok(Outputs::from([
+        ("copied".to_string(), serde_json::json!(copied)),
+        (
+            "drill".to_string(),
+            serde_json::json!(format!(
+                "copied {copied} object(s) under {} instead of the live keys",
+                url(&w.dest_bucket, &prefix)
+            )),
+        ),
+    ]))
+}
+
 /// A key as the `x-amz-copy-source` header wants it: percent-encoded,
 /// slashes kept.
 fn encode_key(key: &str) -> String {

@@ -642,7 +642,7 @@ impl ActionKind {
                 true,
                 true,
                 &["cloudwatch:PutMetricData"],
-                Simulated,
+                Isolated,
                 "publishes with an extra dimension `DrillRun=<run>`, which no production alarm watches",
                 2 * MINUTE,
                 3,

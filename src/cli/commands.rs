@@ -46,6 +46,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let state_dir = super::run::state_dir(cli.state_dir);
     match cli.command {
         Command::Run(args) => super::run::run(&state_dir, args),
+        Command::Drill(args) => super::run::drill(&state_dir, args),
+        Command::Sweep { regions } => super::run::sweep(&state_dir, &regions),
         Command::Runs { output } => super::run::runs(&state_dir, output),
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),

@@ -69,6 +69,9 @@ pub enum CliError {
     /// The daemon (or the journal, without one) refused the request.
     #[error("{0}")]
     Refused(String),
+    /// A drill's teardown could not remove everything.
+    #[error("{0} drill resource(s) could not be removed; `lifeboat sweep` retries")]
+    Teardown(usize),
     /// The command needs the daemon, and it cannot be reached.
     #[error("cannot reach the daemon at {socket}: {reason}")]
     NoDaemon {
@@ -137,9 +140,10 @@ impl CliError {
                 | crate::daemon::DaemonError::Insecure(_)
                 | crate::daemon::DaemonError::Journal(JournalError::Locked { .. }),
             ) => Exit::InvalidInput,
-            CliError::RunFailed(_) | CliError::CheckFailed(_) | CliError::ExposureOverTarget(_) => {
-                Exit::RunFailed
-            }
+            CliError::RunFailed(_)
+            | CliError::CheckFailed(_)
+            | CliError::ExposureOverTarget(_)
+            | CliError::Teardown(_) => Exit::RunFailed,
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
             | CliError::Output(_)
@@ -276,6 +280,14 @@ pub enum Command {
         /// Mode: `drill` grants what drills need instead of production changes.
         #[arg(long, value_enum, default_value_t = Mode::Failover)]
         mode: Mode,
+    },
+    /// Rehearse a runbook without changing production: each action in its drill behaviour, then a teardown of everything the drill made.
+    Drill(run::DrillArgs),
+    /// Remove drill resources whose drill is over or whose process died (tagged lifeboat:drill-run).
+    Sweep {
+        /// A region to sweep (repeatable); the regions of the journal's drills are always swept.
+        #[arg(long = "region")]
+        regions: Vec<String>,
     },
     /// Run a runbook (asks for confirmation on a terminal); resumable with --resume RUN.
     Run(run::RunArgs),

@@ -85,6 +85,146 @@ pub struct RunArgs {
     pub concurrency: usize,
 }
 
+/// Arguments of `lifeboat drill`.
+#[derive(Debug, clap::Args)]
+pub struct DrillArgs {
+    /// Runbook file.
+    pub file: PathBuf,
+    /// Parameter value, NAME=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = super::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Leave the drill's resources for inspection (`lifeboat sweep` removes them later).
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// `lifeboat drill`: the runbook in drill mode, then its teardown.
+pub fn drill(state_dir: &Path, args: DrillArgs) -> Result<(), CliError> {
+    let name = args.file.display().to_string();
+    let text = super::commands::read(&args.file)?;
+    let loaded = load_or_report(&name, &text, &args.params)?;
+    confirm(args.yes, &loaded, Mode::Drill)?;
+    let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
+    let record = crate::engine::new_run(
+        &loaded.runbook,
+        name,
+        text,
+        &args.params,
+        Mode::Drill,
+        who(),
+    );
+    let id = record.id.clone();
+    journal.create_run(&record)?;
+    eprint(&format!(
+        "drill {id}: {} (state in {}); production is not changed",
+        loaded.runbook.name,
+        state_dir.display()
+    ));
+    execute(
+        journal,
+        id,
+        loaded,
+        Mode::Drill,
+        args.concurrency,
+        args.keep,
+    )
+}
+
+/// `lifeboat sweep`: remove drill resources whose drill is over or whose
+/// process died.
+pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
+    // Holding the executor lock proves no process is running a drill here:
+    // every unfinished drill in the journal is then an orphan.
+    let (journal, orphaned) = match Journal::open(state_dir, Access::Executor) {
+        Ok(j) => (j, true),
+        Err(crate::engine::journal::JournalError::Locked { .. }) => {
+            (Journal::open(state_dir, Access::Client)?, false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut all_regions: std::collections::BTreeSet<String> = regions.iter().cloned().collect();
+    let mut live = std::collections::BTreeSet::new();
+    let mut dead = Vec::new();
+    for listed in journal.runs()? {
+        if listed.run.mode != "drill" {
+            continue;
+        }
+        let record = journal.run(&listed.run.id)?;
+        if let Ok(loaded) = runbook::load(
+            &record.run.file,
+            &record.run.runbook_text,
+            &record.run.params,
+            MissingParams::Placeholder,
+        ) {
+            all_regions.extend(runbook::regions_of(&loaded.runbook));
+        }
+        if matches!(record.state.as_str(), "running" | "paused") {
+            if orphaned {
+                dead.push(record.run.id.clone());
+            } else {
+                live.insert(record.run.id.clone());
+            }
+        }
+    }
+    if all_regions.is_empty() {
+        return Err(CliError::Usage(
+            "no drill in the journal names a region: give --region".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let aws = runtime.block_on(crate::aws::AwsClients::load(
+        &crate::aws::AwsSettings::default(),
+        crate::aws::Credentials::Chain,
+    ));
+    let which = crate::actions::drill::Which::AllBut(live.clone());
+    let teardown = runtime.block_on(crate::actions::drill::teardown(&aws, &all_regions, &which));
+    for id in &dead {
+        journal.set_run_state(
+            id,
+            "failed",
+            Some(&crate::engine::now()),
+            Some("its process died; `lifeboat sweep` removed its drill resources"),
+        )?;
+    }
+    let mut out = String::new();
+    for r in &teardown.removed {
+        let _ = writeln!(out, "removed {r}");
+    }
+    let _ = writeln!(
+        out,
+        "swept {} drill resource(s) in {}{}",
+        teardown.removed.len(),
+        all_regions.iter().cloned().collect::<Vec<_>>().join(", "),
+        if live.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; kept those of drills still running ({})",
+                live.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        }
+    );
+    print(&out)?;
+    report_calls(&aws);
+    if teardown.errors.is_empty() {
+        Ok(())
+    } else {
+        for e in &teardown.errors {
+            eprint(&format!("sweep: {e}"));
+        }
+        Err(CliError::Teardown(teardown.errors.len()))
+    }
+}
+
 /// `lifeboat run`.
 pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     if let Some(id) = &args.resume {
@@ -112,7 +252,7 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
         loaded.runbook.name,
         state_dir.display()
     ));
-    execute(journal, id, loaded, mode, args.concurrency)
+    execute(journal, id, loaded, mode, args.concurrency, false)
 }
 
 fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
@@ -159,7 +299,14 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
         "resuming run {id}: {} in {mode} mode",
         loaded.runbook.name
     ));
-    execute(journal, id.to_string(), loaded, mode, args.concurrency)
+    execute(
+        journal,
+        id.to_string(),
+        loaded,
+        mode,
+        args.concurrency,
+        false,
+    )
 }
 
 /// The actions, with AWS clients when the runbook calls AWS. AWS
@@ -193,6 +340,7 @@ fn execute(
     loaded: Loaded,
     mode: Mode,
     concurrency: usize,
+    keep: bool,
 ) -> Result<(), CliError> {
     let started = Instant::now();
     let observer =
@@ -209,11 +357,45 @@ fn execute(
     let aws = registry.aws().cloned();
     let engine =
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
+    let regions = crate::runbook::regions_of(&loaded.runbook);
     let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))?;
     print(&render_run(
         &journal.run(&id)?,
         &step_rows(&journal.events(&id)?),
     ))?;
+    if mode == Mode::Drill
+        && let Some(aws) = &aws
+    {
+        if keep {
+            eprint(&format!(
+                "drill resources kept (--keep): tagged {}={id}; `lifeboat sweep` removes them",
+                crate::iam::DRILL_TAG
+            ));
+        } else {
+            let which = crate::actions::drill::Which::Run(id.clone());
+            let teardown = runtime.block_on(crate::actions::drill::teardown(aws, &regions, &which));
+            journal.mark(
+                &id,
+                &crate::engine::journal::Mark {
+                    kind: "teardown".into(),
+                    at: crate::engine::now(),
+                    detail: serde_json::to_value(&teardown).ok(),
+                },
+            )?;
+            eprint(&format!(
+                "teardown: removed {} drill resource(s){}",
+                teardown.removed.len(),
+                if teardown.errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; FAILED: {}", teardown.errors.join("; "))
+                }
+            ));
+            if !teardown.errors.is_empty() {
+                return Err(CliError::Teardown(teardown.errors.len()));
+            }
+        }
+    }
     if let Some(aws) = aws {
         report_calls(&aws);
     }

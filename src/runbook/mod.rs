@@ -338,6 +338,23 @@ impl Runbook {
     }
 }
 
+/// Every region a run of `runbook` may act in: its `regions` and each
+/// step's (fallback's, rollback's) own.
+pub fn regions_of(runbook: &Runbook) -> std::collections::BTreeSet<String> {
+    let mut all = std::collections::BTreeSet::new();
+    if let Some(r) = &runbook.regions {
+        all.insert(r.from.clone());
+        all.insert(r.to.clone());
+    }
+    for step in &runbook.steps {
+        all.extend(step.region.clone());
+        for inv in [&step.fallback, &step.rollback].into_iter().flatten() {
+            all.extend(inv.region.clone());
+        }
+    }
+    all
+}
+
 /// A runbook that loaded, and what is worth a warning.
 #[derive(Debug, Clone)]
 pub struct Loaded {

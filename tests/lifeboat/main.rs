@@ -23,6 +23,9 @@
 //! - `trigger`: the daemon's judgement on the pilot-light runbook: one
 //!   failover for a sustained outage (across a SIGKILL), none for flapping,
 //!   approve / ack / pause, readiness, Route 53 probes, webhooks.
+//! - `drill`: drills of the shipped runbooks leave production unchanged and
+//!   nothing of theirs behind; killed drills are swept, by the CLI and by
+//!   the daemon on start.
 //! - `iam`: each shipped runbook's policy against a recorded one, and the
 //!   check the end-to-end runs make that every AWS call is declared.
 //! - `secrets`: a planted secret in no output, log line or journal byte.
@@ -36,6 +39,7 @@ mod cli;
 mod crash;
 mod crash_aws;
 mod daemon;
+mod drill;
 mod ec2;
 mod iam;
 mod metrics;

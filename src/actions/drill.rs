@@ -1,0 +1,563 @@
+//! Drills: every action in its declared drill behaviour, so that a drill
+//! never changes production, and the teardown that removes what a drill
+//! made.
+//!
+//! What a drill creates is named `<name>-drill-<run>` (Route 53 records
+//! `drill-<run>.<name>`, S3 objects under `lifeboat-drill-<run>/`) and
+//! tagged `lifeboat:drill-run=<run>` where the resource takes tags.
+//! Teardown (and `lifeboat sweep`, for drills whose process died) finds
+//! drill resources by those marks alone, in every region it is given.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::Filter;
+
+use super::{CREATED_TAG, identifier};
+use crate::aws::AwsClients;
+use crate::catalogue::ActionInput;
+use crate::engine::{ActionError, Outputs, StepContext};
+use crate::iam::DRILL_TAG;
+use crate::runbook::Mode;
+
+/// The tags lifeboat puts on what a step creates: its run, and in a drill
+/// the drill's run.
+pub(super) fn own_tags(ctx: &StepContext) -> Vec<(String, String)> {
+    let mut tags = vec![(CREATED_TAG.to_string(), ctx.run_id.clone())];
+    if ctx.mode == Mode::Drill {
+        tags.push((DRILL_TAG.to_string(), ctx.run_id.clone()));
+    }
+    tags
+}
+
+/// `<id>-drill-<run>`, a valid identifier.
+pub fn name(id: &str, run: &str) -> String {
+    identifier(&[id, "drill", run])
+}
+
+/// `drill-<run>.<name>` for a DNS name.
+pub fn record_name(name: &str, run: &str) -> String {
+    format!("{}{name}", record_prefix(run))
+}
+
+fn record_prefix(run: &str) -> String {
+    format!("drill-{}.", run.to_ascii_lowercase())
+}
+
+/// The key prefix of a drill's S3 objects.
+pub fn s3_prefix(run: &str) -> String {
+    format!("lifeboat-drill-{run}/")
+}
+
+/// Add the drill's note to a step's outputs.
+fn noted(outputs: Result<Outputs, ActionError>, note: String) -> Result<Outputs, ActionError> {
+    outputs.map(|mut o| {
+        o.entry("drill".to_string())
+            .or_insert_with(|| serde_json::json!(note));
+        o
+    })
+}
+
+/// Changed nothing: what would have been done.
+fn simulated(note: String) -> Result<Outputs, ActionError> {
+    Ok(Outputs::from([
+        ("simulated".to_string(), serde_json::json!(true)),
+        ("drill".to_string(), serde_json::json!(note)),
+    ]))
+}
+
+/// Run `input` in its drill behaviour, or `None` when the action runs as
+/// in a failover (it only reads, or touches lifeboat's own resources).
+pub(super) async fn run(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    input: &ActionInput,
+) -> Option<Result<Outputs, ActionError>> {
+    use ActionInput as I;
+    let run = ctx.run_id.as_str();
+    Some(match input {
+        I::RdsCreateSnapshot(w) => {
+            let mut w = w.clone();
+            let id = name(w.snapshot_id.as_deref().unwrap_or(&w.db_instance), run);
+            w.snapshot_id = Some(id.clone());
+            noted(
+                super::rds::create_snapshot(aws, ctx, &w).await,
+                format!("snapshot taken as {id}"),
+            )
+        }
+        I::RdsCopySnapshot(w) => {
+            let mut w = w.clone();
+            let base = w
+                .target_snapshot_id
+                .clone()
+                .or_else(|| w.source_db_instance.clone())
+                .or_else(|| w.source_snapshot.clone())
+                .unwrap_or_else(|| "copy".into());
+            let base = base.rsplit(':').next().unwrap_or(&base).to_string();
+            let id = name(&base, run);
+            w.target_snapshot_id = Some(id.clone());
+            noted(
+                super::rds::copy_snapshot(aws, ctx, &w).await,
+                format!("copied as {id}"),
+            )
+        }
+        I::RdsRestoreFromSnapshot(w) => {
+            let mut w = w.clone();
+            w.db_instance = name(&w.db_instance, run);
+            let note = format!("restored into {}", w.db_instance);
+            noted(super::rds::restore_from_snapshot(aws, ctx, &w).await, note)
+        }
+        I::RdsRestorePointInTime(w) => {
+            let mut w = w.clone();
+            w.target_db_instance = name(&w.target_db_instance, run);
+            let note = format!("restored into {}", w.target_db_instance);
+            noted(super::rds::restore_point_in_time(aws, ctx, &w).await, note)
+        }
+        I::RdsCreateReadReplica(w) => {
+            let mut w = w.clone();
+            w.db_instance = name(&w.db_instance, run);
+            let note = format!("replica created as {}", w.db_instance);
+            noted(super::rds::create_read_replica(aws, ctx, &w).await, note)
+        }
+        I::RdsPromoteReadReplica(w) => super::rds::drill_promote(aws, ctx, w).await,
+        I::RdsModifyInstanceClass(w) => {
+            let copy = match &w.db_instance {
+                Some(id) => match super::rds::drill_copy(aws, ctx, id).await {
+                    Ok(copy) => copy,
+                    Err(e) => return Some(Err(e)),
+                },
+                None => None,
+            };
+            match copy {
+                Some(copy) => {
+                    let mut w = w.clone();
+                    w.db_instance = Some(copy.clone());
+                    noted(
+                        super::rds::modify_instance_class(aws, ctx, &w).await,
+                        format!("modified the drill copy {copy}"),
+                    )
+                }
+                None => simulated(format!(
+                    "no drill copy to modify: would set the class of the selected instances to {}",
+                    w.instance_class
+                )),
+            }
+        }
+        I::RdsDeleteInstance(w) => match super::rds::drill_copy(aws, ctx, &w.db_instance).await {
+            Ok(Some(copy)) => {
+                let mut w = w.clone();
+                w.db_instance = copy.clone();
+                w.final_snapshot_id = None;
+                noted(
+                    super::rds::delete_instance(aws, ctx, &w).await,
+                    format!("deleted the drill copy {copy}"),
+                )
+            }
+            Ok(None) => simulated(format!(
+                "would delete {}; a drill deletes only its own copies",
+                w.db_instance
+            )),
+            Err(e) => Err(e),
+        },
+        I::RdsWaitAvailable(w) => {
+            let mut ids: Vec<String> = w
+                .db_instance
+                .iter()
+                .cloned()
+                .chain(w.db_instances.iter().flatten().cloned())
+                .collect();
+            let mut mapped = Vec::new();
+            for id in &mut ids {
+                match super::rds::drill_copy(aws, ctx, id).await {
+                    Ok(Some(copy)) => {
+                        mapped.push(format!("{id} -> {copy}"));
+                        *id = copy;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            if mapped.is_empty() {
+                return None;
+            }
+            let mut w = w.clone();
+            w.db_instance = None;
+            w.db_instances = Some(ids);
+            w.tags = None;
+            noted(
+                super::rds::wait(aws, ctx, &w).await,
+                format!("waited for the drill copies ({})", mapped.join(", ")),
+            )
+        }
+        I::Ec2StartInstances(w) => super::ec2::drill_start(aws, ctx, w).await,
+        I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
+        I::Ec2WaitRunning(w) => super::ec2::drill_wait_running(aws, ctx, w).await,
+        I::Ec2LaunchFromTemplate(w) => noted(
+            super::ec2::launch_from_template(aws, ctx, w).await,
+            "launched instances tagged for the drill".into(),
+        ),
+        I::Ec2CopyImage(w) => {
+            let mut w = w.clone();
+            w.name = name(&w.name, run);
+            let note = format!("copied as {}", w.name);
+            noted(super::ec2::copy_image(aws, ctx, &w).await, note)
+        }
+        I::AutoscalingSetCapacity(w) => simulated(format!(
+            "would set group {} to desired {}{}{}; a drill has no copy of the group",
+            w.group,
+            w.desired,
+            w.min.map(|m| format!(", min {m}")).unwrap_or_default(),
+            w.max.map(|m| format!(", max {m}")).unwrap_or_default()
+        )),
+        I::Route53UpsertRecords(w) => super::route53::drill_upsert(aws, ctx, w).await,
+        I::Route53SwitchFailover(w) => super::route53::drill_switch(aws, ctx, w).await,
+        I::Route53UpdateHealthCheck(w) => simulated(format!(
+            "would set health check {}{}{}",
+            w.health_check_id,
+            w.inverted
+                .map(|v| format!(" inverted={v}"))
+                .unwrap_or_default(),
+            w.disabled
+                .map(|v| format!(" disabled={v}"))
+                .unwrap_or_default()
+        )),
+        I::S3CopyObjects(w) => super::s3::drill_copy_objects(aws, ctx, w).await,
+        _ => return None,
+    })
+}
+
+/// Which drills' resources to remove.
+#[derive(Debug, Clone)]
+pub enum Which {
+    /// This run's.
+    Run(String),
+    /// Every drill's except these runs' (the ones still going).
+    AllBut(BTreeSet<String>),
+}
+
+impl Which {
+    fn takes(&self, run: &str) -> bool {
+        match self {
+            Which::Run(r) => r.eq_ignore_ascii_case(run),
+            Which::AllBut(live) => !live.iter().any(|l| l.eq_ignore_ascii_case(run)),
+        }
+    }
+}
+
+/// What a teardown removed, and what it could not.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Teardown {
+    /// Each resource removed, as `kind id (region)`.
+    pub removed: Vec<String>,
+    /// Each failure.
+    pub errors: Vec<String>,
+}
+
+fn tag_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, key: &str) -> Option<String> {
+    tags.into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Remove drill resources in `regions` (Route 53 and S3 everywhere they
+/// are reachable): RDS instances and snapshots and EC2 instances and AMIs
+/// tagged `lifeboat:drill-run`, `drill-<run>.` records, objects under
+/// `lifeboat-drill-<run>/`.
+pub async fn teardown(aws: &AwsClients, regions: &BTreeSet<String>, which: &Which) -> Teardown {
+    let mut t = Teardown::default();
+    for region in regions {
+        rds(aws, region, which, &mut t).await;
+        ec2(aws, region, which, &mut t).await;
+        s3(aws, region, which, &mut t).await;
+    }
+    route53(aws, which, &mut t).await;
+    t
+}
+
+async fn rds(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
+    let client = aws.rds(region);
+    let mut pages = client.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => {
+                t.errors
+                    .push(format!("DescribeDBInstances in {region}: {e}"));
+                break;
+            }
+        };
+        for db in page.db_instances() {
+            let tags = db
+                .tag_list()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value()?)));
+            let Some(run) = tag_of(tags, DRILL_TAG) else {
+                continue;
+            };
+            let id = db.db_instance_identifier().unwrap_or_default();
+            if !which.takes(&run) || db.db_instance_status() == Some("deleting") {
+                continue;
+            }
+            match client
+                .delete_db_instance()
+                .db_instance_identifier(id)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(true)
+                .send()
+                .await
+            {
+                Ok(_) => t.removed.push(format!("RDS instance {id} ({region})")),
+                Err(e) => t
+                    .errors
+                    .push(format!("DeleteDBInstance {id} in {region}: {e}")),
+            }
+        }
+    }
+    let snapshots = client
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await;
+    match snapshots {
+        Err(e) => t
+            .errors
+            .push(format!("DescribeDBSnapshots in {region}: {e}")),
+        Ok(out) => {
+            for s in out.db_snapshots() {
+                let tags = s
+                    .tag_list()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?)));
+                let Some(run) = tag_of(tags, DRILL_TAG) else {
+                    continue;
+                };
+                if !which.takes(&run) {
+                    continue;
+                }
+                let id = s.db_snapshot_identifier().unwrap_or_default();
+                match client
+                    .delete_db_snapshot()
+                    .db_snapshot_identifier(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => t.removed.push(format!("RDS snapshot {id} ({region})")),
+                    Err(e) => t
+                        .errors
+                        .push(format!("DeleteDBSnapshot {id} in {region}: {e}")),
+                }
+            }
+        }
+    }
+}
+
+async fn ec2(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
+    let client = aws.ec2(region);
+    let found = client
+        .describe_instances()
+        .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        )
+        .max_results(1000)
+        .send()
+        .await;
+    match found {
+        Err(e) => t.errors.push(format!("DescribeInstances in {region}: {e}")),
+        Ok(out) => {
+            let ids: Vec<String> = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| {
+                    let tags = i.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+                    tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run))
+                })
+                .filter_map(|i| i.instance_id().map(str::to_string))
+                .collect();
+            if !ids.is_empty() {
+                match client
+                    .terminate_instances()
+                    .set_instance_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(_) => t
+                        .removed
+                        .extend(ids.iter().map(|i| format!("EC2 instance {i} ({region})"))),
+                    Err(e) => t
+                        .errors
+                        .push(format!("TerminateInstances in {region}: {e}")),
+                }
+            }
+        }
+    }
+    let images = client
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
+        .send()
+        .await;
+    match images {
+        Err(e) => t.errors.push(format!("DescribeImages in {region}: {e}")),
+        Ok(out) => {
+            for image in out.images() {
+                let tags = image
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?)));
+                if !tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run)) {
+                    continue;
+                }
+                let id = image.image_id().unwrap_or_default();
+                match client.deregister_image().image_id(id).send().await {
+                    Ok(_) => t.removed.push(format!("AMI {id} ({region})")),
+                    Err(e) => t
+                        .errors
+                        .push(format!("DeregisterImage {id} in {region}: {e}")),
+                }
+            }
+        }
+    }
+}
+
+/// The run id in a drill key or record prefix (`...drill-<run>...`).
+fn run_in(text: &str, marker: &str) -> Option<String> {
+    let rest = text.strip_prefix(marker)?;
+    let end = rest.find(['/', '.'])?;
+    Some(rest[..end].to_string())
+}
+
+async fn s3(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
+    let client = aws.s3(region);
+    let buckets = match client.list_buckets().send().await {
+        Ok(out) => out,
+        Err(e) => {
+            t.errors.push(format!("ListBuckets: {e}"));
+            return;
+        }
+    };
+    for bucket in buckets.buckets() {
+        let Some(name) = bucket.name() else { continue };
+        if bucket.bucket_region().is_some_and(|r| r != region) {
+            continue;
+        }
+        let listed = client
+            .list_objects_v2()
+            .bucket(name)
+            .prefix("lifeboat-drill-")
+            .send()
+            .await;
+        let Ok(listed) = listed else { continue };
+        for object in listed.contents() {
+            let Some(key) = object.key() else { continue };
+            if !run_in(key, "lifeboat-drill-").is_some_and(|run| which.takes(&run)) {
+                continue;
+            }
+            match client.delete_object().bucket(name).key(key).send().await {
+                Ok(_) => t.removed.push(format!("s3://{name}/{key}")),
+                Err(e) => t
+                    .errors
+                    .push(format!("DeleteObject s3://{name}/{key}: {e}")),
+            }
+        }
+    }
+}
+
+async fn route53(aws: &AwsClients, which: &Which, t: &mut Teardown) {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+    let client = aws.route53();
+    let zones = match client.list_hosted_zones().send().await {
+        Ok(z) => z,
+        Err(e) => {
+            t.errors.push(format!("ListHostedZones: {e}"));
+            return;
+        }
+    };
+    for zone in zones.hosted_zones() {
+        let zone_id = zone.id().trim_start_matches("/hostedzone/");
+        let sets = match client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .send()
+            .await
+        {
+            Ok(out) => out.resource_record_sets().to_vec(),
+            Err(e) => {
+                t.errors
+                    .push(format!("ListResourceRecordSets {}: {e}", zone.name()));
+                continue;
+            }
+        };
+        let doomed: Vec<_> = sets
+            .into_iter()
+            .filter(|s| run_in(s.name(), "drill-").is_some_and(|run| which.takes(&run)))
+            .collect();
+        if doomed.is_empty() {
+            continue;
+        }
+        let changes: Result<Vec<Change>, _> = doomed
+            .iter()
+            .map(|s| {
+                Change::builder()
+                    .action(ChangeAction::Delete)
+                    .resource_record_set(s.clone())
+                    .build()
+            })
+            .collect();
+        let batch = changes.and_then(|c| ChangeBatch::builder().set_changes(Some(c)).build());
+        let sent = match batch {
+            Ok(batch) => client
+                .change_resource_record_sets()
+                .hosted_zone_id(zone_id)
+                .change_batch(batch)
+                .send()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(_) => t
+                .removed
+                .extend(doomed.iter().map(|s| format!("record {}", s.name()))),
+            Err(e) => t
+                .errors
+                .push(format!("ChangeResourceRecordSets {}: {e}", zone.name())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drill_names_carry_the_run_and_stay_valid() {
+        assert_eq!(
+            name("app-db-replica", "20261128T141153-7656"),
+            "app-db-replica-drill-20261128t141153-7656"
+        );
+        assert_eq!(
+            record_name("app.example.com.", "20261128T141153-7656"),
+            "drill-20261128t141153-7656.app.example.com."
+        );
+        assert_eq!(
+            run_in("drill-20261128t141153-7656.app.example.com.", "drill-").as_deref(),
+            Some("20261128t141153-7656")
+        );
+        assert_eq!(
+            run_in("lifeboat-drill-R1/db/dump.sql", "lifeboat-drill-").as_deref(),
+            Some("R1")
+        );
+        assert!(Which::Run("20261128T1-a".into()).takes("20261128t1-a"));
+        assert!(!Which::AllBut(BTreeSet::from(["r1".to_string()])).takes("R1"));
+    }
+}

@@ -1,0 +1,417 @@
+//! Drills of the shipped runbooks on the emulator: production (every RDS
+//! instance and snapshot, EC2 instance, Auto Scaling group, Route 53
+//! record and S3 object that is not the drill's) is the same afterwards,
+//! field for field; the drill made its copies, said what it substituted,
+//! and its teardown left nothing tagged; a drill killed mid-way leaves
+//! orphans that `lifeboat sweep` removes.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use lifeboat::aws::AwsClients;
+use lifeboat::iam::DRILL_TAG;
+
+use crate::moto::Moto;
+use crate::run::{KillOnDrop, text};
+
+const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
+
+fn is_drill(name: &str) -> bool {
+    name.contains("-drill-") || name.starts_with("drill-") || name.starts_with("lifeboat-drill-")
+}
+
+/// Everything in the emulator, as `kind id -> description`; `drill` says
+/// whether to list the drill's resources (still alive) or production's.
+async fn inventory(aws: &AwsClients, drill: bool) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    for region in REGIONS {
+        let rds = aws.rds(region);
+        let dbs = rds.describe_db_instances().send().await.expect("instances");
+        for db in dbs.db_instances() {
+            let id = db.db_instance_identifier().unwrap_or_default();
+            let tagged = db.tag_list().iter().any(|t| t.key() == Some(DRILL_TAG));
+            if (is_drill(id) || tagged) != drill {
+                continue;
+            }
+            all.insert(
+                format!("rds {region} {id}"),
+                format!(
+                    "{:?} {:?} source={:?} retention={:?} tags={:?}",
+                    db.db_instance_status(),
+                    db.db_instance_class(),
+                    db.read_replica_source_db_instance_identifier(),
+                    db.backup_retention_period(),
+                    db.tag_list()
+                        .iter()
+                        .map(|t| format!("{}={}", t.key().unwrap_or(""), t.value().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        let snapshots = rds.describe_db_snapshots().send().await.expect("snapshots");
+        for s in snapshots.db_snapshots() {
+            let id = s.db_snapshot_identifier().unwrap_or_default();
+            let of = s.db_instance_identifier().unwrap_or_default();
+            let tagged = s.tag_list().iter().any(|t| t.key() == Some(DRILL_TAG));
+            // The emulator keeps an automated snapshot of a deleted drill
+            // instance; it is the drill's, not production's.
+            if (is_drill(id) || is_drill(of) || tagged) != drill {
+                continue;
+            }
+            all.insert(
+                format!("snapshot {region} {id}"),
+                format!("{:?} {:?} of {of}", s.status(), s.snapshot_type()),
+            );
+        }
+        let instances = aws
+            .ec2(region)
+            .describe_instances()
+            .send()
+            .await
+            .expect("ec2 instances");
+        for i in instances.reservations().iter().flat_map(|r| r.instances()) {
+            let tagged = i.tags().iter().any(|t| t.key() == Some(DRILL_TAG));
+            let state = i
+                .state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string());
+            if tagged != drill || (drill && state.as_deref() == Some("terminated")) {
+                continue;
+            }
+            all.insert(
+                format!("ec2 {region} {}", i.instance_id().unwrap_or_default()),
+                format!("{state:?} {:?} {:?}", i.instance_type(), i.image_id()),
+            );
+        }
+        if !drill {
+            let groups = aws
+                .autoscaling(region)
+                .describe_auto_scaling_groups()
+                .send()
+                .await
+                .expect("groups");
+            for g in groups.auto_scaling_groups() {
+                all.insert(
+                    format!(
+                        "asg {region} {}",
+                        g.auto_scaling_group_name().unwrap_or_default()
+                    ),
+                    format!(
+                        "{:?} {:?} {:?}",
+                        g.min_size(),
+                        g.desired_capacity(),
+                        g.max_size()
+                    ),
+                );
+            }
+        }
+    }
+    let route53 = aws.route53();
+    for zone in route53
+        .list_hosted_zones()
+        .send()
+        .await
+        .expect("zones")
+        .hosted_zones()
+    {
+        let sets = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone.id())
+            .send()
+            .await
+            .expect("records");
+        for set in sets.resource_record_sets() {
+            if is_drill(set.name()) != drill {
+                continue;
+            }
+            all.insert(
+                format!(
+                    "record {} {} {:?}",
+                    set.name(),
+                    set.r#type().as_str(),
+                    set.set_identifier()
+                ),
+                format!(
+                    "{:?} {:?} {:?}",
+                    set.resource_records()
+                        .iter()
+                        .map(|r| r.value())
+                        .collect::<Vec<_>>(),
+                    set.failover(),
+                    set.alias_target().map(|a| a.dns_name())
+                ),
+            );
+        }
+    }
+    let s3 = aws.s3("us-west-2");
+    for bucket in s3.list_buckets().send().await.expect("buckets").buckets() {
+        let name = bucket.name().unwrap_or_default();
+        let objects = s3
+            .list_objects_v2()
+            .bucket(name)
+            .send()
+            .await
+            .expect("objects");
+        for o in objects.contents() {
+            let key = o.key().unwrap_or_default();
+            if is_drill(key) != drill {
+                continue;
+            }
+            all.insert(format!("s3 {name}/{key}"), format!("{:?}", o.e_tag()));
+        }
+    }
+    all
+}
+
+struct Env {
+    moto: Moto,
+    aws: AwsClients,
+    dir: tempfile::TempDir,
+    health: String,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let moto = Moto::start();
+        let aws = moto.clients().await;
+        Env {
+            moto,
+            aws,
+            dir: tempfile::tempdir().expect("tempdir"),
+            health: lifeboat::demo::health_endpoint()
+                .await
+                .expect("health endpoint"),
+        }
+    }
+
+    fn drill(&self, runbook: &str, extra: &[&str]) -> std::process::Output {
+        let health = format!("health_url={}", self.health);
+        self.moto
+            .lifeboat(&self.dir.path().join("state"))
+            .args([
+                "drill",
+                &format!("runbooks/{runbook}"),
+                "--yes",
+                "-p",
+                &health,
+            ])
+            .args(extra)
+            .output()
+            .expect("run lifeboat drill")
+    }
+
+    /// Drill `runbook`: production unchanged, the drill substituted, nothing
+    /// of it left. The drill's step notes.
+    async fn drill_leaves_production_alone(&self, runbook: &str) -> Vec<String> {
+        let before = inventory(&self.aws, false).await;
+        assert!(!before.is_empty());
+        let out = self.drill(runbook, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{runbook}:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("teardown: removed "),
+            "{}",
+            text(&out.stderr)
+        );
+        let after = inventory(&self.aws, false).await;
+        let changed: Vec<String> = before
+            .iter()
+            .filter(|(k, v)| after.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k}: {v} -> {:?}", after.get(k)))
+            .chain(
+                after
+                    .keys()
+                    .filter(|k| !before.contains_key(*k))
+                    .map(|k| format!("new: {k}")),
+            )
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "{runbook} changed production:\n{}",
+            changed.join("\n")
+        );
+        let left = inventory(&self.aws, true).await;
+        assert!(
+            left.is_empty(),
+            "{runbook}: drill resources left: {left:#?}"
+        );
+        let state = self.dir.path().join("state");
+        let runs = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+        let id = runs[0]["id"].as_str().expect("id").to_string();
+        let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+        let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+        assert_eq!(show["mode"], "drill");
+        let report = crate::run::lifeboat(&state, &["report", &id]);
+        assert!(
+            text(&report.stdout).contains("Drill"),
+            "the report says it was a drill: {}",
+            text(&report.stdout)
+        );
+        // What the drill's steps called is what `iam-policy --mode drill` grants.
+        crate::iam::assert_covered(&state);
+        show["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .filter_map(|s| {
+                s["outputs"]["drill"]
+                    .as_str()
+                    .map(|n| format!("{}: {n}", s["step"]))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drills_of_the_shipped_runbooks_change_nothing_in_production() {
+    let env = Env::new().await;
+    lifeboat::demo::seed(&env.aws).await.expect("seed");
+    crate::seed::snapshot_copied_to_dr(&env.aws, "app-db").await;
+    crate::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
+    crate::ec2::launch_template(&env.aws, "us-west-2", "app-server").await;
+    crate::autoscaling::group(&env.aws, "app-asg", 1).await;
+
+    let notes = env.drill_leaves_production_alone("pilot-light.yaml").await;
+    let all = notes.join("\n");
+    assert!(all.contains("app-db-replica was not promoted"), "{all}");
+    assert!(
+        all.contains("the standby instances were not started"),
+        "{all}"
+    );
+    assert!(all.contains("drill-"), "DNS went to a drill name: {all}");
+
+    let notes = env
+        .drill_leaves_production_alone("backup-restore.yaml")
+        .await;
+    assert!(
+        notes
+            .join("\n")
+            .contains("restored into app-db-restored-drill-"),
+        "{notes:?}"
+    );
+
+    let notes = env.drill_leaves_production_alone("warm-standby.yaml").await;
+    assert!(
+        notes
+            .join("\n")
+            .contains("would set group app-asg to desired"),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_passive_drill_switches_a_copy_of_the_failover_pair() {
+    let env = Env::new().await;
+    crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
+    let zone = crate::seed::zone(&env.aws, "example.com", &[]).await;
+    crate::seed::failover_pair(&env.aws, &zone, "app.example.com").await;
+    let notes = env
+        .drill_leaves_production_alone("active-passive.yaml")
+        .await;
+    let all = notes.join("\n");
+    assert!(
+        all.contains("the live failover pair was not switched") || all.contains("simulated"),
+        "{all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_killed_midway_is_swept_clean() {
+    let env = Env::new().await;
+    lifeboat::demo::seed(&env.aws).await.expect("seed");
+    let before = inventory(&env.aws, false).await;
+    // The health check never answers: the drill waits in its last step.
+    let health = "health_url=http://127.0.0.1:9/never";
+    let state = env.dir.path().join("state");
+    let mut child = env
+        .moto
+        .lifeboat(&state)
+        .args(["drill", "runbooks/pilot-light.yaml", "--yes", "-p", health])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("start the drill");
+    let id = crate::run::started_run_id(&state, &mut child.0);
+    crate::run::wait_for(&state, &id, "verify", "running");
+    child.0.kill().expect("SIGKILL the drill");
+    let _ = child.0.wait();
+    assert!(
+        !inventory(&env.aws, true).await.is_empty(),
+        "the killed drill left its copies"
+    );
+
+    let sweep = env
+        .moto
+        .lifeboat(&state)
+        .arg("sweep")
+        .output()
+        .expect("sweep");
+    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    assert!(
+        text(&sweep.stdout).contains("removed RDS instance app-db-replica-drill-"),
+        "{}",
+        text(&sweep.stdout)
+    );
+    let left = inventory(&env.aws, true).await;
+    assert!(left.is_empty(), "left after sweep: {left:#?}");
+    assert_eq!(
+        inventory(&env.aws, false).await,
+        before,
+        "production unchanged"
+    );
+    let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(show["state"], "failed", "the dead drill is closed: {show}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_drill_resources_are_swept_when_the_daemon_starts() {
+    let env = Env::new().await;
+    lifeboat::demo::seed(&env.aws).await.expect("seed");
+    let out = env.drill("pilot-light.yaml", &["--keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("drill resources kept (--keep)"));
+    assert!(
+        !inventory(&env.aws, true).await.is_empty(),
+        "kept for inspection"
+    );
+
+    let config = env.dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-west-2:\n    probes: [ {{ name: api, aws_api: us-west-2, interval: 10s }} ]\n",
+            env.dir.path().join("state").display(),
+            env.dir.path().join("control.sock").display()
+        ),
+    )
+    .expect("write config");
+    let _daemon = env
+        .moto
+        .lifeboat(&env.dir.path().join("state"))
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("start the daemon");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = inventory(&env.aws, true).await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never swept: {left:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
