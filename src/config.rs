@@ -58,6 +58,9 @@ pub struct ConfigSpec {
     /// Webhooks told of outages, decisions, runs and readiness changes.
     #[serde(default)]
     pub notify: Vec<Spanned<Checked<WebhookSpec>>>,
+    /// Backup verification jobs.
+    #[serde(default)]
+    pub verify: Vec<Spanned<Checked<crate::verify::JobSpec>>>,
 }
 
 /// What the daemon does when a binding's region is declared down.
@@ -98,6 +101,18 @@ pub struct BindingSpec {
     pub policy: Policy,
     /// Cooldown of this binding; default: the top-level `cooldown`.
     pub cooldown: Option<HumanDuration>,
+    /// Drill the runbook on a schedule (cron); one drill at a time.
+    pub drill: Option<DrillSchedule>,
+}
+
+/// When a binding's runbook is drilled.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillSchedule {
+    /// A cron expression (five fields, or six with seconds first).
+    pub schedule: String,
+    /// Its time zone (IANA name); default UTC.
+    pub timezone: Option<String>,
 }
 
 /// A checked binding.
@@ -115,6 +130,8 @@ pub struct Binding {
     pub policy: Policy,
     /// Minimum time between the end of a run and the next automatic one.
     pub cooldown: std::time::Duration,
+    /// When the runbook is drilled.
+    pub drill: Option<DrillSchedule>,
 }
 
 /// A webhook: events are POSTed to it as JSON.
@@ -306,6 +323,8 @@ pub struct Config {
     pub shutdown_grace: std::time::Duration,
     /// Webhook URLs.
     pub webhooks: Vec<String>,
+    /// Backup verification jobs.
+    pub jobs: Vec<crate::verify::JobSpec>,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -587,7 +606,13 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 }
             }
         }
+        if let Some(d) = &b.drill
+            && let Err(e) = crate::verify::Schedule::parse(&d.schedule, d.timezone.as_deref())
+        {
+            diags.error(loc, None, format!("binding `{name}`: drill {e}"));
+        }
         bindings.push(Binding {
+            drill: b.drill,
             name,
             region: b.region,
             runbook: path,
@@ -608,6 +633,48 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             );
         }
         webhooks.push(h.url);
+    }
+    let mut jobs: Vec<crate::verify::JobSpec> = Vec::new();
+    for job in spec.verify {
+        let Some(j) = job.value.0 else { continue };
+        let mut problem = |message: String| diags.error(job.loc, None, message);
+        if jobs.iter().any(|o| o.name == j.name) {
+            problem(format!("verify job `{}` is named twice", j.name));
+        }
+        if j.resources.is_empty() {
+            problem(format!("verify job `{}` checks no resource", j.name));
+        }
+        if let Some(expr) = &j.schedule
+            && let Err(e) = crate::verify::Schedule::parse(expr, j.timezone.as_deref())
+        {
+            problem(format!("verify job `{}`: {e}", j.name));
+        }
+        for r in &j.resources {
+            let regions: Vec<&str> = match r {
+                crate::verify::Resource::Rds {
+                    region, dr_region, ..
+                } => std::iter::once(region.as_str())
+                    .chain(dr_region.as_deref())
+                    .collect(),
+                crate::verify::Resource::S3 {
+                    region,
+                    source_region,
+                    ..
+                } => std::iter::once(region.as_str())
+                    .chain(source_region.as_deref())
+                    .collect(),
+                crate::verify::Resource::Ami { region, .. } => vec![region.as_str()],
+            };
+            for region in regions {
+                if !crate::runbook::is_region(region) {
+                    problem(format!(
+                        "verify job `{}`: `{region}` is not an AWS region name",
+                        j.name
+                    ));
+                }
+            }
+        }
+        jobs.push(j);
     }
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
     let control_socket = match &listen.control {
@@ -662,6 +729,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         readiness_interval,
         shutdown_grace,
         webhooks,
+        jobs,
     })
 }
 

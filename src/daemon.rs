@@ -234,6 +234,64 @@ fn mode_of(record: &str) -> Mode {
     }
 }
 
+/// What runs on a schedule.
+#[derive(Debug, Clone)]
+enum Work {
+    /// A verification job.
+    Verify(crate::verify::JobSpec),
+    /// A drill of a binding's runbook.
+    Drill(String),
+}
+
+/// Work on its schedule.
+struct Scheduled {
+    work: Work,
+    schedule: crate::verify::Schedule,
+    next: Option<jiff::Timestamp>,
+    /// A verification job still running (drills are tracked as runs).
+    running: bool,
+}
+
+impl Scheduled {
+    fn job_name(&self) -> Option<&str> {
+        match &self.work {
+            Work::Verify(job) => Some(&job.name),
+            Work::Drill(_) => None,
+        }
+    }
+}
+
+/// The scheduled work of `config`: verification jobs and binding drills
+/// that have a schedule.
+fn scheduled(config: &Config, metrics: &Metrics, running: &[String]) -> Vec<Scheduled> {
+    let now = jiff::Timestamp::now();
+    let jobs = config.jobs.iter().filter_map(|job| {
+        let schedule =
+            crate::verify::Schedule::parse(job.schedule.as_deref()?, job.timezone.as_deref())
+                .ok()?;
+        if let Some(every) = schedule.interval(now) {
+            metrics.set_verify_interval(&job.name, every.as_secs_f64());
+        }
+        Some(Scheduled {
+            next: schedule.next_after(now),
+            running: running.contains(&job.name),
+            work: Work::Verify(job.clone()),
+            schedule,
+        })
+    });
+    let drills = config.bindings.iter().filter_map(|b| {
+        let d = b.drill.as_ref()?;
+        let schedule = crate::verify::Schedule::parse(&d.schedule, d.timezone.as_deref()).ok()?;
+        Some(Scheduled {
+            next: schedule.next_after(now),
+            running: false,
+            work: Work::Drill(b.name.clone()),
+            schedule,
+        })
+    });
+    jobs.chain(drills).collect()
+}
+
 /// The running daemon: its config, journal, detectors and runs.
 struct Daemon {
     config_path: PathBuf,
@@ -254,6 +312,8 @@ struct Daemon {
     readiness: BTreeMap<String, Readiness>,
     readiness_results: mpsc::Sender<Vec<Readiness>>,
     checking_readiness: bool,
+    jobs: Vec<Scheduled>,
+    verify_results: mpsc::Sender<crate::verify::JobResult>,
 }
 
 impl Daemon {
@@ -377,6 +437,110 @@ impl Daemon {
                 figures.rpo.verdict
             ),
             detail: serde_json::to_value(&figures).ok(),
+        });
+    }
+
+    /// How long until the next scheduled job is due.
+    fn until_next_job(&self) -> Duration {
+        let now = jiff::Timestamp::now();
+        self.jobs
+            .iter()
+            .filter_map(|j| j.next)
+            .min()
+            .map_or(Duration::from_secs(3600), |next| {
+                next.duration_since(now)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO)
+            })
+    }
+
+    /// Start the work that is due; skip (and count) what is still running.
+    fn run_due_jobs(&mut self) {
+        let now = jiff::Timestamp::now();
+        let mut drills = Vec::new();
+        for j in &mut self.jobs {
+            if j.next.is_none_or(|next| next > now) {
+                continue;
+            }
+            j.next = j.schedule.next_after(now);
+            let job = match &j.work {
+                Work::Drill(binding) => {
+                    drills.push(binding.clone());
+                    continue;
+                }
+                Work::Verify(job) => job.clone(),
+            };
+            if j.running {
+                self.metrics.count_verify_skipped(&job.name);
+                warn!(job = %job.name, "verification due while its previous run is still going: skipped");
+                continue;
+            }
+            j.running = true;
+            let (aws, results) = (self.aws.clone(), self.verify_results.clone());
+            tokio::spawn(async move {
+                let result = crate::verify::run(&aws, &job).await;
+                let _ = results.send(result).await;
+            });
+        }
+        for name in drills {
+            let Some(binding) = self.binding(&name) else {
+                continue;
+            };
+            let drilling = self.runs.iter().any(|(id, t)| {
+                t.binding.as_deref() == Some(name.as_str())
+                    && self.journal.run(id).is_ok_and(|r| r.run.mode == "drill")
+            });
+            if drilling {
+                warn!(binding = %name, "scheduled drill skipped: the previous drill is still running");
+                continue;
+            }
+            let _ = self.start(&binding, Mode::Drill, DAEMON, "scheduled drill", None);
+        }
+    }
+
+    /// A job ended: journal, export and, on failure, notify.
+    fn on_verified(&mut self, result: crate::verify::JobResult) {
+        if let Some(j) = self
+            .jobs
+            .iter_mut()
+            .find(|j| j.job_name() == Some(result.job.as_str()))
+        {
+            j.running = false;
+        }
+        self.metrics.record_verification(&result);
+        self.metrics.record_api_calls(self.aws.calls());
+        match serde_json::to_value(&result) {
+            Ok(value) => {
+                if let Err(e) = self.journal.record_verification(
+                    &result.job,
+                    &result.started_at,
+                    result.ok,
+                    &value,
+                ) {
+                    error!(job = %result.job, "cannot journal the verification: {e}");
+                }
+            }
+            Err(e) => error!(job = %result.job, "verification result: {e}"),
+        }
+        if result.ok {
+            info!(job = %result.job, checks = result.checks.len(), "verification passed");
+            return;
+        }
+        let failed: Vec<String> = result
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {}: {}", c.resource, c.check, c.detail))
+            .collect();
+        warn!(job = %result.job, failed = ?failed, "verification failed");
+        self.notifier.send(Event {
+            event: "verification-failed".into(),
+            at: crate::engine::now(),
+            binding: None,
+            region: None,
+            run: None,
+            summary: format!("verification {} failed: {}", result.job, failed.join("; ")),
+            detail: serde_json::to_value(&result).ok(),
         });
     }
 
@@ -1165,9 +1329,17 @@ impl Daemon {
                 c.readiness_interval = new.readiness_interval;
                 c.shutdown_grace = new.shutdown_grace;
                 c.webhooks = new.webhooks.clone();
+                c.jobs = new.jobs;
+                let running: Vec<String> = self
+                    .jobs
+                    .iter()
+                    .filter(|j| j.running)
+                    .filter_map(|j| j.job_name().map(str::to_string))
+                    .collect();
                 self.notifier = Notifier::new(new.webhooks);
                 self.readiness
                     .retain(|name, _| c.bindings.iter().any(|b| &b.name == name));
+                self.jobs = scheduled(&self.config, &self.metrics, &running);
                 self.audit_config("config-reload", "SIGHUP", &text, None);
                 true
             }
@@ -1255,6 +1427,7 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     tasks.push(tokio::spawn(control::serve(control_listener, requests_tx)));
     let (ended, mut ends) = mpsc::channel::<String>(64);
     let (readiness_results, mut readiness) = mpsc::channel::<Vec<Readiness>>(4);
+    let (verify_results, mut verified) = mpsc::channel::<crate::verify::JobResult>(16);
     let (drain, _) = watch::channel(false);
     let socket = config.control_socket.clone();
     let mut daemon = Daemon {
@@ -1274,7 +1447,10 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
         readiness: BTreeMap::new(),
         readiness_results,
         checking_readiness: false,
+        jobs: Vec::new(),
+        verify_results,
     };
+    daemon.jobs = scheduled(&daemon.config, &daemon.metrics, &[]);
     daemon
         .metrics
         .set_paused(trigger::paused(&daemon.journal)?.is_some());
@@ -1330,6 +1506,10 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
             }
             Some(id) = ends.recv() => daemon.on_run_end(&id),
             Some(found) = readiness.recv() => daemon.on_readiness(found),
+            Some(result) = verified.recv() => daemon.on_verified(result),
+            _ = tokio::time::sleep(daemon.until_next_job()), if !daemon.jobs.is_empty() => {
+                daemon.run_due_jobs();
+            }
             _ = readiness_tick.tick() => daemon.check_readiness(),
             _ = exposure.tick(), if !daemon.config.protected.is_empty() => {
                 let (aws, protected, metrics) =

@@ -63,6 +63,7 @@ pub mod runbook;
 pub mod shipped;
 pub mod suggest;
 pub mod trigger;
+pub mod verify;
 pub mod yaml;
 
 /// What is printed in place of a secret.

@@ -61,6 +61,12 @@ pub struct Metrics {
     runbook_ready: Family<Labels, Gauge>,
     decisions: Family<Labels, Counter>,
     paused: Gauge,
+    verify_last_success: Family<Labels, FloatGauge>,
+    verify_status: Family<Labels, Gauge>,
+    verify_duration: Family<Labels, FloatGauge>,
+    verify_interval: Family<Labels, FloatGauge>,
+    verify_skipped: Family<Labels, Counter>,
+    verify_restore: Family<Labels, FloatGauge>,
     /// What has been counted from the request counter so far.
     seen: Mutex<Seen>,
 }
@@ -98,6 +104,12 @@ impl Metrics {
             runbook_ready: Family::default(),
             decisions: Family::default(),
             paused: Gauge::default(),
+            verify_last_success: Family::default(),
+            verify_status: Family::default(),
+            verify_duration: Family::default(),
+            verify_interval: Family::default(),
+            verify_skipped: Family::default(),
+            verify_restore: Family::default(),
             seen: Mutex::default(),
         };
         registry.register_with_unit(
@@ -177,6 +189,40 @@ impl Metrics {
             "paused",
             "1 while the kill switch stops automatic triggering",
             m.paused.clone(),
+        );
+        registry.register_with_unit(
+            "verify_last_success_timestamp",
+            "When a verification job last passed (Unix time)",
+            Unit::Seconds,
+            m.verify_last_success.clone(),
+        );
+        registry.register(
+            "verify_last_status",
+            "Whether a verification job's last run passed (1) or failed (0)",
+            m.verify_status.clone(),
+        );
+        registry.register_with_unit(
+            "verify_duration",
+            "How long a verification job's last run took",
+            Unit::Seconds,
+            m.verify_duration.clone(),
+        );
+        registry.register_with_unit(
+            "verify_expected_interval",
+            "Time between a verification job's scheduled runs: alert when now minus the last success exceeds it",
+            Unit::Seconds,
+            m.verify_interval.clone(),
+        );
+        registry.register(
+            "verify_skipped",
+            "Scheduled verification runs skipped because the previous one was still running",
+            m.verify_skipped.clone(),
+        );
+        registry.register_with_unit(
+            "verify_restore_duration",
+            "How long the last deep verification took to restore a resource (the backup-restore RTO of its data)",
+            Unit::Seconds,
+            m.verify_restore.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -290,6 +336,39 @@ impl Metrics {
     /// Set the kill switch's state.
     pub fn set_paused(&self, paused: bool) {
         self.paused.set(i64::from(paused));
+    }
+
+    /// Record a verification job's result.
+    pub fn record_verification(&self, r: &crate::verify::JobResult) {
+        let job = labels(&[("job", &r.job)]);
+        self.verify_status.get_or_create(&job).set(i64::from(r.ok));
+        self.verify_duration.get_or_create(&job).set(r.duration_s);
+        if r.ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            self.verify_last_success.get_or_create(&job).set(now);
+        }
+        for (resource, seconds) in &r.restores {
+            self.verify_restore
+                .get_or_create(&labels(&[("job", &r.job), ("resource", resource)]))
+                .set(*seconds);
+        }
+    }
+
+    /// Set how often a job is expected to pass.
+    pub fn set_verify_interval(&self, job: &str, seconds: f64) {
+        self.verify_interval
+            .get_or_create(&labels(&[("job", job)]))
+            .set(seconds);
+    }
+
+    /// Count a scheduled run skipped.
+    pub fn count_verify_skipped(&self, job: &str) {
+        self.verify_skipped
+            .get_or_create(&labels(&[("job", job)]))
+            .inc();
     }
 
     /// The Prometheus text exposition.

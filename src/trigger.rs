@@ -182,6 +182,7 @@ mod tests {
             params: Vec::new(),
             policy: Policy::Auto,
             cooldown,
+            drill: None,
         }
     }
 

@@ -7,7 +7,7 @@
 //! them supports only the generic actions.
 
 mod autoscaling;
-mod aws_error;
+pub(crate) mod aws_error;
 mod cloudwatch;
 pub mod drill;
 pub(crate) mod ec2;

@@ -575,6 +575,34 @@ pub(crate) async fn newest_snapshot(
     }
 }
 
+/// The newest snapshot of `db_instance` in `region`: its identifier,
+/// whether it is encrypted, and its KMS key.
+pub(crate) async fn newest_snapshot_details(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+) -> Result<Option<(String, bool, Option<String>)>, ActionError> {
+    match choose_snapshot(
+        &aws.rds(region),
+        region,
+        &SnapshotChoice::NewestOf(db_instance),
+    )
+    .await
+    {
+        Ok(s) => Ok(Some((
+            s.db_snapshot_identifier().unwrap_or("?").to_string(),
+            s.encrypted().unwrap_or(false),
+            s.kms_key_id().map(str::to_string),
+        ))),
+        Err(e)
+            if e.kind == crate::engine::FailureKind::Permanent && e.message.starts_with("no ") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// When the data in a snapshot was taken: for a copy, the original's
 /// creation time (a copy's own is when it was copied).
 fn taken(s: &DbSnapshot) -> Option<&DateTime> {

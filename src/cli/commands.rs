@@ -52,6 +52,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Show { run, output } => super::run::show(&state_dir, &run, output),
         Command::Report { run, format } => super::report::report(&state_dir, &run, format),
         Command::Exposure { config, output } => super::report::exposure(&config, output),
+        Command::Verify {
+            config,
+            job,
+            output,
+        } => super::report::verify(&config, job.as_deref(), output),
         Command::Daemon {
             config,
             insecure_permissions,

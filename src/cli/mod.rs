@@ -69,6 +69,9 @@ pub enum CliError {
     /// The daemon (or the journal, without one) refused the request.
     #[error("{0}")]
     Refused(String),
+    /// Backup verification found failing checks.
+    #[error("{0} verification check(s) failed")]
+    VerifyFailed(usize),
     /// A drill's teardown could not remove everything.
     #[error("{0} drill resource(s) could not be removed; `lifeboat sweep` retries")]
     Teardown(usize),
@@ -143,7 +146,8 @@ impl CliError {
             CliError::RunFailed(_)
             | CliError::CheckFailed(_)
             | CliError::ExposureOverTarget(_)
-            | CliError::Teardown(_) => Exit::RunFailed,
+            | CliError::Teardown(_)
+            | CliError::VerifyFailed(_) => Exit::RunFailed,
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
             | CliError::Output(_)
@@ -318,6 +322,18 @@ pub enum Command {
         /// Config file listing the `protected` resources.
         #[arg(long)]
         config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        output: Output,
+    },
+    /// Run backup verification jobs of a config now (exit 1 if a check fails).
+    Verify {
+        /// Config file listing the `verify` jobs.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,

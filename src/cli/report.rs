@@ -87,3 +87,98 @@ pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliErro
     }
     Ok(())
 }
+
+/// `lifeboat verify --config FILE [--job NAME]`: run verification jobs now;
+/// exit 1 when a check fails. Results are journaled in the config's state
+/// directory when it can be opened.
+pub(super) fn verify(
+    file: &Path,
+    job: Option<&str>,
+    output: super::Output,
+) -> Result<(), CliError> {
+    let text = super::commands::read(file)?;
+    let config = crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
+        for p in &problems {
+            super::eprint(&p.to_string());
+        }
+        CliError::Invalid { count: 1 }
+    })?;
+    let jobs: Vec<&crate::verify::JobSpec> = config
+        .jobs
+        .iter()
+        .filter(|j| job.is_none_or(|name| j.name == name))
+        .collect();
+    if jobs.is_empty() {
+        return Err(CliError::Usage(match job {
+            Some(name) => format!(
+                "{} has no verify job `{name}` (it has: {})",
+                file.display(),
+                config
+                    .jobs
+                    .iter()
+                    .map(|j| j.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!("{} lists no `verify` jobs", file.display()),
+        }));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let results: Vec<crate::verify::JobResult> = runtime.block_on(async {
+        let aws = crate::aws::AwsClients::load(&config.aws, crate::aws::Credentials::Chain).await;
+        let mut results = Vec::new();
+        for j in &jobs {
+            results.push(crate::verify::run(&aws, j).await);
+        }
+        results
+    });
+    match Journal::open(&config.state_dir, Access::Client) {
+        Ok(journal) => {
+            for r in &results {
+                journal.record_verification(
+                    &r.job,
+                    &r.started_at,
+                    r.ok,
+                    &serde_json::to_value(r)?,
+                )?;
+            }
+        }
+        Err(e) => super::eprint(&format!("lifeboat: results not journaled: {e}")),
+    }
+    match output {
+        super::Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&results)?))?,
+        super::Output::Text => {
+            let mut out = String::new();
+            for r in &results {
+                out.push_str(&format!(
+                    "job {}: {} in {}\n",
+                    r.job,
+                    if r.ok { "passed" } else { "FAILED" },
+                    crate::report::seconds(Some(r.duration_s))
+                ));
+                for c in &r.checks {
+                    out.push_str(&format!(
+                        "  {:<4} {:<36} {:<28} {}\n",
+                        if c.ok { "ok" } else { "FAIL" },
+                        c.resource,
+                        c.check,
+                        c.detail
+                    ));
+                }
+            }
+            print(&out)?;
+        }
+    }
+    let failed = results
+        .iter()
+        .flat_map(|r| &r.checks)
+        .filter(|c| !c.ok)
+        .count();
+    if failed > 0 {
+        return Err(CliError::VerifyFailed(failed));
+    }
+    Ok(())
+}

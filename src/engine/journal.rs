@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Version of the journal schema this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +286,15 @@ const MIGRATIONS: &[&str] = &[
         calls TEXT NOT NULL
     );
     CREATE INDEX step_calls_by_run ON step_calls(run_id, seq);",
+    // 5: backup verification results.
+    "CREATE TABLE verifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX verifications_by_job ON verifications(job, seq);",
 ];
 
 impl Journal {
@@ -628,6 +637,35 @@ impl Journal {
                     calls: serde_json::from_str(&calls).map_err(|e| self.corrupt(e))?,
                 })
             })
+            .collect()
+    }
+
+    /// Record a verification job's result (JSON).
+    pub fn record_verification(
+        &self,
+        job: &str,
+        started_at: &str,
+        ok: bool,
+        result: &serde_json::Value,
+    ) -> Result<(), JournalError> {
+        self.conn()
+            .execute(
+                "INSERT INTO verifications (job, started_at, ok, result) VALUES (?1, ?2, ?3, ?4)",
+                params![job, started_at, ok, result.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// A job's recorded results, oldest first.
+    pub fn verifications(&self, job: &str) -> Result<Vec<serde_json::Value>, JournalError> {
+        let rows = self.rows_of(
+            "SELECT result FROM verifications WHERE job = ?1 ORDER BY seq",
+            job,
+            |r| r.get::<_, String>(0),
+        )?;
+        rows.into_iter()
+            .map(|r| serde_json::from_str(&r).map_err(|e| self.corrupt(e)))
             .collect()
     }
 

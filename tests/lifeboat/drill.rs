@@ -415,3 +415,74 @@ async fn kept_drill_resources_are_swept_when_the_daemon_starts() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_drills_a_binding_on_its_schedule_and_tears_it_down() {
+    let env = Env::new().await;
+    lifeboat::demo::seed(&env.aws).await.expect("seed");
+    let before = inventory(&env.aws, false).await;
+    let runbook = std::env::current_dir()
+        .expect("cwd")
+        .join("runbooks/pilot-light.yaml");
+    let state = env.dir.path().join("state");
+    let config = env.dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}
+listen: {{ metrics: \"127.0.0.1:0\", control: {} }}
+regions:
+  us-east-1:
+    probes: [ {{ name: api, aws_api: us-east-1, interval: 30s }} ]
+bindings:
+  app:
+    region: us-east-1
+    runbook: {}
+    params: {{ health_url: \"{}\" }}
+    policy: notify
+    drill: {{ schedule: \"*/3 * * * * *\" }}
+",
+            state.display(),
+            env.dir.path().join("control.sock").display(),
+            runbook.display(),
+            env.health
+        ),
+    )
+    .expect("write config");
+    let _daemon = env
+        .moto
+        .lifeboat(&state)
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("start the daemon");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let drilled = loop {
+        let journal = lifeboat::engine::journal::Journal::open(
+            &state,
+            lifeboat::engine::journal::Access::Client,
+        )
+        .ok();
+        let torn_down = journal.as_ref().and_then(|j| {
+            j.runs().ok()?.into_iter().find(|r| {
+                r.run.mode == "drill"
+                    && r.state == "succeeded"
+                    && j.marks(&r.run.id)
+                        .is_ok_and(|m| m.iter().any(|m| m.kind == "teardown"))
+            })
+        });
+        if let Some(run) = torn_down {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled drill finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert_eq!(drilled.run.started_by, "lifeboat daemon");
+    // Drills may be going on at this moment; production is never touched.
+    assert_eq!(inventory(&env.aws, false).await, before);
+}

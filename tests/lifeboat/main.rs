@@ -30,6 +30,9 @@
 //!   check the end-to-end runs make that every AWS call is declared.
 //! - `secrets`: a planted secret in no output, log line or journal byte.
 //! - `tls`: HTTPS probes verify certificates unless told not to.
+//! - `verify`: backup verification on the emulator (fresh, stale,
+//!   unencrypted, uncopied, deep restore, every posture check) and a job on
+//!   a schedule in the daemon.
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
@@ -58,3 +61,4 @@ mod seed;
 mod strategies;
 mod tls;
 mod trigger;
+mod verify;
