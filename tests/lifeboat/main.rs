@@ -33,6 +33,10 @@
 //! - `verify`: backup verification on the emulator (fresh, stale,
 //!   unencrypted, uncopied, deep restore, every posture check) and a job on
 //!   a schedule in the daemon.
+//! - `reliability`: through the simulation proxy, a fifth of all calls
+//!   failing still fails over (each change once), and a resource that never
+//!   settles times the step out at its deadline and rolls back.
+//! - `proxy`: the simulation proxy in front of the emulator (not tests).
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
@@ -49,8 +53,10 @@ mod metrics;
 mod moto;
 mod no_panic;
 mod pilot_light;
+mod proxy;
 mod rds;
 mod rds_recovery;
+mod reliability;
 mod report;
 mod route53;
 mod run;

@@ -1,0 +1,166 @@
+//! Reliability through the simulation proxy (`proxy`): lifeboat against
+//! an AWS that fails a fifth of its calls, and against a resource that
+//! never reaches the state a step waits for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lifeboat::engine::journal::{Access, Journal};
+
+use crate::moto::Moto;
+use crate::proxy::{Fault, Proxy, Rules};
+use crate::run::text;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_of_calls_failing_still_fails_over_within_the_retry_budget() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let seeded = lifeboat::demo::seed(&aws).await.expect("seed");
+    moto.start_recording();
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            seed: 7,
+            fault_rate: BTreeMap::from([("*".to_string(), 0.2)]),
+            faults: vec![
+                Fault::Internal,
+                Fault::Unavailable,
+                Fault::Throttle,
+                Fault::Reset,
+            ],
+            ..Rules::default()
+        },
+    )
+    .await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let out = moto
+        .lifeboat(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
+        .arg(format!("health_url={health}"))
+        .output()
+        .expect("run lifeboat");
+    let injected = proxy.injections();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} faults injected: {injected:?}\n{}",
+        injected.len(),
+        text(&out.stderr)
+    );
+    assert!(!injected.is_empty(), "faults were injected");
+
+    // The end state is right, and every change reached AWS once.
+    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
+    assert_eq!(db.and_then(|d| d.backup_retention_period()), Some(7));
+    assert_eq!(
+        crate::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
+        vec!["198.51.100.10"]
+    );
+    let changes = moto.changes();
+    for (op, n) in &changes {
+        assert_eq!(*n, 1, "{op} reached AWS {n} times: {changes:?}");
+    }
+
+    // The journal saw the faults: attempts beyond one for the operations
+    // that were failed.
+    let journal = Journal::open(&state, Access::Client).expect("journal");
+    let id = journal.runs().expect("runs")[0].run.id.clone();
+    let mut attempts: BTreeMap<String, u64> = BTreeMap::new();
+    for logged in journal.calls(&id).expect("calls") {
+        for (op, n) in logged.calls {
+            *attempts.entry(op).or_default() += n;
+        }
+    }
+    let faulted: Vec<&str> = injected.iter().map(|i| i.operation.as_str()).collect();
+    assert!(
+        attempts
+            .iter()
+            .any(|(op, n)| *n > 1 && faulted.iter().any(|f| op.ends_with(f))),
+        "retried attempts in the journal: {attempts:?}, faults {faulted:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_that_never_settles_times_out_at_the_deadline_and_rolls_back() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            seed: 1,
+            transitions: BTreeMap::from([(
+                "PromoteReadReplica".to_string(),
+                ("modifying".to_string(), Duration::from_secs(3600)),
+            )]),
+            ..Rules::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("rolled-back");
+    let runbook = dir.path().join("stuck.yaml");
+    std::fs::write(
+        &runbook,
+        format!(
+            "name: stuck
+strategy: pilot-light
+regions: {{ from: us-east-1, to: us-west-2 }}
+steps:
+  - id: announce
+    action: exec
+    with: {{ argv: [true] }}
+    rollback: {{ action: exec, with: {{ argv: [touch, {}] }} }}
+  - id: promote
+    action: rds.promote_read_replica
+    needs: [announce]
+    with: {{ db_instance: app-db-replica }}
+    timeout: 4s
+    on_failure: rollback
+    restores_service: true
+",
+            marker.display()
+        ),
+    )
+    .expect("write runbook");
+    let state = dir.path().join("state");
+    let started = std::time::Instant::now();
+    let out = moto
+        .lifeboat(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["run", runbook.to_str().expect("utf-8"), "--yes"])
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let show = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("id");
+    let show = crate::run::lifeboat(&state, &["show", id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let promote = show["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["step"] == "promote"))
+        .cloned()
+        .expect("promote");
+    assert_eq!(promote["state"], "failed", "{show}");
+    let message = promote["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("modifying") && (message.contains("4s") || message.contains("deadline")),
+        "a clear error naming the state it was stuck in and the deadline: {message}"
+    );
+    assert!(
+        marker.exists(),
+        "on_failure: rollback ran the earlier step's rollback"
+    );
+    assert!(
+        proxy
+            .injections()
+            .iter()
+            .any(|i| i.what == "transition modifying")
+    );
+}
