@@ -333,10 +333,11 @@ async fn serve(
     rules: &Rules,
     state: &Mutex<State>,
 ) -> std::io::Result<()> {
-    while let Some((head, body)) = read_request(&mut client).await? {
+    // One request per connection: every answer says `Connection: close`.
+    if let Some((head, body)) = read_request(&mut client).await? {
         let op = operation(&head, &body);
-        let s3 =
-            !head.contains("Action=") && !op.contains("ResourceRecordSets") && op.contains(' ');
+        // S3's requests are the ones named by method and path.
+        let s3 = op.contains(' ');
         let n = {
             let mut st = state.lock().expect("state");
             let n = st.counts.entry(op.clone()).or_default();

@@ -129,7 +129,6 @@ steps:
     )
     .expect("write runbook");
     let state = dir.path().join("state");
-    let started = std::time::Instant::now();
     let out = moto
         .lifeboat(&state)
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
