@@ -8,6 +8,8 @@
 //!   the validators.
 //! - `run`: `lifeboat run`, `runs`, `show`, `approve`, `cancel` and resume
 //!   as a user runs them, on generic actions.
+//! - `corpus`: a corpus of broken runbooks and configs, refused with a
+//!   location and exit 2 by every command, nothing run.
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
 //! - `crash_aws`: the same with the pilot-light runbook's real actions on
@@ -43,6 +45,7 @@
 mod autoscaling;
 mod aws_smoke;
 mod cli;
+mod corpus;
 mod crash;
 mod crash_aws;
 mod daemon;

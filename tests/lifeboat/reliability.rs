@@ -163,3 +163,92 @@ steps:
             .any(|i| i.what == "transition modifying")
     );
 }
+
+/// Each other shipped runbook (but failback, which stops at its
+/// replica-lag gate on the emulator) completes with a fifth of its calls
+/// failing, each change reaching AWS once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    for (n, runbook) in [
+        "backup-restore.yaml",
+        "warm-standby.yaml",
+        "active-passive.yaml",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        moto.reset();
+        crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+        match runbook {
+            "backup-restore.yaml" => {
+                crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+                crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+                crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
+                crate::seed::zone(
+                    &aws,
+                    "example.com",
+                    &[("app.example.com".into(), "192.0.2.10".into())],
+                )
+                .await;
+            }
+            "warm-standby.yaml" => {
+                crate::autoscaling::group(&aws, "app-asg", 1).await;
+                crate::seed::zone(
+                    &aws,
+                    "example.com",
+                    &[("app.example.com".into(), "192.0.2.10".into())],
+                )
+                .await;
+            }
+            _ => {
+                let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+                crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+            }
+        }
+        moto.start_recording();
+        let proxy = Proxy::start(
+            &moto.endpoint(),
+            Rules {
+                seed: 11 + n as u64,
+                fault_rate: BTreeMap::from([("*".to_string(), 0.2)]),
+                faults: vec![
+                    Fault::Internal,
+                    Fault::Unavailable,
+                    Fault::Throttle,
+                    Fault::Reset,
+                ],
+                ..Rules::default()
+            },
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = moto
+            .lifeboat(&dir.path().join("state"))
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(["run", &format!("runbooks/{runbook}"), "--yes", "-p"])
+            .arg(format!("health_url={health}"))
+            .output()
+            .expect("run lifeboat");
+        let injected = proxy.injections();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{runbook}: {} faults injected: {injected:?}\n{}",
+            injected.len(),
+            text(&out.stderr)
+        );
+        assert!(!injected.is_empty(), "{runbook}: faults were injected");
+        let changes = moto.changes();
+        for (op, count) in &changes {
+            assert_eq!(
+                *count, 1,
+                "{runbook}: {op} reached AWS {count} times: {changes:?}"
+            );
+        }
+    }
+}
