@@ -263,6 +263,12 @@ pub(super) async fn promote(
     }
     promoted.sort();
     let done = wait_available(&client, region, &ids, ctx).await?;
+    Ok(promotion_outputs(&done, &ids, &promoted))
+}
+
+/// What a promotion (or its drill stand-in) tells later steps: the
+/// instances, those promoted now, and their endpoints.
+fn promotion_outputs(done: &[DbInstance], ids: &[String], promoted: &[String]) -> Outputs {
     let endpoints: serde_json::Map<String, serde_json::Value> = done
         .iter()
         .map(|db| {
@@ -278,14 +284,14 @@ pub(super) async fn promote(
             serde_json::Value::Object(endpoints),
         ),
     ]);
-    if let [single] = done.as_slice() {
+    if let [single] = done {
         let address = single
             .endpoint()
             .and_then(|e| e.address())
             .unwrap_or_default();
         outputs.insert("endpoint".to_string(), serde_json::json!(address));
     }
-    Ok(outputs)
+    outputs
 }
 
 /// A drill's stand-in for `rds.promote_read_replica`: each selected replica
@@ -362,28 +368,7 @@ pub(super) async fn drill_promote(
         copies.push(copy);
     }
     let done = wait_available(&client, region, &copies, ctx).await?;
-    let endpoints: serde_json::Map<String, serde_json::Value> = done
-        .iter()
-        .map(|db| {
-            let address = db.endpoint().and_then(|e| e.address()).unwrap_or_default();
-            (id_of(db), serde_json::json!(address))
-        })
-        .collect();
-    let mut outputs = Outputs::from([
-        ("db_instances".to_string(), serde_json::json!(copies)),
-        ("promoted".to_string(), serde_json::json!([])),
-        (
-            "endpoints".to_string(),
-            serde_json::Value::Object(endpoints),
-        ),
-    ]);
-    if let [single] = done.as_slice() {
-        let address = single
-            .endpoint()
-            .and_then(|e| e.address())
-            .unwrap_or_default();
-        outputs.insert("endpoint".to_string(), serde_json::json!(address));
-    }
+    let mut outputs = promotion_outputs(&done, &copies, &[]);
     if notes.is_empty() {
         notes.push(format!("drill copies {} exist already", copies.join(", ")));
     }

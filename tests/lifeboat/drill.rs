@@ -393,15 +393,7 @@ async fn kept_drill_resources_are_swept_when_the_daemon_starts() {
         ),
     )
     .expect("write config");
-    let _daemon = env
-        .moto
-        .lifeboat(&env.dir.path().join("state"))
-        .args(["daemon", "--config", config.to_str().expect("utf-8")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("start the daemon");
+    let _daemon = env.moto.daemon(&env.dir.path().join("state"), &config);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let left = inventory(&env.aws, true).await;
@@ -449,15 +441,7 @@ bindings:
         ),
     )
     .expect("write config");
-    let _daemon = env
-        .moto
-        .lifeboat(&state)
-        .args(["daemon", "--config", config.to_str().expect("utf-8")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("start the daemon");
+    let _daemon = env.moto.daemon(&state, &config);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let drilled = loop {
         let journal = lifeboat::engine::journal::Journal::open(

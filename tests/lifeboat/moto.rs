@@ -55,6 +55,22 @@ impl Moto {
         command
     }
 
+    /// `lifeboat daemon --config CONFIG` against the emulator, its output
+    /// discarded, killed when dropped.
+    pub fn daemon(
+        &self,
+        state: &std::path::Path,
+        config: &std::path::Path,
+    ) -> crate::run::KillOnDrop {
+        self.lifeboat(state)
+            .args(["daemon", "--config", config.to_str().expect("utf-8")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(crate::run::KillOnDrop)
+            .expect("start the daemon")
+    }
+
     /// Record the requests reaching the emulator from now on.
     pub fn start_recording(&self) {
         self.0.start_recording().expect("start recording");

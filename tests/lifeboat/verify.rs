@@ -3,13 +3,13 @@
 //! and uncopied snapshots; a deep restore that runs its check and deletes
 //! its scratch instance; each posture check passing and failing.
 
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use lifeboat::aws::AwsClients;
 
 use crate::moto::Moto;
-use crate::run::{KillOnDrop, text};
+use crate::run::text;
 
 struct Env {
     moto: Moto,
@@ -393,15 +393,7 @@ async fn a_scheduled_job_fires_in_the_daemon() {
         ),
     )
     .expect("write config");
-    let _daemon = env
-        .moto
-        .lifeboat(&env.dir.path().join("state"))
-        .args(["daemon", "--config", config.to_str().expect("utf-8")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("start the daemon");
+    let _daemon = env.moto.daemon(&env.dir.path().join("state"), &config);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let runs = lifeboat::engine::journal::Journal::open(
