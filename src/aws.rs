@@ -28,6 +28,9 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
 }
 
+/// How long one AWS request attempt may take before it is retried.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Credentials accepted by the local emulator; never used against AWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credentials {
@@ -165,12 +168,18 @@ impl AwsClients {
     pub async fn load(settings: &AwsSettings, credentials: Credentials) -> AwsClients {
         // Every client gets its own region; a base region keeps the loader
         // from probing the instance metadata service for one.
+        // One attempt may take this long before it is abandoned and retried;
+        // LIFEBOAT_AWS_ATTEMPT_TIMEOUT (e.g. `20s`) overrides the default.
+        let attempt = std::env::var("LIFEBOAT_AWS_ATTEMPT_TIMEOUT")
+            .ok()
+            .and_then(|t| t.parse::<crate::duration::HumanDuration>().ok())
+            .map_or(DEFAULT_ATTEMPT_TIMEOUT, crate::duration::HumanDuration::get);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(ROUTE53_REGION))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(attempt)
                     .build(),
             );
         if let Some(profile) = &settings.profile {

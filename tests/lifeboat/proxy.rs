@@ -25,6 +25,9 @@ pub enum Fault {
     Throttle,
     /// The connection is closed without an answer.
     Reset,
+    /// The answer comes only after this long: past a client's attempt
+    /// timeout, the client gives up and retries.
+    Stall(Duration),
 }
 
 /// What the proxy does.
@@ -267,7 +270,7 @@ fn fault_response(fault: Fault, operation: &str, s3: bool) -> Option<String> {
         (Fault::Unavailable, _) => ("503 Service Unavailable", "ServiceUnavailable"),
         (Fault::Throttle, true) => ("503 Slow Down", "SlowDown"),
         (Fault::Throttle, false) => ("400 Bad Request", "Throttling"),
-        (Fault::Reset, _) => return None,
+        (Fault::Reset | Fault::Stall(_), _) => return None,
     };
     let body = if s3 {
         format!(
@@ -364,6 +367,15 @@ async fn serve(
                 operation: op.clone(),
                 what: format!("{fault:?}"),
             });
+            if let Fault::Stall(delay) = fault {
+                // Hold the connection, then answer 503: by then the client
+                // has given up on this attempt.
+                tokio::time::sleep(delay).await;
+                if let Some(response) = fault_response(Fault::Unavailable, &op, s3) {
+                    let _ = client.write_all(response.as_bytes()).await;
+                }
+                return Ok(());
+            }
             match fault_response(fault, &op, s3) {
                 Some(response) => {
                     client.write_all(response.as_bytes()).await?;

@@ -252,3 +252,48 @@ async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_slower_than_the_attempt_timeout_are_abandoned_and_retried() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    lifeboat::demo::seed(&aws).await.expect("seed");
+    moto.start_recording();
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            seed: 3,
+            fault_rate: BTreeMap::from([("*".to_string(), 0.15)]),
+            faults: vec![Fault::Stall(Duration::from_secs(5))],
+            ..Rules::default()
+        },
+    )
+    .await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = moto
+        .lifeboat(&dir.path().join("state"))
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("LIFEBOAT_AWS_ATTEMPT_TIMEOUT", "1s")
+        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
+        .arg(format!("health_url={health}"))
+        .output()
+        .expect("run lifeboat");
+    let stalled = proxy.injections();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stalled:?}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stalled.iter().any(|i| i.what.starts_with("Stall")),
+        "answers were held past the timeout: {stalled:?}"
+    );
+    let changes = moto.changes();
+    for (op, n) in &changes {
+        assert_eq!(*n, 1, "{op} reached AWS {n} times: {changes:?}");
+    }
+}
