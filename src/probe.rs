@@ -148,7 +148,35 @@ pub struct Outcome {
 
 /// Run one check now.
 pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
+    check_with(aws, spec, &mut None).await
+}
+
+/// The HTTP client an HTTP probe uses, built once per probe: building one
+/// loads the TLS roots, far more work than the check itself.
+fn http_client(spec: &ProbeSpec) -> Result<reqwest::Client, String> {
+    let insecure = spec.http.as_ref().is_some_and(|h| h.insecure_skip_verify);
+    reqwest::Client::builder()
+        .timeout(spec.timeout.get())
+        .danger_accept_invalid_certs(insecure)
+        .pool_max_idle_per_host(0)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// Run one check now, with the probe's HTTP client (built on first use).
+async fn check_with(
+    aws: &AwsClients,
+    spec: &ProbeSpec,
+    http: &mut Option<reqwest::Client>,
+) -> (bool, String) {
     let timeout = spec.timeout.get();
+    if spec.http.is_some() && http.is_none() {
+        match http_client(spec) {
+            Ok(c) => *http = Some(c),
+            Err(e) => return (false, e),
+        }
+    }
+    let http = http.clone();
     let started = Instant::now();
     let run = async {
         match spec.check() {
@@ -161,15 +189,10 @@ pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
                 status,
                 max_latency,
                 body_contains,
-                insecure_skip_verify,
+                ..
             })) => {
-                let client = match reqwest::Client::builder()
-                    .timeout(timeout)
-                    .danger_accept_invalid_certs(*insecure_skip_verify)
-                    .build()
-                {
-                    Ok(c) => c,
-                    Err(e) => return (false, format!("HTTP client: {e}")),
+                let Some(client) = http else {
+                    return (false, "no HTTP client".to_string());
                 };
                 match client.get(url).send().await {
                     Err(e) => (false, format!("no answer: {}", causes(&e.without_url()))),
@@ -293,8 +316,9 @@ pub fn spawn(
             let (aws, region, spec, out) =
                 (aws.clone(), region.to_string(), spec.clone(), out.clone());
             tokio::spawn(async move {
+                let mut http = None;
                 loop {
-                    let (ok, detail) = check(&aws, &spec).await;
+                    let (ok, detail) = check_with(&aws, &spec, &mut http).await;
                     let outcome = Outcome {
                         region: region.clone(),
                         probe: i,
