@@ -148,35 +148,45 @@ pub struct Outcome {
 
 /// Run one check now.
 pub async fn check(aws: &AwsClients, spec: &ProbeSpec) -> (bool, String) {
-    check_with(aws, spec, &mut None).await
+    check_with(aws, spec, &HttpClients::default()).await
 }
 
-/// The HTTP client an HTTP probe uses, built once per probe: building one
-/// loads the TLS roots, far more work than the check itself.
-fn http_client(spec: &ProbeSpec) -> Result<reqwest::Client, String> {
-    let insecure = spec.http.as_ref().is_some_and(|h| h.insecure_skip_verify);
+/// An HTTP client for probes, verifying certificates or not. Building one
+/// loads the TLS trust roots, far more work and memory than a check: the
+/// probes of a daemon share two (per-request timeouts differ). No idle
+/// connection is kept: each check connects anew, as reachability needs.
+fn http_client(insecure: bool) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
-        .timeout(spec.timeout.get())
         .danger_accept_invalid_certs(insecure)
         .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))
 }
 
-/// Run one check now, with the probe's HTTP client (built on first use).
-async fn check_with(
-    aws: &AwsClients,
-    spec: &ProbeSpec,
-    http: &mut Option<reqwest::Client>,
-) -> (bool, String) {
-    let timeout = spec.timeout.get();
-    if spec.http.is_some() && http.is_none() {
-        match http_client(spec) {
-            Ok(c) => *http = Some(c),
-            Err(e) => return (false, e),
-        }
+/// The two shared probe clients, built on first use.
+#[derive(Debug, Clone, Default)]
+pub struct HttpClients {
+    verifying: std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+    insecure: std::sync::Arc<std::sync::OnceLock<Result<reqwest::Client, String>>>,
+}
+
+impl HttpClients {
+    fn get(&self, insecure: bool) -> Result<reqwest::Client, String> {
+        let cell = if insecure { &self.insecure } else { &self.verifying };
+        cell.get_or_init(|| http_client(insecure)).clone()
     }
-    let http = http.clone();
+}
+
+/// Run one check now, with the shared HTTP clients.
+async fn check_with(aws: &AwsClients, spec: &ProbeSpec, clients: &HttpClients) -> (bool, String) {
+    let timeout = spec.timeout.get();
+    let http = match &spec.http {
+        Some(h) => match clients.get(h.insecure_skip_verify) {
+            Ok(c) => Some(c),
+            Err(e) => return (false, e),
+        },
+        None => None,
+    };
     let started = Instant::now();
     let run = async {
         match spec.check() {
@@ -194,7 +204,7 @@ async fn check_with(
                 let Some(client) = http else {
                     return (false, "no HTTP client".to_string());
                 };
-                match client.get(url).send().await {
+                match client.get(url).timeout(timeout).send().await {
                     Err(e) => (false, format!("no answer: {}", causes(&e.without_url()))),
                     Ok(response) => {
                         let got = response.status().as_u16();
@@ -309,16 +319,21 @@ pub fn spawn(
     probes: &[ProbeSpec],
     out: &mpsc::Sender<Outcome>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let clients = HttpClients::default();
     probes
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let (aws, region, spec, out) =
-                (aws.clone(), region.to_string(), spec.clone(), out.clone());
+            let (aws, region, spec, out, clients) = (
+                aws.clone(),
+                region.to_string(),
+                spec.clone(),
+                out.clone(),
+                clients.clone(),
+            );
             tokio::spawn(async move {
-                let mut http = None;
                 loop {
-                    let (ok, detail) = check_with(&aws, &spec, &mut http).await;
+                    let (ok, detail) = check_with(&aws, &spec, &clients).await;
                     let outcome = Outcome {
                         region: region.clone(),
                         probe: i,
