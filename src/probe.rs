@@ -172,7 +172,11 @@ pub struct HttpClients {
 
 impl HttpClients {
     fn get(&self, insecure: bool) -> Result<reqwest::Client, String> {
-        let cell = if insecure { &self.insecure } else { &self.verifying };
+        let cell = if insecure {
+            &self.insecure
+        } else {
+            &self.verifying
+        };
         cell.get_or_init(|| http_client(insecure)).clone()
     }
 }
