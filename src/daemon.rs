@@ -716,7 +716,10 @@ impl Daemon {
         evidence: Option<serde_json::Value>,
     ) -> Result<String, String> {
         let (text, loaded) = load_bound(binding)?;
-        if loaded.runbook.strategy == crate::runbook::Strategy::Failback && who == DAEMON {
+        if loaded.runbook.strategy == crate::runbook::Strategy::Failback
+            && who == DAEMON
+            && mode != Mode::Drill
+        {
             return Err("a failback is never started automatically".into());
         }
         let record = crate::engine::new_run(
@@ -1086,10 +1089,16 @@ impl Daemon {
         let Some(binding) = self.binding(name) else {
             return Response::refused(format!("no binding `{name}`"));
         };
-        let active = self
-            .runs
-            .iter()
-            .find(|(_, t)| t.binding.as_deref() == Some(name));
+        // One run of each kind per binding: a drill never holds back a
+        // failover, nor a failover a drill.
+        let drill = mode == Mode::Drill;
+        let active = self.runs.iter().find(|(id, t)| {
+            t.binding.as_deref() == Some(name)
+                && self
+                    .journal
+                    .run(id)
+                    .is_ok_and(|r| (r.run.mode == "drill") == drill)
+        });
         if let Some((id, _)) = active {
             return Response::refused(format!(
                 "run {id} of binding `{name}` is still in progress (`lifeboat cancel {id}` first)"
