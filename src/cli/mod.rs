@@ -73,7 +73,7 @@ pub enum CliError {
     #[error("{0} verification check(s) failed")]
     VerifyFailed(usize),
     /// A drill's teardown could not remove everything.
-    #[error("{0} drill resource(s) could not be removed; `lifeboat sweep` retries")]
+    #[error("the drill teardown met {0} error(s) (listed above); `lifeboat sweep` retries")]
     Teardown(usize),
     /// The command needs the daemon, and it cannot be reached.
     #[error("cannot reach the daemon at {socket}: {reason}")]
