@@ -270,7 +270,7 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
     // in its last step, where the daemon is killed.
     let dr_up = Arc::new(AtomicBool::new(false));
     let health = dr_health(Arc::clone(&dr_up)).await;
-    let config = scene.config(&primary, &health, "auto", "1s");
+    let config = scene.config(&primary, &health, "auto", "2s");
     let mut daemon = scene.daemon(&config, 1);
     let status = scene.status();
     assert_eq!(status["bindings"][0]["state"], "armed", "{status}");
@@ -315,7 +315,7 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
         .find(|m| m.kind == "incident_start")
         .expect("incident_start mark");
     // interval × failure_threshold + one interval.
-    let bound = 1.0 * 3.0 + 1.0;
+    let bound = 2.0 * 3.0 + 2.0;
     let detection = seconds(&declared.at) - down_at;
     assert!(
         detection > 0.0 && detection <= bound,
