@@ -37,13 +37,7 @@ pub(super) fn report(state_dir: &Path, id: &str, format: ReportFormat) -> Result
 /// `lifeboat exposure --config FILE`: each protected resource's RPO
 /// exposure now; exit 1 when one is over its target or unreadable.
 pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliError> {
-    let text = super::commands::read(file)?;
-    let config = crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
-        for p in &problems {
-            super::eprint(&p.to_string());
-        }
-        CliError::Invalid { count: 1 }
-    })?;
+    let config = load_config(file)?;
     if config.protected.is_empty() {
         return Err(CliError::Usage(format!(
             "{} lists no `protected` resources",
@@ -88,6 +82,19 @@ pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliErro
     Ok(())
 }
 
+/// Read and check a config file, printing every problem.
+fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
+    let text = super::commands::read(file)?;
+    crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
+        for p in &problems {
+            super::eprint(&p.to_string());
+        }
+        CliError::Invalid {
+            count: problems.len(),
+        }
+    })
+}
+
 /// `lifeboat verify --config FILE [--job NAME]`: run verification jobs now;
 /// exit 1 when a check fails. Results are journaled in the config's state
 /// directory when it can be opened.
@@ -96,13 +103,7 @@ pub(super) fn verify(
     job: Option<&str>,
     output: super::Output,
 ) -> Result<(), CliError> {
-    let text = super::commands::read(file)?;
-    let config = crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
-        for p in &problems {
-            super::eprint(&p.to_string());
-        }
-        CliError::Invalid { count: 1 }
-    })?;
+    let config = load_config(file)?;
     let jobs: Vec<&crate::verify::JobSpec> = config
         .jobs
         .iter()

@@ -761,35 +761,28 @@ impl Journal {
 
     /// Requests for `run` not yet acted on, oldest first.
     pub fn pending_requests(&self, run: &str) -> Result<Vec<Request>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT seq, run_id, step, kind, who, at FROM requests WHERE run_id = ?1 AND consumed_at IS NULL ORDER BY seq")
-            .map_err(|e| self.db(e))?;
-        let rows = stmt
-            .query_map(params![run], |r| {
-                Ok(Request {
-                    seq: r.get(0)?,
-                    run: r.get(1)?,
-                    step: r.get(2)?,
-                    kind: r.get(3)?,
-                    who: r.get(4)?,
-                    at: r.get(5)?,
-                })
-            })
-            .map_err(|e| self.db(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.db(e))?;
-        Ok(rows)
+        self.requests_where("run_id = ?1 AND consumed_at IS NULL", Some(run))
     }
 
     /// Every request ever left, oldest first (the audit trail's part).
     pub fn all_requests(&self) -> Result<Vec<Request>, JournalError> {
+        self.requests_where("?1 IS NULL", None)
+    }
+
+    /// The requests matching `filter` (with `run` as `?1`), oldest first.
+    fn requests_where(
+        &self,
+        filter: &str,
+        run: Option<&str>,
+    ) -> Result<Vec<Request>, JournalError> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare("SELECT seq, run_id, step, kind, who, at FROM requests ORDER BY seq")
+            .prepare(&format!(
+                "SELECT seq, run_id, step, kind, who, at FROM requests WHERE {filter} ORDER BY seq"
+            ))
             .map_err(|e| self.db(e))?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params![run], |r| {
                 Ok(Request {
                     seq: r.get(0)?,
                     run: r.get(1)?,
