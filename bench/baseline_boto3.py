@@ -8,6 +8,7 @@ Usage: baseline_boto3.py [--endpoint URL]
 """
 import argparse
 import os
+import time
 
 import boto3
 
@@ -33,6 +34,7 @@ def main() -> int:
     rds = counted(boto3.client("rds", region_name=DR, **kw))
     ec2 = counted(boto3.client("ec2", region_name=DR, **kw))
     r53 = counted(boto3.client("route53", region_name=PRIMARY, **kw))
+    started = time.monotonic()
 
     # 1. Promote every replica, then wait until available.
     replicas = [
@@ -74,6 +76,7 @@ def main() -> int:
     for start in range(0, len(changes), 500):
         change = r53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes[start:start + 500]})
         r53.get_waiter("resource_record_sets_changed").wait(Id=change["ChangeInfo"]["Id"], WaiterConfig={"Delay": 1})
+    print(f"elapsed_s={time.monotonic() - started:.3f}")
     print(f"api_calls={calls}")
     return 0
 

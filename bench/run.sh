@@ -21,9 +21,10 @@ bin=target/$dir/lifeboat
 
 work=$(mktemp -d)
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-$py tests/moto_guard.py "$port" < <(sleep 86400) > "$work/moto.out" 2>&1 &
+$py tests/moto_guard.py "$port" < <(sleep 86400 2>/dev/null) > "$work/moto.out" 2>&1 &
 guard=$!
-trap 'kill $guard 2>/dev/null; rm -rf "$work"' EXIT
+# The `sleep` feeding the guard's stdin is this shell's child: stop it too.
+trap 'kill $guard 2>/dev/null || true; pkill -P $$ -x sleep || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do grep -q ready "$work/moto.out" 2>/dev/null && break; sleep 0.2; done
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 

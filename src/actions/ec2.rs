@@ -339,7 +339,7 @@ pub(super) fn describe(direction: Direction, ctx: &StepContext, w: &Instances) -
             target.as_str()
         ),
         format!(
-            "ec2:DescribeInstances until all are {} (polls 1 s apart, doubling to 15 s)",
+            "ec2:DescribeInstances until all are {} (polls 250 ms apart at first, then a 25th of the time waited, at most 15 s)",
             target.as_str()
         ),
     ]

@@ -191,6 +191,9 @@ enum State {
     /// An attempt started and never ended (the process died): re-enter it.
     Interrupted {
         attempt: u32,
+        /// The main action had failed (this, its last error) and the
+        /// step's fallback had started: resume with the fallback.
+        falling_back: Option<String>,
     },
 }
 
@@ -322,10 +325,32 @@ impl Engine {
                     }
                 }
                 ("main", "skipped") => states[i] = State::Skipped,
-                ("main", "running" | "retrying" | "waiting" | "needs-decision")
-                | ("fallback", "running") => {
+                ("main", "running" | "retrying" | "waiting" | "needs-decision") => {
                     states[i] = State::Interrupted {
                         attempt: event.attempt,
+                        falling_back: None,
+                    }
+                }
+                ("main", "falling-back") => {
+                    states[i] = State::Interrupted {
+                        attempt: event.attempt,
+                        falling_back: Some(event.message.unwrap_or_default()),
+                    }
+                }
+                ("fallback", _) => {
+                    // Its outcome is the step's next main event; until
+                    // then the step is falling back.
+                    if !matches!(
+                        states[i],
+                        State::Interrupted {
+                            falling_back: Some(_),
+                            ..
+                        }
+                    ) {
+                        states[i] = State::Interrupted {
+                            attempt: event.attempt,
+                            falling_back: Some(String::new()),
+                        }
                     }
                 }
                 ("rollback", "succeeded") => rolled_back.push(i),
@@ -404,18 +429,38 @@ impl Engine {
                     continue;
                 }
                 let outputs = collect_outputs(&runbook, &states);
-                let (first_attempt, resumed) = match states[i] {
-                    State::Interrupted { attempt } => (attempt.max(1), true),
-                    _ => (1, false),
+                let (first_attempt, resumed, falling_back) = match &states[i] {
+                    State::Interrupted {
+                        attempt,
+                        falling_back,
+                    } => ((*attempt).max(1), true, falling_back.clone()),
+                    _ => (1, false, None),
                 };
                 states[i] = State::Running;
                 running += 1;
                 let engine = self.clone();
                 let ctx = Arc::clone(&ctx);
                 tasks.spawn(async move {
-                    let end = engine
-                        .run_step(&ctx, i, first_attempt, resumed, &outputs)
-                        .await;
+                    let end = match falling_back {
+                        // The main action had already failed: do not try
+                        // it again, finish the fallback it started.
+                        Some(failure) if ctx.runbook.steps[i].fallback.is_some() => {
+                            engine
+                                .fall_back(
+                                    &ctx,
+                                    &ctx.runbook.steps[i],
+                                    first_attempt,
+                                    failure,
+                                    &outputs,
+                                )
+                                .await
+                        }
+                        _ => {
+                            engine
+                                .run_step(&ctx, i, first_attempt, resumed, &outputs)
+                                .await
+                        }
+                    };
                     (
                         i,
                         end.unwrap_or_else(|e| TaskEnd::Failed(format!("journal: {e}"))),
@@ -743,13 +788,28 @@ impl Engine {
                 }
             }
         };
-        if let Some(fallback) = &step.fallback {
+        if step.fallback.is_some() {
             self.record(
                 At::new(&ctx.id, &step.id, "main", attempt),
                 "falling-back",
                 None,
                 Some(failure.clone()),
             )?;
+        }
+        self.fall_back(ctx, step, attempt, failure, outputs).await
+    }
+
+    /// The end of a step whose main action failed with `failure`: its
+    /// fallback (when it has one) and the step's last event.
+    async fn fall_back(
+        &self,
+        ctx: &RunCtx,
+        step: &Step,
+        attempt: u32,
+        failure: String,
+        outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<TaskEnd, JournalError> {
+        if let Some(fallback) = &step.fallback {
             if let Ok(fb_outputs) = self
                 .invoke(ctx, step, fallback, "fallback", outputs)
                 .await?

@@ -17,6 +17,8 @@ enum Behaviour {
     FailFirst(u32, FailureKind),
     /// Never finish.
     Hang,
+    /// Fail permanently the first time, then never finish.
+    FailThenHang,
 }
 
 #[derive(Default)]
@@ -98,6 +100,13 @@ impl Actions for Fake {
                     }
                 }
                 Behaviour::Hang => std::future::pending().await,
+                Behaviour::FailThenHang => {
+                    if self.calls_of(&ctx.step_id).len() == 1 {
+                        Err(ActionError::permanent("fake failure"))
+                    } else {
+                        std::future::pending().await
+                    }
+                }
             };
             self.calls.lock().unwrap()[index].end = Some(Instant::now());
             result
@@ -434,6 +443,34 @@ async fn a_fallback_rescues_a_failed_step() {
     assert_eq!(
         h.states("switch").last().map(String::as_str),
         Some("succeeded")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_interrupted_in_its_fallback_resumes_the_fallback_not_the_failed_action() {
+    let steps = "  - { id: switch, action: wait, with: { duration: 1s }, fallback: { action: exec, with: { argv: [flip] } } }\n";
+    let h = harness(steps);
+    let first_process = Arc::new(Fake::default().with("switch", Behaviour::FailThenHang));
+    let engine = h.engine(Arc::clone(&first_process));
+    let runbook = Arc::clone(&h.runbook);
+    let first = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
+    // The action failed, the fallback started; the process dies.
+    while first_process.calls_of("switch").len() < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.abort();
+    let _ = first.await;
+
+    let fake = Arc::new(Fake::default());
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    let calls = fake.calls_of("switch");
+    assert_eq!(calls.len(), 1, "only the fallback again: {calls:?}");
+    assert!(calls[0].input.contains("flip"), "{calls:?}");
+    let last = h.journal.events("run-1").unwrap().pop().unwrap();
+    assert_eq!(last.state, "succeeded");
+    assert!(
+        last.message.unwrap_or_default().contains("fake failure"),
+        "the step's end still names the failure it fell back from"
     );
 }
 

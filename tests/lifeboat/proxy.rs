@@ -1,13 +1,19 @@
 //! A simulation proxy between lifeboat and the emulator, on 127.0.0.1:
-//! per AWS operation it adds latency, injects faults at a rate (HTTP 500,
-//! 503, throttling in the service's own error format, connection resets)
-//! and holds resources in an in-between state after a mutating call (a
-//! promoted replica reads `modifying` until a set time has passed), so
-//! waits wait and retries retry. Every decision derives from a seed and
-//! the operation's own call count, so a run is reproducible; every
-//! injection is logged for the test to assert on. Not a test module.
+//! per AWS operation it adds latency (fixed or uniformly spread), injects
+//! faults at a rate (HTTP 500, 503, throttling in the service's own error
+//! format, connection resets, answers held past the client's timeout) and
+//! holds resources in an in-between state after a mutating call (a
+//! promoted replica reads `modifying`, a started instance `pending`, a
+//! Route 53 change `PENDING`) until a set time has passed, so waits wait
+//! and retries retry. Every decision derives from a seed and the
+//! operation's own call count, so a run is reproducible; every injection
+//! and every request (with the resources it names) is logged for the test
+//! to assert on. Used by the integration tests and, as the `simproxy`
+//! example (`bench/simproxy.rs`), by the benchmarks. Not a test module.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +36,23 @@ pub enum Fault {
     Stall(Duration),
 }
 
+/// Latency added to a call: uniform between `min` and `max` (fixed when
+/// they are equal), drawn from the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// The least added.
+    pub min: Duration,
+    /// The most added.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// Always `d`.
+    pub fn fixed(d: Duration) -> Latency {
+        Latency { min: d, max: d }
+    }
+}
+
 /// What the proxy does.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
@@ -41,10 +64,15 @@ pub struct Rules {
     /// Faults to choose from (in turn, by the call's count).
     pub faults: Vec<Fault>,
     /// Latency added to every call of an operation (`*` for all).
-    pub latency: BTreeMap<String, Duration>,
-    /// After a call of the operation (key), describe answers show the
-    /// resource it names with this status for this long.
+    pub latency: BTreeMap<String, Latency>,
+    /// After a call of the operation (key), every answer naming a resource
+    /// it changed (a DB instance or snapshot, an EC2 instance, a Route 53
+    /// change) shows this status for this long.
     pub transitions: BTreeMap<String, (String, Duration)>,
+    /// Also append every request, with what was done to it, to this file
+    /// as a JSON line (`t`: seconds since the proxy started, and `unix`,
+    /// both when the answer was sent).
+    pub log: Option<PathBuf>,
 }
 
 /// One thing the proxy did to a call.
@@ -52,16 +80,70 @@ pub struct Rules {
 pub struct Injection {
     /// The operation.
     pub operation: String,
-    /// What was done: a fault's name, `latency`, `transition <status>`.
+    /// What was done: a fault's name, `transition <status>`.
     pub what: String,
 }
 
-#[derive(Debug, Default)]
+/// One request the proxy received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The operation.
+    pub operation: String,
+    /// The resources it names (DB instance and snapshot ids, instance
+    /// ids, ARNs, group names, record names, change ids).
+    pub resources: Vec<String>,
+    /// Whether it reached the emulator (no fault was injected).
+    pub forwarded: bool,
+    /// The emulator's HTTP status (0 when not forwarded).
+    pub status: u16,
+}
+
+impl Request {
+    /// Whether the operation changes something (not a describe, get or
+    /// list).
+    pub fn mutating(&self) -> bool {
+        !["Describe", "Get", "List", "GET ", "HEAD "]
+            .iter()
+            .any(|read| self.operation.starts_with(read))
+    }
+
+    /// Whether it changed something in the emulator: a mutating call
+    /// that reached it and succeeded.
+    pub fn changed(&self) -> bool {
+        self.forwarded && self.mutating() && (200..300).contains(&self.status)
+    }
+}
+
+#[derive(Debug)]
 struct State {
+    started: Instant,
     counts: BTreeMap<String, u64>,
     /// Resource id -> (status shown, until).
     held: BTreeMap<String, (String, Instant)>,
     log: Vec<Injection>,
+    requests: Vec<Request>,
+    file: Option<std::fs::File>,
+}
+
+impl State {
+    fn record(&mut self, request: Request, injected: Option<&str>) {
+        if let Some(file) = &mut self.file {
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let line = serde_json::json!({
+                "t": self.started.elapsed().as_secs_f64(),
+                "unix": unix,
+                "op": request.operation,
+                "resources": request.resources,
+                "forwarded": request.forwarded,
+                "status": request.status,
+                "injected": injected,
+            });
+            let _ = writeln!(file, "{line}");
+        }
+        self.requests.push(request);
+    }
 }
 
 /// A running proxy.
@@ -79,15 +161,38 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
-    /// Start a proxy to `upstream` (`http://127.0.0.1:PORT`).
+    /// Start a proxy to `upstream` (`http://127.0.0.1:PORT`) on a free port.
     pub async fn start(upstream: &str, rules: Rules) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        Proxy::start_on(upstream, rules, 0)
+            .await
+            .expect("start the proxy")
+    }
+
+    /// Start a proxy to `upstream` on 127.0.0.1:`port` (0: any free one).
+    pub async fn start_on(upstream: &str, rules: Rules, port: u16) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .to_string();
-        let state = Arc::new(Mutex::new(State::default()));
+        let file = match &rules.log {
+            Some(path) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+            None => None,
+        };
+        let state = Arc::new(Mutex::new(State {
+            started: Instant::now(),
+            counts: BTreeMap::new(),
+            held: BTreeMap::new(),
+            log: Vec::new(),
+            requests: Vec::new(),
+            file,
+        }));
         let rules = Arc::new(rules);
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -99,16 +204,38 @@ impl Proxy {
                 });
             }
         });
-        Proxy {
+        Ok(Proxy {
             endpoint,
             state,
             task,
-        }
+        })
     }
 
     /// Everything injected so far.
     pub fn injections(&self) -> Vec<Injection> {
         self.state.lock().expect("state").log.clone()
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().expect("state").requests.clone()
+    }
+
+    /// How many times each resource was changed (named by a mutating call
+    /// that reached the emulator and succeeded), by operation:
+    /// `(operation, resource) -> n`.
+    pub fn changes(&self) -> BTreeMap<(String, String), u64> {
+        let mut counts = BTreeMap::new();
+        for request in self.requests() {
+            if request.changed() {
+                for resource in &request.resources {
+                    *counts
+                        .entry((request.operation.clone(), resource.clone()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        counts
     }
 }
 
@@ -216,8 +343,8 @@ async fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The AWS operation a request is: `Action=` of query protocols, or
-/// Route 53's and S3's method and path.
+/// The AWS operation a request is: `Action=` of query protocols, the
+/// last segment of an RPC v2 path, or Route 53's and S3's method and path.
 fn operation(head: &str, body: &[u8]) -> String {
     let body = String::from_utf8_lossy(body);
     if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
@@ -227,6 +354,10 @@ fn operation(head: &str, body: &[u8]) -> String {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or(path);
+    // Smithy RPC v2 (CloudWatch): `/service/NAME/operation/OPERATION`.
+    if let Some((_, op)) = path.split_once("/operation/") {
+        return op.to_string();
+    }
     let route53 = [
         ("/rrset", "POST", "ChangeResourceRecordSets"),
         ("/rrset", "GET", "ListResourceRecordSets"),
@@ -246,13 +377,106 @@ fn operation(head: &str, body: &[u8]) -> String {
         )
 }
 
-/// The resource a mutating query-protocol call names.
-fn resource_of(body: &[u8]) -> Option<String> {
-    let body = String::from_utf8_lossy(body);
-    body.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        matches!(k, "DBInstanceIdentifier" | "InstanceId.1").then(|| v.to_string())
-    })
+/// `%XX` escapes and `+` of a form value decoded.
+fn form_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| value.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(b)) => {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            (b, None) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The texts of every `<tag>...</tag>` in `body`.
+fn texts<'a>(body: &'a str, tag: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut found = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find(&open) {
+        rest = &rest[start + open.len()..];
+        let Some(end) = rest.find(&close) else { break };
+        found.push(&rest[..end]);
+        rest = &rest[end + close.len()..];
+    }
+    found
+}
+
+/// The resources a request names: the identifiers of query protocols'
+/// forms (not the sources a copy reads), Route 53's record names and the
+/// change or health check in its path, S3's bucket and key.
+fn resources_of(op: &str, head: &str, body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    if text.contains("Action=") {
+        return text
+            .split('&')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                let named = matches!(
+                    k,
+                    "DBInstanceIdentifier"
+                        | "TargetDBInstanceIdentifier"
+                        | "DBSnapshotIdentifier"
+                        | "TargetDBSnapshotIdentifier"
+                        | "ResourceName"
+                        | "AutoScalingGroupName"
+                ) || k.starts_with("InstanceId.")
+                    || k.starts_with("ResourceId.");
+                named.then(|| form_decode(v))
+            })
+            .collect();
+    }
+    if op == "ChangeResourceRecordSets" {
+        return texts(&text, "Name")
+            .into_iter()
+            .map(|n| n.trim_end_matches('.').to_string())
+            .collect();
+    }
+    let path = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_default();
+    let path = path.split('?').next().unwrap_or(path);
+    match op {
+        "GetChange" | "UpdateHealthCheck" | "GetHealthCheck" | "GetHealthCheckStatus" => path
+            .rsplit('/')
+            .find(|p| !p.is_empty() && *p != "status")
+            .map(|id| vec![id.to_string()])
+            .unwrap_or_default(),
+        _ if op.contains(' ') => vec![path.trim_start_matches('/').to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The resources a mutating call's answer names that its request could
+/// not: the instances RunInstances launched, the change a Route 53 batch
+/// became.
+fn created_by(op: &str, answer: &str) -> Vec<String> {
+    match op {
+        "RunInstances" => texts(answer, "instanceId")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        "ChangeResourceRecordSets" => texts(answer, "Id")
+            .into_iter()
+            .map(|id| id.trim_start_matches("/change/").to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A number in 0..1 from the seed, the operation and its call count.
@@ -287,45 +511,112 @@ fn fault_response(fault: Fault, operation: &str, s3: bool) -> Option<String> {
     ))
 }
 
-/// Show held resources in their in-between status.
+/// Rewrite each `open`..`close` block of `body` with `edit` (which
+/// answers `None` to leave the block as it is).
+fn rewrite_blocks(
+    body: &str,
+    open: &str,
+    close: &str,
+    edit: impl Fn(&str) -> Option<String>,
+) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(start) = rest.find(open) {
+        let Some(end) = rest[start..].find(close).map(|e| start + e + close.len()) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let block = &rest[start..end];
+        out.push_str(&edit(block).unwrap_or_else(|| block.to_string()));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `block` with the text of its first `<tag>` set to `value`.
+fn set_text(block: &str, tag: &str, value: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = block.to_string();
+    if let Some(s) = out.find(&open)
+        && let Some(e) = out[s..].find(&close)
+    {
+        out.replace_range(s + open.len()..s + e, value);
+    }
+    out
+}
+
+/// An EC2 instance state's code.
+fn state_code(name: &str) -> &'static str {
+    match name {
+        "pending" => "0",
+        "running" => "16",
+        "shutting-down" => "32",
+        "terminated" => "48",
+        "stopping" => "64",
+        _ => "80",
+    }
+}
+
+/// Show held resources in their in-between status: RDS instances and
+/// snapshots in the block that names them; EC2 instances in the state
+/// that follows their id (`instanceState`, or `currentState` in a start's
+/// own answer); Route 53 changes in the status that follows their id.
 fn hold(body: &str, held: &BTreeMap<String, (String, Instant)>) -> String {
     let now = Instant::now();
+    let active: BTreeMap<&str, &str> = held
+        .iter()
+        .filter(|(_, (_, until))| *until > now)
+        .map(|(id, (status, _))| (id.as_str(), status.as_str()))
+        .collect();
+    if active.is_empty() {
+        return body.to_string();
+    }
     let mut out = body.to_string();
-    for (id, (status, until)) in held {
-        if *until <= now {
-            continue;
-        }
-        for (open, close, id_tag, status_tag) in [
-            (
-                "<DBInstance>",
-                "</DBInstance>",
-                "DBInstanceIdentifier",
-                "DBInstanceStatus",
-            ),
-            ("<item>", "</item>", "instanceId", "name"),
-        ] {
-            let mut rebuilt = String::new();
-            let mut rest = out.as_str();
-            while let Some(start) = rest.find(open) {
-                let Some(end) = rest[start..].find(close).map(|e| start + e + close.len()) else {
-                    break;
-                };
-                let mut block = rest[start..end].to_string();
-                if block.contains(&format!("<{id_tag}>{id}</{id_tag}>")) {
-                    let (a, b) = (format!("<{status_tag}>"), format!("</{status_tag}>"));
-                    if let Some(s) = block.find(&a)
-                        && let Some(e) = block[s..].find(&b)
-                    {
-                        block.replace_range(s + a.len()..s + e, status);
-                    }
-                }
-                rebuilt.push_str(&rest[..start]);
-                rebuilt.push_str(&block);
-                rest = &rest[end..];
-            }
-            rebuilt.push_str(rest);
-            out = rebuilt;
-        }
+    for (block, id_tag, status_tag) in [
+        ("DBInstance", "DBInstanceIdentifier", "DBInstanceStatus"),
+        ("DBSnapshot", "DBSnapshotIdentifier", "Status"),
+    ] {
+        out = rewrite_blocks(&out, &format!("<{block}>"), &format!("</{block}>"), |b| {
+            let id = texts(b, id_tag).first().copied()?;
+            Some(set_text(b, status_tag, active.get(id)?))
+        });
+    }
+    if out.contains("<instanceId>") {
+        out = rewrite_blocks(&out, "<instanceId>", "</instanceState>", |b| {
+            let id = texts(b, "instanceId").first().copied()?;
+            let status = active.get(id)?;
+            // Only an id followed by its own state, no other id between.
+            (b.matches("<instanceId>").count() == 1).then_some(())?;
+            let at = b.find("<instanceState>")?;
+            let state = set_text(&b[at..], "name", status);
+            Some(format!(
+                "{}{}",
+                &b[..at],
+                set_text(&state, "code", state_code(status))
+            ))
+        });
+        out = rewrite_blocks(&out, "<instanceId>", "</currentState>", |b| {
+            let id = texts(b, "instanceId").first().copied()?;
+            let status = active.get(id)?;
+            let at = b.find("<currentState>")?;
+            let state = set_text(&b[at..], "name", status);
+            Some(format!(
+                "{}{}",
+                &b[..at],
+                set_text(&state, "code", state_code(status))
+            ))
+        });
+    }
+    if out.contains("<ChangeInfo>") {
+        out = rewrite_blocks(&out, "<ChangeInfo>", "</ChangeInfo>", |b| {
+            let id = texts(b, "Id").first().copied()?;
+            Some(set_text(
+                b,
+                "Status",
+                active.get(id.trim_start_matches("/change/"))?,
+            ))
+        });
     }
     out
 }
@@ -337,111 +628,140 @@ async fn serve(
     state: &Mutex<State>,
 ) -> std::io::Result<()> {
     // One request per connection: every answer says `Connection: close`.
-    if let Some((head, body)) = read_request(&mut client).await? {
-        let op = operation(&head, &body);
-        // S3's requests are the ones named by method and path.
-        let s3 = op.contains(' ');
-        let n = {
+    let Some((head, body)) = read_request(&mut client).await? else {
+        return Ok(());
+    };
+    let op = operation(&head, &body);
+    let resources = resources_of(&op, &head, &body);
+    // S3's requests are the ones named by method and path.
+    let s3 = op.contains(' ');
+    let n = {
+        let mut st = state.lock().expect("state");
+        let n = st.counts.entry(op.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let rate = rules
+        .fault_rate
+        .get(&op)
+        .or_else(|| rules.fault_rate.get("*"))
+        .copied()
+        .unwrap_or(0.0);
+    if let Some(latency) = rules.latency.get(&op).or_else(|| rules.latency.get("*")) {
+        let spread = latency.max.saturating_sub(latency.min);
+        let extra = spread.mul_f64(chance(rules.seed ^ 0x1a7e, &op, n));
+        tokio::time::sleep(latency.min + extra).await;
+    }
+    if rate > 0.0 && !rules.faults.is_empty() && chance(rules.seed, &op, n) < rate {
+        let fault = rules.faults[(n as usize) % rules.faults.len()];
+        let what = format!("{fault:?}");
+        {
             let mut st = state.lock().expect("state");
-            let n = st.counts.entry(op.clone()).or_default();
-            *n += 1;
-            *n
-        };
-        let rate = rules
-            .fault_rate
-            .get(&op)
-            .or_else(|| rules.fault_rate.get("*"))
-            .copied()
-            .unwrap_or(0.0);
-        let latency = rules
-            .latency
-            .get(&op)
-            .or_else(|| rules.latency.get("*"))
-            .copied();
-        if let Some(d) = latency {
-            tokio::time::sleep(d).await;
-        }
-        if rate > 0.0 && !rules.faults.is_empty() && chance(rules.seed, &op, n) < rate {
-            let fault = rules.faults[(n as usize) % rules.faults.len()];
-            state.lock().expect("state").log.push(Injection {
+            st.log.push(Injection {
                 operation: op.clone(),
-                what: format!("{fault:?}"),
+                what: what.clone(),
             });
-            if let Fault::Stall(delay) = fault {
-                // Hold the connection, then answer 503: by then the client
-                // has given up on this attempt.
-                tokio::time::sleep(delay).await;
-                if let Some(response) = fault_response(Fault::Unavailable, &op, s3) {
-                    let _ = client.write_all(response.as_bytes()).await;
-                }
-                return Ok(());
-            }
-            match fault_response(fault, &op, s3) {
-                Some(response) => {
-                    client.write_all(response.as_bytes()).await?;
-                }
-                None => {
-                    // A reset: drop the connection unanswered.
-                    return Ok(());
-                }
+            st.record(
+                Request {
+                    operation: op.clone(),
+                    resources,
+                    forwarded: false,
+                    status: 0,
+                },
+                Some(&what),
+            );
+        }
+        if let Fault::Stall(delay) = fault {
+            // Hold the connection, then answer 503: by then the client has
+            // given up on this attempt.
+            tokio::time::sleep(delay).await;
+            if let Some(response) = fault_response(Fault::Unavailable, &op, s3) {
+                let _ = client.write_all(response.as_bytes()).await;
             }
             return Ok(());
         }
-        // Forward, one upstream connection per request.
-        let mut up = TcpStream::connect(upstream).await?;
-        let head = head
-            .lines()
-            .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-            .take_while(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("\r\n");
-        up.write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
-            .await?;
-        up.write_all(&body).await?;
-        let response = read_response(&mut up).await?;
-        if let Some((status, hold_for)) = rules.transitions.get(&op)
-            && let Some(id) = resource_of(&body)
-        {
-            let mut st = state.lock().expect("state");
-            st.held
-                .insert(id, (status.clone(), Instant::now() + *hold_for));
-            st.log.push(Injection {
-                operation: op.clone(),
-                what: format!("transition {status}"),
-            });
+        // A reset drops the connection unanswered.
+        if let Some(response) = fault_response(fault, &op, s3) {
+            client.write_all(response.as_bytes()).await?;
         }
-        let held = state.lock().expect("state").held.clone();
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(response.len(), |i| i + 4);
-        let mut body = response[split..].to_vec();
-        if !held.is_empty() && op.starts_with("Describe") {
-            body = hold(&String::from_utf8_lossy(&body), &held).into_bytes();
-        }
-        // The client must not reuse this connection: this proxy closes it.
-        let head: Vec<String> = String::from_utf8_lossy(&response[..split])
-            .lines()
-            .filter(|l| !l.is_empty())
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                !l.starts_with("connection:") && !l.starts_with("content-length:")
-            })
-            .map(str::to_string)
-            .collect();
-        client
-            .write_all(
-                format!(
-                    "{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    head.join("\r\n"),
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .await?;
-        client.write_all(&body).await?;
-        // The upstream answer said `Connection: close`: so does this one.
         return Ok(());
     }
+    // Forward, one upstream connection per request.
+    let mut up = TcpStream::connect(upstream).await?;
+    let forwarded_head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    up.write_all(format!("{forwarded_head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    up.write_all(&body).await?;
+    let response = read_response(&mut up).await?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |i| i + 4);
+    let answer = String::from_utf8_lossy(&response[split..]).into_owned();
+    let status = String::from_utf8_lossy(&response[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let held = {
+        let mut st = state.lock().expect("state");
+        let mut injected = None;
+        if let Some((status, hold_for)) = rules.transitions.get(&op) {
+            let until = Instant::now() + *hold_for;
+            for id in resources.iter().cloned().chain(created_by(&op, &answer)) {
+                st.held.insert(id, (status.clone(), until));
+            }
+            let what = format!("transition {status}");
+            st.log.push(Injection {
+                operation: op.clone(),
+                what: what.clone(),
+            });
+            injected = Some(what);
+        }
+        let mut named = resources;
+        named.extend(created_by(&op, &answer));
+        named.dedup();
+        st.record(
+            Request {
+                operation: op.clone(),
+                resources: named,
+                forwarded: true,
+                status,
+            },
+            injected.as_deref(),
+        );
+        st.held.clone()
+    };
+    let body = if held.is_empty() {
+        response[split..].to_vec()
+    } else {
+        hold(&answer, &held).into_bytes()
+    };
+    // The client must not reuse this connection: this proxy closes it.
+    let head: Vec<String> = String::from_utf8_lossy(&response[..split])
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.starts_with("connection:") && !l.starts_with("content-length:")
+        })
+        .map(str::to_string)
+        .collect();
+    client
+        .write_all(
+            format!(
+                "{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                head.join("\r\n"),
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    client.write_all(&body).await?;
     Ok(())
 }

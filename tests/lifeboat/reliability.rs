@@ -183,33 +183,7 @@ async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
     .enumerate()
     {
         moto.reset();
-        crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-        match runbook {
-            "backup-restore.yaml" => {
-                crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
-                crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
-                crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
-                crate::seed::zone(
-                    &aws,
-                    "example.com",
-                    &[("app.example.com".into(), "192.0.2.10".into())],
-                )
-                .await;
-            }
-            "warm-standby.yaml" => {
-                crate::autoscaling::group(&aws, "app-asg", 1).await;
-                crate::seed::zone(
-                    &aws,
-                    "example.com",
-                    &[("app.example.com".into(), "192.0.2.10".into())],
-                )
-                .await;
-            }
-            _ => {
-                let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-                crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
-            }
-        }
+        crate::seed::strategy(&aws, runbook).await;
         moto.start_recording();
         let proxy = Proxy::start(
             &moto.endpoint(),
@@ -295,5 +269,90 @@ async fn answers_slower_than_the_attempt_timeout_are_abandoned_and_retried() {
     let changes = moto.changes();
     for (op, n) in &changes {
         assert_eq!(*n, 1, "{op} reached AWS {n} times: {changes:?}");
+    }
+}
+
+/// Changes that take time, as on AWS: through the proxy a promoted
+/// replica reads `modifying`, started instances `pending` and the Route 53
+/// change `PENDING` for 2 s each (every call also 20 ms slower). The
+/// pilot-light run waits each out, polling, and finishes; no wait step
+/// ends before its resource settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_last_until_rds_ec2_and_route53_changes_settle() {
+    use crate::proxy::Latency;
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    lifeboat::demo::seed(&aws).await.expect("seed");
+    let hold = Duration::from_secs(2);
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            seed: 5,
+            latency: BTreeMap::from([("*".to_string(), Latency::fixed(Duration::from_millis(20)))]),
+            transitions: BTreeMap::from([
+                (
+                    "PromoteReadReplica".to_string(),
+                    ("modifying".to_string(), hold),
+                ),
+                ("StartInstances".to_string(), ("pending".to_string(), hold)),
+                (
+                    "ChangeResourceRecordSets".to_string(),
+                    ("PENDING".to_string(), hold),
+                ),
+            ]),
+            ..Rules::default()
+        },
+    )
+    .await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let out = moto
+        .lifeboat(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
+        .arg(format!("health_url={health}"))
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Every transition was applied, and each was polled through: after
+    // the change, more than one look at the resource.
+    let requests = proxy.requests();
+    for (change, look) in [
+        ("PromoteReadReplica", "DescribeDBInstances"),
+        ("StartInstances", "DescribeInstanceStatus"),
+        ("ChangeResourceRecordSets", "GetChange"),
+    ] {
+        let at = requests
+            .iter()
+            .position(|r| r.operation == change)
+            .unwrap_or_else(|| panic!("no {change}: {requests:?}"));
+        let looks = requests[at..]
+            .iter()
+            .filter(|r| r.operation == look)
+            .count();
+        assert!(looks > 1, "{change}: {looks} {look} after it: {requests:?}");
+    }
+    // A step that waits for a change ends no sooner than the change
+    // settles (a lower bound, which a slow machine only makes longer).
+    let runs = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("id");
+    let show = crate::run::lifeboat(&state, &["show", id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    for step in ["promote-db", "start-app", "switch-dns"] {
+        let row = show["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["step"] == step))
+            .unwrap_or_else(|| panic!("no {step}: {show}"));
+        assert_eq!(row["state"], "succeeded", "{show}");
+        let ms = row["duration_ms"].as_i64().expect("duration");
+        assert!(
+            ms >= hold.as_millis() as i64,
+            "{step} ended after {ms} ms, before its change settled"
+        );
     }
 }

@@ -337,3 +337,38 @@ pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
         .expect("copy snapshot");
     copy
 }
+
+/// What the shipped runbook `runbook` (a file name under `runbooks/`,
+/// other than pilot-light and failback) needs in the emulator: a primary
+/// DB and its DR replica, and for backup-restore a DR snapshot copy, a
+/// subnet group, a launch template and a zone; for warm-standby an Auto
+/// Scaling group and a zone; for active-passive a failover record pair.
+pub async fn strategy(aws: &AwsClients, runbook: &str) {
+    primary_and_replica(aws, "app-db", "app-db-replica").await;
+    match runbook {
+        "backup-restore.yaml" => {
+            snapshot_copied_to_dr(aws, "app-db").await;
+            db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
+            crate::ec2::launch_template(aws, "us-west-2", "app-server").await;
+            zone(
+                aws,
+                "example.com",
+                &[("app.example.com".into(), "192.0.2.10".into())],
+            )
+            .await;
+        }
+        "warm-standby.yaml" => {
+            crate::autoscaling::group(aws, "app-asg", 1).await;
+            zone(
+                aws,
+                "example.com",
+                &[("app.example.com".into(), "192.0.2.10".into())],
+            )
+            .await;
+        }
+        _ => {
+            let zone = zone(aws, "example.com", &[]).await;
+            failover_pair(aws, &zone, "app.example.com").await;
+        }
+    }
+}
