@@ -337,20 +337,20 @@ impl Engine {
                         falling_back: Some(event.message.unwrap_or_default()),
                     }
                 }
-                ("fallback", _) => {
-                    // Its outcome is the step's next main event; until
-                    // then the step is falling back.
+                // A fallback's outcome is the step's next main event; until
+                // then the step is falling back.
+                ("fallback", _)
                     if !matches!(
                         states[i],
                         State::Interrupted {
                             falling_back: Some(_),
                             ..
                         }
-                    ) {
-                        states[i] = State::Interrupted {
-                            attempt: event.attempt,
-                            falling_back: Some(String::new()),
-                        }
+                    ) =>
+                {
+                    states[i] = State::Interrupted {
+                        attempt: event.attempt,
+                        falling_back: Some(String::new()),
                     }
                 }
                 ("rollback", "succeeded") => rolled_back.push(i),
@@ -809,19 +809,18 @@ impl Engine {
         failure: String,
         outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
     ) -> Result<TaskEnd, JournalError> {
-        if let Some(fallback) = &step.fallback {
-            if let Ok(fb_outputs) = self
+        if let Some(fallback) = &step.fallback
+            && let Ok(fb_outputs) = self
                 .invoke(ctx, step, fallback, "fallback", outputs)
                 .await?
-            {
-                self.record(
-                    At::new(&ctx.id, &step.id, "main", attempt),
-                    "succeeded",
-                    Some(&fb_outputs),
-                    Some(format!("through its fallback, after: {failure}")),
-                )?;
-                return Ok(TaskEnd::Succeeded(fb_outputs));
-            }
+        {
+            self.record(
+                At::new(&ctx.id, &step.id, "main", attempt),
+                "succeeded",
+                Some(&fb_outputs),
+                Some(format!("through its fallback, after: {failure}")),
+            )?;
+            return Ok(TaskEnd::Succeeded(fb_outputs));
         }
         self.record(
             At::new(&ctx.id, &step.id, "main", attempt),
