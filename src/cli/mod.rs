@@ -83,6 +83,16 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// The journal could not be written during a run: it stopped.
+    #[error(
+        "the journal could not be written ({source}): run {run} stopped at its last journaled step boundary and nothing more was started; once its state directory can be written again (disk space, permissions), `lifeboat run --resume {run}` continues it"
+    )]
+    RunStopped {
+        /// The run.
+        run: String,
+        /// The journal's error.
+        source: crate::engine::journal::JournalError,
+    },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] io::Error),
@@ -150,6 +160,7 @@ impl CliError {
             | CliError::VerifyFailed(_) => Exit::RunFailed,
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
+            | CliError::RunStopped { .. }
             | CliError::Output(_)
             | CliError::Serialize(_)
             | CliError::Runtime(_)

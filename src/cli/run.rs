@@ -358,7 +358,15 @@ fn execute(
     let engine =
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
     let regions = crate::runbook::regions_of(&loaded.runbook);
-    let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))?;
+    let outcome = runtime
+        .block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))
+        .map_err(|e| match e {
+            crate::engine::EngineError::Journal(source) => CliError::RunStopped {
+                run: id.clone(),
+                source,
+            },
+            other => CliError::Engine(other),
+        })?;
     print(&render_run(
         &journal.run(&id)?,
         &step_rows(&journal.events(&id)?),

@@ -367,9 +367,10 @@ impl Engine {
             cancel: cancel_rx,
             recovery_point: tokio::sync::Mutex::new(()),
         });
-        let mut tasks: JoinSet<(usize, TaskEnd)> = JoinSet::new();
+        let mut tasks: JoinSet<(usize, Result<TaskEnd, JournalError>)> = JoinSet::new();
         let mut running = 0usize;
         let mut stopping = rollback_requested;
+        let mut journal_error: Option<JournalError> = None;
         let mut failure: Option<String> = states.iter().enumerate().find_map(|(i, s)| match s {
             State::Failed(e) if runbook.steps[i].on_failure != OnFailure::Continue => {
                 Some(format!("step `{}` failed: {e}", runbook.steps[i].id))
@@ -461,10 +462,7 @@ impl Engine {
                                 .await
                         }
                     };
-                    (
-                        i,
-                        end.unwrap_or_else(|e| TaskEnd::Failed(format!("journal: {e}"))),
-                    )
+                    (i, end)
                 });
             }
             if running == 0 {
@@ -475,7 +473,18 @@ impl Engine {
                     let Some(joined) = joined else { break };
                     running -= 1;
                     let (i, end) = match joined {
-                        Ok(done) => done,
+                        Ok((i, Ok(end))) => (i, end),
+                        Err(_) | Ok((_, Err(_))) if journal_error.is_some() => continue,
+                        Ok((i, Err(e))) => {
+                            // The journal cannot be written: nothing more may
+                            // start (an unjournaled side effect could be
+                            // doubled after a restart), not even a rollback.
+                            // Running steps end; the run is left to resume.
+                            warn!(run_id = id, step = %runbook.steps[i].id, error = %e, "the journal cannot be written: stopping");
+                            journal_error = Some(e);
+                            stopping = true;
+                            continue;
+                        }
                         Err(e) => {
                             // A step task panicked: a bug, reported as the step's failure.
                             warn!(run_id = id, error = %e, "step task ended abnormally");
@@ -531,6 +540,9 @@ impl Engine {
             }
         }
 
+        if let Some(e) = journal_error {
+            return Err(e.into());
+        }
         let unstarted = states.iter().enumerate().any(|(i, s)| {
             plan.deps[i].is_some() && matches!(s, State::Pending | State::Interrupted { .. })
         });

@@ -356,3 +356,117 @@ async fn waits_last_until_rds_ec2_and_route53_changes_settle() {
         );
     }
 }
+
+/// The journal's disk fills up mid-run (the run's file size limit, with
+/// SIGXFSZ ignored: each write past it fails as on a full disk). Tried at
+/// limits 24 KiB apart until the run fits: each time the run stops with an
+/// error naming the journal and the way to resume, exit 3; nothing
+/// changed in AWS for a step the journal had not recorded as running; the
+/// journal passes SQLite's integrity check and `show` reads it; and
+/// `run --resume` with room again finishes the run, each change made once
+/// across both processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_disk_stops_the_run_at_a_boundary_and_resume_finishes_it() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    let step_of = |op: &str| match op {
+        "PromoteReadReplica" | "AddTagsToResource" => "promote-db",
+        "StartInstances" => "start-app",
+        "ChangeResourceRecordSets" => "switch-dns",
+        other => panic!("an unexpected change: {other}"),
+    };
+    let mut stopped = 0;
+    for kib in (64..).step_by(24) {
+        assert!(kib < 512, "the run never fitted in the journal");
+        moto.reset();
+        lifeboat::demo::seed(&aws).await.expect("seed");
+        moto.start_recording();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let base = moto.lifeboat(&state);
+        let mut limited = std::process::Command::new("bash");
+        limited
+            .arg("-c")
+            .arg(r#"trap '' XFSZ; ulimit -f "$0"; exec "$@""#)
+            .arg(kib.to_string())
+            .arg(base.get_program())
+            .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
+            .arg(format!("health_url={health}"))
+            .stdin(std::process::Stdio::null());
+        for (k, v) in base.get_envs() {
+            match v {
+                Some(v) => limited.env(k, v),
+                None => limited.env_remove(k),
+            };
+        }
+        let out = limited.output().expect("run lifeboat");
+        if out.status.success() {
+            break;
+        }
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{kib} KiB: {stderr}");
+        let journal_file = state.join("journal.sqlite");
+        let db = rusqlite::Connection::open(&journal_file).expect("open the journal");
+        let check: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity check");
+        assert_eq!(check, "ok", "{kib} KiB");
+        drop(db);
+        let journal = Journal::open(&state, Access::Client).expect("journal");
+        let Some(run) = journal.runs().expect("runs").first().cloned() else {
+            // The limit stopped it before the run was recorded: nothing ran.
+            assert!(stderr.contains("journal"), "{kib} KiB: {stderr}");
+            assert!(moto.changes().is_empty(), "{kib} KiB: {:?}", moto.changes());
+            continue;
+        };
+        assert!(
+            stderr.contains("the journal could not be written") && stderr.contains("--resume"),
+            "{kib} KiB: a clear error: {stderr}"
+        );
+        let id = run.run.id.clone();
+        assert_eq!(run.state, "running", "{kib} KiB: left to resume");
+        let running: Vec<String> = journal
+            .events(&id)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.state == "running")
+            .map(|e| e.step)
+            .collect();
+        for op in moto.changes().keys() {
+            assert!(
+                running.iter().any(|s| s == step_of(op)),
+                "{kib} KiB: {op} reached AWS, but its step was never journaled as running: {running:?}"
+            );
+        }
+        let show = crate::run::lifeboat(&state, &["show", &id]);
+        assert!(show.status.success(), "{}", text(&show.stderr));
+        stopped += 1;
+        eprintln!("{kib} KiB: stopped after journaling {running:?} as running");
+
+        let resumed = moto
+            .lifeboat(&state)
+            .args(["run", "--resume", &id, "--yes"])
+            .output()
+            .expect("resume");
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "{kib} KiB: {}",
+            text(&resumed.stderr)
+        );
+        assert_eq!(journal.run(&id).expect("run").state, "succeeded");
+        let changes = moto.changes();
+        for (op, n) in &changes {
+            assert_eq!(*n, 1, "{kib} KiB: {op} reached AWS {n} times: {changes:?}");
+        }
+        assert_eq!(
+            changes.len(),
+            4,
+            "{kib} KiB: every change made: {changes:?}"
+        );
+    }
+    assert!(stopped >= 2, "the disk filled mid-run {stopped} time(s)");
+}
