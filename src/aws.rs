@@ -142,7 +142,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         let code = match context.response() {
             Some(response) if response.status().as_u16() < 400 => return Ok(()),
-            Some(response) => format!("HTTP {}", response.status().as_u16()),
+            Some(response) => error_code(response),
             None => "no response".to_string(),
         };
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
@@ -153,6 +153,33 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
         }
         Ok(())
     }
+}
+
+/// The AWS error code of a failed attempt's answer, in its protocol's
+/// place: the `x-amzn-ErrorType` header (JSON protocols), `<Code>` in an
+/// XML body (query, REST-XML), `__type` in a JSON body; else its HTTP
+/// status (`HTTP 503`), for an answer that is no AWS error at all.
+fn error_code(response: &aws_smithy_runtime_api::http::Response) -> String {
+    if let Some(kind) = response.headers().get("x-amzn-errortype") {
+        let kind = kind.split(':').next().unwrap_or(kind);
+        return kind.rsplit('#').next().unwrap_or(kind).to_string();
+    }
+    let body = response
+        .body()
+        .bytes()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    if let Some(start) = body.find("<Code>")
+        && let Some(len) = body[start + 6..].find("</Code>")
+    {
+        return body[start + 6..start + 6 + len].trim().to_string();
+    }
+    if let Ok(serde_json::Value::Object(json)) = serde_json::from_str(&body)
+        && let Some(kind) = json.get("__type").and_then(serde_json::Value::as_str)
+    {
+        return kind.rsplit('#').next().unwrap_or(kind).to_string();
+    }
+    format!("HTTP {}", response.status().as_u16())
 }
 
 /// Builds service clients for any region from one loaded configuration.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::moto::Moto;
 use crate::run::{lifeboat, text};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

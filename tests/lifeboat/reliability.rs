@@ -470,3 +470,126 @@ async fn a_full_journal_disk_stops_the_run_at_a_boundary_and_resume_finishes_it(
     }
     assert!(stopped >= 2, "the disk filled mid-run {stopped} time(s)");
 }
+
+/// The faults show in the daemon's metrics: a run the daemon starts by
+/// hand (`lifeboat trigger`) through an AWS failing a fifth of its calls
+/// succeeds, and `/metrics` counts the failed attempts by the codes the
+/// proxy answered with (a reset has no code: it counts as the client's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_s_metrics_count_the_faults_a_run_retried_through() {
+    use crate::daemon::{free_port, get};
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    lifeboat::demo::seed(&aws).await.expect("seed");
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            seed: 21,
+            fault_rate: BTreeMap::from([("*".to_string(), 0.2)]),
+            faults: vec![Fault::Internal, Fault::Unavailable, Fault::Throttle],
+            ..Rules::default()
+        },
+    )
+    .await;
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    // The primary stays up: only the operator starts the run.
+    let primary = std::net::TcpListener::bind("127.0.0.1:0").expect("primary");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let socket = dir.path().join("control.sock");
+    let port = free_port();
+    let config = dir.path().join("lifeboat.yaml");
+    let runbook = std::env::current_dir()
+        .expect("cwd")
+        .join("runbooks/pilot-light.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}
+listen: {{ metrics: \"127.0.0.1:{port}\", control: {} }}
+regions:
+  us-east-1:
+    probes: [ {{ name: web, tcp: \"{}\", interval: 1s }} ]
+bindings:
+  app:
+    region: us-east-1
+    runbook: {}
+    params: {{ health_url: \"{health}\" }}
+    policy: approve
+",
+            state.display(),
+            socket.display(),
+            primary.local_addr().expect("address"),
+            runbook.display()
+        ),
+    )
+    .expect("write config");
+    let _daemon = moto
+        .lifeboat(&state)
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["daemon", "--config", config.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(crate::run::KillOnDrop)
+        .expect("start the daemon");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no control socket");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let trigger = crate::run::lifeboat(
+        &state,
+        &[
+            "--socket",
+            socket.to_str().expect("utf-8"),
+            "trigger",
+            "app",
+        ],
+    );
+    assert!(trigger.status.success(), "{}", text(&trigger.stderr));
+
+    // Once the run succeeded, and its calls are counted, each injected
+    // fault is one failed attempt under its code.
+    let codes = [
+        ("Internal", "InternalFailure"),
+        ("Unavailable", "ServiceUnavailable"),
+        ("Throttle", "Throttling"),
+    ];
+    let counted = |metrics: &str, code: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("lifeboat_aws_api_errors_total{")
+                    && l.contains(&format!("code=\"{code}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let metrics = get(port, "/metrics").unwrap_or_default();
+        let injected = proxy.injections();
+        let expected: Vec<u64> = codes
+            .iter()
+            .map(|(fault, _)| injected.iter().filter(|i| i.what == *fault).count() as u64)
+            .collect();
+        let found: Vec<u64> = codes
+            .iter()
+            .map(|(_, code)| counted(&metrics, code))
+            .collect();
+        let succeeded = metrics.contains(
+            r#"lifeboat_runs_total{runbook="pilot-light-failover",mode="failover",outcome="succeeded"} 1"#,
+        );
+        if succeeded && !injected.is_empty() && found == expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "succeeded: {succeeded}; injected {expected:?} of {codes:?}, counted {found:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
