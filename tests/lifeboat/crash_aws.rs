@@ -252,107 +252,21 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
     }
 }
 
-/// What a failover leaves in the emulator, without the identifiers AWS
-/// makes up (instance, launch template and health check ids): DB instances with status, class, source,
-/// retention and tags; instances counted by state, type, image and tags;
-/// Auto Scaling groups' sizes; every record set; health checks' inversion.
+/// What a run leaves in the emulator (`inventory`), without the names AWS
+/// makes up: EC2 instances counted by what they are, automated snapshots
+/// without their creation minute.
 async fn end_state(aws: &lifeboat::aws::AwsClients) -> BTreeMap<String, u64> {
     let mut all = BTreeMap::new();
-    let mut add = |key: String| *all.entry(key).or_default() += 1;
-    for region in ["us-east-1", "us-west-2"] {
-        let dbs = aws
-            .rds(region)
-            .describe_db_instances()
-            .send()
-            .await
-            .expect("DB instances");
-        for db in dbs.db_instances() {
-            add(format!(
-                "rds {region} {:?} {:?} {:?} source={:?} retention={:?} tags={:?}",
-                db.db_instance_identifier(),
-                db.db_instance_status(),
-                db.db_instance_class(),
-                db.read_replica_source_db_instance_identifier(),
-                db.backup_retention_period(),
-                db.tag_list()
-                    .iter()
-                    .map(|t| format!("{}={}", t.key().unwrap_or(""), t.value().unwrap_or("")))
-                    .collect::<Vec<_>>()
-            ));
-        }
-        let instances = aws
-            .ec2(region)
-            .describe_instances()
-            .send()
-            .await
-            .expect("instances");
-        for i in instances.reservations().iter().flat_map(|r| r.instances()) {
-            // Without the tags AWS adds (`aws:...`, naming generated ids).
-            let mut tags: Vec<String> = i
-                .tags()
-                .iter()
-                .filter(|t| !t.key().unwrap_or("").starts_with("aws:"))
-                .map(|t| format!("{}={}", t.key().unwrap_or(""), t.value().unwrap_or("")))
-                .collect();
-            tags.sort();
-            add(format!(
-                "ec2 {region} {:?} {:?} {:?} tags={tags:?}",
-                i.state().and_then(|s| s.name()),
-                i.instance_type(),
-                i.image_id()
-            ));
-        }
-        let groups = aws
-            .autoscaling(region)
-            .describe_auto_scaling_groups()
-            .send()
-            .await
-            .expect("groups");
-        for g in groups.auto_scaling_groups() {
-            add(format!(
-                "asg {region} {:?} desired={:?} min={:?} max={:?}",
-                g.auto_scaling_group_name(),
-                g.desired_capacity(),
-                g.min_size(),
-                g.max_size()
-            ));
-        }
-    }
-    let route53 = aws.route53();
-    let zones = route53.list_hosted_zones().send().await.expect("zones");
-    for zone in zones.hosted_zones() {
-        let sets = route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone.id())
-            .send()
-            .await
-            .expect("record sets");
-        for set in sets.resource_record_sets() {
-            add(format!(
-                "record {} {:?} {:?} {:?} {:?} {:?}",
-                set.name(),
-                set.r#type(),
-                set.set_identifier(),
-                set.failover(),
-                set.health_check_id().map(|_| "checked"),
-                set.resource_records()
-                    .iter()
-                    .map(|r| r.value())
-                    .collect::<Vec<_>>()
-            ));
-        }
-    }
-    let checks = route53
-        .list_health_checks()
-        .send()
-        .await
-        .expect("health checks");
-    for check in checks.health_checks() {
-        add(format!(
-            "health check inverted={:?} disabled={:?}",
-            check.health_check_config().and_then(|c| c.inverted()),
-            check.health_check_config().and_then(|c| c.disabled())
-        ));
+    for (key, description) in crate::inventory::inventory(aws, false).await {
+        let key = match key.strip_prefix("ec2 ") {
+            Some(rest) => format!("ec2 {}", rest.split(' ').next().unwrap_or_default()),
+            // `rds:app-db-2026-11-28-17-37`
+            None if key.starts_with("snapshot ") && key.contains(" rds:") => {
+                key[..key.len().saturating_sub("-2026-11-28-17-37".len())].to_string()
+            }
+            None => key,
+        };
+        *all.entry(format!("{key}: {description}")).or_default() += 1;
     }
     all
 }

@@ -12,8 +12,10 @@
 //!   location and exit 2 by every command, nothing run.
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
-//! - `crash_aws`: the same with the pilot-light runbook's real actions on
-//!   the emulator, changes counted by the emulator itself.
+//! - `crash_aws`: the same with the shipped runbooks' real actions on the
+//!   emulator (all but failback), changes counted by the emulator itself
+//!   and per resource at the simulation proxy, the end state compared with
+//!   an uninterrupted run's.
 //! - `aws_smoke`: the client factory against the AWS emulator.
 //! - `autoscaling`, `ec2`, `rds`, `rds_recovery`, `route53`, `s3`: the AWS
 //!   actions on the emulator: do, already done (no mutating call), missing
@@ -36,9 +38,14 @@
 //!   unencrypted, uncopied, deep restore, every posture check) and a job on
 //!   a schedule in the daemon.
 //! - `reliability`: through the simulation proxy, a fifth of all calls
-//!   failing still fails over (each change once), and a resource that never
-//!   settles times the step out at its deadline and rolls back.
+//!   failing still fails over (each change once, the faults in the journal
+//!   and the daemon's metrics), answers past the attempt timeout are
+//!   retried, a resource that never settles times the step out at its
+//!   deadline and rolls back, waits last until in-between states end, and a
+//!   full journal disk stops the run at a boundary, resumable.
 //! - `proxy`: the simulation proxy in front of the emulator (not tests).
+//! - `inventory`: what the emulator holds, for before/after comparisons
+//!   (not tests).
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
@@ -52,6 +59,7 @@ mod daemon;
 mod drill;
 mod ec2;
 mod iam;
+mod inventory;
 mod metrics;
 mod moto;
 mod no_panic;
