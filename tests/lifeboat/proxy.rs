@@ -582,29 +582,22 @@ fn hold(body: &str, held: &BTreeMap<String, (String, Instant)>) -> String {
             Some(set_text(b, status_tag, active.get(id)?))
         });
     }
-    if out.contains("<instanceId>") {
-        out = rewrite_blocks(&out, "<instanceId>", "</instanceState>", |b| {
+    // A describe's `instanceState`, a start's own answer's `currentState`.
+    for state in ["instanceState", "currentState"] {
+        if !out.contains("<instanceId>") {
+            break;
+        }
+        out = rewrite_blocks(&out, "<instanceId>", &format!("</{state}>"), |b| {
             let id = texts(b, "instanceId").first().copied()?;
             let status = active.get(id)?;
             // Only an id followed by its own state, no other id between.
             (b.matches("<instanceId>").count() == 1).then_some(())?;
-            let at = b.find("<instanceState>")?;
-            let state = set_text(&b[at..], "name", status);
+            let at = b.find(&format!("<{state}>"))?;
+            let named = set_text(&b[at..], "name", status);
             Some(format!(
                 "{}{}",
                 &b[..at],
-                set_text(&state, "code", state_code(status))
-            ))
-        });
-        out = rewrite_blocks(&out, "<instanceId>", "</currentState>", |b| {
-            let id = texts(b, "instanceId").first().copied()?;
-            let status = active.get(id)?;
-            let at = b.find("<currentState>")?;
-            let state = set_text(&b[at..], "name", status);
-            Some(format!(
-                "{}{}",
-                &b[..at],
-                set_text(&state, "code", state_code(status))
+                set_text(&named, "code", state_code(status))
             ))
         });
     }

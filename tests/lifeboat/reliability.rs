@@ -11,6 +11,32 @@ use crate::moto::Moto;
 use crate::proxy::{Fault, Proxy, Rules};
 use crate::run::text;
 
+/// `lifeboat run runbooks/RUNBOOK --yes -p health_url=HEALTH`, its journal
+/// in `state`, its AWS calls through `proxy`.
+fn shipped_run(
+    moto: &Moto,
+    proxy: &Proxy,
+    state: &std::path::Path,
+    runbook: &str,
+    health: &str,
+) -> std::process::Command {
+    let mut command = moto.lifeboat(state);
+    command
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .args(["run", &format!("runbooks/{runbook}"), "--yes", "-p"])
+        .arg(format!("health_url={health}"));
+    command
+}
+
+/// `lifeboat show --output json` of the last run in `state`.
+fn last_run(state: &std::path::Path) -> serde_json::Value {
+    let runs = crate::run::lifeboat(state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("id");
+    let show = crate::run::lifeboat(state, &["show", id, "--output", "json"]);
+    serde_json::from_slice(&show.stdout).expect("JSON")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifth_of_calls_failing_still_fails_over_within_the_retry_budget() {
     let moto = Moto::start();
@@ -37,11 +63,7 @@ async fn a_fifth_of_calls_failing_still_fails_over_within_the_retry_budget() {
         .expect("health endpoint");
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let out = moto
-        .lifeboat(&state)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
-        .arg(format!("health_url={health}"))
+    let out = shipped_run(&moto, &proxy, &state, "pilot-light.yaml", &health)
         .output()
         .expect("run lifeboat");
     let injected = proxy.injections();
@@ -136,11 +158,7 @@ steps:
         .output()
         .expect("run lifeboat");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let show = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
-    let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
-    let id = runs[0]["id"].as_str().expect("id");
-    let show = crate::run::lifeboat(&state, &["show", id, "--output", "json"]);
-    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let show = last_run(&state);
     let promote = show["steps"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["step"] == "promote"))
@@ -201,11 +219,7 @@ async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
         )
         .await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = moto
-            .lifeboat(&dir.path().join("state"))
-            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-            .args(["run", &format!("runbooks/{runbook}"), "--yes", "-p"])
-            .arg(format!("health_url={health}"))
+        let out = shipped_run(&moto, &proxy, &dir.path().join("state"), runbook, &health)
             .output()
             .expect("run lifeboat");
         let injected = proxy.injections();
@@ -247,14 +261,16 @@ async fn answers_slower_than_the_attempt_timeout_are_abandoned_and_retried() {
         .await
         .expect("health endpoint");
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = moto
-        .lifeboat(&dir.path().join("state"))
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .env("LIFEBOAT_AWS_ATTEMPT_TIMEOUT", "1s")
-        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
-        .arg(format!("health_url={health}"))
-        .output()
-        .expect("run lifeboat");
+    let out = shipped_run(
+        &moto,
+        &proxy,
+        &dir.path().join("state"),
+        "pilot-light.yaml",
+        &health,
+    )
+    .env("LIFEBOAT_AWS_ATTEMPT_TIMEOUT", "1s")
+    .output()
+    .expect("run lifeboat");
     let stalled = proxy.injections();
     assert_eq!(
         out.status.code(),
@@ -309,11 +325,7 @@ async fn waits_last_until_rds_ec2_and_route53_changes_settle() {
         .expect("health endpoint");
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
-    let out = moto
-        .lifeboat(&state)
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .args(["run", "runbooks/pilot-light.yaml", "--yes", "-p"])
-        .arg(format!("health_url={health}"))
+    let out = shipped_run(&moto, &proxy, &state, "pilot-light.yaml", &health)
         .output()
         .expect("run lifeboat");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -338,11 +350,7 @@ async fn waits_last_until_rds_ec2_and_route53_changes_settle() {
     }
     // A step that waits for a change ends no sooner than the change
     // settles (a lower bound, which a slow machine only makes longer).
-    let runs = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
-    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
-    let id = runs[0]["id"].as_str().expect("id");
-    let show = crate::run::lifeboat(&state, &["show", id, "--output", "json"]);
-    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let show = last_run(&state);
     for step in ["promote-db", "start-app", "switch-dns"] {
         let row = show["steps"]
             .as_array()
