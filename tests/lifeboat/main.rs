@@ -12,10 +12,10 @@
 //!   location and exit 2 by every command, nothing run.
 //! - `crash`: SIGKILL at every step boundary and mid-step, then resume:
 //!   every side effect exactly once.
-//! - `crash_aws`: the same with the shipped runbooks' real actions on the
-//!   emulator (all but failback), changes counted by the emulator itself
-//!   and per resource at the simulation proxy, the end state compared with
-//!   an uninterrupted run's.
+//! - `crash_aws`: the same with every shipped runbook's real actions on
+//!   the emulator, changes counted by the emulator itself and per resource
+//!   at the simulation proxy, the end state compared with an uninterrupted
+//!   run's.
 //! - `aws_smoke`: the client factory against the AWS emulator.
 //! - `autoscaling`, `ec2`, `rds`, `rds_recovery`, `route53`, `s3`: the AWS
 //!   actions on the emulator: do, already done (no mutating call), missing

@@ -339,36 +339,65 @@ pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
 }
 
 /// What the shipped runbook `runbook` (a file name under `runbooks/`,
-/// other than pilot-light and failback) needs in the emulator: a primary
-/// DB and its DR replica, and for backup-restore a DR snapshot copy, a
-/// subnet group, a launch template and a zone; for warm-standby an Auto
-/// Scaling group and a zone; for active-passive a failover record pair.
-pub async fn strategy(aws: &AwsClients, runbook: &str) {
+/// other than pilot-light) needs in the emulator: a primary DB and its DR
+/// replica, and for backup-restore a DR snapshot copy, a subnet group, a
+/// launch template and a zone; for warm-standby an Auto Scaling group and
+/// a zone; for active-passive a failover record pair; for failback the
+/// state a failover leaves (the replica promoted and serving, DNS on the
+/// DR address, the primary app tier stopped). Returns the zone's id, if
+/// it made one.
+pub async fn strategy(aws: &AwsClients, runbook: &str) -> Option<String> {
     primary_and_replica(aws, "app-db", "app-db-replica").await;
     match runbook {
+        "failback.yaml" => {
+            aws.rds("us-west-2")
+                .promote_read_replica()
+                .db_instance_identifier("app-db-replica")
+                .send()
+                .await
+                .expect("promote");
+            db_subnet_group(aws, "us-east-1", "app-db-subnets").await;
+            // The emulator looks a cross-region replica's subnet group up
+            // in the source's region too.
+            db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
+            stopped_instances(aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")]).await;
+            Some(
+                zone(
+                    aws,
+                    "example.com",
+                    &[("app.example.com".into(), "198.51.100.10".into())],
+                )
+                .await,
+            )
+        }
         "backup-restore.yaml" => {
             snapshot_copied_to_dr(aws, "app-db").await;
             db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
             crate::ec2::launch_template(aws, "us-west-2", "app-server").await;
-            zone(
-                aws,
-                "example.com",
-                &[("app.example.com".into(), "192.0.2.10".into())],
+            Some(
+                zone(
+                    aws,
+                    "example.com",
+                    &[("app.example.com".into(), "192.0.2.10".into())],
+                )
+                .await,
             )
-            .await;
         }
         "warm-standby.yaml" => {
             crate::autoscaling::group(aws, "app-asg", 1).await;
-            zone(
-                aws,
-                "example.com",
-                &[("app.example.com".into(), "192.0.2.10".into())],
+            Some(
+                zone(
+                    aws,
+                    "example.com",
+                    &[("app.example.com".into(), "192.0.2.10".into())],
+                )
+                .await,
             )
-            .await;
         }
         _ => {
             let zone = zone(aws, "example.com", &[]).await;
             failover_pair(aws, &zone, "app.example.com").await;
+            Some(zone)
         }
     }
 }

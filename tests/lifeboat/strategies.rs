@@ -245,27 +245,9 @@ async fn active_passive_promotes_and_moves_traffic() {
 async fn failback_rebuilds_the_primary_after_two_approvals() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    // The state a failover leaves: the DR replica promoted and serving, the
-    // DR app tier running, DNS on the DR address, the primary tier stopped.
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    aws.rds("us-west-2")
-        .promote_read_replica()
-        .db_instance_identifier("app-db-replica")
-        .send()
+    let zone = crate::seed::strategy(&aws, "failback.yaml")
         .await
-        .expect("promote");
-    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
-    // The emulator looks a cross-region replica's subnet group up in the
-    // source's region too.
-    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
-    crate::seed::stopped_instances(&aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")])
-        .await;
-    let zone = crate::seed::zone(
-        &aws,
-        "example.com",
-        &[("app.example.com".into(), "198.51.100.10".into())],
-    )
-    .await;
+        .expect("a zone");
     let scene = Scene::new("failback.yaml").await;
     let state = &scene.state;
 
