@@ -234,6 +234,11 @@ impl AwsClients {
         &self.calls
     }
 
+    /// The same counter, shared (for a reader that outlives this value).
+    pub fn shared_calls(&self) -> Arc<ApiCalls> {
+        Arc::clone(&self.calls)
+    }
+
     fn counter(&self) -> CountCalls {
         CountCalls(Arc::clone(&self.calls))
     }

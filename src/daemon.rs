@@ -1417,6 +1417,9 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     let journal = Arc::new(Journal::open(&config.state_dir, Access::Executor)?);
     let aws = AwsClients::load(&config.aws, Credentials::Chain).await;
     let metrics = Arc::new(Metrics::new());
+    // Every AWS request the daemon makes (runs, drills, sweeps, readiness,
+    // verification) shows at the next scrape.
+    metrics.follow_api_calls(aws.shared_calls());
     let listener = tokio::net::TcpListener::bind(&config.listen_metrics)
         .await
         .map_err(|source| DaemonError::Listen {

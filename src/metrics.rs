@@ -69,6 +69,8 @@ pub struct Metrics {
     verify_restore: Family<Labels, FloatGauge>,
     /// What has been counted from the request counter so far.
     seen: Mutex<Seen>,
+    /// A request counter to count from at every scrape.
+    source: Mutex<Option<std::sync::Arc<ApiCalls>>>,
 }
 
 impl Default for Metrics {
@@ -111,6 +113,7 @@ impl Metrics {
             verify_skipped: Family::default(),
             verify_restore: Family::default(),
             seen: Mutex::default(),
+            source: Mutex::default(),
         };
         registry.register_with_unit(
             "rto_achieved",
@@ -371,8 +374,22 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition.
+    /// Count `calls` at every scrape (see [`Metrics::render`]), so the
+    /// AWS request figures are current whenever they are read, whatever
+    /// made the requests.
+    pub fn follow_api_calls(&self, calls: std::sync::Arc<ApiCalls>) {
+        if let Ok(mut source) = self.source.lock() {
+            *source = Some(calls);
+        }
+    }
+
+    /// The Prometheus text exposition (after counting the followed
+    /// requests).
     pub fn render(&self) -> String {
+        let source = self.source.lock().ok().and_then(|s| s.clone());
+        if let Some(calls) = source {
+            self.record_api_calls(&calls);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
