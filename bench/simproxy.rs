@@ -144,8 +144,8 @@ async fn main() -> std::process::ExitCode {
     println!("{}", proxy.endpoint);
     // Serve until stdin closes: a parent that dies takes the proxy along.
     let _ = tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        let mut buf = [0u8; 512];
+        while matches!(std::io::Read::read(&mut std::io::stdin(), &mut buf), Ok(n) if n > 0) {}
     })
     .await;
     drop(proxy);
