@@ -85,13 +85,13 @@ pub enum CliError {
     },
     /// The journal could not be written during a run: it stopped.
     #[error(
-        "the journal could not be written ({source}): run {run} stopped at its last journaled step boundary and nothing more was started; once its state directory can be written again (disk space, permissions), `lifeboat run --resume {run}` continues it"
+        "the journal could not be written ({cause}): run {run} stopped at its last journaled step boundary and nothing more was started; once its state directory can be written again (disk space, permissions), `lifeboat run --resume {run}` continues it"
     )]
     RunStopped {
         /// The run.
         run: String,
-        /// The journal's error.
-        source: crate::engine::journal::JournalError,
+        /// The journal's error (in the message, so not repeated as a source).
+        cause: crate::engine::journal::JournalError,
     },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]

@@ -361,9 +361,9 @@ fn execute(
     let outcome = runtime
         .block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))
         .map_err(|e| match e {
-            crate::engine::EngineError::Journal(source) => CliError::RunStopped {
+            crate::engine::EngineError::Journal(cause) => CliError::RunStopped {
                 run: id.clone(),
-                source,
+                cause,
             },
             other => CliError::Engine(other),
         })?;
