@@ -239,19 +239,44 @@ impl Proxy {
     }
 }
 
-/// Read one HTTP/1.1 request (head and Content-Length body) or `None` at EOF.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
-    let mut buf = Vec::new();
+/// Read into `buf` until it holds a whole HTTP head; its length, or `None`
+/// when the peer closes first.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<usize>> {
     let mut chunk = [0u8; 8192];
-    let head_end = loop {
+    loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+            return Ok(Some(i + 4));
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Read into `body` until it holds `length` bytes or the peer closes.
+async fn read_body(
+    stream: &mut TcpStream,
+    body: &mut Vec<u8>,
+    length: usize,
+) -> std::io::Result<()> {
+    let mut chunk = [0u8; 8192];
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(())
+}
+
+/// Read one HTTP/1.1 request (head and Content-Length body) or `None` at EOF.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut buf = Vec::new();
+    let Some(head_end) = read_head(stream, &mut buf).await? else {
+        return Ok(None);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let length: usize = head
@@ -263,13 +288,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String,
         })
         .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    read_body(stream, &mut body, length).await?;
     Ok(Some((head, body)))
 }
 
@@ -278,17 +297,10 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String,
 /// a close the server may not make.
 async fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(buf);
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let Some(head_end) = read_head(stream, &mut buf).await? else {
+        return Ok(buf);
     };
+    let mut chunk = [0u8; 8192];
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
     let header = |name: &str| {
         head.lines().find_map(|l| {
@@ -298,13 +310,7 @@ async fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     };
     let mut body = buf[head_end..].to_vec();
     if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        while body.len() < length {
-            let n = stream.read(&mut chunk).await?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
+        read_body(stream, &mut body, length).await?;
     } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         while !body.windows(5).any(|w| w == b"0\r\n\r\n") {
             let n = stream.read(&mut chunk).await?;
