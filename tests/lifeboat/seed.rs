@@ -344,11 +344,11 @@ pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
 /// launch template and a zone; for warm-standby an Auto Scaling group and
 /// a zone; for active-passive a failover record pair; for failback the
 /// state a failover leaves (the replica promoted and serving, DNS on the
-/// DR address, the primary app tier stopped). Returns the zone's id, if
-/// it made one.
-pub async fn strategy(aws: &AwsClients, runbook: &str) -> Option<String> {
+/// DR address, the primary app tier stopped). Returns the zone's id.
+pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
     primary_and_replica(aws, "app-db", "app-db-replica").await;
-    match runbook {
+    // Where `app.example.com` points before the run (none: a failover pair).
+    let app_address = match runbook {
         "failback.yaml" => {
             aws.rds("us-west-2")
                 .promote_read_replica()
@@ -361,43 +361,33 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> Option<String> {
             // in the source's region too.
             db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
             stopped_instances(aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")]).await;
-            Some(
-                zone(
-                    aws,
-                    "example.com",
-                    &[("app.example.com".into(), "198.51.100.10".into())],
-                )
-                .await,
-            )
+            Some("198.51.100.10")
         }
         "backup-restore.yaml" => {
             snapshot_copied_to_dr(aws, "app-db").await;
             db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
             crate::ec2::launch_template(aws, "us-west-2", "app-server").await;
-            Some(
-                zone(
-                    aws,
-                    "example.com",
-                    &[("app.example.com".into(), "192.0.2.10".into())],
-                )
-                .await,
-            )
+            Some("192.0.2.10")
         }
         "warm-standby.yaml" => {
             crate::autoscaling::group(aws, "app-asg", 1).await;
-            Some(
-                zone(
-                    aws,
-                    "example.com",
-                    &[("app.example.com".into(), "192.0.2.10".into())],
-                )
-                .await,
-            )
+            Some("192.0.2.10")
         }
-        _ => {
+        _ => None,
+    };
+    match app_address {
+        Some(address) => {
+            zone(
+                aws,
+                "example.com",
+                &[("app.example.com".into(), address.into())],
+            )
+            .await
+        }
+        None => {
             let zone = zone(aws, "example.com", &[]).await;
             failover_pair(aws, &zone, "app.example.com").await;
-            Some(zone)
+            zone
         }
     }
 }
