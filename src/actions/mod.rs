@@ -391,10 +391,21 @@ where
     Fut: std::future::Future<Output = Result<Poll<T>, ActionError>>,
 {
     let started = tokio::time::Instant::now();
+    let mut reason = "no answer yet".to_string();
     loop {
-        let reason = match check().await? {
-            Poll::Done(value) => return Ok(value),
-            Poll::NotYet(reason) => reason,
+        // A look still unanswered at the deadline ends the wait here, with
+        // the last reason, before the engine's own deadline (which polls
+        // this first) can only say the step timed out.
+        reason = match tokio::time::timeout_at(ctx.deadline, check()).await {
+            Ok(look) => match look? {
+                Poll::Done(value) => return Ok(value),
+                Poll::NotYet(now) => now,
+            },
+            Err(_) => {
+                return Err(ActionError::permanent(format!(
+                    "{what} by the step's deadline: {reason}"
+                )));
+            }
         };
         let wait = wait_interval(started.elapsed());
         if tokio::time::Instant::now() + wait >= ctx.deadline {
@@ -474,6 +485,28 @@ mod tests {
             "{first_minute} polls in the first minute"
         );
         assert!(polls.len() < 400, "{} polls in an hour", polls.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_look_unanswered_at_the_deadline_fails_with_the_last_reason() {
+        let looks = std::sync::atomic::AtomicU32::new(0);
+        let ctx = ctx(2);
+        let wait = poll_until(&ctx, "db not available", || async {
+            if looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+                Ok(Poll::NotYet("app-db (modifying)".to_string()))
+            } else {
+                // The API stops answering.
+                std::future::pending().await
+            }
+        });
+        // Past the deadline the wait has ended by itself.
+        let result: Result<(), ActionError> = tokio::time::timeout(Duration::from_secs(3), wait)
+            .await
+            .expect("the wait ends at its deadline");
+        assert_eq!(
+            result.unwrap_err().message,
+            "db not available by the step's deadline: app-db (modifying)"
+        );
     }
 
     #[test]
