@@ -61,6 +61,200 @@ pub struct ConfigSpec {
     /// Backup verification jobs.
     #[serde(default)]
     pub verify: Vec<Spanned<Checked<crate::verify::JobSpec>>>,
+    /// Where the journal lives: `embedded` (SQLite in `state_dir`, the
+    /// default) or a shared etcd cluster for several daemons.
+    pub storage: Option<Spanned<Checked<StorageSpec>>>,
+}
+
+/// Which journal the daemon uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// SQLite in the state directory; one daemon.
+    #[default]
+    Embedded,
+    /// A shared etcd cluster; several daemons, one elected leader.
+    Etcd,
+}
+
+/// The `storage` section.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSpec {
+    /// `embedded` or `etcd`.
+    pub backend: StorageBackend,
+    /// The etcd cluster and this daemon's part in it (`backend: etcd`).
+    pub etcd: Option<EtcdSpec>,
+}
+
+/// TLS towards etcd.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    /// CA certificate (PEM) the members' certificates are checked against.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM), with `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// The name the members' certificates carry, when it is not the
+    /// endpoints' host.
+    pub server_name: Option<String>,
+}
+
+/// `storage.etcd`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdSpec {
+    /// Member URLs, `http://` or `https://`.
+    pub endpoints: Vec<String>,
+    /// Key prefix of everything lifeboat stores; default `/lifeboat`.
+    pub prefix: Option<String>,
+    /// TLS; needed for `https://` endpoints with a private CA.
+    pub tls: Option<EtcdTls>,
+    /// TTL of the lease a daemon holds (its leadership lasts no longer
+    /// without renewal); default `10s`.
+    pub lease_ttl: Option<HumanDuration>,
+    /// Bound of one request (a step boundary's journal write); default `2s`.
+    pub request_timeout: Option<HumanDuration>,
+    /// This daemon's name among the others; default the host name.
+    pub name: Option<String>,
+    /// Where this daemon runs (a region, or a witness site): a region is
+    /// down only when daemons in `quorum_places` places agree.
+    pub place: String,
+    /// How many distinct places must report a region down; default 2.
+    pub quorum_places: Option<usize>,
+}
+
+/// A checked `storage.etcd`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EtcdSettings {
+    /// Member URLs.
+    pub endpoints: Vec<String>,
+    /// Key prefix.
+    pub prefix: String,
+    /// TLS.
+    pub tls: Option<EtcdTls>,
+    /// Lease TTL.
+    pub lease_ttl: std::time::Duration,
+    /// Request bound.
+    pub request_timeout: std::time::Duration,
+    /// This daemon's name.
+    pub name: String,
+    /// Where it runs.
+    pub place: String,
+    /// Places that must agree on an outage.
+    pub quorum_places: usize,
+}
+
+/// Where the journal lives.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Storage {
+    /// SQLite in the state directory.
+    #[default]
+    Embedded,
+    /// Shared in etcd.
+    Etcd(Box<EtcdSettings>),
+}
+
+/// Lease TTL unless the config says.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// etcd request bound unless the config says.
+pub const DEFAULT_ETCD_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// This host's name, the default name of a daemon.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "lifeboat".into())
+}
+
+/// Check `storage`, including the timing rule against the probes.
+fn check_storage(
+    spec: Option<Spanned<Checked<StorageSpec>>>,
+    regions: &std::collections::BTreeMap<String, RegionSpec>,
+    diags: &mut Diagnostics,
+) -> Storage {
+    let Some(spanned) = spec else {
+        return Storage::Embedded;
+    };
+    let loc = spanned.loc;
+    let Some(spec) = spanned.value.0 else {
+        return Storage::Embedded;
+    };
+    let mut problem = |message: String| diags.error(loc, None, message);
+    match (spec.backend, spec.etcd) {
+        (StorageBackend::Embedded, None) => Storage::Embedded,
+        (StorageBackend::Embedded, Some(_)) => {
+            problem(
+                "`storage.etcd` is set but `backend` is `embedded`; say `backend: etcd`".into(),
+            );
+            Storage::Embedded
+        }
+        (StorageBackend::Etcd, None) => {
+            problem("`backend: etcd` needs `storage.etcd` with `endpoints` and `place`".into());
+            Storage::Embedded
+        }
+        (StorageBackend::Etcd, Some(e)) => {
+            if e.endpoints.is_empty() {
+                problem("`storage.etcd.endpoints` names no member".into());
+            }
+            for url in &e.endpoints {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    problem(format!(
+                        "`storage.etcd.endpoints`: `{url}` must start with http:// or https://"
+                    ));
+                }
+            }
+            if let Some(tls) = &e.tls
+                && tls.cert_file.is_some() != tls.key_file.is_some()
+            {
+                problem("`storage.etcd.tls`: `cert_file` and `key_file` go together".into());
+            }
+            if e.place.trim().is_empty() {
+                problem("`storage.etcd.place` is empty: say where this daemon runs".into());
+            }
+            let quorum_places = e.quorum_places.unwrap_or(2);
+            if quorum_places == 0 {
+                problem("`storage.etcd.quorum_places` must be at least 1".into());
+            }
+            let prefix = e.prefix.unwrap_or_else(|| "/lifeboat".into());
+            if !prefix.starts_with('/') || prefix.trim_end_matches('/').is_empty() {
+                problem(format!(
+                    "`storage.etcd.prefix` must start with / and name something, found `{prefix}`"
+                ));
+            }
+            let lease_ttl = e.lease_ttl.map_or(DEFAULT_LEASE_TTL, HumanDuration::get);
+            let request_timeout = e
+                .request_timeout
+                .map_or(DEFAULT_ETCD_REQUEST_TIMEOUT, HumanDuration::get);
+            if lease_ttl.subsec_nanos() != 0 {
+                problem(format!(
+                    "`storage.etcd.lease_ttl` {lease_ttl:?}: etcd leases are whole seconds"
+                ));
+            }
+            let fastest = regions
+                .values()
+                .flat_map(|r| r.probes.iter())
+                .map(|p| (p.name.clone(), p.interval.get() * p.failure_threshold))
+                .min_by_key(|(_, d)| *d);
+            for p in crate::ha::timing_problems(lease_ttl, request_timeout, fastest) {
+                problem(format!("storage.etcd timing rule: {p}"));
+            }
+            Storage::Etcd(Box::new(EtcdSettings {
+                endpoints: e.endpoints,
+                prefix,
+                tls: e.tls,
+                lease_ttl,
+                request_timeout,
+                name: e.name.unwrap_or_else(host_name),
+                place: e.place,
+                quorum_places,
+            }))
+        }
+    }
 }
 
 /// What the daemon does when a binding's region is declared down.
@@ -325,6 +519,8 @@ pub struct Config {
     pub webhooks: Vec<String>,
     /// Backup verification jobs.
     pub jobs: Vec<crate::verify::JobSpec>,
+    /// Where the journal lives.
+    pub storage: Storage,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -676,6 +872,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
         jobs.push(j);
     }
+    let storage = check_storage(spec.storage, &regions, &mut diags);
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
     let control_socket = match &listen.control {
         Some(path) if !path.value.starts_with('/') => {
@@ -730,6 +927,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         shutdown_grace,
         webhooks,
         jobs,
+        storage,
     })
 }
 
@@ -840,6 +1038,62 @@ mod tests {
         let probe = &ok.regions["us-east-1"].probes[0];
         assert_eq!((probe.failure_threshold, probe.recovery_threshold), (3, 2));
         assert_eq!(probe.interval.get(), std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn storage_is_embedded_unless_etcd_is_asked_for_and_checked() {
+        assert_eq!(load("c.yaml", "").unwrap().storage, Storage::Embedded);
+        let probes = "regions:\n  us-east-1:\n    probes:\n      - { name: web, http: { url: \"http://x\" }, interval: 2s, failure_threshold: 3 }\n";
+        let text = format!(
+            "{probes}storage:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://10.0.0.1:2379\", \"https://10.0.0.2:2379\"]\n    tls: {{ ca_file: /etc/lifeboat/ca.pem }}\n    lease_ttl: 5s\n    request_timeout: 1s\n    name: east\n    place: us-east-1\n"
+        );
+        let Storage::Etcd(etcd) = load("c.yaml", &text).unwrap().storage else {
+            panic!("etcd storage expected");
+        };
+        assert_eq!(etcd.prefix, "/lifeboat");
+        assert_eq!(etcd.quorum_places, 2);
+        assert_eq!(etcd.lease_ttl, std::time::Duration::from_secs(5));
+        assert_eq!(etcd.name, "east");
+        assert_eq!(
+            etcd.tls.and_then(|t| t.ca_file),
+            Some(PathBuf::from("/etc/lifeboat/ca.pem"))
+        );
+
+        // Each problem, located at the section.
+        let text = format!(
+            "{probes}storage:\n  backend: etcd\n  etcd:\n    endpoints: [\"10.0.0.1:2379\"]\n    tls: {{ cert_file: /c.pem }}\n    lease_ttl: 10s\n    request_timeout: 4s\n    place: \"\"\n    quorum_places: 0\n    prefix: lifeboat\n"
+        );
+        let problems = load("c.yaml", &text).unwrap_err();
+        let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let all = all.join("\n");
+        for expected in [
+            "c.yaml:6:3: error: `storage.etcd.endpoints`: `10.0.0.1:2379` must start with http:// or https://",
+            "`cert_file` and `key_file` go together",
+            "`storage.etcd.place` is empty",
+            "`storage.etcd.quorum_places` must be at least 1",
+            "`storage.etcd.prefix` must start with /",
+            "timing rule: `request_timeout` 4s x 3 exceeds `lease_ttl` 10s",
+            "timing rule: `lease_ttl` 10s exceeds the 6s probe `web` needs to declare a failure",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        let problems = load("c.yaml", "storage: { backend: etcd }\n").unwrap_err();
+        assert!(
+            problems[0]
+                .to_string()
+                .contains("`backend: etcd` needs `storage.etcd`")
+        );
+        let problems = load(
+            "c.yaml",
+            "storage: { backend: embedded, etcd: { endpoints: [], place: x } }\n",
+        )
+        .unwrap_err();
+        assert!(problems[0].to_string().contains("say `backend: etcd`"));
+        let problems = load("c.yaml", "storage: { backend: zookeeper }\n").unwrap_err();
+        assert!(
+            problems[0].to_string().contains("zookeeper"),
+            "{problems:?}"
+        );
     }
 
     #[test]

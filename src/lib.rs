@@ -31,6 +31,8 @@
 //!   detector (a pure state machine), what a declared outage leads to.
 //! - [`daemon`], [`control`], [`notify`], [`logging`]: the always-on
 //!   process, its control socket, its webhooks, its logs.
+//! - [`ha`]: several daemons on one etcd cluster: the shared journal,
+//!   fenced writes, the lease and the election.
 //! - [`cli`]: the command line; the only module that prints or picks exit codes.
 
 #![forbid(unsafe_code)]
@@ -51,6 +53,7 @@ pub mod duration;
 pub mod emulator;
 pub mod engine;
 pub mod exposure;
+pub mod ha;
 pub mod iam;
 pub mod logging;
 pub mod measure;

@@ -61,6 +61,7 @@ pub struct Metrics {
     runbook_ready: Family<Labels, Gauge>,
     decisions: Family<Labels, Counter>,
     paused: Gauge,
+    leader: Gauge,
     verify_last_success: Family<Labels, FloatGauge>,
     verify_status: Family<Labels, Gauge>,
     verify_duration: Family<Labels, FloatGauge>,
@@ -106,6 +107,7 @@ impl Metrics {
             runbook_ready: Family::default(),
             decisions: Family::default(),
             paused: Gauge::default(),
+            leader: Gauge::default(),
             verify_last_success: Family::default(),
             verify_status: Family::default(),
             verify_duration: Family::default(),
@@ -192,6 +194,11 @@ impl Metrics {
             "paused",
             "1 while the kill switch stops automatic triggering",
             m.paused.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this daemon is the one that decides and executes (always, without a shared journal)",
+            m.leader.clone(),
         );
         registry.register_with_unit(
             "verify_last_success_timestamp",
@@ -339,6 +346,12 @@ impl Metrics {
     /// Set the kill switch's state.
     pub fn set_paused(&self, paused: bool) {
         self.paused.set(i64::from(paused));
+    }
+
+    /// Set whether this daemon leads (with a shared journal; a single
+    /// daemon always does).
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// Record a verification job's result.

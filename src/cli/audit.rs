@@ -6,12 +6,10 @@
 //! loads included.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::{CliError, Output, print};
-use crate::engine::journal::{Access, Journal};
 
 /// One thing that happened.
 #[derive(Debug, Serialize)]
@@ -47,9 +45,9 @@ fn since(text: &str) -> Result<jiff::Timestamp, CliError> {
 }
 
 /// `lifeboat audit [--since T]`.
-pub fn audit(state_dir: &Path, from: Option<&str>, output: Output) -> Result<(), CliError> {
+pub fn audit(at: &super::JournalAt, from: Option<&str>, output: Output) -> Result<(), CliError> {
     let from = from.map(since).transpose()?;
-    let journal = Journal::open(state_dir, Access::Client)?;
+    let journal = at.open_client()?;
     let mut entries = Vec::new();
     for listed in journal.runs()? {
         let r = journal.run(&listed.run.id)?;

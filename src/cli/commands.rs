@@ -43,14 +43,17 @@ fn daemon(
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let state_dir = super::run::state_dir(cli.state_dir);
+    let at = super::JournalAt {
+        dir: super::run::state_dir(cli.state_dir),
+        config: cli.journal_config,
+    };
     match cli.command {
-        Command::Run(args) => super::run::run(&state_dir, args),
-        Command::Drill(args) => super::run::drill(&state_dir, args),
-        Command::Sweep { regions } => super::run::sweep(&state_dir, &regions),
-        Command::Runs { output } => super::run::runs(&state_dir, output),
-        Command::Show { run, output } => super::run::show(&state_dir, &run, output),
-        Command::Report { run, format } => super::report::report(&state_dir, &run, format),
+        Command::Run(args) => super::run::run(at.executor_dir()?, args),
+        Command::Drill(args) => super::run::drill(at.executor_dir()?, args),
+        Command::Sweep { regions } => super::run::sweep(at.executor_dir()?, &regions),
+        Command::Runs { output } => super::run::runs(&at, output),
+        Command::Show { run, output } => super::run::show(&at, &run, output),
+        Command::Report { run, format } => super::report::report(&at, &run, format),
         Command::Exposure { config, output } => super::report::exposure(&config, output),
         Command::Verify {
             config,
@@ -62,31 +65,27 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             insecure_permissions,
         } => daemon(&config, cli.log_format, insecure_permissions),
         Command::Approve { target, step } => {
-            super::control::send(&cli.socket, &state_dir, Request::Approve { target, step })
+            super::control::send(&cli.socket, &at, Request::Approve { target, step })
         }
         Command::Reject { target, step } => {
-            super::control::send(&cli.socket, &state_dir, Request::Reject { target, step })
+            super::control::send(&cli.socket, &at, Request::Reject { target, step })
         }
         Command::Skip { run, step } => {
-            super::control::send(&cli.socket, &state_dir, Request::Skip { run, step })
+            super::control::send(&cli.socket, &at, Request::Skip { run, step })
         }
-        Command::Cancel { run } => {
-            super::control::send(&cli.socket, &state_dir, Request::Cancel { run })
-        }
+        Command::Cancel { run } => super::control::send(&cli.socket, &at, Request::Cancel { run }),
         Command::Ack { binding } => {
-            super::control::send(&cli.socket, &state_dir, Request::Ack { binding })
+            super::control::send(&cli.socket, &at, Request::Ack { binding })
         }
         Command::Pause { reason } => {
-            super::control::send(&cli.socket, &state_dir, Request::Pause { reason })
+            super::control::send(&cli.socket, &at, Request::Pause { reason })
         }
-        Command::Resume => super::control::send(&cli.socket, &state_dir, Request::Resume),
+        Command::Resume => super::control::send(&cli.socket, &at, Request::Resume),
         Command::Trigger { binding, mode } => {
-            super::control::send(&cli.socket, &state_dir, Request::Trigger { binding, mode })
+            super::control::send(&cli.socket, &at, Request::Trigger { binding, mode })
         }
-        Command::Audit { since, output } => {
-            super::audit::audit(&state_dir, since.as_deref(), output)
-        }
-        Command::Status { output } => super::control::status(&cli.socket, &state_dir, output),
+        Command::Audit { since, output } => super::audit::audit(&at, since.as_deref(), output),
+        Command::Status { output } => super::control::status(&cli.socket, &at, output),
         Command::Validate { files, output } => validate(&files, output),
         Command::Check {
             file,

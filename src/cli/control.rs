@@ -10,7 +10,6 @@ use std::path::Path;
 
 use super::{CliError, Output, eprint, print};
 use crate::control::{self, Request, Response};
-use crate::engine::journal::{Access, Journal};
 
 /// The daemon's answer, or `None` when no daemon listens on `socket`.
 fn ask(socket: &Path, request: &Request) -> Result<Option<Response>, CliError> {
@@ -43,7 +42,7 @@ fn answered(response: Response) -> Result<(), CliError> {
 }
 
 /// Send `request` to the daemon, or apply it to the journal in `state_dir`.
-pub fn send(socket: &Path, state_dir: &Path, request: Request) -> Result<(), CliError> {
+pub fn send(socket: &Path, state_dir: &super::JournalAt, request: Request) -> Result<(), CliError> {
     if let Some(response) = ask(socket, &request)? {
         return answered(response);
     }
@@ -52,7 +51,7 @@ pub fn send(socket: &Path, state_dir: &Path, request: Request) -> Result<(), Cli
         reason: format!("no daemon listens there, and {what}"),
     };
     let who = super::run::who();
-    let journal = Journal::open(state_dir, Access::Client)?;
+    let journal = state_dir.open_client()?;
     let result = match &request {
         Request::Approve {
             target,
@@ -85,7 +84,7 @@ pub fn send(socket: &Path, state_dir: &Path, request: Request) -> Result<(), Cli
 }
 
 /// `lifeboat status`.
-pub fn status(socket: &Path, state_dir: &Path, output: Output) -> Result<(), CliError> {
+pub fn status(socket: &Path, state_dir: &super::JournalAt, output: Output) -> Result<(), CliError> {
     let status = match ask(socket, &Request::Status)? {
         Some(response) if response.ok => response.status.unwrap_or_default(),
         Some(response) => return Err(CliError::Refused(response.message)),
@@ -98,8 +97,8 @@ pub fn status(socket: &Path, state_dir: &Path, output: Output) -> Result<(), Cli
 }
 
 /// What the journal alone says, when no daemon answers.
-fn journal_status(state_dir: &Path) -> Result<serde_json::Value, CliError> {
-    let journal = Journal::open(state_dir, Access::Client)?;
+fn journal_status(state_dir: &super::JournalAt) -> Result<serde_json::Value, CliError> {
+    let journal = state_dir.open_client()?;
     let paused = crate::trigger::paused(&journal)?;
     let runs: Vec<serde_json::Value> = journal
         .unfinished_runs()?

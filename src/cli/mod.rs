@@ -225,6 +225,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "LIFEBOAT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// A daemon config whose `storage` is `etcd`: `runs`, `show`, `report`,
+    /// `audit` and the journal-only requests (when no daemon answers on the
+    /// socket) use the journal the daemons share there.
+    #[arg(
+        long = "journal-config",
+        global = true,
+        env = "LIFEBOAT_JOURNAL_CONFIG",
+        value_name = "FILE"
+    )]
+    pub journal_config: Option<PathBuf>,
+
     /// The daemon's control socket. When a daemon listens there, `status`,
     /// `approve`, `reject`, `skip`, `cancel`, `ack`, `pause`, `resume` and
     /// `trigger` go to it; otherwise they act on the journal directly.
@@ -461,4 +472,52 @@ pub(crate) fn print(text: &str) -> Result<(), CliError> {
 /// Writes a line to stderr (diagnostics, warnings).
 pub(crate) fn eprint(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+/// Where the journal is: the state directory, or the etcd cluster a daemon
+/// config (`--journal-config`) shares it in.
+#[derive(Debug, Clone)]
+pub struct JournalAt {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// A daemon config naming a shared journal.
+    pub config: Option<PathBuf>,
+}
+
+impl JournalAt {
+    /// The shared journal's settings, when the config names one.
+    fn shared(&self) -> Result<Option<crate::config::EtcdSettings>, CliError> {
+        let Some(file) = &self.config else {
+            return Ok(None);
+        };
+        match report::load_config(file)?.storage {
+            crate::config::Storage::Etcd(settings) => Ok(Some(*settings)),
+            crate::config::Storage::Embedded => Ok(None),
+        }
+    }
+
+    /// Open it to read, or to leave requests.
+    pub fn open_client(&self) -> Result<crate::engine::journal::Journal, CliError> {
+        use crate::engine::journal::{Access, Journal, JournalError};
+        match self.shared()? {
+            Some(settings) => {
+                let etcd = crate::ha::etcd::Etcd::connect(&settings).map_err(JournalError::from)?;
+                Ok(Journal::etcd(crate::ha::store::Store::new(
+                    std::sync::Arc::new(etcd),
+                )))
+            }
+            None => Ok(Journal::open(&self.dir, Access::Client)?),
+        }
+    }
+
+    /// The state directory for a command that executes runs itself, which
+    /// a shared journal does not allow (only the elected daemon executes).
+    pub fn executor_dir(&self) -> Result<&std::path::Path, CliError> {
+        if self.shared()?.is_some() {
+            return Err(CliError::Usage(
+                "the journal is shared in etcd, where only the elected daemon executes: start runs with `lifeboat trigger BINDING` (or drop --journal-config to run against a local state directory)".into(),
+            ));
+        }
+        Ok(&self.dir)
+    }
 }

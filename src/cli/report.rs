@@ -21,8 +21,12 @@ pub enum ReportFormat {
 }
 
 /// Print the report of run `id`.
-pub(super) fn report(state_dir: &Path, id: &str, format: ReportFormat) -> Result<(), CliError> {
-    let journal = Journal::open(state_dir, Access::Client)?;
+pub(super) fn report(
+    at: &super::JournalAt,
+    id: &str,
+    format: ReportFormat,
+) -> Result<(), CliError> {
+    let journal = at.open_client()?;
     let figures = Figures::of_run(&journal, id).map_err(|e| match e {
         crate::measure::FiguresError::Journal(e) => CliError::Journal(e),
         e @ crate::measure::FiguresError::Runbook { .. } => CliError::Usage(e.to_string()),
@@ -83,7 +87,7 @@ pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliErro
 }
 
 /// Read and check a config file, printing every problem.
-fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
+pub(super) fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
     let text = super::commands::read(file)?;
     crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
         for p in &problems {

@@ -719,8 +719,8 @@ fn render_run(record: &RunRecord, rows: &[StepRow]) -> String {
 }
 
 /// `lifeboat runs`.
-pub fn runs(state_dir: &Path, output: Output) -> Result<(), CliError> {
-    let journal = Journal::open(state_dir, Access::Client)?;
+pub fn runs(at: &super::JournalAt, output: Output) -> Result<(), CliError> {
+    let journal = at.open_client()?;
     let runs = journal.runs()?;
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&runs)?)),
@@ -749,8 +749,8 @@ struct ShowJson<'a> {
 }
 
 /// `lifeboat show RUN`.
-pub fn show(state_dir: &Path, id: &str, output: Output) -> Result<(), CliError> {
-    let journal = Journal::open(state_dir, Access::Client)?;
+pub fn show(at: &super::JournalAt, id: &str, output: Output) -> Result<(), CliError> {
+    let journal = at.open_client()?;
     let record = journal.run(id)?;
     let rows = step_rows(&journal.events(id)?);
     match output {

@@ -1,12 +1,15 @@
 //! `lifeboat daemon`: the always-on process.
 //!
-//! Today it resumes interrupted runs from the journal, serves `/metrics`
-//! and `/healthz`, refreshes the RPO exposure of protected resources on
-//! its interval, records each run's figures, tells systemd when it is
-//! ready and that it is alive, reloads its config on SIGHUP (an invalid
-//! one keeps the old), and stops on SIGTERM (a run in flight is journaled
-//! step by step and resumes on the next start). Probing regions and
-//! triggering runbooks on a declared outage (`detect`) are built next.
+//! It probes regions and decides on declared outages by each binding's
+//! policy (`trigger`), executes runs and resumes interrupted ones from the
+//! journal, serves `/metrics` and `/healthz` and the control socket,
+//! refreshes RPO exposure, checks bound runbooks' readiness, runs
+//! scheduled verifications and drills, tells systemd when it is ready and
+//! alive, reloads its config on SIGHUP (an invalid one keeps the old), and
+//! drains on SIGTERM (running steps get their grace; the rest resumes on
+//! the next start). With a journal shared in etcd it is one member of a
+//! cluster (`ha`): it probes and publishes its view always, and decides and
+//! executes only while elected.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,6 +36,8 @@ use crate::probe::Outcome;
 use crate::runbook::{self, MissingParams, Mode, Runbook};
 use crate::trigger::{self, DAEMON, Verdict, decision};
 
+mod ha;
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -55,6 +60,9 @@ pub enum DaemonError {
     /// The journal could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The etcd cluster of a shared journal could not be reached.
+    #[error(transparent)]
+    Etcd(#[from] crate::ha::etcd::EtcdError),
     /// The metrics listener could not be bound.
     #[error("cannot listen on {addr} for /metrics: {source}")]
     Listen {
@@ -314,6 +322,8 @@ struct Daemon {
     checking_readiness: bool,
     jobs: Vec<Scheduled>,
     verify_results: mpsc::Sender<crate::verify::JobResult>,
+    /// With a shared journal in etcd: this daemon's part in the cluster.
+    ha: Option<ha::Member>,
 }
 
 impl Daemon {
@@ -341,10 +351,25 @@ impl Daemon {
         .with_drain(self.drain.subscribe());
         let ended = self.ended.clone();
         let run = id.clone();
+        // A leader's runs stop the instant its lease runs out by the local
+        // clock, whatever the daemon is busy with: no step goes on without it.
+        let lease = self.lease_clock();
         let handle = tokio::spawn(async move {
-            match engine.execute(&run, runbook, mode).await {
-                Ok(outcome) => info!(run = %run, state = outcome.state(), "run ended"),
-                Err(e) => error!(run = %run, "run stopped: {e}"),
+            let expired = async {
+                match &lease {
+                    Some(clock) => clock.expired().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = engine.execute(&run, runbook, mode) => match ended {
+                    Ok(outcome) => info!(run = %run, state = outcome.state(), "run ended"),
+                    Err(e) => error!(run = %run, "run stopped: {e}"),
+                },
+                () = expired => {
+                    error!(run = %run, "the lease ran out by the local clock: every step of the run stopped at once (stepping down); the next leader resumes it");
+                    return;
+                }
             }
             let _ = ended.send(run).await;
         });
@@ -456,6 +481,8 @@ impl Daemon {
 
     /// Start the work that is due; skip (and count) what is still running.
     fn run_due_jobs(&mut self) {
+        // With a shared journal only the leader runs scheduled work.
+        let executes = self.executes();
         let now = jiff::Timestamp::now();
         let mut drills = Vec::new();
         for j in &mut self.jobs {
@@ -463,6 +490,9 @@ impl Daemon {
                 continue;
             }
             j.next = j.schedule.next_after(now);
+            if !executes {
+                continue;
+            }
             let job = match &j.work {
                 Work::Drill(binding) => {
                     drills.push(binding.clone());
@@ -805,6 +835,12 @@ impl Daemon {
         self.last.insert((region.clone(), outcome.probe), outcome);
         let Some(change) = change else { return };
         self.metrics.set_region_health(&region, change.to.gauge());
+        if self.ha.is_some() {
+            // Shared: this daemon's view is published; the leader decides
+            // when daemons in enough places agree.
+            self.local_change(&region, &change);
+            return;
+        }
         match &change.declared {
             Some(incident) => {
                 let evidence = self.evidence(&region, Some(incident), &change.at);
@@ -999,6 +1035,16 @@ impl Daemon {
                 "cancel",
                 who,
             )),
+            Request::Approve { step: None, .. }
+            | Request::Reject { step: None, .. }
+            | Request::Trigger { .. }
+                if !self.executes() =>
+            {
+                Response::refused(format!(
+                    "this daemon is a follower: only the leader ({}) starts runs; send this to its control socket",
+                    self.leader_name().unwrap_or_else(|| "not known yet".into())
+                ))
+            }
             Request::Approve { target, step: None } => self.decide_pending(&target, true, who),
             Request::Reject { target, step: None } => self.decide_pending(&target, false, who),
             Request::Ack { binding } => match self.binding(&binding) {
@@ -1208,6 +1254,7 @@ impl Daemon {
             .collect();
         let paused = trigger::paused(&self.journal)?;
         Ok(serde_json::json!({
+            "cluster": self.ha_status(),
             "paused": paused.map(|p| serde_json::json!({
                 "by": p.who,
                 "at": p.at,
@@ -1388,7 +1435,7 @@ impl Daemon {
 
     /// Stop: no new step starts; running steps get the grace period to end
     /// (and be journaled); whatever is left resumes on the next start.
-    async fn stop(mut self) {
+    async fn stop(&mut self) {
         let _ = self.drain.send(true);
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         for (id, mut task) in self.runs.drain() {
@@ -1414,7 +1461,23 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    let journal = Arc::new(Journal::open(&config.state_dir, Access::Executor)?);
+    let (journal, member, mut ha_events) = match &config.storage {
+        crate::config::Storage::Embedded => (
+            Arc::new(Journal::open(&config.state_dir, Access::Executor)?),
+            None,
+            None,
+        ),
+        crate::config::Storage::Etcd(settings) => {
+            info!(
+                name = %settings.name,
+                place = %settings.place,
+                endpoints = %settings.endpoints.join(","),
+                "journal shared in etcd: campaigning for leadership"
+            );
+            let (member, events) = ha::Member::join(settings)?;
+            (member.follower_journal(), Some(member), Some(events))
+        }
+    };
     let aws = AwsClients::load(&config.aws, Credentials::Chain).await;
     let metrics = Arc::new(Metrics::new());
     // Every AWS request the daemon makes (runs, drills, sweeps, readiness,
@@ -1461,7 +1524,9 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
         checking_readiness: false,
         jobs: Vec::new(),
         verify_results,
+        ha: member,
     };
+    daemon.metrics.set_leader(daemon.ha.is_none());
     daemon.jobs = scheduled(&daemon.config, &daemon.metrics, &[]);
     daemon
         .metrics
@@ -1469,9 +1534,12 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     let text = std::fs::read(config_path).unwrap_or_default();
     let me = format!("{} (pid {})", DAEMON, std::process::id());
     daemon.audit_config("daemon-start", &me, &text, None);
-    // Interrupted runs first, before anything new can be triggered.
-    daemon.resume_runs()?;
-    daemon.sweep()?;
+    // Interrupted runs first, before anything new can be triggered (in a
+    // cluster, by the leader once elected).
+    if daemon.ha.is_none() {
+        daemon.resume_runs()?;
+        daemon.sweep()?;
+    }
     // Region health: every probe on its own schedule, one detector each.
     let (results, mut outcomes) = mpsc::channel::<Outcome>(256);
     for (name, region) in &daemon.config.regions {
@@ -1509,8 +1577,16 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
         tokio::time::interval(watchdog_period().unwrap_or(Duration::from_secs(3600)));
     let mut exposure = tokio::time::interval(daemon.config.exposure_interval);
     let mut readiness_tick = tokio::time::interval(daemon.config.readiness_interval);
+    let mut ha_tick = tokio::time::interval(
+        daemon
+            .ha
+            .as_ref()
+            .map_or(Duration::from_secs(3600), ha::Member::tick),
+    );
     loop {
         tokio::select! {
+            Some(event) = async { ha_events.as_mut()?.recv().await } => daemon.on_ha(event).await,
+            _ = ha_tick.tick(), if daemon.ha.is_some() => daemon.ha_tick().await,
             Some(outcome) = outcomes.recv() => daemon.observe(outcome),
             Some(incoming) = requests.recv() => {
                 let response = daemon.control(incoming.request, &incoming.who);
@@ -1561,6 +1637,7 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
         task.abort();
     }
     daemon.stop().await;
+    daemon.leave().await;
     let _ = std::fs::remove_file(&socket);
     info!("stopped; unfinished runs resume on the next start");
     Ok(())

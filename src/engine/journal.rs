@@ -62,6 +62,21 @@ pub enum JournalError {
     /// A run id that is not in the journal.
     #[error("no run `{0}` in the journal")]
     UnknownRun(String),
+    /// The shared journal in etcd could not be reached or answered badly.
+    #[error(transparent)]
+    Etcd(#[from] crate::ha::etcd::EtcdError),
+    /// A write of a daemon that is no longer the leader, refused.
+    #[error("{holder} is no longer the leader ({why}): its journal write was refused")]
+    Fenced {
+        /// The daemon.
+        holder: String,
+        /// How it was found out.
+        why: String,
+    },
+    /// A record that must be new exists already (or changed under a
+    /// compare-and-swap).
+    #[error("journal record {0} was written by someone else first")]
+    Conflict(String),
     /// Stored JSON could not be read back.
     #[error("journal {path}: corrupt record: {message}")]
     Corrupt {
@@ -122,7 +137,7 @@ pub struct RunRecord {
 }
 
 /// One transition of one step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepEvent {
     /// Order of the event in the journal.
     pub seq: i64,
@@ -144,7 +159,7 @@ pub struct StepEvent {
 
 /// A moment of a run's timeline that is not a step transition: the
 /// incident's start, the outage's declaration, a recovery point read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Mark {
     /// What it marks: `incident_start`, `outage_declared`, `recovery_point`.
     pub kind: String,
@@ -155,7 +170,7 @@ pub struct Mark {
 }
 
 /// A request left for the executor by another command.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Request {
     /// Order.
     pub seq: i64,
@@ -174,7 +189,7 @@ pub struct Request {
 /// A decision of the daemon (to start a run, to wait for approval, not to
 /// act and why) or a request of a human (approve, ack, pause, ...), with who
 /// made it and the evidence it was made on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Decision {
     /// Order.
     pub seq: i64,
@@ -196,7 +211,7 @@ pub struct Decision {
 }
 
 /// The AWS requests one attempt of one step made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepCalls {
     /// Step id.
     pub step: String,
@@ -209,13 +224,21 @@ pub struct StepCalls {
     pub calls: std::collections::BTreeMap<String, u64>,
 }
 
-/// The journal of one state directory.
+/// The journal: of one state directory (SQLite), or shared in etcd.
 #[derive(Debug)]
 pub struct Journal {
-    conn: Mutex<Connection>,
+    backend: Backend,
     path: PathBuf,
-    // Held for the journal's life: the executor lock.
-    _lock: Option<File>,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite {
+        conn: Mutex<Connection>,
+        // Held for the journal's life: the executor lock.
+        _lock: Option<File>,
+    },
+    Etcd(crate::ha::store::Store),
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -323,24 +346,44 @@ impl Journal {
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         let journal = Journal {
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite {
+                conn: Mutex::new(conn),
+                _lock: lock,
+            },
             path,
-            _lock: lock,
         };
         journal.migrate()?;
         Ok(journal)
     }
 
-    /// The database file.
+    /// The journal shared in etcd (see `ha::store`).
+    pub fn etcd(store: crate::ha::store::Store) -> Journal {
+        Journal {
+            path: PathBuf::from(store.label()),
+            backend: Backend::Etcd(store),
+        }
+    }
+
+    /// The etcd store, when the journal is shared.
+    pub fn store(&self) -> Option<&crate::ha::store::Store> {
+        match &self.backend {
+            Backend::Etcd(store) => Some(store),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// The database file (or, in etcd, the endpoints and prefix).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
+        let Backend::Sqlite { conn, .. } = &self.backend else {
+            unreachable!("the etcd journal answers before any SQL is reached")
+        };
         // A panic while holding the lock leaves the connection usable:
         // every write is its own transaction.
-        self.conn
-            .lock()
+        conn.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -394,6 +437,9 @@ impl Journal {
         marks: &[Mark],
         decision: Option<&Decision>,
     ) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.start_run(run, marks, decision);
+        }
         let params = serde_json::to_string(&run.params).map_err(|e| self.corrupt(e))?;
         let secrets = serde_json::to_string(&run.secret_params).map_err(|e| self.corrupt(e))?;
         let mut conn = self.conn();
@@ -434,6 +480,9 @@ impl Journal {
 
     /// Record a decision or a human's request; returns its sequence number.
     pub fn decide(&self, decision: &Decision) -> Result<i64, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.decide(decision);
+        }
         let detail = self.detail(decision.detail.as_ref())?;
         let conn = self.conn();
         insert_decision(&conn, decision, detail.as_deref()).map_err(|e| self.db(e))?;
@@ -442,6 +491,9 @@ impl Journal {
 
     /// Every decision, oldest first; only those of `binding` if given.
     pub fn decisions(&self, binding: Option<&str>) -> Result<Vec<Decision>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.decisions(binding);
+        }
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -494,6 +546,9 @@ impl Journal {
         finished_at: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.set_run_state(id, state, finished_at, error);
+        }
         let changed = self
             .conn()
             .execute(
@@ -509,6 +564,9 @@ impl Journal {
 
     /// Append a step event; returns once it is durable.
     pub fn record(&self, run: &str, event: &StepEvent) -> Result<i64, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.record(run, event);
+        }
         let outputs = event
             .outputs
             .as_ref()
@@ -536,6 +594,9 @@ impl Journal {
 
     /// One run.
     pub fn run(&self, id: &str) -> Result<RunRecord, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.run(id);
+        }
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -555,6 +616,9 @@ impl Journal {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.runs();
+        }
         let conn = self.conn();
         let mut stmt = conn
             .prepare(
@@ -603,11 +667,17 @@ impl Journal {
 
     /// Record a moment of the run's timeline.
     pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.mark(run, mark);
+        }
         insert_mark(&self.conn(), run, mark).map_err(|e| self.db(e))
     }
 
     /// Record the AWS requests an attempt made (nothing if it made none).
     pub fn record_calls(&self, run: &str, calls: &StepCalls) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.record_calls(run, calls);
+        }
         if calls.calls.is_empty() {
             return Ok(());
         }
@@ -623,6 +693,9 @@ impl Journal {
 
     /// Every attempt's AWS requests in a run, in order.
     pub fn calls(&self, run: &str) -> Result<Vec<StepCalls>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.calls(run);
+        }
         let rows = self.rows_of(
             "SELECT step, phase, attempt, calls FROM step_calls WHERE run_id = ?1 ORDER BY seq",
             run,
@@ -648,6 +721,9 @@ impl Journal {
         ok: bool,
         result: &serde_json::Value,
     ) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.record_verification(job, started_at, ok, result);
+        }
         self.conn()
             .execute(
                 "INSERT INTO verifications (job, started_at, ok, result) VALUES (?1, ?2, ?3, ?4)",
@@ -659,6 +735,9 @@ impl Journal {
 
     /// A job's recorded results, oldest first.
     pub fn verifications(&self, job: &str) -> Result<Vec<serde_json::Value>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.verifications(job);
+        }
         let rows = self.rows_of(
             "SELECT result FROM verifications WHERE job = ?1 ORDER BY seq",
             job,
@@ -671,6 +750,9 @@ impl Journal {
 
     /// Every mark of a run, in order.
     pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.marks(run);
+        }
         let rows = self.rows_of(
             "SELECT kind, at, detail FROM marks WHERE run_id = ?1 ORDER BY seq",
             run,
@@ -689,6 +771,9 @@ impl Journal {
 
     /// Every step event of a run, in order.
     pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.events(run);
+        }
         let rows = self.rows_of(
             "SELECT seq, step, phase, attempt, state, at, outputs, message FROM step_events WHERE run_id = ?1 ORDER BY seq",
             run,
@@ -749,6 +834,9 @@ impl Journal {
         who: &str,
         at: &str,
     ) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.request(run, step, kind, who, at);
+        }
         self.run(run)?;
         self.conn()
             .execute(
@@ -761,11 +849,17 @@ impl Journal {
 
     /// Requests for `run` not yet acted on, oldest first.
     pub fn pending_requests(&self, run: &str) -> Result<Vec<Request>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.pending_requests(run);
+        }
         self.requests_where("run_id = ?1 AND consumed_at IS NULL", Some(run))
     }
 
     /// Every request ever left, oldest first (the audit trail's part).
     pub fn all_requests(&self) -> Result<Vec<Request>, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.all_requests();
+        }
         self.requests_where("?1 IS NULL", None)
     }
 
@@ -800,6 +894,9 @@ impl Journal {
 
     /// Mark a request acted on.
     pub fn consume(&self, seq: i64, at: &str) -> Result<(), JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.consume(seq, at);
+        }
         self.conn()
             .execute(
                 "UPDATE requests SET consumed_at = ?2 WHERE seq = ?1",

@@ -1,0 +1,268 @@
+//! A connection to an etcd cluster, usable from blocking code.
+//!
+//! The journal's methods are synchronous (SQLite's are), and they are called
+//! from inside the daemon's async tasks. The etcd client is async and binds
+//! its connections to the runtime that created them, so it lives on a small
+//! runtime of its own, on its own thread: a blocking call hands the request
+//! to that runtime and waits for its answer, bounded by the request
+//! timeout; async callers await the same requests without blocking.
+
+use std::future::Future;
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+use crate::config::EtcdSettings;
+
+/// Why etcd could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EtcdError {
+    /// The request failed (the cluster answered with an error, or the
+    /// connection broke).
+    #[error("etcd ({endpoints}): {message}")]
+    Request {
+        /// The endpoints asked.
+        endpoints: String,
+        /// Why.
+        message: String,
+    },
+    /// No answer within the request timeout.
+    #[error("etcd ({endpoints}): no answer within {timeout:?}")]
+    Timeout {
+        /// The endpoints asked.
+        endpoints: String,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// A TLS file could not be read.
+    #[error("etcd TLS: cannot read {path}: {message}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A connection to the cluster, with its own runtime thread.
+pub struct Etcd {
+    client: Client,
+    handle: tokio::runtime::Handle,
+    // Dropping this ends the runtime's thread (which drops the runtime
+    // outside any async context, where that is allowed).
+    _stop: std::sync::mpsc::SyncSender<()>,
+    endpoints: String,
+    count: usize,
+    timeout: Duration,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Etcd {
+    /// Connect to the cluster `settings` names. Blocks until connected (or
+    /// until the request timeout passes).
+    pub fn connect(settings: &EtcdSettings) -> Result<Etcd, EtcdError> {
+        let endpoints = settings.endpoints.join(",");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("lifeboat-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| EtcdError::Request {
+                endpoints: endpoints.clone(),
+                message: format!("cannot start the client's runtime: {e}"),
+            })?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
+        std::thread::Builder::new()
+            .name("lifeboat-etcd".into())
+            .spawn(move || {
+                // Returns when the sender is dropped.
+                let _ = stopped.recv();
+                drop(runtime);
+            })
+            .map_err(|e| EtcdError::Request {
+                endpoints: endpoints.clone(),
+                message: format!("cannot start the client's thread: {e}"),
+            })?;
+        // Every request is bounded by the caller (`block`, `call`), not by
+        // the client: a campaign waits its turn for as long as it takes.
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(settings.request_timeout)
+            .with_keep_alive(settings.request_timeout, settings.request_timeout);
+        if let Some(tls) = &settings.tls {
+            options = options.with_tls(tls_options(tls)?);
+        }
+        let list = settings.endpoints.clone();
+        let connecting = handle.spawn(async move { Client::connect(list, Some(options)).await });
+        let timeout = settings.request_timeout;
+        let client = wait_for(&handle, connecting, timeout, &endpoints)?;
+        Ok(Etcd {
+            client,
+            handle,
+            _stop: stop,
+            count: settings.endpoints.len(),
+            endpoints,
+            timeout,
+            prefix: settings.prefix.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The key prefix everything lives under, without a trailing slash.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `prefix/rest`.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.prefix)
+    }
+
+    /// The endpoints, comma-separated (for messages).
+    pub fn endpoints(&self) -> &str {
+        &self.endpoints
+    }
+
+    /// How many endpoints it was given.
+    pub fn endpoint_count(&self) -> usize {
+        self.count
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A client for one request (clones share the connection).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Run `request` on the connection's runtime and wait for it: for
+    /// synchronous callers (the journal).
+    pub fn block<T, F>(&self, request: F) -> Result<T, EtcdError>
+    where
+        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let joined = self.handle.spawn(request);
+        wait_for(&self.handle, joined, self.timeout, &self.endpoints)
+    }
+
+    /// Run `request` on the connection's runtime and await it, bounded by
+    /// `timeout` (none: unbounded, for a campaign that waits its turn).
+    pub async fn call<T, F>(&self, request: F, timeout: Option<Duration>) -> Result<T, EtcdError>
+    where
+        F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let joined = self.handle.spawn(request);
+        let abort = joined.abort_handle();
+        let answer = match timeout {
+            Some(t) => match tokio::time::timeout(t, joined).await {
+                Ok(a) => a,
+                Err(_) => {
+                    abort.abort();
+                    return Err(EtcdError::Timeout {
+                        endpoints: self.endpoints.clone(),
+                        timeout: t,
+                    });
+                }
+            },
+            None => joined.await,
+        };
+        self.answer(answer)
+    }
+
+    fn answer<T>(
+        &self,
+        answer: Result<Result<T, etcd_client::Error>, tokio::task::JoinError>,
+    ) -> Result<T, EtcdError> {
+        flatten(answer, &self.endpoints)
+    }
+}
+
+fn flatten<T>(
+    answer: Result<Result<T, etcd_client::Error>, tokio::task::JoinError>,
+    endpoints: &str,
+) -> Result<T, EtcdError> {
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(EtcdError::Request {
+            endpoints: endpoints.to_string(),
+            message: e.to_string(),
+        }),
+        Err(e) => Err(EtcdError::Request {
+            endpoints: endpoints.to_string(),
+            message: format!("the request's task ended: {e}"),
+        }),
+    }
+}
+
+/// Wait, blocking this thread, for a task on the connection's runtime.
+fn wait_for<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    joined: tokio::task::JoinHandle<Result<T, etcd_client::Error>>,
+    timeout: Duration,
+    endpoints: &str,
+) -> Result<T, EtcdError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let abort = joined.abort_handle();
+    handle.spawn(async move {
+        let answer = tokio::time::timeout(timeout, joined).await;
+        if answer.is_err() {
+            // Unanswered in time: stop waiting (a write may still have
+            // landed; the journal treats it as unknown and stops the run).
+            abort.abort();
+        }
+        let _ = tx.send(answer);
+    });
+    // Waiting blocks this thread: on a multi-threaded runtime, let its
+    // other tasks (timers, the lease keeper) move to another worker first.
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let received = if multi_thread {
+        tokio::task::block_in_place(|| rx.recv())
+    } else {
+        rx.recv()
+    };
+    match received {
+        Ok(Ok(answer)) => flatten(answer, endpoints),
+        Ok(Err(_)) => Err(EtcdError::Timeout {
+            endpoints: endpoints.to_string(),
+            timeout,
+        }),
+        Err(_) => Err(EtcdError::Request {
+            endpoints: endpoints.to_string(),
+            message: "the client's runtime stopped".into(),
+        }),
+    }
+}
+
+fn tls_options(tls: &crate::config::EtcdTls) -> Result<TlsOptions, EtcdError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| EtcdError::Tls {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    let mut options = TlsOptions::new();
+    if let Some(ca) = &tls.ca_file {
+        options = options.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    if let Some(name) = &tls.server_name {
+        options = options.domain_name(name.clone());
+    }
+    Ok(options)
+}

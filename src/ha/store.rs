@@ -1,0 +1,626 @@
+//! The journal kept in etcd, for daemons that share it.
+//!
+//! The same records as the embedded journal, as JSON values under the
+//! configured prefix:
+//!
+//! ```text
+//! PREFIX/runs/RUN                  the run (with its runbook's text)
+//! PREFIX/events/RUN/ID             step transitions
+//! PREFIX/marks/RUN/ID              moments of the run's timeline
+//! PREFIX/calls/RUN/ID              the AWS requests of each attempt
+//! PREFIX/decisions/ID              decisions and humans' requests
+//! PREFIX/requests/ID               requests left for the executor
+//! PREFIX/verifications/JOB/ID      backup verification results
+//! ```
+//!
+//! A record's sequence number is the etcd revision that created it, so
+//! order is the cluster's commit order. Every write is one transaction.
+//! A journal opened by the leader carries a fence: each of its writes
+//! compares the leader's election key with the revision it was created at
+//! (it exists only while the leader's lease lives, and a new leader is
+//! elected only after it is gone), and refuses to send at all once the
+//! lease has run out by the local clock. So a deposed leader's late write
+//! is rejected by the cluster, and two executors can never both advance a
+//! step. Leader writes are stamped with the fencing token (`epoch`, the
+//! election key's revision) and the leader's name.
+
+use std::sync::Arc;
+
+use etcd_client::{
+    Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::etcd::Etcd;
+use super::lease::LeaseClock;
+use crate::engine::journal::{
+    Decision, JournalError, Mark, NewRun, Request, RunRecord, StepCalls, StepEvent,
+};
+
+/// A leader's right to write: its election key and the revision that
+/// created it (the fencing token), and its lease's local clock.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    /// The election key.
+    pub key: String,
+    /// Its create revision: the epoch.
+    pub epoch: i64,
+    /// The leader's name.
+    pub holder: String,
+    /// Whether the lease is still valid by the local clock.
+    pub lease: Arc<LeaseClock>,
+}
+
+/// The etcd journal: a connection, and the fence of the leader using it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    etcd: Arc<Etcd>,
+    fence: Option<Fence>,
+}
+
+/// A run as stored (with its runbook's text, which `NewRun` does not
+/// serialise).
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct StoredRun {
+    id: String,
+    runbook: String,
+    file: String,
+    runbook_sha256: String,
+    runbook_text: String,
+    params: Vec<(String, String)>,
+    secret_params: Vec<String>,
+    mode: String,
+    started_by: String,
+    started_at: String,
+    state: String,
+    finished_at: Option<String>,
+    error: Option<String>,
+}
+
+impl StoredRun {
+    fn new(run: &NewRun) -> StoredRun {
+        StoredRun {
+            id: run.id.clone(),
+            runbook: run.runbook.clone(),
+            file: run.file.clone(),
+            runbook_sha256: run.runbook_sha256.clone(),
+            runbook_text: run.runbook_text.clone(),
+            params: run.params.clone(),
+            secret_params: run.secret_params.clone(),
+            mode: run.mode.clone(),
+            started_by: run.started_by.clone(),
+            started_at: run.started_at.clone(),
+            state: "running".into(),
+            finished_at: None,
+            error: None,
+        }
+    }
+
+    fn record(self) -> RunRecord {
+        RunRecord {
+            run: NewRun {
+                id: self.id,
+                runbook: self.runbook,
+                file: self.file,
+                runbook_sha256: self.runbook_sha256,
+                runbook_text: self.runbook_text,
+                params: self.params,
+                secret_params: self.secret_params,
+                mode: self.mode,
+                started_by: self.started_by,
+                started_at: self.started_at,
+            },
+            state: self.state,
+            finished_at: self.finished_at,
+            error: self.error,
+        }
+    }
+}
+
+/// A step event with the fence it was written under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamped {
+    /// The event.
+    pub event: StepEvent,
+    /// The writer's epoch, when a leader wrote it.
+    pub epoch: Option<i64>,
+    /// The writer's name, when a leader wrote it.
+    pub leader: Option<String>,
+}
+
+/// A request left for the executor, with when it was acted on.
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct StoredRequest {
+    #[serde(flatten)]
+    request: Request,
+    consumed_at: Option<String>,
+}
+
+/// A fresh, unique key suffix (creation order comes from revisions).
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:032x}-{:08x}", fastrand::u32(..))
+}
+
+impl Store {
+    /// The journal on `etcd`, unfenced (a follower's, or a command's).
+    pub fn new(etcd: Arc<Etcd>) -> Store {
+        Store { etcd, fence: None }
+    }
+
+    /// The same journal, every write fenced by `fence`.
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            etcd: Arc::clone(&self.etcd),
+            fence: Some(fence),
+        }
+    }
+
+    /// The fence, if this is a leader's journal.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+
+    /// Where it lives, for messages.
+    pub fn label(&self) -> String {
+        format!("etcd {} {}", self.etcd.endpoints(), self.etcd.prefix())
+    }
+
+    fn corrupt(&self, key: &str, e: impl std::fmt::Display) -> JournalError {
+        JournalError::Corrupt {
+            path: self.label().into(),
+            message: format!("{key}: {e}"),
+        }
+    }
+
+    /// A record's JSON, stamped with the fence when there is one.
+    fn encode(&self, value: &impl Serialize) -> Result<Vec<u8>, JournalError> {
+        let mut json = serde_json::to_value(value).map_err(|e| self.corrupt("encode", e))?;
+        if let (Some(f), Some(map)) = (&self.fence, json.as_object_mut()) {
+            map.insert("epoch".into(), f.epoch.into());
+            map.insert("leader".into(), f.holder.clone().into());
+        }
+        serde_json::to_vec(&json).map_err(|e| self.corrupt("encode", e))
+    }
+
+    fn decode<T: DeserializeOwned>(&self, kv: &KeyValue) -> Result<T, JournalError> {
+        serde_json::from_slice(kv.value())
+            .map_err(|e| self.corrupt(&String::from_utf8_lossy(kv.key()), e))
+    }
+
+    /// Commit `ops` if `compares` hold (and the fence, if any); the
+    /// revision of the commit.
+    fn write(&self, mut compares: Vec<Compare>, ops: Vec<TxnOp>) -> Result<Write, JournalError> {
+        let mut fallback = Vec::new();
+        if let Some(f) = &self.fence {
+            if !f.lease.valid() {
+                return Err(JournalError::Fenced {
+                    holder: f.holder.clone(),
+                    why: "its lease ran out (by the local clock) before the write".into(),
+                });
+            }
+            compares.push(Compare::create_revision(
+                f.key.clone(),
+                CompareOp::Equal,
+                f.epoch,
+            ));
+            fallback.push(TxnOp::get(f.key.clone(), None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops).or_else(fallback);
+        let mut client = self.etcd.client();
+        let answer = self.etcd.block(async move { client.txn(txn).await })?;
+        let revision = answer
+            .header()
+            .map_or(0, etcd_client::ResponseHeader::revision);
+        if answer.succeeded() {
+            return Ok(Write::Done(revision));
+        }
+        if let Some(f) = &self.fence {
+            let still_leader = answer.op_responses().iter().any(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().iter().any(|kv| kv.create_revision() == f.epoch),
+                _ => false,
+            });
+            if !still_leader {
+                return Err(JournalError::Fenced {
+                    holder: f.holder.clone(),
+                    why: format!(
+                        "its election key (epoch {}) is gone: another daemon leads now",
+                        f.epoch
+                    ),
+                });
+            }
+        }
+        Ok(Write::Refused)
+    }
+
+    /// Create `key` (which must not exist yet) with `value`, and `more`.
+    fn create(&self, key: String, value: Vec<u8>, more: Vec<TxnOp>) -> Result<i64, JournalError> {
+        let mut ops = vec![TxnOp::put(key.clone(), value, None)];
+        ops.extend(more);
+        match self.write(
+            vec![Compare::create_revision(key.clone(), CompareOp::Equal, 0)],
+            ops,
+        )? {
+            Write::Done(revision) => Ok(revision),
+            Write::Refused => Err(JournalError::Conflict(key)),
+        }
+    }
+
+    fn get(&self, key: String, prefix: bool) -> Result<Vec<KeyValue>, JournalError> {
+        let mut answer = None;
+        // A read is safe to repeat: with several endpoints, one frozen
+        // member must not fail it while the others answer (one try per
+        // endpoint, up to three).
+        let attempts = self.etcd.endpoint_count().clamp(1, 3);
+        for attempt in 1..=attempts {
+            let mut client = self.etcd.client();
+            let (key, options) = (key.clone(), prefix.then(|| GetOptions::new().with_prefix()));
+            match self
+                .etcd
+                .block(async move { client.get(key, options).await })
+            {
+                Ok(a) => {
+                    answer = Some(a);
+                    break;
+                }
+                Err(e) if attempt == attempts => return Err(e.into()),
+                Err(e) => tracing::debug!("etcd read, attempt {attempt}: {e}"),
+            }
+        }
+        let Some(mut answer) = answer else {
+            return Ok(Vec::new());
+        };
+        let mut kvs = answer.take_kvs();
+        kvs.sort_by_key(KeyValue::create_revision);
+        Ok(kvs)
+    }
+
+    /// Every record under `rest/` in creation order, with its revision.
+    fn list<T: DeserializeOwned>(&self, rest: &str) -> Result<Vec<(i64, T)>, JournalError> {
+        self.get(self.etcd.key(&format!("{rest}/")), true)?
+            .iter()
+            .map(|kv| Ok((kv.create_revision(), self.decode(kv)?)))
+            .collect()
+    }
+
+    /// Record a new run, the marks known at its start and the decision
+    /// that started it, in one transaction.
+    pub fn start_run(
+        &self,
+        run: &NewRun,
+        marks: &[Mark],
+        decision: Option<&Decision>,
+    ) -> Result<(), JournalError> {
+        let mut more = Vec::new();
+        for mark in marks {
+            more.push(TxnOp::put(
+                self.etcd.key(&format!("marks/{}/{}", run.id, unique())),
+                self.encode(mark)?,
+                None,
+            ));
+        }
+        if let Some(d) = decision {
+            more.push(TxnOp::put(
+                self.etcd.key(&format!("decisions/{}", unique())),
+                self.encode(d)?,
+                None,
+            ));
+        }
+        self.create(
+            self.etcd.key(&format!("runs/{}", run.id)),
+            self.encode(&StoredRun::new(run))?,
+            more,
+        )
+        .map(|_| ())
+    }
+
+    /// Record a decision; its sequence number.
+    pub fn decide(&self, decision: &Decision) -> Result<i64, JournalError> {
+        self.create(
+            self.etcd.key(&format!("decisions/{}", unique())),
+            self.encode(decision)?,
+            Vec::new(),
+        )
+    }
+
+    /// Every decision, oldest first; only `binding`'s if given.
+    pub fn decisions(&self, binding: Option<&str>) -> Result<Vec<Decision>, JournalError> {
+        Ok(self
+            .list::<Decision>("decisions")?
+            .into_iter()
+            .map(|(seq, d)| Decision { seq, ..d })
+            .filter(|d| binding.is_none() || d.binding.as_deref() == binding)
+            .collect())
+    }
+
+    /// Set a run's state, compare-and-swap on the run's revision.
+    pub fn set_run_state(
+        &self,
+        id: &str,
+        state: &str,
+        finished_at: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), JournalError> {
+        let key = self.etcd.key(&format!("runs/{id}"));
+        loop {
+            let Some(kv) = self.get(key.clone(), false)?.into_iter().next() else {
+                return Err(JournalError::UnknownRun(id.to_string()));
+            };
+            let mut run: StoredRun = self.decode(&kv)?;
+            run.state = state.to_string();
+            run.finished_at = finished_at.map(str::to_string);
+            run.error = error.map(str::to_string);
+            let put = TxnOp::put(key.clone(), self.encode(&run)?, None);
+            let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision());
+            if let Write::Done(_) = self.write(vec![unchanged], vec![put])? {
+                return Ok(());
+            }
+            // Changed since it was read (the same executor's other write):
+            // read it again.
+        }
+    }
+
+    /// Append a step event; its sequence number, once committed.
+    pub fn record(&self, run: &str, event: &StepEvent) -> Result<i64, JournalError> {
+        self.create(
+            self.etcd.key(&format!("events/{run}/{}", unique())),
+            self.encode(event)?,
+            Vec::new(),
+        )
+    }
+
+    /// One run.
+    pub fn run(&self, id: &str) -> Result<RunRecord, JournalError> {
+        match self
+            .get(self.etcd.key(&format!("runs/{id}")), false)?
+            .first()
+        {
+            None => Err(JournalError::UnknownRun(id.to_string())),
+            Some(kv) => Ok(self.decode::<StoredRun>(kv)?.record()),
+        }
+    }
+
+    /// Every run, newest first (without runbook texts).
+    pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
+        let mut runs: Vec<RunRecord> = self
+            .list::<StoredRun>("runs")?
+            .into_iter()
+            .map(|(_, r)| {
+                let mut record = r.record();
+                record.run.runbook_text.clear();
+                record
+            })
+            .collect();
+        runs.sort_by(|a, b| (&b.run.started_at, &b.run.id).cmp(&(&a.run.started_at, &a.run.id)));
+        Ok(runs)
+    }
+
+    /// Record a moment of a run's timeline.
+    pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
+        self.create(
+            self.etcd.key(&format!("marks/{run}/{}", unique())),
+            self.encode(mark)?,
+            Vec::new(),
+        )
+        .map(|_| ())
+    }
+
+    /// Record an attempt's AWS requests (nothing if none).
+    pub fn record_calls(&self, run: &str, calls: &StepCalls) -> Result<(), JournalError> {
+        if calls.calls.is_empty() {
+            return Ok(());
+        }
+        self.create(
+            self.etcd.key(&format!("calls/{run}/{}", unique())),
+            self.encode(calls)?,
+            Vec::new(),
+        )
+        .map(|_| ())
+    }
+
+    /// Every attempt's requests in a run, in order.
+    pub fn calls(&self, run: &str) -> Result<Vec<StepCalls>, JournalError> {
+        Ok(self
+            .list(&format!("calls/{run}"))?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect())
+    }
+
+    /// Record a verification job's result.
+    pub fn record_verification(
+        &self,
+        job: &str,
+        started_at: &str,
+        ok: bool,
+        result: &serde_json::Value,
+    ) -> Result<(), JournalError> {
+        let value = serde_json::json!({ "started_at": started_at, "ok": ok, "result": result });
+        self.create(
+            self.etcd.key(&format!("verifications/{job}/{}", unique())),
+            self.encode(&value)?,
+            Vec::new(),
+        )
+        .map(|_| ())
+    }
+
+    /// A job's results, oldest first.
+    pub fn verifications(&self, job: &str) -> Result<Vec<serde_json::Value>, JournalError> {
+        Ok(self
+            .list::<serde_json::Value>(&format!("verifications/{job}"))?
+            .into_iter()
+            .map(|(_, mut v)| v["result"].take())
+            .collect())
+    }
+
+    /// Every mark of a run, in order.
+    pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
+        Ok(self
+            .list(&format!("marks/{run}"))?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
+    }
+
+    /// Every step event of a run, in order.
+    pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, JournalError> {
+        Ok(self
+            .list::<StepEvent>(&format!("events/{run}"))?
+            .into_iter()
+            .map(|(seq, e)| StepEvent { seq, ..e })
+            .collect())
+    }
+
+    /// Each step event of a run with the fencing token (`epoch`) and the
+    /// leader it was written under, in order: which leader wrote what.
+    pub fn stamped_events(&self, run: &str) -> Result<Vec<Stamped>, JournalError> {
+        self.get(self.etcd.key(&format!("events/{run}/")), true)?
+            .iter()
+            .map(|kv| {
+                let raw: serde_json::Value = self.decode(kv)?;
+                let event: StepEvent = self.decode(kv)?;
+                Ok(Stamped {
+                    event: StepEvent {
+                        seq: kv.create_revision(),
+                        ..event
+                    },
+                    epoch: raw["epoch"].as_i64(),
+                    leader: raw["leader"].as_str().map(str::to_string),
+                })
+            })
+            .collect()
+    }
+
+    /// Leave a request for the executor of `run`.
+    pub fn request(
+        &self,
+        run: &str,
+        step: Option<&str>,
+        kind: &str,
+        who: &str,
+        at: &str,
+    ) -> Result<(), JournalError> {
+        self.run(run)?;
+        let request = StoredRequest {
+            request: Request {
+                seq: 0,
+                run: run.to_string(),
+                step: step.map(str::to_string),
+                kind: kind.to_string(),
+                who: who.to_string(),
+                at: at.to_string(),
+            },
+            consumed_at: None,
+        };
+        self.create(
+            self.etcd.key(&format!("requests/{}", unique())),
+            self.encode(&request)?,
+            Vec::new(),
+        )
+        .map(|_| ())
+    }
+
+    fn stored_requests(&self) -> Result<Vec<(KeyValue, StoredRequest)>, JournalError> {
+        self.get(self.etcd.key("requests/"), true)?
+            .into_iter()
+            .map(|kv| {
+                let mut r: StoredRequest = self.decode(&kv)?;
+                r.request.seq = kv.create_revision();
+                Ok((kv, r))
+            })
+            .collect()
+    }
+
+    /// Requests for `run` not yet acted on, oldest first.
+    pub fn pending_requests(&self, run: &str) -> Result<Vec<Request>, JournalError> {
+        Ok(self
+            .stored_requests()?
+            .into_iter()
+            .filter(|(_, r)| r.request.run == run && r.consumed_at.is_none())
+            .map(|(_, r)| r.request)
+            .collect())
+    }
+
+    /// Every request ever left, oldest first.
+    pub fn all_requests(&self) -> Result<Vec<Request>, JournalError> {
+        Ok(self
+            .stored_requests()?
+            .into_iter()
+            .map(|(_, r)| r.request)
+            .collect())
+    }
+
+    /// Mark a request acted on (once: compare-and-swap on its revision).
+    pub fn consume(&self, seq: i64, at: &str) -> Result<(), JournalError> {
+        let Some((kv, mut r)) = self
+            .stored_requests()?
+            .into_iter()
+            .find(|(_, r)| r.request.seq == seq)
+        else {
+            return Ok(());
+        };
+        if r.consumed_at.is_some() {
+            return Ok(());
+        }
+        r.consumed_at = Some(at.to_string());
+        let key = kv.key().to_vec();
+        let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision());
+        match self.write(
+            vec![unchanged],
+            vec![TxnOp::put(key, self.encode(&r)?, None)],
+        )? {
+            Write::Done(_) => Ok(()),
+            Write::Refused => Err(JournalError::Conflict(
+                String::from_utf8_lossy(kv.key()).into(),
+            )),
+        }
+    }
+
+    /// Put `value` at `prefix/rest` attached to `lease` (gone when the
+    /// lease is): a daemon's health report.
+    pub async fn put_leased(
+        &self,
+        rest: &str,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<(), JournalError> {
+        let mut client = self.etcd.client();
+        let key = self.etcd.key(rest);
+        self.etcd
+            .call(
+                async move {
+                    client
+                        .put(key, value, Some(PutOptions::new().with_lease(lease)))
+                        .await
+                },
+                Some(self.etcd.timeout()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The values under `prefix/rest/`, now.
+    pub async fn read_prefix(&self, rest: &str) -> Result<Vec<serde_json::Value>, JournalError> {
+        let mut client = self.etcd.client();
+        let key = self.etcd.key(&format!("{rest}/"));
+        let answer = self
+            .etcd
+            .call(
+                async move { client.get(key, Some(GetOptions::new().with_prefix())).await },
+                Some(self.etcd.timeout()),
+            )
+            .await?;
+        answer.kvs().iter().map(|kv| self.decode(kv)).collect()
+    }
+}
+
+/// What a conditional write did.
+enum Write {
+    /// Committed at this revision.
+    Done(i64),
+    /// A compare other than the fence failed.
+    Refused,
+}

@@ -1,0 +1,795 @@
+//! High availability on a real three-member etcd cluster (Debian's
+//! `etcd-server`, installed by `.ci/setup-apt` when missing), on loopback
+//! ports, with the AWS emulator behind one simulation proxy per daemon (so
+//! every AWS call is attributed to the daemon that made it).
+//!
+//! - fencing, on the library: a deposed leader's journal write is refused
+//!   by the cluster, and nothing of it lands;
+//! - three daemons fail the pilot-light runbook over; the leader is
+//!   SIGKILLed mid-run: another daemon finishes it, one run, each change
+//!   once;
+//! - the etcd member the leader talks to is SIGSTOPped: the leader steps
+//!   down within its lease, makes no AWS change after, and another leads;
+//! - the leader itself is SIGSTOPped until another took over and finished,
+//!   then resumed: nothing it does lands, nothing is doubled.
+
+#[allow(dead_code)]
+#[path = "lifeboat/moto.rs"]
+mod moto;
+#[allow(dead_code)]
+#[path = "lifeboat/proxy.rs"]
+mod proxy;
+
+/// What `moto.rs` expects of the suite it usually lives in.
+mod run {
+    /// A child process killed (and reaped) when dropped.
+    pub struct KillOnDrop(pub std::process::Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = signal(self.0.id(), "CONT");
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Send `SIG<name>` to `pid`.
+    pub fn signal(pid: u32, name: &str) -> bool {
+        std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use lifeboat::config::EtcdSettings;
+use lifeboat::engine::journal::{Journal, JournalError, StepEvent};
+use lifeboat::ha::etcd::Etcd;
+use lifeboat::ha::lease::{self, LeaseClock, Session};
+use lifeboat::ha::store::{Fence, Store};
+
+use moto::Moto;
+use proxy::{Proxy, Rules};
+use run::{KillOnDrop, signal};
+
+/// The scenarios each start a cluster, an emulator and three daemons: one
+/// at a time, so that a loaded machine does not stretch every lease.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The lease TTL of the daemons (probes: 2 s x 3 = 6 s to declare).
+const TTL: Duration = Duration::from_secs(4);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A three-member etcd cluster on loopback, stopped when dropped.
+struct EtcdCluster {
+    members: Vec<Child>,
+    clients: Vec<String>,
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = signal(m.id(), "CONT");
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+    }
+}
+
+impl EtcdCluster {
+    fn start(dir: &Path) -> EtcdCluster {
+        let setup = Command::new(".ci/setup-apt")
+            .args(["etcd", "etcd-server"])
+            .status()
+            .expect("run .ci/setup-apt");
+        assert!(setup.success(), "etcd-server could not be installed");
+        let peers: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let clients: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let initial: Vec<String> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("m{i}=http://127.0.0.1:{p}"))
+            .collect();
+        let members = (0..3)
+            .map(|i| {
+                let log = std::fs::File::create(dir.join(format!("etcd-{i}.log"))).expect("log");
+                Command::new("etcd")
+                    .args([
+                        "--name".to_string(),
+                        format!("m{i}"),
+                        "--data-dir".into(),
+                        dir.join(format!("etcd-{i}")).display().to_string(),
+                        "--listen-client-urls".into(),
+                        format!("http://127.0.0.1:{}", clients[i]),
+                        "--advertise-client-urls".into(),
+                        format!("http://127.0.0.1:{}", clients[i]),
+                        "--listen-peer-urls".into(),
+                        format!("http://127.0.0.1:{}", peers[i]),
+                        "--initial-advertise-peer-urls".into(),
+                        format!("http://127.0.0.1:{}", peers[i]),
+                        "--initial-cluster".into(),
+                        initial.join(","),
+                        "--initial-cluster-state".into(),
+                        "new".into(),
+                        "--initial-cluster-token".into(),
+                        format!("lifeboat-test-{}", peers[0]),
+                        "--heartbeat-interval".into(),
+                        "100".into(),
+                        "--election-timeout".into(),
+                        "1000".into(),
+                    ])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("start etcd")
+            })
+            .collect();
+        let cluster = EtcdCluster {
+            members,
+            clients: clients
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+        };
+        // Healthy when each member answers a write through the cluster.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for url in &cluster.clients {
+            loop {
+                let ok = Command::new("curl")
+                    .args(["-fsS", "-m", "2", &format!("{url}/health")])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"true\""));
+                if ok {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "etcd member {url} never healthy");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        cluster
+    }
+
+    fn settings(&self, member: Option<usize>, name: &str) -> EtcdSettings {
+        EtcdSettings {
+            endpoints: match member {
+                Some(i) => vec![self.clients[i].clone()],
+                None => self.clients.clone(),
+            },
+            prefix: "/lifeboat-test".into(),
+            tls: None,
+            lease_ttl: TTL,
+            request_timeout: Duration::from_secs(1),
+            name: name.into(),
+            place: "test".into(),
+            quorum_places: 2,
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+fn seconds(rfc3339: &str) -> f64 {
+    let t: jiff::Timestamp = rfc3339.parse().expect("timestamp");
+    t.as_millisecond() as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = EtcdCluster::start(dir.path());
+    let etcd = Arc::new(Etcd::connect(&cluster.settings(None, "t")).expect("connect"));
+    let store = Store::new(Arc::clone(&etcd));
+    let election = etcd.key("leader");
+
+    let old = Session::start(&etcd, TTL).await.expect("lease");
+    let old_key = lease::campaign(&etcd, &election, "old", &old)
+        .await
+        .expect("elected");
+    let fence = |key: &etcd_client::LeaderKey, holder: &str| Fence {
+        key: String::from_utf8_lossy(key.key()).into_owned(),
+        epoch: key.rev(),
+        holder: holder.into(),
+        // Valid by the local clock for a minute: only the cluster can
+        // refuse the write, as for a leader paused past its lease.
+        lease: Arc::new(LeaseClock::valid_for(Duration::from_secs(60))),
+    };
+    let old_journal = Journal::etcd(store.fenced(fence(&old_key, "old")));
+    let run = lifeboat::engine::journal::NewRun {
+        id: "r1".into(),
+        runbook: "rb".into(),
+        file: "rb.yaml".into(),
+        runbook_sha256: String::new(),
+        runbook_text: "name: rb".into(),
+        params: Vec::new(),
+        secret_params: Vec::new(),
+        mode: "failover".into(),
+        started_by: "test".into(),
+        started_at: lifeboat::engine::now(),
+    };
+    old_journal.create_run(&run).expect("the leader writes");
+    let event = |state: &str| StepEvent {
+        seq: 0,
+        step: "promote".into(),
+        phase: "main".into(),
+        attempt: 1,
+        state: state.into(),
+        at: lifeboat::engine::now(),
+        outputs: None,
+        message: None,
+    };
+    old_journal
+        .record("r1", &event("running"))
+        .expect("the leader writes");
+    // A second writer of the same run is refused too: the run exists.
+    assert!(matches!(
+        old_journal.create_run(&run),
+        Err(JournalError::Conflict(_))
+    ));
+
+    // Its lease ends in the cluster (as when it expires); another wins.
+    let mut client = etcd.client();
+    let id = old.lease;
+    etcd.call(async move { client.lease_revoke(id).await }, None)
+        .await
+        .expect("revoke");
+    let new = Session::start(&etcd, TTL).await.expect("lease");
+    let new_key = lease::campaign(&etcd, &election, "new", &new)
+        .await
+        .expect("elected");
+    assert!(new_key.rev() > old_key.rev(), "epochs grow");
+    let new_journal = Journal::etcd(store.fenced(fence(&new_key, "new")));
+
+    let late = old_journal.record("r1", &event("succeeded"));
+    match late {
+        Err(JournalError::Fenced { holder, why }) => {
+            assert_eq!(holder, "old");
+            assert!(why.contains("another daemon leads"), "{why}");
+        }
+        other => panic!("the deposed leader's write was not refused: {other:?}"),
+    }
+    assert!(matches!(
+        old_journal.set_run_state("r1", "failed", None, Some("late")),
+        Err(JournalError::Fenced { .. })
+    ));
+    new_journal
+        .record("r1", &event("succeeded"))
+        .expect("the new leader writes");
+    let seen: Vec<(String, Option<i64>, Option<String>)> = store
+        .stamped_events("r1")
+        .expect("events")
+        .into_iter()
+        .map(|s| (s.event.state, s.epoch, s.leader))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("running".into(), Some(old_key.rev()), Some("old".into())),
+            ("succeeded".into(), Some(new_key.rev()), Some("new".into())),
+        ]
+    );
+    assert_eq!(new_journal.run("r1").expect("run").state, "running");
+
+    // A leader whose lease ran out by its own clock does not even ask.
+    let expired = Fence {
+        lease: Arc::new(LeaseClock::default()),
+        ..fence(&new_key, "new")
+    };
+    let refused = Journal::etcd(store.fenced(expired)).record("r1", &event("failed"));
+    assert!(
+        matches!(&refused, Err(JournalError::Fenced { why, .. }) if why.contains("local clock")),
+        "{refused:?}"
+    );
+    assert_eq!(store.events("r1").expect("events").len(), 2);
+}
+
+/// An HTTP server answering 200 while `up`, 503 otherwise; its base URL.
+async fn endpoints(up: Arc<AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let up = Arc::clone(&up);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                let status = if up.load(Ordering::SeqCst) {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = stream
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+                            .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Three daemons (in us-east-1, us-west-2 and a witness site), each
+/// talking to its own etcd member and through its own proxy to the
+/// emulator, the pilot-light runbook bound to us-east-1.
+struct Scene {
+    dir: tempfile::TempDir,
+    cluster: EtcdCluster,
+    moto: Moto,
+    proxies: Vec<Proxy>,
+    primary_up: Arc<AtomicBool>,
+    daemons: Vec<Option<KillOnDrop>>,
+    journal: Journal,
+}
+
+const PLACES: [&str; 3] = ["us-east-1", "us-west-2", "witness"];
+
+impl Scene {
+    async fn start() -> Scene {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cluster = EtcdCluster::start(dir.path());
+        let moto = Moto::start();
+        let aws = moto.clients().await;
+        lifeboat::demo::seed(&aws).await.expect("seed");
+        moto.start_recording();
+        let mut proxies = Vec::new();
+        for i in 0..3 {
+            // The promotion stays in progress for a while, so the run is
+            // caught in the middle.
+            let rules = Rules {
+                transitions: BTreeMap::from([(
+                    "PromoteReadReplica".to_string(),
+                    ("modifying".to_string(), Duration::from_secs(10)),
+                )]),
+                log: Some(dir.path().join(format!("aws-{i}.jsonl"))),
+                ..Rules::default()
+            };
+            proxies.push(Proxy::start(&moto.endpoint(), rules).await);
+        }
+        let primary_up = Arc::new(AtomicBool::new(true));
+        let primary = endpoints(Arc::clone(&primary_up)).await;
+        let dr = endpoints(Arc::new(AtomicBool::new(true))).await;
+        let runbook = std::env::current_dir()
+            .expect("cwd")
+            .join("runbooks/pilot-light.yaml");
+        let probes: String = ["web-a", "web-b", "web-c"]
+            .iter()
+            .map(|name| {
+                format!(
+                    "      - {{ name: {name}, http: {{ url: \"{primary}/{name}\" }}, interval: 2s, timeout: 1s, failure_threshold: 3, recovery_threshold: 2 }}\n"
+                )
+            })
+            .collect();
+        for (i, place) in PLACES.iter().enumerate() {
+            std::fs::write(
+                dir.path().join(format!("d{i}.yaml")),
+                format!(
+                    "state_dir: {state}
+listen: {{ metrics: \"127.0.0.1:0\", control: {socket} }}
+cooldown: 0s
+storage:
+  backend: etcd
+  etcd:
+    endpoints: [\"{endpoint}\"]
+    prefix: /lifeboat-test
+    lease_ttl: {ttl}s
+    request_timeout: 1s
+    name: d{i}
+    place: {place}
+    quorum_places: 2
+regions:
+  us-east-1:
+    probes:
+{probes}bindings:
+  app:
+    region: us-east-1
+    runbook: {runbook}
+    params: {{ health_url: \"{dr}/healthz\" }}
+    policy: auto
+",
+                    state = dir.path().join(format!("state-{i}")).display(),
+                    socket = dir.path().join(format!("d{i}.sock")).display(),
+                    endpoint = cluster.clients[i],
+                    ttl = TTL.as_secs(),
+                    runbook = runbook.display(),
+                ),
+            )
+            .expect("write config");
+        }
+        let etcd = Etcd::connect(&cluster.settings(None, "test")).expect("connect");
+        let journal = Journal::etcd(Store::new(Arc::new(etcd)));
+        let mut scene = Scene {
+            dir,
+            cluster,
+            moto,
+            proxies,
+            primary_up,
+            daemons: Vec::new(),
+            journal,
+        };
+        for i in 0..3 {
+            let daemon = scene.daemon(i);
+            scene.daemons.push(Some(daemon));
+        }
+        scene
+    }
+
+    fn socket(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("d{i}.sock"))
+    }
+
+    fn daemon(&self, i: usize) -> KillOnDrop {
+        let log = std::fs::File::create(self.dir.path().join(format!("d{i}.log"))).expect("log");
+        let config = self.dir.path().join(format!("d{i}.yaml"));
+        let daemon = self
+            .moto
+            .lifeboat(&self.dir.path().join(format!("state-{i}")))
+            .env("AWS_ENDPOINT_URL", &self.proxies[i].endpoint)
+            .args(["daemon", "--config", config.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map(KillOnDrop)
+            .expect("start a daemon");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.socket(i).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no control socket:\n{}",
+                self.log(i)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("d{i}.log"))).unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        (0..3)
+            .map(|i| format!("--- d{i} ---\n{}", self.log(i)))
+            .collect()
+    }
+
+    fn pid(&self, i: usize) -> u32 {
+        self.daemons[i].as_ref().expect("running").0.id()
+    }
+
+    /// `lifeboat status` of daemon `i`, if it answers.
+    fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["status", "--output", "json"])
+            .env("LIFEBOAT_SOCKET", self.socket(i))
+            .env(
+                "LIFEBOAT_STATE_DIR",
+                self.dir.path().join(format!("state-{i}")),
+            )
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Wait until one of `among` says it leads; which.
+    async fn leader(&self, among: &[usize]) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            for &i in among {
+                if self
+                    .status(i)
+                    .is_some_and(|s| s["cluster"]["role"] == "leader")
+                {
+                    return i;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Wait until `done` holds of the shared journal.
+    async fn wait(&self, what: &str, done: impl Fn(&Journal) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done(&self.journal) {
+            assert!(Instant::now() < deadline, "never {what}:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The one run, once started.
+    async fn the_run(&self) -> String {
+        self.wait("started a run", |j| j.runs().is_ok_and(|r| !r.is_empty()))
+            .await;
+        let runs = self.journal.runs().expect("runs");
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs[0].run.id.clone()
+    }
+
+    async fn wait_state(&self, run: &str, state: &str) {
+        self.wait(&format!("run {state}"), |j| {
+            j.run(run).is_ok_and(|r| r.state == state)
+        })
+        .await;
+    }
+
+    /// Wait until daemon `i`'s `operation` was answered.
+    async fn wait_change(&self, i: usize, operation: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.changes_by(i).iter().any(|(_, op)| op == operation) {
+            assert!(
+                Instant::now() < deadline,
+                "never {operation}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The changes that reached the emulator through daemon `i`'s proxy,
+    /// with when they were answered (Unix seconds).
+    fn changes_by(&self, i: usize) -> Vec<(f64, String)> {
+        let text = std::fs::read_to_string(self.dir.path().join(format!("aws-{i}.jsonl")))
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| {
+                let op = r["op"].as_str().unwrap_or("");
+                let read = ["Describe", "Get", "List"]
+                    .iter()
+                    .any(|p| op.starts_with(p));
+                r["forwarded"] == true
+                    && !read
+                    && r["status"]
+                        .as_u64()
+                        .is_some_and(|s| (200..300).contains(&s))
+            })
+            .map(|r| {
+                (
+                    r["unix"].as_f64().unwrap_or(0.0),
+                    r["op"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// After the run: one run, one `started`, each change once (at the
+    /// emulator), each resource changed once (across the proxies).
+    fn assert_once(&self) {
+        let runs = self.journal.runs().expect("runs");
+        assert_eq!(runs.len(), 1, "exactly one run: {runs:?}");
+        let decisions = self.journal.decisions(Some("app")).expect("decisions");
+        let started = decisions.iter().filter(|d| d.kind == "started").count();
+        assert_eq!(started, 1, "{decisions:?}");
+        assert_eq!(
+            self.moto.changes(),
+            BTreeMap::from([
+                ("AddTagsToResource".to_string(), 1),
+                ("ChangeResourceRecordSets".to_string(), 1),
+                ("PromoteReadReplica".to_string(), 1),
+                ("StartInstances".to_string(), 1),
+            ]),
+            "{:?}\n{}",
+            self.moto.changes_in_order(),
+            self.logs()
+        );
+        let mut per_resource: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for p in &self.proxies {
+            for (k, n) in p.changes() {
+                *per_resource.entry(k).or_default() += n;
+            }
+        }
+        for (k, n) in &per_resource {
+            assert_eq!(*n, 1, "{k:?} changed {n} times: {per_resource:?}");
+        }
+    }
+
+    /// The epochs that wrote the run's step events, in order, deduplicated.
+    fn epochs(&self, run: &str) -> Vec<(i64, String)> {
+        let store = self.journal.store().expect("shared");
+        let mut epochs: Vec<(i64, String)> = Vec::new();
+        for s in store.stamped_events(run).expect("events") {
+            let e = (s.epoch.expect("stamped"), s.leader.expect("stamped"));
+            if epochs.last() != Some(&e) {
+                epochs.push(e);
+            }
+        }
+        epochs
+    }
+
+    /// When daemon `i` logged `needle` first (Unix seconds).
+    fn logged_at(&self, i: usize, needle: &str) -> Option<f64> {
+        self.log(i)
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond() as f64 / 1000.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_killed_mid_failover_another_daemon_finishes_it_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut scene = Scene::start().await;
+    let leader = scene.leader(&[0, 1, 2]).await;
+    scene.primary_up.store(false, Ordering::SeqCst);
+    let run = scene.the_run().await;
+    // Caught while waiting for the promotion to finish (sent and tagged:
+    // between the two calls moto, unlike RDS, would still show a replica).
+    scene.wait_change(leader, "AddTagsToResource").await;
+    signal(scene.pid(leader), "KILL");
+    scene.daemons[leader] = None;
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let next = scene.leader(&others).await;
+    scene.wait_state(&run, "succeeded").await;
+
+    scene.assert_once();
+    let epochs = scene.epochs(&run);
+    assert_eq!(epochs.len(), 2, "two leaders wrote the run: {epochs:?}");
+    assert_eq!(epochs[0].1, format!("d{leader}"));
+    assert_eq!(epochs[1].1, format!("d{next}"));
+    assert!(epochs[1].0 > epochs[0].0);
+    assert!(
+        scene.log(next).contains("resuming an interrupted run"),
+        "{}",
+        scene.log(next)
+    );
+    // The promotion was observed done, not sent again.
+    assert_eq!(
+        scene
+            .changes_by(next)
+            .iter()
+            .filter(|(_, op)| op == "PromoteReadReplica")
+            .count(),
+        0
+    );
+    // The region was declared by daemons in more than one place.
+    let started = scene
+        .journal
+        .decisions(Some("app"))
+        .expect("decisions")
+        .into_iter()
+        .find(|d| d.kind == "started")
+        .expect("started");
+    let places = &started.detail.as_ref().expect("detail")["evidence"]["places"];
+    assert!(places.as_array().is_some_and(|p| p.len() >= 2), "{places}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leaders_etcd_member_stopped_it_steps_down_within_its_lease() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let scene = Scene::start().await;
+    let leader = scene.leader(&[0, 1, 2]).await;
+    scene.primary_up.store(false, Ordering::SeqCst);
+    let run = scene.the_run().await;
+    scene.wait_change(leader, "AddTagsToResource").await;
+
+    let member = scene.cluster.members[leader].id();
+    let stopped_at = unix_now();
+    signal(member, "STOP");
+    // The journal is read through the other members meanwhile.
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let next = scene.leader(&others).await;
+    scene.wait_state(&run, "succeeded").await;
+    // It stops when its lease is lost, or earlier when its run can no
+    // longer read or write the journal.
+    let down = ["lease lost", "run stopped", "stepping down"]
+        .iter()
+        .filter_map(|n| scene.logged_at(leader, n))
+        .reduce(f64::min)
+        .unwrap_or_else(|| panic!("the old leader never stepped down:\n{}", scene.log(leader)));
+    // Its lease was last renewed before the member stopped: it gave up
+    // within the TTL of that (with one renewal period of slack).
+    assert!(
+        down - stopped_at <= (TTL + TTL / 3).as_secs_f64() + 0.5,
+        "stepped down {:.2} s after its etcd member stopped at {stopped_at} (TTL {TTL:?}):\n{}",
+        down - stopped_at,
+        scene.log(leader)
+    );
+    // No AWS change by the old leader after it stepped down, and the new
+    // leader was elected only after.
+    let late: Vec<(f64, String)> = scene
+        .changes_by(leader)
+        .into_iter()
+        .filter(|(t, _)| *t > down)
+        .collect();
+    assert!(late.is_empty(), "changes after stepping down: {late:?}");
+    let elected = scene
+        .journal
+        .decisions(None)
+        .expect("decisions")
+        .into_iter()
+        .filter(|d| d.kind == "elected" && d.who == format!("d{next}"))
+        .map(|d| seconds(&d.at))
+        .next_back()
+        .expect("the new leader's election");
+    assert!(
+        elected > down,
+        "elected at {elected}, old leader down at {down}:\n{}",
+        scene.logs()
+    );
+    signal(member, "CONT");
+    scene.assert_once();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_old_leader_resumed_after_a_takeover_changes_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let scene = Scene::start().await;
+    let leader = scene.leader(&[0, 1, 2]).await;
+    scene.primary_up.store(false, Ordering::SeqCst);
+    let run = scene.the_run().await;
+    scene.wait_change(leader, "AddTagsToResource").await;
+
+    // Split brain attempt: the leader freezes with steps in flight.
+    signal(scene.pid(leader), "STOP");
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let next = scene.leader(&others).await;
+    scene.wait_state(&run, "succeeded").await;
+    let events_before = scene.journal.events(&run).expect("events").len();
+    let resumed_at = unix_now();
+    signal(scene.pid(leader), "CONT");
+    // It finds its lease gone and steps down; give it time to try.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scene.logged_at(leader, "stepping down").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the old leader never stepped down:\n{}",
+            scene.log(leader)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(TTL).await;
+
+    let late: Vec<(f64, String)> = scene
+        .changes_by(leader)
+        .into_iter()
+        .filter(|(t, _)| *t >= resumed_at)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "changes by the resumed old leader: {late:?}"
+    );
+    assert_eq!(
+        scene.journal.events(&run).expect("events").len(),
+        events_before,
+        "the old leader's late writes landed"
+    );
+    assert_eq!(scene.journal.run(&run).expect("run").state, "succeeded");
+    let epochs = scene.epochs(&run);
+    assert_eq!(
+        epochs.last().map(|e| e.1.clone()),
+        Some(format!("d{next}")),
+        "{epochs:?}"
+    );
+    assert_eq!(
+        scene.status(leader).expect("status")["cluster"]["role"],
+        "follower"
+    );
+    scene.assert_once();
+}
