@@ -480,10 +480,10 @@ regions:
         self.daemons[i].as_ref().expect("running").0.id()
     }
 
-    /// `lifeboat status` of daemon `i`, if it answers.
-    fn status(&self, i: usize) -> Option<serde_json::Value> {
-        let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-            .args(["status", "--output", "json"])
+    /// `lifeboat ARGS` next to daemon `i`, as an operator runs it.
+    fn ctl(&self, i: usize, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(args)
             .env("LIFEBOAT_SOCKET", self.socket(i))
             .env(
                 "LIFEBOAT_STATE_DIR",
@@ -491,7 +491,12 @@ regions:
             )
             .stdin(Stdio::null())
             .output()
-            .ok()?;
+            .expect("run lifeboat")
+    }
+
+    /// `lifeboat status` of daemon `i`, if it answers.
+    fn status(&self, i: usize) -> Option<serde_json::Value> {
+        let out = self.ctl(i, &["status", "--output", "json"]);
         serde_json::from_slice(&out.stdout).ok()
     }
 
@@ -678,6 +683,52 @@ async fn the_leader_killed_mid_failover_another_daemon_finishes_it_once() {
         .expect("started");
     let places = &started.detail.as_ref().expect("detail")["evidence"]["places"];
     assert!(places.as_array().is_some_and(|p| p.len() >= 2), "{places}");
+
+    // As an operator sees it: the follower names the leader and refuses to
+    // start runs; the shared journal reads from any daemon's config; only
+    // the elected daemon executes.
+    let follower = others.into_iter().find(|&i| i != next).expect("a follower");
+    // (Followers read the leader's name every tick.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = scene.status(follower).expect("status");
+        if status["cluster"]["leader"] == format!("d{next}") || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["cluster"]["role"], "follower", "{status}");
+    assert_eq!(status["cluster"]["leader"], format!("d{next}"), "{status}");
+    let refused = scene.ctl(follower, &["trigger", "app"]);
+    assert_ne!(refused.status.code(), Some(0), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!("the leader (d{next})")),
+        "{refused:?}"
+    );
+    let config = scene.dir.path().join(format!("d{follower}.yaml"));
+    let config = config.to_str().expect("utf-8");
+    let runs = scene.ctl(
+        follower,
+        &["runs", "--journal-config", config, "--output", "json"],
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["id"], run.as_str(), "{runs}");
+    let show = scene.ctl(follower, &["show", &run, "--journal-config", config]);
+    assert!(String::from_utf8_lossy(&show.stdout).contains("succeeded"));
+    let by_hand = scene.ctl(
+        follower,
+        &[
+            "run",
+            "runbooks/pilot-light.yaml",
+            "--yes",
+            "--journal-config",
+            config,
+        ],
+    );
+    assert_eq!(by_hand.status.code(), Some(2), "{by_hand:?}");
+    assert!(String::from_utf8_lossy(&by_hand.stderr).contains("only the elected daemon executes"));
+    assert_eq!(scene.journal.runs().expect("runs").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -136,6 +136,21 @@ fn render(status: &serde_json::Value) -> String {
     if status["daemon"] == "not running" {
         out.push_str("daemon: not running (this is what the journal says)\n");
     }
+    let cluster = &status["cluster"];
+    if cluster.is_object() {
+        let _ = writeln!(
+            out,
+            "cluster: {} ({}) is {}{}; leader {}",
+            text(&cluster["name"]),
+            text(&cluster["place"]),
+            text(&cluster["role"]),
+            cluster["epoch"]
+                .as_i64()
+                .map(|e| format!(" (epoch {e})"))
+                .unwrap_or_default(),
+            cluster["leader"].as_str().unwrap_or("not known yet"),
+        );
+    }
     match &status["paused"] {
         serde_json::Value::Null => out.push_str("automatic triggering: on\n"),
         p => {
