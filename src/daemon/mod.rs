@@ -1528,9 +1528,13 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     };
     daemon.metrics.set_leader(daemon.ha.is_none());
     daemon.jobs = scheduled(&daemon.config, &daemon.metrics, &[]);
-    daemon
-        .metrics
-        .set_paused(trigger::paused(&daemon.journal)?.is_some());
+    match trigger::paused(&daemon.journal) {
+        Ok(paused) => daemon.metrics.set_paused(paused.is_some()),
+        // A shared journal may be out of reach for now: the daemon probes
+        // and keeps trying to join; it acts only once elected.
+        Err(e) if daemon.ha.is_some() => warn!("cannot read the shared journal yet: {e}"),
+        Err(e) => return Err(e.into()),
+    }
     let text = std::fs::read(config_path).unwrap_or_default();
     let me = format!("{} (pid {})", DAEMON, std::process::id());
     daemon.audit_config("daemon-start", &me, &text, None);

@@ -345,7 +345,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), JournalError> {
         let key = self.etcd.key(&format!("runs/{id}"));
-        loop {
+        for _ in 0..CAS_ATTEMPTS {
             let Some(kv) = self.get(key.clone(), false)?.into_iter().next() else {
                 return Err(JournalError::UnknownRun(id.to_string()));
             };
@@ -361,6 +361,7 @@ impl Store {
             // Changed since it was read (the same executor's other write):
             // read it again.
         }
+        Err(JournalError::Conflict(key))
     }
 
     /// Append a step event; its sequence number, once committed.
@@ -616,6 +617,9 @@ impl Store {
         answer.kvs().iter().map(|kv| self.decode(kv)).collect()
     }
 }
+
+/// How many times a compare-and-swap is tried against concurrent writes.
+const CAS_ATTEMPTS: u32 = 16;
 
 /// What a conditional write did.
 enum Write {
