@@ -14,6 +14,9 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 use crate::config::EtcdSettings;
 
+/// Interval of HTTP/2 pings on the connection.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
 /// Why etcd could not be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EtcdError {
@@ -95,9 +98,12 @@ impl Etcd {
             })?;
         // Every request is bounded by the caller (`block`, `call`), not by
         // the client: a campaign waits its turn for as long as it takes.
+        // HTTP/2 pings find a dead connection under a long campaign; etcd
+        // closes connections that ping more often than every 5 s (its
+        // `--grpc-keepalive-min-time`), which broke campaigns, so every 10.
         let mut options = ConnectOptions::new()
             .with_connect_timeout(settings.request_timeout)
-            .with_keep_alive(settings.request_timeout, settings.request_timeout);
+            .with_keep_alive(KEEP_ALIVE, settings.request_timeout);
         if let Some(tls) = &settings.tls {
             options = options.with_tls(tls_options(tls)?);
         }
