@@ -11,7 +11,9 @@
 //! - the etcd member the leader talks to is SIGSTOPped: the leader steps
 //!   down within its lease, makes no AWS change after, and another leads;
 //! - the leader itself is SIGSTOPped until another took over and finished,
-//!   then resumed: nothing it does lands, nothing is doubled.
+//!   then resumed: nothing it does lands, nothing is doubled;
+//! - the journal reaches a member serving TLS with a private CA's
+//!   certificate when given the CA, and is refused without it.
 
 #[allow(dead_code)]
 #[path = "lifeboat/moto.rs"]
@@ -843,4 +845,153 @@ async fn a_paused_old_leader_resumed_after_a_takeover_changes_nothing() {
         "follower"
     );
     scene.assert_once();
+}
+
+/// Run `openssl ARGS` in `dir`, failing the test if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_journal_reaches_etcd_over_tls_checked_against_a_private_ca() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    for (command, package) in [("etcd", "etcd-server"), ("openssl", "openssl")] {
+        let setup = Command::new(".ci/setup-apt")
+            .args([command, package])
+            .status()
+            .expect("run .ci/setup-apt");
+        assert!(setup.success(), "{package} could not be installed");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=lifeboat test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "etcd.key", "-out", "etcd.csr",
+            "-subj", "/CN=etcd",
+        ],
+    );
+    std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "etcd.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "etcd.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let (client, peer) = (free_port(), free_port());
+    let url = format!("https://127.0.0.1:{client}");
+    let log = std::fs::File::create(d.join("etcd.log")).expect("log");
+    let mut etcd = KillOnDrop(
+        Command::new("etcd")
+            .args([
+                "--name",
+                "tls",
+                "--data-dir",
+                &d.join("data").display().to_string(),
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+                "--initial-cluster",
+                &format!("tls=http://127.0.0.1:{peer}"),
+                "--cert-file",
+                &d.join("etcd.pem").display().to_string(),
+                "--key-file",
+                &d.join("etcd.key").display().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd"),
+    );
+    let settings = |ca: Option<PathBuf>| EtcdSettings {
+        endpoints: vec![url.clone()],
+        prefix: "/lifeboat-tls".into(),
+        tls: Some(lifeboat::config::EtcdTls {
+            ca_file: ca,
+            ..Default::default()
+        }),
+        lease_ttl: TTL,
+        request_timeout: Duration::from_secs(2),
+        name: "tls".into(),
+        place: "test".into(),
+        quorum_places: 1,
+    };
+    let trusted = Journal::etcd(Store::new(Arc::new(
+        Etcd::connect(&settings(Some(d.join("ca.pem")))).expect("connect"),
+    )));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        match trusted.runs() {
+            Ok(runs) => break runs,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "never reached etcd over TLS: {e}\n{}",
+                std::fs::read_to_string(d.join("etcd.log")).unwrap_or_default()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(runs.is_empty());
+    let decision = lifeboat::trigger::decision(None, "pause", None, "test", None);
+    trusted.decide(&decision).expect("write over TLS");
+    assert_eq!(trusted.decisions(None).expect("read").len(), 1);
+
+    // Without `ca_file` the system's roots apply, which do not know the
+    // private CA: refused.
+    let untrusted = Journal::etcd(Store::new(Arc::new(
+        Etcd::connect(&settings(None)).expect("connect"),
+    )));
+    let refused = untrusted.decisions(None);
+    assert!(
+        matches!(&refused, Err(e) if e.to_string().contains("UnknownIssuer")),
+        "{refused:?}"
+    );
+    let _ = etcd.0.kill();
 }

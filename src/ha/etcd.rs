@@ -104,8 +104,12 @@ impl Etcd {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(settings.request_timeout)
             .with_keep_alive(KEEP_ALIVE, settings.request_timeout);
-        if let Some(tls) = &settings.tls {
-            options = options.with_tls(tls_options(tls)?);
+        let https = settings.endpoints.iter().any(|e| e.starts_with("https://"));
+        match &settings.tls {
+            Some(tls) => options = options.with_tls(tls_options(tls)?),
+            // https:// without a `tls` section: the system's CA roots.
+            None if https => options = options.with_tls(TlsOptions::new().with_native_roots()),
+            None => {}
         }
         let list = settings.endpoints.clone();
         let connecting = handle.spawn(async move { Client::connect(list, Some(options)).await });
@@ -260,10 +264,11 @@ fn tls_options(tls: &crate::config::EtcdTls) -> Result<TlsOptions, EtcdError> {
             message: e.to_string(),
         })
     };
-    let mut options = TlsOptions::new();
-    if let Some(ca) = &tls.ca_file {
-        options = options.ca_certificate(Certificate::from_pem(read(ca)?));
-    }
+    // A private CA when named, the system's roots otherwise.
+    let mut options = match &tls.ca_file {
+        Some(ca) => TlsOptions::new().ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => TlsOptions::new().with_native_roots(),
+    };
     if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
         options = options.identity(Identity::from_pem(read(cert)?, read(key)?));
     }
