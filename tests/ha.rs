@@ -439,6 +439,19 @@ regions:
         scene
     }
 
+    /// The scene, its primary down, the failover started by the leader and
+    /// caught waiting for the promotion to finish (sent and tagged: between
+    /// those two calls moto, unlike RDS, would still show a replica):
+    /// the scene, the leader, the run.
+    async fn mid_failover() -> (Scene, usize, String) {
+        let scene = Scene::start().await;
+        let leader = scene.leader(&[0, 1, 2]).await;
+        scene.primary_up.store(false, Ordering::SeqCst);
+        let run = scene.the_run().await;
+        scene.wait_change(leader, "AddTagsToResource").await;
+        (scene, leader, run)
+    }
+
     fn socket(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("d{i}.sock"))
     }
@@ -642,13 +655,7 @@ regions:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leader_killed_mid_failover_another_daemon_finishes_it_once() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let mut scene = Scene::start().await;
-    let leader = scene.leader(&[0, 1, 2]).await;
-    scene.primary_up.store(false, Ordering::SeqCst);
-    let run = scene.the_run().await;
-    // Caught while waiting for the promotion to finish (sent and tagged:
-    // between the two calls moto, unlike RDS, would still show a replica).
-    scene.wait_change(leader, "AddTagsToResource").await;
+    let (mut scene, leader, run) = Scene::mid_failover().await;
     signal(scene.pid(leader), "KILL");
     scene.daemons[leader] = None;
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
@@ -736,11 +743,7 @@ async fn the_leader_killed_mid_failover_another_daemon_finishes_it_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leaders_etcd_member_stopped_it_steps_down_within_its_lease() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let scene = Scene::start().await;
-    let leader = scene.leader(&[0, 1, 2]).await;
-    scene.primary_up.store(false, Ordering::SeqCst);
-    let run = scene.the_run().await;
-    scene.wait_change(leader, "AddTagsToResource").await;
+    let (scene, leader, run) = Scene::mid_failover().await;
 
     let member = scene.cluster.members[leader].id();
     let stopped_at = unix_now();
@@ -793,11 +796,7 @@ async fn the_leaders_etcd_member_stopped_it_steps_down_within_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_old_leader_resumed_after_a_takeover_changes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let scene = Scene::start().await;
-    let leader = scene.leader(&[0, 1, 2]).await;
-    scene.primary_up.store(false, Ordering::SeqCst);
-    let run = scene.the_run().await;
-    scene.wait_change(leader, "AddTagsToResource").await;
+    let (scene, leader, run) = Scene::mid_failover().await;
 
     // Split brain attempt: the leader freezes with steps in flight.
     signal(scene.pid(leader), "STOP");
