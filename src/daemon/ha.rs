@@ -263,7 +263,6 @@ impl Daemon {
         self.journal = m.follower_journal();
         self.metrics.set_leader(false);
         self.outages.clear();
-        drop(term.session);
     }
 
     /// This daemon's own view of a region changed: remember its incident,

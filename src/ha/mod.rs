@@ -23,7 +23,7 @@ pub mod etcd;
 pub mod lease;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -72,14 +72,6 @@ pub fn agreement(reports: &[Report], region: &str, quorum_places: usize) -> Opti
         places,
         incident_start,
     })
-}
-
-/// Each daemon's report on each region, newest per (daemon, region).
-pub fn by_daemon(reports: Vec<Report>) -> BTreeMap<(String, String), Report> {
-    reports
-        .into_iter()
-        .map(|r| ((r.region.clone(), r.daemon.clone()), r))
-        .collect()
 }
 
 /// The timing rule, checked when the config is loaded: what is wrong, if

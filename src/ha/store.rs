@@ -159,11 +159,6 @@ impl Store {
         }
     }
 
-    /// The fence, if this is a leader's journal.
-    pub fn fence(&self) -> Option<&Fence> {
-        self.fence.as_ref()
-    }
-
     /// Where it lives, for messages.
     pub fn label(&self) -> String {
         format!("etcd {} {}", self.etcd.endpoints(), self.etcd.prefix())
