@@ -107,23 +107,23 @@ pub struct EtcdTls {
 #[serde(deny_unknown_fields)]
 pub struct EtcdSpec {
     /// Member URLs, `http://` or `https://`.
-    pub endpoints: Vec<String>,
+    pub endpoints: Spanned<Vec<Spanned<String>>>,
     /// Key prefix of everything lifeboat stores; default `/lifeboat`.
-    pub prefix: Option<String>,
+    pub prefix: Option<Spanned<String>>,
     /// TLS; needed for `https://` endpoints with a private CA.
-    pub tls: Option<EtcdTls>,
+    pub tls: Option<Spanned<EtcdTls>>,
     /// TTL of the lease a daemon holds (its leadership lasts no longer
     /// without renewal); default `10s`.
-    pub lease_ttl: Option<HumanDuration>,
+    pub lease_ttl: Option<Spanned<HumanDuration>>,
     /// Bound of one request (a step boundary's journal write); default `2s`.
-    pub request_timeout: Option<HumanDuration>,
+    pub request_timeout: Option<Spanned<HumanDuration>>,
     /// This daemon's name among the others; default the host name.
     pub name: Option<String>,
     /// Where this daemon runs (a region, or a witness site): a region is
     /// down only when daemons in `quorum_places` places agree.
-    pub place: String,
+    pub place: Spanned<String>,
     /// How many distinct places must report a region down; default 2.
-    pub quorum_places: Option<usize>,
+    pub quorum_places: Option<Spanned<usize>>,
 }
 
 /// A checked `storage.etcd`.
@@ -184,56 +184,89 @@ fn check_storage(
     let Some(spec) = spanned.value.0 else {
         return Storage::Embedded;
     };
-    let mut problem = |message: String| diags.error(loc, None, message);
+    let mut problem = |at: crate::yaml::Loc, message: String| diags.error(at, None, message);
     match (spec.backend, spec.etcd) {
         (StorageBackend::Embedded, None) => Storage::Embedded,
         (StorageBackend::Embedded, Some(_)) => {
             problem(
+                loc,
                 "`storage.etcd` is set but `backend` is `embedded`; say `backend: etcd`".into(),
             );
             Storage::Embedded
         }
         (StorageBackend::Etcd, None) => {
-            problem("`backend: etcd` needs `storage.etcd` with `endpoints` and `place`".into());
+            problem(
+                loc,
+                "`backend: etcd` needs `storage.etcd` with `endpoints` and `place`".into(),
+            );
             Storage::Embedded
         }
         (StorageBackend::Etcd, Some(e)) => {
-            if e.endpoints.is_empty() {
-                problem("`storage.etcd.endpoints` names no member".into());
+            if e.endpoints.value.is_empty() {
+                problem(
+                    e.endpoints.loc,
+                    "`storage.etcd.endpoints` names no member".into(),
+                );
             }
-            for url in &e.endpoints {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    problem(format!(
-                        "`storage.etcd.endpoints`: `{url}` must start with http:// or https://"
-                    ));
+            for url in &e.endpoints.value {
+                if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+                    problem(
+                        url.loc,
+                        format!(
+                            "`storage.etcd.endpoints`: `{}` must start with http:// or https://",
+                            url.value
+                        ),
+                    );
                 }
             }
             if let Some(tls) = &e.tls
-                && tls.cert_file.is_some() != tls.key_file.is_some()
+                && tls.value.cert_file.is_some() != tls.value.key_file.is_some()
             {
-                problem("`storage.etcd.tls`: `cert_file` and `key_file` go together".into());
+                problem(
+                    tls.loc,
+                    "`storage.etcd.tls`: `cert_file` and `key_file` go together".into(),
+                );
             }
-            if e.place.trim().is_empty() {
-                problem("`storage.etcd.place` is empty: say where this daemon runs".into());
+            if e.place.value.trim().is_empty() {
+                problem(
+                    e.place.loc,
+                    "`storage.etcd.place` is empty: say where this daemon runs".into(),
+                );
             }
-            let quorum_places = e.quorum_places.unwrap_or(2);
-            if quorum_places == 0 {
-                problem("`storage.etcd.quorum_places` must be at least 1".into());
+            let quorum_places = e.quorum_places.as_ref().map_or(2, |q| q.value);
+            if let Some(q) = &e.quorum_places
+                && q.value == 0
+            {
+                problem(
+                    q.loc,
+                    "`storage.etcd.quorum_places` must be at least 1".into(),
+                );
             }
-            let prefix = e.prefix.unwrap_or_else(|| "/lifeboat".into());
-            if !prefix.starts_with('/') || prefix.trim_end_matches('/').is_empty() {
-                problem(format!(
-                    "`storage.etcd.prefix` must start with / and name something, found `{prefix}`"
-                ));
+            let prefix = e
+                .prefix
+                .unwrap_or_else(|| Spanned::synthetic("/lifeboat".into()));
+            if !prefix.value.starts_with('/') || prefix.value.trim_end_matches('/').is_empty() {
+                problem(
+                    prefix.loc,
+                    format!(
+                        "`storage.etcd.prefix` must start with / and name something, found `{}`",
+                        prefix.value
+                    ),
+                );
             }
-            let lease_ttl = e.lease_ttl.map_or(DEFAULT_LEASE_TTL, HumanDuration::get);
+            // The timing rule's problems are located at the lease.
+            let ttl_loc = e.lease_ttl.as_ref().map_or(loc, |t| t.loc);
+            let lease_ttl = e.lease_ttl.map_or(DEFAULT_LEASE_TTL, |t| t.value.get());
             let request_timeout = e
                 .request_timeout
-                .map_or(DEFAULT_ETCD_REQUEST_TIMEOUT, HumanDuration::get);
+                .map_or(DEFAULT_ETCD_REQUEST_TIMEOUT, |t| t.value.get());
             if lease_ttl.subsec_nanos() != 0 {
-                problem(format!(
-                    "`storage.etcd.lease_ttl` {lease_ttl:?}: etcd leases are whole seconds"
-                ));
+                problem(
+                    ttl_loc,
+                    format!(
+                        "`storage.etcd.lease_ttl` {lease_ttl:?}: etcd leases are whole seconds"
+                    ),
+                );
             }
             let fastest = regions
                 .values()
@@ -241,16 +274,16 @@ fn check_storage(
                 .map(|p| (p.name.clone(), p.interval.get() * p.failure_threshold))
                 .min_by_key(|(_, d)| *d);
             for p in crate::ha::timing_problems(lease_ttl, request_timeout, fastest) {
-                problem(format!("storage.etcd timing rule: {p}"));
+                problem(ttl_loc, format!("storage.etcd timing rule: {p}"));
             }
             Storage::Etcd(Box::new(EtcdSettings {
-                endpoints: e.endpoints,
-                prefix,
-                tls: e.tls,
+                endpoints: e.endpoints.value.into_iter().map(|u| u.value).collect(),
+                prefix: prefix.value,
+                tls: e.tls.map(|t| t.value),
                 lease_ttl,
                 request_timeout,
                 name: e.name.unwrap_or_else(host_name),
-                place: e.place,
+                place: e.place.value,
                 quorum_places,
             }))
         }
@@ -1067,12 +1100,12 @@ mod tests {
         let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let all = all.join("\n");
         for expected in [
-            "c.yaml:6:3: error: `storage.etcd.endpoints`: `10.0.0.1:2379` must start with http:// or https://",
-            "`cert_file` and `key_file` go together",
-            "`storage.etcd.place` is empty",
+            "c.yaml:8:17: error: `storage.etcd.endpoints`: `10.0.0.1:2379` must start with http:// or https://",
+            "c.yaml:9:10: error: `storage.etcd.tls`: `cert_file` and `key_file` go together",
+            "c.yaml:12:12: error: `storage.etcd.place` is empty",
             "`storage.etcd.quorum_places` must be at least 1",
             "`storage.etcd.prefix` must start with /",
-            "timing rule: `request_timeout` 4s x 3 exceeds `lease_ttl` 10s",
+            "c.yaml:10:16: error: storage.etcd timing rule: `request_timeout` 4s x 3 exceeds `lease_ttl` 10s",
             "timing rule: `lease_ttl` 10s exceeds the 6s probe `web` needs to declare a failure",
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
