@@ -281,6 +281,11 @@ impl Store {
             .collect()
     }
 
+    /// Every record under `rest/` in creation order.
+    fn values<T: DeserializeOwned>(&self, rest: &str) -> Result<Vec<T>, JournalError> {
+        Ok(self.list(rest)?.into_iter().map(|(_, v)| v).collect())
+    }
+
     /// Record a new run, the marks known at its start and the decision
     /// that started it, in one transaction.
     pub fn start_run(
@@ -419,11 +424,7 @@ impl Store {
 
     /// Every attempt's requests in a run, in order.
     pub fn calls(&self, run: &str) -> Result<Vec<StepCalls>, JournalError> {
-        Ok(self
-            .list(&format!("calls/{run}"))?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect())
+        self.values(&format!("calls/{run}"))
     }
 
     /// Record a verification job's result.
@@ -454,11 +455,7 @@ impl Store {
 
     /// Every mark of a run, in order.
     pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
-        Ok(self
-            .list(&format!("marks/{run}"))?
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect())
+        self.values(&format!("marks/{run}"))
     }
 
     /// Every step event of a run, in order.
