@@ -420,6 +420,17 @@ pub enum Protected {
         /// Largest acceptable exposure.
         rpo_target: Option<HumanDuration>,
     },
+    /// A read replica in the DR region: the moment its data is current to
+    /// (its newest CloudWatch `ReplicaLag` datapoint's time less the lag).
+    #[serde(rename = "rds_replica")]
+    RdsReplica {
+        /// The replica's instance identifier.
+        db_instance: String,
+        /// The replica's region (the DR region).
+        region: String,
+        /// Largest acceptable exposure.
+        rpo_target: Option<HumanDuration>,
+    },
     /// Objects under a prefix of the DR bucket: the newest one.
     S3 {
         /// The DR bucket.
@@ -452,6 +463,11 @@ impl Protected {
                 region,
                 ..
             } => format!("rds:{region}:{db_instance}"),
+            Protected::RdsReplica {
+                db_instance,
+                region,
+                ..
+            } => format!("rds-replica:{region}:{db_instance}"),
             Protected::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
             Protected::Ami { tags, region, .. } => format!(
                 "ami:{region}:{}",
@@ -467,6 +483,7 @@ impl Protected {
     pub fn region(&self) -> &str {
         match self {
             Protected::Rds { region, .. }
+            | Protected::RdsReplica { region, .. }
             | Protected::S3 { region, .. }
             | Protected::Ami { region, .. } => region,
         }
@@ -476,6 +493,7 @@ impl Protected {
     pub fn rpo_target(&self) -> Option<HumanDuration> {
         match self {
             Protected::Rds { rpo_target, .. }
+            | Protected::RdsReplica { rpo_target, .. }
             | Protected::S3 { rpo_target, .. }
             | Protected::Ami { rpo_target, .. } => *rpo_target,
         }
@@ -1034,8 +1052,16 @@ mod tests {
             "{lines:#?}"
         );
 
-        let ok = load("c.yaml", "protected:\n  - { kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }\n").unwrap();
+        let ok = load("c.yaml", "protected:\n  - { kind: rds, db_instance: app-db, region: us-west-2, rpo_target: 1h }\n  - { kind: rds_replica, db_instance: app-db-replica, region: us-west-2, rpo_target: 5m }\n").unwrap();
         assert_eq!(ok.protected[0].name(), "rds:us-west-2:app-db");
+        assert_eq!(
+            ok.protected[1].name(),
+            "rds-replica:us-west-2:app-db-replica"
+        );
+        assert_eq!(
+            ok.protected[1].rpo_target().map(|t| t.get().as_secs()),
+            Some(300)
+        );
         assert_eq!(ok.exposure_interval, DEFAULT_EXPOSURE_INTERVAL);
     }
 

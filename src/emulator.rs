@@ -166,13 +166,34 @@ impl Emulator {
             .map_err(|e| EmulatorError::Start(format!("{}: {e}", self.recording.display())))
     }
 
+    /// Set the `ReplicaLag` the emulator publishes for a read replica, as
+    /// RDS would (0 s unless set); `None` stops its datapoints.
+    pub fn set_replica_lag(
+        &self,
+        region: &str,
+        db_instance: &str,
+        lag_seconds: Option<f64>,
+    ) -> Result<(), EmulatorError> {
+        let body = serde_json::json!({
+            "region": region,
+            "db_instance": db_instance,
+            "lag_seconds": lag_seconds,
+        });
+        self.post_body("/lifeboat-sim/replica-lag", &body.to_string())
+    }
+
     fn post(&self, path: &str) -> Result<(), EmulatorError> {
+        self.post_body(path, "")
+    }
+
+    fn post_body(&self, path: &str, body: &str) -> Result<(), EmulatorError> {
         let fail = |e: std::io::Error| EmulatorError::Start(format!("POST {path}: {e}"));
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(fail)?;
         stream
             .write_all(
                 format!(
-                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 )
                 .as_bytes(),
             )

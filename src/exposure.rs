@@ -40,6 +40,11 @@ pub async fn measure(aws: &AwsClients, p: &Protected, now: Timestamp) -> Exposur
         } => crate::actions::rds::newest_snapshot(aws, region, db_instance)
             .await
             .map(|s| s.map(|(id, at)| (format!("snapshot {id}"), at))),
+        Protected::RdsReplica {
+            db_instance,
+            region,
+            ..
+        } => replica_point(aws, region, db_instance, now).await,
         Protected::S3 {
             bucket,
             prefix,
@@ -99,6 +104,37 @@ pub async fn measure(aws: &AwsClients, p: &Protected, now: Timestamp) -> Exposur
         }
     }
     exposure
+}
+
+/// A replica's newest replicated moment: its newest `ReplicaLag`
+/// datapoint that shows it replicating (RDS reports -1 when it is not),
+/// that datapoint's time less the lag, however old the datapoint (an old
+/// one makes the exposure grow, as it should). `None` when CloudWatch has
+/// no such datapoint in the lookback.
+async fn replica_point(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+    now: Timestamp,
+) -> Result<Option<(String, aws_smithy_types::DateTime)>, crate::engine::ActionError> {
+    let points = crate::actions::cloudwatch::lag_points(aws, region, db_instance, now).await?;
+    Ok(points
+        .iter()
+        .filter(|p| p.lag_secs >= 0.0 && p.at <= now)
+        .max_by_key(|p| p.at)
+        .map(|p| {
+            let to = p.replicated_to();
+            (
+                format!(
+                    "replica {db_instance} (ReplicaLag {} s at {})",
+                    p.lag_secs, p.at
+                ),
+                aws_smithy_types::DateTime::from_secs_and_nanos(
+                    to.as_second(),
+                    to.subsec_nanosecond().max(0) as u32,
+                ),
+            )
+        }))
 }
 
 /// Measure every resource (concurrently) and export the figures.

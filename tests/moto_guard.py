@@ -3,13 +3,260 @@
 Prints "ready" once the server listens, then waits for its standard input
 to close: that happens when the test process ends, however it ends (even
 SIGKILL), so no emulator outlives the tests that started it.
+
+moto answers the JSON and query protocols of CloudWatch but not Smithy RPC
+v2 CBOR, the protocol the current AWS SDK for Rust speaks to CloudWatch
+(moto answers it with 404). `RpcV2Cbor` lets moto serve it: a request to
+`/service/<Service>/operation/<Operation>` is decoded from CBOR and handed
+to moto as the same operation in the JSON 1.0 protocol; moto's answer is
+encoded back into CBOR along the operation's output shape in botocore's
+model (timestamps as CBOR tag 1, blobs as byte strings), errors keep their
+`__type`, message and `x-amzn-query-error` code. moto does all the work;
+only the encoding is translated.
+
+`ReplicaLag` plays the part of RDS that moto lacks: RDS publishes the
+`AWS/RDS` `ReplicaLag` metric of every read replica each minute, moto
+publishes nothing. Here every read replica moto holds gets a datapoint each
+second (its lag: 0 s unless a test set another), in the replica's own
+account and region. `POST /lifeboat-sim/replica-lag` with
+`{"region", "db_instance", "lag_seconds"}` sets a replica's lag (`null`
+stops its datapoints, as when RDS stops publishing); a reset forgets it.
 """
+import base64
+import datetime
+import io
+import json
+import re
 import sys
+import threading
 
-from moto.server import ThreadedMotoServer
+import cbor2
+from botocore.loaders import create_loader
+from botocore.model import ServiceModel
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.rds.models import rds_backends
+from werkzeug.serving import make_server
 
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(sys.argv[1]), verbose=False)
-server.start()
+# The services lifeboat calls whose SDK client speaks RPC v2 CBOR, by the
+# service shape name in the request path.
+CBOR_SERVICES = {"GraniteServiceVersion20100801": "cloudwatch"}
+
+RPC_PATH = re.compile(r"^/service/(?P<service>[A-Za-z0-9_]+)/operation/(?P<operation>[A-Za-z0-9_]+)$")
+
+
+class RpcV2Cbor:
+    """WSGI middleware: Smithy RPC v2 CBOR outside, moto's JSON 1.0 inside."""
+
+    def __init__(self, app):
+        self.app = app
+        self.loader = create_loader()
+        self.models = {}
+
+    def model(self, service_shape):
+        """The botocore model of the service whose shape name (its JSON
+        target prefix) is `service_shape`, or None."""
+        name = CBOR_SERVICES.get(service_shape)
+        if name is None:
+            return None
+        if name not in self.models:
+            self.models[name] = ServiceModel(self.loader.load_service_model(name, "service-2"), name)
+        return self.models[name]
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/lifeboat-sim/replica-lag" and environ.get("REQUEST_METHOD") == "POST":
+            return REPLICA_LAG.set(environ, start_response)
+        if path == "/moto-api/reset":
+            REPLICA_LAG.forget()
+        match = RPC_PATH.match(environ.get("PATH_INFO", ""))
+        if not match or environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor":
+            return self.app(environ, start_response)
+        service, operation = match.group("service"), match.group("operation")
+        model = self.model(service)
+        if model is None or operation not in model.operation_names:
+            return self.answer(
+                start_response,
+                "404 Not Found",
+                {"__type": "UnknownOperationException", "message": f"{service}.{operation}"},
+                {},
+            )
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        params = cbor2.loads(raw) if raw else {}
+        body = json.dumps(to_json(params)).encode()
+        inner = dict(environ)
+        inner["PATH_INFO"] = "/"
+        inner["QUERY_STRING"] = ""
+        inner["CONTENT_TYPE"] = "application/x-amz-json-1.0"
+        inner["CONTENT_LENGTH"] = str(len(body))
+        inner["HTTP_X_AMZ_TARGET"] = f"{service}.{operation}"
+        inner["wsgi.input"] = io.BytesIO(body)
+        for key in ("HTTP_SMITHY_PROTOCOL", "HTTP_ACCEPT"):
+            inner.pop(key, None)
+
+        seen = {}
+
+        def inner_start(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, headers
+            return lambda _data: None
+
+        chunks = self.app(inner, inner_start)
+        try:
+            text = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        status = seen.get("status", "500 Internal Server Error")
+        kept = {
+            k: v
+            for k, v in seen.get("headers", [])
+            if k.lower() in ("x-amzn-requestid", "x-amzn-query-error", "x-amz-request-id")
+        }
+        try:
+            answer = json.loads(text) if text.strip() else {}
+        except ValueError:
+            answer = {"__type": "InternalFailure", "message": text.decode(errors="replace")[:500]}
+        if status.startswith("2"):
+            shape = model.operation_model(operation).output_shape
+            answer = from_json(answer, shape) if shape is not None else {}
+        else:
+            answer = {k: v for k, v in answer.items() if k in ("__type", "message", "Message")}
+        return self.answer(start_response, status, answer, kept)
+
+    @staticmethod
+    def answer(start_response, status, value, headers):
+        body = cbor2.dumps(value, datetime_as_timestamp=True, timezone=datetime.timezone.utc)
+        start_response(
+            status,
+            [
+                ("Content-Type", "application/cbor"),
+                ("smithy-protocol", "rpc-v2-cbor"),
+                ("Content-Length", str(len(body))),
+                *headers.items(),
+            ],
+        )
+        return [body]
+
+
+class ReplicaLag:
+    """RDS's `ReplicaLag` datapoints, published into moto's CloudWatch."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.lags = {}
+
+    def set(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            body = json.loads(environ["wsgi.input"].read(length))
+            key = (str(body["region"]), str(body["db_instance"]))
+            lag = body["lag_seconds"]
+            lag = None if lag is None else float(lag)
+        except (ValueError, KeyError, TypeError) as e:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [f"want {{region, db_instance, lag_seconds}}: {e}".encode()]
+        with self.lock:
+            self.lags[key] = lag
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def forget(self):
+        with self.lock:
+            self.lags.clear()
+
+    def publish(self):
+        """One datapoint for each read replica moto holds now."""
+        for account, regions in list(dict.items(rds_backends)):
+            for region, backend in list(dict.items(regions)):
+                for db in list(backend.databases.values()):
+                    if not getattr(db, "source_db_instance_identifier", None):
+                        continue
+                    with self.lock:
+                        lag = self.lags.get((region, db.db_instance_identifier), 0.0)
+                    if lag is None:
+                        continue
+                    cloudwatch_backends[account][region].put_metric_data(
+                        "AWS/RDS",
+                        [
+                            {
+                                "MetricName": "ReplicaLag",
+                                "Value": lag,
+                                "Unit": "Seconds",
+                                "Dimensions": [
+                                    {"Name": "DBInstanceIdentifier", "Value": db.db_instance_identifier}
+                                ],
+                            }
+                        ],
+                    )
+
+    def run(self, stop):
+        while not stop.wait(1.0):
+            try:
+                self.publish()
+            except Exception as e:  # a resource changing under us: next second
+                print(f"replica lag: {e!r}", file=sys.stderr, flush=True)
+
+
+REPLICA_LAG = ReplicaLag()
+
+
+def to_json(value):
+    """A decoded CBOR request as the JSON protocol has it: timestamps as
+    epoch seconds, blobs as base64."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.timestamp()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def from_json(value, shape):
+    """moto's JSON answer as CBOR wants it, along the output shape."""
+    if value is None:
+        return None
+    kind = shape.type_name
+    if kind == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            if name in value:
+                out[name] = from_json(value[name], member)
+        return out
+    if kind == "list":
+        return [from_json(v, shape.member) for v in value]
+    if kind == "map":
+        return {k: from_json(v, shape.value) for k, v in value.items()}
+    if kind == "timestamp":
+        if isinstance(value, (int, float)):
+            return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+        return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if kind == "blob":
+        return base64.b64decode(value)
+    if kind in ("double", "float"):
+        return float(value)
+    if kind in ("integer", "long", "short", "byte"):
+        return int(value)
+    return value
+
+
+server = make_server(
+    "127.0.0.1",
+    int(sys.argv[1]),
+    RpcV2Cbor(DomainDispatcherApplication(create_backend_app)),
+    True,
+    request_handler=MotoRequestHandler,
+)
 print("ready", flush=True)
+stopping = threading.Event()
+threading.Thread(target=server.serve_forever, daemon=True).start()
+threading.Thread(target=REPLICA_LAG.run, args=(stopping,), daemon=True).start()
 sys.stdin.read()
-server.stop()
+stopping.set()
+server.shutdown()

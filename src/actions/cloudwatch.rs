@@ -10,15 +10,27 @@ use crate::catalogue::cloudwatch::PutMetricData;
 use crate::engine::{ActionError, Outputs, StepContext};
 use crate::runbook::Mode;
 
-/// `cloudwatch.put_metric_data`. Publishing the same value again changes
-/// nothing an alarm sees, so the action needs no observation first. In a
-/// drill it adds a `DrillRun` dimension, which no production alarm watches.
+/// `cloudwatch.put_metric_data`. In a drill it adds a `DrillRun`
+/// dimension, which no production alarm watches. A resumed attempt (the
+/// process died while publishing) first looks whether the datum arrived:
+/// when the newest minute of the metric holds that value and no other, it
+/// is not sent again.
 pub(super) async fn put(
     aws: &AwsClients,
     ctx: &StepContext,
     w: &PutMetricData,
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
+    let outputs = Outputs::from([
+        ("namespace".to_string(), serde_json::json!(w.namespace)),
+        ("metric".to_string(), serde_json::json!(w.metric)),
+        ("value".to_string(), serde_json::json!(w.value)),
+    ]);
+    if ctx.resumed && published(aws, region, ctx, w).await? {
+        let mut outputs = outputs;
+        outputs.insert("already_published".to_string(), serde_json::json!(true));
+        return Ok(outputs);
+    }
     aws.cloudwatch(region)
         .put_metric_data()
         .namespace(&w.namespace)
@@ -31,21 +43,121 @@ pub(super) async fn put(
                 e,
             )
         })?;
-    Ok(Outputs::from([
-        ("namespace".to_string(), serde_json::json!(w.namespace)),
-        ("metric".to_string(), serde_json::json!(w.metric)),
-        ("value".to_string(), serde_json::json!(w.value)),
-    ]))
+    Ok(outputs)
 }
 
-/// The newest `AWS/RDS` `ReplicaLag` of a replica over the last five
-/// minutes, in seconds; `None` when CloudWatch has no datapoint.
-pub(super) async fn replica_lag(
+/// Whether the newest minute of the datum's metric (its exact dimensions)
+/// in the last five holds `w.value` and nothing else.
+async fn published(
+    aws: &AwsClients,
+    region: &str,
+    ctx: &StepContext,
+    w: &PutMetricData,
+) -> Result<bool, ActionError> {
+    let now = jiff::Timestamp::now().as_second();
+    let datum = datum(ctx, w);
+    let out = aws
+        .cloudwatch(region)
+        .get_metric_statistics()
+        .namespace(&w.namespace)
+        .metric_name(&w.metric)
+        .set_dimensions(Some(datum.dimensions().to_vec()))
+        .start_time(aws_smithy_types::DateTime::from_secs(now - 300))
+        .end_time(aws_smithy_types::DateTime::from_secs(now + LAG_PERIOD_SECS))
+        .period(LAG_PERIOD_SECS as i32)
+        .statistics(Statistic::Minimum)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &format!(
+                    "GetMetricStatistics {}/{} in {region}",
+                    w.namespace, w.metric
+                ),
+                e,
+            )
+        })?;
+    Ok(out
+        .datapoints()
+        .iter()
+        .max_by_key(|p| p.timestamp().map_or(i64::MIN, |t| t.secs()))
+        .is_some_and(|p| p.minimum() == Some(w.value) && p.maximum() == Some(w.value)))
+}
+
+/// RDS publishes `ReplicaLag` once a minute; lifeboat reads it at that period.
+const LAG_PERIOD_SECS: i64 = 60;
+/// A datapoint more than two periods older than the moment it is read for
+/// says nothing of the lag at that moment.
+const LAG_FRESH_SECS: i64 = 2 * LAG_PERIOD_SECS;
+/// How far back before that moment datapoints are looked for.
+const LAG_LOOKBACK_SECS: i64 = 15 * 60;
+
+/// One `ReplicaLag` datapoint: its time and the period's maximum lag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LagPoint {
+    /// The datapoint's timestamp.
+    pub at: jiff::Timestamp,
+    /// The replica's lag then, in seconds; RDS reports -1 when
+    /// replication is not running.
+    pub lag_secs: f64,
+}
+
+impl LagPoint {
+    /// The moment the replica's data was current to: the datapoint's
+    /// time less its lag.
+    pub fn replicated_to(&self) -> jiff::Timestamp {
+        let lag_ms = (self.lag_secs.max(0.0) * 1000.0).round() as i64;
+        self.at - jiff::SignedDuration::from_millis(lag_ms)
+    }
+}
+
+/// What the datapoints say of a replica's lag at one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum LagAt {
+    /// The newest datapoint at or before the moment, within two periods.
+    Fresh(LagPoint),
+    /// The newest at or before the moment is older than two periods.
+    Stale(LagPoint),
+    /// The newest at or before the moment says replication is not running.
+    NotReplicating(LagPoint),
+    /// No datapoint at or before the moment in the lookback.
+    Missing,
+}
+
+impl LagAt {
+    /// Judge `points` for the moment `at`.
+    pub fn of(points: &[LagPoint], at: jiff::Timestamp) -> LagAt {
+        let Some(newest) = points
+            .iter()
+            .filter(|p| p.at <= at)
+            .max_by_key(|p| p.at)
+            .copied()
+        else {
+            return LagAt::Missing;
+        };
+        if newest.lag_secs < 0.0 {
+            LagAt::NotReplicating(newest)
+        } else if at.duration_since(newest.at).as_secs() > LAG_FRESH_SECS {
+            LagAt::Stale(newest)
+        } else {
+            LagAt::Fresh(newest)
+        }
+    }
+}
+
+/// The `AWS/RDS` `ReplicaLag` datapoints of a replica from the lookback
+/// before `at` to `at` (and, when `at` is past, up to now), one a minute.
+pub(crate) async fn lag_points(
     aws: &AwsClients,
     region: &str,
     db_instance: &str,
-) -> Result<Option<f64>, ActionError> {
-    let now = std::time::SystemTime::now();
+    at: jiff::Timestamp,
+) -> Result<Vec<LagPoint>, ActionError> {
+    let secs = |t: jiff::Timestamp| aws_smithy_types::DateTime::from_secs(t.as_second());
+    let start = at - jiff::SignedDuration::from_secs(LAG_LOOKBACK_SECS);
+    // EndTime is exclusive: a minute past the later of `at` and now.
+    let end = at.max(jiff::Timestamp::now()) + jiff::SignedDuration::from_secs(LAG_PERIOD_SECS);
     let out = aws
         .cloudwatch(region)
         .get_metric_statistics()
@@ -57,9 +169,9 @@ pub(super) async fn replica_lag(
                 .value(db_instance)
                 .build(),
         )
-        .start_time((now - std::time::Duration::from_secs(300)).into())
-        .end_time(now.into())
-        .period(60)
+        .start_time(secs(start))
+        .end_time(secs(end))
+        .period(LAG_PERIOD_SECS as i32)
         .statistics(Statistic::Maximum)
         .send()
         .await
@@ -69,42 +181,104 @@ pub(super) async fn replica_lag(
                 e,
             )
         })?;
-    Ok(newest_maximum(out.datapoints()))
+    Ok(points(out.datapoints()))
 }
 
-/// The replica's recovery point now: the present minus its current lag.
+fn points(datapoints: &[Datapoint]) -> Vec<LagPoint> {
+    datapoints
+        .iter()
+        .filter_map(|p| {
+            let t = p.timestamp()?;
+            let at = jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()?;
+            Some(LagPoint {
+                at,
+                lag_secs: p.maximum()?,
+            })
+        })
+        .collect()
+}
+
+/// The replica's lag now, for a gate: a fresh reading, or why there is
+/// none (stale, not replicating, missing), in words.
+pub(crate) async fn current_lag(
+    aws: &AwsClients,
+    region: &str,
+    db_instance: &str,
+) -> Result<Result<f64, String>, ActionError> {
+    let now = jiff::Timestamp::now();
+    let points = lag_points(aws, region, db_instance, now).await?;
+    Ok(match LagAt::of(&points, now) {
+        LagAt::Fresh(p) => Ok(p.lag_secs),
+        LagAt::Stale(p) => Err(format!(
+            "the newest ReplicaLag datapoint ({} s, at {}) is {} s old, more than two {LAG_PERIOD_SECS} s periods: no current reading",
+            p.lag_secs,
+            p.at,
+            now.duration_since(p.at).as_secs()
+        )),
+        LagAt::NotReplicating(p) => Err(format!(
+            "ReplicaLag was {} at {}: replication is not running",
+            p.lag_secs, p.at
+        )),
+        LagAt::Missing => Err(format!(
+            "no ReplicaLag datapoint in the last {} minutes",
+            LAG_LOOKBACK_SECS / 60
+        )),
+    })
+}
+
+/// The replica's recovery point at the incident's start: the newest
+/// datapoint at or before it, its time less its lag. A datapoint older
+/// than two periods, or one saying replication had stopped, gives no
+/// figure, and the reading says why.
 pub(super) async fn replica_point(
     aws: &AwsClients,
     region: &str,
     db_instance: &str,
+    incident_start: jiff::Timestamp,
 ) -> crate::engine::RecoveryReading {
     use crate::engine::RecoveryReading;
-    let now = jiff::Timestamp::now();
-    match replica_lag(aws, region, db_instance).await {
-        Ok(Some(lag)) => {
-            let lag_ms = (lag * 1000.0).round() as i64;
-            let at = now - jiff::SignedDuration::from_millis(lag_ms);
-            RecoveryReading {
-                at: Some(at.to_string()),
-                how: format!(
-                    "CloudWatch ReplicaLag of {db_instance} in {region} was {lag} s just before promotion"
-                ),
-                not_measurable: None,
-            }
+    let points = match lag_points(aws, region, db_instance, incident_start).await {
+        Ok(points) => points,
+        Err(e) => {
+            return RecoveryReading::unmeasurable(format!(
+                "CloudWatch did not answer for the ReplicaLag of {db_instance} in {region}: {e}"
+            ));
         }
-        Ok(None) => RecoveryReading::unmeasurable(format!(
-            "CloudWatch had no ReplicaLag datapoint for {db_instance} in {region} in the last five minutes"
-        )),
-        Err(e) => RecoveryReading::unmeasurable(format!("reading ReplicaLag: {e}")),
-    }
+    };
+    lag_reading(&points, db_instance, region, incident_start)
 }
 
-fn newest_maximum(points: &[Datapoint]) -> Option<f64> {
-    points
-        .iter()
-        .filter(|p| p.maximum().is_some())
-        .max_by_key(|p| p.timestamp().map_or(i64::MIN, |t| t.secs()))
-        .and_then(Datapoint::maximum)
+/// The recovery reading the datapoints give for the incident start.
+fn lag_reading(
+    points: &[LagPoint],
+    db_instance: &str,
+    region: &str,
+    incident_start: jiff::Timestamp,
+) -> crate::engine::RecoveryReading {
+    use crate::engine::RecoveryReading;
+    match LagAt::of(points, incident_start) {
+        LagAt::Fresh(p) => RecoveryReading {
+            at: Some(p.replicated_to().to_string()),
+            how: format!(
+                "CloudWatch ReplicaLag of {db_instance} in {region} was {} s at {}, the newest datapoint at or before the incident start ({incident_start})",
+                p.lag_secs, p.at
+            ),
+            not_measurable: None,
+        },
+        LagAt::Stale(p) => RecoveryReading::unmeasurable(format!(
+            "the newest ReplicaLag datapoint of {db_instance} in {region} at or before the incident start ({incident_start}) is from {}, {} s earlier, more than two {LAG_PERIOD_SECS} s periods: the replica's lag at the incident is not known",
+            p.at,
+            incident_start.duration_since(p.at).as_secs()
+        )),
+        LagAt::NotReplicating(p) => RecoveryReading::unmeasurable(format!(
+            "ReplicaLag of {db_instance} in {region} was {} at {}: replication was not running at the incident start ({incident_start})",
+            p.lag_secs, p.at
+        )),
+        LagAt::Missing => RecoveryReading::unmeasurable(format!(
+            "CloudWatch has no ReplicaLag datapoint of {db_instance} in {region} in the {} minutes up to the incident start ({incident_start}): RDS publishes it only for a replica that replicates",
+            LAG_LOOKBACK_SECS / 60
+        )),
+    }
 }
 
 /// The datum to publish; a drill's carries its own `DrillRun` dimension.
@@ -176,18 +350,75 @@ mod tests {
         );
     }
 
+    fn at(secs: i64) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(1_800_000_000 + secs).expect("in range")
+    }
+
+    fn lag(secs: i64, lag_secs: f64) -> LagPoint {
+        LagPoint {
+            at: at(secs),
+            lag_secs,
+        }
+    }
+
     #[test]
-    fn the_lag_is_the_newest_datapoint_not_the_largest() {
-        let point = |secs: i64, max: f64| {
-            Datapoint::builder()
-                .timestamp(aws_smithy_types::DateTime::from_secs(secs))
-                .maximum(max)
-                .build()
-        };
-        assert_eq!(newest_maximum(&[]), None);
+    fn the_lag_is_the_newest_datapoint_at_or_before_the_moment_not_the_largest() {
+        let points = [lag(-120, 3.0), lag(-60, 0.5), lag(-180, 40.0), lag(30, 9.0)];
+        assert_eq!(LagAt::of(&points, at(0)), LagAt::Fresh(lag(-60, 0.5)));
+        assert_eq!(LagAt::of(&points, at(40)), LagAt::Fresh(lag(30, 9.0)));
+        assert_eq!(LagAt::of(&points, at(-200)), LagAt::Missing);
+        assert_eq!(LagAt::of(&[], at(0)), LagAt::Missing);
+    }
+
+    #[test]
+    fn a_datapoint_older_than_two_periods_is_no_reading() {
         assert_eq!(
-            newest_maximum(&[point(120, 3.0), point(180, 0.5), point(60, 40.0)]),
-            Some(0.5)
+            LagAt::of(&[lag(-120, 2.0)], at(0)),
+            LagAt::Fresh(lag(-120, 2.0))
         );
+        assert_eq!(
+            LagAt::of(&[lag(-121, 2.0)], at(0)),
+            LagAt::Stale(lag(-121, 2.0))
+        );
+        assert_eq!(
+            LagAt::of(&[lag(-10, -1.0)], at(0)),
+            LagAt::NotReplicating(lag(-10, -1.0))
+        );
+    }
+
+    #[test]
+    fn the_recovery_point_is_the_datapoint_time_less_its_lag_not_now_less_it() {
+        let reading = lag_reading(&[lag(-50, 20.0), lag(20, 1.0)], "db", "us-west-2", at(0));
+        assert_eq!(reading.at, Some(at(-70).to_string()), "{reading:?}");
+        assert!(
+            reading.how.contains("20 s at") && reading.how.contains("incident start"),
+            "{}",
+            reading.how
+        );
+        let stale = lag_reading(&[lag(-400, 1.0)], "db", "us-west-2", at(0));
+        assert_eq!(stale.at, None);
+        let why = stale.not_measurable.unwrap_or_default();
+        assert!(
+            why.contains("400 s earlier") && why.contains("two 60 s periods"),
+            "{why}"
+        );
+        let stopped = lag_reading(&[lag(-5, -1.0)], "db", "us-west-2", at(0));
+        assert!(
+            stopped
+                .not_measurable
+                .is_some_and(|w| w.contains("replication was not running")),
+        );
+    }
+
+    #[test]
+    fn datapoints_without_a_maximum_or_a_time_are_skipped() {
+        let full = Datapoint::builder()
+            .timestamp(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+            .maximum(4.0)
+            .build();
+        let no_max = Datapoint::builder()
+            .timestamp(aws_smithy_types::DateTime::from_secs(1_800_000_060))
+            .build();
+        assert_eq!(points(&[full, no_max]), vec![lag(0, 4.0)]);
     }
 }

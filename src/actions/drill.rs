@@ -188,6 +188,21 @@ pub(super) async fn run(
                 format!("waited for the drill copies ({})", mapped.join(", ")),
             )
         }
+        // The lag of the drill's own replica when the drill made one (a
+        // failback drill rebuilds the replica under a drill name), else the
+        // production replica's, which reading does not change.
+        I::RdsWaitReplicaLag(w) => match super::rds::drill_copy(aws, ctx, &w.db_instance).await {
+            Ok(Some(copy)) => {
+                let mut w = w.clone();
+                w.db_instance = copy.clone();
+                noted(
+                    super::rds::wait_replica_lag(aws, ctx, &w).await,
+                    format!("waited for the lag of the drill copy {copy}"),
+                )
+            }
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        },
         I::Ec2StartInstances(w) => super::ec2::drill_start(aws, ctx, w).await,
         I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
             Ok(note) => simulated(note),
@@ -309,9 +324,15 @@ async fn rds(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
                 .await
             {
                 Ok(_) => t.removed.push(format!("RDS instance {id} ({region})")),
-                Err(e) => t
-                    .errors
-                    .push(format!("DeleteDBInstance {id} in {region}: {e}")),
+                // Gone already (a listing can show an instance another
+                // region's teardown removed): nothing left to remove.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_db_instance_not_found_fault()) => {}
+                Err(e) => t.errors.push(format!(
+                    "DeleteDBInstance {id} in {region}: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(e)
+                )),
             }
         }
     }

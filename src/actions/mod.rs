@@ -8,7 +8,7 @@
 
 mod autoscaling;
 pub(crate) mod aws_error;
-mod cloudwatch;
+pub(crate) mod cloudwatch;
 pub mod drill;
 pub(crate) mod ec2;
 mod generic;
@@ -144,6 +144,7 @@ impl Actions for Registry {
         &'a self,
         region: Option<&'a str>,
         source: &'a RecoveryPoint,
+        incident_start: jiff::Timestamp,
     ) -> BoxFuture<'a, RecoveryReading> {
         Box::pin(async move {
             let Some(aws) = self.aws.as_ref() else {
@@ -159,7 +160,7 @@ impl Actions for Registry {
                             "the replica's region is not known (set `recovery_point.region` or `regions.to`)",
                         );
                     };
-                    cloudwatch::replica_point(aws, region, db_instance).await
+                    cloudwatch::replica_point(aws, region, db_instance, incident_start).await
                 }
                 RecoveryPoint::S3NewestObject {
                     source_bucket,

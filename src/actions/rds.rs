@@ -305,6 +305,24 @@ pub(super) async fn drill_promote(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
+    // A replica the drill made itself (a failback drill rebuilds one under
+    // a drill name) is the drill's to promote, for real.
+    if let Some(id) = &w.db_instance {
+        let copy = super::drill::name(id, &ctx.run_id);
+        if let Some(own) = find_instance(&client, region, &copy).await?
+            && own.read_replica_source_db_instance_identifier().is_some()
+        {
+            existing_is_ours(&own, region)?;
+            let mut w = w.clone();
+            w.db_instance = Some(copy.clone());
+            let mut out = promote(aws, ctx, &w).await?;
+            out.insert(
+                "drill".to_string(),
+                serde_json::json!(format!("promoted the drill's own replica {copy}")),
+            );
+            return Ok(out);
+        }
+    }
     let replicas = select(&client, region, &promote_selection(w)?).await?;
     let mut copies = Vec::new();
     let mut notes = Vec::new();
@@ -1133,7 +1151,8 @@ pub(super) async fn delete_instance(
 }
 
 /// `rds.wait_replica_lag`: wait until the replica's CloudWatch `ReplicaLag`
-/// (newest datapoint of the last five minutes) is at most `max_lag`.
+/// is at most `max_lag`, by a datapoint no older than two periods (an old
+/// one says nothing of the lag now).
 pub(super) async fn wait_replica_lag(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -1153,10 +1172,10 @@ pub(super) async fn wait_replica_lag(
     let max = w.max_lag.get().as_secs_f64();
     let lag = poll_until(ctx, &format!("replica {id} still lagging"), || async {
         Ok(
-            match super::cloudwatch::replica_lag(aws, region, id).await? {
-                Some(lag) if lag <= max => Poll::Done(lag),
-                Some(lag) => Poll::NotYet(format!("ReplicaLag {lag} s, want at most {max} s")),
-                None => Poll::NotYet("no ReplicaLag datapoint in the last five minutes".into()),
+            match super::cloudwatch::current_lag(aws, region, id).await? {
+                Ok(lag) if lag <= max => Poll::Done(lag),
+                Ok(lag) => Poll::NotYet(format!("ReplicaLag {lag} s, want at most {max} s")),
+                Err(why) => Poll::NotYet(why),
             },
         )
     })

@@ -641,7 +641,7 @@ impl ActionKind {
                 NoPlane,
                 true,
                 true,
-                &["cloudwatch:PutMetricData"],
+                &["cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics"],
                 Isolated,
                 "publishes with an extra dimension `DrillRun=<run>`, which no production alarm watches",
                 2 * MINUTE,

@@ -568,12 +568,20 @@ pub fn demo() -> Result<(), CliError> {
             crate::measure::Figures::compute(&record, &runbook, &events, &journal.marks(&id)?);
         let report = std::env::temp_dir().join(format!("lifeboat-demo-report-{id}.html"));
         let kept = std::fs::write(&report, crate::report::html(&figures)).is_ok();
+        let rpo = match figures.rpo.seconds {
+            Some(_) => format!(
+                "RPO {} (target {}, {})",
+                crate::report::seconds(figures.rpo.seconds),
+                crate::report::seconds(figures.rpo.target_s),
+                figures.rpo.verdict
+            ),
+            None => format!("RPO {}", figures.rpo.verdict),
+        };
         print(&format!(
-            "\nRTO {} (target {}, {}); RPO {}: {}.{}\n",
+            "\nRTO {} (target {}, {}); {rpo}: {}.{}\n",
             crate::report::seconds(figures.rto.seconds),
             crate::report::seconds(figures.rto.target_s),
             figures.rto.verdict,
-            figures.rpo.verdict,
             figures.rpo.how,
             if kept {
                 format!(" Report: {}", report.display())

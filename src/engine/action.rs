@@ -96,16 +96,18 @@ pub trait Actions: Send + Sync {
     /// The calls an attempt would make, in words, making none (`--dry-run`).
     fn describe(&self, ctx: &StepContext, input: &ActionInput) -> Vec<String>;
 
-    /// Read the runbook's recovery point now (the replica's lag just before
-    /// it is promoted, the newest object in the DR bucket), for RPO.
-    /// `region` is the runbook's recovery region. Never fails: what cannot
-    /// be read is recorded as not measurable, with why.
+    /// Read the runbook's recovery point as it stood at `incident_start`
+    /// (the replica's lag then, read just before it is promoted; the newest
+    /// object in the DR bucket), for RPO. `region` is the runbook's
+    /// recovery region. Never fails: what cannot be read is recorded as not
+    /// measurable, with why.
     fn read_recovery_point<'a>(
         &'a self,
         region: Option<&'a str>,
         source: &'a RecoveryPoint,
+        incident_start: jiff::Timestamp,
     ) -> BoxFuture<'a, RecoveryReading> {
-        let _ = (region, source);
+        let _ = (region, source, incident_start);
         Box::pin(async { RecoveryReading::unmeasurable("this build reads no recovery points") })
     }
 }

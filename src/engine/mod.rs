@@ -650,17 +650,26 @@ impl Engine {
             return Ok(());
         }
         let _once = ctx.recovery_point.lock().await;
-        if self
-            .journal
-            .marks(&ctx.id)?
-            .iter()
-            .any(|m| m.kind == "recovery_point")
-        {
+        let marks = self.journal.marks(&ctx.id)?;
+        if marks.iter().any(|m| m.kind == "recovery_point") {
             return Ok(());
         }
+        // The same incident start the figures use: the daemon's mark, or
+        // the run's own start.
+        let incident_start = match marks.iter().find(|m| m.kind == "incident_start") {
+            Some(m) => m.at.clone(),
+            None => self.journal.run(&ctx.id)?.run.started_at,
+        };
+        let incident_start = incident_start
+            .parse::<jiff::Timestamp>()
+            .unwrap_or_else(|_| jiff::Timestamp::now());
         let region = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
-        let (reading, calls) =
-            crate::aws::logging_calls(self.actions.read_recovery_point(region, source)).await;
+        let (reading, calls) = crate::aws::logging_calls(self.actions.read_recovery_point(
+            region,
+            source,
+            incident_start,
+        ))
+        .await;
         self.journal.record_calls(
             &ctx.id,
             &journal::StepCalls {

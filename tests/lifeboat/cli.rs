@@ -303,6 +303,17 @@ fn demo_fails_over_two_regions_on_the_emulator() {
             "{step}: {stdout}"
         );
     }
+    // The summary gives an RPO figure, from the replica's lag.
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("RTO "))
+        .unwrap_or_default();
+    assert!(
+        summary.contains("; RPO ")
+            && summary.contains("(target 5m00s, met)")
+            && summary.contains("ReplicaLag of app-db-replica"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -120,6 +120,14 @@ impl Moto {
         ops
     }
 
+    /// The `ReplicaLag` the emulator publishes for a read replica from
+    /// now on, as RDS would (0 s unless set); `None` stops its datapoints.
+    pub fn set_replica_lag(&self, region: &str, db_instance: &str, lag_seconds: Option<f64>) {
+        self.0
+            .set_replica_lag(region, db_instance, lag_seconds)
+            .expect("set the replica's lag");
+    }
+
     /// Forget every resource.
     pub fn reset(&self) {
         self.0.reset().expect("reset the emulator");

@@ -352,8 +352,8 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
     let err = fails(&aws, "us-west-2", &resize("ghost")).await;
     assert_eq!(err.message, "no DB instance ghost in us-west-2");
 
-    // The lag itself comes from CloudWatch, which the emulator cannot serve
-    // (README, "Emulator gaps"); what is decided before that is tested.
+    // The lag itself comes from CloudWatch (published as RDS would, by the
+    // emulator's guard); below, what is decided before it is read.
     let lag = |db: &str| {
         ActionInput::RdsWaitReplicaLag(WaitReplicaLag {
             db_instance: db.into(),
@@ -392,4 +392,119 @@ async fn preflights_tell_a_missing_resource_from_one_an_earlier_step_creates() {
         "{after_copy:?}"
     );
     assert!(aws.calls().mutating().is_empty(), "preflights only read");
+}
+
+/// The lag gate passes on a fresh datapoint within its bound and waits,
+/// naming the lag, while the replica is behind; the recovery point is the
+/// datapoint's time less its lag, not the present less it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
+    use lifeboat::runbook::RecoveryPoint;
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let lag = |max_lag: &str| {
+        ActionInput::RdsWaitReplicaLag(WaitReplicaLag {
+            db_instance: "app-db-replica".into(),
+            max_lag: max_lag.parse().expect("duration"),
+        })
+    };
+    let registry = Registry::with_aws(aws.clone());
+    let out = registry
+        .run(&ctx("us-west-2"), &lag("0s"))
+        .await
+        .expect("caught up");
+    assert_eq!(out["lag_seconds"], serde_json::json!(0.0));
+
+    moto.set_replica_lag("us-west-2", "app-db-replica", Some(30.0));
+    let short = StepContext {
+        deadline: tokio::time::Instant::now() + Duration::from_secs(4),
+        ..ctx("us-west-2")
+    };
+    // Once CloudWatch has the new lag, the gate waits past its deadline.
+    for _ in 0..100 {
+        let points = aws
+            .cloudwatch("us-west-2")
+            .get_metric_statistics()
+            .namespace("AWS/RDS")
+            .metric_name("ReplicaLag")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("DBInstanceIdentifier")
+                    .value("app-db-replica")
+                    .build(),
+            )
+            .start_time(aws_smithy_types::DateTime::from_secs(
+                jiff::Timestamp::now().as_second() - 600,
+            ))
+            .end_time(aws_smithy_types::DateTime::from_secs(
+                jiff::Timestamp::now().as_second() + 60,
+            ))
+            .period(60)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .send()
+            .await
+            .expect("ReplicaLag");
+        if points
+            .datapoints()
+            .iter()
+            .any(|p| p.maximum() == Some(30.0))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let err = registry
+        .run(&short, &lag("5s"))
+        .await
+        .expect_err("still lagging");
+    assert!(
+        err.message.contains("ReplicaLag 30 s, want at most 5 s"),
+        "{err}"
+    );
+    // The recovery point for an incident starting now.
+    let incident = jiff::Timestamp::now();
+    let source = RecoveryPoint::RdsReplicaLag {
+        db_instance: "app-db-replica".into(),
+        region: None,
+    };
+    let reading = registry
+        .read_recovery_point(Some("us-west-2"), &source, incident)
+        .await;
+    let at: jiff::Timestamp = reading
+        .at
+        .as_deref()
+        .expect("a recovery point")
+        .parse()
+        .expect("RFC 3339");
+    let behind = incident.duration_since(at).as_secs_f64();
+    assert!(
+        (30.0..=30.0 + 60.0 + 5.0).contains(&behind),
+        "30 s of lag, at a datapoint of the last period: {behind} s, {reading:?}"
+    );
+    assert!(reading.how.contains("30 s at"), "{}", reading.how);
+    // The replica's RPO exposure is read the same way, now.
+    let replica = lifeboat::config::Protected::RdsReplica {
+        db_instance: "app-db-replica".into(),
+        region: "us-west-2".into(),
+        rpo_target: Some("20s".parse().expect("duration")),
+    };
+    let exposure = lifeboat::exposure::measure(&aws, &replica, jiff::Timestamp::now()).await;
+    assert_eq!(exposure.resource, "rds-replica:us-west-2:app-db-replica");
+    assert_eq!(exposure.verdict, "over target", "{exposure:?}");
+    assert!(exposure.seconds.is_some_and(|s| s >= 30.0), "{exposure:?}");
+
+    moto.set_replica_lag("us-west-2", "app-db-replica", None);
+    let before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+    let reading = registry
+        .read_recovery_point(Some("us-west-2"), &source, before)
+        .await;
+    assert_eq!(reading.at, None);
+    assert!(
+        reading
+            .not_measurable
+            .as_deref()
+            .is_some_and(|w| w.contains("no ReplicaLag datapoint")),
+        "{reading:?}"
+    );
 }

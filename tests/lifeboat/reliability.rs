@@ -182,9 +182,9 @@ steps:
     );
 }
 
-/// Each other shipped runbook (but failback, which stops at its
-/// replica-lag gate on the emulator) completes with a fifth of its calls
-/// failing, each change reaching AWS once.
+/// Each other shipped runbook (but failback, whose approvals this test
+/// does not give) completes with a fifth of its calls failing, each change
+/// reaching AWS once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
     let moto = Moto::start();

@@ -391,3 +391,30 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
         }
     }
 }
+
+/// The dimension names of each series of the active-passive runbook's
+/// traffic-switch metric (`Lifeboat/ForcePrimaryUnhealthy` in us-west-2),
+/// each sorted.
+pub async fn switch_metric_dimensions(aws: &AwsClients) -> Vec<Vec<String>> {
+    let metrics = aws
+        .cloudwatch("us-west-2")
+        .list_metrics()
+        .namespace("Lifeboat")
+        .metric_name("ForcePrimaryUnhealthy")
+        .send()
+        .await
+        .expect("list metrics");
+    metrics
+        .metrics()
+        .iter()
+        .map(|m| {
+            let mut names: Vec<String> = m
+                .dimensions()
+                .iter()
+                .filter_map(|d| d.name().map(str::to_string))
+                .collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
