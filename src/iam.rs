@@ -251,9 +251,15 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
         let extra: &[&str] = if drilled { drill_reads(kind) } else { &[] };
         for &action in info.iam.iter().chain(extra) {
             if is_read(action) || action.starts_with("kms:Describe") {
-                let entry = reads.entry(is_global).or_default();
+                // A Route 53 read an action of another service makes (the
+                // data-plane switch confirming its health check) is global
+                // too: a region condition would deny it.
+                let global_read = is_global || action.starts_with("route53:");
+                let entry = reads.entry(global_read).or_default();
                 entry.0.insert(action.to_string());
-                entry.1.extend(regions.iter().cloned());
+                if !global_read {
+                    entry.1.extend(regions.iter().cloned());
+                }
                 continue;
             }
             if drilled {

@@ -112,34 +112,6 @@ fn two() -> u32 {
     2
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_health_check_is_healthy_when_more_than_18_percent_of_checkers_say_so() {
-        let ok = "Success: HTTP Status Code: 200. OK";
-        let bad = "Failure: Connection timed out.";
-        let reports = |ok_count: usize, total: usize| {
-            (0..total).map(move |i| if i < ok_count { ok } else { bad })
-        };
-        // Route 53's rule: healthy when more than 18% of checkers report
-        // success. A minority of successes still routes users there.
-        assert!(judge_observations("hc", reports(1, 3)).0, "1 of 3 is 33%");
-        assert!(judge_observations("hc", reports(2, 10)).0, "2 of 10 is 20%");
-        let (healthy, detail) = judge_observations("hc", reports(3, 16));
-        assert!(healthy, "3 of 16 is 18.75%: {detail}");
-        let (healthy, detail) = judge_observations("hc", reports(9, 50));
-        assert!(!healthy, "9 of 50 is exactly 18%, not more");
-        assert!(
-            detail.contains("9 of 50") && detail.contains("Connection timed out"),
-            "{detail}"
-        );
-        assert!(!judge_observations("hc", reports(0, 16)).0);
-        assert!(!judge_observations("hc", std::iter::empty()).0);
-    }
-}
-
 /// One probe result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
@@ -263,7 +235,7 @@ async fn check_with(aws: &AwsClients, spec: &ProbeSpec, clients: &HttpClients) -
                     .send()
                     .await
                 {
-                    Ok(out) => judge_observations(
+                    Ok(out) => crate::actions::route53::judge_observations(
                         id,
                         out.health_check_observations()
                             .iter()
@@ -299,32 +271,6 @@ fn causes(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A Route 53 health check's verdict from its checkers' reports: healthy
-/// when more than 18% report success, as Route 53 itself decides ("How
-/// Amazon Route 53 determines whether a health check is healthy"), so
-/// lifeboat never calls a region down while DNS still sends users there.
-pub fn judge_observations<'a>(id: &str, reports: impl Iterator<Item = &'a str>) -> (bool, String) {
-    let (mut ok, mut total, mut failure) = (0usize, 0usize, None);
-    for report in reports {
-        total += 1;
-        if report.starts_with("Success") {
-            ok += 1;
-        } else if failure.is_none() {
-            failure = Some(report.to_string());
-        }
-    }
-    if total == 0 {
-        return (false, format!("health check {id}: no checker has reported"));
-    }
-    // ok / total > 18 / 100, in integers.
-    let healthy = ok * 100 > total * 18;
-    let mut detail = format!("health check {id}: {ok} of {total} checkers report success");
-    if let Some(f) = failure.filter(|_| !healthy) {
-        detail.push_str(&format!("; e.g. {f}"));
-    }
-    (healthy, detail)
 }
 
 /// Start every probe of `region` on its own schedule; results go to `out`.

@@ -20,4 +20,8 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         include_str!("../runbooks/active-passive.yaml"),
     ),
     ("failback.yaml", include_str!("../runbooks/failback.yaml")),
+    (
+        "failback-active-passive.yaml",
+        include_str!("../runbooks/failback-active-passive.yaml"),
+    ),
 ];

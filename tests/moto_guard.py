@@ -21,6 +21,18 @@ second (its lag: 0 s unless a test set another), in the replica's own
 account and region. `POST /lifeboat-sim/replica-lag` with
 `{"region", "db_instance", "lag_seconds"}` sets a replica's lag (`null`
 stops its datapoints, as when RDS stops publishing); a reset forgets it.
+
+Two more of AWS's behaviours moto lacks, patched into moto's own models:
+CloudWatch evaluates a metric alarm when a datum of its metric arrives
+(moto never changes an alarm's state), and a Route 53 health check of type
+CLOUDWATCH_METRIC follows its alarm: moto forgets the `AlarmIdentifier` and
+answers `GetHealthCheckStatus` with a fixed success. Here the alarm turns
+ALARM or OK as the datum crosses its threshold, the health check keeps its
+alarm, and its checkers report the alarm's state (INSUFFICIENT_DATA as its
+`InsufficientDataHealthStatus` says; `Inverted` honoured). And Route 53
+refuses a change batch that would leave a simple record beside routed
+record sets (weighted, failover, ...) of the same name and type, with
+`InvalidChangeBatch`, where moto accepts it.
 """
 import base64
 import datetime
@@ -33,10 +45,15 @@ import threading
 import cbor2
 from botocore.loaders import create_loader
 from botocore.model import ServiceModel
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import rds_backends
+from moto.route53.exceptions import Route53ClientError
+from moto.route53.models import HealthCheck, Route53Backend
+from moto.route53.responses import Route53
 from werkzeug.serving import make_server
 
 # The services lifeboat calls whose SDK client speaks RPC v2 CBOR, by the
@@ -200,6 +217,156 @@ class ReplicaLag:
 
 
 REPLICA_LAG = ReplicaLag()
+
+
+COMPARE = {
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+
+def dimension_set(dimensions):
+    out = set()
+    for d in dimensions or []:
+        if isinstance(d, dict):
+            out.add((d.get("Name"), d.get("Value")))
+        else:
+            out.add((d.name, d.value))
+    return out
+
+
+def evaluating(put_metric_data):
+    """CloudWatchBackend.put_metric_data, then the alarms on that metric
+    (same namespace, name and dimensions) judged on the datum's value."""
+
+    def put(self, namespace, metric_data):
+        put_metric_data(self, namespace, metric_data)
+        for datum in metric_data:
+            if datum.get("Value") is None:
+                continue
+            value = float(datum["Value"])
+            dims = dimension_set(datum.get("Dimensions"))
+            for alarm in list(self.alarms.values()):
+                compare = COMPARE.get(alarm.comparison_operator)
+                if (
+                    compare is None
+                    or alarm.namespace != namespace
+                    or alarm.metric_name != datum.get("MetricName")
+                    or dimension_set(alarm.dimensions) != dims
+                ):
+                    continue
+                state = "ALARM" if compare(value, float(alarm.threshold)) else "OK"
+                if state != alarm.state_value:
+                    alarm.update_state(
+                        f"Threshold Crossed: datapoint [{value}] against threshold {alarm.threshold}",
+                        "{}",
+                        state,
+                    )
+
+    return put
+
+
+CloudWatchBackend.put_metric_data = evaluating(CloudWatchBackend.put_metric_data)
+
+_health_check_config = HealthCheck.health_check_config.fget
+
+
+def health_check_config(self):
+    config = _health_check_config(self)
+    if getattr(self, "alarm_identifier", None):
+        config["AlarmIdentifier"] = self.alarm_identifier
+        config["InsufficientDataHealthStatus"] = self.insufficient_data_health_status
+        for key in ("IPAddress", "Port", "RequestInterval", "FailureThreshold", "MeasureLatency"):
+            config.pop(key, None)
+    return config
+
+
+HealthCheck.health_check_config = property(health_check_config)
+
+_create_health_check = Route53.create_health_check
+
+
+def create_health_check(self):
+    config = self._get_param("HealthCheckConfig") or {}
+    caller_reference = self._get_param("CallerReference")
+    result = _create_health_check(self)
+    if config.get("Type") == "CLOUDWATCH_METRIC":
+        for check in self.backend.health_checks.values():
+            if check.caller_reference == caller_reference:
+                check.alarm_identifier = config.get("AlarmIdentifier")
+                check.insufficient_data_health_status = (
+                    config.get("InsufficientDataHealthStatus") or "LastKnownStatus"
+                )
+    return result
+
+
+Route53.create_health_check = create_health_check
+
+_get_health_check_status = Route53.get_health_check_status
+CHECKERS = ["us-east-1", "us-west-1", "us-west-2", "eu-west-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1"]
+
+
+def get_health_check_status(self):
+    check = self.backend.get_health_check(self._get_param("HealthCheckId"))
+    alarm_id = getattr(check, "alarm_identifier", None)
+    if not alarm_id:
+        return _get_health_check_status(self)
+    name, region = alarm_id.get("Name"), alarm_id.get("Region")
+    alarm = cloudwatch_backends[self.current_account][region].alarms.get(name)
+    state = alarm.state_value if alarm else "INSUFFICIENT_DATA"
+    if state == "INSUFFICIENT_DATA":
+        healthy = check.insufficient_data_health_status != "Unhealthy"
+    else:
+        healthy = state == "OK"
+    if check.inverted:
+        healthy = not healthy
+    status = (
+        f"Success: CloudWatch alarm {name} in {region} is {state}"
+        if healthy
+        else f"Failure: CloudWatch alarm {name} in {region} is {state}"
+    )
+    observations = [
+        {"Region": r, "IPAddress": "127.0.13.37", "StatusReport": {"Status": status, "CheckedTime": utcnow()}}
+        for r in CHECKERS
+    ]
+    return ActionResult({"HealthCheckObservations": observations})
+
+
+Route53.get_health_check_status = get_health_check_status
+
+
+_change_resource_record_sets = Route53Backend.change_resource_record_sets
+
+
+def fqdn(name):
+    return name.rstrip(".").lower() + "."
+
+
+def change_resource_record_sets(self, zoneid, change_list):
+    """Route 53's rule moto lacks: a name and type hold either one simple
+    record set or routed ones (each with a SetIdentifier), never both."""
+    zone = self.get_hosted_zone(zoneid)
+    sets = {(fqdn(r.name), r.type_ if hasattr(r, "type_") else r.type, r.set_identifier) for r in zone.rrsets}
+    for change in change_list:
+        rr = change["ResourceRecordSet"]
+        key = (fqdn(rr["Name"]), rr["Type"], rr.get("SetIdentifier"))
+        if change["Action"] == "DELETE":
+            sets.discard(key)
+        else:
+            sets.add(key)
+    for name, kind, set_id in sets:
+        if set_id is None and any(n == name and k == kind and i is not None for n, k, i in sets):
+            raise Route53ClientError(
+                "InvalidChangeBatch",
+                f"[RRSet with DNS name {name}, type {kind} cannot be created as other RRSets exist "
+                f"with the same name and type, with a set identifier (weighted, latency, failover, ...)]",
+            )
+    return _change_resource_record_sets(self, zoneid, change_list)
+
+
+Route53Backend.change_resource_record_sets = change_resource_record_sets
 
 
 def to_json(value):

@@ -4,9 +4,9 @@
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, MetricDatum, StandardUnit, Statistic};
 
 use super::aws_error::classify;
-use super::region_of;
+use super::{Poll, Readiness, poll_until, region_of};
 use crate::aws::AwsClients;
-use crate::catalogue::cloudwatch::PutMetricData;
+use crate::catalogue::cloudwatch::{AlarmState, PutMetricData, SwitchConfirm};
 use crate::engine::{ActionError, Outputs, StepContext};
 use crate::runbook::Mode;
 
@@ -26,11 +26,33 @@ pub(super) async fn put(
         ("metric".to_string(), serde_json::json!(w.metric)),
         ("value".to_string(), serde_json::json!(w.value)),
     ]);
+    let mut outputs = outputs;
     if ctx.resumed && published(aws, region, ctx, w).await? {
-        let mut outputs = outputs;
         outputs.insert("already_published".to_string(), serde_json::json!(true));
-        return Ok(outputs);
+    } else {
+        send(aws, region, ctx, w).await?;
     }
+    match (&w.confirm, ctx.mode) {
+        (Some(_), Mode::Drill) => {
+            outputs.insert(
+                "drill".to_string(),
+                serde_json::json!(
+                    "published under DrillRun, which no production alarm watches: the switch was not confirmed"
+                ),
+            );
+        }
+        (Some(c), _) => outputs.extend(confirm(aws, region, ctx, c).await?),
+        (None, _) => {}
+    }
+    Ok(outputs)
+}
+
+async fn send(
+    aws: &AwsClients,
+    region: &str,
+    ctx: &StepContext,
+    w: &PutMetricData,
+) -> Result<(), ActionError> {
     aws.cloudwatch(region)
         .put_metric_data()
         .namespace(&w.namespace)
@@ -43,7 +65,257 @@ pub(super) async fn put(
                 e,
             )
         })?;
-    Ok(outputs)
+    Ok(())
+}
+
+/// Wait until the switch is visible: the alarm in the wanted state, then
+/// the health check that tracks it unhealthy (`ALARM`) or healthy (`OK`)
+/// by Route 53's rule.
+async fn confirm(
+    aws: &AwsClients,
+    region: &str,
+    ctx: &StepContext,
+    c: &SwitchConfirm,
+) -> Result<Outputs, ActionError> {
+    let want = c.state.as_str();
+    let alarm = c.alarm.as_str();
+    let reason = poll_until(
+        ctx,
+        &format!("alarm {alarm} in {region} not {want}"),
+        || async {
+            let found = describe_alarm(aws, region, alarm).await?;
+            Ok(match found.state_value() {
+                Some(state) if state.as_str() == want => {
+                    Poll::Done(found.state_reason().unwrap_or_default().to_string())
+                }
+                state => Poll::NotYet(format!(
+                    "alarm {alarm} is {}",
+                    state.map_or("in no state", |s| s.as_str())
+                )),
+            })
+        },
+    )
+    .await?;
+    let mut out = Outputs::from([
+        ("alarm".to_string(), serde_json::json!(alarm)),
+        ("alarm_state".to_string(), serde_json::json!(want)),
+        ("alarm_reason".to_string(), serde_json::json!(reason)),
+    ]);
+    let want_healthy = c.state == AlarmState::Ok;
+    let word = if want_healthy { "healthy" } else { "unhealthy" };
+    let mut seen = Vec::new();
+    for id in health_checks(aws, region, c).await? {
+        let detail = poll_until(ctx, &format!("health check {id} not {word}"), || async {
+            let status = aws
+                .route53()
+                .get_health_check_status()
+                .health_check_id(&id)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("GetHealthCheckStatus {id}"), e))?;
+            let (healthy, detail) = super::route53::judge_observations(
+                &id,
+                status
+                    .health_check_observations()
+                    .iter()
+                    .map(|o| o.status_report().and_then(|r| r.status()).unwrap_or("")),
+            );
+            Ok(if healthy == want_healthy {
+                Poll::Done(detail)
+            } else {
+                Poll::NotYet(detail)
+            })
+        })
+        .await?;
+        seen.push(detail);
+    }
+    out.insert("health_checks".to_string(), serde_json::json!(seen));
+    Ok(out)
+}
+
+/// The Route 53 health checks a switch moves: the one named, which must
+/// track the alarm, or else every health check that tracks it (at least
+/// one: an alarm no health check tracks moves no traffic).
+async fn health_checks(
+    aws: &AwsClients,
+    region: &str,
+    c: &SwitchConfirm,
+) -> Result<Vec<String>, ActionError> {
+    use aws_sdk_route53::types::HealthCheck;
+    let tracks = |h: &HealthCheck| {
+        h.health_check_config()
+            .and_then(|config| config.alarm_identifier())
+            .is_some_and(|a| a.name() == c.alarm && a.region().as_str() == region)
+    };
+    if let Some(id) = &c.health_check_id {
+        let out = aws
+            .route53()
+            .get_health_check()
+            .health_check_id(id)
+            .send()
+            .await
+            .map_err(|e| classify(&format!("GetHealthCheck {id}"), e))?;
+        return match out.health_check() {
+            Some(h) if tracks(h) => Ok(vec![id.clone()]),
+            _ => Err(ActionError::permanent(format!(
+                "health check {id} does not track alarm {} in {region}",
+                c.alarm
+            ))),
+        };
+    }
+    let mut found = Vec::new();
+    let mut pages = aws.route53().list_health_checks().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("ListHealthChecks", e))?;
+        found.extend(
+            page.health_checks()
+                .iter()
+                .filter(|h| tracks(h))
+                .map(|h| h.id().to_string()),
+        );
+    }
+    if found.is_empty() {
+        return Err(ActionError::permanent(format!(
+            "no Route 53 health check tracks alarm {} in {region}: publishing would move no traffic",
+            c.alarm
+        )));
+    }
+    Ok(found)
+}
+
+/// The metric alarm `name` in `region`; a missing one is a permanent error.
+async fn describe_alarm(
+    aws: &AwsClients,
+    region: &str,
+    name: &str,
+) -> Result<aws_sdk_cloudwatch::types::MetricAlarm, ActionError> {
+    let out = aws
+        .cloudwatch(region)
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("DescribeAlarms {name} in {region}"), e))?;
+    out.metric_alarms().first().cloned().ok_or_else(|| {
+        ActionError::permanent(format!("no CloudWatch metric alarm {name} in {region}"))
+    })
+}
+
+/// `cloudwatch.put_metric_data` read-only: with `confirm`, the alarm exists,
+/// watches this very metric, would reach the wanted state on this value
+/// and keep it when datapoints stop, and the health check tracks it.
+pub(super) async fn preflight(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &PutMetricData,
+) -> Result<Readiness, ActionError> {
+    let Some(c) = &w.confirm else {
+        return Ok(Readiness::Ready(
+            "publishing a metric needs no existing resource".to_string(),
+        ));
+    };
+    let region = region_of(ctx)?;
+    let alarm = describe_alarm(aws, region, &c.alarm).await?;
+    let problems = alarm_problems(&alarm, w, c, region);
+    if !problems.is_empty() {
+        return Ok(Readiness::WouldFail(problems.join("; ")));
+    }
+    let checks = match health_checks(aws, region, c).await {
+        Ok(checks) => checks,
+        Err(e) if e.kind == crate::engine::FailureKind::Permanent => {
+            return Ok(Readiness::WouldFail(e.message));
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Readiness::Ready(format!(
+        "alarm {} watches {}/{} and turns {} on {}{}",
+        c.alarm,
+        w.namespace,
+        w.metric,
+        c.state.as_str(),
+        w.value,
+        if checks.is_empty() {
+            String::new()
+        } else {
+            format!("; tracked by health check {}", checks.join(", "))
+        }
+    )))
+}
+
+/// What keeps `alarm` from confirming the switch `w` brings.
+fn alarm_problems(
+    alarm: &aws_sdk_cloudwatch::types::MetricAlarm,
+    w: &PutMetricData,
+    c: &SwitchConfirm,
+    region: &str,
+) -> Vec<String> {
+    let name = &c.alarm;
+    let mut problems = Vec::new();
+    if alarm.namespace() != Some(w.namespace.as_str())
+        || alarm.metric_name() != Some(w.metric.as_str())
+    {
+        problems.push(format!(
+            "alarm {name} in {region} watches {}/{}, not {}/{}",
+            alarm.namespace().unwrap_or("?"),
+            alarm.metric_name().unwrap_or("?"),
+            w.namespace,
+            w.metric
+        ));
+        return problems;
+    }
+    let watched: std::collections::BTreeMap<String, String> = alarm
+        .dimensions()
+        .iter()
+        .map(|d| {
+            (
+                d.name().unwrap_or_default().to_string(),
+                d.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    if watched != w.dimensions {
+        problems.push(format!(
+            "alarm {name} watches the dimensions {watched:?}, the datum has {:?}",
+            w.dimensions
+        ));
+    }
+    use aws_sdk_cloudwatch::types::ComparisonOperator as Op;
+    let fires = alarm.threshold().and_then(|t| {
+        Some(match alarm.comparison_operator()? {
+            Op::GreaterThanOrEqualToThreshold => w.value >= t,
+            Op::GreaterThanThreshold => w.value > t,
+            Op::LessThanThreshold => w.value < t,
+            Op::LessThanOrEqualToThreshold => w.value <= t,
+            _ => return None,
+        })
+    });
+    match fires {
+        Some(fires) if fires != (c.state == AlarmState::Alarm) => problems.push(format!(
+            "{} does not put alarm {name} in {} (threshold {} {})",
+            w.value,
+            c.state.as_str(),
+            alarm.comparison_operator().map_or("?", |o| o.as_str()),
+            alarm.threshold().unwrap_or_default()
+        )),
+        Some(_) => {}
+        None => problems.push(format!(
+            "alarm {name} has no static threshold lifeboat can judge the datum against"
+        )),
+    }
+    let missing = alarm.treat_missing_data().unwrap_or("missing");
+    let holding = c.state.holding_missing_data();
+    if !holding.contains(&missing) {
+        problems.push(format!(
+            "alarm {name} treats missing data as `{missing}`: once datapoints stop it would leave {}; set TreatMissingData to {}",
+            c.state.as_str(),
+            holding
+                .iter()
+                .map(|h| format!("`{h}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    }
+    problems
 }
 
 /// Whether the newest minute of the datum's metric (its exact dimensions)
@@ -321,6 +593,7 @@ mod tests {
             value: 1.0,
             dimensions: [("Service".to_string(), "app".to_string())].into(),
             unit: Some("Count".into()),
+            confirm: None,
         };
         let d = datum(&ctx, &w);
         assert_eq!(d.unit(), Some(&StandardUnit::Count));

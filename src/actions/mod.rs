@@ -15,7 +15,7 @@ mod generic;
 pub mod preflight;
 mod presign;
 pub(crate) mod rds;
-mod route53;
+pub(crate) mod route53;
 pub(crate) mod s3;
 
 use std::time::Duration;
@@ -281,11 +281,6 @@ impl Registry {
         let kind = input.kind();
         let found = match kind.info().service {
             Service::None => return generic::preflight(ctx, input),
-            Service::Cloudwatch => {
-                return Readiness::Ready(
-                    "publishing a metric needs no existing resource".to_string(),
-                );
-            }
             _ => match self.clients(kind) {
                 Err(e) => Err(e),
                 Ok(aws) => match kind.info().service {
@@ -293,6 +288,12 @@ impl Registry {
                     Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
                     Service::Route53 => route53::preflight(aws, input).await,
                     Service::S3 => s3::preflight(aws, ctx, input).await,
+                    Service::Cloudwatch => match input {
+                        ActionInput::CloudwatchPutMetricData(w) => {
+                            cloudwatch::preflight(aws, ctx, w).await
+                        }
+                        _ => Ok(Readiness::Unchecked(String::new())),
+                    },
                     Service::Autoscaling => match input {
                         ActionInput::AutoscalingSetCapacity(w) => {
                             autoscaling::preflight(aws, ctx, w).await

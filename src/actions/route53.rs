@@ -171,6 +171,34 @@ fn wanted(
     let mut out = Vec::new();
     if let Some(records) = &w.records {
         for r in records {
+            // Route 53 refuses a simple record beside routed sets of the same
+            // name and type, and over an alias it would silently replace the
+            // alias target with fixed addresses: neither is what was meant.
+            let routed: Vec<&ResourceRecordSet> = existing
+                .iter()
+                .filter(|s| {
+                    fqdn(s.name()) == fqdn(&r.name)
+                        && s.r#type().as_str() == r.record_type
+                        && (s.set_identifier().is_some() || s.alias_target().is_some())
+                })
+                .collect();
+            if !routed.is_empty() {
+                let held: Vec<String> = routed
+                    .iter()
+                    .map(|s| match (s.set_identifier(), s.alias_target()) {
+                        (Some(id), _) => format!("routed set `{id}`"),
+                        (None, Some(a)) => format!("an alias to {}", a.dns_name()),
+                        (None, None) => "a record".to_string(),
+                    })
+                    .collect();
+                return Err(ActionError::permanent(format!(
+                    "record {} {} in {}: the zone holds it as {}; a plain record with `values` cannot be written there (for a failover pair use `route53.switch_failover`)",
+                    r.name,
+                    r.record_type,
+                    w.zone,
+                    held.join(", ")
+                )));
+            }
             let now = current(&r.name, &r.record_type);
             let ttl = r
                 .ttl
@@ -590,9 +618,58 @@ pub(super) fn describe(w: &UpsertRecords) -> Vec<String> {
     ]
 }
 
+/// A Route 53 health check's verdict from its checkers' reports: healthy
+/// when more than 18% report success, as Route 53 itself decides ("How
+/// Amazon Route 53 determines whether a health check is healthy"), so
+/// lifeboat never calls a region down while DNS still sends users there.
+pub fn judge_observations<'a>(id: &str, reports: impl Iterator<Item = &'a str>) -> (bool, String) {
+    let (mut ok, mut total, mut failure) = (0usize, 0usize, None);
+    for report in reports {
+        total += 1;
+        if report.starts_with("Success") {
+            ok += 1;
+        } else if failure.is_none() {
+            failure = Some(report.to_string());
+        }
+    }
+    if total == 0 {
+        return (false, format!("health check {id}: no checker has reported"));
+    }
+    // ok / total > 18 / 100, in integers.
+    let healthy = ok * 100 > total * 18;
+    let mut detail = format!("health check {id}: {ok} of {total} checkers report success");
+    if let Some(f) = failure.filter(|_| !healthy) {
+        detail.push_str(&format!("; e.g. {f}"));
+    }
+    (healthy, detail)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::glob_matches;
+    use super::{glob_matches, judge_observations};
+
+    #[test]
+    fn a_health_check_is_healthy_when_more_than_18_percent_of_checkers_say_so() {
+        let ok = "Success: HTTP Status Code: 200. OK";
+        let bad = "Failure: Connection timed out.";
+        let reports = |ok_count: usize, total: usize| {
+            (0..total).map(move |i| if i < ok_count { ok } else { bad })
+        };
+        // Route 53's rule: healthy when more than 18% of checkers report
+        // success. A minority of successes still routes users there.
+        assert!(judge_observations("hc", reports(1, 3)).0, "1 of 3 is 33%");
+        assert!(judge_observations("hc", reports(2, 10)).0, "2 of 10 is 20%");
+        let (healthy, detail) = judge_observations("hc", reports(3, 16));
+        assert!(healthy, "3 of 16 is 18.75%: {detail}");
+        let (healthy, detail) = judge_observations("hc", reports(9, 50));
+        assert!(!healthy, "9 of 50 is exactly 18%, not more");
+        assert!(
+            detail.contains("9 of 50") && detail.contains("Connection timed out"),
+            "{detail}"
+        );
+        assert!(!judge_observations("hc", reports(0, 16)).0);
+        assert!(!judge_observations("hc", std::iter::empty()).0);
+    }
 
     #[test]
     fn batches_respect_the_weighted_limits() {

@@ -41,7 +41,11 @@ fn write_temp(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
 #[test]
 fn validate_accepts_every_shipped_runbook() {
     let files = shipped();
-    assert_eq!(files.len(), 5, "one runbook per strategy: {files:?}");
+    assert_eq!(
+        files.len(),
+        6,
+        "one runbook per strategy, and a failback for each way traffic moves: {files:?}"
+    );
     let mut args = vec!["validate"];
     args.extend(files.iter().map(String::as_str));
     let out = lifeboat(&args);

@@ -160,7 +160,7 @@ async fn an_active_passive_drill_switches_a_copy_of_the_failover_pair() {
     let env = Env::new().await;
     crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
     let zone = crate::seed::zone(&env.aws, "example.com", &[]).await;
-    crate::seed::failover_pair(&env.aws, &zone, "app.example.com").await;
+    crate::seed::switched_failover_pair(&env.aws, &zone, "app.example.com").await;
     let notes = env
         .drill_leaves_production_alone("active-passive.yaml")
         .await;

@@ -20,6 +20,9 @@
 //! - `autoscaling`, `ec2`, `rds`, `rds_recovery`, `route53`, `s3`: the AWS
 //!   actions on the emulator: do, already done (no mutating call), missing
 //!   resource, and their preflights.
+//! - `cloudwatch`: the data-plane traffic switch: its preflight (the alarm
+//!   watches the metric, fires on the value, holds when data stops, a
+//!   health check tracks it), its confirmation, and a switch back.
 //! - `pilot_light`, `strategies`: the five shipped runbooks end to end on
 //!   the emulator through `lifeboat check` and `lifeboat run`.
 //! - `daemon`: the daemon under a real notify socket: resume, metrics,
@@ -52,6 +55,7 @@
 mod autoscaling;
 mod aws_smoke;
 mod cli;
+mod cloudwatch;
 mod corpus;
 mod crash;
 mod crash_aws;

@@ -226,3 +226,87 @@ async fn a_health_check_is_inverted_once() {
         "no health check 00000000-0000-0000-0000-000000000000"
     );
 }
+
+/// Route 53 refuses a simple record beside a failover pair of the same
+/// name and type (the emulator's guard plays that rule, which moto lacks),
+/// and `upsert_records` refuses it first, naming the record, changing
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_record_over_a_failover_pair_is_refused_by_route53_and_before_it() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let plain = ResourceRecordSet::builder()
+        .name("app.example.com")
+        .r#type(RrType::A)
+        .ttl(60)
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.99")
+                .build()
+                .expect("record"),
+        )
+        .build()
+        .expect("set");
+    let refused = aws
+        .route53()
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(plain)
+                        .build()
+                        .expect("change"),
+                )
+                .build()
+                .expect("batch"),
+        )
+        .send()
+        .await
+        .expect_err("Route 53 refuses it");
+    assert_eq!(
+        refused.as_service_error().and_then(|e| e.meta().code()),
+        Some("InvalidChangeBatch"),
+        "{refused:?}"
+    );
+
+    let registry = Registry::with_aws(aws.clone());
+    let input = ActionInput::Route53UpsertRecords(UpsertRecords {
+        zone: "example.com".into(),
+        records: Some(vec![Record {
+            name: "app.example.com".into(),
+            record_type: "A".into(),
+            ttl: None,
+            values: vec!["192.0.2.99".into()],
+        }]),
+        rewrite: None,
+        wait_insync: true,
+    });
+    let before = aws.calls().mutating();
+    let err = registry.run(&ctx(), &input).await.expect_err("refused");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(
+        err.message
+            .contains("record app.example.com A in example.com")
+            && err.message.contains("routed set `primary`"),
+        "{err}"
+    );
+    assert_eq!(aws.calls().mutating(), before, "nothing sent");
+    assert!(matches!(
+        registry.preflight(&ctx(), &input, &[]).await,
+        Readiness::WouldFail(m) if m.contains("routed set")
+    ));
+    assert_eq!(
+        crate::seed::failover_roles(&aws, &zone, "app.example.com")
+            .await
+            .len(),
+        2
+    );
+}

@@ -141,23 +141,83 @@ pub async fn a_record(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<String
 /// set `primary` (PRIMARY, with the check) and `dr` (SECONDARY). Returns
 /// the health check's id.
 pub async fn failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> String {
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+    let config = HealthCheckConfig::builder()
+        .r#type(HealthCheckType::Https)
+        .fully_qualified_domain_name(format!("primary.{name}"))
+        .resource_path("/healthz")
+        .port(443)
+        .build()
+        .expect("health check config");
+    pair(aws, zone_id, name, config).await
+}
+
+/// The alarm the active-passive runbook's data-plane switch fires.
+pub const SWITCH_ALARM: &str = "lifeboat-force-primary-unhealthy";
+
+/// The active-passive data-plane switch: in us-west-2 an alarm on
+/// `Lifeboat/ForcePrimaryUnhealthy{Service=app}` (>= 1, missing data
+/// ignored), a Route 53 health check tracking it, and the failover pair
+/// `name` whose PRIMARY carries that check. Returns the check's id.
+pub async fn switched_failover_pair(aws: &AwsClients, zone_id: &str, name: &str) -> String {
     use aws_sdk_route53::types::{
-        HealthCheckConfig, HealthCheckType, ResourceRecord, ResourceRecordSet,
-        ResourceRecordSetFailover, RrType,
+        AlarmIdentifier, CloudWatchRegion, HealthCheckConfig, HealthCheckType,
+        InsufficientDataHealthStatus,
     };
-    let r53 = aws.route53();
-    let check = r53
+    switch_alarm(aws, "ignore").await;
+    let config = HealthCheckConfig::builder()
+        .r#type(HealthCheckType::CloudwatchMetric)
+        .alarm_identifier(
+            AlarmIdentifier::builder()
+                .region(CloudWatchRegion::UsWest2)
+                .name(SWITCH_ALARM)
+                .build()
+                .expect("alarm identifier"),
+        )
+        .insufficient_data_health_status(InsufficientDataHealthStatus::LastKnownStatus)
+        .build()
+        .expect("health check config");
+    pair(aws, zone_id, name, config).await
+}
+
+/// Create (or replace) the switch alarm in us-west-2: Maximum of
+/// `Lifeboat/ForcePrimaryUnhealthy{Service=app}` >= 1 over one minute,
+/// missing data treated as `treat_missing_data`.
+pub async fn switch_alarm(aws: &AwsClients, treat_missing_data: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
+    aws.cloudwatch("us-west-2")
+        .put_metric_alarm()
+        .alarm_name(SWITCH_ALARM)
+        .namespace("Lifeboat")
+        .metric_name("ForcePrimaryUnhealthy")
+        .dimensions(Dimension::builder().name("Service").value("app").build())
+        .statistic(Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data(treat_missing_data)
+        .send()
+        .await
+        .expect("create the switch alarm");
+}
+
+/// A health check of `config`, and the failover pair `name` whose PRIMARY
+/// carries it; the check's id.
+async fn pair(
+    aws: &AwsClients,
+    zone_id: &str,
+    name: &str,
+    config: aws_sdk_route53::types::HealthCheckConfig,
+) -> String {
+    use aws_sdk_route53::types::{
+        ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType,
+    };
+    let check = aws
+        .route53()
         .create_health_check()
         .caller_reference(format!("seed-{name}"))
-        .health_check_config(
-            HealthCheckConfig::builder()
-                .r#type(HealthCheckType::Https)
-                .fully_qualified_domain_name(format!("primary.{name}"))
-                .resource_path("/healthz")
-                .port(443)
-                .build()
-                .expect("health check config"),
-        )
+        .health_check_config(config)
         .send()
         .await
         .expect("create health check");
@@ -386,7 +446,7 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
         }
         None => {
             let zone = zone(aws, "example.com", &[]).await;
-            failover_pair(aws, &zone, "app.example.com").await;
+            switched_failover_pair(aws, &zone, "app.example.com").await;
             zone
         }
     }

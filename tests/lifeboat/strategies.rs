@@ -46,6 +46,35 @@ impl Scene {
     }
 }
 
+impl Scene {
+    /// `lifeboat run --yes` in the background (a failback waits for its
+    /// approvals); the child and its run's id.
+    fn start(&self, moto: &Moto) -> (crate::run::KillOnDrop, String) {
+        let mut child = moto
+            .lifeboat(&self.state)
+            .args(["run", "--yes"])
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map(crate::run::KillOnDrop)
+            .expect("start the run");
+        let id = crate::run::started_run_id(&self.state, &mut child.0);
+        (child, id)
+    }
+}
+
+/// The run's exit status and its stderr, read to the end first (the run's
+/// exit closes it), then reaped.
+fn finish(mut child: crate::run::KillOnDrop) -> (std::process::ExitStatus, String) {
+    let mut stderr = String::new();
+    if let Some(mut e) = child.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    let status = child.0.wait().expect("wait for the run");
+    (status, stderr)
+}
+
 fn assert_ok(out: &Output) {
     assert_eq!(
         out.status.code(),
@@ -194,7 +223,7 @@ async fn active_passive_promotes_and_moves_traffic() {
     let aws = moto.clients().await;
     crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let scene = Scene::new("active-passive.yaml").await;
     let state = &scene.state;
 
@@ -205,6 +234,11 @@ async fn active_passive_promotes_and_moves_traffic() {
         "{}",
         text(&check.stdout)
     );
+    assert!(
+        text(&check.stdout).contains("tracked by health check"),
+        "the switch's alarm and health check are checked: {}",
+        text(&check.stdout)
+    );
     assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
     assert_eq!(
         db(&aws, "us-west-2", "app-db-replica")
@@ -213,7 +247,9 @@ async fn active_passive_promotes_and_moves_traffic() {
         Some(7)
     );
     // Traffic moved by the data plane: the switch metric was published in
-    // the DR region and the failover records were not edited.
+    // the DR region, its alarm fired and the PRIMARY's health check turned
+    // unhealthy (the emulator's guard plays CloudWatch and Route 53 there),
+    // and the failover records were not edited.
     let show = crate::run::lifeboat(state, &["runs", "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let id = runs[0]["id"].as_str().expect("run id");
@@ -227,6 +263,13 @@ async fn active_passive_promotes_and_moves_traffic() {
     assert_eq!(step["state"], "succeeded", "{step}");
     assert_eq!(step["outputs"]["metric"], "ForcePrimaryUnhealthy", "{step}");
     assert_eq!(step["outputs"]["value"], 1.0, "{step}");
+    assert_eq!(step["outputs"]["alarm_state"], "ALARM", "confirmed: {step}");
+    assert!(
+        step["outputs"]["health_checks"]
+            .to_string()
+            .contains("0 of 8 checkers report success"),
+        "{step}"
+    );
     assert_eq!(
         crate::seed::failover_roles(&aws, &zone, "app.example.com").await,
         vec![
@@ -250,16 +293,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     let scene = Scene::new("failback.yaml").await;
     let state = &scene.state;
 
-    let mut child = moto
-        .lifeboat(state)
-        .args(["run", "--yes"])
-        .args(&scene.args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map(crate::run::KillOnDrop)
-        .expect("start the failback");
-    let id = crate::run::started_run_id(state, &mut child.0);
+    let (child, id) = scene.start(&moto);
     crate::run::wait_for(state, &id, "approve", "waiting");
     assert!(
         crate::seed::db(&aws, "us-east-1", "app-db-failback")
@@ -283,12 +317,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         "the primary app tier starts in parallel"
     );
     assert_eq!(approve("confirm-writes-stopped").status.code(), Some(0));
-    // Read to the end first (the run's exit closes it), then reap it.
-    let mut stderr = String::new();
-    if let Some(mut e) = child.0.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-    }
-    let status = child.0.wait().expect("wait for the run");
+    let (status, stderr) = finish(child);
 
     // The rebuilt replica's ReplicaLag (published as RDS would, by the
     // emulator's guard) shows it caught up: it is promoted and DNS moves
@@ -319,6 +348,103 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     assert_eq!(
         crate::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["192.0.2.10"]
+    );
+    crate::iam::assert_covered(state);
+}
+
+/// What users' traffic follows in the active-passive setup: the failover
+/// roles, the switch alarm's state, and whether the PRIMARY's health check
+/// is healthy (every checker reporting success).
+async fn traffic(
+    aws: &AwsClients,
+    zone: &str,
+    check: &str,
+) -> (Vec<(String, String)>, String, bool) {
+    let roles = crate::seed::failover_roles(aws, zone, "app.example.com").await;
+    let alarms = aws
+        .cloudwatch("us-west-2")
+        .describe_alarms()
+        .alarm_names(crate::seed::SWITCH_ALARM)
+        .send()
+        .await
+        .expect("describe alarms");
+    let alarm = alarms.metric_alarms()[0]
+        .state_value()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    let status = aws
+        .route53()
+        .get_health_check_status()
+        .health_check_id(check)
+        .send()
+        .await
+        .expect("health check status");
+    let healthy = status.health_check_observations().iter().all(|o| {
+        o.status_report()
+            .and_then(|r| r.status())
+            .is_some_and(|s| s.starts_with("Success"))
+    });
+    (roles, alarm, healthy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_outage() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
+    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    let before = traffic(&aws, &zone, &check).await;
+    assert_eq!(before.1, "OK");
+    assert!(before.2, "the primary is healthy before the outage");
+
+    let failover = Scene::new("active-passive.yaml").await;
+    assert_ok(&failover.lifeboat(&moto, &["run", "--yes"]));
+    let failed_over = traffic(&aws, &zone, &check).await;
+    assert_eq!(
+        failed_over.0, before.0,
+        "the records are left to the data plane"
+    );
+    assert_eq!(failed_over.1, "ALARM");
+    assert!(!failed_over.2, "the primary's health check is unhealthy");
+
+    // A plain record over the failover pair is refused before anything
+    // changes: the pilot-light failback is not the one to use here.
+    let wrong = Scene::new("failback.yaml").await;
+    let check_out = wrong.lifeboat(&moto, &["check"]);
+    assert!(
+        text(&check_out.stdout).contains("the zone holds it as routed set"),
+        "{}",
+        text(&check_out.stdout)
+    );
+
+    let failback = Scene::new("failback-active-passive.yaml").await;
+    let state = &failback.state;
+    let (child, id) = failback.start(&moto);
+    for step in ["approve", "confirm-writes-stopped"] {
+        crate::run::wait_for(state, &id, step, "waiting");
+        assert_eq!(
+            crate::run::lifeboat(state, &["approve", &id, step])
+                .status
+                .code(),
+            Some(0)
+        );
+    }
+    let (status, stderr) = finish(child);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        traffic(&aws, &zone, &check).await,
+        before,
+        "DNS and the switch as before the outage"
+    );
+    assert_eq!(
+        db(&aws, "us-east-1", "app-db-failback")
+            .await
+            .backup_retention_period(),
+        Some(7),
+        "the rebuilt primary is promoted"
     );
     crate::iam::assert_covered(state);
 }
