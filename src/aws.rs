@@ -229,6 +229,37 @@ impl AwsClients {
         }
     }
 
+    /// Clients acting as `role_arn` (assumed through STS with these
+    /// clients' own credentials, endpoint and counter): the SDK's
+    /// assume-role provider, whose credentials are cached and refreshed
+    /// before they expire. Nothing is called until a client is used.
+    pub async fn assuming(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+        session_name: &str,
+    ) -> AwsClients {
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name(session_name)
+            .configure(&self.base);
+        if let Some(id) = external_id {
+            provider = provider.external_id(id);
+        }
+        let provider = provider.build().await;
+        let base = self
+            .base
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        AwsClients {
+            base,
+            path_style: self.path_style,
+            calls: Arc::clone(&self.calls),
+        }
+    }
+
     /// The requests sent so far through these clients.
     pub fn calls(&self) -> &ApiCalls {
         &self.calls

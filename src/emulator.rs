@@ -167,14 +167,18 @@ impl Emulator {
     }
 
     /// Set the `ReplicaLag` the emulator publishes for a read replica, as
-    /// RDS would (0 s unless set); `None` stops its datapoints.
+    /// RDS would (0 s unless set); `None` stops its datapoints. `account`
+    /// limits it to one account's replica of that name (default: every
+    /// account's).
     pub fn set_replica_lag(
         &self,
+        account: Option<&str>,
         region: &str,
         db_instance: &str,
         lag_seconds: Option<f64>,
     ) -> Result<(), EmulatorError> {
         let body = serde_json::json!({
+            "account": account,
             "region": region,
             "db_instance": db_instance,
             "lag_seconds": lag_seconds,

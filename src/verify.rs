@@ -216,6 +216,7 @@ fn context(job: &str, region: &str, timeout: Duration) -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + timeout,
+        assume_role: None,
     }
 }
 

@@ -19,8 +19,9 @@ only the encoding is translated.
 publishes nothing. Here every read replica moto holds gets a datapoint each
 second (its lag: 0 s unless a test set another), in the replica's own
 account and region. `POST /lifeboat-sim/replica-lag` with
-`{"region", "db_instance", "lag_seconds"}` sets a replica's lag (`null`
-stops its datapoints, as when RDS stops publishing); a reset forgets it.
+`{"region", "db_instance", "lag_seconds"}` (and optionally `"account"`;
+default every account) sets a replica's lag (`null` stops its datapoints,
+as when RDS stops publishing); a reset forgets it.
 
 Two more of AWS's behaviours moto lacks, patched into moto's own models:
 CloudWatch evaluates a metric alarm when a datum of its metric arrives
@@ -168,7 +169,8 @@ class ReplicaLag:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         try:
             body = json.loads(environ["wsgi.input"].read(length))
-            key = (str(body["region"]), str(body["db_instance"]))
+            account = body.get("account")
+            key = (None if account is None else str(account), str(body["region"]), str(body["db_instance"]))
             lag = body["lag_seconds"]
             lag = None if lag is None else float(lag)
         except (ValueError, KeyError, TypeError) as e:
@@ -190,8 +192,9 @@ class ReplicaLag:
                 for db in list(backend.databases.values()):
                     if not getattr(db, "source_db_instance_identifier", None):
                         continue
+                    name = db.db_instance_identifier
                     with self.lock:
-                        lag = self.lags.get((region, db.db_instance_identifier), 0.0)
+                        lag = self.lags.get((account, region, name), self.lags.get((None, region, name), 0.0))
                     if lag is None:
                         continue
                     cloudwatch_backends[account][region].put_metric_data(

@@ -586,6 +586,7 @@ mod tests {
             attempt: 1,
             resumed: false,
             deadline: tokio::time::Instant::now(),
+            assume_role: None,
         };
         let w = PutMetricData {
             namespace: "Lifeboat".into(),

@@ -18,6 +18,8 @@ pub(crate) mod rds;
 pub(crate) mod route53;
 pub(crate) mod s3;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aws::AwsClients;
@@ -31,17 +33,84 @@ use crate::runbook::{Mode, RecoveryPoint, Runbook};
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     aws: Option<AwsClients>,
+    /// Clients acting as an assumed role, by role, external id and session
+    /// name, with the caller identity STS gave them.
+    roles: Arc<tokio::sync::Mutex<BTreeMap<String, (AwsClients, Identity)>>>,
+}
+
+/// Who an assumed role's calls act as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The AWS account.
+    pub account: String,
+    /// The principal's ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+    pub arn: String,
 }
 
 impl Registry {
     /// Generic actions only.
     pub fn new() -> Registry {
-        Registry { aws: None }
+        Registry {
+            aws: None,
+            roles: Default::default(),
+        }
     }
 
     /// Generic and AWS actions, through these clients.
     pub fn with_aws(aws: AwsClients) -> Registry {
-        Registry { aws: Some(aws) }
+        Registry {
+            aws: Some(aws),
+            roles: Default::default(),
+        }
+    }
+
+    /// The clients a step acts through: its role's when it names one
+    /// (assumed once per role and session, and proven with
+    /// `GetCallerIdentity`, so a role that cannot be assumed fails the step
+    /// naming the role and why), else the caller's own.
+    pub async fn clients_for(
+        &self,
+        ctx: &StepContext,
+        action: ActionKind,
+    ) -> Result<(AwsClients, Option<Identity>), ActionError> {
+        let base = self.clients(action)?;
+        let Some(role) = &ctx.assume_role else {
+            return Ok((base.clone(), None));
+        };
+        let session = role
+            .session_name
+            .clone()
+            .unwrap_or_else(|| session_name(&ctx.run_id));
+        let key = format!(
+            "{}\n{}\n{session}",
+            role.role_arn,
+            role.external_id.as_deref().unwrap_or_default()
+        );
+        let mut roles = self.roles.lock().await;
+        if let Some((clients, who)) = roles.get(&key) {
+            return Ok((clients.clone(), Some(who.clone())));
+        }
+        let clients = base
+            .assuming(&role.role_arn, role.external_id.as_deref(), &session)
+            .await;
+        let who = clients
+            .sts(crate::aws::ROUTE53_REGION)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| {
+                ActionError::permanent(format!(
+                    "cannot assume role {} (session {session}): {}",
+                    role.role_arn,
+                    aws_smithy_types::error::display::DisplayErrorContext(e)
+                ))
+            })?;
+        let who = Identity {
+            account: who.account().unwrap_or_default().to_string(),
+            arn: who.arn().unwrap_or_default().to_string(),
+        };
+        roles.insert(key, (clients.clone(), who.clone()));
+        Ok((clients, Some(who)))
     }
 
     /// The AWS clients, if any.
@@ -56,6 +125,65 @@ impl Registry {
             ))
         })
     }
+}
+
+/// One attempt of an AWS action (no drill behaviour), through `aws`.
+async fn run_aws(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    input: &ActionInput,
+) -> Result<Outputs, ActionError> {
+    match input {
+        ActionInput::RdsCreateSnapshot(w) => rds::create_snapshot(aws, ctx, w).await,
+        ActionInput::RdsCopySnapshot(w) => rds::copy_snapshot(aws, ctx, w).await,
+        ActionInput::RdsRestoreFromSnapshot(w) => rds::restore_from_snapshot(aws, ctx, w).await,
+        ActionInput::RdsRestorePointInTime(w) => rds::restore_point_in_time(aws, ctx, w).await,
+        ActionInput::RdsCreateReadReplica(w) => rds::create_read_replica(aws, ctx, w).await,
+        ActionInput::RdsPromoteReadReplica(w) => rds::promote(aws, ctx, w).await,
+        ActionInput::RdsModifyInstanceClass(w) => rds::modify_instance_class(aws, ctx, w).await,
+        ActionInput::RdsDeleteInstance(w) => rds::delete_instance(aws, ctx, w).await,
+        ActionInput::RdsWaitAvailable(w) => rds::wait(aws, ctx, w).await,
+        ActionInput::RdsWaitReplicaLag(w) => rds::wait_replica_lag(aws, ctx, w).await,
+        ActionInput::Ec2StartInstances(w) => {
+            ec2::transition(aws, ctx, w, ec2::Direction::Start).await
+        }
+        ActionInput::Ec2StopInstances(w) => {
+            ec2::transition(aws, ctx, w, ec2::Direction::Stop).await
+        }
+        ActionInput::Ec2WaitRunning(w) => ec2::wait_running(aws, ctx, w).await,
+        ActionInput::Ec2LaunchFromTemplate(w) => ec2::launch_from_template(aws, ctx, w).await,
+        ActionInput::Ec2CopyImage(w) => ec2::copy_image(aws, ctx, w).await,
+        ActionInput::AutoscalingSetCapacity(w) => autoscaling::set_capacity(aws, ctx, w).await,
+        ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
+        ActionInput::Route53SwitchFailover(w) => route53::switch_failover(aws, ctx, w).await,
+        ActionInput::Route53UpdateHealthCheck(w) => route53::update_health_check(aws, w).await,
+        ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
+        ActionInput::S3NewestObjectAge(w) => s3::newest_object_age(aws, ctx, w).await,
+        ActionInput::S3CheckReplication(w) => s3::check_replication(aws, ctx, w).await,
+        ActionInput::S3CopyObjects(w) => s3::copy_objects(aws, ctx, w).await,
+        ActionInput::S3VerifyChecksum(w) => s3::verify_checksum(aws, ctx, w).await,
+        other => Err(ActionError::permanent(format!(
+            "this build cannot execute `{}`",
+            other.kind()
+        ))),
+    }
+}
+
+/// The STS session name of a run: `lifeboat-<run>`, in the characters and
+/// length STS allows (`[\w+=,.@-]`, 2 to 64).
+fn session_name(run_id: &str) -> String {
+    let mut name: String = format!("lifeboat-{run_id}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(64);
+    name
 }
 
 /// Whether any action of `runbook` calls AWS.
@@ -83,73 +211,44 @@ impl Actions for Registry {
                 ActionInput::Notify(n) => return generic::notify(ctx, n).await,
                 _ => {}
             }
-            let aws = self.clients(input.kind())?;
-            if ctx.mode == Mode::Drill
+            let (clients, acting_as) = self.clients_for(ctx, input.kind()).await?;
+            let aws = &clients;
+            let outputs = if ctx.mode == Mode::Drill
                 && let Some(done) = drill::run(aws, ctx, input).await
             {
-                return done;
-            }
-            match input {
-                ActionInput::RdsCreateSnapshot(w) => rds::create_snapshot(aws, ctx, w).await,
-                ActionInput::RdsCopySnapshot(w) => rds::copy_snapshot(aws, ctx, w).await,
-                ActionInput::RdsRestoreFromSnapshot(w) => {
-                    rds::restore_from_snapshot(aws, ctx, w).await
+                done
+            } else {
+                run_aws(aws, ctx, input).await
+            };
+            // Who acted is part of what the step did: the journal keeps it.
+            outputs.map(|mut out| {
+                if let Some(who) = acting_as {
+                    out.insert("account".to_string(), serde_json::json!(who.account));
+                    out.insert("acting_as".to_string(), serde_json::json!(who.arn));
                 }
-                ActionInput::RdsRestorePointInTime(w) => {
-                    rds::restore_point_in_time(aws, ctx, w).await
-                }
-                ActionInput::RdsCreateReadReplica(w) => rds::create_read_replica(aws, ctx, w).await,
-                ActionInput::RdsPromoteReadReplica(w) => rds::promote(aws, ctx, w).await,
-                ActionInput::RdsModifyInstanceClass(w) => {
-                    rds::modify_instance_class(aws, ctx, w).await
-                }
-                ActionInput::RdsDeleteInstance(w) => rds::delete_instance(aws, ctx, w).await,
-                ActionInput::RdsWaitAvailable(w) => rds::wait(aws, ctx, w).await,
-                ActionInput::RdsWaitReplicaLag(w) => rds::wait_replica_lag(aws, ctx, w).await,
-                ActionInput::Ec2StartInstances(w) => {
-                    ec2::transition(aws, ctx, w, ec2::Direction::Start).await
-                }
-                ActionInput::Ec2StopInstances(w) => {
-                    ec2::transition(aws, ctx, w, ec2::Direction::Stop).await
-                }
-                ActionInput::Ec2WaitRunning(w) => ec2::wait_running(aws, ctx, w).await,
-                ActionInput::Ec2LaunchFromTemplate(w) => {
-                    ec2::launch_from_template(aws, ctx, w).await
-                }
-                ActionInput::Ec2CopyImage(w) => ec2::copy_image(aws, ctx, w).await,
-                ActionInput::AutoscalingSetCapacity(w) => {
-                    autoscaling::set_capacity(aws, ctx, w).await
-                }
-                ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
-                ActionInput::Route53SwitchFailover(w) => {
-                    route53::switch_failover(aws, ctx, w).await
-                }
-                ActionInput::Route53UpdateHealthCheck(w) => {
-                    route53::update_health_check(aws, w).await
-                }
-                ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
-                ActionInput::S3NewestObjectAge(w) => s3::newest_object_age(aws, ctx, w).await,
-                ActionInput::S3CheckReplication(w) => s3::check_replication(aws, ctx, w).await,
-                ActionInput::S3CopyObjects(w) => s3::copy_objects(aws, ctx, w).await,
-                ActionInput::S3VerifyChecksum(w) => s3::verify_checksum(aws, ctx, w).await,
-                other => Err(ActionError::permanent(format!(
-                    "this build cannot execute `{}`",
-                    other.kind()
-                ))),
-            }
+                out
+            })
         })
     }
 
     fn read_recovery_point<'a>(
         &'a self,
+        ctx: &'a StepContext,
         region: Option<&'a str>,
         source: &'a RecoveryPoint,
         incident_start: jiff::Timestamp,
     ) -> BoxFuture<'a, RecoveryReading> {
         Box::pin(async move {
-            let Some(aws) = self.aws.as_ref() else {
-                return RecoveryReading::unmeasurable("no AWS clients were configured");
+            // In the account the step acts in: its replica, its bucket.
+            let kind = match source {
+                RecoveryPoint::S3NewestObject { .. } => ActionKind::S3NewestObjectAge,
+                _ => ActionKind::RdsWaitReplicaLag,
             };
+            let aws = match self.clients_for(ctx, kind).await {
+                Ok((aws, _)) => aws,
+                Err(e) => return RecoveryReading::unmeasurable(e.message),
+            };
+            let aws = &aws;
             match source {
                 RecoveryPoint::RdsReplicaLag {
                     db_instance,
@@ -279,34 +378,50 @@ impl Registry {
         upstream: &[ActionKind],
     ) -> Readiness {
         let kind = input.kind();
+        let mut acting_as = None;
         let found = match kind.info().service {
             Service::None => return generic::preflight(ctx, input),
-            _ => match self.clients(kind) {
+            _ => match self.clients_for(ctx, kind).await {
                 Err(e) => Err(e),
-                Ok(aws) => match kind.info().service {
-                    Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
-                    Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
-                    Service::Route53 => route53::preflight(aws, input).await,
-                    Service::S3 => s3::preflight(aws, ctx, input).await,
-                    Service::Cloudwatch => match input {
-                        ActionInput::CloudwatchPutMetricData(w) => {
-                            cloudwatch::preflight(aws, ctx, w).await
-                        }
-                        _ => Ok(Readiness::Unchecked(String::new())),
-                    },
-                    Service::Autoscaling => match input {
-                        ActionInput::AutoscalingSetCapacity(w) => {
-                            autoscaling::preflight(aws, ctx, w).await
-                        }
-                        _ => Ok(Readiness::Unchecked(String::new())),
-                    },
-                    _ => Ok(Readiness::Unchecked(format!(
-                        "`{kind}` has no preflight in this build"
-                    ))),
-                },
+                Ok((ref aws, ref who)) => {
+                    acting_as = who.clone();
+                    match kind.info().service {
+                        Service::Rds => rds::preflight(aws, ctx, input, upstream).await,
+                        Service::Ec2 => ec2::preflight(aws, ctx, input, upstream).await,
+                        Service::Route53 => route53::preflight(aws, input).await,
+                        Service::S3 => s3::preflight(aws, ctx, input).await,
+                        Service::Cloudwatch => match input {
+                            ActionInput::CloudwatchPutMetricData(w) => {
+                                cloudwatch::preflight(aws, ctx, w).await
+                            }
+                            _ => Ok(Readiness::Unchecked(String::new())),
+                        },
+                        Service::Autoscaling => match input {
+                            ActionInput::AutoscalingSetCapacity(w) => {
+                                autoscaling::preflight(aws, ctx, w).await
+                            }
+                            _ => Ok(Readiness::Unchecked(String::new())),
+                        },
+                        _ => Ok(Readiness::Unchecked(format!(
+                            "`{kind}` has no preflight in this build"
+                        ))),
+                    }
+                }
             },
         };
-        found.unwrap_or_else(|e| Readiness::WouldFail(e.message))
+        let readiness = found.unwrap_or_else(|e| Readiness::WouldFail(e.message));
+        // Who the step will act as, when it is not the caller.
+        match acting_as {
+            None => readiness,
+            Some(who) => {
+                let said = |m: String| format!("as {} (account {}): {m}", who.arn, who.account);
+                match readiness {
+                    Readiness::Ready(m) => Readiness::Ready(said(m)),
+                    Readiness::WouldFail(m) => Readiness::WouldFail(said(m)),
+                    Readiness::Unchecked(m) => Readiness::Unchecked(said(m)),
+                }
+            }
+        }
     }
 }
 
@@ -440,6 +555,7 @@ mod tests {
             attempt: 1,
             resumed: false,
             deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
+            assume_role: None,
         }
     }
 

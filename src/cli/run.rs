@@ -485,6 +485,7 @@ fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
                 attempt: 1,
                 resumed: false,
                 deadline: tokio::time::Instant::now() + step.timeout,
+                assume_role: step.assume_role.clone(),
             };
             let region = step
                 .region

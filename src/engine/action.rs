@@ -40,6 +40,9 @@ pub struct StepContext {
     pub resumed: bool,
     /// When the step must be done by.
     pub deadline: Instant,
+    /// The role the step's AWS calls act as (its own `assume_role` or the
+    /// runbook's); `None`: the caller's own credentials.
+    pub assume_role: Option<crate::runbook::AssumeRole>,
 }
 
 /// How an action failed, which decides whether it is retried.
@@ -99,15 +102,17 @@ pub trait Actions: Send + Sync {
     /// Read the runbook's recovery point as it stood at `incident_start`
     /// (the replica's lag then, read just before it is promoted; the newest
     /// object in the DR bucket), for RPO. `region` is the runbook's
-    /// recovery region. Never fails: what cannot be read is recorded as not
-    /// measurable, with why.
+    /// recovery region; `ctx` is the context of the step the reading
+    /// precedes (its run, and the role its calls act as). Never fails: what
+    /// cannot be read is recorded as not measurable, with why.
     fn read_recovery_point<'a>(
         &'a self,
+        ctx: &'a StepContext,
         region: Option<&'a str>,
         source: &'a RecoveryPoint,
         incident_start: jiff::Timestamp,
     ) -> BoxFuture<'a, RecoveryReading> {
-        let _ = (region, source, incident_start);
+        let _ = (ctx, region, source, incident_start);
         Box::pin(async { RecoveryReading::unmeasurable("this build reads no recovery points") })
     }
 }

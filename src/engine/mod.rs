@@ -635,9 +635,10 @@ impl Engine {
     async fn read_recovery_point(
         &self,
         ctx: &RunCtx,
-        step_id: &str,
-        action: ActionKind,
+        step: &Step,
+        deadline: Instant,
     ) -> Result<(), JournalError> {
+        let (step_id, action) = (step.id.as_str(), step.action);
         let Some(source) = &ctx.runbook.recovery_point else {
             return Ok(());
         };
@@ -660,16 +661,33 @@ impl Engine {
             Some(m) => m.at.clone(),
             None => self.journal.run(&ctx.id)?.run.started_at,
         };
-        let incident_start = incident_start
-            .parse::<jiff::Timestamp>()
-            .unwrap_or_else(|_| jiff::Timestamp::now());
         let region = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
-        let (reading, calls) = crate::aws::logging_calls(self.actions.read_recovery_point(
-            region,
-            source,
-            incident_start,
-        ))
-        .await;
+        // A point read against a made-up incident start would be a made-up
+        // RPO: an unreadable one is said, not replaced by the present.
+        let (reading, calls) = match incident_start.parse::<jiff::Timestamp>() {
+            Ok(at) => {
+                let sctx = StepContext {
+                    run_id: ctx.id.clone(),
+                    step_id: step.id.clone(),
+                    mode: ctx.mode,
+                    region: step.region.clone(),
+                    attempt: 1,
+                    resumed: false,
+                    deadline,
+                    assume_role: step.assume_role.clone(),
+                };
+                crate::aws::logging_calls(
+                    self.actions.read_recovery_point(&sctx, region, source, at),
+                )
+                .await
+            }
+            Err(e) => (
+                RecoveryReading::unmeasurable(format!(
+                    "the journal's incident start `{incident_start}` is unreadable: {e}"
+                )),
+                Default::default(),
+            ),
+        };
         self.journal.record_calls(
             &ctx.id,
             &journal::StepCalls {
@@ -737,7 +755,7 @@ impl Engine {
                 return Ok(TaskEnd::Failed(error));
             }
         };
-        self.read_recovery_point(ctx, &step.id, step.action).await?;
+        self.read_recovery_point(ctx, step, deadline).await?;
         let mut attempt = first_attempt;
         let failure = loop {
             let note = (resumed && attempt == first_attempt)
@@ -756,6 +774,7 @@ impl Engine {
                 attempt,
                 resumed: resumed && attempt == first_attempt,
                 deadline,
+                assume_role: step.assume_role.clone(),
             };
             let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
                 deadline,
@@ -890,6 +909,7 @@ impl Engine {
                 attempt,
                 resumed: false,
                 deadline,
+                assume_role: step.assume_role.clone(),
             };
             let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
                 deadline,

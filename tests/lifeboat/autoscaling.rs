@@ -22,6 +22,7 @@ fn ctx() -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        assume_role: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn ctx(deadline_secs: u64) -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
+        assume_role: None,
     }
 }
 

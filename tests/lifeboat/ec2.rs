@@ -26,6 +26,7 @@ fn ctx(step: &str) -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        assume_role: None,
     }
 }
 

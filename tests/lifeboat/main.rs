@@ -20,6 +20,8 @@
 //! - `autoscaling`, `ec2`, `rds`, `rds_recovery`, `route53`, `s3`: the AWS
 //!   actions on the emulator: do, already done (no mutating call), missing
 //!   resource, and their preflights.
+//! - `accounts`: a runbook's `assume_role` acts in the role's account
+//!   only, and the journal names the principal.
 //! - `cloudwatch`: the data-plane traffic switch: its preflight (the alarm
 //!   watches the metric, fires on the value, holds when data stops, a
 //!   health check tracks it), its confirmation, and a switch back.
@@ -52,6 +54,7 @@
 //! - `seed`: resources the AWS tests start from (not tests).
 //! - `moto`: the emulator harness (not tests).
 
+mod accounts;
 mod autoscaling;
 mod aws_smoke;
 mod cli;

@@ -124,7 +124,20 @@ impl Moto {
     /// now on, as RDS would (0 s unless set); `None` stops its datapoints.
     pub fn set_replica_lag(&self, region: &str, db_instance: &str, lag_seconds: Option<f64>) {
         self.0
-            .set_replica_lag(region, db_instance, lag_seconds)
+            .set_replica_lag(None, region, db_instance, lag_seconds)
+            .expect("set the replica's lag");
+    }
+
+    /// The same, for one account's replica of that name only.
+    pub fn set_account_replica_lag(
+        &self,
+        account: &str,
+        region: &str,
+        db_instance: &str,
+        lag_seconds: Option<f64>,
+    ) {
+        self.0
+            .set_replica_lag(Some(account), region, db_instance, lag_seconds)
             .expect("set the replica's lag");
     }
 

@@ -24,6 +24,7 @@ fn ctx(region: &str) -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        assume_role: None,
     }
 }
 
@@ -422,38 +423,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
         ..ctx("us-west-2")
     };
     // Once CloudWatch has the new lag, the gate waits past its deadline.
-    for _ in 0..100 {
-        let points = aws
-            .cloudwatch("us-west-2")
-            .get_metric_statistics()
-            .namespace("AWS/RDS")
-            .metric_name("ReplicaLag")
-            .dimensions(
-                aws_sdk_cloudwatch::types::Dimension::builder()
-                    .name("DBInstanceIdentifier")
-                    .value("app-db-replica")
-                    .build(),
-            )
-            .start_time(aws_smithy_types::DateTime::from_secs(
-                jiff::Timestamp::now().as_second() - 600,
-            ))
-            .end_time(aws_smithy_types::DateTime::from_secs(
-                jiff::Timestamp::now().as_second() + 60,
-            ))
-            .period(60)
-            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
-            .send()
-            .await
-            .expect("ReplicaLag");
-        if points
-            .datapoints()
-            .iter()
-            .any(|p| p.maximum() == Some(30.0))
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 30.0).await;
     let err = registry
         .run(&short, &lag("5s"))
         .await
@@ -469,7 +439,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
         region: None,
     };
     let reading = registry
-        .read_recovery_point(Some("us-west-2"), &source, incident)
+        .read_recovery_point(&ctx("us-west-2"), Some("us-west-2"), &source, incident)
         .await;
     let at: jiff::Timestamp = reading
         .at
@@ -497,7 +467,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
     moto.set_replica_lag("us-west-2", "app-db-replica", None);
     let before = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(3600);
     let reading = registry
-        .read_recovery_point(Some("us-west-2"), &source, before)
+        .read_recovery_point(&ctx("us-west-2"), Some("us-west-2"), &source, before)
         .await;
     assert_eq!(reading.at, None);
     assert!(

@@ -23,6 +23,7 @@ fn ctx() -> StepContext {
         attempt: 1,
         resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(30),
+        assume_role: None,
     }
 }
 

@@ -478,3 +478,36 @@ pub async fn switch_metric_dimensions(aws: &AwsClients) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// Wait (polling, at most 10 s) until CloudWatch holds a `ReplicaLag`
+/// datapoint of `lag` for the replica: the emulator's guard publishes once
+/// a second.
+pub async fn wait_for_replica_lag(aws: &AwsClients, region: &str, db_instance: &str, lag: f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    for _ in 0..100 {
+        let now = jiff::Timestamp::now().as_second();
+        let points = aws
+            .cloudwatch(region)
+            .get_metric_statistics()
+            .namespace("AWS/RDS")
+            .metric_name("ReplicaLag")
+            .dimensions(
+                Dimension::builder()
+                    .name("DBInstanceIdentifier")
+                    .value(db_instance)
+                    .build(),
+            )
+            .start_time(aws_smithy_types::DateTime::from_secs(now - 600))
+            .end_time(aws_smithy_types::DateTime::from_secs(now + 60))
+            .period(60)
+            .statistics(Statistic::Maximum)
+            .send()
+            .await
+            .expect("ReplicaLag");
+        if points.datapoints().iter().any(|p| p.maximum() == Some(lag)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no ReplicaLag datapoint of {lag} s for {db_instance} in {region} within 10 s");
+}
