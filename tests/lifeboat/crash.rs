@@ -78,7 +78,10 @@ impl Actions for FileEffects {
                 .append(true)
                 .open(&self.file)
                 .expect("open effects");
-            writeln!(f, "{step}").expect("write effect");
+            // One write per line: `writeln!` may split the step and its
+            // newline into two, which parallel steps then interleave.
+            f.write_all(format!("{step}\n").as_bytes())
+                .expect("write effect");
             f.sync_all().expect("sync effect");
             if self.failpoint == format!("mid:{step}") {
                 die();
