@@ -276,6 +276,38 @@ fn tag_of<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, key: &str) -> 
         .map(|(_, v)| v.to_string())
 }
 
+/// `teardown` in the caller's own account and in each account `roles`
+/// act in (a drill of a cross-account runbook made its copies there).
+pub async fn teardown_in_accounts(
+    aws: &AwsClients,
+    roles: &[crate::runbook::AssumeRole],
+    regions: &BTreeSet<String>,
+    which: &Which,
+) -> Teardown {
+    let mut t = teardown(aws, regions, which).await;
+    for role in roles {
+        let session = role
+            .session_name
+            .clone()
+            .unwrap_or_else(|| "lifeboat-teardown".to_string());
+        let theirs = aws
+            .assuming(&role.role_arn, role.external_id.as_deref(), &session)
+            .await;
+        let more = teardown(&theirs, regions, which).await;
+        t.removed.extend(
+            more.removed
+                .into_iter()
+                .map(|r| format!("{r} as {}", role.role_arn)),
+        );
+        t.errors.extend(
+            more.errors
+                .into_iter()
+                .map(|e| format!("as {}: {e}", role.role_arn)),
+        );
+    }
+    t
+}
+
 /// Remove drill resources in `regions` (Route 53 and S3 everywhere they
 /// are reachable): RDS instances and snapshots and EC2 instances and AMIs
 /// tagged `lifeboat:drill-run`, `drill-<run>.` records, objects under

@@ -149,6 +149,7 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
         Err(e) => return Err(e.into()),
     };
     let mut all_regions: std::collections::BTreeSet<String> = regions.iter().cloned().collect();
+    let mut all_roles: Vec<runbook::AssumeRole> = Vec::new();
     let mut live = std::collections::BTreeSet::new();
     let mut dead = Vec::new();
     for listed in journal.runs()? {
@@ -163,6 +164,11 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
             MissingParams::Placeholder,
         ) {
             all_regions.extend(runbook::regions_of(&loaded.runbook));
+            for role in runbook::roles_of(&loaded.runbook) {
+                if !all_roles.contains(&role) {
+                    all_roles.push(role);
+                }
+            }
         }
         if matches!(record.state.as_str(), "running" | "paused") {
             if orphaned {
@@ -186,7 +192,12 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
         crate::aws::Credentials::Chain,
     ));
     let which = crate::actions::drill::Which::AllBut(live.clone());
-    let teardown = runtime.block_on(crate::actions::drill::teardown(&aws, &all_regions, &which));
+    let teardown = runtime.block_on(crate::actions::drill::teardown_in_accounts(
+        &aws,
+        &all_roles,
+        &all_regions,
+        &which,
+    ));
     for id in &dead {
         journal.set_run_state(
             id,
@@ -358,6 +369,7 @@ fn execute(
     let engine =
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
     let regions = crate::runbook::regions_of(&loaded.runbook);
+    let roles = crate::runbook::roles_of(&loaded.runbook);
     let outcome = runtime
         .block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))
         .map_err(|e| match e {
@@ -381,7 +393,9 @@ fn execute(
             ));
         } else {
             let which = crate::actions::drill::Which::Run(id.clone());
-            let teardown = runtime.block_on(crate::actions::drill::teardown(aws, &regions, &which));
+            let teardown = runtime.block_on(crate::actions::drill::teardown_in_accounts(
+                aws, &roles, &regions, &which,
+            ));
             journal.mark(
                 &id,
                 &crate::engine::journal::Mark {

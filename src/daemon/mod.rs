@@ -580,18 +580,24 @@ impl Daemon {
         let Ok(record) = self.journal.run(id) else {
             return;
         };
-        let regions = runbook::load(
+        let (regions, roles) = runbook::load(
             &record.run.file,
             &record.run.runbook_text,
             &record.run.params,
             MissingParams::Placeholder,
         )
-        .map(|l| runbook::regions_of(&l.runbook))
+        .map(|l| {
+            (
+                runbook::regions_of(&l.runbook),
+                runbook::roles_of(&l.runbook),
+            )
+        })
         .unwrap_or_default();
         let (aws, journal, id) = (self.aws.clone(), Arc::clone(&self.journal), id.to_string());
         tokio::spawn(async move {
             let which = crate::actions::drill::Which::Run(id.clone());
-            let t = crate::actions::drill::teardown(&aws, &regions, &which).await;
+            let t =
+                crate::actions::drill::teardown_in_accounts(&aws, &roles, &regions, &which).await;
             if t.errors.is_empty() {
                 info!(run = %id, removed = t.removed.len(), "drill torn down");
             } else {
@@ -613,9 +619,15 @@ impl Daemon {
     fn sweep(&self) -> Result<(), JournalError> {
         let mut regions: std::collections::BTreeSet<String> =
             self.config.regions.keys().cloned().collect();
+        let mut roles: Vec<runbook::AssumeRole> = Vec::new();
         for b in &self.config.bindings {
             if let Ok((_, loaded)) = load_bound(b) {
                 regions.extend(runbook::regions_of(&loaded.runbook));
+                for role in runbook::roles_of(&loaded.runbook) {
+                    if !roles.contains(&role) {
+                        roles.push(role);
+                    }
+                }
             }
         }
         // Drills the journal shows unfinished are resumed, not swept.
@@ -632,7 +644,8 @@ impl Daemon {
         let aws = self.aws.clone();
         tokio::spawn(async move {
             let which = crate::actions::drill::Which::AllBut(live);
-            let t = crate::actions::drill::teardown(&aws, &regions, &which).await;
+            let t =
+                crate::actions::drill::teardown_in_accounts(&aws, &roles, &regions, &which).await;
             if !t.removed.is_empty() {
                 warn!(removed = ?t.removed, "swept drill resources left by earlier drills");
             }

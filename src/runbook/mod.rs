@@ -355,6 +355,18 @@ pub fn regions_of(runbook: &Runbook) -> std::collections::BTreeSet<String> {
     all
 }
 
+/// Every distinct role the runbook's steps act as (the accounts besides the
+/// caller's own that a run, and so a drill's teardown, reaches).
+pub fn roles_of(runbook: &Runbook) -> Vec<AssumeRole> {
+    let mut all: Vec<AssumeRole> = Vec::new();
+    for role in runbook.steps.iter().filter_map(|s| s.assume_role.as_ref()) {
+        if !all.contains(role) {
+            all.push(role.clone());
+        }
+    }
+    all
+}
+
 /// A runbook that loaded, and what is worth a warning.
 #[derive(Debug, Clone)]
 pub struct Loaded {

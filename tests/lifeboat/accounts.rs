@@ -94,3 +94,46 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_account_drill_makes_and_removes_its_copies_in_the_role_s_account() {
+    let moto = Moto::start();
+    let own = moto.clients().await;
+    let theirs = own.assuming(ROLE, None, "seed").await;
+    crate::seed::primary_and_replica(&own, "app-db", "app-db-replica").await;
+    crate::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
+    let (own_before, theirs_before) = (
+        crate::inventory::inventory(&own, false).await,
+        crate::inventory::inventory(&theirs, false).await,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = dir.path().join("cross-account.yaml");
+    std::fs::write(
+        &runbook,
+        format!(
+            "name: cross-account-promote\nstrategy: pilot-light\nregions: {{ from: us-east-1, to: us-west-2 }}\nsteps:\n  - id: promote-db\n    action: rds.promote_read_replica\n    assume_role: {{ role_arn: \"{ROLE}\" }}\n    with: {{ db_instance: app-db-replica }}\n"
+        ),
+    )
+    .expect("write the runbook");
+    let state = dir.path().join("state");
+    let out = moto
+        .lifeboat(&state)
+        .args(["drill", "--yes", runbook.to_str().expect("utf-8")])
+        .output()
+        .expect("run the drill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("teardown: removed 2 drill resource(s)"),
+        "the drill's snapshot and restored copy: {stderr}"
+    );
+    assert!(
+        crate::inventory::inventory(&theirs, true).await.is_empty(),
+        "no drill resource left in the role's account"
+    );
+    assert_eq!(
+        crate::inventory::inventory(&theirs, false).await,
+        theirs_before
+    );
+    assert_eq!(crate::inventory::inventory(&own, false).await, own_before);
+}
