@@ -52,8 +52,8 @@ from moto.core.utils import utcnow
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.rds.models import rds_backends
-from moto.route53.exceptions import Route53ClientError
-from moto.route53.models import HealthCheck, Route53Backend
+from moto.route53.exceptions import InvalidInput, Route53ClientError
+from moto.route53.models import FakeZone, HealthCheck, Route53Backend
 from moto.route53.responses import Route53
 from werkzeug.serving import make_server
 
@@ -347,29 +347,128 @@ def fqdn(name):
     return name.rstrip(".").lower() + "."
 
 
+def routing_of(rr):
+    """The routing policy of a record set, from moto's model or a change."""
+    get = rr.get if isinstance(rr, dict) else lambda k: getattr(rr, ROUTING_ATTRS[k], None)
+    for key, policy in (
+        ("Weight", "weighted"),
+        ("Region", "latency"),
+        ("Failover", "failover"),
+        ("GeoLocation", "geolocation"),
+        ("MultiValueAnswer", "multivalue"),
+    ):
+        if get(key) is not None:
+            return policy
+    return None
+
+
+ROUTING_ATTRS = {
+    "Weight": "weight",
+    "Region": "region",
+    "Failover": "failover",
+    "GeoLocation": "geo_location",
+    "MultiValueAnswer": "multi_value_answer",
+}
+
+
+def rr_type(rr):
+    return rr.type_ if hasattr(rr, "type_") else rr.type
+
+
+def invalid_batch(message):
+    return Route53ClientError("InvalidChangeBatch", f"[{message}]")
+
+
 def change_resource_record_sets(self, zoneid, change_list):
-    """Route 53's rule moto lacks: a name and type hold either one simple
-    record set or routed ones (each with a SetIdentifier), never both."""
+    """Route 53's rules moto lacks, judged on the zone as the batch would
+    leave it: a name and type hold either one simple record set or routed
+    ones (each with a SetIdentifier), never both, and routed ones share one
+    routing policy; a change gives an alias target or a TTL with values,
+    never both; an alias to a record of this zone needs that record."""
     zone = self.get_hosted_zone(zoneid)
-    sets = {(fqdn(r.name), r.type_ if hasattr(r, "type_") else r.type, r.set_identifier) for r in zone.rrsets}
+    sets = {
+        (fqdn(r.name), rr_type(r), r.set_identifier): routing_of(r) for r in zone.rrsets
+    }
     for change in change_list:
         rr = change["ResourceRecordSet"]
         key = (fqdn(rr["Name"]), rr["Type"], rr.get("SetIdentifier"))
         if change["Action"] == "DELETE":
-            sets.discard(key)
-        else:
-            sets.add(key)
-    for name, kind, set_id in sets:
-        if set_id is None and any(n == name and k == kind and i is not None for n, k, i in sets):
-            raise Route53ClientError(
-                "InvalidChangeBatch",
-                f"[RRSet with DNS name {name}, type {kind} cannot be created as other RRSets exist "
-                f"with the same name and type, with a set identifier (weighted, latency, failover, ...)]",
+            sets.pop(key, None)
+            continue
+        if rr.get("AliasTarget") is not None and (
+            rr.get("TTL") is not None or rr.get("ResourceRecords")
+        ):
+            raise InvalidInput(
+                "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and "
+                "ResourceRecords], or TrafficPolicyInstanceId], but found more than one in "
+                f"Change with [Action={change['Action']}, Name={rr['Name']}, Type={rr['Type']}, "
+                f"SetIdentifier={rr.get('SetIdentifier', 'null')}]"
             )
+        sets[key] = routing_of(rr)
+    for (name, kind, set_id), policy in sets.items():
+        routed = [
+            (i, p) for (n, k, i), p in sets.items() if n == name and k == kind and i is not None
+        ]
+        if set_id is None and routed:
+            raise invalid_batch(
+                f"RRSet with DNS name {name}, type {kind} cannot be created as other RRSets exist "
+                f"with the same name and type, with a set identifier (weighted, latency, failover, ...)"
+            )
+        for other, other_policy in routed:
+            if set_id is not None and other_policy != policy:
+                raise invalid_batch(
+                    f"RRSet with DNS name {name}, type {kind}, SetIdentifier {set_id} cannot be "
+                    f"created because a non-{policy or 'routed'} set exists with the same name and "
+                    f"type (SetIdentifier {other})"
+                )
+    own_zone = zone.id.split("/")[-1]
+    for change in change_list:
+        rr = change["ResourceRecordSet"]
+        alias = rr.get("AliasTarget")
+        if change["Action"] == "DELETE" or not alias:
+            continue
+        if str(alias.get("HostedZoneId", "")).split("/")[-1] != own_zone:
+            continue
+        target = fqdn(alias.get("DNSName", ""))
+        if not any(n == target and k == rr["Type"] for n, k, _ in sets):
+            raise invalid_batch(
+                f"Tried to create an alias that targets {target}, type {rr['Type']} in zone "
+                f"{own_zone}, but that target was not found"
+            )
+    # moto deletes every set of a name and type when a DELETE has no set
+    # identifier, and every set with that identifier in the zone, whatever
+    # its name, when it has one; Route 53 deletes the one set named.
+    zone._lifeboat_deletes = [
+        (fqdn(c["ResourceRecordSet"]["Name"]), c["ResourceRecordSet"]["Type"])
+        for c in change_list
+        if c["Action"] == "DELETE" and "SetIdentifier" in c["ResourceRecordSet"]
+    ]
     return _change_resource_record_sets(self, zoneid, change_list)
 
 
+def delete_one_rrset(self, rrset):
+    name, kind = fqdn(rrset["Name"]), rrset.get("Type")
+    self.rrsets = [
+        r
+        for r in self.rrsets
+        if not (fqdn(r.name) == name and rr_type(r) == kind and r.set_identifier is None)
+    ]
+
+
+def delete_one_routed_rrset(self, set_identifier):
+    name, kind = self._lifeboat_deletes.pop(0)
+    self.rrsets = [
+        r
+        for r in self.rrsets
+        if not (
+            fqdn(r.name) == name and rr_type(r) == kind and r.set_identifier == set_identifier
+        )
+    ]
+
+
 Route53Backend.change_resource_record_sets = change_resource_record_sets
+FakeZone.delete_rrset = delete_one_rrset
+FakeZone.delete_rrset_by_id = delete_one_routed_rrset
 
 
 def to_json(value):

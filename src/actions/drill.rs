@@ -528,25 +528,23 @@ async fn s3(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
 async fn route53(aws: &AwsClients, which: &Which, t: &mut Teardown) {
     use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
     let client = aws.route53();
-    let zones = match client.list_hosted_zones().send().await {
-        Ok(z) => z,
-        Err(e) => {
-            t.errors.push(format!("ListHostedZones: {e}"));
-            return;
-        }
-    };
-    for zone in zones.hosted_zones() {
-        let zone_id = zone.id().trim_start_matches("/hostedzone/");
-        let sets = match client
-            .list_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .send()
-            .await
-        {
-            Ok(out) => out.resource_record_sets().to_vec(),
+    let mut zones = Vec::new();
+    let mut pages = client.list_hosted_zones().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => zones.extend(page.hosted_zones().iter().cloned()),
             Err(e) => {
-                t.errors
-                    .push(format!("ListResourceRecordSets {}: {e}", zone.name()));
+                t.errors.push(format!("ListHostedZones: {e}"));
+                break;
+            }
+        }
+    }
+    for zone in &zones {
+        let zone_id = zone.id().trim_start_matches("/hostedzone/");
+        let sets = match super::route53::record_sets(&client, zone_id).await {
+            Ok(sets) => sets,
+            Err(e) => {
+                t.errors.push(format!("{} ({})", e.message, zone.name()));
                 continue;
             }
         };
@@ -554,36 +552,39 @@ async fn route53(aws: &AwsClients, which: &Which, t: &mut Teardown) {
             .into_iter()
             .filter(|s| run_in(s.name(), "drill-").is_some_and(|run| which.takes(&run)))
             .collect();
-        if doomed.is_empty() {
-            continue;
-        }
-        let changes: Result<Vec<Change>, _> = doomed
-            .iter()
-            .map(|s| {
-                Change::builder()
-                    .action(ChangeAction::Delete)
-                    .resource_record_set(s.clone())
-                    .build()
-            })
-            .collect();
-        let batch = changes.and_then(|c| ChangeBatch::builder().set_changes(Some(c)).build());
-        let sent = match batch {
-            Ok(batch) => client
-                .change_resource_record_sets()
-                .hosted_zone_id(zone_id)
-                .change_batch(batch)
-                .send()
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match sent {
-            Ok(_) => t
-                .removed
-                .extend(doomed.iter().map(|s| format!("record {}", s.name()))),
-            Err(e) => t
-                .errors
-                .push(format!("ChangeResourceRecordSets {}: {e}", zone.name())),
+        for batch in super::route53::batches(&doomed) {
+            let changes: Result<Vec<Change>, _> = batch
+                .iter()
+                .map(|s| {
+                    Change::builder()
+                        .action(ChangeAction::Delete)
+                        .resource_record_set(s.clone())
+                        .build()
+                })
+                .collect();
+            let batch_request =
+                changes.and_then(|c| ChangeBatch::builder().set_changes(Some(c)).build());
+            let sent = match batch_request {
+                Ok(request) => client
+                    .change_resource_record_sets()
+                    .hosted_zone_id(zone_id)
+                    .change_batch(request)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match sent {
+                Ok(_) => t
+                    .removed
+                    .extend(batch.iter().map(|s| match s.set_identifier() {
+                        Some(id) => format!("record {} (set `{id}`)", s.name()),
+                        None => format!("record {}", s.name()),
+                    })),
+                Err(e) => t
+                    .errors
+                    .push(format!("ChangeResourceRecordSets {}: {e}", zone.name())),
+            }
         }
     }
 }

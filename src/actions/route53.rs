@@ -3,15 +3,17 @@
 //! checks; then wait until the changes are INSYNC.
 
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ChangeStatus, HealthCheck, ResourceRecord,
-    ResourceRecordSet, ResourceRecordSetFailover, RrType,
+    AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, HealthCheck, ResourceRecord,
+    ResourceRecordSet, ResourceRecordSetFailover, ResourceRecordSetRegion, RrType,
 };
 
 use super::aws_error::{classify, found};
 use super::{Poll, Readiness, poll_until};
 use crate::aws::AwsClients;
 use crate::catalogue::ActionInput;
-use crate::catalogue::route53::{SwitchFailover, UpdateHealthCheck, UpsertRecords};
+use crate::catalogue::route53::{
+    Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
+};
 use crate::engine::{ActionError, Outputs, StepContext};
 
 /// Most changes Route 53 accepts in one ChangeResourceRecordSets call.
@@ -106,7 +108,7 @@ async fn zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Result<String,
         .ok_or_else(|| ActionError::permanent(format!("no hosted zone {wanted}")))
 }
 
-async fn record_sets(
+pub(super) async fn record_sets(
     client: &aws_sdk_route53::Client,
     zone: &str,
 ) -> Result<Vec<ResourceRecordSet>, ActionError> {
@@ -136,24 +138,209 @@ fn values(set: &ResourceRecordSet) -> Vec<&str> {
         .collect()
 }
 
-fn record_set(
-    name: &str,
-    kind: &str,
-    ttl: i64,
-    values: &[String],
-) -> Result<ResourceRecordSet, ActionError> {
-    let records = values
+/// The routing policy of a record set, if it is routed.
+fn routing_of(set: &ResourceRecordSet) -> Option<&'static str> {
+    if set.weight().is_some() {
+        Some("weighted")
+    } else if set.region().is_some() {
+        Some("latency")
+    } else if set.failover().is_some() {
+        Some("failover")
+    } else if set.geo_location().is_some() {
+        Some("geolocation")
+    } else if set.geo_proximity_location().is_some() {
+        Some("geoproximity")
+    } else if set.multi_value_answer().is_some() {
+        Some("multivalue")
+    } else if set.cidr_routing_config().is_some() {
+        Some("IP-based")
+    } else {
+        set.set_identifier().map(|_| "routed")
+    }
+}
+
+/// How the zone holds a record set, for messages.
+fn held_as(set: &ResourceRecordSet) -> String {
+    let what = match set.alias_target() {
+        Some(a) => format!("an alias to {}", a.dns_name()),
+        None => format!("values {}", values(set).join(",")),
+    };
+    match set.set_identifier() {
+        Some(id) => format!(
+            "{} set `{id}` ({what})",
+            routing_of(set).unwrap_or("routed")
+        ),
+        None => format!("a simple record ({what})"),
+    }
+}
+
+fn names_match(set: &ResourceRecordSet, name: &str, kind: &str) -> bool {
+    fqdn(set.name()) == fqdn(name) && set.r#type().as_str() == kind
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> ActionError {
+    ActionError::permanent(format!("record {what}: {e}"))
+}
+
+/// The record set `r` asks for, built on the one the zone holds under the
+/// same name, type and set identifier so that what `r` leaves out (TTL,
+/// routing, health check) is kept; an error, naming the record, where
+/// Route 53 would refuse it or where it would silently turn an alias into
+/// fixed addresses.
+fn record_wanted(
+    existing: &[ResourceRecordSet],
+    zone: &str,
+    r: &Record,
+) -> Result<(ResourceRecordSet, Option<ResourceRecordSet>), ActionError> {
+    let at = format!("{} {} in {zone}", r.name, r.record_type);
+    let siblings: Vec<&ResourceRecordSet> = existing
         .iter()
-        .map(|v| ResourceRecord::builder().value(v).build())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ActionError::permanent(format!("record {name}: {e}")))?;
-    ResourceRecordSet::builder()
-        .name(fqdn(name))
-        .r#type(RrType::from(kind))
-        .ttl(ttl)
-        .set_resource_records(Some(records))
-        .build()
-        .map_err(|e| ActionError::permanent(format!("record {name}: {e}")))
+        .filter(|s| names_match(s, &r.name, &r.record_type))
+        .collect();
+    let now = siblings
+        .iter()
+        .find(|s| s.set_identifier() == r.set_identifier.as_deref())
+        .map(|s| (*s).clone());
+    let refuse = |why: String| Err(ActionError::permanent(format!("record {at}: {why}")));
+    match &r.set_identifier {
+        None => {
+            let routed: Vec<String> = siblings
+                .iter()
+                .filter(|s| s.set_identifier().is_some())
+                .map(|s| held_as(s))
+                .collect();
+            if !routed.is_empty() {
+                return refuse(format!(
+                    "the zone holds it as {}; a record without `set_identifier` cannot be written beside routed sets (name the set with `set_identifier`; for a failover pair use `route53.switch_failover`)",
+                    routed.join(", ")
+                ));
+            }
+        }
+        Some(id) => {
+            if let Some(simple) = siblings.iter().find(|s| s.set_identifier().is_none()) {
+                return refuse(format!(
+                    "the zone holds it as {}; Route 53 refuses routed set `{id}` beside it",
+                    held_as(simple)
+                ));
+            }
+            let Some(policy) = r.routing().or_else(|| now.as_ref().and_then(routing_of)) else {
+                return refuse(format!(
+                    "the zone has no set `{id}`; give its routing (`weight`, `region` or `failover`) to create it"
+                ));
+            };
+            if let Some(other) = siblings.iter().find(|s| {
+                s.set_identifier().is_some_and(|o| o != id) && routing_of(s) != Some(policy)
+            }) {
+                return refuse(format!(
+                    "set `{id}` would be {policy} but the zone holds {}; Route 53 routes a name and type by one policy",
+                    held_as(other)
+                ));
+            }
+        }
+    }
+    if r.alias.is_none()
+        && let Some(alias) = now.as_ref().and_then(|n| n.alias_target())
+    {
+        return refuse(format!(
+            "the zone holds it as an alias to {}; writing `values` would replace the alias target with fixed addresses (give `alias` to move it)",
+            alias.dns_name()
+        ));
+    }
+    let mut set = match &now {
+        Some(set) => set.clone(),
+        None => ResourceRecordSet::builder()
+            .name(fqdn(&r.name))
+            .r#type(RrType::from(r.record_type.as_str()))
+            .build()
+            .map_err(|e| invalid(&at, e))?,
+    };
+    match &r.alias {
+        Some(a) => {
+            // Route 53 stores alias names with the trailing dot.
+            let dns_name = match set.alias_target() {
+                Some(held) if fqdn(held.dns_name()) == fqdn(&a.dns_name) => {
+                    held.dns_name().to_string()
+                }
+                _ => a.dns_name.clone(),
+            };
+            set.alias_target = Some(
+                AliasTarget::builder()
+                    .dns_name(dns_name)
+                    .hosted_zone_id(a.zone_id.trim_start_matches("/hostedzone/"))
+                    .evaluate_target_health(a.evaluate_target_health)
+                    .build()
+                    .map_err(|e| invalid(&at, e))?,
+            );
+            set.resource_records = None;
+            set.ttl = None;
+        }
+        None => {
+            set.ttl = Some(r.ttl.map(i64::from).or(set.ttl).unwrap_or(60));
+            set.resource_records = Some(
+                r.values
+                    .iter()
+                    .map(|v| ResourceRecord::builder().value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(&at, e))?,
+            );
+        }
+    }
+    if r.routing().is_some() {
+        set.weight = r.weight.map(i64::from);
+        set.region = r.region.as_deref().map(ResourceRecordSetRegion::from);
+        set.failover = r
+            .failover
+            .map(|f| ResourceRecordSetFailover::from(f.as_str()));
+        set.geo_location = None;
+        set.geo_proximity_location = None;
+        set.multi_value_answer = None;
+        set.cidr_routing_config = None;
+    }
+    set.set_identifier = r.set_identifier.clone();
+    if let Some(check) = &r.health_check_id {
+        set.health_check_id = Some(check.clone());
+    }
+    Ok((set, now))
+}
+
+/// `set` with `rule` applied to its values or alias target; every other
+/// field as it is.
+fn rewritten(set: &ResourceRecordSet, rule: &Rewrite) -> Result<ResourceRecordSet, ActionError> {
+    let mut new = set.clone();
+    match set.alias_target() {
+        Some(alias) => {
+            let dns_name = alias.dns_name().replace(&rule.replace, &rule.with);
+            if dns_name != alias.dns_name() {
+                new.alias_target = Some(
+                    AliasTarget::builder()
+                        .dns_name(dns_name)
+                        .hosted_zone_id(
+                            rule.alias_zone_id
+                                .as_deref()
+                                .unwrap_or(alias.hosted_zone_id())
+                                .trim_start_matches("/hostedzone/"),
+                        )
+                        .evaluate_target_health(alias.evaluate_target_health())
+                        .build()
+                        .map_err(|e| invalid(set.name(), e))?,
+                );
+            }
+        }
+        None => {
+            new.resource_records = Some(
+                values(set)
+                    .iter()
+                    .map(|v| {
+                        ResourceRecord::builder()
+                            .value(v.replace(&rule.replace, &rule.with))
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| invalid(set.name(), e))?,
+            );
+        }
+    }
+    Ok(new)
 }
 
 /// The record sets to write: each differs from what the zone holds now.
@@ -161,77 +348,20 @@ fn wanted(
     existing: &[ResourceRecordSet],
     w: &UpsertRecords,
 ) -> Result<Vec<ResourceRecordSet>, ActionError> {
-    let current = |name: &str, kind: &str| {
-        existing.iter().find(|s| {
-            fqdn(s.name()) == fqdn(name)
-                && s.r#type().as_str() == kind
-                && s.set_identifier().is_none()
-        })
-    };
     let mut out = Vec::new();
-    if let Some(records) = &w.records {
-        for r in records {
-            // Route 53 refuses a simple record beside routed sets of the same
-            // name and type, and over an alias it would silently replace the
-            // alias target with fixed addresses: neither is what was meant.
-            let routed: Vec<&ResourceRecordSet> = existing
-                .iter()
-                .filter(|s| {
-                    fqdn(s.name()) == fqdn(&r.name)
-                        && s.r#type().as_str() == r.record_type
-                        && (s.set_identifier().is_some() || s.alias_target().is_some())
-                })
-                .collect();
-            if !routed.is_empty() {
-                let held: Vec<String> = routed
-                    .iter()
-                    .map(|s| match (s.set_identifier(), s.alias_target()) {
-                        (Some(id), _) => format!("routed set `{id}`"),
-                        (None, Some(a)) => format!("an alias to {}", a.dns_name()),
-                        (None, None) => "a record".to_string(),
-                    })
-                    .collect();
-                return Err(ActionError::permanent(format!(
-                    "record {} {} in {}: the zone holds it as {}; a plain record with `values` cannot be written there (for a failover pair use `route53.switch_failover`)",
-                    r.name,
-                    r.record_type,
-                    w.zone,
-                    held.join(", ")
-                )));
-            }
-            let now = current(&r.name, &r.record_type);
-            let ttl = r
-                .ttl
-                .map(i64::from)
-                .or_else(|| now.and_then(ResourceRecordSet::ttl))
-                .unwrap_or(60);
-            let same = now.is_some_and(|s| {
-                s.ttl() == Some(ttl)
-                    && values(s) == r.values.iter().map(String::as_str).collect::<Vec<_>>()
-            });
-            if !same {
-                out.push(record_set(&r.name, &r.record_type, ttl, &r.values)?);
-            }
+    for r in w.records.iter().flatten() {
+        let (set, now) = record_wanted(existing, &w.zone, r)?;
+        if now.as_ref() != Some(&set) {
+            out.push(set);
         }
     }
     if let Some(rule) = &w.rewrite {
         for set in existing.iter().filter(|s| {
-            s.r#type().as_str() == rule.record_type
-                && s.set_identifier().is_none()
-                && s.alias_target().is_none()
-                && glob_matches(&rule.name_pattern, s.name())
+            s.r#type().as_str() == rule.record_type && glob_matches(&rule.name_pattern, s.name())
         }) {
-            let new: Vec<String> = values(set)
-                .iter()
-                .map(|v| v.replace(&rule.replace, &rule.with))
-                .collect();
-            if new.iter().map(String::as_str).collect::<Vec<_>>() != values(set) {
-                out.push(record_set(
-                    set.name(),
-                    &rule.record_type,
-                    set.ttl().unwrap_or(60),
-                    &new,
-                )?);
+            let new = rewritten(set, rule)?;
+            if &new != set {
+                out.push(new);
             }
         }
     }
@@ -597,7 +727,16 @@ pub(super) fn describe(w: &UpsertRecords) -> Vec<String> {
     let what = match (&w.records, &w.rewrite) {
         (Some(records), _) => records
             .iter()
-            .map(|r| format!("{} {} -> {}", r.name, r.record_type, r.values.join(",")))
+            .map(|r| {
+                let target = match &r.alias {
+                    Some(a) => format!("alias {} (zone {})", a.dns_name, a.zone_id),
+                    None => r.values.join(","),
+                };
+                match &r.set_identifier {
+                    Some(id) => format!("{} {} set `{id}` -> {target}", r.name, r.record_type),
+                    None => format!("{} {} -> {target}", r.name, r.record_type),
+                }
+            })
             .collect::<Vec<_>>()
             .join("; "),
         (_, Some(rule)) => format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use lifeboat::actions::{Readiness, Registry};
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::route53::{
-    Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
+    Alias, Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
 };
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
@@ -48,6 +48,7 @@ async fn rewrite_moves_every_matching_record_in_few_batches_and_once() {
             record_type: "A".into(),
             replace: "192.0.2.".into(),
             with: "198.51.100.".into(),
+            alias_zone_id: None,
         }),
         wait_insync: true,
     });
@@ -110,6 +111,7 @@ async fn explicit_records_are_upserted_and_a_missing_zone_is_named() {
                 record_type: "A".into(),
                 ttl: Some(60),
                 values: vec!["198.51.100.10".into()],
+                ..Record::default()
             }]),
             rewrite: None,
             wait_insync: true,
@@ -286,6 +288,7 @@ async fn a_plain_record_over_a_failover_pair_is_refused_by_route53_and_before_it
             record_type: "A".into(),
             ttl: None,
             values: vec!["192.0.2.99".into()],
+            ..Record::default()
         }]),
         rewrite: None,
         wait_insync: true,
@@ -296,18 +299,387 @@ async fn a_plain_record_over_a_failover_pair_is_refused_by_route53_and_before_it
     assert!(
         err.message
             .contains("record app.example.com A in example.com")
-            && err.message.contains("routed set `primary`"),
+            && err.message.contains("failover set `primary`"),
         "{err}"
     );
     assert_eq!(aws.calls().mutating(), before, "nothing sent");
     assert!(matches!(
         registry.preflight(&ctx(), &input, &[]).await,
-        Readiness::WouldFail(m) if m.contains("routed set")
+        Readiness::WouldFail(m) if m.contains("beside routed sets")
     ));
     assert_eq!(
         crate::seed::failover_roles(&aws, &zone, "app.example.com")
             .await
             .len(),
         2
+    );
+}
+
+/// Every record set of `name` in the zone, by set identifier ("" for none).
+async fn sets_of(
+    aws: &lifeboat::aws::AwsClients,
+    zone: &str,
+    name: &str,
+) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
+    let out = aws
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("list records");
+    let mut sets: Vec<_> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name)
+        .cloned()
+        .collect();
+    sets.sort_by(|a, b| a.set_identifier().cmp(&b.set_identifier()));
+    sets
+}
+
+fn upsert(records: Vec<Record>) -> ActionInput {
+    ActionInput::Route53UpsertRecords(UpsertRecords {
+        zone: "example.com".into(),
+        records: Some(records),
+        rewrite: None,
+        wait_insync: true,
+    })
+}
+
+fn alias(dns_name: &str, zone_id: &str) -> Option<Alias> {
+    Some(Alias {
+        dns_name: dns_name.into(),
+        zone_id: zone_id.into(),
+        evaluate_target_health: true,
+    })
+}
+
+/// The canonical hosted zones of Application Load Balancers in two regions.
+const ALB_ZONE_EAST: &str = "Z35SXDOTRQ7X7K";
+const ALB_ZONE_WEST: &str = "Z1H1FL5HABSF5";
+
+/// Behind a load balancer DNS failover moves an alias target: written as an
+/// alias, moved by a rewrite (target and its zone; evaluate-target-health
+/// kept), never turned into fixed addresses, and an alias to a record of
+/// the zone that does not exist is refused as Route 53 refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alias_records_are_written_and_moved_never_turned_into_addresses() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(
+        &aws,
+        "example.com",
+        &[("dr-origin.example.com".into(), "198.51.100.7".into())],
+    )
+    .await;
+    let registry = Registry::with_aws(aws.clone());
+    let to_alb = upsert(vec![Record {
+        name: "app.example.com".into(),
+        record_type: "A".into(),
+        alias: alias("primary-alb-1.us-east-1.elb.amazonaws.com", ALB_ZONE_EAST),
+        ..Record::default()
+    }]);
+    let out = registry.run(&ctx(), &to_alb).await.expect("alias upsert");
+    assert_eq!(out["changed"], 1);
+    let before = aws.calls().mutating();
+    let again = registry.run(&ctx(), &to_alb).await.expect("again");
+    assert_eq!(again["changed"], 0, "the alias is there already");
+    assert_eq!(aws.calls().mutating(), before);
+
+    let rewrite = ActionInput::Route53UpsertRecords(UpsertRecords {
+        zone: "example.com".into(),
+        records: None,
+        rewrite: Some(Rewrite {
+            name_pattern: "app.example.com".into(),
+            record_type: "A".into(),
+            replace: "primary-alb-1.us-east-1".into(),
+            with: "dr-alb-2.us-west-2".into(),
+            alias_zone_id: Some(ALB_ZONE_WEST.into()),
+        }),
+        wait_insync: true,
+    });
+    let out = registry.run(&ctx(), &rewrite).await.expect("rewrite");
+    assert_eq!(out["changed"], 1);
+    let sets = sets_of(&aws, &zone, "app.example.com").await;
+    assert_eq!(sets.len(), 1);
+    let target = sets[0].alias_target().expect("still an alias");
+    assert_eq!(
+        target.dns_name().trim_end_matches('.'),
+        "dr-alb-2.us-west-2.elb.amazonaws.com"
+    );
+    assert_eq!(target.hosted_zone_id(), ALB_ZONE_WEST);
+    assert!(target.evaluate_target_health(), "kept");
+    assert!(sets[0].resource_records().is_empty() && sets[0].ttl().is_none());
+
+    let before = aws.calls().mutating();
+    let to_address = upsert(vec![Record {
+        name: "app.example.com".into(),
+        record_type: "A".into(),
+        values: vec!["198.51.100.7".into()],
+        ..Record::default()
+    }]);
+    let err = registry
+        .run(&ctx(), &to_address)
+        .await
+        .expect_err("an alias is not overwritten with addresses");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(
+        err.message
+            .contains("record app.example.com A in example.com")
+            && err.message.contains("alias to dr-alb-2.us-west-2"),
+        "{err}"
+    );
+    assert!(matches!(
+        registry.preflight(&ctx(), &to_address, &[]).await,
+        Readiness::WouldFail(m) if m.contains("fixed addresses")
+    ));
+    assert_eq!(aws.calls().mutating(), before, "nothing sent");
+
+    // An alias to another record of the zone: Route 53 wants the target.
+    let in_zone = |target: &str| {
+        upsert(vec![Record {
+            name: "www.example.com".into(),
+            record_type: "A".into(),
+            alias: alias(target, &zone),
+            ..Record::default()
+        }])
+    };
+    let err = registry
+        .run(&ctx(), &in_zone("nowhere.example.com"))
+        .await
+        .expect_err("Route 53 refuses an alias to nothing");
+    assert!(err.message.contains("that target was not found"), "{err}");
+    registry
+        .run(&ctx(), &in_zone("dr-origin.example.com"))
+        .await
+        .expect("an alias to a record that exists");
+    let www = sets_of(&aws, &zone, "www.example.com").await;
+    assert_eq!(
+        www[0].alias_target().map(|a| a.hosted_zone_id()),
+        Some(zone.as_str())
+    );
+}
+
+/// Weighted sets are named by set identifier; what a record leaves out
+/// (its weight, its health check) is kept, a rewrite keeps every field but
+/// the values, and Route 53's rules (one routing policy per name and type,
+/// no simple record beside routed ones) are refused before it is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_records_are_named_by_set_identifier_and_keep_what_they_leave_out() {
+    use aws_sdk_route53::types::ResourceRecordSetRegion;
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::seed::failover_pair(&aws, &zone, "other.example.com").await;
+    let registry = Registry::with_aws(aws.clone());
+    let weighted = |id: &str, weight: u8, value: &str| Record {
+        name: "app.example.com".into(),
+        record_type: "A".into(),
+        values: vec![value.into()],
+        set_identifier: Some(id.into()),
+        weight: Some(weight),
+        ..Record::default()
+    };
+    let mut east = weighted("us-east-1", 100, "192.0.2.10");
+    east.health_check_id = Some(check.clone());
+    let out = registry
+        .run(
+            &ctx(),
+            &upsert(vec![east, weighted("us-west-2", 0, "198.51.100.10")]),
+        )
+        .await
+        .expect("weighted sets");
+    assert_eq!(out["changed"], 2);
+
+    // A set named without its routing keeps its weight and health check.
+    let out = registry
+        .run(
+            &ctx(),
+            &upsert(vec![Record {
+                name: "app.example.com".into(),
+                record_type: "A".into(),
+                values: vec!["192.0.2.11".into()],
+                set_identifier: Some("us-east-1".into()),
+                ..Record::default()
+            }]),
+        )
+        .await
+        .expect("new target for one set");
+    assert_eq!(out["changed"], 1);
+    let sets = sets_of(&aws, &zone, "app.example.com").await;
+    assert_eq!(sets[0].set_identifier(), Some("us-east-1"));
+    assert_eq!(sets[0].weight(), Some(100));
+    assert_eq!(sets[0].health_check_id(), Some(check.as_str()));
+    assert_eq!(sets[0].resource_records()[0].value(), "192.0.2.11");
+
+    // A rewrite matches routed sets and keeps weights and health check.
+    let rewrite = ActionInput::Route53UpsertRecords(UpsertRecords {
+        zone: "example.com".into(),
+        records: None,
+        rewrite: Some(Rewrite {
+            name_pattern: "app.example.com".into(),
+            record_type: "A".into(),
+            replace: "192.0.2.".into(),
+            with: "203.0.113.".into(),
+            alias_zone_id: None,
+        }),
+        wait_insync: true,
+    });
+    let out = registry.run(&ctx(), &rewrite).await.expect("rewrite");
+    assert_eq!(out["changed"], 1, "only the set whose values match");
+    let sets = sets_of(&aws, &zone, "app.example.com").await;
+    assert_eq!(sets.len(), 2);
+    assert_eq!(sets[0].resource_records()[0].value(), "203.0.113.11");
+    assert_eq!(
+        (sets[0].weight(), sets[0].health_check_id()),
+        (Some(100), Some(check.as_str()))
+    );
+    assert_eq!(
+        (sets[1].weight(), sets[1].resource_records()[0].value()),
+        (Some(0), "198.51.100.10")
+    );
+
+    let before = aws.calls().mutating();
+    let refusals = [
+        (
+            Record {
+                name: "app.example.com".into(),
+                record_type: "A".into(),
+                values: vec!["192.0.2.99".into()],
+                ..Record::default()
+            },
+            "weighted set `us-east-1`",
+        ),
+        (
+            Record {
+                name: "app.example.com".into(),
+                record_type: "A".into(),
+                values: vec!["192.0.2.99".into()],
+                set_identifier: Some("eu-west-1".into()),
+                region: Some("eu-west-1".into()),
+                ..Record::default()
+            },
+            "set `eu-west-1` would be latency",
+        ),
+        (
+            Record {
+                name: "app.example.com".into(),
+                record_type: "A".into(),
+                values: vec!["192.0.2.99".into()],
+                set_identifier: Some("eu-west-1".into()),
+                ..Record::default()
+            },
+            "the zone has no set `eu-west-1`; give its routing",
+        ),
+    ];
+    for (record, said) in refusals {
+        let input = upsert(vec![record]);
+        let err = registry.run(&ctx(), &input).await.expect_err(said);
+        assert!(
+            err.message
+                .starts_with("record app.example.com A in example.com: ")
+                && err.message.contains(said),
+            "{err}"
+        );
+        assert!(matches!(
+            registry.preflight(&ctx(), &input, &[]).await,
+            Readiness::WouldFail(m) if m.contains(said)
+        ));
+    }
+    assert_eq!(aws.calls().mutating(), before, "nothing sent");
+
+    // Route 53 itself (played by the emulator's guard) refuses a latency
+    // set beside weighted ones, which moto alone accepts.
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let latency = ResourceRecordSet::builder()
+        .name("app.example.com")
+        .r#type(RrType::A)
+        .ttl(60)
+        .set_identifier("eu-west-1")
+        .region(ResourceRecordSetRegion::EuWest1)
+        .resource_records(
+            ResourceRecord::builder()
+                .value("192.0.2.1")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let refused = aws
+        .route53()
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(latency)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect_err("one routing policy per name and type");
+    assert_eq!(
+        refused.as_service_error().and_then(|e| e.meta().code()),
+        Some("InvalidChangeBatch")
+    );
+}
+
+/// A drill writes routed sets under its own name with the live set
+/// identifiers; its teardown deletes exactly those (moto alone deletes
+/// every set of that identifier in the zone, the live ones too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_of_routed_records_is_torn_down_without_touching_the_live_sets() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
+    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let live = sets_of(&aws, &zone, "app.example.com").await;
+    assert_eq!(live.len(), 2);
+    let registry = Registry::with_aws(aws.clone());
+    let mut drill = ctx();
+    drill.mode = Mode::Drill;
+    drill.run_id = "20261201T100000-0001".into();
+    let input = upsert(vec![Record {
+        name: "app.example.com".into(),
+        record_type: "A".into(),
+        values: vec!["198.51.100.99".into()],
+        set_identifier: Some("dr".into()),
+        ..Record::default()
+    }]);
+    let out = registry.run(&drill, &input).await.expect("drill upsert");
+    assert_eq!(out["changed"], 1);
+    let copy = format!("drill-{}.app.example.com", drill.run_id).to_ascii_lowercase();
+    let written = sets_of(&aws, &zone, &copy).await;
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0].set_identifier(), Some("dr"));
+    assert_eq!(
+        sets_of(&aws, &zone, "app.example.com").await,
+        live,
+        "the live pair is untouched by the drill"
+    );
+
+    let regions = ["us-east-1".to_string()].into_iter().collect();
+    let which = lifeboat::actions::drill::Which::Run(drill.run_id.clone());
+    let t = lifeboat::actions::drill::teardown(&aws, &regions, &which).await;
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    assert!(
+        t.removed.iter().any(|r| r.contains("(set `dr`)")),
+        "{:?}",
+        t.removed
+    );
+    assert!(sets_of(&aws, &zone, &copy).await.is_empty());
+    assert_eq!(
+        sets_of(&aws, &zone, "app.example.com").await,
+        live,
+        "the teardown deleted only the drill's set"
     );
 }
