@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use proxy::{Fault, Latency, Proxy, Rules};
+use proxy::{Fault, Latency, Pool, Proxy, Rules};
 
 /// The simulation proxy.
 #[derive(Parser)]
@@ -52,6 +52,11 @@ struct Args {
     /// stall:DURATION.
     #[arg(long, value_delimiter = ',', value_parser = fault)]
     faults: Vec<Fault>,
+    /// `TYPE@ZONE`: a capacity pool with nothing left (`*` for any type or
+    /// zone; a zone is a subnet id or an Availability Zone), e.g.
+    /// `m5.large@us-west-2a`, `db.r6g.large@*`.
+    #[arg(long = "no-capacity", value_parser = pool)]
+    no_capacity: Vec<Pool>,
     /// Append every request to this file as a JSON line.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -71,6 +76,17 @@ fn duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
     };
     Ok(Duration::from_secs_f64(seconds))
+}
+
+fn pool(text: &str) -> Result<Pool, String> {
+    let (kind, zone) = text
+        .split_once('@')
+        .ok_or_else(|| format!("`{text}` is not TYPE@ZONE"))?;
+    let any = |s: &str| (s != "*" && !s.is_empty()).then(|| s.to_string());
+    Ok(Pool {
+        instance_type: any(kind),
+        zone: any(zone),
+    })
 }
 
 fn keyed(text: &str) -> Result<(String, &str), String> {
@@ -132,6 +148,7 @@ async fn main() -> std::process::ExitCode {
         faults: args.faults,
         latency: args.latencies.into_iter().collect(),
         transitions: args.transitions.into_iter().collect::<BTreeMap<_, _>>(),
+        no_capacity: args.no_capacity,
         log: args.log,
     };
     let proxy = match Proxy::start_on(&args.upstream, rules, args.port).await {

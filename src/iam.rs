@@ -227,6 +227,17 @@ fn recovery_point_reads(runbook: &Runbook) -> (Vec<&'static str>, Option<String>
     }
 }
 
+/// What one use of an action needs beyond its kind's list, for what its
+/// `with` asks: changing a stopped instance's type to find capacity.
+fn input_iam(input: &ActionInput) -> &'static [&'static str] {
+    match input {
+        ActionInput::Ec2StartInstances(w) if !w.alternative_instance_types.is_empty() => {
+            &["ec2:ModifyInstanceAttribute"]
+        }
+        _ => &[],
+    }
+}
+
 /// The policy document (IAM JSON) the runs of `runbooks` in `mode` need.
 pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
     let mut reads: BTreeMap<bool, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
@@ -249,7 +260,7 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
         };
         let drilled = mode == Mode::Drill && info.drill != DrillKind::AsIs;
         let extra: &[&str] = if drilled { drill_reads(kind) } else { &[] };
-        for &action in info.iam.iter().chain(extra) {
+        for &action in info.iam.iter().chain(extra).chain(input_iam(input)) {
             if is_read(action) || action.starts_with("kms:Describe") {
                 // A Route 53 read an action of another service makes (the
                 // data-plane switch confirming its health check) is global

@@ -700,6 +700,8 @@ async fn deep_restore(
             "lifeboat:verify-job".to_string(),
             job.to_string(),
         )]),
+        availability_zone: None,
+        alternatives: vec![],
     });
     let restored = registry.run(&ctx, &restore).await;
     let took = clock.elapsed().as_secs_f64();

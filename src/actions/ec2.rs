@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    Filter, Image, ImageState, Instance, InstanceStateName, LaunchTemplateSpecification,
-    ResourceType, Tag, TagSpecification,
+    AttributeValue, Filter, Image, ImageState, Instance, InstanceStateChange, InstanceStateName,
+    InstanceType, LaunchTemplateSpecification, ResourceType, Tag, TagSpecification,
 };
 
 use super::aws_error::classify;
+use super::capacity::{self, Placed, first_with_capacity};
 use super::{CREATED_TAG, Poll, Readiness, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::ec2::{CopyImage, Instances, LaunchFromTemplate, WaitRunning};
@@ -229,6 +230,7 @@ pub(super) async fn transition(
         instances = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     }
     let to_move = ids_in(&instances, direction.from());
+    let mut resized = Outputs::new();
     // What the selection and the call itself say: the wait's first look.
     let mut known: BTreeMap<String, InstanceStateName> = instances
         .iter()
@@ -242,13 +244,24 @@ pub(super) async fn transition(
         );
         let ids = Some(to_move.clone());
         let changes = match direction {
-            Direction::Start => client
-                .start_instances()
-                .set_instance_ids(ids)
-                .send()
-                .await
-                .map(|out| out.starting_instances().to_vec())
-                .map_err(|e| classify(&what, e)),
+            Direction::Start => {
+                match client
+                    .start_instances()
+                    .set_instance_ids(ids)
+                    .send()
+                    .await
+                    .map_err(|e| capacity::refusal(&what, e))
+                {
+                    Ok(out) => Ok(out.starting_instances().to_vec()),
+                    Err(capacity::Refusal::Failed(e)) => Err(e),
+                    Err(capacity::Refusal::NoCapacity(why)) => {
+                        let (changes, more) =
+                            start_one_by_one(&client, region, &instances, &to_move, w, why).await?;
+                        resized = more;
+                        Ok(changes)
+                    }
+                }
+            }
             Direction::Stop => client
                 .stop_instances()
                 .set_instance_ids(ids)
@@ -272,10 +285,87 @@ pub(super) async fn transition(
         Direction::Start => "started",
         Direction::Stop => "stopped",
     };
-    Ok(Outputs::from([
+    let mut outputs = Outputs::from([
         ("instance_ids".to_string(), serde_json::json!(ids)),
         (moved.to_string(), serde_json::json!(to_move)),
-    ]))
+    ]);
+    outputs.extend(resized);
+    Ok(outputs)
+}
+
+/// After EC2 had no capacity to start `to_move` together (`why`): start
+/// each on its own as it is, then as each of the step's alternative
+/// instance types in turn (changed while it is stopped), until it starts.
+/// The state changes, and what was resized with each refusal before.
+async fn start_one_by_one(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    instances: &[Instance],
+    to_move: &[String],
+    w: &Instances,
+    why: String,
+) -> Result<(Vec<InstanceStateChange>, Outputs), ActionError> {
+    tracing::warn!(region, "no capacity to start {}: {why}", to_move.join(", "));
+    let mut changes = Vec::new();
+    let mut resized = serde_json::Map::new();
+    let mut refusals = vec![why];
+    for id in to_move {
+        let own = instances
+            .iter()
+            .find(|i| i.instance_id() == Some(id.as_str()))
+            .and_then(|i| i.instance_type())
+            .map(|t| t.as_str().to_string());
+        let mut types = vec![own.clone()];
+        types.extend(w.alternative_instance_types.iter().cloned().map(Some));
+        let placed = first_with_capacity(&format!("instance {id} in {region}"), &types, |i, t| {
+            let client = client.clone();
+            let id = id.clone();
+            async move {
+                if i > 0
+                    && let Some(t) = &t
+                {
+                    client
+                        .modify_instance_attribute()
+                        .instance_id(&id)
+                        .instance_type(AttributeValue::builder().value(t).build())
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            classify(
+                                &format!(
+                                    "ModifyInstanceAttribute {id} instanceType {t} in {region}"
+                                ),
+                                e,
+                            )
+                        })?;
+                }
+                let what = match (&t, i) {
+                    (Some(t), 1..) => format!("StartInstances {id} as {t} in {region}"),
+                    _ => format!("StartInstances {id} in {region}"),
+                };
+                client
+                    .start_instances()
+                    .instance_ids(&id)
+                    .send()
+                    .await
+                    .map(|out| out.starting_instances().to_vec())
+                    .map_err(|e| capacity::refusal(&what, e))
+            }
+        })
+        .await?;
+        changes.extend(placed.value);
+        if placed.option != own
+            && let Some(t) = placed.option
+        {
+            resized.insert(id.clone(), serde_json::json!(t));
+        }
+        refusals.extend(placed.refused);
+    }
+    let mut out = Outputs::from([("capacity_refusals".to_string(), serde_json::json!(refusals))]);
+    if !resized.is_empty() {
+        out.insert("resized".to_string(), serde_json::Value::Object(resized));
+    }
+    Ok((changes, out))
 }
 
 /// `ec2.wait_running`: wait until every selected instance runs (and, if
@@ -351,9 +441,15 @@ pub const STEP_TAG: &str = "lifeboat:step";
 /// A client token for a step's launch of `count` instances: the same for
 /// every attempt of the step in the run, so EC2 itself refuses to launch
 /// twice when an answer was lost.
-fn client_token(ctx: &StepContext, count: usize) -> String {
+/// Each alternative placement (`option` > 0) has a token of its own: EC2
+/// refuses one token for different parameters.
+fn client_token(ctx: &StepContext, count: usize, option: usize) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{}/{}/{count}", ctx.run_id, ctx.step_id).as_bytes());
+    let key = match option {
+        0 => format!("{}/{}/{count}", ctx.run_id, ctx.step_id),
+        n => format!("{}/{}/{count}/{n}", ctx.run_id, ctx.step_id),
+    };
+    let digest = sha2::Sha256::digest(key.as_bytes());
     digest.iter().take(16).fold(String::new(), |mut s, b| {
         s.push_str(&format!("{b:02x}"));
         s
@@ -405,33 +501,48 @@ pub(super) async fn launch_from_template(
     };
     let wanted = usize::try_from(w.count).unwrap_or(usize::MAX);
     let missing = wanted.saturating_sub(found.len());
+    let mut placed: Option<Placed<(), Ec2Placement>> = None;
     if missing > 0 {
         let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
         let created = (CREATED_TAG.to_string(), ctx.run_id.clone());
         for (k, v) in identity.iter().chain([(&created.0, &created.1)]) {
             spec = spec.tags(Tag::builder().key(k).value(v).build());
         }
+        let spec = spec.build();
         let count = i32::try_from(missing).unwrap_or(i32::MAX);
-        let out = client
-            .run_instances()
-            .launch_template(template_spec(w))
-            .min_count(count)
-            .max_count(count)
-            .set_subnet_id(w.subnet_id.clone())
-            .tag_specifications(spec.build())
-            .client_token(client_token(ctx, missing))
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!(
-                        "RunInstances ({missing}) from launch template {} in {region}",
-                        w.launch_template
-                    ),
-                    e,
-                )
-            })?;
-        found.extend(out.instances().iter().cloned());
+        let resource = format!(
+            "{missing} instance(s) from launch template {} in {region}",
+            w.launch_template
+        );
+        let launched = first_with_capacity(&resource, &placements(w), |i, at| {
+            let request = client
+                .run_instances()
+                .launch_template(template_spec(w))
+                .min_count(count)
+                .max_count(count)
+                .set_instance_type(at.instance_type.as_deref().map(InstanceType::from))
+                .set_subnet_id(at.subnet_id.clone())
+                .tag_specifications(spec.clone())
+                .client_token(client_token(ctx, missing, i));
+            let what = format!(
+                "RunInstances ({missing}) from launch template {} in {region}{}",
+                w.launch_template,
+                at.describe()
+            );
+            async move {
+                request
+                    .send()
+                    .await
+                    .map_err(|e| capacity::refusal(&what, e))
+            }
+        })
+        .await?;
+        found.extend(launched.value.instances().iter().cloned());
+        placed = Some(Placed {
+            value: (),
+            option: launched.option,
+            refused: launched.refused,
+        });
     }
     let ids = all_ids(&found);
     wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
@@ -439,11 +550,76 @@ pub(super) async fn launch_from_template(
         .iter()
         .filter_map(|i| i.private_ip_address())
         .collect();
-    Ok(Outputs::from([
+    let mut outputs = Outputs::from([
         ("instance_ids".to_string(), serde_json::json!(ids)),
         ("private_ips".to_string(), serde_json::json!(addresses)),
         ("launched".to_string(), serde_json::json!(missing)),
-    ]))
+    ]);
+    if let Some(placed) = placed {
+        outputs.extend(placed_outputs(
+            placed.option.instance_type,
+            placed.option.subnet_id,
+            placed.refused,
+        ));
+    }
+    Ok(outputs)
+}
+
+/// Where a launch is tried: the step's own choice, then each alternative
+/// (what it does not name stays as the step's).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Ec2Placement {
+    instance_type: Option<String>,
+    subnet_id: Option<String>,
+}
+
+impl Ec2Placement {
+    fn describe(&self) -> String {
+        match (&self.instance_type, &self.subnet_id) {
+            (Some(t), Some(s)) => format!(" as {t} in {s}"),
+            (Some(t), None) => format!(" as {t}"),
+            (None, Some(s)) => format!(" in {s}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+fn placements(w: &LaunchFromTemplate) -> Vec<Ec2Placement> {
+    let own = Ec2Placement {
+        instance_type: w.instance_type.clone(),
+        subnet_id: w.subnet_id.clone(),
+    };
+    let mut all = vec![own.clone()];
+    all.extend(w.alternatives.iter().map(|a| {
+        Ec2Placement {
+            instance_type: a
+                .instance_type
+                .clone()
+                .or_else(|| own.instance_type.clone()),
+            subnet_id: a.subnet_id.clone().or_else(|| own.subnet_id.clone()),
+        }
+    }));
+    all
+}
+
+/// What a launch or start that met a capacity shortage says of it: the
+/// type and subnet used, and each refusal before.
+fn placed_outputs(
+    instance_type: Option<String>,
+    subnet_id: Option<String>,
+    refused: Vec<String>,
+) -> Outputs {
+    let mut out = Outputs::new();
+    if refused.is_empty() {
+        return out;
+    }
+    out.insert(
+        "instance_type".to_string(),
+        serde_json::json!(instance_type),
+    );
+    out.insert("subnet_id".to_string(), serde_json::json!(subnet_id));
+    out.insert("capacity_refusals".to_string(), serde_json::json!(refused));
+    out
 }
 
 /// A drill's stand-in for `ec2.start_instances`: the selected standby
@@ -506,7 +682,7 @@ pub(super) async fn drill_start(
             .min_count(1)
             .max_count(1)
             .tag_specifications(spec.build())
-            .client_token(client_token(ctx, launched.len() + 1))
+            .client_token(client_token(ctx, launched.len() + 1, 0))
             .send()
             .await
             .map_err(|e| {
@@ -678,7 +854,7 @@ pub(super) async fn copy_image(
                 .name(&w.name)
                 .encrypted(w.encrypted)
                 .set_kms_key_id(w.kms_key_id.clone())
-                .client_token(client_token(ctx, 1))
+                .client_token(client_token(ctx, 1, 0))
                 .send()
                 .await
                 .map_err(|e| classify(&format!("CopyImage {source_id} to {region}"), e))?;

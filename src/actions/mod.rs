@@ -8,6 +8,7 @@
 
 mod autoscaling;
 pub(crate) mod aws_error;
+mod capacity;
 pub(crate) mod cloudwatch;
 pub mod drill;
 pub(crate) mod ec2;

@@ -15,11 +15,13 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
 use super::aws_error::{classify, found};
+use super::capacity::{self, Placed, first_with_capacity};
 use super::{CREATED_TAG, Poll, Readiness, identifier, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::rds::{
-    CopySnapshot, CreateReadReplica, CreateSnapshot, DeleteInstance, ModifyInstanceClass,
-    PromoteReadReplica, RestoreFromSnapshot, RestorePointInTime, WaitAvailable, WaitReplicaLag,
+    CopySnapshot, CreateReadReplica, CreateSnapshot, DbAlternative, DeleteInstance,
+    ModifyInstanceClass, PromoteReadReplica, RestoreFromSnapshot, RestorePointInTime,
+    WaitAvailable, WaitReplicaLag,
 };
 use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -829,6 +831,7 @@ pub(super) async fn restore_from_snapshot(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
+    let mut placed = None;
     let snapshot = match find_instance(&client, region, &w.db_instance).await? {
         Some(db) => {
             existing_is_ours(&db, region)?;
@@ -851,28 +854,43 @@ pub(super) async fn restore_from_snapshot(
                     .value(&snapshot_id)
                     .build(),
             );
-            client
-                .restore_db_instance_from_db_snapshot()
-                .db_instance_identifier(&w.db_instance)
-                .db_snapshot_identifier(&snapshot_id)
-                .set_db_instance_class(w.instance_class.clone())
-                .set_db_subnet_group_name(w.subnet_group.clone())
-                .set_vpc_security_group_ids(
-                    (!w.security_groups.is_empty()).then(|| w.security_groups.clone()),
-                )
-                .set_multi_az(w.multi_az)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| {
-                    classify(
-                        &format!(
-                            "RestoreDBInstanceFromDBSnapshot {} in {region}",
-                            w.db_instance
-                        ),
-                        e,
-                    )
-                })?;
+            let options = db_placements(
+                w.instance_class.as_ref(),
+                w.availability_zone.as_ref(),
+                &w.alternatives,
+            );
+            placed = first_with_capacity(
+                &format!("DB instance {} in {region}", w.db_instance),
+                &options,
+                |_, at| {
+                    let request = client
+                        .restore_db_instance_from_db_snapshot()
+                        .db_instance_identifier(&w.db_instance)
+                        .db_snapshot_identifier(&snapshot_id)
+                        .set_db_instance_class(at.instance_class.clone())
+                        .set_availability_zone(at.availability_zone.clone())
+                        .set_db_subnet_group_name(w.subnet_group.clone())
+                        .set_vpc_security_group_ids(
+                            (!w.security_groups.is_empty()).then(|| w.security_groups.clone()),
+                        )
+                        .set_multi_az(w.multi_az)
+                        .set_tags(Some(tags.clone()));
+                    let what = format!(
+                        "RestoreDBInstanceFromDBSnapshot {} in {region}{}",
+                        w.db_instance,
+                        at.describe()
+                    );
+                    async move {
+                        request
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| capacity::refusal(&what, e))
+                    }
+                },
+            )
+            .await
+            .map(Some)?;
             Some(snapshot)
         }
     };
@@ -886,7 +904,73 @@ pub(super) async fn restore_from_snapshot(
         );
         outputs.insert("snapshot_created_at".to_string(), rfc3339(taken(&snapshot)));
     }
+    outputs.extend(db_placed_outputs(placed));
     Ok(outputs)
+}
+
+/// Where a new DB instance is tried: the step's own class and zone, then
+/// each alternative (what it does not name stays as the step's).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct DbPlacement {
+    instance_class: Option<String>,
+    availability_zone: Option<String>,
+}
+
+impl DbPlacement {
+    fn describe(&self) -> String {
+        match (&self.instance_class, &self.availability_zone) {
+            (Some(c), Some(z)) => format!(" as {c} in {z}"),
+            (Some(c), None) => format!(" as {c}"),
+            (None, Some(z)) => format!(" in {z}"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+fn db_placements(
+    class: Option<&String>,
+    zone: Option<&String>,
+    alternatives: &[DbAlternative],
+) -> Vec<DbPlacement> {
+    let own = DbPlacement {
+        instance_class: class.cloned(),
+        availability_zone: zone.cloned(),
+    };
+    let mut all = vec![own.clone()];
+    all.extend(alternatives.iter().map(|a| {
+        DbPlacement {
+            instance_class: a
+                .instance_class
+                .clone()
+                .or_else(|| own.instance_class.clone()),
+            availability_zone: a
+                .availability_zone
+                .clone()
+                .or_else(|| own.availability_zone.clone()),
+        }
+    }));
+    all
+}
+
+/// What a creation that met a capacity shortage says of it: the class and
+/// zone it was created with and each refusal before.
+fn db_placed_outputs(placed: Option<Placed<(), DbPlacement>>) -> Outputs {
+    let mut out = Outputs::new();
+    if let Some(placed) = placed.filter(|p| !p.refused.is_empty()) {
+        out.insert(
+            "instance_class".to_string(),
+            serde_json::json!(placed.option.instance_class),
+        );
+        out.insert(
+            "availability_zone".to_string(),
+            serde_json::json!(placed.option.availability_zone),
+        );
+        out.insert(
+            "capacity_refusals".to_string(),
+            serde_json::json!(placed.refused),
+        );
+    }
+    out
 }
 
 /// Tag on a restored instance naming the snapshot it came from, so the
@@ -902,6 +986,7 @@ pub(super) async fn restore_point_in_time(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
+    let mut placed = None;
     let restored_to = match find_instance(&client, region, &w.target_db_instance).await? {
         Some(db) => {
             existing_is_ours(&db, region)?;
@@ -932,26 +1017,41 @@ pub(super) async fn restore_point_in_time(
                 .unwrap_or_else(|| "latest".to_string());
             let mut tags = creation_tags(ctx, &w.tags);
             tags.push(Tag::builder().key(RESTORED_TO_TAG).value(&to).build());
-            client
-                .restore_db_instance_to_point_in_time()
-                .source_db_instance_identifier(id_of(&source))
-                .target_db_instance_identifier(&w.target_db_instance)
-                .set_restore_time(moment)
-                .set_use_latest_restorable_time(w.restore_time.is_none().then_some(true))
-                .set_db_instance_class(w.instance_class.clone())
-                .set_db_subnet_group_name(w.subnet_group.clone())
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| {
-                    classify(
-                        &format!(
-                            "RestoreDBInstanceToPointInTime {} in {region}",
-                            w.target_db_instance
-                        ),
-                        e,
-                    )
-                })?;
+            let options = db_placements(
+                w.instance_class.as_ref(),
+                w.availability_zone.as_ref(),
+                &w.alternatives,
+            );
+            placed = first_with_capacity(
+                &format!("DB instance {} in {region}", w.target_db_instance),
+                &options,
+                |_, at| {
+                    let request = client
+                        .restore_db_instance_to_point_in_time()
+                        .source_db_instance_identifier(id_of(&source))
+                        .target_db_instance_identifier(&w.target_db_instance)
+                        .set_restore_time(moment)
+                        .set_use_latest_restorable_time(w.restore_time.is_none().then_some(true))
+                        .set_db_instance_class(at.instance_class.clone())
+                        .set_availability_zone(at.availability_zone.clone())
+                        .set_db_subnet_group_name(w.subnet_group.clone())
+                        .set_tags(Some(tags.clone()));
+                    let what = format!(
+                        "RestoreDBInstanceToPointInTime {} in {region}{}",
+                        w.target_db_instance,
+                        at.describe()
+                    );
+                    async move {
+                        request
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| capacity::refusal(&what, e))
+                    }
+                },
+            )
+            .await
+            .map(Some)?;
             Some(to)
         }
     };
@@ -967,6 +1067,7 @@ pub(super) async fn restore_point_in_time(
         "restored_to".to_string(),
         restored_to.map_or(serde_json::Value::Null, serde_json::Value::String),
     );
+    outputs.extend(db_placed_outputs(placed));
     Ok(outputs)
 }
 
@@ -982,6 +1083,7 @@ pub(super) async fn create_read_replica(
 ) -> Result<Outputs, ActionError> {
     let region = region_of(ctx)?;
     let client = aws.rds(region);
+    let mut placed = None;
     match find_instance(&client, region, &w.db_instance).await? {
         Some(db) => {
             let replicates = db
@@ -1011,26 +1113,47 @@ pub(super) async fn create_read_replica(
             } else {
                 source.db_instance_arn().unwrap_or_default().to_string()
             };
-            client
-                .create_db_instance_read_replica()
-                .db_instance_identifier(&w.db_instance)
-                .source_db_instance_identifier(source_ref)
-                .set_db_instance_class(w.instance_class.clone())
-                .set_kms_key_id(w.kms_key_id.clone())
-                .set_db_subnet_group_name(w.subnet_group.clone())
-                .set_tags(Some(creation_tags(ctx, &w.tags)))
-                .send()
-                .await
-                .map_err(|e| {
-                    classify(
-                        &format!("CreateDBInstanceReadReplica {} in {region}", w.db_instance),
-                        e,
-                    )
-                })?;
+            let options = db_placements(
+                w.instance_class.as_ref(),
+                w.availability_zone.as_ref(),
+                &w.alternatives,
+            );
+            let tags = creation_tags(ctx, &w.tags);
+            placed = first_with_capacity(
+                &format!("read replica {} in {region}", w.db_instance),
+                &options,
+                |_, at| {
+                    let request = client
+                        .create_db_instance_read_replica()
+                        .db_instance_identifier(&w.db_instance)
+                        .source_db_instance_identifier(source_ref.clone())
+                        .set_db_instance_class(at.instance_class.clone())
+                        .set_availability_zone(at.availability_zone.clone())
+                        .set_kms_key_id(w.kms_key_id.clone())
+                        .set_db_subnet_group_name(w.subnet_group.clone())
+                        .set_tags(Some(tags.clone()));
+                    let what = format!(
+                        "CreateDBInstanceReadReplica {} in {region}{}",
+                        w.db_instance,
+                        at.describe()
+                    );
+                    async move {
+                        request
+                            .send()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| capacity::refusal(&what, e))
+                    }
+                },
+            )
+            .await
+            .map(Some)?;
         }
     }
     let done = wait_available(&client, region, std::slice::from_ref(&w.db_instance), ctx).await?;
-    Ok(instance_outputs(&done[0]))
+    let mut outputs = instance_outputs(&done[0]);
+    outputs.extend(db_placed_outputs(placed));
+    Ok(outputs)
 }
 
 /// Whether a source reference (identifier or ARN) names `id`.

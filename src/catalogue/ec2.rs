@@ -13,9 +13,28 @@ pub struct Instances {
     pub instance_ids: Option<Vec<String>>,
     /// Every instance in the region carrying all these tags.
     pub tags: Option<Tags>,
+    /// `ec2.start_instances` only: instance types to change a stopped
+    /// instance to, in order, when EC2 has no capacity to start it as it is
+    /// (`InsufficientInstanceCapacity`); the zone of an existing instance
+    /// cannot change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternative_instance_types: Vec<String>,
 }
 
 impl Instances {
+    /// The rules of `ec2.stop_instances`: those of a selection, and no
+    /// alternatives (stopping needs no capacity).
+    pub(super) fn check_stop(&self) -> Vec<String> {
+        let mut problems = self.check();
+        if !self.alternative_instance_types.is_empty() {
+            problems.push(
+                "`alternative_instance_types` is for `ec2.start_instances`; stopping needs no capacity"
+                    .into(),
+            );
+        }
+        problems
+    }
+
     pub(super) fn check(&self) -> Vec<String> {
         let mut problems = exactly_one(&[
             ("instance_ids", self.instance_ids.is_some()),
@@ -44,9 +63,43 @@ pub struct LaunchFromTemplate {
     pub count: u32,
     /// Subnet to launch into, overriding the template.
     pub subnet_id: Option<String>,
+    /// Instance type, overriding the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Where else to launch, in order, when EC2 has no capacity for the
+    /// launch as given (`InsufficientInstanceCapacity`): each names another
+    /// instance type, another subnet (in another zone), or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Ec2Alternative>,
     /// Tags to put on the instances.
     #[serde(default)]
     pub tags: Tags,
+}
+
+/// One more place to find EC2 capacity: what it changes of the launch.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Alternative {
+    /// Instance type instead.
+    pub instance_type: Option<String>,
+    /// Subnet instead (its zone is where the capacity is sought).
+    pub subnet_id: Option<String>,
+}
+
+impl LaunchFromTemplate {
+    pub(super) fn check(&self) -> Vec<String> {
+        self.alternatives
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.instance_type.is_none() && a.subnet_id.is_none())
+            .map(|(i, _)| {
+                format!(
+                    "alternative {}: give `instance_type`, `subnet_id` or both",
+                    i + 1
+                )
+            })
+            .collect()
+    }
 }
 
 /// `ec2.copy_image`: copy an AMI into the step's region.

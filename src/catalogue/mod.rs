@@ -233,7 +233,15 @@ impl ActionInput {
             ActionInput::RdsPromoteReadReplica(w) => w.check(),
             ActionInput::RdsModifyInstanceClass(w) => w.check(),
             ActionInput::RdsWaitAvailable(w) => w.check(),
-            ActionInput::Ec2StartInstances(w) | ActionInput::Ec2StopInstances(w) => w.check(),
+            ActionInput::Ec2StartInstances(w) => w.check(),
+            ActionInput::Ec2StopInstances(w) => w.check_stop(),
+            ActionInput::Ec2LaunchFromTemplate(w) => w.check(),
+            ActionInput::RdsRestorePointInTime(w) => {
+                rds::check_placement(&w.alternatives, w.availability_zone.as_deref(), false)
+            }
+            ActionInput::RdsCreateReadReplica(w) => {
+                rds::check_placement(&w.alternatives, w.availability_zone.as_deref(), false)
+            }
             ActionInput::Ec2CopyImage(w) => w.check(),
             ActionInput::Ec2WaitRunning(w) => w.check(),
             ActionInput::AutoscalingSetCapacity(w) => w.check(),
@@ -242,11 +250,8 @@ impl ActionInput {
             ActionInput::HttpWaitHealthy(w) => w.check(),
             ActionInput::Exec(w) => w.check(),
             ActionInput::RdsCreateSnapshot(_)
-            | ActionInput::RdsRestorePointInTime(_)
-            | ActionInput::RdsCreateReadReplica(_)
             | ActionInput::RdsDeleteInstance(_)
             | ActionInput::RdsWaitReplicaLag(_)
-            | ActionInput::Ec2LaunchFromTemplate(_)
             | ActionInput::Route53SwitchFailover(_)
             | ActionInput::S3CheckReplication(_)
             | ActionInput::S3NewestObjectAge(_)

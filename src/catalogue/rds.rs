@@ -60,6 +60,14 @@ pub struct RestoreFromSnapshot {
     pub security_groups: Vec<String>,
     /// Multi-AZ deployment.
     pub multi_az: Option<bool>,
+    /// Availability Zone to create it in; default: RDS chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// Where else to create it, in order, when RDS has no capacity for the
+    /// class in the zone (`InsufficientDBInstanceCapacity`): each names
+    /// another class, another Availability Zone, or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<DbAlternative>,
     /// Tags to put on the new instance.
     #[serde(default)]
     pub tags: Tags,
@@ -79,6 +87,14 @@ pub struct RestorePointInTime {
     pub instance_class: Option<String>,
     /// DB subnet group to place it in.
     pub subnet_group: Option<String>,
+    /// Availability Zone to create it in; default: RDS chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// Where else to create it, in order, when RDS has no capacity for the
+    /// class in the zone (`InsufficientDBInstanceCapacity`): each names
+    /// another class, another Availability Zone, or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<DbAlternative>,
     /// Tags to put on the new instance.
     #[serde(default)]
     pub tags: Tags,
@@ -101,6 +117,14 @@ pub struct CreateReadReplica {
     pub kms_key_id: Option<String>,
     /// DB subnet group to place it in.
     pub subnet_group: Option<String>,
+    /// Availability Zone to create it in; default: RDS chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// Where else to create it, in order, when RDS has no capacity for the
+    /// class in the zone (`InsufficientDBInstanceCapacity`): each names
+    /// another class, another Availability Zone, or both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<DbAlternative>,
     /// Tags to put on the replica.
     #[serde(default)]
     pub tags: Tags,
@@ -210,12 +234,57 @@ impl CopySnapshot {
 
 impl RestoreFromSnapshot {
     pub(super) fn check(&self) -> Vec<String> {
-        exactly_one(&[
+        let mut problems = exactly_one(&[
             ("snapshot", self.snapshot.is_some()),
             ("snapshot_of", self.snapshot_of.is_some()),
             ("snapshot_tags", self.snapshot_tags.is_some()),
-        ])
+        ]);
+        problems.extend(check_placement(
+            &self.alternatives,
+            self.availability_zone.as_deref(),
+            self.multi_az == Some(true),
+        ));
+        problems
     }
+}
+
+/// One more place to find RDS capacity: what it changes of the request.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbAlternative {
+    /// Instance class instead, e.g. `db.r6i.large` for `db.r6g.large`.
+    pub instance_class: Option<String>,
+    /// Availability Zone instead.
+    pub availability_zone: Option<String>,
+}
+
+/// The rules of `alternatives` and `availability_zone`: each alternative
+/// names something, and a Multi-AZ instance is placed by RDS.
+pub(super) fn check_placement(
+    alternatives: &[DbAlternative],
+    availability_zone: Option<&str>,
+    multi_az: bool,
+) -> Vec<String> {
+    let mut problems: Vec<String> = alternatives
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.instance_class.is_none() && a.availability_zone.is_none())
+        .map(|(i, _)| {
+            format!(
+                "alternative {}: give `instance_class`, `availability_zone` or both",
+                i + 1
+            )
+        })
+        .collect();
+    let zoned =
+        availability_zone.is_some() || alternatives.iter().any(|a| a.availability_zone.is_some());
+    if multi_az && zoned {
+        problems.push(
+            "a Multi-AZ instance is placed by RDS in two zones: drop `availability_zone` (or `multi_az`)"
+                .into(),
+        );
+    }
+    problems
 }
 
 fn yes() -> bool {

@@ -66,6 +66,7 @@ async fn start_by_tags_starts_only_the_matching_instances_once() {
     let input = ActionInput::Ec2StartInstances(Instances {
         instance_ids: None,
         tags: Some(tags(&[("Role", "app"), ("Env", "dr")])),
+        alternative_instance_types: vec![],
     });
 
     let outputs = registry
@@ -124,6 +125,7 @@ async fn stop_is_observed_first_too() {
     let input = ActionInput::Ec2StopInstances(Instances {
         instance_ids: Some(ids.clone()),
         tags: None,
+        alternative_instance_types: vec![],
     });
     registry.run(&ctx("stop"), &input).await.expect("stop");
     assert!(
@@ -148,6 +150,7 @@ async fn missing_instances_fail_permanently_naming_them() {
     let by_id = ActionInput::Ec2StartInstances(Instances {
         instance_ids: Some(vec!["i-0123456789abcdef0".into()]),
         tags: None,
+        alternative_instance_types: vec![],
     });
     let err = registry
         .run(&ctx("start"), &by_id)
@@ -163,6 +166,7 @@ async fn missing_instances_fail_permanently_naming_them() {
     let by_tag = ActionInput::Ec2StartInstances(Instances {
         instance_ids: None,
         tags: Some(tags(&[("Role", "nothing-has-this")])),
+        alternative_instance_types: vec![],
     });
     let err = registry
         .run(&ctx("start"), &by_tag)
@@ -242,6 +246,8 @@ async fn launch_from_template_launches_only_what_is_missing() {
             count: 2,
             subnet_id: None,
             tags: tags(&[("Role", "app")]),
+            instance_type: None,
+            alternatives: vec![],
         })
     };
     let missing = registry

@@ -57,6 +57,7 @@
 mod accounts;
 mod autoscaling;
 mod aws_smoke;
+mod capacity;
 mod cli;
 mod cloudwatch;
 mod corpus;

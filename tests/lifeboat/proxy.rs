@@ -53,6 +53,21 @@ impl Latency {
     }
 }
 
+/// A capacity pool AWS has nothing left in, as in the crunch a regional
+/// failover causes: instances (EC2) or DB instances (RDS) of this type or
+/// class (any, if `None`) in this zone (any, if `None`), which is a subnet
+/// id or an Availability Zone as the request names it. EC2 answers a launch
+/// or a start from it with `InsufficientInstanceCapacity` (HTTP 500, so the
+/// SDK retries it first), RDS a restore or a replica with
+/// `InsufficientDBInstanceCapacity` (HTTP 400).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pool {
+    /// Instance type or DB instance class.
+    pub instance_type: Option<String>,
+    /// Subnet id or Availability Zone.
+    pub zone: Option<String>,
+}
+
 /// What the proxy does.
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
@@ -69,6 +84,9 @@ pub struct Rules {
     /// it changed (a DB instance or snapshot, an EC2 instance, a Route 53
     /// change) shows this status for this long.
     pub transitions: BTreeMap<String, (String, Duration)>,
+    /// Pools with no capacity: launches, starts, restores and replicas
+    /// that would draw from them are refused, never forwarded.
+    pub no_capacity: Vec<Pool>,
     /// Also append every request, with what was done to it, to this file
     /// as a JSON line (`t`: seconds since the proxy started, and `unix`,
     /// both when the answer was sent).
@@ -120,6 +138,8 @@ struct State {
     counts: BTreeMap<String, u64>,
     /// Resource id -> (status shown, until).
     held: BTreeMap<String, (String, Instant)>,
+    /// EC2 instance id -> (type, subnet), as answers and requests said.
+    placement: BTreeMap<String, (String, String)>,
     log: Vec<Injection>,
     requests: Vec<Request>,
     file: Option<std::fs::File>,
@@ -189,6 +209,7 @@ impl Proxy {
             started: Instant::now(),
             counts: BTreeMap::new(),
             held: BTreeMap::new(),
+            placement: BTreeMap::new(),
             log: Vec::new(),
             requests: Vec::new(),
             file,
@@ -485,6 +506,146 @@ fn created_by(op: &str, answer: &str) -> Vec<String> {
     }
 }
 
+/// The parameters of a query-protocol form, decoded.
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .collect()
+}
+
+/// Remember each EC2 instance's type and subnet from what went by: the
+/// answers of DescribeInstances and RunInstances, and a successful
+/// ModifyInstanceAttribute of the type.
+fn learn_placement(
+    placement: &mut BTreeMap<String, (String, String)>,
+    op: &str,
+    body: &[u8],
+    answer: &str,
+    status: u16,
+) {
+    match op {
+        "DescribeInstances" | "RunInstances" => {
+            for chunk in answer.split("<instanceId>").skip(1) {
+                let Some((id, rest)) = chunk.split_once("</instanceId>") else {
+                    continue;
+                };
+                let (Some(kind), subnet) = (
+                    texts(rest, "instanceType").first().copied(),
+                    texts(rest, "subnetId").first().copied(),
+                ) else {
+                    continue;
+                };
+                placement.insert(
+                    id.to_string(),
+                    (kind.to_string(), subnet.unwrap_or_default().to_string()),
+                );
+            }
+        }
+        "ModifyInstanceAttribute" if (200..300).contains(&status) => {
+            let params = form(body);
+            if let (Some(id), Some(kind)) =
+                (params.get("InstanceId"), params.get("InstanceType.Value"))
+            {
+                let entry = placement.entry(id.clone()).or_default();
+                entry.0 = kind.clone();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The refusal of a call that would draw from a pool with no capacity:
+/// what to log, and the answer AWS gives.
+fn no_capacity(
+    pools: &[Pool],
+    placement: &BTreeMap<String, (String, String)>,
+    op: &str,
+    body: &[u8],
+) -> Option<(String, String)> {
+    if pools.is_empty() {
+        return None;
+    }
+    let params = form(body);
+    // (type or class, zones the request names) of each thing it asks for.
+    let asks: Vec<(Option<String>, Vec<String>)> = match op {
+        "RunInstances" => vec![(
+            params.get("InstanceType").cloned(),
+            ["SubnetId", "Placement.AvailabilityZone"]
+                .iter()
+                .filter_map(|k| params.get(*k).cloned())
+                .collect(),
+        )],
+        "StartInstances" => params
+            .iter()
+            .filter(|(k, _)| k.starts_with("InstanceId."))
+            .map(|(_, id)| match placement.get(id) {
+                Some((kind, subnet)) => (Some(kind.clone()), vec![subnet.clone()]),
+                None => (None, Vec::new()),
+            })
+            .collect(),
+        "RestoreDBInstanceFromDBSnapshot"
+        | "RestoreDBInstanceToPointInTime"
+        | "CreateDBInstanceReadReplica" => vec![(
+            params.get("DBInstanceClass").cloned(),
+            params
+                .get("AvailabilityZone")
+                .cloned()
+                .into_iter()
+                .collect(),
+        )],
+        _ => return None,
+    };
+    let (kind, zones) = asks.into_iter().find(|(kind, zones)| {
+        pools.iter().any(|pool| {
+            pool.instance_type
+                .as_ref()
+                .is_none_or(|t| kind.as_ref() == Some(t))
+                && pool.zone.as_ref().is_none_or(|z| zones.contains(z))
+        })
+    })?;
+    let kind = kind.unwrap_or_else(|| "the requested".to_string());
+    let zone = zones
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "any zone".to_string());
+    let ec2 = !op.contains("DB");
+    let (status, code, message) = if ec2 {
+        (
+            "500 Internal Server Error",
+            "InsufficientInstanceCapacity",
+            format!(
+                "We currently do not have sufficient {kind} capacity in the Availability Zone you requested ({zone}). Our system will be working on provisioning additional capacity."
+            ),
+        )
+    } else {
+        (
+            "400 Bad Request",
+            "InsufficientDBInstanceCapacity",
+            format!(
+                "Cannot create a database instance because there is no availability of {kind} instances in {zone}."
+            ),
+        )
+    };
+    let body = if ec2 {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
+        )
+    } else {
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+        )
+    };
+    Some((
+        format!("no capacity: {kind} in {zone}"),
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    ))
+}
+
 /// A number in 0..1 from the seed, the operation and its call count.
 fn chance(seed: u64, operation: &str, n: u64) -> f64 {
     let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
@@ -651,6 +812,30 @@ async fn serve(
         let extra = spread.mul_f64(chance(rules.seed ^ 0x1a7e, &op, n));
         tokio::time::sleep(latency.min + extra).await;
     }
+    let refusal = {
+        let st = state.lock().expect("state");
+        no_capacity(&rules.no_capacity, &st.placement, &op, &body)
+    };
+    if let Some((what, response)) = refusal {
+        {
+            let mut st = state.lock().expect("state");
+            st.log.push(Injection {
+                operation: op.clone(),
+                what: what.clone(),
+            });
+            st.record(
+                Request {
+                    operation: op.clone(),
+                    resources,
+                    forwarded: false,
+                    status: 0,
+                },
+                Some(&what),
+            );
+        }
+        client.write_all(response.as_bytes()).await?;
+        return Ok(());
+    }
     if rate > 0.0 && !rules.faults.is_empty() && chance(rules.seed, &op, n) < rate {
         let fault = rules.faults[(n as usize) % rules.faults.len()];
         let what = format!("{fault:?}");
@@ -709,6 +894,7 @@ async fn serve(
         .unwrap_or(0);
     let held = {
         let mut st = state.lock().expect("state");
+        learn_placement(&mut st.placement, &op, &body, &answer, status);
         let mut injected = None;
         if let Some((status, hold_for)) = rules.transitions.get(&op) {
             let until = Instant::now() + *hold_for;

@@ -91,6 +91,8 @@ fn restore(target: &str, snapshot_of: Option<&str>, snapshot: Option<&str>) -> A
         security_groups: Vec::new(),
         multi_az: None,
         tags: [("app".to_string(), "shop".to_string())].into(),
+        availability_zone: None,
+        alternatives: vec![],
     })
 }
 
@@ -258,6 +260,8 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
             instance_class: None,
             subnet_group: None,
             tags: Default::default(),
+            availability_zone: None,
+            alternatives: vec![],
         })
     };
     assert!(matches!(
@@ -295,6 +299,8 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
             kms_key_id: None,
             subnet_group: None,
             tags: Default::default(),
+            availability_zone: None,
+            alternatives: vec![],
         })
     };
     // The seeding made one replica already.

@@ -604,10 +604,10 @@ async fn routed_records_are_named_by_set_identifier_and_keep_what_they_leave_out
             ResourceRecord::builder()
                 .value("192.0.2.1")
                 .build()
-                .unwrap(),
+                .expect("valid"),
         )
         .build()
-        .unwrap();
+        .expect("valid");
     let refused = aws
         .route53()
         .change_resource_record_sets()
@@ -619,10 +619,10 @@ async fn routed_records_are_named_by_set_identifier_and_keep_what_they_leave_out
                         .action(ChangeAction::Upsert)
                         .resource_record_set(latency)
                         .build()
-                        .unwrap(),
+                        .expect("valid"),
                 )
                 .build()
-                .unwrap(),
+                .expect("valid"),
         )
         .send()
         .await
