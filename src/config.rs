@@ -897,6 +897,18 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             problem(format!("verify job `{}`: {e}", j.name));
         }
         for r in &j.resources {
+            if let crate::verify::Resource::Rds {
+                db_instance,
+                dr_region: None,
+                replicated_backups: true,
+                ..
+            } = r
+            {
+                problem(format!(
+                    "verify job `{}`: `replicated_backups` of {db_instance} needs `dr_region`, the region they replicate into",
+                    j.name
+                ));
+            }
             let regions: Vec<&str> = match r {
                 crate::verify::Resource::Rds {
                     region, dr_region, ..

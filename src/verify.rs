@@ -71,6 +71,12 @@ pub enum Resource {
         kms_key: Option<String>,
         /// Restore the newest DR snapshot into a scratch instance.
         deep: Option<Deep>,
+        /// Its automated backups must replicate into `dr_region`
+        /// (`rds.replicate_automated_backups`), restorable there to a
+        /// moment within `rpo_target`: a point-in-time restore in the DR
+        /// region.
+        #[serde(default)]
+        replicated_backups: bool,
     },
     /// Objects under a prefix of a backup bucket.
     S3 {
@@ -236,6 +242,7 @@ pub async fn run(aws: &AwsClients, job: &JobSpec) -> JobResult {
                 encrypted,
                 kms_key,
                 deep,
+                replicated_backups,
             } => {
                 let name = format!("rds:{region}:{db_instance}");
                 let protected = |region: &str| Protected::Rds {
@@ -289,6 +296,11 @@ pub async fn run(aws: &AwsClients, job: &JobSpec) -> JobResult {
                         c.detail = format!("no snapshot of {db_instance} in {dr}");
                     }
                     checks.push(c);
+                }
+                if let (true, Some(dr)) = (*replicated_backups, dr_region) {
+                    checks.push(
+                        backups_replicated(aws, &name, db_instance, region, dr, *rpo_target).await,
+                    );
                 }
                 if job.posture {
                     checks.extend(rds_posture(aws, &name, region, db_instance).await);
@@ -363,6 +375,63 @@ pub async fn run(aws: &AwsClients, job: &JobSpec) -> JobResult {
         ok: checks.iter().all(|c| c.ok),
         checks,
         restores,
+    }
+}
+
+/// Whether `db`'s automated backups replicate from `region` into `dr`,
+/// restorable there to a moment within `rpo_target` of now.
+async fn backups_replicated(
+    aws: &AwsClients,
+    name: &str,
+    db: &str,
+    region: &str,
+    dr: &str,
+    rpo_target: HumanDuration,
+) -> Check {
+    const WHAT: &str = "automated backups replicated to the DR region";
+    let found = crate::actions::rds::replicated_backups(&aws.rds(dr), dr, db, region).await;
+    let now = Timestamp::now().as_second();
+    match found {
+        Err(e) => check(name, WHAT, false, e.message),
+        Ok(None) => check(
+            name,
+            WHAT,
+            false,
+            format!(
+                "no automated backups of {db} replicate into {dr}: a point-in-time restore there is impossible (start them with `rds.replicate_automated_backups`)"
+            ),
+        ),
+        Ok(Some(b)) => match b.latest {
+            None => check(
+                name,
+                WHAT,
+                false,
+                format!("{} ({}): nothing restorable in {dr} yet", b.arn, b.status),
+            ),
+            Some(latest) => {
+                let age = u64::try_from(now - latest.secs()).unwrap_or(0);
+                let target = rpo_target.0.as_secs();
+                check(
+                    name,
+                    WHAT,
+                    age <= target,
+                    format!(
+                        "{} ({}) restores in {dr} to {} ago{}",
+                        b.arn,
+                        b.status,
+                        crate::report::seconds(Some(age as f64)),
+                        if age <= target {
+                            String::new()
+                        } else {
+                            format!(
+                                ", older than the {} target",
+                                crate::report::seconds(Some(target as f64))
+                            )
+                        }
+                    ),
+                )
+            }
+        },
     }
 }
 

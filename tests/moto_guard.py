@@ -33,7 +33,12 @@ alarm, and its checkers report the alarm's state (INSUFFICIENT_DATA as its
 `InsufficientDataHealthStatus` says; `Inverted` honoured). And Route 53
 refuses a change batch that would leave a simple record beside routed
 record sets (weighted, failover, ...) of the same name and type, with
-`InvalidChangeBatch`, where moto accepts it.
+`InvalidChangeBatch`, where moto accepts it; more of Route 53's rules at
+`change_resource_record_sets` below.
+
+An operation moto does not implement gets HTTP 400 `InvalidAction` saying
+so, as AWS answers an operation it does not know, not moto's HTML page
+with HTTP 500, which a client takes for a transient fault and retries.
 """
 import base64
 import datetime
@@ -47,7 +52,7 @@ import cbor2
 from botocore.loaders import create_loader
 from botocore.model import ServiceModel
 from moto.cloudwatch.models import CloudWatchBackend, cloudwatch_backends
-from moto.core.responses import ActionResult
+from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import utcnow
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -513,6 +518,38 @@ def from_json(value, shape):
     if kind in ("integer", "long", "short", "byte"):
         return int(value)
     return value
+
+
+_call_action = BaseResponse.call_action
+
+
+def call_action(self):
+    """moto answers an operation it does not implement with an HTML page
+    and HTTP 500, which an AWS client takes for a transient fault and
+    retries. Answer as AWS answers an operation it does not know: HTTP 400
+    `InvalidAction`, saying that the emulator lacks it."""
+    try:
+        return _call_action(self)
+    except NotImplementedError as e:
+        if "has not been implemented" not in str(e):
+            raise
+        action = self._get_action()
+        message = f"The emulator (moto) does not implement {action}"
+        if "moto.ec2." in type(self).__module__:
+            body = (
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>"
+                f"<Code>InvalidAction</Code><Message>{message}</Message></Error></Errors>"
+                "<RequestID>emulator</RequestID></Response>"
+            )
+        else:
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code>"
+                f"<Message>{message}</Message></Error><RequestId>emulator</RequestId></ErrorResponse>"
+            )
+        return 400, {"Content-Type": "text/xml"}, body
+
+
+BaseResponse.call_action = call_action
 
 
 server = make_server(

@@ -203,6 +203,12 @@ pub(super) async fn run(
             Ok(None) => return None,
             Err(e) => Err(e),
         },
+        I::RdsReplicateAutomatedBackups(w) => {
+            match super::rds::would_replicate(aws, ctx, w).await {
+                Ok(note) => simulated(note),
+                Err(e) => Err(e),
+            }
+        }
         I::Ec2StartInstances(w) => super::ec2::drill_start(aws, ctx, w).await,
         I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
             Ok(note) => simulated(note),

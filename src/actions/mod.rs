@@ -145,6 +145,9 @@ async fn run_aws(
         ActionInput::RdsDeleteInstance(w) => rds::delete_instance(aws, ctx, w).await,
         ActionInput::RdsWaitAvailable(w) => rds::wait(aws, ctx, w).await,
         ActionInput::RdsWaitReplicaLag(w) => rds::wait_replica_lag(aws, ctx, w).await,
+        ActionInput::RdsReplicateAutomatedBackups(w) => {
+            rds::replicate_automated_backups(aws, ctx, w).await
+        }
         ActionInput::Ec2StartInstances(w) => {
             ec2::transition(aws, ctx, w, ec2::Direction::Start).await
         }

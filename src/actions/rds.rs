@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
+use aws_sdk_rds::types::{DbInstance, DbInstanceAutomatedBackup, DbSnapshot, Tag};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
@@ -20,8 +20,8 @@ use super::{CREATED_TAG, Poll, Readiness, identifier, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::rds::{
     CopySnapshot, CreateReadReplica, CreateSnapshot, DbAlternative, DeleteInstance,
-    ModifyInstanceClass, PromoteReadReplica, RestoreFromSnapshot, RestorePointInTime,
-    WaitAvailable, WaitReplicaLag,
+    ModifyInstanceClass, PromoteReadReplica, ReplicateAutomatedBackups, RestoreFromSnapshot,
+    RestorePointInTime, WaitAvailable, WaitReplicaLag,
 };
 use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -993,14 +993,6 @@ pub(super) async fn restore_point_in_time(
             tag(&db, RESTORED_TO_TAG)
         }
         None => {
-            let source = find_instance(&client, region, &w.source_db_instance)
-                .await?
-                .ok_or_else(|| {
-                    ActionError::permanent(format!(
-                        "no DB instance {} in {region}",
-                        w.source_db_instance
-                    ))
-                })?;
             let moment = match &w.restore_time {
                 Some(text) => Some(DateTime::from_str(text, Format::DateTime).map_err(|e| {
                     ActionError::permanent(format!(
@@ -1009,10 +1001,18 @@ pub(super) async fn restore_point_in_time(
                 })?),
                 None => None,
             };
+            let source = pitr_source(&client, region, w).await?;
             // The moment actually restored to, recorded on the instance.
+            let latest = match &source {
+                PitrSource::Instance(db) => db.latest_restorable_time().copied(),
+                PitrSource::Replicated(backups) => {
+                    backups.check_moment(moment.as_ref())?;
+                    backups.latest
+                }
+            };
             let to = moment
                 .as_ref()
-                .or(source.latest_restorable_time())
+                .or(latest.as_ref())
                 .and_then(|t| t.fmt(Format::DateTime).ok())
                 .unwrap_or_else(|| "latest".to_string());
             let mut tags = creation_tags(ctx, &w.tags);
@@ -1026,9 +1026,16 @@ pub(super) async fn restore_point_in_time(
                 &format!("DB instance {} in {region}", w.target_db_instance),
                 &options,
                 |_, at| {
-                    let request = client
-                        .restore_db_instance_to_point_in_time()
-                        .source_db_instance_identifier(id_of(&source))
+                    let request = client.restore_db_instance_to_point_in_time();
+                    let request = match &source {
+                        PitrSource::Instance(db) => {
+                            request.source_db_instance_identifier(id_of(db))
+                        }
+                        PitrSource::Replicated(backups) => {
+                            request.source_db_instance_automated_backups_arn(&backups.arn)
+                        }
+                    };
+                    let request = request
                         .target_db_instance_identifier(&w.target_db_instance)
                         .set_restore_time(moment)
                         .set_use_latest_restorable_time(w.restore_time.is_none().then_some(true))
@@ -1069,6 +1076,283 @@ pub(super) async fn restore_point_in_time(
     );
     outputs.extend(db_placed_outputs(placed));
     Ok(outputs)
+}
+
+/// What a point-in-time restore reads: the source instance in the step's
+/// region, or its automated backups replicated there.
+enum PitrSource {
+    Instance(Box<DbInstance>),
+    Replicated(ReplicatedBackups),
+}
+
+async fn pitr_source(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    w: &RestorePointInTime,
+) -> Result<PitrSource, ActionError> {
+    let source = w
+        .source_db_instance
+        .rsplit(':')
+        .next()
+        .unwrap_or(&w.source_db_instance);
+    match w.source_region.as_deref().filter(|r| *r != region) {
+        None => find_instance(client, region, source)
+            .await?
+            .map(|db| PitrSource::Instance(Box::new(db)))
+            .ok_or_else(|| ActionError::permanent(format!("no DB instance {source} in {region}"))),
+        Some(from) => replicated_backups(client, region, source, from)
+            .await?
+            .map(PitrSource::Replicated)
+            .ok_or_else(|| {
+                ActionError::permanent(format!(
+                    "no automated backups of {source} replicated from {from} into {region}; start the replication beforehand with `rds.replicate_automated_backups`"
+                ))
+            }),
+    }
+}
+
+/// A source instance's automated backups as replicated into a region.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReplicatedBackups {
+    /// The replicated backups' ARN, in the destination region.
+    pub arn: String,
+    /// RDS's status of them (`pending`, `replicating`, `active`,
+    /// `retained`, ...).
+    pub status: String,
+    /// The earliest moment they restore to.
+    pub earliest: Option<DateTime>,
+    /// The latest moment they restore to: the recovery point.
+    pub latest: Option<DateTime>,
+}
+
+impl ReplicatedBackups {
+    fn of(b: &DbInstanceAutomatedBackup) -> ReplicatedBackups {
+        let window = b.restore_window();
+        ReplicatedBackups {
+            arn: b
+                .db_instance_automated_backups_arn()
+                .unwrap_or_default()
+                .to_string(),
+            status: b.status().unwrap_or_default().to_string(),
+            earliest: window.and_then(|w| w.earliest_time()).copied(),
+            latest: window.and_then(|w| w.latest_time()).copied(),
+        }
+    }
+
+    /// `moment` (none: the latest) lies within the restore window.
+    fn check_moment(&self, moment: Option<&DateTime>) -> Result<(), ActionError> {
+        let (Some(earliest), Some(latest)) = (&self.earliest, &self.latest) else {
+            return Err(ActionError::retryable(format!(
+                "the replicated backups {} ({}) have no restore window yet: the first backup has not reached this region",
+                self.arn, self.status
+            )));
+        };
+        match moment {
+            Some(m) if m < earliest || m > latest => Err(ActionError::permanent(format!(
+                "restore_time {} is outside the replicated backups' window, {} to {}",
+                shown(Some(m)),
+                shown(Some(earliest)),
+                shown(Some(latest))
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn outputs(&self, started: bool) -> Outputs {
+        Outputs::from([
+            (
+                "automated_backups_arn".to_string(),
+                serde_json::json!(self.arn),
+            ),
+            ("status".to_string(), serde_json::json!(self.status)),
+            (
+                "restorable_from".to_string(),
+                rfc3339(self.earliest.as_ref()),
+            ),
+            ("restorable_to".to_string(), rfc3339(self.latest.as_ref())),
+            ("started".to_string(), serde_json::json!(started)),
+        ])
+    }
+}
+
+/// Among automated backups listed in a destination region, those
+/// replicated from `source` in `source_region` (matched by the source's
+/// identifier or ARN and region, never the destination's own backups);
+/// of several (an earlier replication whose source was deleted, say), the
+/// one that restores to the latest moment.
+pub(crate) fn replicated_from(
+    backups: &[DbInstanceAutomatedBackup],
+    source: &str,
+    source_region: &str,
+) -> Option<ReplicatedBackups> {
+    backups
+        .iter()
+        .filter(|b| b.region() == Some(source_region))
+        .filter(|b| {
+            b.db_instance_identifier()
+                .is_some_and(|id| id.eq_ignore_ascii_case(source))
+                || b.db_instance_arn()
+                    .is_some_and(|arn| same_instance(arn, source))
+        })
+        .map(ReplicatedBackups::of)
+        .max_by(|a, b| a.latest.cmp(&b.latest))
+}
+
+/// The automated backups of `source` replicated from `source_region` into
+/// `region`, as RDS lists them there.
+pub(crate) async fn replicated_backups(
+    client: &aws_sdk_rds::Client,
+    region: &str,
+    source: &str,
+    source_region: &str,
+) -> Result<Option<ReplicatedBackups>, ActionError> {
+    let mut all = Vec::new();
+    let mut pages = client
+        .describe_db_instance_automated_backups()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            classify(
+                &format!("DescribeDBInstanceAutomatedBackups in {region}"),
+                e,
+            )
+        })?;
+        all.extend(page.db_instance_automated_backups().iter().cloned());
+    }
+    Ok(replicated_from(&all, source, source_region))
+}
+
+/// Whether `source` could replicate its automated backups as `w` asks:
+/// it keeps automated backups, and an encrypted one has a key named for
+/// the destination.
+fn replicable(source: &DbInstance, w: &ReplicateAutomatedBackups) -> Result<(), ActionError> {
+    let id = id_of(source);
+    let retention = source.backup_retention_period().unwrap_or(0);
+    if retention == 0 {
+        return Err(ActionError::permanent(format!(
+            "{id} in {} keeps no automated backups (backup retention 0 days): there is nothing to replicate; set a retention first",
+            w.source_region
+        )));
+    }
+    if source.storage_encrypted() == Some(true) && w.kms_key_id.is_none() {
+        return Err(ActionError::permanent(format!(
+            "{id} is encrypted: replicated backups need `kms_key_id`, a KMS key in the destination region"
+        )));
+    }
+    Ok(())
+}
+
+/// `rds.replicate_automated_backups`: start replicating the source's
+/// automated backups into the step's region unless they replicate there
+/// already; wait until RDS lists them there.
+pub(super) async fn replicate_automated_backups(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &ReplicateAutomatedBackups,
+) -> Result<Outputs, ActionError> {
+    let region = region_of(ctx)?;
+    if w.source_region == region {
+        return Err(ActionError::permanent(format!(
+            "source_region {} is the step's own region: automated backups replicate into another region",
+            w.source_region
+        )));
+    }
+    let client = aws.rds(region);
+    let here = |found: Option<ReplicatedBackups>| found.filter(|b| b.status != "retained");
+    if let Some(found) =
+        here(replicated_backups(&client, region, &w.source_db_instance, &w.source_region).await?)
+    {
+        return Ok(found.outputs(false));
+    }
+    let source = find_instance(
+        &aws.rds(&w.source_region),
+        &w.source_region,
+        &w.source_db_instance,
+    )
+    .await?
+    .ok_or_else(|| {
+        ActionError::permanent(format!(
+            "no DB instance {} in {}",
+            w.source_db_instance, w.source_region
+        ))
+    })?;
+    replicable(&source, w)?;
+    let arn = source.db_instance_arn().unwrap_or_default().to_string();
+    client
+        .start_db_instance_automated_backups_replication()
+        .source_db_instance_arn(&arn)
+        .set_backup_retention_period(
+            w.backup_retention_days
+                .map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
+        )
+        .set_kms_key_id(w.kms_key_id.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                &format!("StartDBInstanceAutomatedBackupsReplication of {arn} into {region}"),
+                e,
+            )
+        })?;
+    let found = poll_until(
+        ctx,
+        &format!(
+            "replicated backups of {} not listed in {region}",
+            w.source_db_instance
+        ),
+        || async {
+            Ok(
+                match here(
+                    replicated_backups(&client, region, &w.source_db_instance, &w.source_region)
+                        .await?,
+                ) {
+                    Some(found) => Poll::Done(found),
+                    None => Poll::NotYet("not listed yet".into()),
+                },
+            )
+        },
+    )
+    .await?;
+    Ok(found.outputs(true))
+}
+
+/// `rds.replicate_automated_backups` in a drill: what it would do; nothing
+/// is started.
+pub(super) async fn would_replicate(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &ReplicateAutomatedBackups,
+) -> Result<String, ActionError> {
+    let region = region_of(ctx)?;
+    let client = aws.rds(region);
+    if let Some(found) =
+        replicated_backups(&client, region, &w.source_db_instance, &w.source_region).await?
+    {
+        return Ok(format!(
+            "backups of {} replicate into {region} already ({}, restorable to {})",
+            w.source_db_instance,
+            found.status,
+            shown(found.latest.as_ref())
+        ));
+    }
+    let source = find_instance(
+        &aws.rds(&w.source_region),
+        &w.source_region,
+        &w.source_db_instance,
+    )
+    .await?
+    .ok_or_else(|| {
+        ActionError::permanent(format!(
+            "no DB instance {} in {}",
+            w.source_db_instance, w.source_region
+        ))
+    })?;
+    replicable(&source, w)?;
+    Ok(format!(
+        "would start replicating the automated backups of {} from {} into {region}",
+        w.source_db_instance, w.source_region
+    ))
 }
 
 /// Tag on a point-in-time restore naming the moment restored to.
@@ -1428,6 +1712,27 @@ pub(super) async fn preflight(
         ActionInput::RdsRestorePointInTime(w) => {
             match new_instance_name(&client, region, &w.target_db_instance).await? {
                 Some(verdict) => verdict,
+                None if w.source_region.as_deref().is_some_and(|r| r != region) => {
+                    match pitr_source(&client, region, w).await {
+                        Ok(PitrSource::Replicated(b)) => match b.check_moment(None) {
+                            Ok(()) => Readiness::Ready(format!(
+                                "automated backups of {} replicate into {region} ({}); restorable from {} to {}",
+                                w.source_db_instance,
+                                b.status,
+                                shown(b.earliest.as_ref()),
+                                shown(b.latest.as_ref())
+                            )),
+                            Err(e) => Readiness::WouldFail(e.message),
+                        },
+                        Ok(PitrSource::Instance(db)) => {
+                            Readiness::Ready(format!("{} found in {region}", id_of(&db)))
+                        }
+                        Err(e) if e.kind == crate::engine::FailureKind::Permanent => {
+                            Readiness::WouldFail(e.message)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 None => match find_instance(&client, region, &w.source_db_instance).await? {
                     None => Readiness::WouldFail(format!(
                         "no DB instance {} in {region}",
@@ -1535,6 +1840,13 @@ pub(super) async fn preflight(
         ActionInput::RdsWaitAvailable(w) => {
             instance_to_act_on(&client, region, &wait_selection(w)?, upstream).await?
         }
+        ActionInput::RdsReplicateAutomatedBackups(w) => match would_replicate(aws, ctx, w).await {
+            Ok(note) => Readiness::Ready(note),
+            Err(e) if e.kind == crate::engine::FailureKind::Permanent => {
+                Readiness::WouldFail(e.message)
+            }
+            Err(e) => return Err(e),
+        },
         ActionInput::RdsWaitReplicaLag(w) => {
             match find_instance(&client, region, &w.db_instance).await? {
                 None => Readiness::missing(
@@ -1580,4 +1892,109 @@ fn wait_selection(w: &WaitAvailable) -> Result<Select<'_>, ActionError> {
         (_, _, Some(tags)) => Select::Tags(tags),
         _ => return Err(ActionError::permanent("no DB instance selected")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_rds::types::{DbInstanceAutomatedBackup, RestoreWindow};
+    use aws_smithy_types::DateTime;
+
+    use super::replicated_from;
+    use crate::engine::FailureKind;
+
+    fn backup(
+        id: &str,
+        region: &str,
+        arn: &str,
+        status: &str,
+        window: Option<(i64, i64)>,
+    ) -> DbInstanceAutomatedBackup {
+        DbInstanceAutomatedBackup::builder()
+            .db_instance_identifier(id)
+            .db_instance_arn(format!("arn:aws:rds:{region}:123456789012:db:{id}"))
+            .region(region)
+            .db_instance_automated_backups_arn(arn)
+            .status(status)
+            .set_restore_window(window.map(|(from, to)| {
+                RestoreWindow::builder()
+                    .earliest_time(DateTime::from_secs(from))
+                    .latest_time(DateTime::from_secs(to))
+                    .build()
+            }))
+            .build()
+    }
+
+    /// In the DR region RDS lists the region's own automated backups and
+    /// the replicated ones side by side: only the source's, from its
+    /// region, count; of two (a deleted incarnation's retained ones and
+    /// the current), the one that restores to the latest moment.
+    #[test]
+    fn replicated_backups_are_the_sources_from_its_region() {
+        let listed = [
+            backup("app-db", "us-west-2", "arn:own", "active", Some((0, 900))),
+            backup(
+                "other-db",
+                "us-east-1",
+                "arn:other",
+                "replicating",
+                Some((0, 900)),
+            ),
+            backup("app-db", "us-east-1", "arn:old", "retained", Some((0, 100))),
+            backup(
+                "app-db",
+                "us-east-1",
+                "arn:now",
+                "replicating",
+                Some((50, 800)),
+            ),
+        ];
+        let found = replicated_from(&listed, "app-db", "us-east-1").expect("replicated");
+        assert_eq!(found.arn, "arn:now");
+        assert_eq!(found.latest, Some(DateTime::from_secs(800)));
+        let by_arn = replicated_from(
+            &listed,
+            "arn:aws:rds:us-east-1:123456789012:db:app-db",
+            "us-east-1",
+        );
+        assert_eq!(by_arn.map(|b| b.arn), Some("arn:now".to_string()));
+        assert!(replicated_from(&listed, "app-db", "eu-west-1").is_none());
+        assert!(replicated_from(&listed[..2], "app-db", "us-east-1").is_none());
+    }
+
+    #[test]
+    fn a_restore_time_must_lie_in_the_replicated_window() {
+        let b = replicated_from(
+            &[backup(
+                "db",
+                "us-east-1",
+                "arn:b",
+                "replicating",
+                Some((1000, 2000)),
+            )],
+            "db",
+            "us-east-1",
+        )
+        .expect("found");
+        assert!(b.check_moment(None).is_ok());
+        assert!(b.check_moment(Some(&DateTime::from_secs(1500))).is_ok());
+        let late = b
+            .check_moment(Some(&DateTime::from_secs(2500)))
+            .expect_err("after the latest restorable time");
+        assert_eq!(late.kind, FailureKind::Permanent);
+        assert!(
+            late.message
+                .contains("outside the replicated backups' window")
+        );
+        let pending = replicated_from(
+            &[backup("db", "us-east-1", "arn:p", "pending", None)],
+            "db",
+            "us-east-1",
+        )
+        .expect("found");
+        let err = pending
+            .check_moment(None)
+            .expect_err("nothing restorable yet");
+        assert_eq!(err.kind, FailureKind::Retryable);
+        assert!(err.message.contains("no restore window yet"), "{err}");
+    }
 }

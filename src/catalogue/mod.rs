@@ -203,6 +203,7 @@ catalogue! {
     RdsDeleteInstance(rds::DeleteInstance) = "rds.delete_instance";
     RdsWaitAvailable(rds::WaitAvailable) = "rds.wait_available";
     RdsWaitReplicaLag(rds::WaitReplicaLag) = "rds.wait_replica_lag";
+    RdsReplicateAutomatedBackups(rds::ReplicateAutomatedBackups) = "rds.replicate_automated_backups";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
     Ec2StopInstances(ec2::Instances) = "ec2.stop_instances";
     Ec2LaunchFromTemplate(ec2::LaunchFromTemplate) = "ec2.launch_from_template";
@@ -252,6 +253,7 @@ impl ActionInput {
             ActionInput::RdsCreateSnapshot(_)
             | ActionInput::RdsDeleteInstance(_)
             | ActionInput::RdsWaitReplicaLag(_)
+            | ActionInput::RdsReplicateAutomatedBackups(_)
             | ActionInput::Route53SwitchFailover(_)
             | ActionInput::S3CheckReplication(_)
             | ActionInput::S3NewestObjectAge(_)
@@ -363,6 +365,7 @@ impl ActionKind {
                 true,
                 &[
                     "rds:DescribeDBInstances",
+                    "rds:DescribeDBInstanceAutomatedBackups",
                     "rds:RestoreDBInstanceToPointInTime",
                     "rds:AddTagsToResource",
                 ],
@@ -453,6 +456,24 @@ impl ActionKind {
                 60 * MINUTE,
                 1,
                 "Wait until a replica's lag (CloudWatch ReplicaLag) is at most `max_lag`.",
+            ),
+            ActionKind::RdsReplicateAutomatedBackups => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &[
+                    "rds:DescribeDBInstances",
+                    "rds:DescribeDBInstanceAutomatedBackups",
+                    "rds:StartDBInstanceAutomatedBackupsReplication",
+                    "kms:CreateGrant",
+                    "kms:DescribeKey",
+                ],
+                Simulated,
+                "checks that the source keeps automated backups that could replicate and says whether they do; starts no replication",
+                15 * MINUTE,
+                3,
+                "Replicate an instance's automated backups into the step's region (point-in-time restore there).",
             ),
             ActionKind::Ec2StartInstances => (
                 Service::Ec2,

@@ -79,6 +79,12 @@ pub struct RestoreFromSnapshot {
 pub struct RestorePointInTime {
     /// The instance whose backups are used (identifier or ARN).
     pub source_db_instance: String,
+    /// The source's region when it is not the step's: the restore then
+    /// uses the source's automated backups replicated into the step's
+    /// region (`rds.replicate_automated_backups`), which needs nothing of
+    /// the source's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_region: Option<String>,
     /// Identifier of the instance to create.
     pub target_db_instance: String,
     /// The moment to restore to (RFC 3339, UTC); default: latest restorable.
@@ -128,6 +134,26 @@ pub struct CreateReadReplica {
     /// Tags to put on the replica.
     #[serde(default)]
     pub tags: Tags,
+}
+
+/// `rds.replicate_automated_backups`: replicate an instance's automated
+/// backups (snapshots and transaction logs) into the step's region, so a
+/// point-in-time restore works there when the source's region is down.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateAutomatedBackups {
+    /// The source instance, by identifier.
+    pub source_db_instance: String,
+    /// The source's region.
+    pub source_region: String,
+    /// How many days the replicated backups are kept; default: the
+    /// source's retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_retention_days: Option<u32>,
+    /// KMS key in the step's region, for an encrypted source (required
+    /// then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 /// `rds.promote_read_replica`: promote replicas to standalone instances.

@@ -7,7 +7,7 @@ use lifeboat::actions::{Readiness, Registry};
 use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::rds::{
     CopySnapshot, CreateReadReplica, CreateSnapshot, DeleteInstance, ModifyInstanceClass,
-    RestoreFromSnapshot, RestorePointInTime, WaitReplicaLag,
+    ReplicateAutomatedBackups, RestoreFromSnapshot, RestorePointInTime, WaitReplicaLag,
 };
 use lifeboat::catalogue::{ActionInput, ActionKind};
 use lifeboat::engine::{ActionError, Actions, FailureKind, Outputs, StepContext};
@@ -255,6 +255,7 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
     let pitr = |source: &str| {
         ActionInput::RdsRestorePointInTime(RestorePointInTime {
             source_db_instance: source.into(),
+            source_region: None,
             target_db_instance: "app-db-pitr".into(),
             restore_time: None,
             instance_class: None,
@@ -482,5 +483,135 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
             .as_deref()
             .is_some_and(|w| w.contains("no ReplicaLag datapoint")),
         "{reading:?}"
+    );
+}
+
+/// A point-in-time restore in the DR region reads the source's automated
+/// backups replicated there. moto implements neither the replication nor
+/// a restore from replicated backups (README, emulator gaps), so what the
+/// emulator shows is what AWS says when none replicate: refused before and
+/// during the run, naming the source, regions and the action that starts
+/// them, creating nothing. The replication action checks its source (no
+/// automated backups; encrypted without a key for the DR region), and its
+/// request reaches the emulator, which says it lacks the operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pitr_across_regions_reads_replicated_backups_and_says_when_there_are_none() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let pitr = ActionInput::RdsRestorePointInTime(RestorePointInTime {
+        source_db_instance: "app-db".into(),
+        source_region: Some("us-east-1".into()),
+        target_db_instance: "app-db-pitr".into(),
+        restore_time: None,
+        instance_class: None,
+        subnet_group: None,
+        availability_zone: None,
+        alternatives: vec![],
+        tags: Default::default(),
+    });
+    let none = "no automated backups of app-db replicated from us-east-1 into us-west-2; start the replication beforehand with `rds.replicate_automated_backups`";
+    assert_eq!(
+        preflight(&aws, "us-west-2", &pitr).await,
+        Readiness::WouldFail(none.into())
+    );
+    let err = fails(&aws, "us-west-2", &pitr).await;
+    assert_eq!(err.message, none);
+    assert!(
+        crate::seed::db(&aws, "us-west-2", "app-db-pitr")
+            .await
+            .is_none()
+    );
+
+    let replicate = |db: &str, key: Option<&str>| {
+        ActionInput::RdsReplicateAutomatedBackups(ReplicateAutomatedBackups {
+            source_db_instance: db.into(),
+            source_region: "us-east-1".into(),
+            backup_retention_days: Some(7),
+            kms_key_id: key.map(str::to_string),
+        })
+    };
+    let rds = aws.rds("us-east-1");
+    for (id, retention, encrypted) in [("no-backups-db", 0, false), ("sealed-db", 1, true)] {
+        rds.create_db_instance()
+            .db_instance_identifier(id)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .master_user_password("not-a-real-password")
+            .backup_retention_period(retention)
+            .storage_encrypted(encrypted)
+            .send()
+            .await
+            .expect("create source");
+    }
+    assert!(matches!(
+        preflight(&aws, "us-west-2", &replicate("no-backups-db", None)).await,
+        Readiness::WouldFail(m) if m.contains("keeps no automated backups")
+    ));
+    let sealed = preflight(&aws, "us-west-2", &replicate("sealed-db", None)).await;
+    assert!(
+        matches!(&sealed, Readiness::WouldFail(m) if m.contains("need `kms_key_id`")),
+        "{sealed:?}"
+    );
+    assert!(matches!(
+        preflight(&aws, "us-west-2", &replicate("app-db", None)).await,
+        Readiness::Ready(m) if m == "would start replicating the automated backups of app-db from us-east-1 into us-west-2"
+    ));
+
+    let mut drill = ctx("us-west-2");
+    drill.mode = Mode::Drill;
+    let before = aws.calls().mutating();
+    let simulated = Registry::with_aws(aws.clone())
+        .run(&drill, &replicate("app-db", None))
+        .await
+        .expect("a drill starts nothing");
+    assert_eq!(simulated["simulated"], true);
+    assert_eq!(aws.calls().mutating(), before, "a drill starts nothing");
+
+    let err = Registry::with_aws(aws.clone())
+        .run(&ctx("us-west-2"), &replicate("app-db", None))
+        .await
+        .expect_err("the emulator lacks the operation");
+    assert_eq!(err.kind, FailureKind::Permanent, "{err}");
+    assert!(
+        err.message
+            .starts_with("StartDBInstanceAutomatedBackupsReplication of arn:aws:rds:us-east-1:")
+            && err.message.contains(":db:app-db into us-west-2: ")
+            && err.message.contains("does not implement"),
+        "{err}"
+    );
+
+    let job = lifeboat::verify::JobSpec {
+        name: "pitr".into(),
+        schedule: None,
+        timezone: None,
+        resources: vec![lifeboat::verify::Resource::Rds {
+            db_instance: "app-db".into(),
+            region: "us-east-1".into(),
+            dr_region: Some("us-west-2".into()),
+            rpo_target: lifeboat::duration::HumanDuration(Duration::from_secs(3600)),
+            encrypted: false,
+            kms_key: None,
+            deep: None,
+            replicated_backups: true,
+        }],
+        posture: false,
+        lifecycle_days: 180,
+    };
+    let result = lifeboat::verify::run(&aws, &job).await;
+    let replicated = result
+        .checks
+        .iter()
+        .find(|c| c.check == "automated backups replicated to the DR region")
+        .expect("the check ran");
+    assert!(!replicated.ok);
+    assert!(
+        replicated
+            .detail
+            .starts_with("no automated backups of app-db replicate into us-west-2"),
+        "{}",
+        replicated.detail
     );
 }

@@ -415,7 +415,7 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
     let wrong = Scene::new("failback.yaml").await;
     let check_out = wrong.lifeboat(&moto, &["check"]);
     assert!(
-        text(&check_out.stdout).contains("the zone holds it as routed set"),
+        text(&check_out.stdout).contains("cannot be written beside routed sets"),
         "{}",
         text(&check_out.stdout)
     );
