@@ -191,14 +191,19 @@ fn selected_by_tags(input: &ActionInput) -> Option<&crate::catalogue::Tags> {
 
 /// Actions the runs of `runbooks` in `mode` could take, with the region
 /// each acts in.
-fn invocations(
-    runbooks: &[Runbook],
+fn invocations<'a>(
+    runbooks: &'a [Runbook],
     mode: Mode,
-) -> Vec<(ActionKind, &ActionInput, Option<String>)> {
+    principal: Option<&str>,
+) -> Vec<(ActionKind, &'a ActionInput, Option<String>)> {
     let mut out = Vec::new();
     for runbook in runbooks {
         let default = runbook.regions.as_ref().map(|r| r.to.clone());
-        for step in runbook.steps.iter().filter(|s| s.runs_in(mode)) {
+        for step in runbook
+            .steps
+            .iter()
+            .filter(|s| s.runs_in(mode) && acts_as(s) == principal)
+        {
             let region = step.region.clone().or_else(|| default.clone());
             out.push((step.action, &step.input, region.clone()));
             for inv in [&step.fallback, &step.rollback].into_iter().flatten() {
@@ -211,6 +216,30 @@ fn invocations(
         }
     }
     out
+}
+
+/// The role a step's calls act as; `None`: the caller's own credentials.
+fn acts_as(step: &crate::runbook::Step) -> Option<&str> {
+    step.assume_role.as_ref().map(|r| r.role_arn.as_str())
+}
+
+/// Whether `principal` may be the one reading `runbook`'s recovery point:
+/// the engine reads it as the step it precedes (the first promotion for a
+/// replica's lag, the first step to start for an S3 bucket).
+fn reads_recovery_point(runbook: &Runbook, mode: Mode, principal: Option<&str>) -> bool {
+    use crate::runbook::RecoveryPoint;
+    runbook
+        .steps
+        .iter()
+        .filter(|s| s.runs_in(mode))
+        .filter(|s| match &runbook.recovery_point {
+            Some(RecoveryPoint::RdsReplicaLag { .. }) => {
+                s.action == ActionKind::RdsPromoteReadReplica
+            }
+            Some(RecoveryPoint::S3NewestObject { .. }) => s.needs.is_empty(),
+            _ => false,
+        })
+        .any(|s| acts_as(s) == principal)
 }
 
 /// What reading a runbook's `recovery_point` needs, and in which region.
@@ -238,11 +267,58 @@ fn input_iam(input: &ActionInput) -> &'static [&'static str] {
     }
 }
 
-/// The policy document (IAM JSON) the runs of `runbooks` in `mode` need.
+/// Who a policy is for: the caller's own credentials, or a role the
+/// runbooks' steps assume (in its account).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Principal {
+    /// The credentials lifeboat runs with.
+    Caller,
+    /// A role steps act as, by ARN.
+    Role(String),
+}
+
+impl Principal {
+    /// The account a role is in, from its ARN (`arn:aws:iam::ACCOUNT:role/NAME`).
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Principal::Caller => None,
+            Principal::Role(arn) => arn.split(':').nth(4).filter(|a| !a.is_empty()),
+        }
+    }
+}
+
+/// Every principal the runs of `runbooks` in `mode` act as, the caller
+/// first, with the policy each needs: the caller's grants what its own
+/// steps do and `sts:AssumeRole` on the roles; each role's, what the steps
+/// acting as it do (to attach in the role's account).
+pub fn policies(runbooks: &[Runbook], mode: Mode) -> Vec<(Principal, Value)> {
+    let roles: BTreeSet<String> = runbooks
+        .iter()
+        .flat_map(|r| r.steps.iter())
+        .filter(|s| s.runs_in(mode))
+        .filter_map(|s| acts_as(s).map(str::to_string))
+        .collect();
+    let mut out = vec![(Principal::Caller, policy_for(runbooks, mode, None))];
+    for role in roles {
+        let policy = policy_for(runbooks, mode, Some(&role));
+        out.push((Principal::Role(role), policy));
+    }
+    out
+}
+
+/// The policy document (IAM JSON) the caller's credentials need for the
+/// runs of `runbooks` in `mode` (see [`policies`] for the roles').
 pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
+    policy_for(runbooks, mode, None)
+}
+
+fn policy_for(runbooks: &[Runbook], mode: Mode, principal: Option<&str>) -> Value {
     let mut reads: BTreeMap<bool, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     let mut changes: BTreeMap<Scope, BTreeSet<String>> = BTreeMap::new();
     for runbook in runbooks {
+        if !reads_recovery_point(runbook, mode, principal) {
+            continue;
+        }
         let (actions, region) = recovery_point_reads(runbook);
         if !actions.is_empty() {
             let entry = reads.entry(false).or_default();
@@ -250,7 +326,7 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
             entry.1.extend(region);
         }
     }
-    for (kind, input, region) in invocations(runbooks, mode) {
+    for (kind, input, region) in invocations(runbooks, mode, principal) {
         let info = kind.info();
         let is_global = global(info.service);
         let regions: BTreeSet<String> = if is_global {
@@ -317,9 +393,9 @@ pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
         .iter()
         .flat_map(|r| r.steps.iter())
         .filter(|s| s.runs_in(mode))
-        .filter_map(|s| s.assume_role.as_ref().map(|r| r.role_arn.clone()))
+        .filter_map(|s| acts_as(s).map(str::to_string))
         .collect();
-    if !roles.is_empty() {
+    if principal.is_none() && !roles.is_empty() {
         let scope = Scope {
             resources: roles,
             regions: BTreeSet::new(),

@@ -139,6 +139,19 @@ pub struct Figures {
     /// In a drill: what each step did instead of its production action.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub substitutions: Vec<Substitution>,
+    /// Steps that acted as an assumed role: who and in which account.
+    pub accounts: Vec<AccountUse>,
+}
+
+/// A step that acted in another account, as an assumed role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountUse {
+    /// The step.
+    pub step: String,
+    /// The principal STS named (`arn:aws:sts::ACCOUNT:assumed-role/...`).
+    pub acting_as: String,
+    /// Its account.
+    pub account: String,
 }
 
 /// A drill step's stand-in for its production action.
@@ -450,6 +463,18 @@ impl Figures {
                     Some(Substitution {
                         step: e.step.clone(),
                         note: note.to_string(),
+                    })
+                })
+                .collect(),
+            accounts: events
+                .iter()
+                .filter(|e| e.phase == "main" && e.state == "succeeded")
+                .filter_map(|e| {
+                    let outputs = e.outputs.as_ref()?;
+                    Some(AccountUse {
+                        step: e.step.clone(),
+                        acting_as: outputs.get("acting_as")?.as_str()?.to_string(),
+                        account: outputs.get("account")?.as_str()?.to_string(),
                     })
                 })
                 .collect(),

@@ -84,6 +84,16 @@ pub fn markdown(f: &Figures) -> String {
             let _ = writeln!(out, "- `{}`: {}", sub.step, sub.note);
         }
     }
+    if !f.accounts.is_empty() {
+        let _ = writeln!(out, "\n## Accounts\n");
+        for a in &f.accounts {
+            let _ = writeln!(
+                out,
+                "- `{}` acted as {} (account {})",
+                a.step, a.acting_as, a.account
+            );
+        }
+    }
     let _ = writeln!(out, "\n## Timeline\n");
     let _ = writeln!(
         out,
@@ -296,7 +306,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 {rpo}
 </table>
 <p class="note">RTO breakdown: detection {detection}, decision {decision} (approval waits included), execution {execution}. Critical path: {critical}.</p>
-{substitutions}<h2>Timeline</h2>
+{substitutions}{accounts}<h2>Timeline</h2>
 {svg}
 <table>
 <tr><th>step</th><th>action</th><th>state</th><th>start</th><th>duration</th><th>attempts</th><th>critical</th></tr>
@@ -317,6 +327,22 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
                 f.substitutions
                     .iter()
                     .map(|s| format!("<li><code>{}</code>: {}</li>\n", esc(&s.step), esc(&s.note)))
+                    .collect::<String>()
+            )
+        },
+        accounts = if f.accounts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "<h2>Accounts</h2>\n<ul>\n{}</ul>\n",
+                f.accounts
+                    .iter()
+                    .map(|a| format!(
+                        "<li><code>{}</code> acted as {} (account {})</li>\n",
+                        esc(&a.step),
+                        esc(&a.acting_as),
+                        esc(&a.account)
+                    ))
                     .collect::<String>()
             )
         },

@@ -190,6 +190,99 @@ fn session_name(run_id: &str) -> String {
     name
 }
 
+/// One principal a run acts as, and the steps acting as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acting {
+    /// The role assumed; `None`: the caller's own credentials.
+    pub role: Option<String>,
+    /// Who STS says that is, or why it could not tell (a role that cannot
+    /// be assumed, credentials that do not work).
+    pub identity: Result<Identity, String>,
+    /// The steps, by id, in runbook order.
+    pub steps: Vec<String>,
+}
+
+impl Acting {
+    /// One line for a person: who, in which account, for which steps.
+    pub fn describe(&self) -> String {
+        let steps = self.steps.join(", ");
+        match (&self.role, &self.identity) {
+            (None, Ok(who)) => format!("{} (account {}): {steps}", who.arn, who.account),
+            (Some(role), Ok(who)) => format!(
+                "role {role} as {} (account {}): {steps}",
+                who.arn, who.account
+            ),
+            (None, Err(e)) => format!("the caller's credentials ({e}): {steps}"),
+            (Some(role), Err(e)) => format!("role {role} ({e}): {steps}"),
+        }
+    }
+}
+
+impl Registry {
+    /// Who the AWS steps of `runbook` in `mode` act as: the caller's own
+    /// credentials and each role the steps assume, each with the identity
+    /// STS reports (`GetCallerIdentity`, after assuming the role as the
+    /// run `run_id` would) and its steps.
+    pub async fn principals(&self, runbook: &Runbook, mode: Mode, run_id: &str) -> Vec<Acting> {
+        let mut groups: Vec<(Option<crate::runbook::AssumeRole>, Vec<String>)> = Vec::new();
+        for step in runbook
+            .steps
+            .iter()
+            .filter(|s| s.runs_in(mode) && s.action.info().service != Service::None)
+        {
+            match groups.iter_mut().find(|(r, _)| *r == step.assume_role) {
+                Some((_, steps)) => steps.push(step.id.clone()),
+                None => groups.push((step.assume_role.clone(), vec![step.id.clone()])),
+            }
+        }
+        let mut out = Vec::new();
+        for (role, steps) in groups {
+            let identity = match &role {
+                None => match self.aws.as_ref() {
+                    None => Err("no AWS clients configured".to_string()),
+                    Some(aws) => aws
+                        .sts(crate::aws::ROUTE53_REGION)
+                        .get_caller_identity()
+                        .send()
+                        .await
+                        .map(|who| Identity {
+                            account: who.account().unwrap_or_default().to_string(),
+                            arn: who.arn().unwrap_or_default().to_string(),
+                        })
+                        .map_err(|e| {
+                            format!(
+                                "GetCallerIdentity: {}",
+                                aws_smithy_types::error::display::DisplayErrorContext(e)
+                            )
+                        }),
+                },
+                Some(r) => {
+                    let ctx = StepContext {
+                        run_id: run_id.to_string(),
+                        step_id: steps[0].clone(),
+                        mode,
+                        region: None,
+                        attempt: 1,
+                        resumed: false,
+                        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                        assume_role: Some(r.clone()),
+                    };
+                    self.clients_for(&ctx, ActionKind::RdsWaitAvailable)
+                        .await
+                        .map_err(|e| e.message)
+                        .and_then(|(_, who)| who.ok_or_else(|| "no identity".to_string()))
+                }
+            };
+            out.push(Acting {
+                role: role.map(|r| r.role_arn),
+                identity,
+                steps,
+            });
+        }
+        out
+    }
+}
+
 /// Whether any action of `runbook` calls AWS.
 pub fn uses_aws(runbook: &Runbook) -> bool {
     runbook.actions().any(|a| a.info().service != Service::None)

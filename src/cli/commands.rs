@@ -111,7 +111,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             files,
             params,
             mode,
-        } => iam_policy(&files, &params, mode),
+            role,
+        } => iam_policy(&files, &params, mode, role.as_deref()),
         Command::CheckConfig { file } => {
             let text = read(&file)?;
             match crate::config::load(&file.display().to_string(), &text) {
@@ -248,15 +249,62 @@ fn iam_policy(
     files: &[std::path::PathBuf],
     params: &[(String, String)],
     mode: Mode,
+    role: Option<&str>,
 ) -> Result<(), CliError> {
+    use crate::iam::Principal;
     let mut runbooks = Vec::new();
     for file in files {
         let text = read(file)?;
         runbooks
             .push(super::run::load_or_report(&file.display().to_string(), &text, params)?.runbook);
     }
-    let policy = crate::iam::policy(&runbooks, mode);
-    print(&format!("{}\n", serde_json::to_string_pretty(&policy)?))
+    let mut all = crate::iam::policies(&runbooks, mode);
+    let document = match role {
+        Some(which) => {
+            let wanted = match which {
+                "caller" => Principal::Caller,
+                arn => Principal::Role(arn.to_string()),
+            };
+            let known: Vec<String> = all
+                .iter()
+                .filter_map(|(p, _)| match p {
+                    Principal::Role(arn) => Some(arn.clone()),
+                    Principal::Caller => None,
+                })
+                .collect();
+            match all.into_iter().find(|(p, _)| *p == wanted) {
+                Some((_, policy)) => policy,
+                None => {
+                    return Err(CliError::Usage(format!(
+                        "--role {which}: no step of these runbooks acts as it in {mode} mode; {}",
+                        if known.is_empty() {
+                            "they assume no role (use `--role caller`)".to_string()
+                        } else {
+                            format!("the roles they assume: {}", known.join(", "))
+                        }
+                    )));
+                }
+            }
+        }
+        None if all.len() == 1 => all.remove(0).1,
+        None => serde_json::json!({
+            "policies": all
+                .into_iter()
+                .map(|(p, policy)| match &p {
+                    Principal::Caller => serde_json::json!({
+                        "principal": "caller",
+                        "policy": policy,
+                    }),
+                    Principal::Role(arn) => serde_json::json!({
+                        "principal": arn,
+                        "account": p.account(),
+                        "policy": policy,
+                    }),
+                })
+                .collect::<Vec<_>>(),
+        }),
+    };
+    print(&format!("{}\n", serde_json::to_string_pretty(&document)?))
 }
 
 #[derive(Serialize)]

@@ -306,6 +306,12 @@ pub enum Command {
         /// Mode: `drill` grants what drills need instead of production changes.
         #[arg(long, value_enum, default_value_t = Mode::Failover)]
         mode: Mode,
+        /// Print only the policy of this principal: `caller` (the
+        /// credentials lifeboat runs with) or the ARN of a role the steps
+        /// assume. Without it, runbooks whose steps assume roles get every
+        /// principal's policy, grouped.
+        #[arg(long, value_name = "caller|ROLE_ARN")]
+        role: Option<String>,
     },
     /// Rehearse a runbook without changing production: each action in its drill behaviour, then a teardown of everything the drill made.
     Drill(run::DrillArgs),

@@ -467,6 +467,15 @@ fn confirm(yes: bool, loaded: &Loaded, mode: Mode) -> Result<(), CliError> {
         .iter()
         .filter(|s| s.runs_in(mode))
         .count();
+    if crate::actions::uses_aws(&loaded.runbook) {
+        let runtime = tokio::runtime::Runtime::new().map_err(CliError::Runtime)?;
+        let registry = registry_for(&runtime, &loaded.runbook);
+        let acting = runtime.block_on(registry.principals(&loaded.runbook, mode, "confirm"));
+        eprint("It acts in AWS as:");
+        for a in &acting {
+            eprint(&format!("  {}", a.describe()));
+        }
+    }
     eprint!(
         "Run `{}` in {mode} mode ({steps} steps)? This changes real resources. [y/N] ",
         loaded.runbook.name

@@ -93,6 +93,18 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
                 .is_some_and(|h| h.contains("was 2 s at")),
         "{report}"
     );
+    // The report says whom the step acted as.
+    assert_eq!(report["accounts"][0]["step"], "promote-db", "{report}");
+    assert_eq!(report["accounts"][0]["account"], "111111111111");
+    let text = crate::run::lifeboat(&state, &["report", &id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("## Accounts")
+            && text.contains(
+                "`promote-db` acted as arn:aws:sts::111111111111:assumed-role/lifeboat-dr/"
+            ),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,4 +148,141 @@ async fn a_cross_account_drill_makes_and_removes_its_copies_in_the_role_s_accoun
         theirs_before
     );
     assert_eq!(crate::inventory::inventory(&own, false).await, own_before);
+}
+
+/// A runbook with a step of its own and a step in another account: the
+/// run's confirmation names whom each acts as, the principals say the
+/// accounts, and `iam-policy` gives each principal its own policy (the
+/// caller's with `sts:AssumeRole` on the role, not the role's actions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_principal_is_named_before_the_run_and_gets_its_own_policy() {
+    let moto = Moto::start();
+    let own = moto.clients().await;
+    let theirs = own.assuming(ROLE, None, "seed").await;
+    crate::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
+    crate::seed::zone(&own, "example.com", &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = dir.path().join("two-accounts.yaml");
+    let text = format!(
+        "name: two-accounts\nstrategy: pilot-light\nregions: {{ from: us-east-1, to: us-west-2 }}\nsteps:\n  - id: promote-db\n    action: rds.promote_read_replica\n    assume_role: {{ role_arn: \"{ROLE}\" }}\n    with: {{ db_instance: app-db-replica }}\n  - id: switch-dns\n    action: route53.upsert_records\n    needs: [promote-db]\n    with: {{ zone: example.com, records: [{{ name: app.example.com, type: A, values: [\"198.51.100.10\"] }}] }}\n"
+    );
+    std::fs::write(&runbook, &text).expect("write the runbook");
+    let path = runbook.to_str().expect("utf-8");
+
+    let loaded = lifeboat::runbook::load(
+        "two-accounts.yaml",
+        &text,
+        &[],
+        lifeboat::runbook::MissingParams::Refuse,
+    )
+    .expect("loads");
+    let registry = lifeboat::actions::Registry::with_aws(own.clone());
+    let acting = registry
+        .principals(&loaded.runbook, lifeboat::runbook::Mode::Failover, "r1")
+        .await;
+    assert_eq!(acting.len(), 2, "{acting:?}");
+    assert_eq!(acting[0].role.as_deref(), Some(ROLE));
+    assert_eq!(acting[0].steps, ["promote-db"]);
+    assert_eq!(
+        acting[0].identity.as_ref().map(|w| w.account.as_str()),
+        Ok("111111111111")
+    );
+    assert_eq!(acting[1].role, None);
+    assert_eq!(acting[1].steps, ["switch-dns"]);
+    assert_eq!(
+        acting[1].identity.as_ref().map(|w| w.account.as_str()),
+        Ok("123456789012")
+    );
+
+    // Asked on a terminal, the confirmation names them; "n" runs nothing.
+    let before = crate::inventory::inventory(&theirs, false).await;
+    let state = dir.path().join("state");
+    let program = env!("CARGO_BIN_EXE_lifeboat");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{program} run {path}"), "/dev/null"])
+        .env_remove("AWS_PROFILE")
+        .envs(
+            moto.lifeboat(&state)
+                .get_envs()
+                .filter_map(|(k, v)| Some((k, v?))),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run lifeboat on a terminal");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let _ = stdin.write_all(b"n\n");
+    }
+    let out = child.wait_with_output().expect("lifeboat ends");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("It acts in AWS as:")
+            && said.contains(&format!(
+                "role {ROLE} as arn:aws:sts::111111111111:assumed-role/lifeboat-dr/"
+            ))
+            && said.contains("(account 111111111111): promote-db")
+            && said.contains("(account 123456789012): switch-dns")
+            && said.contains("not confirmed; nothing was run"),
+        "{said}"
+    );
+    assert_eq!(crate::inventory::inventory(&theirs, false).await, before);
+
+    let policy = |extra: &[&str]| {
+        let mut args = vec!["iam-policy", path];
+        args.extend_from_slice(extra);
+        let out = crate::run::lifeboat(&state, &args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, grouped, _) = policy(&[]);
+    assert_eq!(code, Some(0));
+    let grouped: serde_json::Value = serde_json::from_str(&grouped).expect("JSON");
+    let all = grouped["policies"]
+        .as_array()
+        .expect("grouped per principal");
+    assert_eq!(all.len(), 2);
+    let actions = |policy: &serde_json::Value| -> Vec<String> {
+        policy["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    assert_eq!(all[0]["principal"], "caller");
+    let caller = actions(&all[0]["policy"]);
+    assert!(
+        caller.contains(&"sts:AssumeRole".to_string())
+            && caller.contains(&"route53:ChangeResourceRecordSets".to_string())
+            && !caller.iter().any(|a| a.starts_with("rds:")),
+        "{caller:?}"
+    );
+    assert_eq!(all[1]["principal"], ROLE);
+    assert_eq!(all[1]["account"], "111111111111");
+    let role = actions(&all[1]["policy"]);
+    assert!(
+        role.contains(&"rds:PromoteReadReplica".to_string())
+            && !role
+                .iter()
+                .any(|a| a.starts_with("route53:") || a == "sts:AssumeRole"),
+        "{role:?}"
+    );
+    let (code, alone, _) = policy(&["--role", ROLE]);
+    assert_eq!(code, Some(0));
+    let alone: serde_json::Value = serde_json::from_str(&alone).expect("JSON");
+    assert_eq!(alone, all[1]["policy"], "one principal's document, as is");
+    let (code, _, err) = policy(&["--role", "arn:aws:iam::999999999999:role/nobody"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!("the roles they assume: {ROLE}")),
+        "{err}"
+    );
 }
