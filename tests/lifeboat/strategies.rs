@@ -448,3 +448,61 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
     );
     crate::iam::assert_covered(state);
 }
+
+/// After a pilot-light failover, the shipped failback returns DNS to what
+/// it was before the outage, serves from a database rebuilt in the repaired
+/// region, and stops the DR app tier again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pilot_light_failover_then_its_failback_leave_dns_as_before_the_outage() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let seeded = lifeboat::demo::seed(&aws).await.expect("seed");
+    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
+    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    crate::seed::stopped_instances(&aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")])
+        .await;
+    let zone = seeded.zone_id;
+    let before = crate::seed::a_record(&aws, &zone, "app.example.com").await;
+
+    let failover = Scene::new("pilot-light.yaml").await;
+    assert_ok(&failover.lifeboat(&moto, &["run", "--yes"]));
+    let moved = crate::seed::a_record(&aws, &zone, "app.example.com").await;
+    assert_ne!(moved, before, "the failover moved DNS to the DR region");
+    assert_eq!(
+        instance_states(&aws, "us-west-2", &[("Role", "app"), ("Env", "dr")]).await,
+        vec![InstanceStateName::Running; 2]
+    );
+
+    let failback = Scene::new("failback.yaml").await;
+    let state = &failback.state;
+    let (child, id) = failback.start(&moto);
+    for step in ["approve", "confirm-writes-stopped"] {
+        crate::run::wait_for(state, &id, step, "waiting");
+        assert_eq!(
+            crate::run::lifeboat(state, &["approve", &id, step])
+                .status
+                .code(),
+            Some(0)
+        );
+    }
+    let (status, stderr) = finish(child);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        before,
+        "DNS as before the outage"
+    );
+    assert_eq!(
+        db(&aws, "us-east-1", "app-db-failback")
+            .await
+            .backup_retention_period(),
+        Some(7),
+        "the rebuilt primary is promoted"
+    );
+    assert_eq!(
+        instance_states(&aws, "us-west-2", &[("Role", "app"), ("Env", "dr")]).await,
+        vec![InstanceStateName::Stopped; 2],
+        "the DR app tier is stopped again"
+    );
+    crate::iam::assert_covered(state);
+}
