@@ -47,6 +47,19 @@ where
     }
 }
 
+/// A creating call's answer as one attempt's outcome; `what` names the
+/// call and resource.
+pub async fn answer<T, E, R>(
+    what: String,
+    answer: impl Future<Output = Result<T, SdkError<E, R>>>,
+) -> Result<T, Refusal>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    answer.await.map_err(|e| refusal(&what, e))
+}
+
 impl From<ActionError> for Refusal {
     fn from(e: ActionError) -> Refusal {
         Refusal::Failed(e)

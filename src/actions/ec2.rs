@@ -529,12 +529,7 @@ pub(super) async fn launch_from_template(
                 w.launch_template,
                 at.describe()
             );
-            async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| capacity::refusal(&what, e))
-            }
+            capacity::answer(what, request.send())
         })
         .await?;
         found.extend(launched.value.instances().iter().cloned());

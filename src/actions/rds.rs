@@ -854,43 +854,38 @@ pub(super) async fn restore_from_snapshot(
                     .value(&snapshot_id)
                     .build(),
             );
-            let options = db_placements(
-                w.instance_class.as_ref(),
-                w.availability_zone.as_ref(),
-                &w.alternatives,
-            );
-            placed = first_with_capacity(
-                &format!("DB instance {} in {region}", w.db_instance),
-                &options,
-                |_, at| {
-                    let request = client
-                        .restore_db_instance_from_db_snapshot()
-                        .db_instance_identifier(&w.db_instance)
-                        .db_snapshot_identifier(&snapshot_id)
-                        .set_db_instance_class(at.instance_class.clone())
-                        .set_availability_zone(at.availability_zone.clone())
-                        .set_db_subnet_group_name(w.subnet_group.clone())
-                        .set_vpc_security_group_ids(
-                            (!w.security_groups.is_empty()).then(|| w.security_groups.clone()),
+            placed = Some(
+                with_db_capacity(
+                    format!("DB instance {} in {region}", w.db_instance),
+                    (w.instance_class.as_ref(), w.availability_zone.as_ref()),
+                    &w.alternatives,
+                    |at| {
+                        let what = format!(
+                            "RestoreDBInstanceFromDBSnapshot {} in {region}{}",
+                            w.db_instance,
+                            at.describe()
+                        );
+                        capacity::answer(
+                            what,
+                            client
+                                .restore_db_instance_from_db_snapshot()
+                                .db_instance_identifier(&w.db_instance)
+                                .db_snapshot_identifier(&snapshot_id)
+                                .set_db_instance_class(at.instance_class)
+                                .set_availability_zone(at.availability_zone)
+                                .set_db_subnet_group_name(w.subnet_group.clone())
+                                .set_vpc_security_group_ids(
+                                    (!w.security_groups.is_empty())
+                                        .then(|| w.security_groups.clone()),
+                                )
+                                .set_multi_az(w.multi_az)
+                                .set_tags(Some(tags.clone()))
+                                .send(),
                         )
-                        .set_multi_az(w.multi_az)
-                        .set_tags(Some(tags.clone()));
-                    let what = format!(
-                        "RestoreDBInstanceFromDBSnapshot {} in {region}{}",
-                        w.db_instance,
-                        at.describe()
-                    );
-                    async move {
-                        request
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| capacity::refusal(&what, e))
-                    }
-                },
-            )
-            .await
-            .map(Some)?;
+                    },
+                )
+                .await?,
+            );
             Some(snapshot)
         }
     };
@@ -927,6 +922,22 @@ impl DbPlacement {
     }
 }
 
+/// Create a DB instance with the step's own class and zone (`own`), then
+/// each alternative in turn, until RDS has capacity for one.
+async fn with_db_capacity<T, F, Fut>(
+    resource: String,
+    own: (Option<&String>, Option<&String>),
+    alternatives: &[DbAlternative],
+    mut attempt: F,
+) -> Result<Placed<T, DbPlacement>, ActionError>
+where
+    F: FnMut(DbPlacement) -> Fut,
+    Fut: std::future::Future<Output = Result<T, capacity::Refusal>>,
+{
+    let options = db_placements(own.0, own.1, alternatives);
+    first_with_capacity(&resource, &options, |_, at| attempt(at)).await
+}
+
 fn db_placements(
     class: Option<&String>,
     zone: Option<&String>,
@@ -954,7 +965,7 @@ fn db_placements(
 
 /// What a creation that met a capacity shortage says of it: the class and
 /// zone it was created with and each refusal before.
-fn db_placed_outputs(placed: Option<Placed<(), DbPlacement>>) -> Outputs {
+fn db_placed_outputs<T>(placed: Option<Placed<T, DbPlacement>>) -> Outputs {
     let mut out = Outputs::new();
     if let Some(placed) = placed.filter(|p| !p.refused.is_empty()) {
         out.insert(
@@ -1017,48 +1028,44 @@ pub(super) async fn restore_point_in_time(
                 .unwrap_or_else(|| "latest".to_string());
             let mut tags = creation_tags(ctx, &w.tags);
             tags.push(Tag::builder().key(RESTORED_TO_TAG).value(&to).build());
-            let options = db_placements(
-                w.instance_class.as_ref(),
-                w.availability_zone.as_ref(),
-                &w.alternatives,
+            placed = Some(
+                with_db_capacity(
+                    format!("DB instance {} in {region}", w.target_db_instance),
+                    (w.instance_class.as_ref(), w.availability_zone.as_ref()),
+                    &w.alternatives,
+                    |at| {
+                        let what = format!(
+                            "RestoreDBInstanceToPointInTime {} in {region}{}",
+                            w.target_db_instance,
+                            at.describe()
+                        );
+                        let request = client.restore_db_instance_to_point_in_time();
+                        let request = match &source {
+                            PitrSource::Instance(db) => {
+                                request.source_db_instance_identifier(id_of(db))
+                            }
+                            PitrSource::Replicated(backups) => {
+                                request.source_db_instance_automated_backups_arn(&backups.arn)
+                            }
+                        };
+                        capacity::answer(
+                            what,
+                            request
+                                .target_db_instance_identifier(&w.target_db_instance)
+                                .set_restore_time(moment)
+                                .set_use_latest_restorable_time(
+                                    w.restore_time.is_none().then_some(true),
+                                )
+                                .set_db_instance_class(at.instance_class)
+                                .set_availability_zone(at.availability_zone)
+                                .set_db_subnet_group_name(w.subnet_group.clone())
+                                .set_tags(Some(tags.clone()))
+                                .send(),
+                        )
+                    },
+                )
+                .await?,
             );
-            placed = first_with_capacity(
-                &format!("DB instance {} in {region}", w.target_db_instance),
-                &options,
-                |_, at| {
-                    let request = client.restore_db_instance_to_point_in_time();
-                    let request = match &source {
-                        PitrSource::Instance(db) => {
-                            request.source_db_instance_identifier(id_of(db))
-                        }
-                        PitrSource::Replicated(backups) => {
-                            request.source_db_instance_automated_backups_arn(&backups.arn)
-                        }
-                    };
-                    let request = request
-                        .target_db_instance_identifier(&w.target_db_instance)
-                        .set_restore_time(moment)
-                        .set_use_latest_restorable_time(w.restore_time.is_none().then_some(true))
-                        .set_db_instance_class(at.instance_class.clone())
-                        .set_availability_zone(at.availability_zone.clone())
-                        .set_db_subnet_group_name(w.subnet_group.clone())
-                        .set_tags(Some(tags.clone()));
-                    let what = format!(
-                        "RestoreDBInstanceToPointInTime {} in {region}{}",
-                        w.target_db_instance,
-                        at.describe()
-                    );
-                    async move {
-                        request
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| capacity::refusal(&what, e))
-                    }
-                },
-            )
-            .await
-            .map(Some)?;
             Some(to)
         }
     };
@@ -1223,6 +1230,28 @@ pub(crate) async fn replicated_backups(
     Ok(replicated_from(&all, source, source_region))
 }
 
+/// The source instance `w` names, if it could replicate its automated
+/// backups as `w` asks.
+async fn replication_source(
+    aws: &AwsClients,
+    w: &ReplicateAutomatedBackups,
+) -> Result<DbInstance, ActionError> {
+    let source = find_instance(
+        &aws.rds(&w.source_region),
+        &w.source_region,
+        &w.source_db_instance,
+    )
+    .await?
+    .ok_or_else(|| {
+        ActionError::permanent(format!(
+            "no DB instance {} in {}",
+            w.source_db_instance, w.source_region
+        ))
+    })?;
+    replicable(&source, w)?;
+    Ok(source)
+}
+
 /// Whether `source` could replicate its automated backups as `w` asks:
 /// it keeps automated backups, and an encrypted one has a key named for
 /// the destination.
@@ -1265,19 +1294,7 @@ pub(super) async fn replicate_automated_backups(
     {
         return Ok(found.outputs(false));
     }
-    let source = find_instance(
-        &aws.rds(&w.source_region),
-        &w.source_region,
-        &w.source_db_instance,
-    )
-    .await?
-    .ok_or_else(|| {
-        ActionError::permanent(format!(
-            "no DB instance {} in {}",
-            w.source_db_instance, w.source_region
-        ))
-    })?;
-    replicable(&source, w)?;
+    let source = replication_source(aws, w).await?;
     let arn = source.db_instance_arn().unwrap_or_default().to_string();
     client
         .start_db_instance_automated_backups_replication()
@@ -1327,7 +1344,9 @@ pub(super) async fn would_replicate(
     let region = region_of(ctx)?;
     let client = aws.rds(region);
     if let Some(found) =
-        replicated_backups(&client, region, &w.source_db_instance, &w.source_region).await?
+        replicated_backups(&client, region, &w.source_db_instance, &w.source_region)
+            .await?
+            .filter(|b| b.status != "retained")
     {
         return Ok(format!(
             "backups of {} replicate into {region} already ({}, restorable to {})",
@@ -1336,19 +1355,7 @@ pub(super) async fn would_replicate(
             shown(found.latest.as_ref())
         ));
     }
-    let source = find_instance(
-        &aws.rds(&w.source_region),
-        &w.source_region,
-        &w.source_db_instance,
-    )
-    .await?
-    .ok_or_else(|| {
-        ActionError::permanent(format!(
-            "no DB instance {} in {}",
-            w.source_db_instance, w.source_region
-        ))
-    })?;
-    replicable(&source, w)?;
+    replication_source(aws, w).await?;
     Ok(format!(
         "would start replicating the automated backups of {} from {} into {region}",
         w.source_db_instance, w.source_region
@@ -1397,41 +1404,35 @@ pub(super) async fn create_read_replica(
             } else {
                 source.db_instance_arn().unwrap_or_default().to_string()
             };
-            let options = db_placements(
-                w.instance_class.as_ref(),
-                w.availability_zone.as_ref(),
-                &w.alternatives,
-            );
             let tags = creation_tags(ctx, &w.tags);
-            placed = first_with_capacity(
-                &format!("read replica {} in {region}", w.db_instance),
-                &options,
-                |_, at| {
-                    let request = client
-                        .create_db_instance_read_replica()
-                        .db_instance_identifier(&w.db_instance)
-                        .source_db_instance_identifier(source_ref.clone())
-                        .set_db_instance_class(at.instance_class.clone())
-                        .set_availability_zone(at.availability_zone.clone())
-                        .set_kms_key_id(w.kms_key_id.clone())
-                        .set_db_subnet_group_name(w.subnet_group.clone())
-                        .set_tags(Some(tags.clone()));
-                    let what = format!(
-                        "CreateDBInstanceReadReplica {} in {region}{}",
-                        w.db_instance,
-                        at.describe()
-                    );
-                    async move {
-                        request
-                            .send()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| capacity::refusal(&what, e))
-                    }
-                },
-            )
-            .await
-            .map(Some)?;
+            placed = Some(
+                with_db_capacity(
+                    format!("read replica {} in {region}", w.db_instance),
+                    (w.instance_class.as_ref(), w.availability_zone.as_ref()),
+                    &w.alternatives,
+                    |at| {
+                        let what = format!(
+                            "CreateDBInstanceReadReplica {} in {region}{}",
+                            w.db_instance,
+                            at.describe()
+                        );
+                        capacity::answer(
+                            what,
+                            client
+                                .create_db_instance_read_replica()
+                                .db_instance_identifier(&w.db_instance)
+                                .source_db_instance_identifier(source_ref.clone())
+                                .set_db_instance_class(at.instance_class)
+                                .set_availability_zone(at.availability_zone)
+                                .set_kms_key_id(w.kms_key_id.clone())
+                                .set_db_subnet_group_name(w.subnet_group.clone())
+                                .set_tags(Some(tags.clone()))
+                                .send(),
+                        )
+                    },
+                )
+                .await?,
+            );
         }
     }
     let done = wait_available(&client, region, std::slice::from_ref(&w.db_instance), ctx).await?;
