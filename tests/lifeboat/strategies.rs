@@ -449,31 +449,36 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
     crate::iam::assert_covered(state);
 }
 
-/// After a pilot-light failover, the shipped failback returns DNS to what
-/// it was before the outage, serves from a database rebuilt in the repaired
-/// region, and stops the DR app tier again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pilot_light_failover_then_its_failback_leave_dns_as_before_the_outage() {
+/// Run the shipped failover `runbook` on a world seeded for it (plus what
+/// its failback needs: subnet groups, the primary app tier, stopped), then
+/// the shipped failback with `failback_params`, approving its two
+/// approvals: DNS must end as it was before the outage, served by a
+/// database rebuilt in the repaired region.
+async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let seeded = lifeboat::demo::seed(&aws).await.expect("seed");
+    let zone = if runbook == "pilot-light.yaml" {
+        lifeboat::demo::seed(&aws).await.expect("seed").zone_id
+    } else {
+        crate::seed::strategy(&aws, runbook).await
+    };
     crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
-    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    if runbook != "backup-restore.yaml" {
+        crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    }
     crate::seed::stopped_instances(&aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")])
         .await;
-    let zone = seeded.zone_id;
     let before = crate::seed::a_record(&aws, &zone, "app.example.com").await;
 
-    let failover = Scene::new("pilot-light.yaml").await;
+    let failover = Scene::new(runbook).await;
     assert_ok(&failover.lifeboat(&moto, &["run", "--yes"]));
     let moved = crate::seed::a_record(&aws, &zone, "app.example.com").await;
-    assert_ne!(moved, before, "the failover moved DNS to the DR region");
-    assert_eq!(
-        instance_states(&aws, "us-west-2", &[("Role", "app"), ("Env", "dr")]).await,
-        vec![InstanceStateName::Running; 2]
-    );
+    assert_ne!(moved, before, "{runbook} moved DNS to the DR region");
 
-    let failback = Scene::new("failback.yaml").await;
+    let mut failback = Scene::new("failback.yaml").await;
+    for p in failback_params {
+        failback.args.extend(["-p".to_string(), p.to_string()]);
+    }
     let state = &failback.state;
     let (child, id) = failback.start(&moto);
     for step in ["approve", "confirm-writes-stopped"] {
@@ -486,11 +491,11 @@ async fn pilot_light_failover_then_its_failback_leave_dns_as_before_the_outage()
         );
     }
     let (status, stderr) = finish(child);
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{runbook}: {stderr}");
     assert_eq!(
         crate::seed::a_record(&aws, &zone, "app.example.com").await,
         before,
-        "DNS as before the outage"
+        "after {runbook} and its failback, DNS as before the outage"
     );
     assert_eq!(
         db(&aws, "us-east-1", "app-db-failback")
@@ -499,10 +504,21 @@ async fn pilot_light_failover_then_its_failback_leave_dns_as_before_the_outage()
         Some(7),
         "the rebuilt primary is promoted"
     );
-    assert_eq!(
-        instance_states(&aws, "us-west-2", &[("Role", "app"), ("Env", "dr")]).await,
-        vec![InstanceStateName::Stopped; 2],
-        "the DR app tier is stopped again"
+    // The DR app tier, where the failover ran one on EC2 (warm-standby's
+    // is an Auto Scaling group, left as the failover scaled it).
+    let dr_app = instance_states(&aws, "us-west-2", &[("Role", "app"), ("Env", "dr")]).await;
+    assert!(
+        dr_app.iter().all(|s| *s == InstanceStateName::Stopped)
+            && (dr_app.is_empty() == (runbook == "warm-standby.yaml")),
+        "{runbook}: the DR app tier is stopped again: {dr_app:?}"
     );
     crate::iam::assert_covered(state);
+}
+
+/// Each failover that moves DNS by record, then the shipped failback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_failover_then_its_failback_leave_dns_as_before_the_outage() {
+    failover_then_failback("pilot-light.yaml", &[]).await;
+    failover_then_failback("warm-standby.yaml", &[]).await;
+    failover_then_failback("backup-restore.yaml", &["dr_db=app-db-restored"]).await;
 }
