@@ -67,6 +67,8 @@ fn simulated(note: String) -> Result<Outputs, ActionError> {
 
 /// Run `input` in its drill behaviour, or `None` when the action runs as
 /// in a failover (it only reads, or touches lifeboat's own resources).
+/// Every action has its arm, with no catch-all: a new action does not
+/// compile until its drill behaviour is decided here.
 pub(super) async fn run(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -245,7 +247,18 @@ pub(super) async fn run(
                 .unwrap_or_default()
         )),
         I::S3CopyObjects(w) => super::s3::drill_copy_objects(aws, ctx, w).await,
-        _ => return None,
+        // Isolated by the action itself: the datum carries the drill's
+        // `DrillRun` dimension, which no production alarm watches.
+        I::CloudwatchPutMetricData(_) => return None,
+        // Read only.
+        I::S3CheckReplication(_) | I::S3NewestObjectAge(_) | I::S3VerifyChecksum(_) => {
+            return None;
+        }
+        // Not AWS actions: the registry runs them (a drill's `exec` sees
+        // `LIFEBOAT_MODE=drill`) or the engine does (approvals).
+        I::HttpWaitHealthy(_) | I::ManualApproval(_) | I::Notify(_) | I::Wait(_) | I::Exec(_) => {
+            return None;
+        }
     })
 }
 

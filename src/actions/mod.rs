@@ -166,9 +166,15 @@ async fn run_aws(
         ActionInput::S3CheckReplication(w) => s3::check_replication(aws, ctx, w).await,
         ActionInput::S3CopyObjects(w) => s3::copy_objects(aws, ctx, w).await,
         ActionInput::S3VerifyChecksum(w) => s3::verify_checksum(aws, ctx, w).await,
-        other => Err(ActionError::permanent(format!(
-            "this build cannot execute `{}`",
-            other.kind()
+        // Not AWS actions: `Registry::run` runs them before it needs
+        // clients, and the engine handles approvals itself.
+        ActionInput::HttpWaitHealthy(_)
+        | ActionInput::ManualApproval(_)
+        | ActionInput::Notify(_)
+        | ActionInput::Wait(_)
+        | ActionInput::Exec(_) => Err(ActionError::permanent(format!(
+            "`{}` is not an AWS action",
+            input.kind()
         ))),
     }
 }
