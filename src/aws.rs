@@ -31,6 +31,29 @@ pub struct AwsSettings {
 /// How long one AWS request attempt may take before it is retried.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The application name every request carries in its user agent
+/// (`app/lifeboat`), so CloudTrail tells lifeboat's calls from others'.
+pub const APP_NAME: &str = "lifeboat";
+
+/// HTTP attempts of one SDK call, the first included.
+pub const SDK_MAX_ATTEMPTS: u32 = 3;
+
+/// How the SDK retries one call, chosen with the engine's retries in mind.
+/// The SDK absorbs what is brief (a throttle, a 5xx, a dropped
+/// connection) within one engine attempt: at most [`SDK_MAX_ATTEMPTS`]
+/// HTTP attempts, backing off from 1 s with jitter and never more than
+/// 5 s at a time, so a failing call gives up within seconds. What lasts
+/// longer is the engine's: the step's `retry` (attempts and backoff in the
+/// runbook) tries the action again, observing first. Standard mode, not
+/// adaptive: adaptive's client-side rate limit is one bucket per client,
+/// and lifeboat's concurrency is bounded by the engine already.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(SDK_MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_secs(1))
+        .with_max_backoff(Duration::from_secs(5))
+}
+
 /// Credentials accepted by the local emulator; never used against AWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credentials {
@@ -201,14 +224,20 @@ impl AwsClients {
             .ok()
             .and_then(|t| t.parse::<crate::duration::HumanDuration>().ok())
             .map_or(DEFAULT_ATTEMPT_TIMEOUT, crate::duration::HumanDuration::get);
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // A dated behaviour version: an SDK update cannot change retry and
+        // timeout defaults under us; moving it is a decision, made here.
+        let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
             .region(Region::new(ROUTE53_REGION))
+            .retry_config(retry_config())
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(5))
                     .operation_attempt_timeout(attempt)
                     .build(),
             );
+        if let Ok(name) = aws_config::AppName::new(APP_NAME) {
+            loader = loader.app_name(name);
+        }
         if let Some(profile) = &settings.profile {
             loader = loader.profile_name(profile);
         }

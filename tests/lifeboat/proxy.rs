@@ -114,6 +114,8 @@ pub struct Request {
     pub forwarded: bool,
     /// The emulator's HTTP status (0 when not forwarded).
     pub status: u16,
+    /// The client's `User-Agent` header.
+    pub user_agent: String,
 }
 
 impl Request {
@@ -793,6 +795,14 @@ async fn serve(
     };
     let op = operation(&head, &body);
     let resources = resources_of(&op, &head, &body);
+    let user_agent = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("user-agent")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
     // S3's requests are the ones named by method and path.
     let s3 = op.contains(' ');
     let n = {
@@ -829,6 +839,7 @@ async fn serve(
                     resources,
                     forwarded: false,
                     status: 0,
+                    user_agent: user_agent.clone(),
                 },
                 Some(&what),
             );
@@ -851,6 +862,7 @@ async fn serve(
                     resources,
                     forwarded: false,
                     status: 0,
+                    user_agent: user_agent.clone(),
                 },
                 Some(&what),
             );
@@ -917,6 +929,7 @@ async fn serve(
                 resources: named,
                 forwarded: true,
                 status,
+                user_agent,
             },
             injected.as_deref(),
         );

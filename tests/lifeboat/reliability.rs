@@ -601,3 +601,73 @@ bindings:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One engine attempt of a step whose call keeps failing makes at most the
+/// SDK's configured HTTP attempts (counted at the proxy), then hands the
+/// retryable error to the engine, whose `retry` decides what comes next;
+/// every request names lifeboat in its user agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_attempt_of_a_failing_call_makes_at_most_the_configured_http_attempts() {
+    use lifeboat::actions::Registry;
+    use lifeboat::catalogue::ActionInput;
+    use lifeboat::catalogue::ec2::Instances;
+    use lifeboat::engine::{Actions, FailureKind, StepContext};
+
+    let moto = Moto::start();
+    let direct = moto.clients().await;
+    let ids = crate::seed::stopped_instances(&direct, "us-west-2", 1, &[("Role", "app")]).await;
+    let proxy = Proxy::start(
+        &moto.endpoint(),
+        Rules {
+            fault_rate: BTreeMap::from([("StartInstances".to_string(), 1.0)]),
+            faults: vec![Fault::Internal],
+            ..Rules::default()
+        },
+    )
+    .await;
+    let aws = lifeboat::aws::AwsClients::load(
+        &lifeboat::aws::AwsSettings {
+            profile: None,
+            endpoint_url: Some(proxy.endpoint.clone()),
+        },
+        lifeboat::aws::Credentials::Emulator,
+    )
+    .await;
+    let ctx = StepContext {
+        run_id: "20261201T130000-sdk1".into(),
+        step_id: "start-app".into(),
+        mode: lifeboat::runbook::Mode::Failover,
+        region: Some("us-west-2".into()),
+        attempt: 1,
+        resumed: false,
+        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+        assume_role: None,
+    };
+    let start = ActionInput::Ec2StartInstances(Instances {
+        instance_ids: Some(ids),
+        tags: None,
+        alternative_instance_types: vec![],
+    });
+    let err = Registry::with_aws(aws)
+        .run(&ctx, &start)
+        .await
+        .expect_err("every StartInstances fails");
+    assert_eq!(err.kind, FailureKind::Retryable, "{err}");
+    let requests = proxy.requests();
+    let starts = requests
+        .iter()
+        .filter(|r| r.operation == "StartInstances")
+        .count();
+    assert_eq!(
+        starts,
+        lifeboat::aws::SDK_MAX_ATTEMPTS as usize,
+        "HTTP attempts of one engine attempt"
+    );
+    assert!(
+        requests.iter().all(|r| r
+            .user_agent
+            .contains(&format!("app/{}", lifeboat::aws::APP_NAME))),
+        "{:?}",
+        requests.iter().map(|r| &r.user_agent).collect::<Vec<_>>()
+    );
+}
