@@ -1,6 +1,6 @@
 //! The local AWS emulator, moto in server mode, for the demo and the tests.
 //!
-//! moto is installed by `.ci/setup-moto` into the project's virtualenv and
+//! moto is installed by `.ci/setup-moto` (embedded) into a virtualenv and
 //! run by a small guard script that exits when its standard input closes,
 //! which happens when the process that started it ends, however it ends;
 //! so no emulator outlives the demo or the tests, even after SIGKILL.
@@ -34,36 +34,73 @@ pub enum EmulatorError {
     Start(String),
 }
 
-/// The source tree lifeboat was built from (where `.ci/setup-moto` is).
-fn source_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The script that installs moto into a virtualenv (`LIFEBOAT_VENV`),
+/// embedded so that an installed binary needs nothing of its source tree.
+const SETUP: &str = include_str!("../.ci/setup-moto");
+
+/// The virtualenv holding moto: `LIFEBOAT_VENV`; else, for a binary run
+/// from its build tree (`target/`: the tests, `cargo run`), `.venv` in that
+/// tree, shared with `.ci/setup-moto`; else (an installed binary)
+/// `$XDG_DATA_HOME/lifeboat/emulator` (default `~/.local/share/...`).
+pub fn venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("LIFEBOAT_VENV").filter(|v| !v.is_empty()) {
+        return PathBuf::from(v);
+    }
+    let exe = std::env::current_exe().ok();
+    default_venv(
+        exe.as_deref(),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
 }
 
-/// The virtualenv holding moto: `LIFEBOAT_VENV`, or `.venv` in the source tree.
-pub fn venv() -> PathBuf {
-    std::env::var_os("LIFEBOAT_VENV").map_or_else(|| source_dir().join(".venv"), PathBuf::from)
+/// [`venv`]'s choice, from the running executable, the tree it was built
+/// in, `XDG_DATA_HOME` and `HOME`.
+fn default_venv(
+    exe: Option<&Path>,
+    built_in: &Path,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    if exe.is_some_and(|e| e.starts_with(built_in.join("target"))) {
+        return built_in.join(".venv");
+    }
+    let data = xdg_data_home
+        .filter(|d| d.is_absolute())
+        .or_else(|| home.map(|h| h.join(".local").join("share")))
+        .unwrap_or_else(std::env::temp_dir);
+    data.join("lifeboat").join("emulator")
 }
 
 /// Install moto into the virtualenv unless it is there (one process at a
-/// time); returns the virtualenv's Python.
+/// time, under a lock beside it); returns the virtualenv's Python.
 pub fn install() -> Result<PathBuf, EmulatorError> {
-    let script = source_dir().join(".ci").join("setup-moto");
+    let venv = venv();
     let fail = |message: String| EmulatorError::Setup {
-        script: script.clone(),
-        message,
+        script: PathBuf::from("the embedded setup-moto"),
+        message: format!("{message} (virtualenv {})", venv.display()),
     };
-    let target = source_dir().join("target");
-    std::fs::create_dir_all(&target).map_err(|e| fail(e.to_string()))?;
-    let lock = File::create(target.join("moto-setup.lock")).map_err(|e| fail(e.to_string()))?;
+    let parent = venv.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+    let name = venv
+        .file_name()
+        .map_or_else(|| "venv".to_string(), |n| n.to_string_lossy().into_owned());
+    let lock =
+        File::create(parent.join(format!(".{name}.lock"))).map_err(|e| fail(e.to_string()))?;
     lock.lock().map_err(|e| fail(e.to_string()))?;
-    let status = Command::new(&script)
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(SETUP)
+        .arg("setup-moto")
+        .env("LIFEBOAT_VENV", &venv)
         .stdout(Stdio::null())
         .status()
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(format!("bash: {e}")))?;
     if !status.success() {
         return Err(fail(format!("exited with {status}")));
     }
-    Ok(venv().join("bin").join("python"))
+    Ok(venv.join("bin").join("python"))
 }
 
 /// A running emulator on a free loopback port.
@@ -220,5 +257,50 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.recording);
+    }
+}
+
+#[cfg(test)]
+mod venv_tests {
+    use std::path::{Path, PathBuf};
+
+    use super::default_venv;
+
+    #[test]
+    fn a_built_binary_uses_its_tree_and_an_installed_one_the_user_s_data() {
+        let tree = Path::new("/src/lifeboat");
+        let home = Some(PathBuf::from("/home/ops"));
+        assert_eq!(
+            default_venv(
+                Some(Path::new("/src/lifeboat/target/debug/lifeboat")),
+                tree,
+                None,
+                home.clone()
+            ),
+            PathBuf::from("/src/lifeboat/.venv")
+        );
+        assert_eq!(
+            default_venv(
+                Some(Path::new("/usr/bin/lifeboat")),
+                tree,
+                None,
+                home.clone()
+            ),
+            PathBuf::from("/home/ops/.local/share/lifeboat/emulator")
+        );
+        assert_eq!(
+            default_venv(
+                Some(Path::new("/home/ops/.cargo/bin/lifeboat")),
+                tree,
+                Some(PathBuf::from("/data")),
+                home.clone()
+            ),
+            PathBuf::from("/data/lifeboat/emulator")
+        );
+        assert_eq!(
+            default_venv(None, tree, Some(PathBuf::from("relative")), home),
+            PathBuf::from("/home/ops/.local/share/lifeboat/emulator"),
+            "a relative XDG_DATA_HOME is ignored, as the spec says"
+        );
     }
 }

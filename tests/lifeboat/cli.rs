@@ -341,3 +341,32 @@ fn actions_lists_the_whole_catalogue() {
         assert!(names.contains(&expected), "{names:?}");
     }
 }
+
+/// A binary installed outside its build tree (as `cargo install` or the
+/// package leaves it) runs the demo from anywhere: the emulator's set-up
+/// and guard are embedded, nothing is read from the source tree. The
+/// virtualenv is named here so the test installs nothing new; where an
+/// installed binary puts it by default is unit-tested.
+#[test]
+fn an_installed_binary_runs_the_demo_without_its_source_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let installed = dir.path().join("bin").join("lifeboat");
+    std::fs::create_dir_all(installed.parent().expect("parent")).expect("bin dir");
+    std::fs::copy(env!("CARGO_BIN_EXE_lifeboat"), &installed).expect("install the binary");
+    let venv = lifeboat::emulator::venv();
+    let out = std::process::Command::new(&installed)
+        .arg("demo")
+        .current_dir(dir.path())
+        .env("LIFEBOAT_VENV", &venv)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the installed binary");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("failover mode, succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
+}
