@@ -370,3 +370,46 @@ fn an_installed_binary_runs_the_demo_without_its_source_tree() {
         text(&out.stdout)
     );
 }
+
+/// On a Debian without `python3-venv` (no `ensurepip`) and no
+/// `virtualenv`, the emulator's set-up stops with one line saying what to
+/// install, and leaves a non-virtualenv path alone.
+#[test]
+fn the_emulator_set_up_says_what_to_install_when_python_cannot_make_a_virtualenv() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stub = dir.path().join("python3");
+    // A Python whose venv/ensurepip modules are missing.
+    std::fs::write(&stub, "#!/bin/sh\nexit 1\n").expect("stub");
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/setup-moto");
+    let run = |venv: &std::path::Path| {
+        std::process::Command::new("bash")
+            .arg(setup)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .env("PYTHON", &stub)
+            .env("LIFEBOAT_VENV", venv)
+            .output()
+            .expect("run setup-moto")
+    };
+    let out = run(&dir.path().join("venv"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("cannot make a virtualenv") && last.contains("install python3-venv"),
+        "{stderr}"
+    );
+    // A path holding something else is never removed.
+    let precious = dir.path().join("data");
+    std::fs::create_dir_all(&precious).expect("dir");
+    std::fs::write(precious.join("keep"), "x").expect("file");
+    let out = run(&precious);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("exists and is not a virtualenv"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(precious.join("keep").exists());
+}
