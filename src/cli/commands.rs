@@ -130,15 +130,51 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             clap_complete::generate(shell, &mut Cli::command(), "lifeboat", &mut buf);
             print(&String::from_utf8_lossy(&buf))
         }
-        Command::Man => {
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut buf)
-                .map_err(CliError::Output)?;
-            print(&String::from_utf8_lossy(&buf))
-        }
+        Command::Man { subcommand, dir } => man(subcommand.as_deref(), dir.as_deref()),
         Command::Demo => super::run::demo(),
     }
+}
+
+/// `lifeboat man`: one page printed, or every page written into `dir`.
+fn man(subcommand: Option<&str>, dir: Option<&Path>) -> Result<(), CliError> {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(CliError::Output)?;
+        clap_mangen::generate_to(cli, dir).map_err(CliError::Output)?;
+        let mut written: Vec<String> = std::fs::read_dir(dir)
+            .map_err(CliError::Output)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("lifeboat") && n.ends_with(".1"))
+            .collect();
+        written.sort();
+        return print(&format!(
+            "wrote {} man pages into {}: {}\n",
+            written.len(),
+            dir.display(),
+            written.join(" ")
+        ));
+    }
+    let page = match subcommand {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            // Built, so it carries the name `generate_to` gives its page.
+            Some(sub) => sub.clone(),
+            None => {
+                let known: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(CliError::Usage(format!(
+                    "no subcommand `{name}`; the subcommands: {}",
+                    known.join(", ")
+                )));
+            }
+        },
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut buf)
+        .map_err(CliError::Output)?;
+    print(&String::from_utf8_lossy(&buf))
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CliError> {

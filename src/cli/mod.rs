@@ -460,8 +460,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff): lifeboat(1), or a subcommand's
+    /// (`lifeboat man run` is lifeboat-run(1)); with `--dir`, write them all.
+    Man {
+        /// The subcommand whose page to print.
+        subcommand: Option<String>,
+        /// Write lifeboat.1 and every lifeboat-SUBCOMMAND.1 into this
+        /// directory instead (e.g. /usr/share/man/man1).
+        #[arg(long, conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
     /// The demo: start a local AWS emulator, seed two regions, run the pilot-light failover, show the result.
     Demo,
 }

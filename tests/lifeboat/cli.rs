@@ -241,6 +241,32 @@ fn completions_and_man_page_are_generated() {
     let page = text(&out.stdout);
     assert!(page.contains(".TH lifeboat"), "{page}");
     assert!(page.contains("Exit codes"), "{page}");
+    // A page per subcommand, printed or written where man looks.
+    let out = lifeboat(&["man", "run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(page.contains(".TH lifeboat-run 1"), "{page}");
+    assert!(page.contains("\\-\\-resume"), "{page}");
+    let out = lifeboat(&["man", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the subcommands: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let man1 = dir.path().join("man1");
+    let out = lifeboat(&["man", "--dir", man1.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for page in [
+        "lifeboat.1",
+        "lifeboat-run.1",
+        "lifeboat-drill.1",
+        "lifeboat-daemon.1",
+    ] {
+        let text = std::fs::read_to_string(man1.join(page)).expect(page);
+        assert!(text.contains(".TH"), "{page}");
+    }
 }
 
 #[test]
