@@ -148,6 +148,25 @@ struct State {
 }
 
 impl State {
+    /// A call answered by the proxy itself (`what` it injected), never
+    /// forwarded.
+    fn refused(&mut self, op: &str, resources: Vec<String>, user_agent: String, what: &str) {
+        self.log.push(Injection {
+            operation: op.to_string(),
+            what: what.to_string(),
+        });
+        self.record(
+            Request {
+                operation: op.to_string(),
+                resources,
+                forwarded: false,
+                status: 0,
+                user_agent,
+            },
+            Some(what),
+        );
+    }
+
     fn record(&mut self, request: Request, injected: Option<&str>) {
         if let Some(file) = &mut self.file {
             let unix = std::time::SystemTime::now()
@@ -827,46 +846,20 @@ async fn serve(
         no_capacity(&rules.no_capacity, &st.placement, &op, &body)
     };
     if let Some((what, response)) = refusal {
-        {
-            let mut st = state.lock().expect("state");
-            st.log.push(Injection {
-                operation: op.clone(),
-                what: what.clone(),
-            });
-            st.record(
-                Request {
-                    operation: op.clone(),
-                    resources,
-                    forwarded: false,
-                    status: 0,
-                    user_agent: user_agent.clone(),
-                },
-                Some(&what),
-            );
-        }
+        state
+            .lock()
+            .expect("state")
+            .refused(&op, resources, user_agent.clone(), &what);
         client.write_all(response.as_bytes()).await?;
         return Ok(());
     }
     if rate > 0.0 && !rules.faults.is_empty() && chance(rules.seed, &op, n) < rate {
         let fault = rules.faults[(n as usize) % rules.faults.len()];
         let what = format!("{fault:?}");
-        {
-            let mut st = state.lock().expect("state");
-            st.log.push(Injection {
-                operation: op.clone(),
-                what: what.clone(),
-            });
-            st.record(
-                Request {
-                    operation: op.clone(),
-                    resources,
-                    forwarded: false,
-                    status: 0,
-                    user_agent: user_agent.clone(),
-                },
-                Some(&what),
-            );
-        }
+        state
+            .lock()
+            .expect("state")
+            .refused(&op, resources, user_agent.clone(), &what);
         if let Fault::Stall(delay) = fault {
             // Hold the connection, then answer 503: by then the client has
             // given up on this attempt.

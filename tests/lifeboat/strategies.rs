@@ -352,6 +352,19 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     crate::iam::assert_covered(state);
 }
 
+/// Approve a failback's two approvals as each comes up.
+fn approve_both(state: &std::path::Path, id: &str) {
+    for step in ["approve", "confirm-writes-stopped"] {
+        crate::run::wait_for(state, id, step, "waiting");
+        assert_eq!(
+            crate::run::lifeboat(state, &["approve", id, step])
+                .status
+                .code(),
+            Some(0)
+        );
+    }
+}
+
 /// What users' traffic follows in the active-passive setup: the failover
 /// roles, the switch alarm's state, and whether the PRIMARY's health check
 /// is healthy (every checker reporting success).
@@ -423,15 +436,7 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
     let failback = Scene::new("failback-active-passive.yaml").await;
     let state = &failback.state;
     let (child, id) = failback.start(&moto);
-    for step in ["approve", "confirm-writes-stopped"] {
-        crate::run::wait_for(state, &id, step, "waiting");
-        assert_eq!(
-            crate::run::lifeboat(state, &["approve", &id, step])
-                .status
-                .code(),
-            Some(0)
-        );
-    }
+    approve_both(state, &id);
     let (status, stderr) = finish(child);
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(
@@ -481,15 +486,7 @@ async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
     }
     let state = &failback.state;
     let (child, id) = failback.start(&moto);
-    for step in ["approve", "confirm-writes-stopped"] {
-        crate::run::wait_for(state, &id, step, "waiting");
-        assert_eq!(
-            crate::run::lifeboat(state, &["approve", &id, step])
-                .status
-                .code(),
-            Some(0)
-        );
-    }
+    approve_both(state, &id);
     let (status, stderr) = finish(child);
     assert_eq!(status.code(), Some(0), "{runbook}: {stderr}");
     assert_eq!(
