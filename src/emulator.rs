@@ -223,17 +223,50 @@ impl Emulator {
         self.post_body("/lifeboat-sim/replica-lag", &body.to_string())
     }
 
+    /// Authorize, as IAM would, every request signed with `access_key`
+    /// (the caller) or with credentials it assumes from now on, against
+    /// `policies` (`{"caller": DOC, ROLE_ARN: DOC}`), and each role's
+    /// assumption against its policy in `trust` (`{ROLE_ARN: DOC}`; empty:
+    /// not checked); the log of decisions starts anew. Other keys are not
+    /// checked.
+    pub fn enforce_iam(
+        &self,
+        access_key: &str,
+        policies: &serde_json::Value,
+        trust: &serde_json::Value,
+    ) -> Result<(), EmulatorError> {
+        let body = serde_json::json!({
+            "access_key": access_key,
+            "policies": policies,
+            "trust": trust,
+        });
+        self.post_body("/lifeboat-sim/iam", &body.to_string())
+    }
+
+    /// The authorization log since [`Emulator::enforce_iam`]:
+    /// `{"checked": N, "denied": [{principal, action, resource, reason}]}`.
+    pub fn iam_decisions(&self) -> Result<serde_json::Value, EmulatorError> {
+        let body = self.exchange("GET", "/lifeboat-sim/iam", "")?;
+        serde_json::from_str(&body)
+            .map_err(|e| EmulatorError::Start(format!("GET /lifeboat-sim/iam: {e}")))
+    }
+
     fn post(&self, path: &str) -> Result<(), EmulatorError> {
         self.post_body(path, "")
     }
 
     fn post_body(&self, path: &str, body: &str) -> Result<(), EmulatorError> {
-        let fail = |e: std::io::Error| EmulatorError::Start(format!("POST {path}: {e}"));
+        self.exchange("POST", path, body).map(|_| ())
+    }
+
+    /// One request to the emulator's own endpoints; the body of its 200.
+    fn exchange(&self, method: &str, path: &str, body: &str) -> Result<String, EmulatorError> {
+        let fail = |e: std::io::Error| EmulatorError::Start(format!("{method} {path}: {e}"));
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(fail)?;
         stream
             .write_all(
                 format!(
-                    "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 )
                 .as_bytes(),
@@ -242,10 +275,13 @@ impl Emulator {
         let mut response = String::new();
         stream.read_to_string(&mut response).map_err(fail)?;
         if response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200") {
-            Ok(())
+            Ok(response
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_string())
+                .unwrap_or_default())
         } else {
             Err(EmulatorError::Start(format!(
-                "POST {path} answered {}",
+                "{method} {path} answered {}",
                 response.lines().next().unwrap_or("")
             )))
         }

@@ -47,6 +47,7 @@ import json
 import re
 import sys
 import threading
+import urllib.parse
 
 import cbor2
 from botocore.loaders import create_loader
@@ -56,7 +57,10 @@ from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import utcnow
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from moto.autoscaling.models import autoscaling_backends
+from moto.ec2.models import ec2_backends
 from moto.rds.models import rds_backends
+from moto.sts.models import sts_backends
 from moto.route53.exceptions import InvalidInput, Route53ClientError
 from moto.route53.models import FakeZone, HealthCheck, Route53Backend
 from moto.route53.responses import Route53
@@ -91,8 +95,26 @@ class RpcV2Cbor:
         path = environ.get("PATH_INFO", "")
         if path == "/lifeboat-sim/replica-lag" and environ.get("REQUEST_METHOD") == "POST":
             return REPLICA_LAG.set(environ, start_response)
+        if path == "/lifeboat-sim/iam":
+            return IAM.handle(environ, start_response)
         if path == "/moto-api/reset":
             REPLICA_LAG.forget()
+            IAM.forget()
+        if IAM.access_key:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(raw)
+            try:
+                refused = IAM.check(environ, raw)
+            except Exception as e:  # the model failing denies, and says why
+                IAM.denied.append({"principal": "?", "action": "?", "resource": "?",
+                                   "reason": f"the emulator's IAM model failed: {type(e).__name__}: {e}"})
+                body = f"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>IAM model failed: {e}</Message></Error></ErrorResponse>".encode()
+                refused = ("403 Forbidden", "text/xml", body, {})
+            if refused is not None:
+                status, content_type, body, headers = refused
+                start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers.items()])
+                return [body]
         match = RPC_PATH.match(environ.get("PATH_INFO", ""))
         if not match or environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor":
             return self.app(environ, start_response)
@@ -518,6 +540,619 @@ def from_json(value, shape):
     if kind in ("integer", "long", "short", "byte"):
         return int(value)
     return value
+
+
+
+class Iam:
+    """Plays IAM's part, which moto does not (it accepts every request):
+    with policies installed (`POST /lifeboat-sim/iam`, `{"access_key",
+    "policies": {"caller": DOC, ROLE_ARN: DOC}, "trust": {ROLE_ARN: DOC}}`,
+    trust optional: then `sts:AssumeRole` must also pass the role's trust
+    policy, for the caller GetCallerIdentity names), every request signed with
+    that access key (the caller) or with credentials assumed from it (a
+    role, by ARN) is authorized as AWS authorizes it: the IAM action, each
+    resource the Service Authorization Reference lists for it, and the
+    request context (region, tags of the resources, tags in the request,
+    Route 53's record names, types and change actions). A request not
+    allowed, or explicitly denied, is answered as AWS answers it (HTTP 403,
+    `UnauthorizedOperation` from EC2, `AccessDenied` elsewhere) and logged;
+    `GET /lifeboat-sim/iam` gives `{"checked", "denied": [...]}`. An
+    operation this model does not know is denied and says so, so a new
+    call cannot slip past it. Other access keys (a test's own set-up) are
+    not checked. What IAM evaluates beyond this (service-linked calls RDS
+    makes to KMS, permission boundaries, SCPs) is not modelled."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.access_key = None
+        self.policies = {}
+        self.trust = {}
+        self.caller_arn = None
+        self.exempt = set()
+        self.checked = 0
+        self.denied = []
+
+    def handle(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            with self.lock:
+                self.access_key = body.get("access_key")
+                self.policies = body.get("policies") or {}
+                self.trust = body.get("trust") or {}
+                # Who the emulator says the caller is (GetCallerIdentity).
+                self.caller_arn = sts_backends[DEFAULT_ACCOUNT_ID]["aws"].get_caller_identity(
+                    self.access_key or "", "us-east-1")[1]
+                # Roles assumed before now are the harness's own.
+                self.exempt = {r.access_key_id for r in assumed_roles()}
+                self.checked = 0
+                self.denied = []
+            answer = {"ok": True}
+        else:
+            with self.lock:
+                answer = {"checked": self.checked, "denied": list(self.denied)}
+        data = json.dumps(answer).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    def forget(self):
+        with self.lock:
+            self.access_key = None
+            self.policies = {}
+
+    def trusted(self, name, role_arn, external_id):
+        """None when `role_arn`'s trust policy lets this principal assume
+        it with `external_id`; else why not. The caller is known by
+        `caller_arn`; a principal of an account's root trusts all of it."""
+        trust = self.trust.get(role_arn)
+        if trust is None:
+            return f"no trust policy for {role_arn}"
+        who = self.caller_arn if name == "caller" else name
+        account = (who or "").split(":")[4] if (who or "").count(":") >= 4 else ""
+        context = {} if external_id is None else {"sts:externalid": external_id}
+        for statement in as_list(trust.get("Statement", [])):
+            principals = as_list((statement.get("Principal") or {}).get("AWS", []))
+            names = any(p == who or p == f"arn:aws:iam::{account}:root" for p in principals)
+            if statement.get("Effect") != "Allow" or not names:
+                continue
+            if not any(glob(a, "sts:AssumeRole", case=False) for a in as_list(statement.get("Action", []))):
+                continue
+            if all(condition_holds(op, key, wanted, context)
+                   for op, keys in statement.get("Condition", {}).items() for key, wanted in keys.items()):
+                return None
+        return f"the trust policy of {role_arn} does not let {who} assume it (external id {external_id!r})"
+
+    # The principal and its policy.
+
+    def principal(self, access_key):
+        """`(name, account, policy)` of whoever signed with `access_key`,
+        or None when it is not checked."""
+        if not self.access_key:
+            return None
+        if access_key == self.access_key:
+            return ("caller", DEFAULT_ACCOUNT_ID, self.policies.get("caller"))
+        if access_key in self.exempt:
+            return None
+        for role in assumed_roles():
+            if role.access_key_id == access_key:
+                return (role.role_arn, role.role_arn.split(":")[4], self.policies.get(role.role_arn))
+        return None
+
+    def check(self, environ, raw):
+        """None when the request may go on; else the WSGI answer."""
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/", auth)
+        if not match:
+            return None
+        access_key, region, service = match.groups()
+        who = self.principal(access_key)
+        if who is None:
+            return None
+        name, account, policy = who
+        request = Request(environ, raw, region, service, account)
+        checks = authorizations(request)
+        for presigned in request.presigned():
+            checks.extend(authorizations(presigned))
+        for action, arn, context in checks:
+            reason = evaluate(policy, action, arn, context)
+            if reason is None and action == "sts:AssumeRole" and self.trust:
+                reason = self.trusted(name, arn, request.params.get("ExternalId"))
+            with self.lock:
+                self.checked += 1
+                if reason is not None:
+                    self.denied.append({
+                        "principal": name, "action": action, "resource": arn, "reason": reason,
+                    })
+            if reason is not None:
+                return request.deny(name, action, arn)
+        return None
+
+
+def assumed_roles():
+    return [role for account in list(sts_backends.values()) for backend in list(account.values())
+            for role in list(backend.assumed_roles)]
+
+
+IAM = Iam()
+DEFAULT_ACCOUNT_ID = "123456789012"
+
+
+class Request:
+    """One AWS request as IAM sees it: service, operation, parameters."""
+
+    def __init__(self, environ, raw, region, service, account, params=None, operation=None, replay=False):
+        self.replay = replay
+        self.environ = environ
+        self.region = region
+        self.service = service
+        self.account = account
+        self.method = environ.get("REQUEST_METHOD", "GET")
+        self.path = environ.get("PATH_INFO", "")
+        self.query = {k: v[-1] for k, v in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()}
+        self.raw = raw
+        self.params = params
+        self.operation = operation
+        if params is None:
+            self.params = {}
+            content_type = environ.get("CONTENT_TYPE", "")
+            match = RPC_PATH.match(self.path)
+            if match and environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+                self.operation = match.group("operation")
+                self.params = cbor2.loads(raw) if raw else {}
+            elif "x-www-form-urlencoded" in content_type or (raw and service in ("ec2", "rds", "autoscaling", "sts") and b"Action=" in raw):
+                form = urllib.parse.parse_qs(raw.decode(), keep_blank_values=True)
+                self.params = {k: v[-1] for k, v in form.items()}
+                self.operation = self.params.get("Action")
+            elif self.query.get("Action"):
+                self.params = dict(self.query)
+                self.operation = self.query["Action"]
+
+    def values(self, prefix):
+        """The members of a flattened query list (`Prefix.1`, `Prefix.2`...)."""
+        found = []
+        for key, value in self.params.items():
+            rest = key[len(prefix):] if key.startswith(prefix + ".") else None
+            if rest is not None and rest[1:].isdigit():
+                found.append((int(rest[1:]), value))
+        return [v for _, v in sorted(found)]
+
+    def tags(self):
+        """Tags the request puts on what it creates or tags: EC2's
+        `TagSpecification.N.Tag.M`, `Tag.N`; RDS's `Tags.Tag.N` / `Tags.member.N`."""
+        tags = {}
+        for key, value in self.params.items():
+            m = re.match(r"^(?:TagSpecification\.\d+\.)?(?:Tags?\.(?:Tag\.|member\.)?)(\d+)\.Key$", key)
+            if m:
+                tags[value] = self.params.get(key[: -len("Key")] + "Value", "")
+        return tags
+
+    def tagged_types(self):
+        return {v for k, v in self.params.items() if re.match(r"^TagSpecification\.\d+\.ResourceType$", k)}
+
+    def presigned(self):
+        """The request RDS replays in the source region from `PreSignedUrl`."""
+        url = self.params.get("PreSignedUrl")
+        if not url:
+            return []
+        parsed = urllib.parse.urlparse(url)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        credential = query.get("X-Amz-Credential", "").split("/")
+        region = credential[2] if len(credential) > 2 else self.region
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": ""}
+        return [Request(environ, b"", region, "rds", self.account, params=query, operation=query.get("Action"), replay=True)]
+
+    def deny(self, who, action, arn):
+        message = f"User: {who} is not authorized to perform: {action} on resource: {arn}"
+        if self.service == "ec2":
+            body = (
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code>"
+                f"<Message>You are not authorized to perform this operation. {message}</Message></Error></Errors>"
+                "<RequestID>iam</RequestID></Response>"
+            )
+            return "403 Forbidden", "text/xml", body.encode(), {}
+        if self.service == "monitoring" and RPC_PATH.match(self.path):
+            body = cbor2.dumps({"__type": "AccessDenied", "message": message})
+            return "403 Forbidden", "application/cbor", body, {"smithy-protocol": "rpc-v2-cbor", "x-amzn-query-error": "AccessDenied;Sender"}
+        if self.service == "s3":
+            body = f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+            return "403 Forbidden", "application/xml", body.encode(), {}
+        namespace = ' xmlns="https://route53.amazonaws.com/doc/2013-04-01/"' if self.service == "route53" else ""
+        body = (
+            f"<ErrorResponse{namespace}><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+            f"<Message>{message}</Message></Error><RequestId>iam</RequestId></ErrorResponse>"
+        )
+        return "403 Forbidden", "text/xml", body.encode(), {}
+
+
+def ec2_tags(request, region, resource_id):
+    return dict(ec2_backends[request.account][region].tags.get(resource_id, {}))
+
+
+def rds_resource(request, region, kind, name):
+    """The ARN and tags of an RDS resource named by id or ARN."""
+    if name.startswith("arn:"):
+        arn = name
+        region = name.split(":")[3]
+        name = name.split(":")[-1]
+    else:
+        arn = f"arn:aws:rds:{region}:{request.account}:{kind}:{name}"
+    tags = {}
+    backend = rds_backends[request.account][region]
+    store = {"db": backend.databases, "snapshot": backend.database_snapshots}.get(kind, {})
+    if name in store:
+        tags = {t["Key"]: t["Value"] for t in store[name].tags or []}
+    return arn, tags
+
+
+def created(arn, request):
+    return (arn, {"tags": {}, "request_tags": request.tags()})
+
+
+def existing(arn, tags):
+    return (arn, {"tags": tags, "request_tags": None})
+
+
+def ec2_arn(request, kind, resource_id, region=None):
+    region = region or request.region
+    account = "" if kind in ("image", "snapshot") else request.account
+    return f"arn:aws:ec2:{region}:{account}:{kind}/{resource_id}"
+
+
+EC2_PREFIXES = {"i": "instance", "ami": "image", "snap": "snapshot", "vol": "volume", "eni": "network-interface",
+                "sg": "security-group", "subnet": "subnet", "lt": "launch-template"}
+
+
+def authorizations(request):
+    """`(iam_action, resource_arn, context)` for each check IAM makes."""
+    service = request.service
+    op = request.operation
+    if service == "route53":
+        op, touched = route53_request(request)
+    elif service == "s3":
+        op, touched = s3_request(request)
+    elif op is None:
+        return [("unknown", "*", {"reason": f"no operation recognised in {request.method} {request.path}"})]
+    else:
+        handler = {"ec2": ec2_request, "rds": rds_request, "autoscaling": autoscaling_request,
+                   "monitoring": cloudwatch_request, "sts": sts_request}.get(service)
+        touched = handler(request, op) if handler else None
+    prefix = {"monitoring": "cloudwatch"}.get(service, service)
+    if touched is None:
+        return [(f"{prefix}:{op}", "*", {"reason": f"the emulator's IAM model does not know {prefix}:{op}"})]
+    checks = []
+    for action, arn, context in touched:
+        context = dict(context)
+        context.setdefault("aws:requestedregion", request.region)
+        checks.append((action if ":" in action else f"{prefix}:{action}", arn, context))
+    return checks
+
+
+def with_tags(action, resource, extra=None):
+    """One check of `action` on `resource` (`(arn, {tags, request_tags})`)."""
+    arn, tags = resource
+    context = {}
+    for k, v in (tags.get("tags") or {}).items():
+        context[f"aws:resourcetag/{k.lower()}"] = v
+    if tags.get("request_tags") is not None:
+        for k, v in tags["request_tags"].items():
+            context[f"aws:requesttag/{k.lower()}"] = v
+        context["aws:tagkeys"] = list(tags["request_tags"])
+    context.update(extra or {})
+    return (action, arn, context)
+
+
+def ec2_request(request, op):
+    r = request.region
+    star = [(op, "*", {})]
+    if op.startswith("Describe"):
+        return star
+    if op in ("StartInstances", "StopInstances", "TerminateInstances", "ModifyInstanceAttribute"):
+        ids = request.values("InstanceId") or [request.params.get("InstanceId")]
+        return [with_tags(op, existing(ec2_arn(request, "instance", i), ec2_tags(request, r, i))) for i in ids if i]
+    if op == "RunInstances":
+        checks = []
+        tagged = request.tagged_types()
+        for kind in ("instance", "volume", "network-interface"):
+            checks.append(with_tags(op, created(ec2_arn(request, kind, "*"), request)))
+        backend = ec2_backends[request.account][r]
+        template = None
+        template_id = request.params.get("LaunchTemplate.LaunchTemplateId")
+        template_name = request.params.get("LaunchTemplate.LaunchTemplateName")
+        for t in backend.launch_templates.values():
+            if t.id == template_id or (template_name and t.name == template_name):
+                template = t
+        data = template.latest_version().data if template else {}
+        if template:
+            checks.append(with_tags(op, existing(ec2_arn(request, "launch-template", template.id), ec2_tags(request, r, template.id))))
+        image = request.params.get("ImageId") or data.get("ImageId")
+        if image:
+            checks.append(with_tags(op, existing(ec2_arn(request, "image", image), ec2_tags(request, r, image))))
+        subnet = request.params.get("SubnetId") or data.get("SubnetId")
+        checks.append(with_tags(op, existing(ec2_arn(request, "subnet", subnet or "*"), ec2_tags(request, r, subnet or ""))))
+        groups = request.values("SecurityGroupId") or data.get("SecurityGroupIds") or ["*"]
+        for group in groups:
+            checks.append(with_tags(op, existing(ec2_arn(request, "security-group", group), ec2_tags(request, r, group))))
+        key = request.params.get("KeyName") or data.get("KeyName")
+        if key:
+            checks.append(with_tags(op, existing(ec2_arn(request, "key-pair", key), {})))
+        # Tagging on creation is authorized as ec2:CreateTags with the
+        # creating action in the context.
+        for kind in sorted(tagged):
+            checks.append(with_tags("ec2:CreateTags", created(ec2_arn(request, kind, "*"), request),
+                                    {"ec2:createaction": "RunInstances"}))
+        return checks
+    if op == "CreateTags":
+        checks = []
+        for rid in request.values("ResourceId"):
+            kind = EC2_PREFIXES.get(rid.split("-")[0], "instance")
+            arn = ec2_arn(request, kind, rid)
+            context = {f"aws:requesttag/{k.lower()}": v for k, v in request.tags().items()}
+            context["aws:tagkeys"] = list(request.tags())
+            checks.append(with_tags(op, existing(arn, ec2_tags(request, request.region, rid)), context))
+        return checks
+    if op == "CopyImage":
+        source_region = request.params.get("SourceRegion", r)
+        source = request.params.get("SourceImageId", "*")
+        checks = [
+            with_tags(op, existing(ec2_arn(request, "image", source, source_region), {})),
+            with_tags(op, created(ec2_arn(request, "image", "*"), request)),
+            with_tags(op, created(ec2_arn(request, "snapshot", "*"), request)),
+        ]
+        return checks
+    if op == "DeregisterImage":
+        image = request.params.get("ImageId", "")
+        return [with_tags(op, existing(ec2_arn(request, "image", image), ec2_tags(request, r, image)))]
+    if op == "DeleteSnapshot":
+        snap = request.params.get("SnapshotId", "")
+        return [with_tags(op, existing(ec2_arn(request, "snapshot", snap), ec2_tags(request, r, snap)))]
+    return None
+
+
+def rds_support(request, checks, op):
+    """The option group, parameter group and subnet group a new instance uses."""
+    r = request.region
+    for param, kind, default in (("OptionGroupName", "og", "default"), ("DBParameterGroupName", "pg", "default"),
+                                 ("DBSubnetGroupName", "subgrp", "default")):
+        name = request.params.get(param, default)
+        checks.append(with_tags(op, existing(f"arn:aws:rds:{r}:{request.account}:{kind}:{name}", {})))
+
+
+def rds_request(request, op):
+    r = request.region
+    p = request.params
+    if op == "DescribeDBInstances":
+        name = p.get("DBInstanceIdentifier", "*")
+        return [with_tags(op, existing(*rds_resource(request, r, "db", name)))]
+    if op == "DescribeDBSnapshots":
+        if p.get("DBSnapshotIdentifier"):
+            return [with_tags(op, existing(*rds_resource(request, r, "snapshot", p["DBSnapshotIdentifier"])))]
+        if p.get("DBInstanceIdentifier"):
+            return [with_tags(op, existing(*rds_resource(request, r, "db", p["DBInstanceIdentifier"])))]
+        return [with_tags(op, existing(f"arn:aws:rds:{r}:{request.account}:snapshot:*", {}))]
+    if op == "DescribeDBInstanceAutomatedBackups":
+        if p.get("DBInstanceAutomatedBackupsArn"):
+            return [with_tags(op, existing(p["DBInstanceAutomatedBackupsArn"], {}))]
+        if p.get("DBInstanceIdentifier"):
+            return [with_tags(op, existing(*rds_resource(request, r, "db", p["DBInstanceIdentifier"])))]
+        return [with_tags(op, existing(f"arn:aws:rds:{r}:{request.account}:auto-backup:*", {}))]
+    if op in ("PromoteReadReplica", "ModifyDBInstance", "DeleteDBInstance", "RebootDBInstance"):
+        return [with_tags(op, existing(*rds_resource(request, r, "db", p.get("DBInstanceIdentifier", ""))))]
+    if op == "DeleteDBSnapshot":
+        return [with_tags(op, existing(*rds_resource(request, r, "snapshot", p.get("DBSnapshotIdentifier", ""))))]
+    if op == "AddTagsToResource":
+        arn = p.get("ResourceName", "")
+        kind = arn.split(":")[5] if arn.count(":") >= 6 else "db"
+        resource_arn, tags = rds_resource(request, r, kind, arn)
+        return [with_tags(op, (resource_arn, {"tags": tags, "request_tags": request.tags()}))]
+    checks = []
+    new = None
+    if op == "CreateDBSnapshot":
+        checks.append(with_tags(op, existing(*rds_resource(request, r, "db", p.get("DBInstanceIdentifier", "")))))
+        new = f"arn:aws:rds:{r}:{request.account}:snapshot:{p.get('DBSnapshotIdentifier', '')}"
+    elif op == "CopyDBSnapshot":
+        checks.append(with_tags(op, existing(*rds_resource(request, r, "snapshot", p.get("SourceDBSnapshotIdentifier", "")))))
+        new = f"arn:aws:rds:{r}:{request.account}:snapshot:{p.get('TargetDBSnapshotIdentifier', '')}"
+        if request.replay:
+            # The source region's replay names only the source snapshot.
+            return checks
+    elif op == "RestoreDBInstanceFromDBSnapshot":
+        checks.append(with_tags(op, existing(*rds_resource(request, r, "snapshot", p.get("DBSnapshotIdentifier", "")))))
+        rds_support(request, checks, op)
+        new = f"arn:aws:rds:{r}:{request.account}:db:{p.get('DBInstanceIdentifier', '')}"
+    elif op == "RestoreDBInstanceToPointInTime":
+        if p.get("SourceDBInstanceAutomatedBackupsArn"):
+            checks.append(with_tags(op, existing(p["SourceDBInstanceAutomatedBackupsArn"], {})))
+        else:
+            checks.append(with_tags(op, existing(*rds_resource(request, r, "db", p.get("SourceDBInstanceIdentifier", "")))))
+        rds_support(request, checks, op)
+        new = f"arn:aws:rds:{r}:{request.account}:db:{p.get('TargetDBInstanceIdentifier', '')}"
+    elif op == "CreateDBInstanceReadReplica":
+        checks.append(with_tags(op, existing(*rds_resource(request, r, "db", p.get("SourceDBInstanceIdentifier", "")))))
+        if request.replay:
+            return checks
+        rds_support(request, checks, op)
+        new = f"arn:aws:rds:{r}:{request.account}:db:{p.get('DBInstanceIdentifier', '')}"
+    elif op == "StartDBInstanceAutomatedBackupsReplication":
+        source = p.get("SourceDBInstanceArn", "")
+        checks.append(with_tags(op, existing(*rds_resource(request, r, "db", source))))
+        if request.replay:
+            return checks
+        checks.append(with_tags(op, created(f"arn:aws:rds:{r}:{request.account}:auto-backup:*", request)))
+        return checks
+    else:
+        return None
+    checks.append(with_tags(op, created(new, request)))
+    if request.tags():
+        # Tags given at creation are authorized as rds:AddTagsToResource.
+        checks.append(with_tags("rds:AddTagsToResource", created(new, request)))
+    return checks
+
+
+def autoscaling_request(request, op):
+    if op.startswith("Describe"):
+        return [(op, "*", {})]
+    if op in ("UpdateAutoScalingGroup", "SetDesiredCapacity"):
+        name = request.params.get("AutoScalingGroupName", "")
+        group = autoscaling_backends[request.account][request.region].autoscaling_groups.get(name)
+        arn = group.arn if group is not None else (
+            f"arn:aws:autoscaling:{request.region}:{request.account}:autoScalingGroup:unknown:autoScalingGroupName/{name}")
+        return [(op, arn, {})]
+    return None
+
+
+def cloudwatch_request(request, op):
+    p = request.params
+    if op in ("GetMetricStatistics", "GetMetricData", "ListMetrics"):
+        return [(op, "*", {})]
+    if op == "PutMetricData":
+        return [(op, "*", {"cloudwatch:namespace": p.get("Namespace", "")})]
+    if op == "DescribeAlarms":
+        names = p.get("AlarmNames") or ["*"]
+        return [(op, f"arn:aws:cloudwatch:{request.region}:{request.account}:alarm:{n}", {}) for n in names]
+    return None
+
+
+def sts_request(request, op):
+    if op == "GetCallerIdentity":
+        return []
+    if op == "AssumeRole":
+        return [(op, request.params.get("RoleArn", ""), {})]
+    return None
+
+
+def normalized_name(name):
+    out = ""
+    for c in name.rstrip(".").lower():
+        out += c if (c.isascii() and (c.isalnum() or c in "-_.")) else "".join(f"\\{b:03o}" for b in c.encode())
+    return out
+
+
+def route53_request(request):
+    path = re.sub(r"^/2013-04-01", "", request.path)
+    m = request.method
+    if path == "/hostedzonesbyname":
+        return "ListHostedZonesByName", [("ListHostedZonesByName", "*", {})]
+    if path == "/healthcheck" and m == "GET":
+        return "ListHealthChecks", [("ListHealthChecks", "*", {})]
+    if path == "/hostedzone" and m == "GET":
+        return "ListHostedZones", [("ListHostedZones", "*", {})]
+    match = re.match(r"^/hostedzone/([^/]+)/rrset/?$", path)
+    if match and m == "GET":
+        return "ListResourceRecordSets", [("ListResourceRecordSets", f"arn:aws:route53:::hostedzone/{match.group(1)}", {})]
+    if match and m == "POST":
+        changes = re.findall(r"<Change>(.*?)</Change>", request.raw.decode(), re.S)
+        actions, names, types = [], [], []
+        for change in changes:
+            actions.append(re.search(r"<Action>(.*?)</Action>", change).group(1))
+            names.append(normalized_name(re.search(r"<Name>(.*?)</Name>", change).group(1)))
+            types.append(re.search(r"<Type>(.*?)</Type>", change).group(1))
+        context = {
+            "route53:changeresourcerecordsetsactions": actions,
+            "route53:changeresourcerecordsetsnormalizedrecordnames": names,
+            "route53:changeresourcerecordsetsrecordtypes": types,
+        }
+        return "ChangeResourceRecordSets", [("ChangeResourceRecordSets", f"arn:aws:route53:::hostedzone/{match.group(1)}", context)]
+    match = re.match(r"^/change/([^/]+)$", path)
+    if match:
+        return "GetChange", [("GetChange", f"arn:aws:route53:::change/{match.group(1)}", {})]
+    match = re.match(r"^/healthcheck/([^/]+)(/status)?$", path)
+    if match:
+        op = "GetHealthCheckStatus" if match.group(2) else ("UpdateHealthCheck" if m == "POST" else "GetHealthCheck")
+        return op, [(op, f"arn:aws:route53:::healthcheck/{match.group(1)}", {})]
+    return f"{m} {path}", None
+
+
+def s3_request(request):
+    parts = request.path.lstrip("/").split("/", 1)
+    bucket = parts[0]
+    if not bucket:
+        return "ListAllMyBuckets", [("ListAllMyBuckets", "*", {})]
+    key = parts[1] if len(parts) > 1 else ""
+    m = request.method
+    q = request.query
+    if not key:
+        for sub, op in (("replication", "GetReplicationConfiguration"), ("object-lock", "GetBucketObjectLockConfiguration"),
+                        ("lifecycle", "GetLifecycleConfiguration")):
+            if sub in q:
+                return op, [(op, f"arn:aws:s3:::{bucket}", {})]
+        if m in ("GET", "HEAD"):
+            context = {"s3:prefix": q["prefix"]} if "prefix" in q else {}
+            return "ListBucket", [("ListBucket", f"arn:aws:s3:::{bucket}", context)]
+        return f"{m} /{bucket}", None
+    obj = f"arn:aws:s3:::{bucket}/{key}"
+    if m in ("GET", "HEAD"):
+        return "GetObject", [("GetObject", obj, {})]
+    if m == "PUT":
+        checks = [("PutObject", obj, {})]
+        source = request.environ.get("HTTP_X_AMZ_COPY_SOURCE")
+        if source:
+            checks.append(("GetObject", "arn:aws:s3:::" + urllib.parse.unquote(source.lstrip("/").split("?")[0]), {}))
+        return "PutObject", checks
+    if m == "DELETE":
+        return "DeleteObject", [("DeleteObject", obj, {})]
+    return f"{m} /{bucket}/{key}", None
+
+
+def glob(pattern, value, case=True):
+    expression = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(expression, value, 0 if case else re.I) is not None
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def condition_holds(op, key, wanted, context):
+    """One condition of a statement, as IAM evaluates it."""
+    key = key.lower()
+    present = key in context
+    value = context.get(key)
+    wanted = [str(w) for w in as_list(wanted)]
+    if op == "Null":
+        return (not present) if wanted[0] == "true" else present
+    if op.startswith("ForAllValues:"):
+        inner = op.split(":", 1)[1]
+        return all(condition_holds(inner, key, wanted, {key: v}) for v in as_list(value or []))
+    values = [str(v) for v in as_list(value)] if present else []
+    if op == "StringEquals":
+        return present and any(v in wanted for v in values)
+    if op == "StringNotEquals":
+        return not present or not any(v in wanted for v in values)
+    if op == "StringLike":
+        return present and any(glob(w, v) for w in wanted for v in values)
+    if op == "Bool":
+        return present and any(v.lower() == w.lower() for w in wanted for v in values)
+    raise ValueError(f"condition operator {op} is not modelled")
+
+
+def evaluate(policy, action, arn, context):
+    """None when `policy` allows `action` on `arn` in `context`; else why not."""
+    if "reason" in context:
+        return context["reason"]
+    if policy is None:
+        return "no policy for this principal"
+    allowed = False
+    for statement in as_list(policy.get("Statement", [])):
+        if "NotAction" in statement or "NotResource" in statement:
+            return "NotAction/NotResource are not modelled"
+        if not any(glob(a, action, case=False) for a in as_list(statement.get("Action", []))):
+            continue
+        if not any(glob(r, arn) for r in as_list(statement.get("Resource", []))):
+            continue
+        try:
+            holds = all(
+                condition_holds(op, key, wanted, context)
+                for op, keys in statement.get("Condition", {}).items()
+                for key, wanted in keys.items()
+            )
+        except ValueError as e:
+            return str(e)
+        if not holds:
+            continue
+        if statement.get("Effect") == "Deny":
+            return f"explicitly denied by {statement.get('Sid', 'a statement')}"
+        allowed = True
+    return None if allowed else "no statement allows it"
 
 
 _call_action = BaseResponse.call_action

@@ -16,6 +16,7 @@ mod generic;
 pub mod preflight;
 mod presign;
 pub(crate) mod rds;
+pub mod resolve;
 pub(crate) mod route53;
 pub(crate) mod s3;
 

@@ -90,7 +90,10 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
     true
 }
 
-async fn zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Result<String, ActionError> {
+pub(super) async fn zone_id(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+) -> Result<String, ActionError> {
     if !zone.contains('.') {
         return Ok(zone.trim_start_matches("/hostedzone/").to_string());
     }

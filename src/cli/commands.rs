@@ -112,7 +112,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             params,
             mode,
             role,
-        } => iam_policy(&files, &params, mode, role.as_deref()),
+            resolve,
+            caller,
+        } => iam_policy(&files, &params, mode, role.as_deref(), resolve, caller),
         Command::CheckConfig { file } => {
             let text = read(&file)?;
             match crate::config::load(&file.display().to_string(), &text) {
@@ -286,6 +288,8 @@ fn iam_policy(
     params: &[(String, String)],
     mode: Mode,
     role: Option<&str>,
+    resolve: bool,
+    caller: Option<String>,
 ) -> Result<(), CliError> {
     use crate::iam::Principal;
     let mut runbooks = Vec::new();
@@ -294,7 +298,31 @@ fn iam_policy(
         runbooks
             .push(super::run::load_or_report(&file.display().to_string(), &text, params)?.runbook);
     }
-    let mut all = crate::iam::policies(&runbooks, mode);
+    let (resolved, caller) = if resolve {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(CliError::Runtime)?;
+        let (resolved, identity) = runtime
+            .block_on(async {
+                let aws = crate::aws::AwsClients::load(
+                    &crate::aws::AwsSettings::default(),
+                    crate::aws::Credentials::Chain,
+                )
+                .await;
+                crate::actions::resolve::resolve(&aws, &runbooks, mode).await
+            })
+            .map_err(|e| CliError::Lookup(format!("iam-policy --resolve: {e}")))?;
+        (resolved, caller.or(Some(identity)))
+    } else {
+        (crate::iam::Resolved::default(), caller)
+    };
+    let mut all = crate::iam::policies(&runbooks, mode, &resolved);
+    if caller.is_none() && all.len() > 1 && role.is_none_or(|r| r != "caller") {
+        eprintln!(
+            "iam-policy: pass --caller ARN (or --resolve) to print the trust policy each assumed role needs"
+        );
+    }
     let document = match role {
         Some(which) => {
             let wanted = match which {
@@ -331,11 +359,18 @@ fn iam_policy(
                         "principal": "caller",
                         "policy": policy,
                     }),
-                    Principal::Role(arn) => serde_json::json!({
-                        "principal": arn,
-                        "account": p.account(),
-                        "policy": policy,
-                    }),
+                    Principal::Role(arn) => {
+                        let mut entry = serde_json::json!({
+                            "principal": arn,
+                            "account": p.account(),
+                            "policy": policy,
+                        });
+                        if let Some(caller) = &caller {
+                            entry["trust_policy"] =
+                                crate::iam::trust_policy(&runbooks, mode, arn, caller);
+                        }
+                        entry
+                    }
                 })
                 .collect::<Vec<_>>(),
         }),

@@ -127,6 +127,9 @@ pub enum CliError {
     /// Preflight checks found steps that would fail.
     #[error("{0} preflight check(s) would fail: the runbook could not run to the end now")]
     CheckFailed(usize),
+    /// A read-only lookup in AWS failed (`iam-policy --resolve`).
+    #[error("{0}")]
+    Lookup(String),
 }
 
 impl CliError {
@@ -157,7 +160,8 @@ impl CliError {
             | CliError::CheckFailed(_)
             | CliError::ExposureOverTarget(_)
             | CliError::Teardown(_)
-            | CliError::VerifyFailed(_) => Exit::RunFailed,
+            | CliError::VerifyFailed(_)
+            | CliError::Lookup(_) => Exit::RunFailed,
             CliError::Journal(_)
             | CliError::Engine(EngineError::Journal(_))
             | CliError::RunStopped { .. }
@@ -312,6 +316,14 @@ pub enum Command {
         /// principal's policy, grouped.
         #[arg(long, value_name = "caller|ROLE_ARN")]
         role: Option<String>,
+        /// Look up, read-only, the account and what the runbooks name by
+        /// name (hosted zones, launch templates), and write their ARNs.
+        #[arg(long)]
+        resolve: bool,
+        /// The ARN lifeboat runs as, for the trust policy of each role the
+        /// steps assume (with --resolve: the caller's own identity).
+        #[arg(long, value_name = "ARN")]
+        caller: Option<String>,
     },
     /// Rehearse a runbook without changing production: each action in its drill behaviour, then a teardown of everything the drill made.
     Drill(run::DrillArgs),

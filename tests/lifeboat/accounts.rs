@@ -45,6 +45,51 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
             && said.contains("(account 111111111111)"),
         "{said}"
     );
+    // The run is authorized as IAM would: the caller's policy, the role's,
+    // and the role's trust policy, all as `iam-policy --resolve` prints them.
+    let printed = moto
+        .lifeboat(&state)
+        .args(["iam-policy", runbook.to_str().expect("utf-8"), "--resolve"])
+        .output()
+        .expect("run lifeboat iam-policy");
+    assert_eq!(printed.status.code(), Some(0));
+    let printed: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("JSON");
+    let role = &printed["policies"][1];
+    assert_eq!(role["principal"], ROLE);
+    let trust = &role["trust_policy"]["Statement"][0];
+    assert_eq!(trust["Action"], "sts:AssumeRole");
+    assert_eq!(
+        trust["Principal"]["AWS"],
+        "arn:aws:sts::123456789012:user/moto"
+    );
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["sts:ExternalId"],
+        serde_json::json!(["dr-external-id"])
+    );
+    assert!(
+        role["policy"]
+            .to_string()
+            .contains("arn:aws:rds:us-west-2:111111111111:db:app-db-replica"),
+        "the role's resources are in its account: {}",
+        role["policy"]
+    );
+    // A trust policy asking for another external id refuses the role.
+    let mut untrusted = printed.clone();
+    untrusted["policies"][1]["trust_policy"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] =
+        serde_json::json!(["another-id"]);
+    moto.enforce_printed(&untrusted);
+    let refused = moto
+        .lifeboat(&state)
+        .args(["check", runbook.to_str().expect("utf-8")])
+        .output()
+        .expect("run lifeboat check");
+    assert_ne!(refused.status.code(), Some(0));
+    let denied = moto.iam_decisions()["denied"].to_string();
+    assert!(
+        denied.contains("sts:AssumeRole") && denied.contains("trust policy"),
+        "{denied}"
+    );
+    moto.enforce_printed(&printed);
     let out = moto
         .lifeboat(&state)
         .args(["run", "--yes", runbook.to_str().expect("utf-8")])
@@ -56,6 +101,7 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    moto.assert_authorized();
 
     assert_eq!(
         crate::seed::db(&theirs, "us-west-2", "app-db-replica")

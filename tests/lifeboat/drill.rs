@@ -55,7 +55,14 @@ impl Env {
     async fn drill_leaves_production_alone(&self, runbook: &str) -> Vec<String> {
         let before = inventory(&self.aws, false).await;
         assert!(!before.is_empty());
+        // Every request the drill makes, its teardown's included, is one
+        // `iam-policy --mode drill` allows.
+        let health = format!("health_url={}", self.health);
+        let path = format!("runbooks/{runbook}");
+        self.moto
+            .enforce_policy(&[&path, "-p", &health, "--mode", "drill"]);
         let out = self.drill(runbook, &[]);
+        self.moto.assert_authorized();
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -326,7 +333,7 @@ bindings:
 
 /// The benchmark scenario's seeding script: `SCENARIO_DIR`, or the
 /// scenario beside the project.
-fn scenario_seed() -> std::path::PathBuf {
+pub fn scenario_seed() -> std::path::PathBuf {
     let dir = std::env::var_os("SCENARIO_DIR").map_or_else(
         || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
         std::path::PathBuf::from,
@@ -353,6 +360,8 @@ async fn the_standard_scenario_drills_without_touching_production() {
         .expect("run seed.py");
     assert!(seeded.status.success(), "{}", text(&seeded.stderr));
     let before = inventory(&env.aws, false).await;
+    env.moto
+        .enforce_policy(&["bench/failover.yaml", "--mode", "drill"]);
     let out = env
         .moto
         .lifeboat(&env.dir.path().join("state"))
@@ -360,6 +369,7 @@ async fn the_standard_scenario_drills_without_touching_production() {
         .output()
         .expect("run lifeboat drill");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.moto.assert_authorized();
     assert_eq!(
         inventory(&env.aws, false).await,
         before,
@@ -405,6 +415,8 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
     let before = inventory(&env.aws, false).await;
     let state = env.dir.path().join("state");
     let health = format!("health_url={}", env.health);
+    env.moto
+        .enforce_policy(&["runbooks/failback.yaml", "-p", &health, "--mode", "drill"]);
     let mut child = env
         .moto
         .lifeboat(&state)
@@ -429,6 +441,7 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
     // would, by the emulator's guard), so the drill runs to its end.
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("teardown: removed "), "{stderr}");
+    env.moto.assert_authorized();
     assert_eq!(
         inventory(&env.aws, false).await,
         before,

@@ -21,6 +21,10 @@ fn base64(text: &str) -> Vec<u8> {
     out
 }
 
+/// The access key lifeboat signs with in the tests (the harness signs
+/// with another): the one whose requests [`Moto::enforce_policy`] checks.
+pub const LIFEBOAT_KEY: &str = "lifeboat";
+
 /// A running emulator, stopped when dropped.
 pub struct Moto(Emulator);
 
@@ -47,7 +51,7 @@ impl Moto {
         command
             .env("LIFEBOAT_STATE_DIR", state)
             .env("AWS_ENDPOINT_URL", self.endpoint())
-            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_ACCESS_KEY_ID", LIFEBOAT_KEY)
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("AWS_PROFILE")
@@ -69,6 +73,84 @@ impl Moto {
             .spawn()
             .map(crate::run::KillOnDrop)
             .expect("start the daemon")
+    }
+
+    /// From now on, authorize every request lifeboat makes as IAM would,
+    /// against the policies `lifeboat iam-policy ARGS...` prints (the
+    /// caller's, and each assumed role's); the harness's own requests are
+    /// not checked.
+    pub fn enforce_policy(&self, args: &[&str]) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = self
+            .lifeboat(dir.path())
+            .arg("iam-policy")
+            .args(args)
+            .output()
+            .expect("run lifeboat iam-policy");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "iam-policy {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        self.enforce_printed(&printed);
+    }
+
+    /// Enforce what `iam-policy` printed: one policy, or per principal a
+    /// policy and (when printed) the trust policy of each role.
+    pub fn enforce_printed(&self, printed: &serde_json::Value) {
+        let mut policies = serde_json::Map::new();
+        let mut trust = serde_json::Map::new();
+        match printed.get("policies").and_then(|p| p.as_array()) {
+            Some(all) => {
+                for entry in all {
+                    let who = entry["principal"].as_str().expect("principal").to_string();
+                    if let Some(doc) = entry.get("trust_policy") {
+                        trust.insert(who.clone(), doc.clone());
+                    }
+                    policies.insert(who, entry["policy"].clone());
+                }
+            }
+            None => {
+                policies.insert("caller".into(), printed.clone());
+            }
+        }
+        self.0
+            .enforce_iam(
+                LIFEBOAT_KEY,
+                &serde_json::Value::Object(policies),
+                &serde_json::Value::Object(trust),
+            )
+            .expect("install the policies");
+    }
+
+    /// Every request lifeboat made since [`Moto::enforce_policy`] was
+    /// allowed, and some were checked.
+    pub fn assert_authorized(&self) {
+        let decisions = self.0.iam_decisions().expect("IAM decisions");
+        let denied = decisions["denied"].as_array().cloned().unwrap_or_default();
+        assert!(
+            denied.is_empty(),
+            "requests the printed policy does not allow:\n{}",
+            denied
+                .iter()
+                .map(|d| format!(
+                    "{} {} on {}: {}",
+                    d["principal"], d["action"], d["resource"], d["reason"]
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert!(
+            decisions["checked"].as_u64().unwrap_or(0) > 0,
+            "no request of lifeboat's was checked: nothing was proven"
+        );
+    }
+
+    /// The authorization log since [`Moto::enforce_policy`].
+    pub fn iam_decisions(&self) -> serde_json::Value {
+        self.0.iam_decisions().expect("IAM decisions")
     }
 
     /// Record the requests reaching the emulator from now on.

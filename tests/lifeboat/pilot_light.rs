@@ -31,8 +31,11 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
             .output()
             .expect("run lifeboat")
     };
-    // Before: every preflight passes, with read-only calls only.
+    // Before: every preflight passes, with read-only calls only. From here
+    // on every request lifeboat makes is authorized against the policy
+    // `iam-policy` prints for the runbook, as IAM would.
     let health_param = format!("health_url={health}");
+    moto.enforce_policy(&["runbooks/pilot-light.yaml", "-p", &health_param]);
     let check = moto
         .lifeboat(&dir.path().join("state"))
         .args(["check", "runbooks/pilot-light.yaml", "-p", &health_param])
@@ -107,4 +110,5 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         String::from_utf8_lossy(&out.stderr)
     );
     crate::iam::assert_covered(&dir.path().join("state"));
+    moto.assert_authorized();
 }

@@ -37,12 +37,30 @@ impl Scene {
     }
 
     /// `lifeboat COMMAND... RUNBOOK -p health_url=...` against the emulator.
+    /// A `run` is authorized, request by request, against the policy
+    /// `iam-policy` prints for the runbook.
     fn lifeboat(&self, moto: &Moto, command: &[&str]) -> Output {
-        moto.lifeboat(&self.state)
+        let run = command.first() == Some(&"run");
+        if run {
+            self.enforce_policy(moto);
+        }
+        let out = moto
+            .lifeboat(&self.state)
             .args(command)
             .args(&self.args)
             .output()
-            .expect("run lifeboat")
+            .expect("run lifeboat");
+        if run {
+            moto.assert_authorized();
+        }
+        out
+    }
+
+    /// Check lifeboat's requests from now on against the failover policy
+    /// `iam-policy` prints for this runbook and its parameters.
+    fn enforce_policy(&self, moto: &Moto) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        moto.enforce_policy(&[&args[..], &["--mode", "failover"]].concat());
     }
 }
 
@@ -50,6 +68,7 @@ impl Scene {
     /// `lifeboat run --yes` in the background (a failback waits for its
     /// approvals); the child and its run's id.
     fn start(&self, moto: &Moto) -> (crate::run::KillOnDrop, String) {
+        self.enforce_policy(moto);
         let mut child = moto
             .lifeboat(&self.state)
             .args(["run", "--yes"])
@@ -318,6 +337,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     );
     assert_eq!(approve("confirm-writes-stopped").status.code(), Some(0));
     let (status, stderr) = finish(child);
+    moto.assert_authorized();
 
     // The rebuilt replica's ReplicaLag (published as RDS would, by the
     // emulator's guard) shows it caught up: it is promoted and DNS moves
@@ -438,6 +458,7 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
     let (child, id) = failback.start(&moto);
     approve_both(state, &id);
     let (status, stderr) = finish(child);
+    moto.assert_authorized();
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert_eq!(
         traffic(&aws, &zone, &check).await,
@@ -488,6 +509,7 @@ async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
     let (child, id) = failback.start(&moto);
     approve_both(state, &id);
     let (status, stderr) = finish(child);
+    moto.assert_authorized();
     assert_eq!(status.code(), Some(0), "{runbook}: {stderr}");
     assert_eq!(
         crate::seed::a_record(&aws, &zone, "app.example.com").await,

@@ -26,6 +26,11 @@ use serde_json::{Value, json};
 use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
 use crate::runbook::{Mode, Runbook};
 
+mod grants;
+
+use grants::{DrillScope, Grant};
+pub use grants::{Resolved, normalized};
+
 /// The tag every drill resource carries.
 pub const DRILL_TAG: &str = "lifeboat:drill-run";
 
@@ -74,15 +79,16 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             ("rds:AddTagsToResource", Created),
             ("rds:DeleteDBSnapshot", Tagged),
         ],
-        K::RdsRestoreFromSnapshot
-        | K::RdsRestorePointInTime
-        | K::RdsCreateReadReplica
-        | K::RdsPromoteReadReplica => vec![
+        K::RdsRestoreFromSnapshot => drill_db("rds:RestoreDBInstanceFromDBSnapshot"),
+        K::RdsRestorePointInTime => drill_db("rds:RestoreDBInstanceToPointInTime"),
+        K::RdsCreateReadReplica => drill_db("rds:CreateDBInstanceReadReplica"),
+        // A drill restores the replica's newest snapshot (or a fresh one),
+        // or promotes the replica the drill itself made.
+        K::RdsPromoteReadReplica => vec![
             ("rds:CreateDBSnapshot", Created),
             ("rds:RestoreDBInstanceFromDBSnapshot", Created),
-            ("rds:RestoreDBInstanceToPointInTime", Created),
-            ("rds:CreateDBInstanceReadReplica", Created),
             ("rds:AddTagsToResource", Created),
+            ("rds:PromoteReadReplica", Tagged),
             ("rds:DeleteDBInstance", Tagged),
             ("rds:DeleteDBSnapshot", Tagged),
         ],
@@ -93,6 +99,7 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             ("ec2:CreateTags", Created),
             ("ec2:TerminateInstances", Tagged),
         ],
+        K::Ec2StopInstances => vec![("ec2:StopInstances", Tagged)],
         K::Ec2CopyImage => vec![
             ("ec2:CopyImage", Created),
             ("ec2:CreateTags", Created),
@@ -109,6 +116,15 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
     }
 }
 
+/// A drill that creates a DB instance copy with `create`, torn down after.
+fn drill_db(create: &'static str) -> Vec<(&'static str, DrillScope)> {
+    vec![
+        (create, DrillScope::Created),
+        ("rds:AddTagsToResource", DrillScope::Created),
+        ("rds:DeleteDBInstance", DrillScope::Tagged),
+    ]
+}
+
 /// Reads a drill behaviour makes beyond the action's own.
 fn drill_reads(kind: ActionKind) -> &'static [&'static str] {
     match kind {
@@ -117,76 +133,8 @@ fn drill_reads(kind: ActionKind) -> &'static [&'static str] {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum DrillScope {
-    /// The request must carry the drill tag.
-    Created,
-    /// The resource must carry the drill tag.
-    Tagged,
-    /// Route 53 record names must start with `drill-`.
-    DrillNames,
-    /// As in production (the drill marks its writes another way).
-    Unscoped,
-}
-
-/// Where a change may apply.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Scope {
-    resources: BTreeSet<String>,
-    /// `aws:RequestedRegion` values; empty for global services.
-    regions: BTreeSet<String>,
-    /// Further `StringEquals` conditions (tag selections).
-    tags: BTreeMap<String, String>,
-    drill: Option<DrillScope>,
-}
-
 fn global(service: Service) -> bool {
     matches!(service, Service::Route53)
-}
-
-/// ARNs (account left as `*`) of the resources an action's changes touch,
-/// when its input names them; else `None`.
-fn named(input: &ActionInput, region: &str) -> Option<Vec<String>> {
-    let db = |id: &str| format!("arn:aws:rds:{region}:*:db:{id}");
-    let ids = |one: &Option<String>, many: &Option<Vec<String>>| -> Option<Vec<String>> {
-        match (one, many) {
-            (Some(id), _) => Some(vec![db(id)]),
-            (None, Some(ids)) => Some(ids.iter().map(|i| db(i)).collect()),
-            _ => None,
-        }
-    };
-    match input {
-        ActionInput::RdsPromoteReadReplica(w) => ids(&w.db_instance, &w.db_instances),
-        ActionInput::RdsModifyInstanceClass(w) => ids(&w.db_instance, &None),
-        ActionInput::RdsDeleteInstance(w) => Some(vec![db(&w.db_instance)]),
-        ActionInput::Ec2StartInstances(w) | ActionInput::Ec2StopInstances(w) => {
-            w.instance_ids.as_ref().map(|ids| {
-                ids.iter()
-                    .map(|i| format!("arn:aws:ec2:{region}:*:instance/{i}"))
-                    .collect()
-            })
-        }
-        ActionInput::AutoscalingSetCapacity(w) => Some(vec![format!(
-            "arn:aws:autoscaling:{region}:*:autoScalingGroup:*:autoScalingGroupName/{}",
-            w.group
-        )]),
-        ActionInput::Route53UpdateHealthCheck(w) => Some(vec![format!(
-            "arn:aws:route53:::healthcheck/{}",
-            w.health_check_id
-        )]),
-        ActionInput::S3CopyObjects(w) => Some(vec![format!("arn:aws:s3:::{}/*", w.dest_bucket)]),
-        _ => None,
-    }
-}
-
-/// Tags that select the resources an action changes, when it selects by tag.
-fn selected_by_tags(input: &ActionInput) -> Option<&crate::catalogue::Tags> {
-    match input {
-        ActionInput::Ec2StartInstances(w) | ActionInput::Ec2StopInstances(w) => w.tags.as_ref(),
-        ActionInput::RdsPromoteReadReplica(w) => w.tags.as_ref(),
-        ActionInput::RdsModifyInstanceClass(w) => w.tags.as_ref(),
-        _ => None,
-    }
 }
 
 /// Actions the runs of `runbooks` in `mode` could take, with the region
@@ -267,6 +215,19 @@ fn input_iam(input: &ActionInput) -> &'static [&'static str] {
     }
 }
 
+/// Whether a use of an action names a KMS key: only then does the service
+/// use a key on the caller's behalf (a cross-region copy of an encrypted
+/// resource needs one named; without one the source is unencrypted).
+fn uses_kms_key(input: &ActionInput) -> bool {
+    match input {
+        ActionInput::RdsCopySnapshot(w) => w.kms_key_id.is_some(),
+        ActionInput::RdsCreateReadReplica(w) => w.kms_key_id.is_some(),
+        ActionInput::RdsReplicateAutomatedBackups(w) => w.kms_key_id.is_some(),
+        ActionInput::Ec2CopyImage(w) => w.kms_key_id.is_some(),
+        _ => true,
+    }
+}
+
 /// Who a policy is for: the caller's own credentials, or a role the
 /// runbooks' steps assume (in its account).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -291,180 +252,270 @@ impl Principal {
 /// first, with the policy each needs: the caller's grants what its own
 /// steps do and `sts:AssumeRole` on the roles; each role's, what the steps
 /// acting as it do (to attach in the role's account).
-pub fn policies(runbooks: &[Runbook], mode: Mode) -> Vec<(Principal, Value)> {
-    let roles: BTreeSet<String> = runbooks
-        .iter()
-        .flat_map(|r| r.steps.iter())
-        .filter(|s| s.runs_in(mode))
-        .filter_map(|s| acts_as(s).map(str::to_string))
-        .collect();
-    let mut out = vec![(Principal::Caller, policy_for(runbooks, mode, None))];
-    for role in roles {
-        let policy = policy_for(runbooks, mode, Some(&role));
+pub fn policies(runbooks: &[Runbook], mode: Mode, resolved: &Resolved) -> Vec<(Principal, Value)> {
+    let mut out = vec![(
+        Principal::Caller,
+        policy_for(runbooks, mode, None, resolved),
+    )];
+    for role in roles(runbooks, mode).into_keys() {
+        // The role's resources are in its own account.
+        let in_account = Resolved {
+            account: Principal::Role(role.clone()).account().map(str::to_string),
+            ..Resolved::default()
+        };
+        let policy = policy_for(runbooks, mode, Some(&role), &in_account);
         out.push((Principal::Role(role), policy));
     }
     out
 }
 
+/// The roles steps assume in `mode`, each with the external ids its
+/// steps present.
+fn roles(runbooks: &[Runbook], mode: Mode) -> BTreeMap<String, BTreeSet<String>> {
+    let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for step in runbooks
+        .iter()
+        .flat_map(|r| r.steps.iter())
+        .filter(|s| s.runs_in(mode))
+    {
+        if let Some(role) = &step.assume_role {
+            roles
+                .entry(role.role_arn.clone())
+                .or_default()
+                .extend(role.external_id.clone());
+        }
+    }
+    roles
+}
+
+/// The trust policy `role` needs so that `caller` (the ARN lifeboat runs
+/// as) may assume it, with the external id its steps present.
+pub fn trust_policy(runbooks: &[Runbook], mode: Mode, role: &str, caller: &str) -> Value {
+    let external_ids = roles(runbooks, mode).remove(role).unwrap_or_default();
+    let mut statement = json!({
+        "Sid": "AssumedByLifeboat",
+        "Effect": "Allow",
+        "Principal": { "AWS": caller_principal(caller) },
+        "Action": "sts:AssumeRole",
+    });
+    if !external_ids.is_empty() {
+        statement["Condition"] = json!({ "StringEquals": { "sts:ExternalId": external_ids } });
+    }
+    json!({ "Version": "2012-10-17", "Statement": [statement] })
+}
+
+/// A caller's identity as a trust policy names it: an assumed-role
+/// session (`arn:aws:sts::A:assumed-role/R/S`) by its role.
+pub fn caller_principal(arn: &str) -> String {
+    match arn.strip_prefix("arn:aws:sts::").and_then(|rest| {
+        let (account, path) = rest.split_once(":assumed-role/")?;
+        let role = path.split('/').next()?;
+        Some(format!("arn:aws:iam::{account}:role/{role}"))
+    }) {
+        Some(role) => role,
+        None => arn.to_string(),
+    }
+}
+
 /// The policy document (IAM JSON) the caller's credentials need for the
 /// runs of `runbooks` in `mode` (see [`policies`] for the roles').
 pub fn policy(runbooks: &[Runbook], mode: Mode) -> Value {
-    policy_for(runbooks, mode, None)
+    policy_for(runbooks, mode, None, &Resolved::default())
 }
 
-fn policy_for(runbooks: &[Runbook], mode: Mode, principal: Option<&str>) -> Value {
-    let mut reads: BTreeMap<bool, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    let mut changes: BTreeMap<Scope, BTreeSet<String>> = BTreeMap::new();
+/// What kind of statement a grant belongs in (its `Sid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Read,
+    Change,
+    Drill,
+    Deny,
+}
+
+type Statements = BTreeMap<(Kind, Grant), BTreeSet<String>>;
+
+/// Add `grant` for `action`, with the region condition of a regional call.
+fn grant(out: &mut Statements, kind: Kind, action: &str, mut grant: Grant, region: Option<&str>) {
+    let kind = if grant.deny { Kind::Deny } else { kind };
+    if let Some(region) = region.filter(|_| !grant.deny) {
+        grant.conditions.entry("StringEquals").or_default().insert(
+            "aws:RequestedRegion".to_string(),
+            BTreeSet::from([region.to_string()]),
+        );
+    }
+    out.entry((kind, grant))
+        .or_default()
+        .insert(action.to_string());
+}
+
+fn policy_for(
+    runbooks: &[Runbook],
+    mode: Mode,
+    principal: Option<&str>,
+    resolved: &Resolved,
+) -> Value {
+    let mut out = Statements::new();
     for runbook in runbooks {
         if !reads_recovery_point(runbook, mode, principal) {
             continue;
         }
         let (actions, region) = recovery_point_reads(runbook);
-        if !actions.is_empty() {
-            let entry = reads.entry(false).or_default();
-            entry.0.extend(actions.iter().map(|a| a.to_string()));
-            entry.1.extend(region);
+        let region = region.unwrap_or_else(|| "*".to_string());
+        for action in actions {
+            let resources = recovery_point_resources(runbook, action);
+            let read = Grant {
+                resources,
+                conditions: grants::Conditions::new(),
+                narrower: false,
+                deny: false,
+            };
+            grant(&mut out, Kind::Read, action, read, Some(&region));
         }
     }
     for (kind, input, region) in invocations(runbooks, mode, principal) {
         let info = kind.info();
         let is_global = global(info.service);
-        let regions: BTreeSet<String> = if is_global {
-            BTreeSet::new()
-        } else {
-            region.iter().cloned().collect()
-        };
         let drilled = mode == Mode::Drill && info.drill != DrillKind::AsIs;
         let extra: &[&str] = if drilled { drill_reads(kind) } else { &[] };
-        for &action in info.iam.iter().chain(extra).chain(input_iam(input)) {
-            if is_read(action) || action.starts_with("kms:Describe") {
-                // A Route 53 read an action of another service makes (the
-                // data-plane switch confirming its health check) is global
-                // too: a region condition would deny it.
-                let global_read = is_global || action.starts_with("route53:");
-                let entry = reads.entry(global_read).or_default();
-                entry.0.insert(action.to_string());
-                if !global_read {
-                    entry.1.extend(regions.iter().cloned());
-                }
-                continue;
-            }
-            if drilled {
-                continue;
-            }
-            let region_name = region.as_deref().unwrap_or("*");
-            let scope = Scope {
-                resources: named(input, region_name)
-                    .map(|r| r.into_iter().collect())
-                    .unwrap_or_else(|| BTreeSet::from(["*".to_string()])),
-                regions: regions.clone(),
-                tags: selected_by_tags(input)
-                    .filter(|_| named(input, region_name).is_none())
-                    .map(|tags| {
-                        tags.iter()
-                            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), v.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                drill: None,
-            };
-            changes.entry(scope).or_default().insert(action.to_string());
-        }
+        let step_region = region.clone().unwrap_or_else(|| "*".to_string());
+        let mut wanted: Vec<(&str, Option<DrillScope>)> = info
+            .iam
+            .iter()
+            .chain(extra)
+            .chain(input_iam(input))
+            .filter(|a| !drilled || is_read(a) || a.starts_with("kms:Describe"))
+            .filter(|a| !a.starts_with("kms:") || uses_kms_key(input))
+            .map(|a| (*a, None))
+            .collect();
         if drilled {
-            for (action, drill) in drill_permissions(kind) {
-                let resources = match (drill, input) {
-                    (DrillScope::DrillNames, _) => "arn:aws:route53:::hostedzone/*".to_string(),
-                    (_, ActionInput::S3CopyObjects(w)) => {
-                        format!("arn:aws:s3:::{}/drill-*", w.dest_bucket)
-                    }
-                    _ => "*".to_string(),
+            wanted.extend(
+                drill_permissions(kind)
+                    .into_iter()
+                    .map(|(a, d)| (a, Some(d))),
+            );
+        }
+        for (action, drill) in wanted {
+            let read = is_read(action) || action.starts_with("kms:Describe");
+            let statement_kind = match (read, drill) {
+                (true, _) => Kind::Read,
+                (false, Some(_)) => Kind::Drill,
+                (false, None) => Kind::Change,
+            };
+            // A Route 53 call an action of another service makes (the
+            // data-plane switch confirming its health check) is global too:
+            // a region condition would deny it.
+            let global_call = is_global || action.starts_with("route53:");
+            let mut regions = vec![step_region.clone()];
+            regions.extend(grants::other_regions(action, input));
+            regions.dedup();
+            for at_region in &regions {
+                let at = grants::At {
+                    region: at_region,
+                    resolved,
                 };
-                let scope = Scope {
-                    resources: BTreeSet::from([resources]),
-                    regions: regions.clone(),
-                    tags: BTreeMap::new(),
-                    drill: Some(drill),
-                };
-                changes.entry(scope).or_default().insert(action.to_string());
+                for g in grants::grants(action, input, &at, drill) {
+                    let region = (!global_call).then_some(at_region.as_str());
+                    grant(&mut out, statement_kind, action, g, region);
+                }
             }
         }
     }
-    let roles: BTreeSet<String> = runbooks
-        .iter()
-        .flat_map(|r| r.steps.iter())
-        .filter(|s| s.runs_in(mode))
-        .filter_map(|s| acts_as(s).map(str::to_string))
-        .collect();
+    if mode == Mode::Drill {
+        let regions: BTreeSet<String> = runbooks
+            .iter()
+            .flat_map(crate::runbook::regions_of)
+            .collect();
+        for (action, g, region) in grants::teardown(&regions, resolved) {
+            let kind = if is_read(action) {
+                Kind::Read
+            } else {
+                Kind::Drill
+            };
+            grant(&mut out, kind, action, g, region.as_deref());
+        }
+    }
+    let roles = roles(runbooks, mode);
     if principal.is_none() && !roles.is_empty() {
-        let scope = Scope {
-            resources: roles,
-            regions: BTreeSet::new(),
-            tags: BTreeMap::new(),
-            drill: None,
+        let assume = Grant {
+            resources: roles.into_keys().collect(),
+            conditions: grants::Conditions::new(),
+            narrower: false,
+            deny: false,
         };
-        changes
-            .entry(scope)
+        grant(&mut out, Kind::Change, "sts:AssumeRole", assume, None);
+    }
+    document(out)
+}
+
+/// The resources a recovery-point read is authorized against.
+fn recovery_point_resources(runbook: &Runbook, action: &str) -> BTreeSet<String> {
+    use crate::runbook::RecoveryPoint;
+    match (&runbook.recovery_point, action) {
+        (
+            Some(RecoveryPoint::S3NewestObject {
+                source_bucket,
+                dr_bucket,
+                ..
+            }),
+            "s3:ListBucket",
+        ) => [source_bucket, dr_bucket]
+            .iter()
+            .map(|b| format!("arn:aws:s3:::{}", grants::pattern(b)))
+            .collect(),
+        _ => BTreeSet::from(["*".to_string()]),
+    }
+}
+
+/// Statements from grants: the actions of identical grants together, then
+/// the resources of statements alike but for them.
+fn document(out: Statements) -> Value {
+    let mut merged: BTreeMap<(Kind, BTreeSet<String>, grants::Conditions, bool), BTreeSet<String>> =
+        BTreeMap::new();
+    for ((kind, g), actions) in out {
+        merged
+            .entry((kind, actions, g.conditions, g.narrower))
             .or_default()
-            .insert("sts:AssumeRole".to_string());
+            .extend(g.resources);
     }
+    let mut ordered: Vec<_> = merged.into_iter().collect();
+    ordered.sort_by(|((ka, aa, ca, na), ra), ((kb, ab, cb, nb), rb)| {
+        (ka, aa, ra, ca, na).cmp(&(kb, ab, rb, cb, nb))
+    });
+    let mut counts: BTreeMap<Kind, usize> = BTreeMap::new();
     let mut statements = Vec::new();
-    for (is_global, (actions, regions)) in &reads {
-        let mut s = json!({
-            "Sid": if *is_global { "ReadGlobal" } else { "Read" },
-            "Effect": "Allow",
-            "Action": actions,
-            "Resource": "*",
-        });
-        if !regions.is_empty() {
-            s["Condition"] = json!({ "StringEquals": { "aws:RequestedRegion": regions } });
+    for ((kind, actions, conditions, narrower), resources) in ordered {
+        let n = counts.entry(kind).or_default();
+        *n += 1;
+        let mut sid = format!("{kind:?}{n}");
+        if narrower {
+            sid.push_str("NarrowerWithResolve");
         }
-        statements.push(s);
-    }
-    for (n, (scope, actions)) in changes.iter().enumerate() {
-        let mut condition = serde_json::Map::new();
-        let mut equals = serde_json::Map::new();
-        if !scope.regions.is_empty() {
-            equals.insert("aws:RequestedRegion".into(), json!(scope.regions));
-        }
-        for (k, v) in &scope.tags {
-            equals.insert(k.clone(), json!(v));
-        }
-        if !equals.is_empty() {
-            condition.insert("StringEquals".into(), Value::Object(equals));
-        }
-        match scope.drill {
-            Some(DrillScope::Created) => {
-                condition.insert(
-                    "Null".into(),
-                    json!({ format!("aws:RequestTag/{DRILL_TAG}"): "false" }),
-                );
-            }
-            Some(DrillScope::Tagged) => {
-                condition.insert(
-                    "Null".into(),
-                    json!({ format!("aws:ResourceTag/{DRILL_TAG}"): "false" }),
-                );
-            }
-            Some(DrillScope::DrillNames) => {
-                condition.insert(
-                    "ForAllValues:StringLike".into(),
-                    json!({ "route53:ChangeResourceRecordSetsNormalizedRecordNames": ["drill-*"] }),
-                );
-            }
-            Some(DrillScope::Unscoped) | None => {}
-        }
-        let sid = match scope.drill {
-            Some(_) => format!("Drill{}", n + 1),
-            None => format!("Change{}", n + 1),
+        let resource = if resources.len() == 1 {
+            json!(resources.iter().next())
+        } else {
+            json!(resources)
         };
         let mut s = json!({
             "Sid": sid,
-            "Effect": "Allow",
+            "Effect": if kind == Kind::Deny { "Deny" } else { "Allow" },
             "Action": actions,
-            "Resource": scope.resources,
+            "Resource": resource,
         });
-        if !condition.is_empty() {
-            s["Condition"] = Value::Object(condition);
+        if !conditions.is_empty() {
+            let mut block = serde_json::Map::new();
+            for (op, keys) in conditions {
+                let mut entries = serde_json::Map::new();
+                for (key, values) in keys {
+                    let value = if values.len() == 1 && !op.starts_with("ForAllValues") {
+                        json!(values.iter().next())
+                    } else {
+                        json!(values)
+                    };
+                    entries.insert(key, value);
+                }
+                block.insert(op.to_string(), Value::Object(entries));
+            }
+            s["Condition"] = Value::Object(block);
         }
         statements.push(s);
     }
@@ -586,33 +637,116 @@ steps:
         };
         assert_eq!(
             find("rds:PromoteReadReplica")["Resource"],
-            json!(["arn:aws:rds:us-west-2:*:db:app-db-replica"])
+            json!("arn:aws:rds:us-west-2:*:db:app-db-replica")
         );
+        let start = find("ec2:StartInstances");
         assert_eq!(
-            find("ec2:StartInstances")["Condition"]["StringEquals"]["aws:ResourceTag/Role"],
+            start["Condition"]["StringEquals"]["aws:ResourceTag/Role"],
             "app"
         );
+        assert_eq!(start["Resource"], "arn:aws:ec2:us-west-2:*:instance/*");
         assert_eq!(
             find("ec2:DescribeInstances")["Condition"]["StringEquals"]["aws:RequestedRegion"],
-            json!(["us-west-2"])
+            "us-west-2"
         );
         let dns = find("route53:ChangeResourceRecordSets");
-        assert!(dns.get("Condition").is_none(), "Route 53 is global: {dns}");
+        assert!(
+            dns["Condition"].get("StringEquals").is_none(),
+            "Route 53 is global: no region condition: {dns}"
+        );
+        assert_eq!(
+            dns["Condition"]["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
+            json!(["a.example.com"])
+        );
+        assert_eq!(
+            dns["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"],
+            json!(["UPSERT"])
+        );
+        assert_eq!(dns["Resource"], "arn:aws:route53:::hostedzone/*");
+        assert!(
+            dns["Sid"]
+                .as_str()
+                .unwrap()
+                .ends_with("NarrowerWithResolve"),
+            "a zone known by name could be named by id: {dns}"
+        );
 
-        let drill = policy_text(&runbook, Mode::Drill);
-        assert!(!drill.contains("rds:PromoteReadReplica"), "{drill}");
-        assert!(!drill.contains("ec2:StartInstances"), "{drill}");
-        assert!(
-            drill.contains("aws:ResourceTag/lifeboat:drill-run"),
-            "{drill}"
+        let drill = super::policy(std::slice::from_ref(&runbook), Mode::Drill);
+        let text = drill.to_string();
+        assert!(!text.contains("ec2:StartInstances"), "{text}");
+        for s in drill["Statement"].as_array().unwrap() {
+            let actions = s["Action"].to_string();
+            if actions.contains("rds:PromoteReadReplica") {
+                // Only the drill's own replica, tagged for the drill.
+                assert_eq!(s["Resource"], "arn:aws:rds:us-west-2:*:db:*-drill-*", "{s}");
+                assert_eq!(
+                    s["Condition"]["Null"]["aws:ResourceTag/lifeboat:drill-run"],
+                    "false"
+                );
+            }
+            if actions.contains("route53:ChangeResourceRecordSets") && s["Effect"] == "Allow" {
+                let names = s["Condition"]["ForAllValues:StringLike"]
+                    ["route53:ChangeResourceRecordSetsNormalizedRecordNames"]
+                    .to_string();
+                assert!(names.contains("drill-*"), "{s}");
+            }
+        }
+        // What a launch creates must carry the drill tag; what it launches
+        // from (image, subnet) cannot: a deny refuses untagged creations.
+        let deny = drill["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Effect"] == "Deny" && s["Action"].to_string().contains("ec2:RunInstances"))
+            .unwrap_or_else(|| panic!("a deny on untagged launches: {text}"));
+        assert_eq!(
+            deny["Condition"]["Null"]["aws:RequestTag/lifeboat:drill-run"],
+            "true"
         );
         assert!(
-            drill.contains("ChangeResourceRecordSetsNormalizedRecordNames"),
-            "{drill}"
+            deny["Resource"].to_string().contains("instance/*"),
+            "{deny}"
         );
+        assert!(!deny["Resource"].to_string().contains("image/"), "{deny}");
     }
 
-    fn policy_text(runbook: &Runbook, mode: Mode) -> String {
-        policy(std::slice::from_ref(runbook), mode).to_string()
+    #[test]
+    fn a_role_gets_a_trust_policy_for_the_caller_with_its_external_id() {
+        let runbook = load(
+            "name: r
+strategy: pilot-light
+regions: { from: us-east-1, to: us-west-2 }
+assume_role: { role_arn: \"arn:aws:iam::111111111111:role/dr\", external_id: x-1 }
+steps:
+  - { id: promote, action: rds.promote_read_replica, with: { db_instance: db-replica } }
+",
+        );
+        let all = policies(
+            std::slice::from_ref(&runbook),
+            Mode::Failover,
+            &Resolved::default(),
+        );
+        assert_eq!(all.len(), 2);
+        let role_policy = all[1].1.to_string();
+        assert!(
+            role_policy.contains("arn:aws:rds:us-west-2:111111111111:db:db-replica"),
+            "{role_policy}"
+        );
+        assert!(all[0].1.to_string().contains("sts:AssumeRole"));
+        let trust = trust_policy(
+            std::slice::from_ref(&runbook),
+            Mode::Failover,
+            "arn:aws:iam::111111111111:role/dr",
+            "arn:aws:sts::222222222222:assumed-role/lifeboat/i-0abc",
+        );
+        let statement = &trust["Statement"][0];
+        assert_eq!(
+            statement["Principal"]["AWS"], "arn:aws:iam::222222222222:role/lifeboat",
+            "an assumed-role session is trusted by its role"
+        );
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["sts:ExternalId"],
+            json!(["x-1"])
+        );
     }
 }
