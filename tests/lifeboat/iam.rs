@@ -151,7 +151,7 @@ fn parliament_finds_nothing_in_any_recorded_policy() {
         .collect();
     assert_eq!(
         files.len(),
-        2 * (std::fs::read_dir("runbooks").unwrap().count() + 1)
+        2 * (std::fs::read_dir("runbooks").expect("runbooks/").count() + 1)
     );
     let findings = lint(&files);
     assert!(

@@ -59,8 +59,12 @@ impl Scene {
     /// Check lifeboat's requests from now on against the failover policy
     /// `iam-policy` prints for this runbook and its parameters.
     fn enforce_policy(&self, moto: &Moto) {
+        self.enforce_policy_of(moto, "failover");
+    }
+
+    fn enforce_policy_of(&self, moto: &Moto, mode: &str) {
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        moto.enforce_policy(&[&args[..], &["--mode", "failover"]].concat());
+        moto.enforce_policy(&[&args[..], &["--mode", mode]].concat());
     }
 }
 
@@ -68,10 +72,23 @@ impl Scene {
     /// `lifeboat run --yes` in the background (a failback waits for its
     /// approvals); the child and its run's id.
     fn start(&self, moto: &Moto) -> (crate::run::KillOnDrop, String) {
-        self.enforce_policy(moto);
+        self.start_as(moto, "run")
+    }
+
+    /// `lifeboat COMMAND --yes` (`run` or `drill`) in the background,
+    /// authorized against the policy of its mode.
+    fn start_as(&self, moto: &Moto, command: &str) -> (crate::run::KillOnDrop, String) {
+        self.enforce_policy_of(
+            moto,
+            if command == "drill" {
+                "drill"
+            } else {
+                "failover"
+            },
+        );
         let mut child = moto
             .lifeboat(&self.state)
-            .args(["run", "--yes"])
+            .args([command, "--yes"])
             .args(&self.args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -452,6 +469,17 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
         "{}",
         text(&check_out.stdout)
     );
+
+    // Its drill first: copies only, every request within `iam-policy
+    // --mode drill`, and traffic left as the failover left it.
+    let drill = Scene::new("failback-active-passive.yaml").await;
+    let (child, id) = drill.start_as(&moto, "drill");
+    approve_both(&drill.state, &id);
+    let (status, stderr) = finish(child);
+    moto.assert_authorized();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("teardown: removed "), "{stderr}");
+    assert_eq!(traffic(&aws, &zone, &check).await, failed_over);
 
     let failback = Scene::new("failback-active-passive.yaml").await;
     let state = &failback.state;
