@@ -35,8 +35,12 @@
 //! - `drill`: drills of the shipped runbooks leave production unchanged and
 //!   nothing of theirs behind; killed drills are swept, by the CLI and by
 //!   the daemon on start.
-//! - `iam`: each shipped runbook's policy against a recorded one, and the
-//!   check the end-to-end runs make that every AWS call is declared.
+//! - `iam`: each shipped runbook's policy against a recorded one, linted by
+//!   Parliament, `--resolve`, a dropped action refused by the emulator's
+//!   IAM model, and the check the end-to-end runs make that every AWS call
+//!   is declared.
+//! - `package`: the Debian package: its contents, control fields and
+//!   maintainer scripts, and its example config checked by its binary.
 //! - `secrets`: a planted secret in no output, log line or journal byte.
 //! - `tls`: HTTPS probes verify certificates unless told not to.
 //! - `verify`: backup verification on the emulator (fresh, stale,
@@ -71,6 +75,7 @@ mod inventory;
 mod metrics;
 mod moto;
 mod no_panic;
+mod package;
 mod pilot_light;
 mod proxy;
 mod rds;
