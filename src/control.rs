@@ -175,23 +175,25 @@ pub fn bind(path: &Path) -> Result<tokio::net::UnixListener, SocketError> {
     Ok(listener)
 }
 
-/// The user name of `uid`, from the password database.
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id = fields.nth(1)?;
-        (id.parse() == Ok(uid)).then(|| name.to_string())
-    })
+/// The user name of `uid`, from the system's user database as NSS gives
+/// it (`/etc/passwd`, LDAP, SSSD, ...): never from the environment.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
 }
 
-/// How a local peer is recorded: `alice (uid 1000, pid 4242)`.
+/// How a local peer is recorded: `alice (uid 1000, pid 4242)`; a uid the
+/// user database does not know is recorded by number alone.
 pub fn describe_peer(uid: u32, pid: Option<i32>) -> String {
-    let name = user_name(uid).unwrap_or_else(|| "unknown".into());
-    match pid {
-        Some(pid) => format!("{name} (uid {uid}, pid {pid})"),
-        None => format!("{name} (uid {uid})"),
+    let ids = match pid {
+        Some(pid) => format!("uid {uid}, pid {pid}"),
+        None => format!("uid {uid}"),
+    };
+    match user_name(uid) {
+        Some(name) => format!("{name} ({ids})"),
+        None => format!("{ids}, not in the user database"),
     }
 }
 
@@ -372,6 +374,16 @@ pub fn set_paused(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_are_named_by_the_user_database() {
+        assert_eq!(describe_peer(0, Some(7)), "root (uid 0, pid 7)");
+        // No user database holds this uid: the number alone, said so.
+        assert_eq!(
+            describe_peer(3_999_999_999, None),
+            "uid 3999999999, not in the user database"
+        );
+    }
 
     #[test]
     fn requests_have_a_stable_wire_form() {

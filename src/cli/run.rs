@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,14 +27,10 @@ pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
     })
 }
 
-/// Who is asking: user name and uid of this process.
+/// Who is asking: this process's real uid, named by the system's user
+/// database (never `$USER`, which anyone can set).
 pub fn who() -> String {
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    match uid {
-        Some(uid) => format!("{user} (uid {uid})"),
-        None => user,
-    }
+    crate::control::describe_peer(nix::unistd::getuid().as_raw(), None)
 }
 
 pub(super) fn load_or_report(

@@ -988,7 +988,10 @@ impl Engine {
                 {
                     continue;
                 }
-                self.journal.consume(request.seq, &now())?;
+                // The step's end is journaled before the request is marked
+                // consumed: a crash between the two leaves a finished step
+                // and an inert request, never a consumed approval with the
+                // step still waiting for one.
                 if request.kind == "approve" {
                     let outputs = Outputs::from([(
                         "approved_by".to_string(),
@@ -1000,6 +1003,7 @@ impl Engine {
                         Some(&outputs),
                         Some(format!("approved by {}", request.who)),
                     )?;
+                    self.journal.consume(request.seq, &now())?;
                     return Ok(TaskEnd::Succeeded(outputs));
                 }
                 let message = format!("rejected by {}", request.who);
@@ -1009,6 +1013,7 @@ impl Engine {
                     None,
                     Some(message.clone()),
                 )?;
+                self.journal.consume(request.seq, &now())?;
                 return Ok(TaskEnd::Failed(message));
             }
             if Instant::now() >= deadline {

@@ -190,6 +190,36 @@ fn a_run_executes_is_journaled_and_shown() {
 }
 
 #[test]
+fn who_started_a_run_is_the_user_database_s_name_of_the_uid_not_user() {
+    let (_dir, state, _marker, rb) =
+        scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["run", &rb, "--yes"])
+        .env("LIFEBOAT_STATE_DIR", &state)
+        .env("USER", "mallory")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let name = text(
+        &Command::new("id")
+            .arg("-un")
+            .output()
+            .expect("id -un")
+            .stdout,
+    );
+    let uid = text(&Command::new("id").arg("-u").output().expect("id -u").stdout);
+    let id = only_run_id(&state);
+    let out = lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        show["started_by"],
+        format!("{} (uid {})", name.trim(), uid.trim()),
+        "{show}"
+    );
+}
+
+#[test]
 fn a_failed_step_exits_1_and_says_why() {
     let (_dir, state, marker, rb) = scratch(
         "  - { id: middle, action: exec, needs: [first], with: { argv: [sh, -c, 'echo disk on fire >&2; exit 3'] } }\n",
