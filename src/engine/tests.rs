@@ -519,6 +519,38 @@ async fn approval_waits_for_a_human_and_survives_a_restart() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_approval_is_used_up_only_once_its_step_is_journaled() {
+    // A crash between the two writes must leave the approval, not lose
+    // it: when the step's end is durable, its request is still pending.
+    let h =
+        harness("  - { id: ok, action: manual.approval, with: { prompt: go?, timeout: 1h } }\n");
+    h.journal
+        .request("run-1", Some("ok"), "approve", "alice (uid 1000)", &now())
+        .unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let (journal, seen_by) = (Arc::clone(&h.journal), Arc::clone(&seen));
+    let engine =
+        h.engine(Arc::new(Fake::default()))
+            .with_observer(Arc::new(move |e: &StepEvent| {
+                if e.step == "ok" && e.state == "succeeded" {
+                    let pending = journal.pending_requests("run-1").unwrap();
+                    *seen_by.lock().unwrap() = Some(pending.len());
+                }
+            }));
+    let outcome = engine
+        .execute("run-1", Arc::clone(&h.runbook), Mode::Failover)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::Succeeded);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(1),
+        "the approval was still pending when the step's end was journaled"
+    );
+    assert!(h.journal.pending_requests("run-1").unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn rejection_and_timeout_follow_the_approval_config() {
     let steps = "  - { id: ok, action: manual.approval, with: { prompt: go?, timeout: 10m } }\n  - { id: soft, action: manual.approval, with: { prompt: fine?, timeout: 5m, on_timeout: continue } }\n";
     let h = harness(steps);
