@@ -19,12 +19,53 @@ use crate::runbook::{self, Loaded, MissingParams, Mode, Runbook};
 /// The state directory: `--state-dir`, `LIFEBOAT_STATE_DIR`, or a per-user default.
 pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("lifeboat")
+        user_state_dir(
+            std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
     })
+}
+
+/// `$XDG_STATE_HOME/lifeboat`, as the XDG base directory specification
+/// reads it: an empty or relative value is ignored (never a `lifeboat/`
+/// in the working directory), then `$HOME/.local/state`, then the
+/// temporary directory.
+fn user_state_dir(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    xdg_state_home
+        .filter(|d| d.is_absolute())
+        .or_else(|| {
+            home.filter(|h| h.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lifeboat")
+}
+
+#[cfg(test)]
+mod state_dir_tests {
+    use std::path::PathBuf;
+
+    use super::user_state_dir;
+
+    #[test]
+    fn an_empty_or_relative_xdg_state_home_is_ignored() {
+        let home = Some(PathBuf::from("/home/ops"));
+        assert_eq!(
+            user_state_dir(Some(PathBuf::from("/var/state")), home.clone()),
+            PathBuf::from("/var/state/lifeboat")
+        );
+        for ignored in ["", "relative/state"] {
+            assert_eq!(
+                user_state_dir(Some(PathBuf::from(ignored)), home.clone()),
+                PathBuf::from("/home/ops/.local/state/lifeboat"),
+                "XDG_STATE_HOME={ignored:?}"
+            );
+        }
+        assert_eq!(
+            user_state_dir(None, Some(PathBuf::from(""))),
+            std::env::temp_dir().join("lifeboat")
+        );
+    }
 }
 
 /// Who is asking: this process's real uid, named by the system's user
