@@ -2,6 +2,7 @@
 //! ARN what the runbooks name by name: the caller's account and identity,
 //! hosted zones given by name, launch templates given by name.
 
+use super::aws_error::classify;
 use crate::aws::{AwsClients, ROUTE53_REGION};
 use crate::catalogue::ActionInput;
 use crate::iam::Resolved;
@@ -21,12 +22,7 @@ pub async fn resolve(
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "GetCallerIdentity: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(e)
-            )
-        })?;
+        .map_err(|e| classify("GetCallerIdentity", e).message)?;
     let mut resolved = Resolved {
         account: who.account().map(str::to_string),
         ..Resolved::default()
@@ -62,11 +58,11 @@ pub async fn resolve(
                         .send()
                         .await
                         .map_err(|e| {
-                            format!(
-                                "DescribeLaunchTemplates {} in {region}: {}",
-                                w.launch_template,
-                                aws_smithy_types::error::display::DisplayErrorContext(e)
-                            )
+                            let what = format!(
+                                "DescribeLaunchTemplates {} in {region}",
+                                w.launch_template
+                            );
+                            classify(&what, e).message
                         })?;
                     let id = out
                         .launch_templates()
