@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use lifeboat::config::EtcdSettings;
-use lifeboat::engine::journal::{Access, Journal, NewRun, StepEvent};
 use lifeboat::ha::etcd::Etcd;
 use lifeboat::ha::lease::{self, Session};
-use lifeboat::ha::store::{Fence, Store};
+use lifeboat::journal::etcd::{Fence, Store};
+use lifeboat::journal::{Access, Journal, NewRun, StepEvent};
 
 /// Journal write latency and takeover time on an etcd cluster.
 #[derive(Debug, Parser)]

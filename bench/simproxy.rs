@@ -1,5 +1,5 @@
 //! The simulation proxy as a program, for the benchmarks (the tests use it
-//! as a library, `tests/lifeboat/proxy.rs`): it listens on 127.0.0.1,
+//! as a library, `tests/support/proxy.rs`): it listens on 127.0.0.1,
 //! forwards to the emulator, and adds latency, in-between states and
 //! faults per AWS operation, reproducibly under a seed. Prints its
 //! endpoint on the first line of stdout, then serves until stdin closes
@@ -15,7 +15,7 @@
 //! ```
 
 #[allow(dead_code)]
-#[path = "../tests/lifeboat/proxy.rs"]
+#[path = "../tests/support/proxy.rs"]
 mod proxy;
 
 use std::collections::BTreeMap;

@@ -19,14 +19,7 @@ use aws_types::region::Region;
 /// Region of the Route 53 control plane (a global service).
 pub const ROUTE53_REGION: &str = "us-east-1";
 
-/// How lifeboat reaches AWS (derived from the config file and the CLI).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsSettings {
-    /// Named profile.
-    pub profile: Option<String>,
-    /// Endpoint for every service (emulators, proxies).
-    pub endpoint_url: Option<String>,
-}
+pub use crate::config::AwsSettings;
 
 /// How long one AWS request attempt may take before it is retried.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -99,36 +92,6 @@ impl ApiCalls {
     }
 }
 
-/// Requests by `Service.Operation`, made within one scope.
-pub type CallLog = BTreeMap<String, u64>;
-
-tokio::task_local! {
-    static CALL_LOG: Arc<std::sync::Mutex<CallLog>>;
-}
-
-/// Run `fut`, and return with its output every AWS request it made (each
-/// attempt), by operation: what one attempt of one step called.
-pub async fn logging_calls<F: std::future::Future>(fut: F) -> (F::Output, CallLog) {
-    let log = Arc::new(std::sync::Mutex::new(CallLog::new()));
-    let out = CALL_LOG.scope(Arc::clone(&log), fut).await;
-    let calls = log.lock().map(|l| l.clone()).unwrap_or_default();
-    (out, calls)
-}
-
-/// `fut`, logging its calls where the current task logs them: for tasks an
-/// action spawns, whose requests are still the action's.
-pub fn same_call_log<F: std::future::Future>(
-    fut: F,
-) -> impl std::future::Future<Output = F::Output> {
-    let log = CALL_LOG.try_with(Arc::clone).ok();
-    async move {
-        match log {
-            Some(log) => CALL_LOG.scope(log, fut).await,
-            None => fut.await,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct CountCalls(Arc<ApiCalls>);
 
@@ -145,11 +108,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let key = format!("{}.{}", meta.service(), meta.name());
-            let _ = CALL_LOG.try_with(|log| {
-                if let Ok(mut log) = log.lock() {
-                    *log.entry(key.clone()).or_default() += 1;
-                }
-            });
+            crate::engine::calls::count(&key);
             if let Ok(mut counts) = self.0.counts.lock() {
                 *counts.entry(key).or_default() += 1;
             }

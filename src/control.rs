@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::engine::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalError};
 use crate::runbook::Mode;
 use crate::trigger::decision;
 
@@ -417,7 +417,7 @@ mod tests {
     #[test]
     fn the_kill_switch_and_acks_are_checked_before_they_are_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(dir.path(), crate::engine::journal::Access::Client).unwrap();
+        let journal = Journal::open(dir.path(), crate::journal::Access::Client).unwrap();
         assert!(set_paused(&journal, false, None, "a").unwrap().is_err());
         assert!(
             set_paused(&journal, true, Some("drill week"), "a")

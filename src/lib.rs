@@ -7,33 +7,38 @@
 //!
 //! # Layout
 //!
-//! Pure data at the bottom, I/O at the top:
+//! Pure data at the bottom, I/O at the top; a module uses only its own
+//! layer and those below (ARCHITECTURE.md, checked by the test suite):
 //!
-//! - [`yaml`]: YAML as a tree of located nodes, and the serde bridge that
-//!   decodes typed values from it while gathering every problem.
-//! - [`duration`]: human durations (`15m`, `1h30m`).
-//! - [`diag`]: located problems, printed as `file:line:col: level: message`.
+//! - foundations: [`yaml`] (YAML as a tree of located nodes, and the serde
+//!   bridge that decodes typed values from it while gathering every
+//!   problem), [`duration`] (human durations: `15m`, `1h30m`), [`diag`]
+//!   (located problems, printed as `file:line:col: level: message`),
+//!   [`redact`], [`suggest`], [`detect`] (the outage detector, a pure
+//!   state machine), [`shipped`] (the strategy runbooks of `runbooks/`,
+//!   embedded).
 //! - [`catalogue`]: every action a step can take, as data: its typed `with`
 //!   block, the service and control plane it calls, its IAM actions, its
 //!   drill behaviour.
 //! - [`runbook`]: the runbook language: spec types, parameter substitution,
 //!   validation, plans, JSON Schema. Knows nothing of tokio or AWS.
-//! - [`config`]: the daemon's config file, validated like runbooks.
-//! - [`aws`]: the one place AWS SDK clients are built.
+//! - [`config`]: the daemon's config file and the spec types it holds,
+//!   validated like runbooks.
+//! - [`ha`], [`journal`]: the etcd connection, lease and health reports;
+//!   the journal (SQLite, or shared in etcd with fenced writes).
 //! - [`engine`]: runs a runbook as a DAG, journaling every transition.
-//! - [`actions`]: the action implementations the engine drives.
-//! - [`emulator`]: the local AWS emulator for the demo and the tests.
-//! - [`demo`]: the demo's two-region environment, seeded into the emulator.
-//! - [`shipped`]: the strategy runbooks shipped in `runbooks/`, embedded.
-//! - [`measure`], [`report`], [`metrics`], [`exposure`]: RTO and RPO as
-//!   achieved, reports, Prometheus metrics, RPO exposure.
-//! - [`probe`], [`detect`], [`trigger`]: region probes, the outage
-//!   detector (a pure state machine), what a declared outage leads to.
-//! - [`daemon`], [`control`], [`notify`], [`logging`]: the always-on
-//!   process, its control socket, its webhooks, its logs.
-//! - [`ha`]: several daemons on one etcd cluster: the shared journal,
-//!   fenced writes, the lease and the election.
-//! - [`cli`]: the command line; the only module that prints or picks exit codes.
+//! - [`aws`]: the one place AWS SDK clients are built.
+//! - [`iam`], [`actions`]: least-privilege policies; the action
+//!   implementations the engine drives.
+//! - [`measure`], [`report`], [`metrics`], [`exposure`], [`verify`],
+//!   [`probe`], [`trigger`], [`notify`], [`logging`]: RTO and RPO as
+//!   achieved, reports, Prometheus metrics, RPO exposure, backup
+//!   verification, region probes, what a declared outage leads to,
+//!   webhooks, logs.
+//! - [`daemon`], [`control`], [`emulator`], [`demo`], [`cli`]: the
+//!   always-on process and its control socket, the local AWS emulator and
+//!   the demo's environment, and the command line (the only module that
+//!   prints or picks exit codes).
 
 #![forbid(unsafe_code)]
 // Tests may unwrap: a panic is how they fail.
@@ -55,6 +60,7 @@ pub mod engine;
 pub mod exposure;
 pub mod ha;
 pub mod iam;
+pub mod journal;
 pub mod logging;
 pub mod measure;
 pub mod metrics;

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::engine::RecoveryReading;
-use crate::engine::journal::{Mark, RunRecord, StepEvent};
+use crate::journal::{Mark, RunRecord, StepEvent};
 use crate::runbook::{RecoveryPoint, Runbook};
 
 /// One step as it ran.
@@ -92,7 +92,7 @@ pub struct Breakdown {
 pub enum FiguresError {
     /// The journal failed or has no such run.
     #[error(transparent)]
-    Journal(#[from] crate::engine::journal::JournalError),
+    Journal(#[from] crate::journal::JournalError),
     /// The runbook stored with the run no longer loads.
     #[error("run {run}'s runbook no longer loads: {problems}")]
     Runbook {
@@ -323,10 +323,7 @@ impl Figures {
     /// The figures of run `id` as its journal records it. The runbook is
     /// loaded as it was run; secret values are not kept, and no figure
     /// depends on them, so placeholders stand in.
-    pub fn of_run(
-        journal: &crate::engine::journal::Journal,
-        id: &str,
-    ) -> Result<Figures, FiguresError> {
+    pub fn of_run(journal: &crate::journal::Journal, id: &str) -> Result<Figures, FiguresError> {
         let record = journal.run(id)?;
         let loaded = crate::runbook::load(
             &record.run.file,
@@ -485,7 +482,7 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::journal::NewRun;
+    use crate::journal::NewRun;
     use crate::runbook::{MissingParams, load};
 
     const RUNBOOK: &str = "name: t

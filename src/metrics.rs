@@ -354,21 +354,28 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Record a verification job's result.
-    pub fn record_verification(&self, r: &crate::verify::JobResult) {
-        let job = labels(&[("job", &r.job)]);
-        self.verify_status.get_or_create(&job).set(i64::from(r.ok));
-        self.verify_duration.get_or_create(&job).set(r.duration_s);
-        if r.ok {
+    /// Record a verification job's result: whether it passed, how long it
+    /// took, the seconds each deep restore took (by resource).
+    pub fn record_verification(
+        &self,
+        name: &str,
+        ok: bool,
+        duration_s: f64,
+        restores: &[(String, f64)],
+    ) {
+        let job = labels(&[("job", name)]);
+        self.verify_status.get_or_create(&job).set(i64::from(ok));
+        self.verify_duration.get_or_create(&job).set(duration_s);
+        if ok {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
             self.verify_last_success.get_or_create(&job).set(now);
         }
-        for (resource, seconds) in &r.restores {
+        for (resource, seconds) in restores {
             self.verify_restore
-                .get_or_create(&labels(&[("job", &r.job), ("resource", resource)]))
+                .get_or_create(&labels(&[("job", name), ("resource", resource)]))
                 .set(*seconds);
         }
     }

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 
 use crate::config::{Binding, Policy};
-use crate::engine::journal::{Decision, Journal, JournalError};
+use crate::journal::{Decision, Journal, JournalError};
 
 /// Who the daemon's own decisions are recorded as.
 pub const DAEMON: &str = "lifeboat daemon";
@@ -171,7 +171,7 @@ pub fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::journal::{Access, NewRun};
+    use crate::journal::{Access, NewRun};
     use std::time::Duration;
 
     fn binding(cooldown: Duration) -> Binding {

@@ -15,34 +15,8 @@
 //! - the journal reaches a member serving TLS with a private CA's
 //!   certificate when given the CA, and is refused without it.
 
-#[allow(dead_code)]
-#[path = "lifeboat/moto.rs"]
-mod moto;
-#[allow(dead_code)]
-#[path = "lifeboat/proxy.rs"]
-mod proxy;
-
-/// What `moto.rs` expects of the suite it usually lives in.
-mod run {
-    /// A child process killed (and reaped) when dropped.
-    pub struct KillOnDrop(pub std::process::Child);
-
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = signal(self.0.id(), "CONT");
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Send `SIG<name>` to `pid`.
-    pub fn signal(pid: u32, name: &str) -> bool {
-        std::process::Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,14 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use lifeboat::config::EtcdSettings;
-use lifeboat::engine::journal::{Journal, JournalError, StepEvent};
 use lifeboat::ha::etcd::Etcd;
 use lifeboat::ha::lease::{self, LeaseClock, Session};
-use lifeboat::ha::store::{Fence, Store};
+use lifeboat::journal::etcd::{Fence, Store};
+use lifeboat::journal::{Journal, JournalError, StepEvent};
 
-use moto::Moto;
-use proxy::{Proxy, Rules};
-use run::{KillOnDrop, signal};
+use support::moto::Moto;
+use support::proxy::{Proxy, Rules};
+use support::{KillOnDrop, free_port, signal};
 
 /// The scenarios each start a cluster, an emulator and three daemons: one
 /// at a time, so that a loaded machine does not stretch every lease.
@@ -67,13 +41,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// The lease TTL of the daemons (probes: 2 s x 3 = 6 s to declare).
 const TTL: Duration = Duration::from_secs(4);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A three-member etcd cluster on loopback, stopped when dropped.
 struct EtcdCluster {
@@ -216,7 +183,7 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         lease: Arc::new(LeaseClock::valid_for(Duration::from_secs(60))),
     };
     let old_journal = Journal::etcd(store.fenced(fence(&old_key, "old")));
-    let run = lifeboat::engine::journal::NewRun {
+    let run = lifeboat::journal::NewRun {
         id: "r1".into(),
         runbook: "rb".into(),
         file: "rb.yaml".into(),

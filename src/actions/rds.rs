@@ -251,7 +251,7 @@ pub(super) async fn promote(
             let Some((id, arn)) = queue.next() else { break };
             let (client, region, run_id) = (client.clone(), region.to_string(), ctx.run_id.clone());
             let days = w.backup_retention_days;
-            tasks.spawn(crate::aws::same_call_log(async move {
+            tasks.spawn(crate::engine::calls::same_call_log(async move {
                 promote_one(&client, &region, &id, arn.as_deref(), days, &run_id)
                     .await
                     .map(|()| id)

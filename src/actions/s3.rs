@@ -321,7 +321,7 @@ pub(super) async fn copy_objects(
             let Some((key, _)) = queue.next() else { break };
             let client = client.clone();
             let (source, dest) = (w.source_bucket.clone(), w.dest_bucket.clone());
-            tasks.spawn(crate::aws::same_call_log(async move {
+            tasks.spawn(crate::engine::calls::same_call_log(async move {
                 client
                     .copy_object()
                     .copy_source(format!("{source}/{}", encode_key(&key)))

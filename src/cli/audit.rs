@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{CliError, Output, print};
+use super::args::Output;
+use super::error::CliError;
+use super::shared::{JournalAt, print};
 
 /// One thing that happened.
 #[derive(Debug, Serialize)]
@@ -45,7 +47,7 @@ fn since(text: &str) -> Result<jiff::Timestamp, CliError> {
 }
 
 /// `lifeboat audit [--since T]`.
-pub fn audit(at: &super::JournalAt, from: Option<&str>, output: Output) -> Result<(), CliError> {
+pub fn audit(at: &JournalAt, from: Option<&str>, output: Output) -> Result<(), CliError> {
     let from = from.map(since).transpose()?;
     let journal = at.open_client()?;
     let mut entries = Vec::new();

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use super::{CliError, Output, print};
+use super::args::Output;
+use super::error::CliError;
+use super::shared::{load_or_report, print, read, registry_for, report_calls};
 use crate::actions::Readiness;
 use crate::actions::preflight::{self, Part, StepCheck};
 use crate::runbook::Mode;
@@ -15,16 +17,16 @@ pub(super) fn check(
     output: Output,
 ) -> Result<(), CliError> {
     let name = file.display().to_string();
-    let text = super::commands::read(file)?;
-    let loaded = super::run::load_or_report(&name, &text, params)?;
+    let text = read(file)?;
+    let loaded = load_or_report(&name, &text, params)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    let registry = super::run::registry_for(&runtime, &loaded.runbook);
+    let registry = registry_for(&runtime, &loaded.runbook);
     let checks = runtime.block_on(preflight::check(&registry, &loaded.runbook, mode));
     if let Some(aws) = registry.aws() {
-        super::run::report_calls(aws);
+        report_calls(aws);
     }
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&checks)?))?,

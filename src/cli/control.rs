@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::io::ErrorKind;
 use std::path::Path;
 
-use super::{CliError, Output, eprint, print};
+use super::args::Output;
+use super::error::CliError;
+use super::shared::{JournalAt, eprint, print, who};
 use crate::control::{self, Request, Response};
 
 /// The daemon's answer, or `None` when no daemon listens on `socket`.
@@ -42,7 +44,7 @@ fn answered(response: Response) -> Result<(), CliError> {
 }
 
 /// Send `request` to the daemon, or apply it to the journal in `state_dir`.
-pub fn send(socket: &Path, state_dir: &super::JournalAt, request: Request) -> Result<(), CliError> {
+pub fn send(socket: &Path, state_dir: &JournalAt, request: Request) -> Result<(), CliError> {
     if let Some(response) = ask(socket, &request)? {
         return answered(response);
     }
@@ -50,7 +52,7 @@ pub fn send(socket: &Path, state_dir: &super::JournalAt, request: Request) -> Re
         socket: socket.to_path_buf(),
         reason: format!("no daemon listens there, and {what}"),
     };
-    let who = super::run::who();
+    let who = who();
     let journal = state_dir.open_client()?;
     let result = match &request {
         Request::Approve {
@@ -84,7 +86,7 @@ pub fn send(socket: &Path, state_dir: &super::JournalAt, request: Request) -> Re
 }
 
 /// `lifeboat status`.
-pub fn status(socket: &Path, state_dir: &super::JournalAt, output: Output) -> Result<(), CliError> {
+pub fn status(socket: &Path, state_dir: &JournalAt, output: Output) -> Result<(), CliError> {
     let status = match ask(socket, &Request::Status)? {
         Some(response) if response.ok => response.status.unwrap_or_default(),
         Some(response) => return Err(CliError::Refused(response.message)),
@@ -97,7 +99,7 @@ pub fn status(socket: &Path, state_dir: &super::JournalAt, output: Output) -> Re
 }
 
 /// What the journal alone says, when no daemon answers.
-fn journal_status(state_dir: &super::JournalAt) -> Result<serde_json::Value, CliError> {
+fn journal_status(state_dir: &JournalAt) -> Result<serde_json::Value, CliError> {
     let journal = state_dir.open_client()?;
     let paused = crate::trigger::paused(&journal)?;
     let runs: Vec<serde_json::Value> = journal

@@ -2,30 +2,14 @@
 
 use std::path::Path;
 
-use clap::ValueEnum;
-
-use super::{CliError, print};
-use crate::engine::journal::{Access, Journal};
+use super::args::{Output, ReportFormat};
+use super::error::CliError;
+use super::shared::{JournalAt, load_config, print};
+use crate::journal::{Access, Journal};
 use crate::measure::Figures;
 
-/// Report formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum ReportFormat {
-    /// Markdown, for tickets and post-mortems.
-    #[default]
-    Md,
-    /// JSON, for programs.
-    Json,
-    /// One self-contained HTML page with a timeline chart.
-    Html,
-}
-
 /// Print the report of run `id`.
-pub(super) fn report(
-    at: &super::JournalAt,
-    id: &str,
-    format: ReportFormat,
-) -> Result<(), CliError> {
+pub(super) fn report(at: &JournalAt, id: &str, format: ReportFormat) -> Result<(), CliError> {
     let journal = at.open_client()?;
     let figures = Figures::of_run(&journal, id).map_err(|e| match e {
         crate::measure::FiguresError::Journal(e) => CliError::Journal(e),
@@ -40,7 +24,7 @@ pub(super) fn report(
 
 /// `lifeboat exposure --config FILE`: each protected resource's RPO
 /// exposure now; exit 1 when one is over its target or unreadable.
-pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliError> {
+pub(super) fn exposure(file: &Path, output: Output) -> Result<(), CliError> {
     let config = load_config(file)?;
     if config.protected.is_empty() {
         return Err(CliError::Usage(format!(
@@ -58,8 +42,8 @@ pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliErro
         crate::exposure::refresh(&aws, &config.protected, &metrics).await
     });
     match output {
-        super::Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&exposures)?))?,
-        super::Output::Text => {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&exposures)?))?,
+        Output::Text => {
             let mut out = String::new();
             for e in &exposures {
                 out.push_str(&format!(
@@ -86,27 +70,10 @@ pub(super) fn exposure(file: &Path, output: super::Output) -> Result<(), CliErro
     Ok(())
 }
 
-/// Read and check a config file, printing every problem.
-pub(super) fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
-    let text = super::commands::read(file)?;
-    crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
-        for p in &problems {
-            super::eprint(&p.to_string());
-        }
-        CliError::Invalid {
-            count: problems.len(),
-        }
-    })
-}
-
 /// `lifeboat verify --config FILE [--job NAME]`: run verification jobs now;
 /// exit 1 when a check fails. Results are journaled in the config's state
 /// directory when it can be opened.
-pub(super) fn verify(
-    file: &Path,
-    job: Option<&str>,
-    output: super::Output,
-) -> Result<(), CliError> {
+pub(super) fn verify(file: &Path, job: Option<&str>, output: Output) -> Result<(), CliError> {
     let config = load_config(file)?;
     let jobs: Vec<&crate::verify::JobSpec> = config
         .jobs
@@ -154,8 +121,8 @@ pub(super) fn verify(
         Err(e) => super::eprint(&format!("lifeboat: results not journaled: {e}")),
     }
     match output {
-        super::Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&results)?))?,
-        super::Output::Text => {
+        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&results)?))?,
+        Output::Text => {
             let mut out = String::new();
             for r in &results {
                 out.push_str(&format!(

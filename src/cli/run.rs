@@ -1,149 +1,27 @@
-//! `run`, `runs`, `show`, and the requests other commands leave for a run
-//! (`approve`, `reject`, `skip`, `cancel`).
+//! The commands that execute runs here: `run` (and `--resume`), `drill`,
+//! `sweep` (a drill's leftovers), `demo`.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use super::{CliError, Output, RunMode, eprint, print};
+use super::args::{DrillArgs, RunArgs};
+use super::error::CliError;
+use super::shared::{
+    eprint, load_or_report, print, read, registry_for, render_run, report_calls, step_rows, who,
+};
 use crate::actions::Registry;
-use crate::engine::journal::{Access, Journal, RunRecord, StepEvent};
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
+use crate::journal::{Access, Journal, StepEvent};
 use crate::runbook::plan::Plan;
-use crate::runbook::{self, Loaded, MissingParams, Mode, Runbook};
-
-/// The state directory: `--state-dir`, `LIFEBOAT_STATE_DIR`, or a per-user default.
-pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(|| {
-        user_state_dir(
-            std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
-            std::env::var_os("HOME").map(PathBuf::from),
-        )
-    })
-}
-
-/// `$XDG_STATE_HOME/lifeboat`, as the XDG base directory specification
-/// reads it: an empty or relative value is ignored (never a `lifeboat/`
-/// in the working directory), then `$HOME/.local/state`, then the
-/// temporary directory.
-fn user_state_dir(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
-    xdg_state_home
-        .filter(|d| d.is_absolute())
-        .or_else(|| {
-            home.filter(|h| h.is_absolute())
-                .map(|h| h.join(".local/state"))
-        })
-        .unwrap_or_else(std::env::temp_dir)
-        .join("lifeboat")
-}
-
-#[cfg(test)]
-mod state_dir_tests {
-    use std::path::PathBuf;
-
-    use super::user_state_dir;
-
-    #[test]
-    fn an_empty_or_relative_xdg_state_home_is_ignored() {
-        let home = Some(PathBuf::from("/home/ops"));
-        assert_eq!(
-            user_state_dir(Some(PathBuf::from("/var/state")), home.clone()),
-            PathBuf::from("/var/state/lifeboat")
-        );
-        for ignored in ["", "relative/state"] {
-            assert_eq!(
-                user_state_dir(Some(PathBuf::from(ignored)), home.clone()),
-                PathBuf::from("/home/ops/.local/state/lifeboat"),
-                "XDG_STATE_HOME={ignored:?}"
-            );
-        }
-        assert_eq!(
-            user_state_dir(None, Some(PathBuf::from(""))),
-            std::env::temp_dir().join("lifeboat")
-        );
-    }
-}
-
-/// Who is asking: this process's real uid, named by the system's user
-/// database (never `$USER`, which anyone can set).
-pub fn who() -> String {
-    crate::control::describe_peer(nix::unistd::getuid().as_raw(), None)
-}
-
-pub(super) fn load_or_report(
-    name: &str,
-    text: &str,
-    params: &[(String, String)],
-) -> Result<Loaded, CliError> {
-    match runbook::load(name, text, params, MissingParams::Refuse) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprint(&w.to_string());
-            }
-            Ok(loaded)
-        }
-        Err(problems) => {
-            for p in &problems {
-                eprint(&p.to_string());
-            }
-            Err(CliError::Invalid { count: 1 })
-        }
-    }
-}
-
-/// Arguments of `lifeboat run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Runbook file.
-    #[arg(required_unless_present = "resume")]
-    pub file: Option<PathBuf>,
-    /// Resume an interrupted run from the journal (completed steps are not repeated).
-    #[arg(long, value_name = "RUN")]
-    pub resume: Option<String>,
-    /// Parameter value, NAME=VALUE (repeatable); with --resume, the secret ones again.
-    #[arg(long = "param", short = 'p', value_parser = super::parse_param)]
-    pub params: Vec<(String, String)>,
-    /// Mode.
-    #[arg(long, value_enum, default_value_t)]
-    pub mode: RunMode,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-    /// Print each call the run would make, and make none.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Most steps running at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-}
-
-/// Arguments of `lifeboat drill`.
-#[derive(Debug, clap::Args)]
-pub struct DrillArgs {
-    /// Runbook file.
-    pub file: PathBuf,
-    /// Parameter value, NAME=VALUE (repeatable).
-    #[arg(long = "param", short = 'p', value_parser = super::parse_param)]
-    pub params: Vec<(String, String)>,
-    /// Leave the drill's resources for inspection (`lifeboat sweep` removes them later).
-    #[arg(long)]
-    pub keep: bool,
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub yes: bool,
-    /// Most steps running at once.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-}
+use crate::runbook::{self, Loaded, MissingParams, Mode};
 
 /// `lifeboat drill`: the runbook in drill mode, then its teardown.
 pub fn drill(state_dir: &Path, args: DrillArgs) -> Result<(), CliError> {
     let name = args.file.display().to_string();
-    let text = super::commands::read(&args.file)?;
+    let text = read(&args.file)?;
     let loaded = load_or_report(&name, &text, &args.params)?;
     confirm(args.yes, &loaded, Mode::Drill)?;
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
@@ -179,7 +57,7 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
     // every unfinished drill in the journal is then an orphan.
     let (journal, orphaned) = match Journal::open(state_dir, Access::Executor) {
         Ok(j) => (j, true),
-        Err(crate::engine::journal::JournalError::Locked { .. }) => {
+        Err(crate::journal::JournalError::Locked { .. }) => {
             (Journal::open(state_dir, Access::Client)?, false)
         }
         Err(e) => return Err(e.into()),
@@ -283,7 +161,7 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
         ));
     };
     let name = file.display().to_string();
-    let text = super::commands::read(file)?;
+    let text = read(file)?;
     let loaded = load_or_report(&name, &text, &args.params)?;
     let mode = args.mode.into();
     if args.dry_run {
@@ -356,31 +234,6 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
     )
 }
 
-/// The actions, with AWS clients when the runbook calls AWS. AWS
-/// configuration (credential chain, profile, `AWS_ENDPOINT_URL`) is loaded
-/// only then.
-pub(super) fn registry_for(runtime: &tokio::runtime::Runtime, runbook: &Runbook) -> Registry {
-    if crate::actions::uses_aws(runbook) {
-        let settings = crate::aws::AwsSettings::default();
-        let clients = runtime.block_on(crate::aws::AwsClients::load(
-            &settings,
-            crate::aws::Credentials::Chain,
-        ));
-        Registry::with_aws(clients)
-    } else {
-        Registry::new()
-    }
-}
-
-/// How many AWS requests were made, and how many of them change things.
-pub(super) fn report_calls(aws: &crate::aws::AwsClients) {
-    let calls: u64 = aws.calls().snapshot().values().sum();
-    let changes: u64 = aws.calls().mutating().values().sum();
-    eprint(&format!(
-        "AWS API calls: {calls} ({changes} of them changes)"
-    ));
-}
-
 fn execute(
     journal: Arc<Journal>,
     id: String,
@@ -434,7 +287,7 @@ fn execute(
             ));
             journal.mark(
                 &id,
-                &crate::engine::journal::Mark {
+                &crate::journal::Mark {
                     kind: "teardown".into(),
                     at: crate::engine::now(),
                     detail: serde_json::to_value(&teardown).ok(),
@@ -662,173 +515,4 @@ pub fn demo() -> Result<(), CliError> {
     });
     let _ = std::fs::remove_dir_all(&state_dir);
     result
-}
-
-/// One step of a run, summarised from its events.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRow {
-    /// Step id.
-    pub step: String,
-    /// Last state.
-    pub state: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// First start.
-    pub started_at: Option<String>,
-    /// Last transition.
-    pub ended_at: Option<String>,
-    /// Milliseconds from first start to the end, when it ended.
-    pub duration_ms: Option<i64>,
-    /// Outputs, when it succeeded.
-    pub outputs: Option<serde_json::Value>,
-    /// Error or note of the last transition.
-    pub message: Option<String>,
-    /// Rollback state, if a rollback ran.
-    pub rollback: Option<String>,
-}
-
-fn millis_between(a: &str, b: &str) -> Option<i64> {
-    let a: jiff::Timestamp = a.parse().ok()?;
-    let b: jiff::Timestamp = b.parse().ok()?;
-    Some(b.duration_since(a).as_millis() as i64)
-}
-
-/// Summarise events per step, in order of first appearance.
-pub fn step_rows(events: &[StepEvent]) -> Vec<StepRow> {
-    let mut rows: Vec<StepRow> = Vec::new();
-    for e in events {
-        let pos = match rows.iter().position(|r| r.step == e.step) {
-            Some(p) => p,
-            None => {
-                rows.push(StepRow {
-                    step: e.step.clone(),
-                    state: String::new(),
-                    attempts: 0,
-                    started_at: None,
-                    ended_at: None,
-                    duration_ms: None,
-                    outputs: None,
-                    message: None,
-                    rollback: None,
-                });
-                rows.len() - 1
-            }
-        };
-        let row = &mut rows[pos];
-        if e.phase == "rollback" {
-            row.rollback = Some(e.state.clone());
-            continue;
-        }
-        if e.phase != "main" {
-            continue;
-        }
-        row.state = e.state.clone();
-        row.attempts = row.attempts.max(e.attempt);
-        if matches!(e.state.as_str(), "running" | "waiting") && row.started_at.is_none() {
-            row.started_at = Some(e.at.clone());
-        }
-        row.message = e.message.clone();
-        if matches!(e.state.as_str(), "succeeded" | "failed" | "skipped") {
-            row.ended_at = Some(e.at.clone());
-            row.duration_ms = row
-                .started_at
-                .as_deref()
-                .and_then(|s| millis_between(s, &e.at));
-            if e.state == "succeeded" {
-                row.outputs = e.outputs.clone();
-            }
-        }
-    }
-    rows
-}
-
-fn render_run(record: &RunRecord, rows: &[StepRow]) -> String {
-    let r = &record.run;
-    let mut out = format!(
-        "run {}: {} ({}), {} mode, {}\nstarted {} by {}{}\n",
-        r.id,
-        r.runbook,
-        r.file,
-        r.mode,
-        record.state,
-        r.started_at,
-        r.started_by,
-        record
-            .finished_at
-            .as_deref()
-            .map(|f| format!(", finished {f}"))
-            .unwrap_or_default()
-    );
-    if let Some(e) = &record.error {
-        let _ = writeln!(out, "error: {e}");
-    }
-    let width = rows.iter().map(|r| r.step.len()).max().unwrap_or(4).max(4);
-    let _ = writeln!(
-        out,
-        "\n{:width$}  {:14}  {:>8}  {:>10}  detail",
-        "step", "state", "attempts", "duration"
-    );
-    for row in rows {
-        let duration = row
-            .duration_ms
-            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-            .unwrap_or_default();
-        let mut detail = row.message.clone().unwrap_or_default();
-        if let Some(rb) = &row.rollback {
-            detail = format!("{detail} [rollback {rb}]").trim().to_string();
-        }
-        let _ = writeln!(
-            out,
-            "{:width$}  {:14}  {:>8}  {:>10}  {detail}",
-            row.step, row.state, row.attempts, duration
-        );
-    }
-    out
-}
-
-/// `lifeboat runs`.
-pub fn runs(at: &super::JournalAt, output: Output) -> Result<(), CliError> {
-    let journal = at.open_client()?;
-    let runs = journal.runs()?;
-    match output {
-        Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&runs)?)),
-        Output::Text => {
-            let mut out = String::new();
-            for r in &runs {
-                let _ = writeln!(
-                    out,
-                    "{}  {:10}  {:10}  {}  {}",
-                    r.run.id, r.state, r.run.mode, r.run.runbook, r.run.started_at
-                );
-            }
-            if runs.is_empty() {
-                out.push_str("no runs\n");
-            }
-            print(&out)
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ShowJson<'a> {
-    #[serde(flatten)]
-    run: &'a RunRecord,
-    steps: &'a [StepRow],
-}
-
-/// `lifeboat show RUN`.
-pub fn show(at: &super::JournalAt, id: &str, output: Output) -> Result<(), CliError> {
-    let journal = at.open_client()?;
-    let record = journal.run(id)?;
-    let rows = step_rows(&journal.events(id)?);
-    match output {
-        Output::Json => print(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&ShowJson {
-                run: &record,
-                steps: &rows
-            })?
-        )),
-        Output::Text => print(&render_run(&record, &rows)),
-    }
 }

@@ -12,11 +12,11 @@ use tracing::{error, info, warn};
 use super::Daemon;
 use crate::config::EtcdSettings;
 use crate::detect::{RegionState, Transition};
-use crate::engine::journal::Journal;
 use crate::ha::etcd::Etcd;
 use crate::ha::lease::{self, Session};
-use crate::ha::store::{Fence, Store};
 use crate::ha::{self as cluster, Report};
+use crate::journal::Journal;
+use crate::journal::etcd::{Fence, Store};
 use crate::notify::Event;
 use crate::trigger::decision;
 

@@ -27,8 +27,8 @@ use crate::config::{self, Binding, Config};
 use crate::control::{self, Incoming, Request, Response};
 use crate::detect::{Detector, RegionState};
 use crate::diag::Diagnostic;
-use crate::engine::journal::{Access, Decision, Journal, JournalError, Mark};
 use crate::engine::{Engine, EngineOptions};
+use crate::journal::{Access, Decision, Journal, JournalError, Mark};
 use crate::measure::Figures;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Notifier};
@@ -537,7 +537,12 @@ impl Daemon {
         {
             j.running = false;
         }
-        self.metrics.record_verification(&result);
+        self.metrics.record_verification(
+            &result.job,
+            result.ok,
+            result.duration_s,
+            &result.restores,
+        );
         self.metrics.record_api_calls(self.aws.calls());
         match serde_json::to_value(&result) {
             Ok(value) => {

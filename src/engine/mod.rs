@@ -11,7 +11,7 @@
 //! interrupted.
 
 pub mod action;
-pub mod journal;
+pub mod calls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,15 +22,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::journal::{self, Journal, JournalError, NewRun, StepEvent};
 pub use action::{
     ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
 };
-use journal::{Journal, JournalError, NewRun, StepEvent};
 
 use crate::catalogue::{ActionInput, ActionKind};
 use crate::runbook::interp::{self, RuntimeValues};
 use crate::runbook::plan::Plan;
-use crate::runbook::{Invocation, Mode, OnFailure, RecoveryPoint, Retry, Runbook, Step};
+use crate::runbook::{Invocation, Mode, OnFailure, Retry, Runbook, Step};
 
 /// Tunables of the engine.
 #[derive(Debug, Clone)]
@@ -642,12 +642,7 @@ impl Engine {
         let Some(source) = &ctx.runbook.recovery_point else {
             return Ok(());
         };
-        let due = match source {
-            RecoveryPoint::RdsReplicaLag { .. } => action == ActionKind::RdsPromoteReadReplica,
-            RecoveryPoint::S3NewestObject { .. } => true,
-            RecoveryPoint::RdsSnapshot { .. } => false,
-        };
-        if !due {
+        if !source.read_before(action) {
             return Ok(());
         }
         let _once = ctx.recovery_point.lock().await;
@@ -676,10 +671,8 @@ impl Engine {
                     deadline,
                     assume_role: step.assume_role.clone(),
                 };
-                crate::aws::logging_calls(
-                    self.actions.read_recovery_point(&sctx, region, source, at),
-                )
-                .await
+                calls::logging_calls(self.actions.read_recovery_point(&sctx, region, source, at))
+                    .await
             }
             Err(e) => (
                 RecoveryReading::unmeasurable(format!(
@@ -776,7 +769,7 @@ impl Engine {
                 deadline,
                 assume_role: step.assume_role.clone(),
             };
-            let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
+            let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,
                 self.actions.run(&sctx, &input),
             ))
@@ -911,7 +904,7 @@ impl Engine {
                 deadline,
                 assume_role: step.assume_role.clone(),
             };
-            let (result, calls) = crate::aws::logging_calls(tokio::time::timeout_at(
+            let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,
                 self.actions.run(&sctx, &input),
             ))

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::journal::{Access, NewRun};
 use super::*;
+use crate::journal::{Access, NewRun};
 use crate::runbook::{MissingParams, load};
 
 /// What a fake step does on each attempt.

@@ -547,7 +547,7 @@ pub fn granted(kind: ActionKind, mode: Mode) -> BTreeSet<String> {
 pub fn uncovered(
     runbook: &Runbook,
     mode: Mode,
-    calls: &[crate::engine::journal::StepCalls],
+    calls: &[crate::journal::StepCalls],
 ) -> Vec<String> {
     let mut missing = BTreeSet::new();
     for logged in calls {

@@ -65,14 +65,6 @@ fn allow_references(schema: &mut Value) {
     }
 }
 
-/// The JSON Schema of the daemon config file.
-pub fn config() -> Value {
-    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
-    generator
-        .into_root_schema_for::<crate::config::ConfigSpec>()
-        .to_value()
-}
-
 fn step_name() -> String {
     <StepSpec as schemars::JsonSchema>::schema_name().into_owned()
 }

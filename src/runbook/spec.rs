@@ -162,6 +162,20 @@ pub enum RecoveryPoint {
     },
 }
 
+impl RecoveryPoint {
+    /// Whether the point must be read just before a step taking `action`
+    /// starts (once per run): a replica's lag before its promotion, a
+    /// bucket's newest objects before the first step. A restored
+    /// snapshot's point is read from that step's outputs instead.
+    pub fn read_before(&self, action: ActionKind) -> bool {
+        match self {
+            RecoveryPoint::RdsReplicaLag { .. } => action == ActionKind::RdsPromoteReadReplica,
+            RecoveryPoint::S3NewestObject { .. } => true,
+            RecoveryPoint::RdsSnapshot { .. } => false,
+        }
+    }
+}
+
 /// When a step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -3,7 +3,7 @@
 //! one backend per account and maps assumed-role credentials to the role's
 //! account, so the same names in two accounts tell them apart.
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
 
 const ROLE: &str = "arn:aws:iam::111111111111:role/lifeboat-dr";
 
@@ -13,14 +13,14 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
     let own = moto.clients().await;
     let theirs = own.assuming(ROLE, Some("dr-external-id"), "seed").await;
     // The same names in both accounts: the decoy is this caller's own.
-    crate::seed::primary_and_replica(&own, "app-db", "app-db-replica").await;
-    crate::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
-    let decoy = crate::inventory::inventory(&own, false).await;
+    crate::support::seed::primary_and_replica(&own, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
+    let decoy = crate::support::inventory::inventory(&own, false).await;
     // Only the role's replica reports a lag: an RPO read in the wrong
     // account would find none.
     moto.set_account_replica_lag("123456789012", "us-west-2", "app-db-replica", None);
     moto.set_account_replica_lag("111111111111", "us-west-2", "app-db-replica", Some(2.0));
-    crate::seed::wait_for_replica_lag(&theirs, "us-west-2", "app-db-replica", 2.0).await;
+    crate::support::seed::wait_for_replica_lag(&theirs, "us-west-2", "app-db-replica", 2.0).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let runbook = dir.path().join("cross-account.yaml");
@@ -104,23 +104,23 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
     moto.assert_authorized();
 
     assert_eq!(
-        crate::seed::db(&theirs, "us-west-2", "app-db-replica")
+        crate::support::seed::db(&theirs, "us-west-2", "app-db-replica")
             .await
             .and_then(|d| d.backup_retention_period()),
         Some(7),
         "promoted in the role's account"
     );
     assert_eq!(
-        crate::inventory::inventory(&own, false).await,
+        crate::support::inventory::inventory(&own, false).await,
         decoy,
         "the caller's own account is untouched"
     );
 
     // The journal says whom the step acted as.
-    let runs = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+    let runs = crate::support::lifeboat(&state, &["runs", "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
     let id = runs[0]["id"].as_str().expect("run id").to_string();
-    let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show = crate::support::lifeboat(&state, &["show", &id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = &show["steps"][0];
     assert_eq!(step["outputs"]["account"], "111111111111", "{show}");
@@ -130,7 +130,7 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
         "session lifeboat-<run>: {principal}"
     );
     // The recovery point was read in the role's account too.
-    let report = crate::run::lifeboat(&state, &["report", &id, "--format", "json"]);
+    let report = crate::support::lifeboat(&state, &["report", &id, "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
     assert!(
         report["rpo"]["seconds"].is_number()
@@ -142,7 +142,7 @@ async fn a_runbook_s_role_promotes_the_replica_in_the_role_s_account_only() {
     // The report says whom the step acted as.
     assert_eq!(report["accounts"][0]["step"], "promote-db", "{report}");
     assert_eq!(report["accounts"][0]["account"], "111111111111");
-    let text = crate::run::lifeboat(&state, &["report", &id]);
+    let text = crate::support::lifeboat(&state, &["report", &id]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("## Accounts")
@@ -158,11 +158,11 @@ async fn a_cross_account_drill_makes_and_removes_its_copies_in_the_role_s_accoun
     let moto = Moto::start();
     let own = moto.clients().await;
     let theirs = own.assuming(ROLE, None, "seed").await;
-    crate::seed::primary_and_replica(&own, "app-db", "app-db-replica").await;
-    crate::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&own, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
     let (own_before, theirs_before) = (
-        crate::inventory::inventory(&own, false).await,
-        crate::inventory::inventory(&theirs, false).await,
+        crate::support::inventory::inventory(&own, false).await,
+        crate::support::inventory::inventory(&theirs, false).await,
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let runbook = dir.path().join("cross-account.yaml");
@@ -186,14 +186,19 @@ async fn a_cross_account_drill_makes_and_removes_its_copies_in_the_role_s_accoun
         "the drill's snapshot and restored copy: {stderr}"
     );
     assert!(
-        crate::inventory::inventory(&theirs, true).await.is_empty(),
+        crate::support::inventory::inventory(&theirs, true)
+            .await
+            .is_empty(),
         "no drill resource left in the role's account"
     );
     assert_eq!(
-        crate::inventory::inventory(&theirs, false).await,
+        crate::support::inventory::inventory(&theirs, false).await,
         theirs_before
     );
-    assert_eq!(crate::inventory::inventory(&own, false).await, own_before);
+    assert_eq!(
+        crate::support::inventory::inventory(&own, false).await,
+        own_before
+    );
 }
 
 /// A runbook with a step of its own and a step in another account: the
@@ -205,8 +210,8 @@ async fn each_principal_is_named_before_the_run_and_gets_its_own_policy() {
     let moto = Moto::start();
     let own = moto.clients().await;
     let theirs = own.assuming(ROLE, None, "seed").await;
-    crate::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
-    crate::seed::zone(&own, "example.com", &[]).await;
+    crate::support::seed::primary_and_replica(&theirs, "app-db", "app-db-replica").await;
+    crate::support::seed::zone(&own, "example.com", &[]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let runbook = dir.path().join("two-accounts.yaml");
     let text = format!(
@@ -241,7 +246,7 @@ async fn each_principal_is_named_before_the_run_and_gets_its_own_policy() {
     );
 
     // Asked on a terminal, the confirmation names them; "n" runs nothing.
-    let before = crate::inventory::inventory(&theirs, false).await;
+    let before = crate::support::inventory::inventory(&theirs, false).await;
     let state = dir.path().join("state");
     let program = env!("CARGO_BIN_EXE_lifeboat");
     let mut child = std::process::Command::new("script")
@@ -275,12 +280,15 @@ async fn each_principal_is_named_before_the_run_and_gets_its_own_policy() {
             && said.contains("not confirmed; nothing was run"),
         "{said}"
     );
-    assert_eq!(crate::inventory::inventory(&theirs, false).await, before);
+    assert_eq!(
+        crate::support::inventory::inventory(&theirs, false).await,
+        before
+    );
 
     let policy = |extra: &[&str]| {
         let mut args = vec!["iam-policy", path];
         args.extend_from_slice(extra);
-        let out = crate::run::lifeboat(&state, &args);
+        let out = crate::support::lifeboat(&state, &args);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,49 +1,18 @@
 //! `autoscaling.set_capacity` on the emulator.
 
-use std::time::Duration;
-
 use lifeboat::actions::{Readiness, Registry};
-use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::autoscaling::SetCapacity;
 use lifeboat::engine::{Actions, FailureKind, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::seed::group;
+use crate::support::step_context;
 
 const REGION: &str = "us-west-2";
 
 fn ctx() -> StepContext {
-    StepContext {
-        run_id: "run-1".into(),
-        step_id: "scale-out".into(),
-        mode: Mode::Failover,
-        region: Some(REGION.into()),
-        attempt: 1,
-        resumed: false,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        assume_role: None,
-    }
-}
-
-/// A group of `desired` instances (at most 10) from a launch template.
-pub async fn group(aws: &AwsClients, name: &str, desired: i32) {
-    crate::ec2::launch_template(aws, REGION, &format!("{name}-template")).await;
-    aws.autoscaling(REGION)
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(name)
-        .launch_template(
-            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
-                .launch_template_name(format!("{name}-template"))
-                .build(),
-        )
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(desired)
-        .availability_zones("us-west-2a")
-        .send()
-        .await
-        .expect("create group");
+    step_context("run-1", "scale-out", REGION)
 }
 
 fn set(group: &str, desired: u32, max: Option<u32>) -> ActionInput {

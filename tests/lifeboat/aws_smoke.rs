@@ -1,7 +1,7 @@
 //! The wiring to the real AWS protocol: clients from the crate's factory,
 //! pointed at the emulator, create and read back real resources.
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factory_clients_create_a_cross_region_replica_and_read_it_back() {
@@ -9,7 +9,8 @@ async fn factory_clients_create_a_cross_region_replica_and_read_it_back() {
     let aws = moto.clients().await;
     assert_eq!(aws.endpoint_url(), Some(moto.endpoint().as_str()));
 
-    let primary_arn = crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let primary_arn =
+        crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     assert!(primary_arn.contains(":us-east-1:"), "{primary_arn}");
 
     let replicas = aws

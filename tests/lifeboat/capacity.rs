@@ -11,23 +11,17 @@ use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::ec2::{Ec2Alternative, Instances, LaunchFromTemplate};
 use lifeboat::catalogue::rds::{DbAlternative, RestoreFromSnapshot};
 use lifeboat::engine::{Actions, FailureKind, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
-use crate::proxy::{Pool, Proxy, Rules};
+use crate::support::moto::Moto;
+use crate::support::proxy::{Pool, Proxy, Rules};
+use crate::support::step_context;
 
 const REGION: &str = "us-west-2";
 
 fn ctx(step: &str) -> StepContext {
     StepContext {
-        run_id: "20261201T120000-cap1".into(),
-        step_id: step.into(),
-        mode: Mode::Failover,
-        region: Some(REGION.into()),
-        attempt: 1,
-        resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(120),
-        assume_role: None,
+        ..step_context("20261201T120000-cap1", step, REGION)
     }
 }
 
@@ -112,7 +106,7 @@ fn refusals(outputs: &lifeboat::engine::Outputs) -> Vec<String> {
 async fn a_launch_without_capacity_goes_on_to_its_alternatives_in_order() {
     let moto = Moto::start();
     let direct = moto.clients().await;
-    crate::ec2::launch_template(&direct, REGION, "app-tier").await;
+    crate::support::seed::launch_template(&direct, REGION, "app-tier").await;
     let (zone_a, zone_b) = subnets(&direct).await;
     let (proxy, aws) = crunch(
         &moto,
@@ -196,7 +190,7 @@ async fn a_launch_without_capacity_goes_on_to_its_alternatives_in_order() {
 async fn a_start_without_capacity_changes_the_instance_type_in_order() {
     let moto = Moto::start();
     let direct = moto.clients().await;
-    let ids = crate::seed::stopped_instances(&direct, REGION, 2, &[("Role", "app")]).await;
+    let ids = crate::support::seed::stopped_instances(&direct, REGION, 2, &[("Role", "app")]).await;
     let (_proxy, aws) = crunch(
         &moto,
         vec![
@@ -262,8 +256,8 @@ async fn a_start_without_capacity_changes_the_instance_type_in_order() {
 async fn a_restore_without_capacity_takes_the_next_instance_class() {
     let moto = Moto::start();
     let direct = moto.clients().await;
-    crate::seed::primary_and_replica(&direct, "app-db", "app-db-replica").await;
-    let copy = crate::seed::snapshot_copied_to_dr(&direct, "app-db").await;
+    crate::support::seed::primary_and_replica(&direct, "app-db", "app-db-replica").await;
+    let copy = crate::support::seed::snapshot_copied_to_dr(&direct, "app-db").await;
     let (_proxy, aws) = crunch(
         &moto,
         vec![Pool {
@@ -298,7 +292,7 @@ async fn a_restore_without_capacity_takes_the_next_instance_class() {
         said.len() == 1 && said[0].contains("(InsufficientDBInstanceCapacity)"),
         "{said:?}"
     );
-    let db = crate::seed::db(&direct, REGION, "app-db-restored")
+    let db = crate::support::seed::db(&direct, REGION, "app-db-restored")
         .await
         .expect("restored");
     assert_eq!(db.db_instance_class(), Some("db.r6i.large"));

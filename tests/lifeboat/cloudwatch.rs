@@ -9,21 +9,15 @@ use lifeboat::actions::{Readiness, Registry};
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::cloudwatch::{AlarmState, PutMetricData, SwitchConfirm};
 use lifeboat::engine::{Actions, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
-use crate::seed::SWITCH_ALARM;
+use crate::support::moto::Moto;
+use crate::support::seed::SWITCH_ALARM;
+use crate::support::step_context;
 
 fn ctx(deadline_secs: u64) -> StepContext {
     StepContext {
-        run_id: "run-1".into(),
-        step_id: "move-traffic".into(),
-        mode: Mode::Failover,
-        region: Some("us-west-2".into()),
-        attempt: 1,
-        resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
-        assume_role: None,
+        ..step_context("run-1", "move-traffic", "us-west-2")
     }
 }
 
@@ -60,8 +54,8 @@ async fn alarm_state(aws: &lifeboat::aws::AwsClients) -> String {
 async fn the_switch_is_confirmed_by_the_alarm_and_the_health_check_then_switched_back() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    let check = crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::support::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let registry = Registry::with_aws(aws.clone());
 
     let ready = registry
@@ -101,8 +95,8 @@ async fn the_switch_is_confirmed_by_the_alarm_and_the_health_check_then_switched
 async fn a_switch_whose_alarm_would_not_hold_or_not_fire_is_refused_before_and_unconfirmed_after() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let registry = Registry::with_aws(aws.clone());
 
     // A datum the alarm does not watch (other dimensions) moves nothing:
@@ -125,7 +119,7 @@ async fn a_switch_whose_alarm_would_not_hold_or_not_fire_is_refused_before_and_u
     assert_eq!(alarm_state(&aws).await, "OK");
 
     // An alarm that would fall back once datapoints stop.
-    crate::seed::switch_alarm(&aws, "notBreaching").await;
+    crate::support::seed::switch_alarm(&aws, "notBreaching").await;
     let refused = registry
         .preflight(&ctx(60), &switch(1.0, AlarmState::Alarm, "app"), &[])
         .await;
@@ -152,8 +146,8 @@ async fn a_switch_whose_alarm_would_not_hold_or_not_fire_is_refused_before_and_u
 async fn an_alarm_no_health_check_tracks_moves_no_traffic() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let out = aws
         .route53()
         .list_health_checks()

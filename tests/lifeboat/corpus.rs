@@ -5,19 +5,7 @@
 //! exit 2 and a located message, and nothing runs: the step that would
 //! have touched a marker file never did, no journal was written.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-use crate::run::text;
-
-fn lifeboat(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env("LIFEBOAT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lifeboat")
-}
+use crate::support::{lifeboat, text};
 
 /// The message names the file, and a line in it when the text could be read.
 fn located(err: &str, name: &str, utf8: bool) -> bool {

@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::Arc;
 
 use lifeboat::catalogue::{ActionInput, ActionKind};
-use lifeboat::engine::journal::{Access, Journal, NewRun, StepEvent};
 use lifeboat::engine::{
     ActionError, Actions, BoxFuture, Engine, EngineOptions, Outputs, RunOutcome, StepContext, now,
 };
+use lifeboat::journal::{Access, Journal, NewRun, StepEvent};
 use lifeboat::runbook::{MissingParams, Mode, load};
 
 const RUNBOOK: &str = "name: crash

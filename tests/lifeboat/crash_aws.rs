@@ -17,11 +17,11 @@ use std::time::Duration;
 use aws_sdk_ec2::types::InstanceStateName;
 use lifeboat::actions::Registry;
 use lifeboat::aws::{AwsClients, AwsSettings, Credentials};
-use lifeboat::engine::journal::{Access, Journal, NewRun, StepEvent};
 use lifeboat::engine::{Engine, EngineOptions, RunOutcome, now};
+use lifeboat::journal::{Access, Journal, NewRun, StepEvent};
 use lifeboat::runbook::{MissingParams, Mode, load};
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
 
 const RUN: &str = "crash-aws-run";
 const STEPS: [&str; 5] = [
@@ -228,7 +228,7 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
         }
         assert_eq!(changes, expected, "{failpoint}: every change once");
 
-        let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
+        let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica").await;
         assert_eq!(
             db.and_then(|d| d.backup_retention_period()),
             Some(7),
@@ -249,7 +249,7 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
             .collect();
         assert_eq!(states, vec![InstanceStateName::Running; 2], "{failpoint}");
         assert_eq!(
-            crate::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
+            crate::support::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
             vec!["198.51.100.10"],
             "{failpoint}"
         );
@@ -267,7 +267,7 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
 /// without their creation minute.
 async fn end_state(aws: &lifeboat::aws::AwsClients) -> BTreeMap<String, u64> {
     let mut all = BTreeMap::new();
-    for (key, description) in crate::inventory::inventory(aws, false).await {
+    for (key, description) in crate::support::inventory::inventory(aws, false).await {
         let key = match key.strip_prefix("ec2 ") {
             Some(rest) => format!("ec2 {}", rest.split(' ').next().unwrap_or_default()),
             // `rds:app-db-2026-11-28-17-37`
@@ -292,7 +292,7 @@ async fn end_state(aws: &lifeboat::aws::AwsClients) -> BTreeMap<String, u64> {
 /// be sent again, and is counted once if it took effect once.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
-    use crate::proxy::{Proxy, Rules};
+    use crate::support::proxy::{Proxy, Rules};
     let moto = Moto::start();
     let aws = moto.clients().await;
     for runbook in [
@@ -304,7 +304,7 @@ async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
         let end = "succeeded";
         // The uninterrupted run: what it changes, where it stops.
         moto.reset();
-        crate::seed::strategy(&aws, runbook).await;
+        crate::support::seed::strategy(&aws, runbook).await;
         let proxy = Proxy::start(&moto.endpoint(), Rules::default()).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let clean = child_running(dir.path(), &proxy.endpoint, runbook, None);
@@ -340,7 +340,7 @@ async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
 
         for failpoint in &failpoints {
             moto.reset();
-            crate::seed::strategy(&aws, runbook).await;
+            crate::support::seed::strategy(&aws, runbook).await;
             let proxy = Proxy::start(&moto.endpoint(), Rules::default()).await;
             let dir = tempfile::tempdir().expect("tempdir");
             let killed = child_running(dir.path(), &proxy.endpoint, runbook, Some(failpoint));

@@ -8,26 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::moto::Moto;
-use crate::run::{lifeboat, text};
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-pub fn get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
+use crate::support::moto::Moto;
+use crate::support::{free_port, get, lifeboat, signal, text};
 
 /// The next message on the notify socket.
 fn next_notice(socket: &UnixDatagram) -> String {
@@ -36,14 +18,6 @@ fn next_notice(socket: &UnixDatagram) -> String {
         .recv(&mut buf)
         .expect("a notification within the timeout");
     String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
 }
 
 /// A run killed while its second step waits: unfinished in the journal.
@@ -68,8 +42,8 @@ steps:
         .stderr(Stdio::piped())
         .spawn()
         .expect("start a run");
-    let id = crate::run::started_run_id(state, &mut child);
-    crate::run::wait_for(state, &id, "long", "running");
+    let id = crate::support::started_run_id(state, &mut child);
+    crate::support::wait_for(state, &id, "long", "running");
     child.kill().expect("SIGKILL the run");
     let _ = child.wait();
     id
@@ -79,8 +53,8 @@ steps:
 async fn the_daemon_resumes_serves_metrics_refreshes_exposure_and_obeys_signals() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::snapshot_copied_to_dr(&aws, "app-db").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let run = interrupted_run(dir.path(), &state);
@@ -114,7 +88,7 @@ protected:
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map(crate::run::KillOnDrop)
+        .map(crate::support::KillOnDrop)
         .expect("start the daemon");
     assert_eq!(next_notice(&notify), "READY=1");
     assert_eq!(
@@ -172,7 +146,7 @@ protected:
     notify.set_nonblocking(true).expect("nonblocking");
     while notify.recv(&mut [0u8; 512]).is_ok() {}
     notify.set_nonblocking(false).expect("blocking");
-    signal(daemon.0.id(), "HUP");
+    assert!(signal(daemon.0.id(), "HUP"));
     let mut notices = Vec::new();
     while !notices.contains(&"READY=1".to_string()) {
         notices.push(next_notice(&notify));
@@ -180,7 +154,7 @@ protected:
     assert!(notices.contains(&"RELOADING=1".to_string()), "{notices:?}");
     assert!(get(port, "/healthz").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
 
-    signal(daemon.0.id(), "TERM");
+    assert!(signal(daemon.0.id(), "TERM"));
     let status = daemon.0.wait().expect("daemon exit");
     assert_eq!(status.code(), Some(0));
     let mut err = String::new();
@@ -252,9 +226,9 @@ async fn wait_for_metric(port: u16, line: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_declare_a_region_down_once_and_see_it_recover() {
-    use crate::trigger::{DOWN, UP};
+    use crate::support::endpoints::{DOWN, UP};
     let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(UP));
-    let url = crate::trigger::primary_endpoints(std::sync::Arc::clone(&mode)).await;
+    let url = crate::support::endpoints::primary_endpoints(std::sync::Arc::clone(&mode)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let probe = |name: &str| {
@@ -281,7 +255,7 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map(crate::run::KillOnDrop)
+        .map(crate::support::KillOnDrop)
         .expect("start the daemon");
     let healthy = r#"lifeboat_region_health{region="us-east-1"} 0"#;
     wait_for_metric(port, healthy).await;
@@ -293,7 +267,7 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     mode.store(UP, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, healthy).await;
 
-    signal(daemon.0.id(), "TERM");
+    assert!(signal(daemon.0.id(), "TERM"));
     assert_eq!(daemon.0.wait().expect("exit").code(), Some(0));
     let mut err = String::new();
     if let Some(mut e) = daemon.0.stderr.take() {
@@ -305,7 +279,7 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
 
 #[test]
 fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
-    use lifeboat::engine::journal::{Access, Journal};
+    use lifeboat::journal::{Access, Journal};
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state");
     let run = interrupted_run(dir.path(), &state);
@@ -326,7 +300,7 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map(crate::run::KillOnDrop)
+            .map(crate::support::KillOnDrop)
             .expect("start the daemon")
     };
     let journal = Journal::open(&state, Access::Client).expect("journal");
@@ -351,7 +325,7 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(first.0.id(), "TERM");
+    assert!(signal(first.0.id(), "TERM"));
     assert_eq!(first.0.wait().expect("exit").code(), Some(0));
     assert_eq!(
         states("long").last().map(String::as_str),
@@ -373,7 +347,7 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
         1,
         "not repeated"
     );
-    signal(second.0.id(), "TERM");
+    assert!(signal(second.0.id(), "TERM"));
     assert_eq!(second.0.wait().expect("exit").code(), Some(0));
 }
 
@@ -425,13 +399,13 @@ fn files_others_could_change_are_refused_unless_overridden_loudly() {
         "nothing started"
     );
 
-    let mut accepted = crate::run::KillOnDrop(daemon(&["--insecure-permissions"]));
+    let mut accepted = crate::support::KillOnDrop(daemon(&["--insecure-permissions"]));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !dir.path().join("control.sock").exists() {
         assert!(Instant::now() < deadline, "the daemon never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal(accepted.0.id(), "TERM");
+    assert!(signal(accepted.0.id(), "TERM"));
     assert_eq!(accepted.0.wait().expect("exit").code(), Some(0));
     let mut err = String::new();
     if let Some(mut e) = accepted.0.stderr.take() {

@@ -9,9 +9,10 @@ use std::process::Stdio;
 
 use lifeboat::aws::AwsClients;
 
-use crate::inventory::inventory;
-use crate::moto::Moto;
-use crate::run::{KillOnDrop, text};
+use crate::support::inventory::inventory;
+use crate::support::moto::Moto;
+use crate::support::seed::scenario_seed;
+use crate::support::{KillOnDrop, text};
 
 struct Env {
     moto: Moto,
@@ -98,20 +99,20 @@ impl Env {
             "{runbook}: drill resources left: {left:#?}"
         );
         let state = self.dir.path().join("state");
-        let runs = crate::run::lifeboat(&state, &["runs", "--output", "json"]);
+        let runs = crate::support::lifeboat(&state, &["runs", "--output", "json"]);
         let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
         let id = runs[0]["id"].as_str().expect("id").to_string();
-        let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+        let show = crate::support::lifeboat(&state, &["show", &id, "--output", "json"]);
         let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
         assert_eq!(show["mode"], "drill");
-        let report = crate::run::lifeboat(&state, &["report", &id]);
+        let report = crate::support::lifeboat(&state, &["report", &id]);
         assert!(
             text(&report.stdout).contains("Drill"),
             "the report says it was a drill: {}",
             text(&report.stdout)
         );
         // What the drill's steps called is what `iam-policy --mode drill` grants.
-        crate::iam::assert_covered(&state);
+        crate::support::iam::assert_covered(&state);
         show["steps"]
             .as_array()
             .expect("steps")
@@ -129,10 +130,10 @@ impl Env {
 async fn drills_of_the_shipped_runbooks_change_nothing_in_production() {
     let env = Env::new().await;
     lifeboat::demo::seed(&env.aws).await.expect("seed");
-    crate::seed::snapshot_copied_to_dr(&env.aws, "app-db").await;
-    crate::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
-    crate::ec2::launch_template(&env.aws, "us-west-2", "app-server").await;
-    crate::autoscaling::group(&env.aws, "app-asg", 1).await;
+    crate::support::seed::snapshot_copied_to_dr(&env.aws, "app-db").await;
+    crate::support::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
+    crate::support::seed::launch_template(&env.aws, "us-west-2", "app-server").await;
+    crate::support::seed::group(&env.aws, "app-asg", 1).await;
 
     let notes = env.drill_leaves_production_alone("pilot-light.yaml").await;
     let all = notes.join("\n");
@@ -165,15 +166,15 @@ async fn drills_of_the_shipped_runbooks_change_nothing_in_production() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_passive_drill_switches_a_copy_of_the_failover_pair() {
     let env = Env::new().await;
-    crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
-    let zone = crate::seed::zone(&env.aws, "example.com", &[]).await;
-    crate::seed::switched_failover_pair(&env.aws, &zone, "app.example.com").await;
+    crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
+    let zone = crate::support::seed::zone(&env.aws, "example.com", &[]).await;
+    crate::support::seed::switched_failover_pair(&env.aws, &zone, "app.example.com").await;
     let notes = env
         .drill_leaves_production_alone("active-passive.yaml")
         .await;
     // The data-plane switch ran in the drill, under its own `DrillRun`
     // dimension: the metric production's alarm watches got no datapoint.
-    let dimension_sets = crate::seed::switch_metric_dimensions(&env.aws).await;
+    let dimension_sets = crate::support::seed::switch_metric_dimensions(&env.aws).await;
     assert_eq!(
         dimension_sets,
         vec![vec!["DrillRun".to_string(), "Service".to_string()]],
@@ -198,8 +199,8 @@ async fn a_drill_killed_midway_is_swept_clean() {
         .spawn()
         .map(KillOnDrop)
         .expect("start the drill");
-    let id = crate::run::started_run_id(&state, &mut child.0);
-    crate::run::wait_for(&state, &id, "verify", "running");
+    let id = crate::support::started_run_id(&state, &mut child.0);
+    crate::support::wait_for(&state, &id, "verify", "running");
     child.0.kill().expect("SIGKILL the drill");
     let _ = child.0.wait();
     assert!(
@@ -226,7 +227,7 @@ async fn a_drill_killed_midway_is_swept_clean() {
         before,
         "production unchanged"
     );
-    let show = crate::run::lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show = crate::support::lifeboat(&state, &["show", &id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     assert_eq!(show["state"], "failed", "the dead drill is closed: {show}");
 }
@@ -304,11 +305,8 @@ bindings:
     let _daemon = env.moto.daemon(&state, &config);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let drilled = loop {
-        let journal = lifeboat::engine::journal::Journal::open(
-            &state,
-            lifeboat::engine::journal::Access::Client,
-        )
-        .ok();
+        let journal =
+            lifeboat::journal::Journal::open(&state, lifeboat::journal::Access::Client).ok();
         let torn_down = journal.as_ref().and_then(|j| {
             j.runs().ok()?.into_iter().find(|r| {
                 r.run.mode == "drill"
@@ -329,22 +327,6 @@ bindings:
     assert_eq!(drilled.run.started_by, "lifeboat daemon");
     // Drills may be going on at this moment; production is never touched.
     assert_eq!(inventory(&env.aws, false).await, before);
-}
-
-/// The benchmark scenario's seeding script: `SCENARIO_DIR`, or the
-/// scenario beside the project.
-pub fn scenario_seed() -> std::path::PathBuf {
-    let dir = std::env::var_os("SCENARIO_DIR").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
-        std::path::PathBuf::from,
-    );
-    let seed = dir.join("seed.py");
-    assert!(
-        seed.exists(),
-        "{} is missing: set SCENARIO_DIR to the standard scenario's directory",
-        seed.display()
-    );
-    seed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,7 +371,7 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
     let env = Env::new().await;
     // The state a failover leaves: the DR replica promoted, the primary
     // tier stopped, DNS on the DR address.
-    crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
     env.aws
         .rds("us-west-2")
         .promote_read_replica()
@@ -397,16 +379,16 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
         .send()
         .await
         .expect("promote");
-    crate::seed::db_subnet_group(&env.aws, "us-east-1", "app-db-subnets").await;
-    crate::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
-    crate::seed::stopped_instances(
+    crate::support::seed::db_subnet_group(&env.aws, "us-east-1", "app-db-subnets").await;
+    crate::support::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
+    crate::support::seed::stopped_instances(
         &env.aws,
         "us-east-1",
         2,
         &[("Role", "app"), ("Env", "primary")],
     )
     .await;
-    crate::seed::zone(
+    crate::support::seed::zone(
         &env.aws,
         "example.com",
         &[("app.example.com".into(), "198.51.100.10".into())],
@@ -426,11 +408,11 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
         .spawn()
         .map(KillOnDrop)
         .expect("start the drill");
-    let id = crate::run::started_run_id(&state, &mut child.0);
-    let approve = |step: &str| crate::run::lifeboat(&state, &["approve", &id, step]);
-    crate::run::wait_for(&state, &id, "approve", "waiting");
+    let id = crate::support::started_run_id(&state, &mut child.0);
+    let approve = |step: &str| crate::support::lifeboat(&state, &["approve", &id, step]);
+    crate::support::wait_for(&state, &id, "approve", "waiting");
     assert_eq!(approve("approve").status.code(), Some(0));
-    crate::run::wait_for(&state, &id, "confirm-writes-stopped", "waiting");
+    crate::support::wait_for(&state, &id, "confirm-writes-stopped", "waiting");
     assert_eq!(approve("confirm-writes-stopped").status.code(), Some(0));
     let mut stderr = String::new();
     if let Some(mut e) = child.0.stderr.take() {

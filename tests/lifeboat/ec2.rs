@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::InstanceStateName;
 use lifeboat::actions::{Readiness, Registry};
@@ -11,27 +10,19 @@ use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::ec2::{CopyImage, Instances, LaunchFromTemplate, WaitRunning};
 use lifeboat::engine::{Actions, FailureKind, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::seed::launch_template;
+use crate::support::step_context;
 
 const REGION: &str = "us-west-2";
 
 fn ctx(step: &str) -> StepContext {
-    StepContext {
-        run_id: "test-run".into(),
-        step_id: step.into(),
-        mode: Mode::Failover,
-        region: Some(REGION.into()),
-        attempt: 1,
-        resumed: false,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        assume_role: None,
-    }
+    step_context("test-run", step, REGION)
 }
 
 async fn seed(aws: &AwsClients, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
-    crate::seed::stopped_instances(aws, REGION, count, tags).await
+    crate::support::seed::stopped_instances(aws, REGION, count, tags).await
 }
 
 async fn states(aws: &AwsClients, ids: &[String]) -> Vec<InstanceStateName> {
@@ -213,25 +204,6 @@ async fn lifeboat_run_starts_the_standby_app_tier() {
             .iter()
             .all(|s| *s == InstanceStateName::Running)
     );
-}
-
-/// A launch template for the app tier in `region`, on one of the
-/// emulator's AMIs.
-pub async fn launch_template(aws: &AwsClients, region: &str, name: &str) {
-    let ec2 = aws.ec2(region);
-    let images = ec2.describe_images().send().await.expect("describe images");
-    let image = images.images()[0].image_id().expect("an AMI").to_string();
-    ec2.create_launch_template()
-        .launch_template_name(name)
-        .launch_template_data(
-            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-                .image_id(image)
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create launch template");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,47 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use lifeboat::engine::journal::{Access, Journal};
-use lifeboat::runbook::{self, MissingParams, Mode};
-
-use crate::moto::Moto;
-use crate::run::{lifeboat, text};
-
-/// Every run in `state`'s journal made only calls its runbook's declared
-/// permissions cover; and made some.
-pub fn assert_covered(state: &Path) {
-    let journal = Journal::open(state, Access::Client).expect("journal");
-    let mut operations = 0;
-    for listed in journal.runs().expect("runs") {
-        let record = journal.run(&listed.run.id).expect("run");
-        let loaded = runbook::load(
-            &record.run.file,
-            &record.run.runbook_text,
-            &record.run.params,
-            MissingParams::Placeholder,
-        )
-        .expect("the runbook loads");
-        let mode = match record.run.mode.as_str() {
-            "drill" => Mode::Drill,
-            "switchover" => Mode::Switchover,
-            _ => Mode::Failover,
-        };
-        let calls = journal.calls(&record.run.id).expect("call log");
-        operations += calls.iter().map(|c| c.calls.len()).sum::<usize>();
-        let missing = lifeboat::iam::uncovered(&loaded.runbook, mode, &calls);
-        assert!(
-            missing.is_empty(),
-            "run {} of {} made calls its declared IAM does not cover:\n{}",
-            record.run.id,
-            record.run.runbook,
-            missing.join("\n")
-        );
-    }
-    assert!(
-        operations > 0,
-        "no AWS call was logged: nothing was checked"
-    );
-}
+use crate::support::iam::assert_covered;
+use crate::support::moto::Moto;
+use crate::support::{lifeboat, text};
 
 /// The runbooks whose policies are recorded: every shipped one and the
 /// benchmark's standard scenario, each by the name its files take.
@@ -250,7 +212,7 @@ async fn a_policy_missing_an_action_stops_the_run_where_aws_would() {
 async fn the_standard_scenario_fails_over_within_its_printed_policy() {
     let moto = Moto::start();
     let seeded = std::process::Command::new(lifeboat::emulator::venv().join("bin/python"))
-        .arg(crate::drill::scenario_seed())
+        .arg(crate::support::seed::scenario_seed())
         .args(["--scale", "2", "--endpoint", &moto.endpoint()])
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -273,8 +235,8 @@ async fn the_standard_scenario_fails_over_within_its_printed_policy() {
 async fn resolve_names_the_account_zone_and_launch_template_by_arn() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::launch_template(&aws, "us-west-2", "app-server").await;
     let template = aws
         .ec2("us-west-2")
         .describe_launch_templates()

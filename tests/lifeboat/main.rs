@@ -52,11 +52,12 @@
 //!   retried, a resource that never settles times the step out at its
 //!   deadline and rolls back, waits last until in-between states end, and a
 //!   full journal disk stops the run at a boundary, resumable.
-//! - `proxy`: the simulation proxy in front of the emulator (not tests).
-//! - `inventory`: what the emulator holds, for before/after comparisons
-//!   (not tests).
-//! - `seed`: resources the AWS tests start from (not tests).
-//! - `moto`: the emulator harness (not tests).
+//! - `layers`: the source's layering: top-level modules refer only down
+//!   the layers of ARCHITECTURE.md and never in a cycle; the engine and
+//!   the pure modules name no AWS service or runtime.
+//! - `support` (`tests/support/`, shared with the HA binary): the binary
+//!   runner, the emulator, the simulation proxy, seeding, inventories,
+//!   stand-in endpoints, `eventually` (not tests).
 
 mod accounts;
 mod autoscaling;
@@ -71,13 +72,11 @@ mod daemon;
 mod drill;
 mod ec2;
 mod iam;
-mod inventory;
+mod layers;
 mod metrics;
-mod moto;
 mod no_panic;
 mod package;
 mod pilot_light;
-mod proxy;
 mod rds;
 mod rds_recovery;
 mod reliability;
@@ -87,8 +86,9 @@ mod run;
 mod s3;
 mod schema;
 mod secrets;
-mod seed;
 mod strategies;
+#[path = "../support/mod.rs"]
+mod support;
 mod tls;
 mod trigger;
 mod verify;

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use lifeboat::actions::Registry;
-use lifeboat::engine::journal::{Access, Journal, NewRun};
 use lifeboat::engine::{Engine, EngineOptions, now};
+use lifeboat::journal::{Access, Journal, NewRun};
 use lifeboat::measure::Figures;
 use lifeboat::metrics::Metrics;
 use lifeboat::runbook::{MissingParams, Mode, load};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");

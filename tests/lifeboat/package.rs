@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::run::text;
+use crate::support::text;
 
 fn run(command: &mut Command) -> String {
     let out = command.output().expect("run the command");

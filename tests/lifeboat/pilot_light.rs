@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::InstanceStateName;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pilot_light_failover_recovers_into_the_dr_region() {
@@ -67,7 +67,7 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
+    let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(
         db.and_then(|d| d.backup_retention_period()),
         Some(7),
@@ -93,11 +93,11 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
     assert_eq!(states(app).await, vec![InstanceStateName::Running; 2]);
     assert_eq!(states(batch).await, vec![InstanceStateName::Stopped]);
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "legacy.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "legacy.example.com").await,
         vec!["192.0.2.254"]
     );
 
@@ -109,6 +109,6 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    crate::iam::assert_covered(&dir.path().join("state"));
+    crate::support::iam::assert_covered(&dir.path().join("state"));
     moto.assert_authorized();
 }

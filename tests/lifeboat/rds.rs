@@ -1,26 +1,15 @@
 //! RDS actions against the emulator.
 
-use std::time::Duration;
-
 use lifeboat::actions::Registry;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::rds::{PromoteReadReplica, WaitAvailable};
 use lifeboat::engine::{Actions, FailureKind, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::step_context;
 
 fn ctx() -> StepContext {
-    StepContext {
-        run_id: "run-7".into(),
-        step_id: "promote-db".into(),
-        mode: Mode::Failover,
-        region: Some("us-west-2".into()),
-        attempt: 1,
-        resumed: false,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        assume_role: None,
-    }
+    step_context("run-7", "promote-db", "us-west-2")
 }
 
 fn promote(select: impl FnOnce(&mut PromoteReadReplica)) -> ActionInput {
@@ -39,7 +28,7 @@ fn promote(select: impl FnOnce(&mut PromoteReadReplica)) -> ActionInput {
 async fn promote_promotes_once_and_a_second_run_changes_nothing() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let registry = Registry::with_aws(aws.clone());
     let input = promote(|w| w.db_instance = Some("app-db-replica".into()));
 
@@ -49,7 +38,7 @@ async fn promote_promotes_once_and_a_second_run_changes_nothing() {
         out["endpoint"].as_str().is_some_and(|e| !e.is_empty()),
         "{out:?}"
     );
-    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica")
+    let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica")
         .await
         .expect("the replica");
     // moto applies the retention only while the instance is a replica: it proves the call.
@@ -78,8 +67,8 @@ async fn promote_promotes_once_and_a_second_run_changes_nothing() {
 async fn replicas_are_selected_by_tag_or_source() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db-0", "app-db-0-replica").await;
-    crate::seed::primary_and_replica(&aws, "app-db-1", "app-db-1-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db-0", "app-db-0-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db-1", "app-db-1-replica").await;
     let registry = Registry::with_aws(aws.clone());
 
     let by_source = promote(|w| w.replicas_of = Some("app-db-1".into()));

@@ -13,19 +13,11 @@ use lifeboat::catalogue::{ActionInput, ActionKind};
 use lifeboat::engine::{ActionError, Actions, FailureKind, Outputs, StepContext};
 use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::step_context;
 
 fn ctx(region: &str) -> StepContext {
-    StepContext {
-        run_id: "20261128T110000-ab12".into(),
-        step_id: "step".into(),
-        mode: Mode::Failover,
-        region: Some(region.into()),
-        attempt: 1,
-        resumed: false,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        assume_role: None,
-    }
+    step_context("20261128T110000-ab12", "step", region)
 }
 
 /// Run `input` twice: the second run must make no mutating call and
@@ -97,7 +89,7 @@ fn restore(target: &str, snapshot_of: Option<&str>, snapshot: Option<&str>) -> A
 }
 
 async fn tags_of(aws: &AwsClients, region: &str, db: &str) -> Vec<(String, String)> {
-    crate::seed::db(aws, region, db)
+    crate::support::seed::db(aws, region, db)
         .await
         .expect("the instance")
         .tag_list()
@@ -115,7 +107,7 @@ async fn tags_of(aws: &AwsClients, region: &str, db: &str) -> Vec<(String, Strin
 async fn snapshot_copy_across_regions_and_restore_each_happen_once() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
 
     // Before anything exists, the preflights say what would fail.
     let before = preflight(&aws, "us-west-2", &copy("ghost-db")).await;
@@ -186,7 +178,7 @@ async fn snapshot_copy_across_regions_and_restore_each_happen_once() {
 async fn restore_picks_the_newest_snapshot_and_never_takes_over_a_foreign_instance() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let rds = aws.rds("us-east-1");
     for id in ["app-db-old", "app-db-new"] {
         rds.create_db_snapshot()
@@ -250,7 +242,7 @@ async fn restore_picks_the_newest_snapshot_and_never_takes_over_a_foreign_instan
 async fn point_in_time_restore_replica_creation_and_class_change() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
 
     let pitr = |source: &str| {
         ActionInput::RdsRestorePointInTime(RestorePointInTime {
@@ -352,7 +344,7 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
     let out = twice(&aws, "us-west-2", &resize("app-db-replica")).await;
     assert_eq!(out["modified"], serde_json::json!(["app-db-replica"]));
     assert_eq!(aws.calls().mutating().get("RDS.ModifyDBInstance"), Some(&1));
-    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
+    let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(
         db.as_ref().and_then(|d| d.db_instance_class()),
         Some("db.r6g.large")
@@ -410,7 +402,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
     use lifeboat::runbook::RecoveryPoint;
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let lag = |max_lag: &str| {
         ActionInput::RdsWaitReplicaLag(WaitReplicaLag {
             db_instance: "app-db-replica".into(),
@@ -430,7 +422,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
         ..ctx("us-west-2")
     };
     // Once CloudWatch has the new lag, the gate waits past its deadline.
-    crate::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 30.0).await;
+    crate::support::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 30.0).await;
     let err = registry
         .run(&short, &lag("5s"))
         .await
@@ -498,7 +490,7 @@ async fn the_lag_gate_and_the_recovery_point_read_replica_lag_datapoints() {
 async fn pitr_across_regions_reads_replicated_backups_and_says_when_there_are_none() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let pitr = ActionInput::RdsRestorePointInTime(RestorePointInTime {
         source_db_instance: "app-db".into(),
         source_region: Some("us-east-1".into()),
@@ -518,7 +510,7 @@ async fn pitr_across_regions_reads_replicated_backups_and_says_when_there_are_no
     let err = fails(&aws, "us-west-2", &pitr).await;
     assert_eq!(err.message, none);
     assert!(
-        crate::seed::db(&aws, "us-west-2", "app-db-pitr")
+        crate::support::seed::db(&aws, "us-west-2", "app-db-pitr")
             .await
             .is_none()
     );

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lifeboat::engine::journal::{Access, Journal};
+use lifeboat::journal::{Access, Journal};
 
-use crate::moto::Moto;
-use crate::proxy::{Fault, Proxy, Rules};
-use crate::run::text;
+use crate::support::moto::Moto;
+use crate::support::proxy::{Fault, Proxy, Rules};
+use crate::support::text;
 
 /// `lifeboat run runbooks/RUNBOOK --yes -p health_url=HEALTH`, its journal
 /// in `state`, its AWS calls through `proxy`.
@@ -30,10 +30,10 @@ fn shipped_run(
 
 /// `lifeboat show --output json` of the last run in `state`.
 fn last_run(state: &std::path::Path) -> serde_json::Value {
-    let runs = crate::run::lifeboat(state, &["runs", "--output", "json"]);
+    let runs = crate::support::lifeboat(state, &["runs", "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
     let id = runs[0]["id"].as_str().expect("id");
-    let show = crate::run::lifeboat(state, &["show", id, "--output", "json"]);
+    let show = crate::support::lifeboat(state, &["show", id, "--output", "json"]);
     serde_json::from_slice(&show.stdout).expect("JSON")
 }
 
@@ -77,10 +77,10 @@ async fn a_fifth_of_calls_failing_still_fails_over_within_the_retry_budget() {
     assert!(!injected.is_empty(), "faults were injected");
 
     // The end state is right, and every change reached AWS once.
-    let db = crate::seed::db(&aws, "us-west-2", "app-db-replica").await;
+    let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica").await;
     assert_eq!(db.and_then(|d| d.backup_retention_period()), Some(7));
     assert_eq!(
-        crate::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
         vec!["198.51.100.10"]
     );
     let changes = moto.changes();
@@ -111,7 +111,7 @@ async fn a_fifth_of_calls_failing_still_fails_over_within_the_retry_budget() {
 async fn a_resource_that_never_settles_times_out_at_the_deadline_and_rolls_back() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let proxy = Proxy::start(
         &moto.endpoint(),
         Rules {
@@ -201,7 +201,7 @@ async fn every_strategy_fails_over_through_a_fifth_of_calls_failing() {
     .enumerate()
     {
         moto.reset();
-        crate::seed::strategy(&aws, runbook).await;
+        crate::support::seed::strategy(&aws, runbook).await;
         moto.start_recording();
         let proxy = Proxy::start(
             &moto.endpoint(),
@@ -295,7 +295,7 @@ async fn answers_slower_than_the_attempt_timeout_are_abandoned_and_retried() {
 /// ends before its resource settled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_last_until_rds_ec2_and_route53_changes_settle() {
-    use crate::proxy::Latency;
+    use crate::support::proxy::Latency;
     let moto = Moto::start();
     let aws = moto.clients().await;
     lifeboat::demo::seed(&aws).await.expect("seed");
@@ -449,7 +449,7 @@ async fn a_full_journal_disk_stops_the_run_at_a_boundary_and_resume_finishes_it(
                 "{kib} KiB: {op} reached AWS, but its step was never journaled as running: {running:?}"
             );
         }
-        let show = crate::run::lifeboat(&state, &["show", &id]);
+        let show = crate::support::lifeboat(&state, &["show", &id]);
         assert!(show.status.success(), "{}", text(&show.stderr));
         stopped += 1;
         eprintln!("{kib} KiB: stopped after journaling {running:?} as running");
@@ -485,7 +485,7 @@ async fn a_full_journal_disk_stops_the_run_at_a_boundary_and_resume_finishes_it(
 /// proxy answered with (a reset has no code: it counts as the client's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_s_metrics_count_the_faults_a_run_retried_through() {
-    use crate::daemon::{free_port, get};
+    use crate::support::{free_port, get};
     let moto = Moto::start();
     let aws = moto.clients().await;
     lifeboat::demo::seed(&aws).await.expect("seed");
@@ -541,14 +541,14 @@ bindings:
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map(crate::run::KillOnDrop)
+        .map(crate::support::KillOnDrop)
         .expect("start the daemon");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !socket.exists() {
         assert!(std::time::Instant::now() < deadline, "no control socket");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let trigger = crate::run::lifeboat(
+    let trigger = crate::support::lifeboat(
         &state,
         &[
             "--socket",
@@ -615,7 +615,8 @@ async fn one_attempt_of_a_failing_call_makes_at_most_the_configured_http_attempt
 
     let moto = Moto::start();
     let direct = moto.clients().await;
-    let ids = crate::seed::stopped_instances(&direct, "us-west-2", 1, &[("Role", "app")]).await;
+    let ids =
+        crate::support::seed::stopped_instances(&direct, "us-west-2", 1, &[("Role", "app")]).await;
     let proxy = Proxy::start(
         &moto.endpoint(),
         Rules {

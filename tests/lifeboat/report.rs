@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::moto::Moto;
-use crate::run::{lifeboat, text};
+use crate::support::moto::Moto;
+use crate::support::{lifeboat, text};
 
 /// Chromium, installed by `.ci/setup-chromium` on first use.
 fn chromium() -> &'static str {
@@ -123,11 +123,11 @@ steps:
 async fn backup_restore_reports_the_rpo_of_the_restored_snapshot_and_the_rto_of_the_run() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
-    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
-    crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
-    crate::seed::zone(
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::support::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    crate::support::seed::launch_template(&aws, "us-west-2", "app-server").await;
+    crate::support::seed::zone(
         &aws,
         "example.com",
         &[("app.example.com".into(), "192.0.2.10".into())],
@@ -224,9 +224,9 @@ async fn exposure_is_now_minus_the_newest_recovery_point_in_the_dr_region() {
     let moto = Moto::start();
     let aws = moto.clients().await;
     let before_seeding = std::time::SystemTime::now();
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
-    crate::s3::bucket(&aws, "backups-dr", &[("db/dump.sql", "data")]).await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::support::seed::bucket(&aws, "backups-dr", &[("db/dump.sql", "data")]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("lifeboat.yaml");

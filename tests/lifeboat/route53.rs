@@ -1,7 +1,5 @@
 //! Route 53 actions against the emulator.
 
-use std::time::Duration;
-
 use lifeboat::actions::{Readiness, Registry};
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::route53::{
@@ -10,19 +8,11 @@ use lifeboat::catalogue::route53::{
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::step_context;
 
 fn ctx() -> StepContext {
-    StepContext {
-        run_id: "run-1".into(),
-        step_id: "switch-dns".into(),
-        mode: Mode::Failover,
-        region: Some("us-east-1".into()),
-        attempt: 1,
-        resumed: false,
-        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-        assume_role: None,
-    }
+    step_context("run-1", "switch-dns", "us-east-1")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +28,7 @@ async fn rewrite_moves_every_matching_record_in_few_batches_and_once() {
         })
         .collect();
     records.push(("legacy.example.com".into(), "192.0.2.254".into()));
-    let zone = crate::seed::zone(&aws, "example.com", &records).await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &records).await;
     let registry = Registry::with_aws(aws.clone());
     let input = ActionInput::Route53UpsertRecords(UpsertRecords {
         zone: "example.com".into(),
@@ -73,11 +63,11 @@ async fn rewrite_moves_every_matching_record_in_few_batches_and_once() {
         "1,200 single-value UPSERTs take three calls: {calls:?}"
     );
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "svc-7.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "svc-7.example.com").await,
         vec!["198.51.100.8"]
     );
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "legacy.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "legacy.example.com").await,
         vec!["192.0.2.254"],
         "the decoy is left alone"
     );
@@ -96,7 +86,7 @@ async fn rewrite_moves_every_matching_record_in_few_batches_and_once() {
 async fn explicit_records_are_upserted_and_a_missing_zone_is_named() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(
+    let zone = crate::support::seed::zone(
         &aws,
         "example.com",
         &[("app.example.com".into(), "192.0.2.10".into())],
@@ -123,7 +113,7 @@ async fn explicit_records_are_upserted_and_a_missing_zone_is_named() {
         .expect("upsert");
     assert_eq!(out["changed"], 1);
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
     let err = registry
@@ -137,8 +127,8 @@ async fn explicit_records_are_upserted_and_a_missing_zone_is_named() {
 async fn switch_failover_swaps_the_pair_once() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::failover_pair(&aws, &zone, "app.example.com").await;
     let registry = Registry::with_aws(aws.clone());
     let switch = |primary: &str| {
         ActionInput::Route53SwitchFailover(SwitchFailover {
@@ -156,7 +146,7 @@ async fn switch_failover_swaps_the_pair_once() {
     let out = registry.run(&ctx(), &switch("dr")).await.expect("switch");
     assert_eq!(out["switched"], true);
     assert_eq!(
-        crate::seed::failover_roles(&aws, &zone, "app.example.com").await,
+        crate::support::seed::failover_roles(&aws, &zone, "app.example.com").await,
         vec![
             ("dr".to_string(), "PRIMARY".to_string()),
             ("primary".to_string(), "SECONDARY".to_string())
@@ -190,8 +180,8 @@ async fn switch_failover_swaps_the_pair_once() {
 async fn a_health_check_is_inverted_once() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    let check = crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::support::seed::failover_pair(&aws, &zone, "app.example.com").await;
     let registry = Registry::with_aws(aws.clone());
     let invert = |id: &str| {
         ActionInput::Route53UpdateHealthCheck(UpdateHealthCheck {
@@ -241,8 +231,8 @@ async fn a_plain_record_over_a_failover_pair_is_refused_by_route53_and_before_it
     };
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::failover_pair(&aws, &zone, "app.example.com").await;
     let plain = ResourceRecordSet::builder()
         .name("app.example.com")
         .r#type(RrType::A)
@@ -308,7 +298,7 @@ async fn a_plain_record_over_a_failover_pair_is_refused_by_route53_and_before_it
         Readiness::WouldFail(m) if m.contains("beside routed sets")
     ));
     assert_eq!(
-        crate::seed::failover_roles(&aws, &zone, "app.example.com")
+        crate::support::seed::failover_roles(&aws, &zone, "app.example.com")
             .await
             .len(),
         2
@@ -367,7 +357,7 @@ const ALB_ZONE_WEST: &str = "Z1H1FL5HABSF5";
 async fn alias_records_are_written_and_moved_never_turned_into_addresses() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(
+    let zone = crate::support::seed::zone(
         &aws,
         "example.com",
         &[("dr-origin.example.com".into(), "198.51.100.7".into())],
@@ -470,8 +460,8 @@ async fn routed_records_are_named_by_set_identifier_and_keep_what_they_leave_out
     use aws_sdk_route53::types::ResourceRecordSetRegion;
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    let check = crate::seed::failover_pair(&aws, &zone, "other.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::support::seed::failover_pair(&aws, &zone, "other.example.com").await;
     let registry = Registry::with_aws(aws.clone());
     let weighted = |id: &str, weight: u8, value: &str| Record {
         name: "app.example.com".into(),
@@ -640,8 +630,8 @@ async fn routed_records_are_named_by_set_identifier_and_keep_what_they_leave_out
 async fn a_drill_of_routed_records_is_torn_down_without_touching_the_live_sets() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::failover_pair(&aws, &zone, "app.example.com").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::failover_pair(&aws, &zone, "app.example.com").await;
     let live = sets_of(&aws, &zone, "app.example.com").await;
     assert_eq!(live.len(), 2);
     let registry = Registry::with_aws(aws.clone());

@@ -2,42 +2,9 @@
 //! on runbooks of generic actions (no AWS).
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
-pub fn lifeboat(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env("LIFEBOAT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lifeboat")
-}
-
-fn spawn(state: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env("LIFEBOAT_STATE_DIR", state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lifeboat")
-}
-
-/// A child process killed if the test ends (or fails) without waiting for it.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::support::{command, lifeboat, spawn, started_run_id, text, wait_for};
 
 fn write(dir: &Path, name: &str, content: &str) -> String {
     let p = dir.join(name);
@@ -50,50 +17,6 @@ fn only_run_id(state: &Path) -> String {
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     runs[0]["id"].as_str().expect("id").to_string()
-}
-
-/// The id of the run `child` started, once it is in the journal; fails
-/// with the child's output if it ends first or takes over 30 s.
-pub fn started_run_id(state: &Path, child: &mut Child) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = lifeboat(state, &["runs", "--output", "json"]);
-        if let Ok(runs) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            && let Some(id) = runs[0]["id"].as_str()
-        {
-            return id.to_string();
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("the run ended ({status}) before it was journaled: {err}");
-        }
-        assert!(Instant::now() < deadline, "the run was never journaled");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Polls `show` until `step` is in `state` (the run is in another process).
-pub fn wait_for(state_dir: &Path, run: &str, step: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = lifeboat(state_dir, &["show", run, "--output", "json"]);
-        if let Ok(show) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            && show["steps"]
-                .as_array()
-                .is_some_and(|s| s.iter().any(|r| r["step"] == step && r["state"] == state))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "step {step} never reached {state}; the run is now:\n{}",
-            text(&lifeboat(state_dir, &["show", run]).stdout)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn runbook(dir: &Path, marker: &Path, middle: &str) -> String {
@@ -193,11 +116,9 @@ fn a_run_executes_is_journaled_and_shown() {
 fn who_started_a_run_is_the_user_database_s_name_of_the_uid_not_user() {
     let (_dir, state, _marker, rb) =
         scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+    let out = command(&state)
         .args(["run", &rb, "--yes"])
-        .env("LIFEBOAT_STATE_DIR", &state)
         .env("USER", "mallory")
-        .stdin(Stdio::null())
         .output()
         .expect("run lifeboat");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -3,58 +3,22 @@
 use std::time::Duration;
 
 use lifeboat::actions::{Readiness, Registry};
-use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::s3::{CheckReplication, CopyObjects, NewestObjectAge, VerifyChecksum};
 use lifeboat::duration::HumanDuration;
 use lifeboat::engine::{Actions, FailureKind, StepContext};
-use lifeboat::runbook::Mode;
 
-use crate::moto::Moto;
+use crate::support::moto::Moto;
+use crate::support::seed::{bucket, put_object};
+use crate::support::step_context;
 
 const REGION: &str = "us-west-2";
 
 fn ctx() -> StepContext {
     StepContext {
-        run_id: "run-1".into(),
-        step_id: "data".into(),
-        mode: Mode::Failover,
-        region: Some(REGION.into()),
-        attempt: 1,
-        resumed: false,
         deadline: tokio::time::Instant::now() + Duration::from_secs(30),
-        assume_role: None,
+        ..step_context("run-1", "data", REGION)
     }
-}
-
-/// A bucket in the DR region holding `objects` (key, body).
-pub async fn bucket(aws: &AwsClients, name: &str, objects: &[(&str, &str)]) {
-    let s3 = aws.s3(REGION);
-    s3.create_bucket()
-        .bucket(name)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create bucket");
-    for (key, body) in objects {
-        put(aws, name, key, body).await;
-    }
-}
-
-async fn put(aws: &AwsClients, bucket: &str, key: &str, body: &str) {
-    aws.s3(REGION)
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(body.as_bytes().to_vec().into())
-        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
-        .send()
-        .await
-        .expect("put object");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +63,7 @@ async fn copies_what_is_missing_once_and_never_overwrites_unasked() {
         "copied already: no mutating call"
     );
 
-    put(&aws, "backups-dr", "db/2.sql", "changed").await;
+    put_object(&aws, "backups-dr", "db/2.sql", "changed").await;
     let before = aws.calls().mutating();
     let err = registry
         .run(&ctx(), &copy(false))

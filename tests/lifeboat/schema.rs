@@ -70,7 +70,8 @@ fn schema_refuses_what_the_loader_refuses() {
 
 #[test]
 fn config_schema_accepts_a_config_the_loader_accepts() {
-    let validator = jsonschema::draft7::new(&schema::config()).expect("the schema compiles");
+    let validator =
+        jsonschema::draft7::new(&lifeboat::config::schema()).expect("the schema compiles");
     let text = "state_dir: /var/lib/lifeboat\naws: { profile: dr, endpoint_url: 'http://127.0.0.1:5000' }\nlog: { format: json }\n";
     assert!(lifeboat::config::load("c.yaml", text).is_ok());
     assert!(validator.is_valid(&instance(text)));

@@ -5,23 +5,21 @@
 //! (at the most verbose level) and in no byte of the journal's files.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use crate::run::text;
+use crate::support::{command, text};
+
+fn lifeboat(state: &Path, args: &[&str]) -> Output {
+    command(state)
+        .env("LIFEBOAT_LOG", "trace")
+        .args(args)
+        .output()
+        .expect("run lifeboat")
+}
 
 const SECRET: &str = "PLANTED-s3cr3t-value-42";
 /// Printed by a step (assembled by the shell, so not in the runbook's text).
 const KEY_ID: &str = "AKIAPLANTEDKEY000042";
-
-fn lifeboat(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
-        .args(args)
-        .env("LIFEBOAT_STATE_DIR", state)
-        .env("LIFEBOAT_LOG", "trace")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run lifeboat")
-}
 
 #[test]
 fn a_planted_secret_is_in_no_output_log_report_or_journal_byte() {

@@ -8,8 +8,8 @@ use std::process::Output;
 use aws_sdk_ec2::types::InstanceStateName;
 use lifeboat::aws::AwsClients;
 
-use crate::moto::Moto;
-use crate::run::text;
+use crate::support::moto::Moto;
+use crate::support::text;
 
 /// A state directory, and the arguments naming the shipped `runbook` with
 /// its health check pointed at a local endpoint that answers 200.
@@ -71,13 +71,13 @@ impl Scene {
 impl Scene {
     /// `lifeboat run --yes` in the background (a failback waits for its
     /// approvals); the child and its run's id.
-    fn start(&self, moto: &Moto) -> (crate::run::KillOnDrop, String) {
+    fn start(&self, moto: &Moto) -> (crate::support::KillOnDrop, String) {
         self.start_as(moto, "run")
     }
 
     /// `lifeboat COMMAND --yes` (`run` or `drill`) in the background,
     /// authorized against the policy of its mode.
-    fn start_as(&self, moto: &Moto, command: &str) -> (crate::run::KillOnDrop, String) {
+    fn start_as(&self, moto: &Moto, command: &str) -> (crate::support::KillOnDrop, String) {
         self.enforce_policy_of(
             moto,
             if command == "drill" {
@@ -93,16 +93,16 @@ impl Scene {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .map(crate::run::KillOnDrop)
+            .map(crate::support::KillOnDrop)
             .expect("start the run");
-        let id = crate::run::started_run_id(&self.state, &mut child.0);
+        let id = crate::support::started_run_id(&self.state, &mut child.0);
         (child, id)
     }
 }
 
 /// The run's exit status and its stderr, read to the end first (the run's
 /// exit closes it), then reaped.
-fn finish(mut child: crate::run::KillOnDrop) -> (std::process::ExitStatus, String) {
+fn finish(mut child: crate::support::KillOnDrop) -> (std::process::ExitStatus, String) {
     let mut stderr = String::new();
     if let Some(mut e) = child.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
@@ -144,7 +144,7 @@ async fn instance_states(
 }
 
 async fn db(aws: &AwsClients, region: &str, id: &str) -> aws_sdk_rds::types::DbInstance {
-    crate::seed::db(aws, region, id)
+    crate::support::seed::db(aws, region, id)
         .await
         .unwrap_or_else(|| panic!("no DB instance {id} in {region}"))
 }
@@ -153,11 +153,11 @@ async fn db(aws: &AwsClients, region: &str, id: &str) -> aws_sdk_rds::types::DbI
 async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    let copy = crate::seed::snapshot_copied_to_dr(&aws, "app-db").await;
-    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
-    crate::ec2::launch_template(&aws, "us-west-2", "app-server").await;
-    let zone = crate::seed::zone(
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let copy = crate::support::seed::snapshot_copied_to_dr(&aws, "app-db").await;
+    crate::support::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    crate::support::seed::launch_template(&aws, "us-west-2", "app-server").await;
+    let zone = crate::support::seed::zone(
         &aws,
         "example.com",
         &[("app.example.com".into(), "192.0.2.10".into())],
@@ -188,7 +188,7 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
         vec![InstanceStateName::Running; 2]
     );
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
 
@@ -202,16 +202,16 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
         text(&again.stderr)
     );
     assert_eq!(instance_states(&aws, "us-west-2", &[]).await.len(), before);
-    crate::iam::assert_covered(&scene.state);
+    crate::support::iam::assert_covered(&scene.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_standby_promotes_scales_up_and_moves_traffic() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    crate::autoscaling::group(&aws, "app-asg", 1).await;
-    let zone = crate::seed::zone(
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::group(&aws, "app-asg", 1).await;
+    let zone = crate::support::seed::zone(
         &aws,
         "example.com",
         &[("app.example.com".into(), "192.0.2.10".into())],
@@ -239,7 +239,7 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
     assert_eq!(group.desired_capacity(), Some(6));
     assert_eq!(group.instances().len(), 6);
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["198.51.100.10"]
     );
 
@@ -250,16 +250,16 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
         "{}",
         text(&again.stderr)
     );
-    crate::iam::assert_covered(&scene.state);
+    crate::support::iam::assert_covered(&scene.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_passive_promotes_and_moves_traffic() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let scene = Scene::new("active-passive.yaml").await;
     let state = &scene.state;
 
@@ -286,10 +286,10 @@ async fn active_passive_promotes_and_moves_traffic() {
     // the DR region, its alarm fired and the PRIMARY's health check turned
     // unhealthy (the emulator's guard plays CloudWatch and Route 53 there),
     // and the failover records were not edited.
-    let show = crate::run::lifeboat(state, &["runs", "--output", "json"]);
+    let show = crate::support::lifeboat(state, &["runs", "--output", "json"]);
     let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let id = runs[0]["id"].as_str().expect("run id");
-    let show = crate::run::lifeboat(state, &["show", id, "--output", "json"]);
+    let show = crate::support::lifeboat(state, &["show", id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = show["steps"]
         .as_array()
@@ -307,7 +307,7 @@ async fn active_passive_promotes_and_moves_traffic() {
         "{step}"
     );
     assert_eq!(
-        crate::seed::failover_roles(&aws, &zone, "app.example.com").await,
+        crate::support::seed::failover_roles(&aws, &zone, "app.example.com").await,
         vec![
             ("dr".to_string(), "SECONDARY".to_string()),
             ("primary".to_string(), "PRIMARY".to_string())
@@ -315,31 +315,31 @@ async fn active_passive_promotes_and_moves_traffic() {
         "the records are left to the data plane"
     );
     assert_eq!(
-        crate::seed::switch_metric_dimensions(&aws).await,
+        crate::support::seed::switch_metric_dimensions(&aws).await,
         vec![vec!["Service".to_string()]]
     );
-    crate::iam::assert_covered(state);
+    crate::support::iam::assert_covered(state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failback_rebuilds_the_primary_after_two_approvals() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    let zone = crate::seed::strategy(&aws, "failback.yaml").await;
+    let zone = crate::support::seed::strategy(&aws, "failback.yaml").await;
     let scene = Scene::new("failback.yaml").await;
     let state = &scene.state;
 
     let (child, id) = scene.start(&moto);
-    crate::run::wait_for(state, &id, "approve", "waiting");
+    crate::support::wait_for(state, &id, "approve", "waiting");
     assert!(
-        crate::seed::db(&aws, "us-east-1", "app-db-failback")
+        crate::support::seed::db(&aws, "us-east-1", "app-db-failback")
             .await
             .is_none(),
         "nothing changes before the approval"
     );
-    let approve = |step: &str| crate::run::lifeboat(state, &["approve", &id, step]);
+    let approve = |step: &str| crate::support::lifeboat(state, &["approve", &id, step]);
     assert_eq!(approve("approve").status.code(), Some(0));
-    crate::run::wait_for(state, &id, "confirm-writes-stopped", "waiting");
+    crate::support::wait_for(state, &id, "confirm-writes-stopped", "waiting");
     let rebuilt = db(&aws, "us-east-1", "app-db-failback").await;
     assert!(
         rebuilt
@@ -360,7 +360,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
     // emulator's guard) shows it caught up: it is promoted and DNS moves
     // back.
     assert_eq!(status.code(), Some(0), "{stderr}");
-    let show = crate::run::lifeboat(state, &["show", &id, "--output", "json"]);
+    let show = crate::support::lifeboat(state, &["show", &id, "--output", "json"]);
     let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
     let step = |id: &str| {
         show["steps"]
@@ -383,18 +383,18 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         "promoted"
     );
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         vec!["192.0.2.10"]
     );
-    crate::iam::assert_covered(state);
+    crate::support::iam::assert_covered(state);
 }
 
 /// Approve a failback's two approvals as each comes up.
 fn approve_both(state: &std::path::Path, id: &str) {
     for step in ["approve", "confirm-writes-stopped"] {
-        crate::run::wait_for(state, id, step, "waiting");
+        crate::support::wait_for(state, id, step, "waiting");
         assert_eq!(
-            crate::run::lifeboat(state, &["approve", id, step])
+            crate::support::lifeboat(state, &["approve", id, step])
                 .status
                 .code(),
             Some(0)
@@ -410,11 +410,11 @@ async fn traffic(
     zone: &str,
     check: &str,
 ) -> (Vec<(String, String)>, String, bool) {
-    let roles = crate::seed::failover_roles(aws, zone, "app.example.com").await;
+    let roles = crate::support::seed::failover_roles(aws, zone, "app.example.com").await;
     let alarms = aws
         .cloudwatch("us-west-2")
         .describe_alarms()
-        .alarm_names(crate::seed::SWITCH_ALARM)
+        .alarm_names(crate::support::seed::SWITCH_ALARM)
         .send()
         .await
         .expect("describe alarms");
@@ -441,11 +441,11 @@ async fn traffic(
 async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_outage() {
     let moto = Moto::start();
     let aws = moto.clients().await;
-    crate::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
-    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
-    crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
-    let zone = crate::seed::zone(&aws, "example.com", &[]).await;
-    let check = crate::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
+    crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
+    crate::support::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
+    crate::support::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    let check = crate::support::seed::switched_failover_pair(&aws, &zone, "app.example.com").await;
     let before = traffic(&aws, &zone, &check).await;
     assert_eq!(before.1, "OK");
     assert!(before.2, "the primary is healthy before the outage");
@@ -500,7 +500,7 @@ async fn active_passive_failover_then_its_failback_leave_traffic_as_before_the_o
         Some(7),
         "the rebuilt primary is promoted"
     );
-    crate::iam::assert_covered(state);
+    crate::support::iam::assert_covered(state);
 }
 
 /// Run the shipped failover `runbook` on a world seeded for it (plus what
@@ -514,19 +514,24 @@ async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
     let zone = if runbook == "pilot-light.yaml" {
         lifeboat::demo::seed(&aws).await.expect("seed").zone_id
     } else {
-        crate::seed::strategy(&aws, runbook).await
+        crate::support::seed::strategy(&aws, runbook).await
     };
-    crate::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
+    crate::support::seed::db_subnet_group(&aws, "us-east-1", "app-db-subnets").await;
     if runbook != "backup-restore.yaml" {
-        crate::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
+        crate::support::seed::db_subnet_group(&aws, "us-west-2", "app-db-subnets").await;
     }
-    crate::seed::stopped_instances(&aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")])
-        .await;
-    let before = crate::seed::a_record(&aws, &zone, "app.example.com").await;
+    crate::support::seed::stopped_instances(
+        &aws,
+        "us-east-1",
+        2,
+        &[("Role", "app"), ("Env", "primary")],
+    )
+    .await;
+    let before = crate::support::seed::a_record(&aws, &zone, "app.example.com").await;
 
     let failover = Scene::new(runbook).await;
     assert_ok(&failover.lifeboat(&moto, &["run", "--yes"]));
-    let moved = crate::seed::a_record(&aws, &zone, "app.example.com").await;
+    let moved = crate::support::seed::a_record(&aws, &zone, "app.example.com").await;
     assert_ne!(moved, before, "{runbook} moved DNS to the DR region");
 
     let mut failback = Scene::new("failback.yaml").await;
@@ -540,7 +545,7 @@ async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
     moto.assert_authorized();
     assert_eq!(status.code(), Some(0), "{runbook}: {stderr}");
     assert_eq!(
-        crate::seed::a_record(&aws, &zone, "app.example.com").await,
+        crate::support::seed::a_record(&aws, &zone, "app.example.com").await,
         before,
         "after {runbook} and its failback, DNS as before the outage"
     );
@@ -559,7 +564,7 @@ async fn failover_then_failback(runbook: &str, failback_params: &[&str]) {
             && (dr_app.is_empty() == (runbook == "warm-standby.yaml")),
         "{runbook}: the DR app tier is stopped again: {dr_app:?}"
     );
-    crate::iam::assert_covered(state);
+    crate::support::iam::assert_covered(state);
 }
 
 /// Each failover that moves DNS by record, then the shipped failback.

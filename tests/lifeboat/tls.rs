@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::KillOnDrop;
+use crate::support::KillOnDrop;
 
 fn probe(url: &str, insecure: bool) -> lifeboat::probe::ProbeSpec {
     let config = lifeboat::config::load(

@@ -16,58 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use lifeboat::engine::journal::{Access, Decision, Journal};
+use lifeboat::journal::{Access, Decision, Journal};
 
-use crate::moto::Moto;
-use crate::run::{KillOnDrop, text};
-
-pub const UP: u8 = 0;
-pub const DOWN: u8 = 1;
-/// Each path alternates failure and success: never two failures in a row.
-const FLAPPING: u8 = 2;
-
-/// An HTTP server whose every path answers per `mode`; its base URL.
-pub async fn primary_endpoints(mode: Arc<AtomicU8>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    let counts = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u64>::new()));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (mode, counts) = (Arc::clone(&mode), Arc::clone(&counts));
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let healthy = match mode.load(Ordering::SeqCst) {
-                    UP => true,
-                    DOWN => false,
-                    _ => {
-                        let mut counts = counts.lock().expect("counts");
-                        let n = counts.entry(path).or_default();
-                        *n += 1;
-                        *n % 2 == 0
-                    }
-                };
-                let status = if healthy {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = stream
-                    .write_all(
-                        format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-                            .as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
-}
+use crate::support::endpoints::{DOWN, FLAPPING, UP, primary_endpoints};
+use crate::support::moto::Moto;
+use crate::support::{KillOnDrop, text};
 
 /// The DR application's health endpoint, healthy while `up`.
 async fn dr_health(up: Arc<AtomicBool>) -> String {
@@ -324,7 +277,7 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
     assert!(seconds(&incident.at) >= down_at && seconds(&incident.at) <= seconds(&declared.at));
 
     // Killed while the run waits for the DR application; restarted.
-    crate::run::wait_for(&scene.state(), &run, "verify", "running");
+    crate::support::wait_for(&scene.state(), &run, "verify", "running");
     daemon.0.kill().expect("SIGKILL the daemon");
     let _ = daemon.0.wait();
     dr_up.store(true, Ordering::SeqCst);
@@ -756,7 +709,7 @@ bindings:
     );
     assert!(text(&text_status.stdout).contains("NOT READY"));
 
-    let metrics = crate::daemon::get(metrics_port, "/metrics").unwrap_or_default();
+    let metrics = crate::support::get(metrics_port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains(
             r#"lifeboat_runbook_ready{binding="ghost",runbook="pilot-light-failover"} 0"#

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use lifeboat::aws::AwsClients;
 
-use crate::moto::Moto;
-use crate::run::text;
+use crate::support::moto::Moto;
+use crate::support::text;
 
 struct Env {
     moto: Moto,
@@ -68,9 +68,9 @@ fn check<'a>(results: &'a serde_json::Value, name: &str) -> &'a serde_json::Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshots_are_fresh_encrypted_copied_and_restorable_or_the_job_says_why() {
     let env = Env::new().await;
-    crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
-    crate::seed::snapshot_copied_to_dr(&env.aws, "app-db").await;
-    crate::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
+    crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
+    crate::support::seed::snapshot_copied_to_dr(&env.aws, "app-db").await;
+    crate::support::seed::db_subnet_group(&env.aws, "us-west-2", "app-db-subnets").await;
     env.aws
         .rds("us-east-1")
         .create_db_instance()
@@ -187,9 +187,9 @@ async fn snapshots_are_fresh_encrypted_copied_and_restorable_or_the_job_says_why
     );
 
     // Each run is journaled.
-    let journal = lifeboat::engine::journal::Journal::open(
+    let journal = lifeboat::journal::Journal::open(
         &env.dir.path().join("state"),
-        lifeboat::engine::journal::Access::Client,
+        lifeboat::journal::Access::Client,
     )
     .expect("journal");
     assert_eq!(journal.verifications("stale").expect("results").len(), 1);
@@ -224,8 +224,8 @@ async fn backup_buckets_pass_or_fail_each_posture_check() {
         .send()
         .await
         .expect("put");
-    crate::s3::bucket(&env.aws, "backups-bad", &[("db/dump.sql", "rows")]).await;
-    crate::s3::bucket(&env.aws, "primary-data", &[]).await;
+    crate::support::seed::bucket(&env.aws, "backups-bad", &[("db/dump.sql", "rows")]).await;
+    crate::support::seed::bucket(&env.aws, "primary-data", &[]).await;
     let s3 = env.aws.s3("us-west-2");
     s3.put_bucket_encryption()
         .bucket("backups-good")
@@ -378,7 +378,7 @@ async fn backup_buckets_pass_or_fail_each_posture_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_job_fires_in_the_daemon() {
     let env = Env::new().await;
-    crate::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
+    crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -396,9 +396,9 @@ async fn a_scheduled_job_fires_in_the_daemon() {
     let _daemon = env.moto.daemon(&env.dir.path().join("state"), &config);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let runs = lifeboat::engine::journal::Journal::open(
+        let runs = lifeboat::journal::Journal::open(
             &env.dir.path().join("state"),
-            lifeboat::engine::journal::Access::Client,
+            lifeboat::journal::Access::Client,
         )
         .ok()
         .and_then(|j| j.verifications("every-2s").ok())
@@ -409,7 +409,7 @@ async fn a_scheduled_job_fires_in_the_daemon() {
         assert!(Instant::now() < deadline, "the job never ran twice");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = crate::daemon::get(port, "/metrics").unwrap_or_default();
+    let metrics = crate::support::get(port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains(r#"lifeboat_verify_last_status{job="every-2s"} 1"#),
         "{metrics}"

@@ -65,13 +65,13 @@ impl Moto {
         &self,
         state: &std::path::Path,
         config: &std::path::Path,
-    ) -> crate::run::KillOnDrop {
+    ) -> crate::support::KillOnDrop {
         self.lifeboat(state)
             .args(["daemon", "--config", config.to_str().expect("utf-8")])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .map(crate::run::KillOnDrop)
+            .map(crate::support::KillOnDrop)
             .expect("start the daemon")
     }
 

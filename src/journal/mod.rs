@@ -9,6 +9,8 @@
 //! `cancel`) open the database without that lock and leave requests the
 //! executor picks up.
 
+pub mod etcd;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -238,7 +240,7 @@ enum Backend {
         // Held for the journal's life: the executor lock.
         _lock: Option<File>,
     },
-    Etcd(crate::ha::store::Store),
+    Etcd(crate::journal::etcd::Store),
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -356,8 +358,8 @@ impl Journal {
         Ok(journal)
     }
 
-    /// The journal shared in etcd (see `ha::store`).
-    pub fn etcd(store: crate::ha::store::Store) -> Journal {
+    /// The journal shared in etcd (see `etcd`).
+    pub fn etcd(store: crate::journal::etcd::Store) -> Journal {
         Journal {
             path: PathBuf::from(store.label()),
             backend: Backend::Etcd(store),
@@ -365,7 +367,7 @@ impl Journal {
     }
 
     /// The etcd store, when the journal is shared.
-    pub fn store(&self) -> Option<&crate::ha::store::Store> {
+    pub fn store(&self) -> Option<&crate::journal::etcd::Store> {
         match &self.backend {
             Backend::Etcd(store) => Some(store),
             Backend::Sqlite { .. } => None,

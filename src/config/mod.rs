@@ -8,18 +8,36 @@
 //! A binding's runbook is loaded and checked with the config, so a daemon
 //! never starts (or reloads) with a failover it could not run.
 
+pub mod ha;
+pub mod probe;
+pub mod verify;
+
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::AwsSettings;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::duration::HumanDuration;
 use crate::yaml::{self, Checked, Spanned, Value};
 
 /// Where the daemon keeps its journal when the config does not say.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/lifeboat";
+
+/// How lifeboat reaches AWS (derived from the config file and the CLI).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Named profile.
+    pub profile: Option<String>,
+    /// Endpoint for every service (emulators, proxies).
+    pub endpoint_url: Option<String>,
+}
+
+/// The JSON Schema of the config file.
+pub fn schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+    generator.into_root_schema_for::<ConfigSpec>().to_value()
+}
 
 /// The config file as written.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -60,7 +78,7 @@ pub struct ConfigSpec {
     pub notify: Vec<Spanned<Checked<WebhookSpec>>>,
     /// Backup verification jobs.
     #[serde(default)]
-    pub verify: Vec<Spanned<Checked<crate::verify::JobSpec>>>,
+    pub verify: Vec<Spanned<Checked<verify::JobSpec>>>,
     /// Where the journal lives: `embedded` (SQLite in `state_dir`, the
     /// default) or a shared etcd cluster for several daemons.
     pub storage: Option<Spanned<Checked<StorageSpec>>>,
@@ -273,7 +291,7 @@ fn check_storage(
                 .flat_map(|r| r.probes.iter())
                 .map(|p| (p.name.clone(), p.interval.get() * p.failure_threshold))
                 .min_by_key(|(_, d)| *d);
-            for p in crate::ha::timing_problems(lease_ttl, request_timeout, fastest) {
+            for p in ha::timing_problems(lease_ttl, request_timeout, fastest) {
                 problem(ttl_loc, format!("storage.etcd timing rule: {p}"));
             }
             Storage::Etcd(Box::new(EtcdSettings {
@@ -377,7 +395,7 @@ pub struct WebhookSpec {
 #[serde(deny_unknown_fields)]
 pub struct RegionSpec {
     /// Its probes.
-    pub probes: Vec<crate::probe::ProbeSpec>,
+    pub probes: Vec<probe::ProbeSpec>,
     /// How many probes must be failing to declare the region down;
     /// default: a majority.
     pub quorum: Option<usize>,
@@ -569,7 +587,7 @@ pub struct Config {
     /// Webhook URLs.
     pub webhooks: Vec<String>,
     /// Backup verification jobs.
-    pub jobs: Vec<crate::verify::JobSpec>,
+    pub jobs: Vec<verify::JobSpec>,
     /// Where the journal lives.
     pub storage: Storage,
 }
@@ -729,7 +747,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                     "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`, `route53_health_check`",
                     p.name
                 )),
-                Some(crate::probe::Check::Http(h))
+                Some(probe::Check::Http(h))
                     if !(h.url.starts_with("http://") || h.url.starts_with("https://")) =>
                 {
                     problem(format!(
@@ -737,10 +755,10 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                         p.name
                     ));
                 }
-                Some(crate::probe::Check::Tcp(address)) if !address.contains(':') => {
+                Some(probe::Check::Tcp(address)) if !address.contains(':') => {
                     problem(format!("probe `{}`: `tcp` must be HOST:PORT", p.name));
                 }
-                Some(crate::probe::Check::AwsApi(region)) if !crate::runbook::is_region(region) => {
+                Some(probe::Check::AwsApi(region)) if !crate::runbook::is_region(region) => {
                     problem(format!(
                         "probe `{}`: `{region}` is not an AWS region name",
                         p.name
@@ -854,7 +872,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             }
         }
         if let Some(d) = &b.drill
-            && let Err(e) = crate::verify::Schedule::parse(&d.schedule, d.timezone.as_deref())
+            && let Err(e) = verify::Schedule::parse(&d.schedule, d.timezone.as_deref())
         {
             diags.error(loc, None, format!("binding `{name}`: drill {e}"));
         }
@@ -881,7 +899,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
         webhooks.push(h.url);
     }
-    let mut jobs: Vec<crate::verify::JobSpec> = Vec::new();
+    let mut jobs: Vec<verify::JobSpec> = Vec::new();
     for job in spec.verify {
         let Some(j) = job.value.0 else { continue };
         let mut problem = |message: String| diags.error(job.loc, None, message);
@@ -892,12 +910,12 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             problem(format!("verify job `{}` checks no resource", j.name));
         }
         if let Some(expr) = &j.schedule
-            && let Err(e) = crate::verify::Schedule::parse(expr, j.timezone.as_deref())
+            && let Err(e) = verify::Schedule::parse(expr, j.timezone.as_deref())
         {
             problem(format!("verify job `{}`: {e}", j.name));
         }
         for r in &j.resources {
-            if let crate::verify::Resource::Rds {
+            if let verify::Resource::Rds {
                 db_instance,
                 dr_region: None,
                 replicated_backups: true,
@@ -910,19 +928,19 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 ));
             }
             let regions: Vec<&str> = match r {
-                crate::verify::Resource::Rds {
+                verify::Resource::Rds {
                     region, dr_region, ..
                 } => std::iter::once(region.as_str())
                     .chain(dr_region.as_deref())
                     .collect(),
-                crate::verify::Resource::S3 {
+                verify::Resource::S3 {
                     region,
                     source_region,
                     ..
                 } => std::iter::once(region.as_str())
                     .chain(source_region.as_deref())
                     .collect(),
-                crate::verify::Resource::Ami { region, .. } => vec![region.as_str()],
+                verify::Resource::Ami { region, .. } => vec![region.as_str()],
             };
             for region in regions {
                 if !crate::runbook::is_region(region) {

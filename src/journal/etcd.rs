@@ -32,11 +32,9 @@ use etcd_client::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::etcd::Etcd;
-use super::lease::LeaseClock;
-use crate::engine::journal::{
-    Decision, JournalError, Mark, NewRun, Request, RunRecord, StepCalls, StepEvent,
-};
+use super::{Decision, JournalError, Mark, NewRun, Request, RunRecord, StepCalls, StepEvent};
+use crate::ha::etcd::Etcd;
+use crate::ha::lease::LeaseClock;
 
 /// A leader's right to write: its election key and the revision that
 /// created it (the fencing token), and its lease's local clock.

@@ -426,11 +426,11 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
         "backup-restore.yaml" => {
             snapshot_copied_to_dr(aws, "app-db").await;
             db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
-            crate::ec2::launch_template(aws, "us-west-2", "app-server").await;
+            launch_template(aws, "us-west-2", "app-server").await;
             Some("192.0.2.10")
         }
         "warm-standby.yaml" => {
-            crate::autoscaling::group(aws, "app-asg", 1).await;
+            group(aws, "app-asg", 1).await;
             Some("192.0.2.10")
         }
         _ => None,
@@ -510,4 +510,90 @@ pub async fn wait_for_replica_lag(aws: &AwsClients, region: &str, db_instance: &
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("no ReplicaLag datapoint of {lag} s for {db_instance} in {region} within 10 s");
+}
+
+/// A launch template for the app tier in `region`, on one of the
+/// emulator's AMIs.
+pub async fn launch_template(aws: &AwsClients, region: &str, name: &str) {
+    let ec2 = aws.ec2(region);
+    let images = ec2.describe_images().send().await.expect("describe images");
+    let image = images.images()[0].image_id().expect("an AMI").to_string();
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create launch template");
+}
+
+/// A group of `desired` instances (at most 10) from a launch template.
+pub async fn group(aws: &AwsClients, name: &str, desired: i32) {
+    launch_template(aws, "us-west-2", &format!("{name}-template")).await;
+    aws.autoscaling("us-west-2")
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(format!("{name}-template"))
+                .build(),
+        )
+        .min_size(0)
+        .max_size(10)
+        .desired_capacity(desired)
+        .availability_zones("us-west-2a")
+        .send()
+        .await
+        .expect("create group");
+}
+
+/// A bucket in the DR region holding `objects` (key, body).
+pub async fn bucket(aws: &AwsClients, name: &str, objects: &[(&str, &str)]) {
+    let s3 = aws.s3("us-west-2");
+    s3.create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::UsWest2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create bucket");
+    for (key, body) in objects {
+        put_object(aws, name, key, body).await;
+    }
+}
+
+/// An object `key` holding `body` in `bucket` (in the DR region).
+pub async fn put_object(aws: &AwsClients, bucket: &str, key: &str, body: &str) {
+    aws.s3("us-west-2")
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.as_bytes().to_vec().into())
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .expect("put object");
+}
+
+/// The benchmark scenario's seeding script: `SCENARIO_DIR`, or the
+/// scenario beside the project.
+pub fn scenario_seed() -> std::path::PathBuf {
+    let dir = std::env::var_os("SCENARIO_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
+        std::path::PathBuf::from,
+    );
+    let seed = dir.join("seed.py");
+    assert!(
+        seed.exists(),
+        "{} is missing: set SCENARIO_DIR to the standard scenario's directory",
+        seed.display()
+    );
+    seed
 }

@@ -1,4 +1,5 @@
-//! What each command does.
+//! The commands about runbooks themselves, offline: `validate`, `plan`,
+//! `iam-policy`, `actions`, `schema`, `check-config`, `completions`, `man`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -6,139 +7,16 @@ use std::path::Path;
 use clap::CommandFactory;
 use serde::Serialize;
 
-use super::{Cli, CliError, Command, Output, SchemaKind, eprint, print};
+use super::args::{Cli, Output, SchemaKind};
+use super::error::CliError;
+use super::shared::{eprint, load_or_report, print, read};
 use crate::catalogue::ActionKind;
-use crate::control::Request;
 use crate::diag::{Diagnostic, Severity};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, MissingParams, Mode};
 
-/// `lifeboat daemon`: check the config (refusing to start on any problem),
-/// then run until stopped.
-fn daemon(
-    path: &Path,
-    log_format: Option<crate::config::LogFormat>,
-    insecure: bool,
-) -> Result<(), CliError> {
-    let config = crate::daemon::load_config(path).map_err(|(e, problems)| {
-        for p in &problems {
-            eprint(&p.to_string());
-        }
-        match e {
-            crate::daemon::DaemonError::Invalid { count, .. } => CliError::Invalid { count },
-            other => CliError::Daemon(other),
-        }
-    })?;
-    crate::logging::init(
-        log_format.unwrap_or(config.log_format),
-        config.log_level.as_deref().unwrap_or("info"),
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
-    runtime.block_on(crate::daemon::run(path, config, insecure))?;
-    Ok(())
-}
-
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<(), CliError> {
-    let at = super::JournalAt {
-        dir: super::run::state_dir(cli.state_dir),
-        config: cli.journal_config,
-    };
-    match cli.command {
-        Command::Run(args) => super::run::run(at.executor_dir()?, args),
-        Command::Drill(args) => super::run::drill(at.executor_dir()?, args),
-        Command::Sweep { regions } => super::run::sweep(at.executor_dir()?, &regions),
-        Command::Runs { output } => super::run::runs(&at, output),
-        Command::Show { run, output } => super::run::show(&at, &run, output),
-        Command::Report { run, format } => super::report::report(&at, &run, format),
-        Command::Exposure { config, output } => super::report::exposure(&config, output),
-        Command::Verify {
-            config,
-            job,
-            output,
-        } => super::report::verify(&config, job.as_deref(), output),
-        Command::Daemon {
-            config,
-            insecure_permissions,
-        } => daemon(&config, cli.log_format, insecure_permissions),
-        Command::Approve { target, step } => {
-            super::control::send(&cli.socket, &at, Request::Approve { target, step })
-        }
-        Command::Reject { target, step } => {
-            super::control::send(&cli.socket, &at, Request::Reject { target, step })
-        }
-        Command::Skip { run, step } => {
-            super::control::send(&cli.socket, &at, Request::Skip { run, step })
-        }
-        Command::Cancel { run } => super::control::send(&cli.socket, &at, Request::Cancel { run }),
-        Command::Ack { binding } => {
-            super::control::send(&cli.socket, &at, Request::Ack { binding })
-        }
-        Command::Pause { reason } => {
-            super::control::send(&cli.socket, &at, Request::Pause { reason })
-        }
-        Command::Resume => super::control::send(&cli.socket, &at, Request::Resume),
-        Command::Trigger { binding, mode } => {
-            super::control::send(&cli.socket, &at, Request::Trigger { binding, mode })
-        }
-        Command::Audit { since, output } => super::audit::audit(&at, since.as_deref(), output),
-        Command::Status { output } => super::control::status(&cli.socket, &at, output),
-        Command::Validate { files, output } => validate(&files, output),
-        Command::Check {
-            file,
-            params,
-            mode,
-            output,
-        } => super::check::check(&file, &params, mode.into(), output),
-        Command::Plan {
-            file,
-            params,
-            mode,
-            output,
-        } => plan(&file, &params, mode, output),
-        Command::Schema { kind } => {
-            let schema = match kind {
-                SchemaKind::Runbook => runbook::schema::runbook(),
-                SchemaKind::Config => runbook::schema::config(),
-            };
-            print(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
-        }
-        Command::Actions { output } => actions(output),
-        Command::IamPolicy {
-            files,
-            params,
-            mode,
-            role,
-            resolve,
-            caller,
-        } => iam_policy(&files, &params, mode, role.as_deref(), resolve, caller),
-        Command::CheckConfig { file } => {
-            let text = read(&file)?;
-            match crate::config::load(&file.display().to_string(), &text) {
-                Ok(_) => print(&format!("{}: ok\n", file.display())),
-                Err(problems) => {
-                    for p in &problems {
-                        eprint(&p.to_string());
-                    }
-                    Err(CliError::Invalid { count: 1 })
-                }
-            }
-        }
-        Command::Completions { shell } => {
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "lifeboat", &mut buf);
-            print(&String::from_utf8_lossy(&buf))
-        }
-        Command::Man { subcommand, dir } => man(subcommand.as_deref(), dir.as_deref()),
-        Command::Demo => super::run::demo(),
-    }
-}
-
 /// `lifeboat man`: one page printed, or every page written into `dir`.
-fn man(subcommand: Option<&str>, dir: Option<&Path>) -> Result<(), CliError> {
+pub(super) fn man(subcommand: Option<&str>, dir: Option<&Path>) -> Result<(), CliError> {
     let mut cli = Cli::command().disable_help_subcommand(true);
     cli.build();
     if let Some(dir) = dir {
@@ -179,23 +57,6 @@ fn man(subcommand: Option<&str>, dir: Option<&Path>) -> Result<(), CliError> {
     print(&String::from_utf8_lossy(&buf))
 }
 
-pub(crate) fn read(path: &Path) -> Result<String, CliError> {
-    let bytes = std::fs::read(path).map_err(|source| CliError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|e| CliError::Read {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        ),
-    })
-}
-
 #[derive(Serialize)]
 struct FileReport {
     file: String,
@@ -204,7 +65,7 @@ struct FileReport {
     diagnostics: Vec<Diagnostic>,
 }
 
-fn validate(files: &[std::path::PathBuf], output: Output) -> Result<(), CliError> {
+pub(super) fn validate(files: &[std::path::PathBuf], output: Output) -> Result<(), CliError> {
     let mut reports = Vec::new();
     for path in files {
         let name = path.display().to_string();
@@ -266,7 +127,7 @@ fn validate(files: &[std::path::PathBuf], output: Output) -> Result<(), CliError
     Ok(())
 }
 
-fn plan(
+pub(super) fn plan(
     file: &Path,
     params: &[(String, String)],
     mode: Mode,
@@ -274,7 +135,7 @@ fn plan(
 ) -> Result<(), CliError> {
     let name = file.display().to_string();
     let text = read(file)?;
-    let loaded = super::run::load_or_report(&name, &text, params)?;
+    let loaded = load_or_report(&name, &text, params)?;
     let view = Plan::new(&loaded.runbook, mode).view();
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&view)?)),
@@ -283,7 +144,7 @@ fn plan(
 }
 
 /// `lifeboat iam-policy FILE...`.
-fn iam_policy(
+pub(super) fn iam_policy(
     files: &[std::path::PathBuf],
     params: &[(String, String)],
     mode: Mode,
@@ -295,8 +156,7 @@ fn iam_policy(
     let mut runbooks = Vec::new();
     for file in files {
         let text = read(file)?;
-        runbooks
-            .push(super::run::load_or_report(&file.display().to_string(), &text, params)?.runbook);
+        runbooks.push(load_or_report(&file.display().to_string(), &text, params)?.runbook);
     }
     let (resolved, caller) = if resolve {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -384,7 +244,7 @@ struct ActionRow {
     info: crate::catalogue::ActionInfo,
 }
 
-fn actions(output: Output) -> Result<(), CliError> {
+pub(super) fn actions(output: Output) -> Result<(), CliError> {
     let rows: Vec<ActionRow> = ActionKind::ALL
         .iter()
         .map(|a| ActionRow { info: a.info() })
@@ -407,4 +267,34 @@ fn actions(output: Output) -> Result<(), CliError> {
             print(&out)
         }
     }
+}
+
+/// `lifeboat schema`.
+pub(super) fn schema(kind: SchemaKind) -> Result<(), CliError> {
+    let schema = match kind {
+        SchemaKind::Runbook => runbook::schema::runbook(),
+        SchemaKind::Config => crate::config::schema(),
+    };
+    print(&format!("{}\n", serde_json::to_string_pretty(&schema)?))
+}
+
+/// `lifeboat check-config`.
+pub(super) fn check_config(file: &Path) -> Result<(), CliError> {
+    let text = read(file)?;
+    match crate::config::load(&file.display().to_string(), &text) {
+        Ok(_) => print(&format!("{}: ok\n", file.display())),
+        Err(problems) => {
+            for p in &problems {
+                eprint(&p.to_string());
+            }
+            Err(CliError::Invalid { count: 1 })
+        }
+    }
+}
+
+/// `lifeboat completions`.
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "lifeboat", &mut buf);
+    print(&String::from_utf8_lossy(&buf))
 }

@@ -1,0 +1,332 @@
+//! What the commands share: where the journal is and who is asking, how
+//! runbooks and configs are read and loaded, how a run is shown, and
+//! printing.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::CliError;
+use crate::actions::Registry;
+use crate::journal::{RunRecord, StepEvent};
+use crate::runbook::{self, Loaded, MissingParams, Runbook};
+
+/// Writes to stdout, treating a closed pipe (`lifeboat schema | head`) as done.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a line to stderr (diagnostics, warnings).
+pub(crate) fn eprint(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+/// Where the journal is: the state directory, or the etcd cluster a daemon
+/// config (`--journal-config`) shares it in.
+#[derive(Debug, Clone)]
+pub struct JournalAt {
+    /// The state directory.
+    pub dir: PathBuf,
+    /// A daemon config naming a shared journal.
+    pub config: Option<PathBuf>,
+}
+
+impl JournalAt {
+    /// The shared journal's settings, when the config names one.
+    fn shared(&self) -> Result<Option<crate::config::EtcdSettings>, CliError> {
+        let Some(file) = &self.config else {
+            return Ok(None);
+        };
+        match load_config(file)?.storage {
+            crate::config::Storage::Etcd(settings) => Ok(Some(*settings)),
+            crate::config::Storage::Embedded => Ok(None),
+        }
+    }
+
+    /// Open it to read, or to leave requests.
+    pub fn open_client(&self) -> Result<crate::journal::Journal, CliError> {
+        use crate::journal::{Access, Journal, JournalError};
+        match self.shared()? {
+            Some(settings) => {
+                let etcd = crate::ha::etcd::Etcd::connect(&settings).map_err(JournalError::from)?;
+                Ok(Journal::etcd(crate::journal::etcd::Store::new(
+                    std::sync::Arc::new(etcd),
+                )))
+            }
+            None => Ok(Journal::open(&self.dir, Access::Client)?),
+        }
+    }
+
+    /// The state directory for a command that executes runs itself, which
+    /// a shared journal does not allow (only the elected daemon executes).
+    pub fn executor_dir(&self) -> Result<&std::path::Path, CliError> {
+        if self.shared()?.is_some() {
+            return Err(CliError::Usage(
+                "the journal is shared in etcd, where only the elected daemon executes: start runs with `lifeboat trigger BINDING` (or drop --journal-config to run against a local state directory)".into(),
+            ));
+        }
+        Ok(&self.dir)
+    }
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
+    let bytes = std::fs::read(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|e| CliError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        ),
+    })
+}
+
+/// Read and check a config file, printing every problem.
+pub(super) fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
+    let text = read(file)?;
+    crate::config::load(&file.display().to_string(), &text).map_err(|problems| {
+        for p in &problems {
+            super::eprint(&p.to_string());
+        }
+        CliError::Invalid {
+            count: problems.len(),
+        }
+    })
+}
+
+/// The state directory: `--state-dir`, `LIFEBOAT_STATE_DIR`, or a per-user default.
+pub fn state_dir(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        user_state_dir(
+            std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
+    })
+}
+
+/// `$XDG_STATE_HOME/lifeboat`, as the XDG base directory specification
+/// reads it: an empty or relative value is ignored (never a `lifeboat/`
+/// in the working directory), then `$HOME/.local/state`, then the
+/// temporary directory.
+fn user_state_dir(xdg_state_home: Option<PathBuf>, home: Option<PathBuf>) -> PathBuf {
+    xdg_state_home
+        .filter(|d| d.is_absolute())
+        .or_else(|| {
+            home.filter(|h| h.is_absolute())
+                .map(|h| h.join(".local/state"))
+        })
+        .unwrap_or_else(std::env::temp_dir)
+        .join("lifeboat")
+}
+
+#[cfg(test)]
+mod state_dir_tests {
+    use std::path::PathBuf;
+
+    use super::user_state_dir;
+
+    #[test]
+    fn an_empty_or_relative_xdg_state_home_is_ignored() {
+        let home = Some(PathBuf::from("/home/ops"));
+        assert_eq!(
+            user_state_dir(Some(PathBuf::from("/var/state")), home.clone()),
+            PathBuf::from("/var/state/lifeboat")
+        );
+        for ignored in ["", "relative/state"] {
+            assert_eq!(
+                user_state_dir(Some(PathBuf::from(ignored)), home.clone()),
+                PathBuf::from("/home/ops/.local/state/lifeboat"),
+                "XDG_STATE_HOME={ignored:?}"
+            );
+        }
+        assert_eq!(
+            user_state_dir(None, Some(PathBuf::from(""))),
+            std::env::temp_dir().join("lifeboat")
+        );
+    }
+}
+
+/// Who is asking: this process's real uid, named by the system's user
+/// database (never `$USER`, which anyone can set).
+pub fn who() -> String {
+    crate::control::describe_peer(nix::unistd::getuid().as_raw(), None)
+}
+
+pub(super) fn load_or_report(
+    name: &str,
+    text: &str,
+    params: &[(String, String)],
+) -> Result<Loaded, CliError> {
+    match runbook::load(name, text, params, MissingParams::Refuse) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprint(&w.to_string());
+            }
+            Ok(loaded)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprint(&p.to_string());
+            }
+            Err(CliError::Invalid { count: 1 })
+        }
+    }
+}
+
+/// The actions, with AWS clients when the runbook calls AWS. AWS
+/// configuration (credential chain, profile, `AWS_ENDPOINT_URL`) is loaded
+/// only then.
+pub(super) fn registry_for(runtime: &tokio::runtime::Runtime, runbook: &Runbook) -> Registry {
+    if crate::actions::uses_aws(runbook) {
+        let settings = crate::aws::AwsSettings::default();
+        let clients = runtime.block_on(crate::aws::AwsClients::load(
+            &settings,
+            crate::aws::Credentials::Chain,
+        ));
+        Registry::with_aws(clients)
+    } else {
+        Registry::new()
+    }
+}
+
+/// How many AWS requests were made, and how many of them change things.
+pub(super) fn report_calls(aws: &crate::aws::AwsClients) {
+    let calls: u64 = aws.calls().snapshot().values().sum();
+    let changes: u64 = aws.calls().mutating().values().sum();
+    eprint(&format!(
+        "AWS API calls: {calls} ({changes} of them changes)"
+    ));
+}
+
+/// One step of a run, summarised from its events.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRow {
+    /// Step id.
+    pub step: String,
+    /// Last state.
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// First start.
+    pub started_at: Option<String>,
+    /// Last transition.
+    pub ended_at: Option<String>,
+    /// Milliseconds from first start to the end, when it ended.
+    pub duration_ms: Option<i64>,
+    /// Outputs, when it succeeded.
+    pub outputs: Option<serde_json::Value>,
+    /// Error or note of the last transition.
+    pub message: Option<String>,
+    /// Rollback state, if a rollback ran.
+    pub rollback: Option<String>,
+}
+
+fn millis_between(a: &str, b: &str) -> Option<i64> {
+    let a: jiff::Timestamp = a.parse().ok()?;
+    let b: jiff::Timestamp = b.parse().ok()?;
+    Some(b.duration_since(a).as_millis() as i64)
+}
+
+/// Summarise events per step, in order of first appearance.
+pub fn step_rows(events: &[StepEvent]) -> Vec<StepRow> {
+    let mut rows: Vec<StepRow> = Vec::new();
+    for e in events {
+        let pos = match rows.iter().position(|r| r.step == e.step) {
+            Some(p) => p,
+            None => {
+                rows.push(StepRow {
+                    step: e.step.clone(),
+                    state: String::new(),
+                    attempts: 0,
+                    started_at: None,
+                    ended_at: None,
+                    duration_ms: None,
+                    outputs: None,
+                    message: None,
+                    rollback: None,
+                });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[pos];
+        if e.phase == "rollback" {
+            row.rollback = Some(e.state.clone());
+            continue;
+        }
+        if e.phase != "main" {
+            continue;
+        }
+        row.state = e.state.clone();
+        row.attempts = row.attempts.max(e.attempt);
+        if matches!(e.state.as_str(), "running" | "waiting") && row.started_at.is_none() {
+            row.started_at = Some(e.at.clone());
+        }
+        row.message = e.message.clone();
+        if matches!(e.state.as_str(), "succeeded" | "failed" | "skipped") {
+            row.ended_at = Some(e.at.clone());
+            row.duration_ms = row
+                .started_at
+                .as_deref()
+                .and_then(|s| millis_between(s, &e.at));
+            if e.state == "succeeded" {
+                row.outputs = e.outputs.clone();
+            }
+        }
+    }
+    rows
+}
+
+pub(super) fn render_run(record: &RunRecord, rows: &[StepRow]) -> String {
+    let r = &record.run;
+    let mut out = format!(
+        "run {}: {} ({}), {} mode, {}\nstarted {} by {}{}\n",
+        r.id,
+        r.runbook,
+        r.file,
+        r.mode,
+        record.state,
+        r.started_at,
+        r.started_by,
+        record
+            .finished_at
+            .as_deref()
+            .map(|f| format!(", finished {f}"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &record.error {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let width = rows.iter().map(|r| r.step.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(
+        out,
+        "\n{:width$}  {:14}  {:>8}  {:>10}  detail",
+        "step", "state", "attempts", "duration"
+    );
+    for row in rows {
+        let duration = row
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let mut detail = row.message.clone().unwrap_or_default();
+        if let Some(rb) = &row.rollback {
+            detail = format!("{detail} [rollback {rb}]").trim().to_string();
+        }
+        let _ = writeln!(
+            out,
+            "{:width$}  {:14}  {:>8}  {:>10}  {detail}",
+            row.step, row.state, row.attempts, duration
+        );
+    }
+    out
+}
