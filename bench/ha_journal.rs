@@ -17,7 +17,7 @@ use lifeboat::config::EtcdSettings;
 use lifeboat::ha::etcd::Etcd;
 use lifeboat::ha::lease::{self, Session};
 use lifeboat::journal::etcd::{Fence, Store};
-use lifeboat::journal::{Access, Journal, NewRun, StepEvent};
+use lifeboat::journal::{Access, Journal, NewRun, Phase, StepEvent, StepState};
 
 /// Journal write latency and takeover time on an etcd cluster.
 #[derive(Debug, Parser)]
@@ -55,14 +55,13 @@ fn event(i: usize) -> StepEvent {
     StepEvent {
         seq: 0,
         step: format!("step-{}", i / 2),
-        phase: "main".into(),
+        phase: Phase::Main,
         attempt: 1,
         state: if i.is_multiple_of(2) {
-            "running"
+            StepState::Running
         } else {
-            "succeeded"
-        }
-        .into(),
+            StepState::Succeeded
+        },
         at: lifeboat::engine::now(),
         outputs: None,
         message: None,

@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::journal::{Journal, JournalError};
+use crate::journal::{DecisionKind, Journal, JournalError, Phase, RequestKind, StepState};
 use crate::runbook::Mode;
 use crate::trigger::decision;
 
@@ -266,22 +266,22 @@ pub fn call(socket: &Path, request: &Request) -> std::io::Result<Response> {
 }
 
 /// The state of a run's step: the last state its own action entered.
-fn step_state(journal: &Journal, run: &str, step: &str) -> Result<String, JournalError> {
+fn step_state(journal: &Journal, run: &str, step: &str) -> Result<Option<StepState>, JournalError> {
     Ok(journal
         .events(run)?
         .into_iter()
         .rev()
-        .find(|e| e.step == step && e.phase == "main")
-        .map_or_else(|| "not started".to_string(), |e| e.state))
+        .find(|e| e.step == step && e.phase == Phase::Main)
+        .map(|e| e.state))
 }
 
-/// Leave `kind` (`approve`, `reject`, `skip`, `cancel`) for run `id`'s
-/// executor, if the run and step are in a state it applies to.
+/// Leave `kind` for run `id`'s executor, if the run and step are in a
+/// state it applies to.
 pub fn leave_request(
     journal: &Journal,
     id: &str,
     step: Option<&str>,
-    kind: &str,
+    kind: RequestKind,
     who: &str,
 ) -> Result<Result<String, String>, JournalError> {
     let record = match journal.run(id) {
@@ -289,17 +289,18 @@ pub fn leave_request(
         Err(JournalError::UnknownRun(_)) => return Ok(Err(format!("no run `{id}`"))),
         Err(e) => return Err(e),
     };
-    if !matches!(record.state.as_str(), "running" | "paused") {
+    if !record.state.unfinished() {
         return Ok(Err(format!("run {id} already ended ({})", record.state)));
     }
     if let Some(step) = step {
         let state = step_state(journal, id, step)?;
-        let allowed: &[&str] = match kind {
-            "approve" => &["waiting", "needs-decision"],
-            "reject" => &["waiting"],
-            _ => &["needs-decision"],
+        let allowed: &[StepState] = match kind {
+            RequestKind::Approve => &[StepState::Waiting, StepState::NeedsDecision],
+            RequestKind::Reject => &[StepState::Waiting],
+            RequestKind::Skip | RequestKind::Cancel => &[StepState::NeedsDecision],
         };
-        if !allowed.contains(&state.as_str()) {
+        if !state.is_some_and(|s| allowed.contains(&s)) {
+            let state = state.map_or("not started", StepState::as_str);
             return Ok(Err(format!(
                 "step `{step}` of run {id} is {state}, not waiting for `{kind}`"
             )));
@@ -322,24 +323,36 @@ pub fn ack(
     who: &str,
 ) -> Result<Result<String, String>, JournalError> {
     let decisions = journal.decisions(Some(binding))?;
-    let Some(last) = decisions.iter().rposition(|d| d.kind == "started") else {
+    let Some(last) = decisions
+        .iter()
+        .rposition(|d| d.kind == DecisionKind::Started)
+    else {
         return Ok(Err(format!(
             "binding `{binding}` has started no run: nothing to acknowledge"
         )));
     };
     let run = decisions[last].run.clone().unwrap_or_default();
-    if decisions[last..].iter().any(|d| d.kind == "ack") {
+    if decisions[last..]
+        .iter()
+        .any(|d| d.kind == DecisionKind::Ack)
+    {
         return Ok(Err(format!(
             "run {run} of binding `{binding}` is already acknowledged"
         )));
     }
     let state = journal.run(&run)?.state;
-    if matches!(state.as_str(), "running" | "paused") {
+    if state.unfinished() {
         return Ok(Err(format!(
             "run {run} of binding `{binding}` is still {state}; acknowledge it once it has ended"
         )));
     }
-    journal.decide(&decision(Some(binding), "ack", Some(&run), who, None))?;
+    journal.decide(&decision(
+        Some(binding),
+        DecisionKind::Ack,
+        Some(&run),
+        who,
+        None,
+    ))?;
     Ok(Ok(format!(
         "run {run} ({state}) of binding `{binding}` acknowledged; automatic runs resume after its cooldown"
     )))
@@ -358,14 +371,14 @@ pub fn set_paused(
         (false, None) => Ok(Err("not paused".to_string())),
         (true, None) => {
             let detail = reason.map(|r| serde_json::json!({ "reason": r }));
-            journal.decide(&decision(None, "pause", None, who, detail))?;
+            journal.decide(&decision(None, DecisionKind::Pause, None, who, detail))?;
             Ok(Ok(
                 "automatic triggering paused; detection goes on (`lifeboat resume` to undo)"
                     .to_string(),
             ))
         }
         (false, Some(_)) => {
-            journal.decide(&decision(None, "resume", None, who, None))?;
+            journal.decide(&decision(None, DecisionKind::Resume, None, who, None))?;
             Ok(Ok("automatic triggering resumed".to_string()))
         }
     }

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::engine::RecoveryReading;
-use crate::journal::{Mark, RunRecord, StepEvent};
+use crate::journal::{Mark, MarkKind, Phase, RunRecord, RunState, StepEvent, StepState};
 use crate::runbook::{RecoveryPoint, Runbook};
 
 /// One step as it ran.
@@ -28,7 +28,7 @@ pub struct StepSpan {
     /// Its action.
     pub action: String,
     /// Final state.
-    pub state: String,
+    pub state: StepState,
     /// When it started (RFC 3339).
     pub start: Option<String>,
     /// When it ended.
@@ -113,7 +113,7 @@ pub struct Figures {
     /// Mode (`failover`, `switchover`, `drill`).
     pub mode: String,
     /// Run state.
-    pub state: String,
+    pub state: RunState,
     /// Incident start (RFC 3339).
     pub incident_start: String,
     /// What the incident start is.
@@ -175,7 +175,7 @@ fn secs(from: Timestamp, to: Timestamp) -> f64 {
 fn spans(runbook: &Runbook, events: &[StepEvent]) -> Vec<StepSpan> {
     let mut by_step: HashMap<&str, StepSpan> = HashMap::new();
     let mut waiting_since: HashMap<&str, Timestamp> = HashMap::new();
-    for e in events.iter().filter(|e| e.phase == "main") {
+    for e in events.iter().filter(|e| e.phase == Phase::Main) {
         let action = runbook
             .steps
             .iter()
@@ -184,7 +184,7 @@ fn spans(runbook: &Runbook, events: &[StepEvent]) -> Vec<StepSpan> {
         let span = by_step.entry(e.step.as_str()).or_insert_with(|| StepSpan {
             step: e.step.clone(),
             action,
-            state: String::new(),
+            state: e.state,
             start: None,
             end: None,
             duration_s: None,
@@ -192,12 +192,12 @@ fn spans(runbook: &Runbook, events: &[StepEvent]) -> Vec<StepSpan> {
             attempts: 0,
             critical: false,
         });
-        if span.start.is_none() && ["running", "waiting"].contains(&e.state.as_str()) {
+        if span.start.is_none() && matches!(e.state, StepState::Running | StepState::Waiting) {
             span.start = Some(e.at.clone());
         }
         span.attempts = span.attempts.max(e.attempt);
-        span.state = e.state.clone();
-        if ["waiting", "needs-decision"].contains(&e.state.as_str()) {
+        span.state = e.state;
+        if matches!(e.state, StepState::Waiting | StepState::NeedsDecision) {
             if let Some(at) = ts(&e.at) {
                 waiting_since.insert(e.step.as_str(), at);
             }
@@ -207,14 +207,17 @@ fn spans(runbook: &Runbook, events: &[StepEvent]) -> Vec<StepSpan> {
         if let (Some(since), Some(at)) = (waiting_since.remove(e.step.as_str()), ts(&e.at)) {
             span.waiting_s += secs(since, at);
         }
-        if ["succeeded", "failed", "skipped"].contains(&e.state.as_str()) {
+        if matches!(
+            e.state,
+            StepState::Succeeded | StepState::Failed | StepState::Skipped
+        ) {
             span.end = Some(e.at.clone());
         }
     }
     let mut out: Vec<StepSpan> = by_step
         .into_values()
         .map(|mut s| {
-            if s.state != "skipped" {
+            if s.state != StepState::Skipped {
                 s.duration_s = match (
                     s.start.as_deref().and_then(ts),
                     s.end.as_deref().and_then(ts),
@@ -236,7 +239,7 @@ fn critical_path(runbook: &Runbook, spans: &[StepSpan], last: &str) -> Vec<Strin
     let end_of = |id: &str| {
         spans
             .iter()
-            .find(|s| s.step == id && s.state == "succeeded")
+            .find(|s| s.step == id && s.state == StepState::Succeeded)
             .and_then(|s| s.end.as_deref().and_then(ts))
     };
     let mut path = vec![last.to_string()];
@@ -273,7 +276,9 @@ fn recovery_point(
             let outputs = events
                 .iter()
                 .rev()
-                .find(|e| e.step == *step && e.phase == "main" && e.state == "succeeded")
+                .find(|e| {
+                    e.step == *step && e.phase == Phase::Main && e.state == StepState::Succeeded
+                })
                 .and_then(|e| e.outputs.as_ref())
                 .ok_or_else(|| format!("step `{step}` did not succeed"))?;
             let taken = outputs
@@ -297,7 +302,7 @@ fn recovery_point(
         RecoveryPoint::RdsReplicaLag { .. } | RecoveryPoint::S3NewestObject { .. } => {
             let mark = marks
                 .iter()
-                .find(|m| m.kind == "recovery_point")
+                .find(|m| m.kind == MarkKind::RecoveryPoint)
                 .ok_or_else(|| {
                     "the recovery point was never read (no step it precedes ran)".to_string()
                 })?;
@@ -354,8 +359,8 @@ impl Figures {
         events: &[StepEvent],
         marks: &[Mark],
     ) -> Figures {
-        let mark = |kind: &str| marks.iter().find(|m| m.kind == kind);
-        let (incident_start, incident_source) = match mark("incident_start") {
+        let mark = |kind: MarkKind| marks.iter().find(|m| m.kind == kind);
+        let (incident_start, incident_source) = match mark(MarkKind::IncidentStart) {
             Some(m) => (
                 m.at.clone(),
                 "first failed probe of the declared outage".to_string(),
@@ -365,7 +370,7 @@ impl Figures {
                 format!("the {} run's start", record.run.mode),
             ),
         };
-        let outage_declared = mark("outage_declared").map(|m| m.at.clone());
+        let outage_declared = mark(MarkKind::OutageDeclared).map(|m| m.at.clone());
         let mut steps = spans(runbook, events);
         let execution_start = steps.iter().filter_map(|s| s.start.clone()).min();
         let restorer = runbook.steps.iter().find(|s| s.restores_service);
@@ -373,10 +378,10 @@ impl Figures {
             Some(step) => {
                 let span = steps
                     .iter()
-                    .find(|s| s.step == step.id && s.state == "succeeded");
+                    .find(|s| s.step == step.id && s.state == StepState::Succeeded);
                 (span.and_then(|s| s.end.clone()), Some(step.id.clone()))
             }
-            None if record.state == "succeeded" => {
+            None if record.state == RunState::Succeeded => {
                 let latest = steps
                     .iter()
                     .filter(|s| s.end.is_some())
@@ -440,7 +445,7 @@ impl Figures {
             run: record.run.id.clone(),
             runbook: record.run.runbook.clone(),
             mode: record.run.mode.clone(),
-            state: record.state.clone(),
+            state: record.state,
             incident_start,
             incident_source,
             outage_declared,
@@ -454,7 +459,7 @@ impl Figures {
             steps,
             substitutions: events
                 .iter()
-                .filter(|e| e.phase == "main" && e.state == "succeeded")
+                .filter(|e| e.phase == Phase::Main && e.state == StepState::Succeeded)
                 .filter_map(|e| {
                     let note = e.outputs.as_ref()?.get("drill")?.as_str()?;
                     Some(Substitution {
@@ -465,7 +470,7 @@ impl Figures {
                 .collect(),
             accounts: events
                 .iter()
-                .filter(|e| e.phase == "main" && e.state == "succeeded")
+                .filter(|e| e.phase == Phase::Main && e.state == StepState::Succeeded)
                 .filter_map(|e| {
                     let outputs = e.outputs.as_ref()?;
                     Some(AccountUse {
@@ -500,9 +505,9 @@ steps:
         StepEvent {
             seq: 0,
             step: step.into(),
-            phase: "main".into(),
+            phase: Phase::Main,
             attempt: 1,
-            state: state.into(),
+            state: state.parse().unwrap(),
             at: at.into(),
             outputs,
             message: None,
@@ -523,7 +528,7 @@ steps:
                 started_by: "me".into(),
                 started_at: "2026-11-28T10:00:00Z".into(),
             },
-            state: state.into(),
+            state: state.parse().unwrap(),
             finished_at: None,
             error: None,
         }
@@ -581,12 +586,12 @@ steps:
     fn a_declared_outage_splits_detection_from_decision() {
         let marks = [
             Mark {
-                kind: "incident_start".into(),
+                kind: MarkKind::IncidentStart,
                 at: "2026-11-28T09:59:00Z".into(),
                 detail: None,
             },
             Mark {
-                kind: "outage_declared".into(),
+                kind: MarkKind::OutageDeclared,
                 at: "2026-11-28T09:59:40Z".into(),
                 detail: None,
             },
@@ -620,7 +625,7 @@ steps:
             .runbook;
         let reading = RecoveryReading::unmeasurable("CloudWatch answered HTTP 404");
         let marks = [Mark {
-            kind: "recovery_point".into(),
+            kind: MarkKind::RecoveryPoint,
             at: "2026-11-28T10:00:12Z".into(),
             detail: serde_json::to_value(reading).ok(),
         }];

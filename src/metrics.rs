@@ -244,7 +244,7 @@ impl Metrics {
             .get_or_create(&labels(&[
                 ("runbook", &f.runbook),
                 ("mode", &f.mode),
-                ("outcome", &f.state),
+                ("outcome", f.state.as_str()),
             ]))
             .inc();
         for (objective, measured, achieved, target) in [

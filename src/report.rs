@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
+use crate::journal::StepState;
 use crate::measure::{Figures, Measured};
 
 /// A duration in seconds as people write it (`4.2 s`, `1m35s`, `2h01m`).
@@ -202,9 +203,9 @@ pub fn timeline_svg(f: &Figures) -> String {
         let (Some(a), Some(b)) = (offset(s.start.as_deref()), offset(s.end.as_deref())) else {
             continue;
         };
-        let colour = match s.state.as_str() {
-            "succeeded" => "#3a8f5c",
-            "failed" => "#c0392b",
+        let colour = match s.state {
+            StepState::Succeeded => "#3a8f5c",
+            StepState::Failed => "#c0392b",
             _ => "#7f8c8d",
         };
         let w = ((b - a) * scale).max(2.0);
@@ -225,7 +226,7 @@ pub fn timeline_svg(f: &Figures) -> String {
             y,
             esc(&s.step),
             esc(&s.action),
-            esc(&s.state),
+            esc(s.state.as_str()),
             esc(&seconds(s.duration_s)),
             critical = if s.critical { " critical" } else { "" },
         );
@@ -273,7 +274,7 @@ pub fn html(f: &Figures) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&s.step),
                 esc(&s.action),
-                esc(&s.state),
+                esc(s.state.as_str()),
                 esc(s.start.as_deref().unwrap_or("-")),
                 esc(&seconds(s.duration_s)),
                 s.attempts,
@@ -346,7 +347,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
                     .collect::<String>()
             )
         },
-        state = esc(&f.state),
+        state = esc(f.state.as_str()),
         incident = esc(&f.incident_start),
         source = esc(&f.incident_source),
         rto = row("RTO", &f.rto),

@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 
 use crate::config::{Binding, Policy};
-use crate::journal::{Decision, Journal, JournalError};
+use crate::journal::{Decision, DecisionKind, Journal, JournalError};
 
 /// Who the daemon's own decisions are recorded as.
 pub const DAEMON: &str = "lifeboat daemon";
@@ -35,8 +35,10 @@ pub fn paused(journal: &Journal) -> Result<Option<Decision>, JournalError> {
     Ok(journal
         .decisions(None)?
         .into_iter()
-        .rfind(|d| d.binding.is_none() && matches!(d.kind.as_str(), "pause" | "resume"))
-        .filter(|d| d.kind == "pause"))
+        .rfind(|d| {
+            d.binding.is_none() && matches!(d.kind, DecisionKind::Pause | DecisionKind::Resume)
+        })
+        .filter(|d| d.kind == DecisionKind::Pause))
 }
 
 /// Read `binding`'s situation at `now`.
@@ -46,15 +48,17 @@ pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View
         paused: paused(journal)?,
         ..View::default()
     };
-    let started = decisions.iter().rposition(|d| d.kind == "started");
+    let started = decisions
+        .iter()
+        .rposition(|d| d.kind == DecisionKind::Started);
     if let Some(i) = started
         && let Some(run) = &decisions[i].run
     {
         view.last_run = Some(run.clone());
         let record = journal.run(run)?;
-        if matches!(record.state.as_str(), "running" | "paused") {
+        if record.state.unfinished() {
             view.active_run = Some(run.clone());
-        } else if !decisions[i..].iter().any(|d| d.kind == "ack") {
+        } else if !decisions[i..].iter().any(|d| d.kind == DecisionKind::Ack) {
             view.cooling = Some(format!(
                 "run {run} ({}) has not been acknowledged: `lifeboat ack {}`",
                 record.state, binding.name
@@ -74,11 +78,15 @@ pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View
         .rev()
         .find(|d| {
             matches!(
-                d.kind.as_str(),
-                "awaiting-approval" | "approved" | "rejected" | "withdrawn" | "started"
+                d.kind,
+                DecisionKind::AwaitingApproval
+                    | DecisionKind::Approved
+                    | DecisionKind::Rejected
+                    | DecisionKind::Withdrawn
+                    | DecisionKind::Started
             )
         })
-        .filter(|d| d.kind == "awaiting-approval")
+        .filter(|d| d.kind == DecisionKind::AwaitingApproval)
         .cloned();
     Ok(view)
 }
@@ -93,17 +101,17 @@ pub enum Verdict {
     /// Notify only.
     Notify,
     /// Do nothing (but record and notify): the decision's kind and why.
-    Blocked(&'static str, String),
+    Blocked(DecisionKind, String),
 }
 
 impl Verdict {
     /// The decision's kind as journaled.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DecisionKind {
         match self {
-            Verdict::Start => "started",
-            Verdict::AwaitApproval => "awaiting-approval",
-            Verdict::Notify => "notified",
-            Verdict::Blocked(kind, _) => kind,
+            Verdict::Start => DecisionKind::Started,
+            Verdict::AwaitApproval => DecisionKind::AwaitingApproval,
+            Verdict::Notify => DecisionKind::Notified,
+            Verdict::Blocked(kind, _) => *kind,
         }
     }
 }
@@ -117,22 +125,22 @@ pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
     }
     if let Some(run) = &view.active_run {
         return Verdict::Blocked(
-            "blocked-active-run",
+            DecisionKind::BlockedActiveRun,
             format!("run {run} of this binding is still in progress"),
         );
     }
     if view.awaiting.is_some() {
         return Verdict::Blocked(
-            "blocked-awaiting-approval",
+            DecisionKind::BlockedAwaitingApproval,
             "an earlier outage is still waiting for `lifeboat approve`".into(),
         );
     }
     if let Some(why) = &view.cooling {
-        return Verdict::Blocked("blocked-cooldown", why.clone());
+        return Verdict::Blocked(DecisionKind::BlockedCooldown, why.clone());
     }
     if let Some(pause) = &view.paused {
         return Verdict::Blocked(
-            "blocked-paused",
+            DecisionKind::BlockedPaused,
             format!(
                 "automatic triggering is paused (by {} at {}): `lifeboat resume`",
                 pause.who, pause.at
@@ -141,7 +149,7 @@ pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
     }
     match policy {
         Policy::Auto if failback => Verdict::Blocked(
-            "blocked-failback",
+            DecisionKind::BlockedFailback,
             "a failback is never started automatically".into(),
         ),
         Policy::Auto => Verdict::Start,
@@ -152,7 +160,7 @@ pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
 /// A decision now, by `who`.
 pub fn decision(
     binding: Option<&str>,
-    kind: &str,
+    kind: DecisionKind,
     run: Option<&str>,
     who: &str,
     detail: Option<serde_json::Value>,
@@ -161,7 +169,7 @@ pub fn decision(
         seq: 0,
         at: crate::engine::now(),
         binding: binding.map(str::to_string),
-        kind: kind.to_string(),
+        kind,
         run: run.map(str::to_string),
         who: who.to_string(),
         detail,
@@ -171,7 +179,7 @@ pub fn decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Access, NewRun};
+    use crate::journal::{Access, NewRun, RunState};
     use std::time::Duration;
 
     fn binding(cooldown: Duration) -> Binding {
@@ -199,11 +207,11 @@ mod tests {
             started_by: DAEMON.into(),
             started_at: crate::engine::now(),
         };
-        let d = decision(Some("app"), "started", Some(run), DAEMON, None);
+        let d = decision(Some("app"), DecisionKind::Started, Some(run), DAEMON, None);
         journal.start_run(&record, &[], Some(&d)).unwrap();
     }
 
-    fn decide(journal: &Journal, binding: Option<&str>, kind: &str) {
+    fn decide(journal: &Journal, binding: Option<&str>, kind: DecisionKind) {
         journal
             .decide(&decision(binding, kind, None, "alice (uid 1000)", None))
             .unwrap();
@@ -243,7 +251,12 @@ mod tests {
         );
 
         journal
-            .set_run_state("run-1", "succeeded", Some(&crate::engine::now()), None)
+            .set_run_state(
+                "run-1",
+                RunState::Succeeded,
+                Some(&crate::engine::now()),
+                None,
+            )
             .unwrap();
         let v = view(&journal, &b, now).unwrap();
         assert_eq!(v.active_run, None);
@@ -253,7 +266,7 @@ mod tests {
             "blocked-cooldown"
         );
 
-        decide(&journal, Some("app"), "ack");
+        decide(&journal, Some("app"), DecisionKind::Ack);
         let v = view(&journal, &b, now).unwrap();
         assert!(
             v.cooling.as_deref().unwrap().contains("lasts until"),
@@ -271,14 +284,14 @@ mod tests {
         let journal = Journal::open(dir.path(), Access::Executor).unwrap();
         let b = binding(Duration::ZERO);
         let now = Timestamp::now();
-        decide(&journal, None, "pause");
+        decide(&journal, None, DecisionKind::Pause);
         let v = view(&journal, &b, now).unwrap();
         assert_eq!(on_outage(Policy::Auto, false, &v).kind(), "blocked-paused");
         assert_eq!(on_outage(Policy::Notify, false, &v), Verdict::Notify);
         // An ack of another binding is not a resume.
-        decide(&journal, Some("other"), "ack");
+        decide(&journal, Some("other"), DecisionKind::Ack);
         assert!(paused(&journal).unwrap().is_some());
-        decide(&journal, None, "resume");
+        decide(&journal, None, DecisionKind::Resume);
         let v = view(&journal, &b, now).unwrap();
         assert_eq!(on_outage(Policy::Auto, false, &v), Verdict::Start);
     }
@@ -289,14 +302,14 @@ mod tests {
         let journal = Journal::open(dir.path(), Access::Executor).unwrap();
         let b = binding(Duration::ZERO);
         let now = Timestamp::now();
-        decide(&journal, Some("app"), "awaiting-approval");
+        decide(&journal, Some("app"), DecisionKind::AwaitingApproval);
         let v = view(&journal, &b, now).unwrap();
         assert!(v.awaiting.is_some());
         assert_eq!(
             on_outage(Policy::Approve, false, &v).kind(),
             "blocked-awaiting-approval"
         );
-        decide(&journal, Some("app"), "withdrawn");
+        decide(&journal, Some("app"), DecisionKind::Withdrawn);
         assert_eq!(view(&journal, &b, now).unwrap().awaiting, None);
     }
 }

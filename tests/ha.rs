@@ -29,7 +29,9 @@ use lifeboat::config::EtcdSettings;
 use lifeboat::ha::etcd::Etcd;
 use lifeboat::ha::lease::{self, LeaseClock, Session};
 use lifeboat::journal::etcd::{Fence, Store};
-use lifeboat::journal::{Journal, JournalError, StepEvent};
+use lifeboat::journal::{
+    DecisionKind, Journal, JournalError, Phase, RunState, StepEvent, StepState,
+};
 
 use support::moto::Moto;
 use support::proxy::{Proxy, Rules};
@@ -196,18 +198,18 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         started_at: lifeboat::engine::now(),
     };
     old_journal.create_run(&run).expect("the leader writes");
-    let event = |state: &str| StepEvent {
+    let event = |state: StepState| StepEvent {
         seq: 0,
         step: "promote".into(),
-        phase: "main".into(),
+        phase: Phase::Main,
         attempt: 1,
-        state: state.into(),
+        state,
         at: lifeboat::engine::now(),
         outputs: None,
         message: None,
     };
     old_journal
-        .record("r1", &event("running"))
+        .record("r1", &event(StepState::Running))
         .expect("the leader writes");
     // A second writer of the same run is refused too: the run exists.
     assert!(matches!(
@@ -228,7 +230,7 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
     assert!(new_key.rev() > old_key.rev(), "epochs grow");
     let new_journal = Journal::etcd(store.fenced(fence(&new_key, "new")));
 
-    let late = old_journal.record("r1", &event("succeeded"));
+    let late = old_journal.record("r1", &event(StepState::Succeeded));
     match late {
         Err(JournalError::Fenced { holder, why }) => {
             assert_eq!(holder, "old");
@@ -237,17 +239,17 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         other => panic!("the deposed leader's write was not refused: {other:?}"),
     }
     assert!(matches!(
-        old_journal.set_run_state("r1", "failed", None, Some("late")),
+        old_journal.set_run_state("r1", RunState::Failed, None, Some("late")),
         Err(JournalError::Fenced { .. })
     ));
     new_journal
-        .record("r1", &event("succeeded"))
+        .record("r1", &event(StepState::Succeeded))
         .expect("the new leader writes");
     let seen: Vec<(String, Option<i64>, Option<String>)> = store
         .stamped_events("r1")
         .expect("events")
         .into_iter()
-        .map(|s| (s.event.state, s.epoch, s.leader))
+        .map(|s| (s.event.state.to_string(), s.epoch, s.leader))
         .collect();
     assert_eq!(
         seen,
@@ -263,7 +265,7 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         lease: Arc::new(LeaseClock::default()),
         ..fence(&new_key, "new")
     };
-    let refused = Journal::etcd(store.fenced(expired)).record("r1", &event("failed"));
+    let refused = Journal::etcd(store.fenced(expired)).record("r1", &event(StepState::Failed));
     assert!(
         matches!(&refused, Err(JournalError::Fenced { why, .. }) if why.contains("local clock")),
         "{refused:?}"
@@ -945,7 +947,7 @@ async fn the_shared_journal_reaches_etcd_over_tls_checked_against_a_private_ca()
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(runs.is_empty());
-    let decision = lifeboat::trigger::decision(None, "pause", None, "test", None);
+    let decision = lifeboat::trigger::decision(None, DecisionKind::Pause, None, "test", None);
     trusted.decide(&decision).expect("write over TLS");
     assert_eq!(trusted.decisions(None).expect("read").len(), 1);
 

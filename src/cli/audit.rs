@@ -84,7 +84,7 @@ pub fn audit(at: &JournalAt, from: Option<&str>, output: Output) -> Result<(), C
         entries.push(Entry {
             at: q.at,
             who: q.who,
-            what: q.kind,
+            what: q.kind.to_string(),
             run: Some(q.run),
             step: q.step,
             binding: None,
@@ -95,7 +95,7 @@ pub fn audit(at: &JournalAt, from: Option<&str>, output: Output) -> Result<(), C
         entries.push(Entry {
             at: d.at,
             who: d.who,
-            what: d.kind,
+            what: d.kind.to_string(),
             run: d.run,
             step: None,
             binding: d.binding,

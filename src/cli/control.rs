@@ -12,6 +12,7 @@ use super::args::Output;
 use super::error::CliError;
 use super::shared::{JournalAt, eprint, print, who};
 use crate::control::{self, Request, Response};
+use crate::journal::RequestKind;
 
 /// The daemon's answer, or `None` when no daemon listens on `socket`.
 fn ask(socket: &Path, request: &Request) -> Result<Option<Response>, CliError> {
@@ -58,15 +59,17 @@ pub fn send(socket: &Path, state_dir: &JournalAt, request: Request) -> Result<()
         Request::Approve {
             target,
             step: Some(step),
-        } => control::leave_request(&journal, target, Some(step), "approve", &who)?,
+        } => control::leave_request(&journal, target, Some(step), RequestKind::Approve, &who)?,
         Request::Reject {
             target,
             step: Some(step),
-        } => control::leave_request(&journal, target, Some(step), "reject", &who)?,
+        } => control::leave_request(&journal, target, Some(step), RequestKind::Reject, &who)?,
         Request::Skip { run, step } => {
-            control::leave_request(&journal, run, Some(step), "skip", &who)?
+            control::leave_request(&journal, run, Some(step), RequestKind::Skip, &who)?
         }
-        Request::Cancel { run } => control::leave_request(&journal, run, None, "cancel", &who)?,
+        Request::Cancel { run } => {
+            control::leave_request(&journal, run, None, RequestKind::Cancel, &who)?
+        }
         Request::Ack { binding } => control::ack(&journal, binding, &who)?,
         Request::Pause { reason } => control::set_paused(&journal, true, reason.as_deref(), &who)?,
         Request::Resume => control::set_paused(&journal, false, None, &who)?,

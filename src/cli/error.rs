@@ -98,7 +98,7 @@ pub enum CliError {
     #[error("demo: {0}")]
     Demo(String),
     /// The run ended without succeeding (its summary was printed).
-    #[error("run {}", .0.state())]
+    #[error("run {}", .0.word())]
     RunFailed(crate::engine::RunOutcome),
     /// Protected resources are over their RPO target, without a recovery
     /// point, or unreadable.

@@ -14,7 +14,7 @@ use super::shared::{
 };
 use crate::actions::Registry;
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
-use crate::journal::{Access, Journal, StepEvent};
+use crate::journal::{Access, Journal, MarkKind, Phase, RunState, StepEvent};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, Loaded, MissingParams, Mode};
 
@@ -84,7 +84,7 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
                 }
             }
         }
-        if matches!(record.state.as_str(), "running" | "paused") {
+        if record.state.unfinished() {
             if orphaned {
                 dead.push(record.run.id.clone());
             } else {
@@ -115,7 +115,7 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
     for id in &dead {
         journal.set_run_state(
             id,
-            "failed",
+            RunState::Failed,
             Some(&crate::engine::now()),
             Some("its process died; `lifeboat sweep` removed its drill resources"),
         )?;
@@ -188,7 +188,7 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
     }
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
     let record = journal.run(id)?;
-    if !matches!(record.state.as_str(), "running" | "paused") {
+    if !record.state.unfinished() {
         return Err(CliError::Usage(format!(
             "run {id} already ended ({}); nothing to resume",
             record.state
@@ -288,7 +288,7 @@ fn execute(
             journal.mark(
                 &id,
                 &crate::journal::Mark {
-                    kind: "teardown".into(),
+                    kind: MarkKind::Teardown,
                     at: crate::engine::now(),
                     detail: serde_json::to_value(&teardown).ok(),
                 },
@@ -323,7 +323,7 @@ fn progress_line(elapsed: std::time::Duration, e: &StepEvent) -> String {
         e.step,
         e.state
     );
-    if e.phase != "main" {
+    if e.phase != Phase::Main {
         line = format!(
             "[{:>7.1}s] {:<24} {} {}",
             elapsed.as_secs_f64(),

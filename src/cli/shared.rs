@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::error::CliError;
 use crate::actions::Registry;
-use crate::journal::{RunRecord, StepEvent};
+use crate::journal::{Phase, RunRecord, StepEvent, StepState};
 use crate::runbook::{self, Loaded, MissingParams, Runbook};
 
 /// Writes to stdout, treating a closed pipe (`lifeboat schema | head`) as done.
@@ -260,26 +260,29 @@ pub fn step_rows(events: &[StepEvent]) -> Vec<StepRow> {
             }
         };
         let row = &mut rows[pos];
-        if e.phase == "rollback" {
-            row.rollback = Some(e.state.clone());
+        if e.phase == Phase::Rollback {
+            row.rollback = Some(e.state.to_string());
             continue;
         }
-        if e.phase != "main" {
+        if e.phase != Phase::Main {
             continue;
         }
-        row.state = e.state.clone();
+        row.state = e.state.to_string();
         row.attempts = row.attempts.max(e.attempt);
-        if matches!(e.state.as_str(), "running" | "waiting") && row.started_at.is_none() {
+        if matches!(e.state, StepState::Running | StepState::Waiting) && row.started_at.is_none() {
             row.started_at = Some(e.at.clone());
         }
         row.message = e.message.clone();
-        if matches!(e.state.as_str(), "succeeded" | "failed" | "skipped") {
+        if matches!(
+            e.state,
+            StepState::Succeeded | StepState::Failed | StepState::Skipped
+        ) {
             row.ended_at = Some(e.at.clone());
             row.duration_ms = row
                 .started_at
                 .as_deref()
                 .and_then(|s| millis_between(s, &e.at));
-            if e.state == "succeeded" {
+            if e.state == StepState::Succeeded {
                 row.outputs = e.outputs.clone();
             }
         }

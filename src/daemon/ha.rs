@@ -15,8 +15,8 @@ use crate::detect::{RegionState, Transition};
 use crate::ha::etcd::Etcd;
 use crate::ha::lease::{self, Session};
 use crate::ha::{self as cluster, Report};
-use crate::journal::Journal;
 use crate::journal::etcd::{Fence, Store};
+use crate::journal::{DecisionKind, Journal};
 use crate::notify::Event;
 use crate::trigger::decision;
 
@@ -223,7 +223,7 @@ impl Daemon {
         );
         let d = decision(
             None,
-            "elected",
+            DecisionKind::Elected,
             None,
             &m.settings.name,
             Some(serde_json::json!({ "epoch": epoch, "place": m.settings.place })),

@@ -28,7 +28,9 @@ use crate::control::{self, Incoming, Request, Response};
 use crate::detect::{Detector, RegionState};
 use crate::diag::Diagnostic;
 use crate::engine::{Engine, EngineOptions};
-use crate::journal::{Access, Decision, Journal, JournalError, Mark};
+use crate::journal::{
+    Access, Decision, DecisionKind, Journal, JournalError, Mark, MarkKind, RequestKind,
+};
 use crate::measure::Figures;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Notifier};
@@ -363,7 +365,7 @@ impl Daemon {
             };
             tokio::select! {
                 ended = engine.execute(&run, runbook, mode) => match ended {
-                    Ok(outcome) => info!(run = %run, state = outcome.state(), "run ended"),
+                    Ok(outcome) => info!(run = %run, state = outcome.word(), "run ended"),
                     Err(e) => error!(run = %run, "run stopped: {e}"),
                 },
                 () = expired => {
@@ -382,7 +384,7 @@ impl Daemon {
             .journal
             .decisions(None)?
             .into_iter()
-            .filter(|d| d.kind.starts_with("started"))
+            .filter(|d| matches!(d.kind, DecisionKind::Started | DecisionKind::StartedDrill))
             .filter_map(|d| Some((d.run?, d.binding?)))
             .collect();
         for listed in self.journal.unfinished_runs()? {
@@ -432,7 +434,7 @@ impl Daemon {
                 return;
             }
         };
-        if matches!(figures.state.as_str(), "running" | "paused") {
+        if figures.state.unfinished() {
             // Interrupted by a stop: the next start resumes it.
             return;
         }
@@ -609,7 +611,7 @@ impl Daemon {
                 error!(run = %id, errors = ?t.errors, "drill teardown incomplete; the next sweep retries");
             }
             let mark = Mark {
-                kind: "teardown".into(),
+                kind: MarkKind::Teardown,
                 at: crate::engine::now(),
                 detail: serde_json::to_value(&t).ok(),
             };
@@ -709,14 +711,14 @@ impl Daemon {
 
     fn count_and_tell(&self, decision: &Decision, region: Option<&str>, summary: String) {
         let binding = decision.binding.as_deref().unwrap_or("");
-        self.metrics.count_decision(binding, &decision.kind);
-        if decision.kind.starts_with("blocked") || decision.kind == "start-failed" {
+        self.metrics.count_decision(binding, decision.kind.as_str());
+        if decision.kind.held_back() {
             warn!(binding, kind = %decision.kind, who = %decision.who, "{summary}");
         } else {
             info!(binding, kind = %decision.kind, who = %decision.who, "{summary}");
         }
         self.notifier.send(Event {
-            event: decision.kind.clone(),
+            event: decision.kind.to_string(),
             at: decision.at.clone(),
             binding: decision.binding.clone(),
             region: region.map(str::to_string),
@@ -741,7 +743,7 @@ impl Daemon {
         if let Err(why) = &started {
             let d = decision(
                 Some(&binding.name),
-                "start-failed",
+                DecisionKind::StartFailed,
                 None,
                 who,
                 Some(serde_json::json!({ "error": why, "evidence": evidence })),
@@ -783,23 +785,23 @@ impl Daemon {
         if let Some(e) = &evidence {
             if let Some(at) = e["incident_start"].as_str() {
                 marks.push(Mark {
-                    kind: "incident_start".into(),
+                    kind: MarkKind::IncidentStart,
                     at: at.to_string(),
                     detail: Some(e.clone()),
                 });
             }
             if let Some(at) = e["declared_at"].as_str() {
                 marks.push(Mark {
-                    kind: "outage_declared".into(),
+                    kind: MarkKind::OutageDeclared,
                     at: at.to_string(),
                     detail: None,
                 });
             }
         }
         let kind = if mode == Mode::Drill {
-            "started-drill"
+            DecisionKind::StartedDrill
         } else {
-            "started"
+            DecisionKind::Started
         };
         let d = decision(
             Some(&binding.name),
@@ -904,7 +906,7 @@ impl Daemon {
                 Err(why) => {
                     let d = decision(
                         Some(&binding.name),
-                        "start-failed",
+                        DecisionKind::StartFailed,
                         None,
                         DAEMON,
                         Some(serde_json::json!({ "error": why, "evidence": evidence })),
@@ -987,7 +989,7 @@ impl Daemon {
             if view.awaiting.is_some() {
                 let d = decision(
                     Some(&binding.name),
-                    "withdrawn",
+                    DecisionKind::Withdrawn,
                     None,
                     DAEMON,
                     Some(serde_json::json!({ "reason": "the region recovered before approval" })),
@@ -1026,7 +1028,7 @@ impl Daemon {
                 &self.journal,
                 &target,
                 Some(&step),
-                "approve",
+                RequestKind::Approve,
                 who,
             )),
             Request::Reject {
@@ -1036,21 +1038,21 @@ impl Daemon {
                 &self.journal,
                 &target,
                 Some(&step),
-                "reject",
+                RequestKind::Reject,
                 who,
             )),
             Request::Skip { run, step } => journaled(control::leave_request(
                 &self.journal,
                 &run,
                 Some(&step),
-                "skip",
+                RequestKind::Skip,
                 who,
             )),
             Request::Cancel { run } => journaled(control::leave_request(
                 &self.journal,
                 &run,
                 None,
-                "cancel",
+                RequestKind::Cancel,
                 who,
             )),
             Request::Approve { step: None, .. }
@@ -1070,7 +1072,8 @@ impl Daemon {
                 Some(_) => {
                     let r = control::ack(&self.journal, &binding, who);
                     if matches!(r, Ok(Ok(_))) {
-                        self.metrics.count_decision(&binding, "ack");
+                        self.metrics
+                            .count_decision(&binding, DecisionKind::Ack.as_str());
                     }
                     journaled(r)
                 }
@@ -1117,7 +1120,11 @@ impl Daemon {
         let Some(awaiting) = view.awaiting else {
             return Response::refused(format!("binding `{target}` is not waiting for approval"));
         };
-        let kind = if approve { "approved" } else { "rejected" };
+        let kind = if approve {
+            DecisionKind::Approved
+        } else {
+            DecisionKind::Rejected
+        };
         let d = decision(
             Some(target),
             kind,
@@ -1170,7 +1177,7 @@ impl Daemon {
         }
         let d = decision(
             Some(name),
-            "trigger",
+            DecisionKind::Trigger,
             None,
             who,
             Some(serde_json::json!({ "mode": mode.as_str() })),
@@ -1414,7 +1421,7 @@ impl Daemon {
                 self.readiness
                     .retain(|name, _| c.bindings.iter().any(|b| &b.name == name));
                 self.jobs = scheduled(&self.config, &self.metrics, &running);
-                self.audit_config("config-reload", "SIGHUP", &text, None);
+                self.audit_config(DecisionKind::ConfigReload, "SIGHUP", &text, None);
                 true
             }
             Err((e, problems)) => {
@@ -1424,14 +1431,25 @@ impl Daemon {
                 error!("keeping the running config: {e}");
                 let mut why: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 why.push(e.to_string());
-                self.audit_config("config-reload-refused", "SIGHUP", &text, Some(why));
+                self.audit_config(
+                    DecisionKind::ConfigReloadRefused,
+                    "SIGHUP",
+                    &text,
+                    Some(why),
+                );
                 false
             }
         }
     }
 
     /// Journal a config load for the audit trail: the file and its hash.
-    fn audit_config(&self, kind: &str, who: &str, text: &[u8], problems: Option<Vec<String>>) {
+    fn audit_config(
+        &self,
+        kind: DecisionKind,
+        who: &str,
+        text: &[u8],
+        problems: Option<Vec<String>>,
+    ) {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(text);
         let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -1555,7 +1573,7 @@ pub async fn run(config_path: &Path, config: Config, insecure: bool) -> Result<(
     }
     let text = std::fs::read(config_path).unwrap_or_default();
     let me = format!("{} (pid {})", DAEMON, std::process::id());
-    daemon.audit_config("daemon-start", &me, &text, None);
+    daemon.audit_config(DecisionKind::DaemonStart, &me, &text, None);
     // Interrupted runs first, before anything new can be triggered (in a
     // cluster, by the leader once elected).
     if daemon.ha.is_none() {

@@ -22,7 +22,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::journal::{self, Journal, JournalError, NewRun, StepEvent};
+use crate::journal::{
+    self, Journal, JournalError, MarkKind, NewRun, Phase, RequestKind, RunState, StepEvent,
+    StepState,
+};
 pub use action::{
     ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
 };
@@ -78,14 +81,19 @@ pub enum RunOutcome {
 }
 
 impl RunOutcome {
-    /// The state recorded in the journal.
-    pub fn state(&self) -> &'static str {
+    /// The state recorded in the journal; none for a run left to resume.
+    pub fn state(&self) -> Option<RunState> {
         match self {
-            RunOutcome::Succeeded => "succeeded",
-            RunOutcome::Failed(_) => "failed",
-            RunOutcome::Cancelled => "cancelled",
-            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Succeeded => Some(RunState::Succeeded),
+            RunOutcome::Failed(_) => Some(RunState::Failed),
+            RunOutcome::Cancelled => Some(RunState::Cancelled),
+            RunOutcome::Interrupted => None,
         }
+    }
+
+    /// In a word, for logs.
+    pub fn word(&self) -> &'static str {
+        self.state().map_or("interrupted", RunState::as_str)
     }
 }
 
@@ -165,12 +173,12 @@ pub fn now() -> String {
 struct At<'a> {
     run: &'a str,
     step: &'a str,
-    phase: &'a str,
+    phase: Phase,
     attempt: u32,
 }
 
 impl<'a> At<'a> {
-    fn new(run: &'a str, step: &'a str, phase: &'a str, attempt: u32) -> At<'a> {
+    fn new(run: &'a str, step: &'a str, phase: Phase, attempt: u32) -> At<'a> {
         At {
             run,
             step,
@@ -252,7 +260,7 @@ impl Engine {
     fn record(
         &self,
         at: At<'_>,
-        state: &str,
+        state: StepState,
         outputs: Option<&Outputs>,
         message: Option<String>,
     ) -> Result<(), JournalError> {
@@ -260,9 +268,9 @@ impl Engine {
         let mut event = StepEvent {
             seq: 0,
             step: at.step.to_string(),
-            phase: at.phase.to_string(),
+            phase: at.phase,
             attempt: at.attempt,
-            state: state.to_string(),
+            state,
             at: now(),
             outputs: outputs.map(|o| {
                 redactor.json(&serde_json::Value::Object(o.clone().into_iter().collect()))
@@ -309,8 +317,8 @@ impl Engine {
             let Some(&i) = index.get(event.step.as_str()) else {
                 continue;
             };
-            match (event.phase.as_str(), event.state.as_str()) {
-                ("main", "succeeded") => {
+            match (event.phase, event.state) {
+                (Phase::Main, StepState::Succeeded) => {
                     let outputs = match event.outputs {
                         Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
                         _ => Outputs::new(),
@@ -318,20 +326,26 @@ impl Engine {
                     states[i] = State::Succeeded(outputs);
                     completed.push(i);
                 }
-                ("main", "failed") => {
+                (Phase::Main, StepState::Failed) => {
                     states[i] = State::Failed(event.message.unwrap_or_default());
                     if runbook.steps[i].on_failure == OnFailure::Rollback {
                         rollback_requested = true;
                     }
                 }
-                ("main", "skipped") => states[i] = State::Skipped,
-                ("main", "running" | "retrying" | "waiting" | "needs-decision") => {
+                (Phase::Main, StepState::Skipped) => states[i] = State::Skipped,
+                (
+                    Phase::Main,
+                    StepState::Running
+                    | StepState::Retrying
+                    | StepState::Waiting
+                    | StepState::NeedsDecision,
+                ) => {
                     states[i] = State::Interrupted {
                         attempt: event.attempt,
                         falling_back: None,
                     }
                 }
-                ("main", "falling-back") => {
+                (Phase::Main, StepState::FallingBack) => {
                     states[i] = State::Interrupted {
                         attempt: event.attempt,
                         falling_back: Some(event.message.unwrap_or_default()),
@@ -339,7 +353,7 @@ impl Engine {
                 }
                 // A fallback's outcome is the step's next main event; until
                 // then the step is falling back.
-                ("fallback", _)
+                (Phase::Fallback, _)
                     if !matches!(
                         states[i],
                         State::Interrupted {
@@ -353,11 +367,12 @@ impl Engine {
                         falling_back: Some(String::new()),
                     }
                 }
-                ("rollback", "succeeded") => rolled_back.push(i),
+                (Phase::Rollback, StepState::Succeeded) => rolled_back.push(i),
                 _ => {}
             }
         }
-        self.journal.set_run_state(id, "running", None, None)?;
+        self.journal
+            .set_run_state(id, RunState::Running, None, None)?;
 
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let ctx = Arc::new(RunCtx {
@@ -405,8 +420,8 @@ impl Engine {
                             runbook.steps[blocker].id
                         );
                         self.record(
-                            At::new(id, &runbook.steps[i].id, "main", 0),
-                            "skipped",
+                            At::new(id, &runbook.steps[i].id, Phase::Main, 0),
+                            StepState::Skipped,
                             None,
                             Some(reason.clone()),
                         )?;
@@ -528,7 +543,7 @@ impl Engine {
                 }
                 _ = tick.tick() => {
                     for request in self.journal.pending_requests(id)? {
-                        if request.kind == "cancel" {
+                        if request.kind == RequestKind::Cancel {
                             self.journal.consume(request.seq, &now())?;
                             info!(run_id = id, who = %request.who, "run cancelled");
                             cancelled = true;
@@ -560,8 +575,8 @@ impl Engine {
         for (i, state) in states.iter_mut().enumerate() {
             if plan.deps[i].is_some() && matches!(state, State::Pending | State::Interrupted { .. })
             {
-                let at = At::new(id, &runbook.steps[i].id, "main", 0);
-                self.record(at, "skipped", None, Some(reason.into()))?;
+                let at = At::new(id, &runbook.steps[i].id, Phase::Main, 0);
+                self.record(at, StepState::Skipped, None, Some(reason.into()))?;
                 *state = State::Skipped;
             }
         }
@@ -592,8 +607,10 @@ impl Engine {
             RunOutcome::Failed(e) => Some(self.redactor().text(e)),
             _ => None,
         };
-        self.journal
-            .set_run_state(id, outcome.state(), Some(&now()), error.as_deref())?;
+        if let Some(state) = outcome.state() {
+            self.journal
+                .set_run_state(id, state, Some(&now()), error.as_deref())?;
+        }
         Ok(outcome)
     }
 
@@ -615,7 +632,7 @@ impl Engine {
             }
             let outputs = collect_outputs(&ctx.runbook, states);
             match self
-                .invoke(ctx, step, rollback, "rollback", &outputs)
+                .invoke(ctx, step, rollback, Phase::Rollback, &outputs)
                 .await?
             {
                 Ok(_) => {}
@@ -647,12 +664,12 @@ impl Engine {
         }
         let _once = ctx.recovery_point.lock().await;
         let marks = self.journal.marks(&ctx.id)?;
-        if marks.iter().any(|m| m.kind == "recovery_point") {
+        if marks.iter().any(|m| m.kind == MarkKind::RecoveryPoint) {
             return Ok(());
         }
         // The same incident start the figures use: the daemon's mark, or
         // the run's own start.
-        let incident_start = match marks.iter().find(|m| m.kind == "incident_start") {
+        let incident_start = match marks.iter().find(|m| m.kind == MarkKind::IncidentStart) {
             Some(m) => m.at.clone(),
             None => self.journal.run(&ctx.id)?.run.started_at,
         };
@@ -685,7 +702,7 @@ impl Engine {
             &ctx.id,
             &journal::StepCalls {
                 step: step_id.to_string(),
-                phase: "recovery_point".into(),
+                phase: Phase::RecoveryPoint,
                 attempt: 1,
                 calls,
             },
@@ -693,7 +710,7 @@ impl Engine {
         self.journal.mark(
             &ctx.id,
             &journal::Mark {
-                kind: "recovery_point".to_string(),
+                kind: MarkKind::RecoveryPoint,
                 at: now(),
                 detail: serde_json::to_value(&reading).ok(),
             },
@@ -725,8 +742,8 @@ impl Engine {
                 Decision::Rerun => {}
                 Decision::Skip(who) => {
                     self.record(
-                        At::new(&ctx.id, &step.id, "main", first_attempt),
-                        "succeeded",
+                        At::new(&ctx.id, &step.id, Phase::Main, first_attempt),
+                        StepState::Succeeded,
                         Some(&Outputs::new()),
                         Some(format!("marked done by {who} without re-running")),
                     )?;
@@ -740,8 +757,8 @@ impl Engine {
             Ok(input) => input,
             Err(error) => {
                 self.record(
-                    At::new(&ctx.id, &step.id, "main", first_attempt),
-                    "failed",
+                    At::new(&ctx.id, &step.id, Phase::Main, first_attempt),
+                    StepState::Failed,
                     None,
                     Some(error.clone()),
                 )?;
@@ -754,8 +771,8 @@ impl Engine {
             let note = (resumed && attempt == first_attempt)
                 .then(|| "re-entering an interrupted attempt".to_string());
             self.record(
-                At::new(&ctx.id, &step.id, "main", attempt),
-                "running",
+                At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                StepState::Running,
                 None,
                 note,
             )?;
@@ -778,7 +795,7 @@ impl Engine {
                 &ctx.id,
                 &journal::StepCalls {
                     step: step.id.clone(),
-                    phase: "main".into(),
+                    phase: Phase::Main,
                     attempt,
                     calls,
                 },
@@ -786,8 +803,8 @@ impl Engine {
             match result {
                 Ok(Ok(outputs)) => {
                     self.record(
-                        At::new(&ctx.id, &step.id, "main", attempt),
-                        "succeeded",
+                        At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                        StepState::Succeeded,
                         Some(&outputs),
                         None,
                     )?;
@@ -804,8 +821,8 @@ impl Engine {
                         );
                     }
                     self.record(
-                        At::new(&ctx.id, &step.id, "main", attempt),
-                        "retrying",
+                        At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                        StepState::Retrying,
                         None,
                         Some(format!("{}; retrying in {}ms", e.message, wait.as_millis())),
                     )?;
@@ -823,8 +840,8 @@ impl Engine {
         };
         if step.fallback.is_some() {
             self.record(
-                At::new(&ctx.id, &step.id, "main", attempt),
-                "falling-back",
+                At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                StepState::FallingBack,
                 None,
                 Some(failure.clone()),
             )?;
@@ -844,20 +861,20 @@ impl Engine {
     ) -> Result<TaskEnd, JournalError> {
         if let Some(fallback) = &step.fallback
             && let Ok(fb_outputs) = self
-                .invoke(ctx, step, fallback, "fallback", outputs)
+                .invoke(ctx, step, fallback, Phase::Fallback, outputs)
                 .await?
         {
             self.record(
-                At::new(&ctx.id, &step.id, "main", attempt),
-                "succeeded",
+                At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                StepState::Succeeded,
                 Some(&fb_outputs),
                 Some(format!("through its fallback, after: {failure}")),
             )?;
             return Ok(TaskEnd::Succeeded(fb_outputs));
         }
         self.record(
-            At::new(&ctx.id, &step.id, "main", attempt),
-            "failed",
+            At::new(&ctx.id, &step.id, Phase::Main, attempt),
+            StepState::Failed,
             None,
             Some(failure.clone()),
         )?;
@@ -870,7 +887,7 @@ impl Engine {
         ctx: &RunCtx,
         step: &Step,
         call: &Invocation,
-        phase: &str,
+        phase: Phase,
         outputs: &HashMap<String, serde_json::Map<String, serde_json::Value>>,
     ) -> Result<Result<Outputs, String>, JournalError> {
         let input = match resolve_input(ctx, call.action, &call.with, outputs) {
@@ -878,7 +895,7 @@ impl Engine {
             Err(e) => {
                 self.record(
                     At::new(&ctx.id, &step.id, phase, 1),
-                    "failed",
+                    StepState::Failed,
                     None,
                     Some(e.clone()),
                 )?;
@@ -890,7 +907,7 @@ impl Engine {
         loop {
             self.record(
                 At::new(&ctx.id, &step.id, phase, attempt),
-                "running",
+                StepState::Running,
                 None,
                 Some(call.action.name().to_string()),
             )?;
@@ -913,7 +930,7 @@ impl Engine {
                 &ctx.id,
                 &journal::StepCalls {
                     step: step.id.clone(),
-                    phase: phase.to_string(),
+                    phase,
                     attempt,
                     calls,
                 },
@@ -922,7 +939,7 @@ impl Engine {
                 Ok(Ok(outputs)) => {
                     self.record(
                         At::new(&ctx.id, &step.id, phase, attempt),
-                        "succeeded",
+                        StepState::Succeeded,
                         Some(&outputs),
                         None,
                     )?;
@@ -946,7 +963,7 @@ impl Engine {
             };
             self.record(
                 At::new(&ctx.id, &step.id, phase, attempt),
-                "failed",
+                StepState::Failed,
                 None,
                 Some(error.clone()),
             )?;
@@ -964,8 +981,8 @@ impl Engine {
         on_timeout: crate::catalogue::generic::OnTimeout,
     ) -> Result<TaskEnd, JournalError> {
         self.record(
-            At::new(&ctx.id, &step.id, "main", 1),
-            "waiting",
+            At::new(&ctx.id, &step.id, Phase::Main, 1),
+            StepState::Waiting,
             None,
             Some(format!(
                 "{prompt} (lifeboat approve {} {} / lifeboat reject {} {})",
@@ -977,7 +994,7 @@ impl Engine {
         loop {
             for request in self.journal.pending_requests(&ctx.id)? {
                 if request.step.as_deref() != Some(step.id.as_str())
-                    || !matches!(request.kind.as_str(), "approve" | "reject")
+                    || !matches!(request.kind, RequestKind::Approve | RequestKind::Reject)
                 {
                     continue;
                 }
@@ -985,14 +1002,14 @@ impl Engine {
                 // consumed: a crash between the two leaves a finished step
                 // and an inert request, never a consumed approval with the
                 // step still waiting for one.
-                if request.kind == "approve" {
+                if request.kind == RequestKind::Approve {
                     let outputs = Outputs::from([(
                         "approved_by".to_string(),
                         serde_json::Value::String(request.who.clone()),
                     )]);
                     self.record(
-                        At::new(&ctx.id, &step.id, "main", 1),
-                        "succeeded",
+                        At::new(&ctx.id, &step.id, Phase::Main, 1),
+                        StepState::Succeeded,
                         Some(&outputs),
                         Some(format!("approved by {}", request.who)),
                     )?;
@@ -1001,8 +1018,8 @@ impl Engine {
                 }
                 let message = format!("rejected by {}", request.who);
                 self.record(
-                    At::new(&ctx.id, &step.id, "main", 1),
-                    "failed",
+                    At::new(&ctx.id, &step.id, Phase::Main, 1),
+                    StepState::Failed,
                     None,
                     Some(message.clone()),
                 )?;
@@ -1018,8 +1035,8 @@ impl Engine {
                             serde_json::Value::Bool(true),
                         )]);
                         self.record(
-                            At::new(&ctx.id, &step.id, "main", 1),
-                            "succeeded",
+                            At::new(&ctx.id, &step.id, Phase::Main, 1),
+                            StepState::Succeeded,
                             Some(&outputs),
                             Some(format!(
                                 "no answer within {waited}; continuing as configured"
@@ -1030,8 +1047,8 @@ impl Engine {
                     crate::catalogue::generic::OnTimeout::Fail => {
                         let message = format!("no answer within {waited}");
                         self.record(
-                            At::new(&ctx.id, &step.id, "main", 1),
-                            "failed",
+                            At::new(&ctx.id, &step.id, Phase::Main, 1),
+                            StepState::Failed,
                             None,
                             Some(message.clone()),
                         )?;
@@ -1042,7 +1059,7 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_interval.min(deadline - Instant::now())) => {}
                 _ = cancel.changed() => {
-                    self.record(At::new(&ctx.id, &step.id, "main", 1), "skipped", None, Some("run cancelled".into()))?;
+                    self.record(At::new(&ctx.id, &step.id, Phase::Main, 1), StepState::Skipped, None, Some("run cancelled".into()))?;
                     return Ok(TaskEnd::Cancelled);
                 }
             }
@@ -1063,14 +1080,14 @@ impl Engine {
         );
         warn!(run_id = %ctx.id, step_id = %step.id, "{}", self.redactor().text(&message));
         self.record(
-            At::new(&ctx.id, &step.id, "main", attempt),
-            "needs-decision",
+            At::new(&ctx.id, &step.id, Phase::Main, attempt),
+            StepState::NeedsDecision,
             None,
             Some(message),
         )?;
         self.journal.set_run_state(
             &ctx.id,
-            "paused",
+            RunState::Paused,
             None,
             Some(&format!("waiting for a decision on step `{}`", step.id)),
         )?;
@@ -1078,13 +1095,14 @@ impl Engine {
         loop {
             for request in self.journal.pending_requests(&ctx.id)? {
                 if request.step.as_deref() != Some(step.id.as_str())
-                    || !matches!(request.kind.as_str(), "approve" | "skip")
+                    || !matches!(request.kind, RequestKind::Approve | RequestKind::Skip)
                 {
                     continue;
                 }
                 self.journal.consume(request.seq, &now())?;
-                self.journal.set_run_state(&ctx.id, "running", None, None)?;
-                return Ok(if request.kind == "approve" {
+                self.journal
+                    .set_run_state(&ctx.id, RunState::Running, None, None)?;
+                return Ok(if request.kind == RequestKind::Approve {
                     Decision::Rerun
                 } else {
                     Decision::Skip(request.who)
@@ -1093,7 +1111,7 @@ impl Engine {
             tokio::select! {
                 _ = tokio::time::sleep(self.options.poll_interval) => {}
                 _ = cancel.changed() => {
-                    self.record(At::new(&ctx.id, &step.id, "main", attempt), "skipped", None, Some("run cancelled".into()))?;
+                    self.record(At::new(&ctx.id, &step.id, Phase::Main, attempt), StepState::Skipped, None, Some("run cancelled".into()))?;
                     return Ok(Decision::Cancelled);
                 }
             }

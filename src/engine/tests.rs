@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::journal::{Access, NewRun};
+use crate::journal::{Access, NewRun, RequestKind};
 use crate::runbook::{MissingParams, load};
 
 /// What a fake step does on each attempt.
@@ -179,7 +179,7 @@ impl Harness {
             .unwrap()
             .into_iter()
             .filter(|e| e.step == step && e.phase == "main")
-            .map(|e| e.state)
+            .map(|e| e.state.to_string())
             .collect()
     }
 }
@@ -315,7 +315,7 @@ async fn rollback_undoes_completed_steps_in_reverse_order() {
         .unwrap()
         .into_iter()
         .filter(|e| e.phase == "rollback" && e.state == "succeeded")
-        .map(|e| (e.step, e.state))
+        .map(|e| (e.step, e.state.to_string()))
         .collect();
     assert_eq!(
         order,
@@ -381,7 +381,7 @@ async fn cancel_lets_running_steps_finish_and_starts_nothing_new() {
     let task = tokio::spawn(async move { engine.execute("run-1", runbook, Mode::Failover).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.journal
-        .request("run-1", None, "cancel", "tester", &now())
+        .request("run-1", None, RequestKind::Cancel, "tester", &now())
         .unwrap();
     assert_eq!(task.await.unwrap().unwrap(), RunOutcome::Cancelled);
     assert_eq!(
@@ -500,7 +500,13 @@ async fn approval_waits_for_a_human_and_survives_a_restart() {
 
     // Someone approves; a new process resumes and finishes without repeating `before`.
     h.journal
-        .request("run-1", Some("ok"), "approve", "alice (uid 1000)", &now())
+        .request(
+            "run-1",
+            Some("ok"),
+            RequestKind::Approve,
+            "alice (uid 1000)",
+            &now(),
+        )
         .unwrap();
     assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
     assert_eq!(fake.calls_of("before").len(), 1);
@@ -525,7 +531,13 @@ async fn an_approval_is_used_up_only_once_its_step_is_journaled() {
     let h =
         harness("  - { id: ok, action: manual.approval, with: { prompt: go?, timeout: 1h } }\n");
     h.journal
-        .request("run-1", Some("ok"), "approve", "alice (uid 1000)", &now())
+        .request(
+            "run-1",
+            Some("ok"),
+            RequestKind::Approve,
+            "alice (uid 1000)",
+            &now(),
+        )
         .unwrap();
     let seen = Arc::new(Mutex::new(None));
     let (journal, seen_by) = (Arc::clone(&h.journal), Arc::clone(&seen));
@@ -562,7 +574,7 @@ async fn rejection_and_timeout_follow_the_approval_config() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     h.journal
-        .request("run-1", Some("ok"), "reject", "bob", &now())
+        .request("run-1", Some("ok"), RequestKind::Reject, "bob", &now())
         .unwrap();
     let outcome = task.await.unwrap().unwrap();
     assert!(
@@ -632,7 +644,7 @@ async fn an_interrupted_unobservable_step_waits_for_a_decision() {
     }
     assert_eq!(h.journal.run("run-1").unwrap().state, "paused");
     h.journal
-        .request("run-1", Some("hook"), "skip", "carol", &now())
+        .request("run-1", Some("hook"), RequestKind::Skip, "carol", &now())
         .unwrap();
     assert_eq!(second.await.unwrap().unwrap(), RunOutcome::Succeeded);
     assert!(fake.calls_of("hook").is_empty(), "not re-run blindly");

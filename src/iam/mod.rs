@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use crate::catalogue::{ActionInput, ActionKind, DrillKind, Service};
+use crate::journal::Phase;
 use crate::runbook::{Mode, Runbook};
 
 mod grants;
@@ -555,8 +556,8 @@ pub fn uncovered(
             missing.insert(format!("step `{}` is not in the runbook", logged.step));
             continue;
         };
-        let (what, granted): (String, BTreeSet<String>) = match logged.phase.as_str() {
-            "recovery_point" => (
+        let (what, granted): (String, BTreeSet<String>) = match logged.phase {
+            Phase::RecoveryPoint => (
                 "recovery point".into(),
                 recovery_point_reads(runbook)
                     .0
@@ -566,9 +567,9 @@ pub fn uncovered(
             ),
             phase => {
                 let kind = match phase {
-                    "fallback" => step.fallback.as_ref().map(|f| f.action),
-                    "rollback" => step.rollback.as_ref().map(|r| r.action),
-                    _ => Some(step.action),
+                    Phase::Fallback => step.fallback.as_ref().map(|f| f.action),
+                    Phase::Rollback => step.rollback.as_ref().map(|r| r.action),
+                    Phase::Main | Phase::RecoveryPoint => Some(step.action),
                 };
                 let Some(kind) = kind else { continue };
                 (kind.name().to_string(), granted(kind, mode))

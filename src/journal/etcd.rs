@@ -32,7 +32,10 @@ use etcd_client::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Decision, JournalError, Mark, NewRun, Request, RunRecord, StepCalls, StepEvent};
+use super::{
+    Decision, JournalError, Mark, NewRun, Request, RequestKind, RunRecord, RunState, StepCalls,
+    StepEvent,
+};
 use crate::ha::etcd::Etcd;
 use crate::ha::lease::LeaseClock;
 
@@ -71,7 +74,7 @@ struct StoredRun {
     mode: String,
     started_by: String,
     started_at: String,
-    state: String,
+    state: RunState,
     finished_at: Option<String>,
     error: Option<String>,
 }
@@ -89,7 +92,7 @@ impl StoredRun {
             mode: run.mode.clone(),
             started_by: run.started_by.clone(),
             started_at: run.started_at.clone(),
-            state: "running".into(),
+            state: RunState::Running,
             finished_at: None,
             error: None,
         }
@@ -338,7 +341,7 @@ impl Store {
     pub fn set_run_state(
         &self,
         id: &str,
-        state: &str,
+        state: RunState,
         finished_at: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), JournalError> {
@@ -348,7 +351,7 @@ impl Store {
                 return Err(JournalError::UnknownRun(id.to_string()));
             };
             let mut run: StoredRun = self.decode(&kv)?;
-            run.state = state.to_string();
+            run.state = state;
             run.finished_at = finished_at.map(str::to_string);
             run.error = error.map(str::to_string);
             let put = TxnOp::put(key.clone(), self.encode(&run)?, None);
@@ -490,7 +493,7 @@ impl Store {
         &self,
         run: &str,
         step: Option<&str>,
-        kind: &str,
+        kind: RequestKind,
         who: &str,
         at: &str,
     ) -> Result<(), JournalError> {
@@ -500,7 +503,7 @@ impl Store {
                 seq: 0,
                 run: run.to_string(),
                 step: step.map(str::to_string),
-                kind: kind.to_string(),
+                kind,
                 who: who.to_string(),
                 at: at.to_string(),
             },

@@ -10,6 +10,9 @@
 //! executor picks up.
 
 pub mod etcd;
+mod kinds;
+
+pub use kinds::{DecisionKind, MarkKind, Phase, RequestKind, RunState, StepState, UnknownWord};
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -130,8 +133,8 @@ pub struct RunRecord {
     /// What was recorded when it started.
     #[serde(flatten)]
     pub run: NewRun,
-    /// Its state: running, succeeded, failed, cancelled, paused.
-    pub state: String,
+    /// Its state.
+    pub state: RunState,
     /// When it finished, if it did.
     pub finished_at: Option<String>,
     /// Why it failed or paused.
@@ -145,12 +148,12 @@ pub struct StepEvent {
     pub seq: i64,
     /// Step id.
     pub step: String,
-    /// Which part of the step: `main`, `fallback` or `rollback`.
-    pub phase: String,
+    /// Which part of the step.
+    pub phase: Phase,
     /// Attempt number, from 1.
     pub attempt: u32,
     /// The state entered.
-    pub state: String,
+    pub state: StepState,
     /// When (RFC 3339, UTC).
     pub at: String,
     /// Outputs, on success.
@@ -163,8 +166,8 @@ pub struct StepEvent {
 /// incident's start, the outage's declaration, a recovery point read.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Mark {
-    /// What it marks: `incident_start`, `outage_declared`, `recovery_point`.
-    pub kind: String,
+    /// What it marks.
+    pub kind: MarkKind,
     /// When (RFC 3339, UTC).
     pub at: String,
     /// What was read or why, as JSON.
@@ -180,8 +183,8 @@ pub struct Request {
     pub run: String,
     /// Step id, for approvals, rejections and skips.
     pub step: Option<String>,
-    /// `approve`, `reject`, `skip` or `cancel`.
-    pub kind: String,
+    /// What it asks.
+    pub kind: RequestKind,
     /// Who asked.
     pub who: String,
     /// When.
@@ -199,11 +202,8 @@ pub struct Decision {
     pub at: String,
     /// The binding it concerns; none for the kill switch.
     pub binding: Option<String>,
-    /// What was decided: `started`, `awaiting-approval`, `notified`,
-    /// `blocked-paused`, `blocked-cooldown`, `blocked-active-run`,
-    /// `start-failed`, `approved`, `rejected`, `withdrawn`, `ack`, `pause`,
-    /// `resume`, `trigger`.
-    pub kind: String,
+    /// What was decided or asked.
+    pub kind: DecisionKind,
     /// The run it started or concerns.
     pub run: Option<String>,
     /// Who: the daemon, or a local user with uid and pid.
@@ -217,9 +217,9 @@ pub struct Decision {
 pub struct StepCalls {
     /// Step id.
     pub step: String,
-    /// `main`, `fallback`, `rollback`, or `recovery_point` (the reading the
-    /// engine takes before the step).
-    pub phase: String,
+    /// Which part of the step, or the recovery-point reading the engine
+    /// takes before it.
+    pub phase: Phase,
     /// Attempt number.
     pub attempt: u32,
     /// Requests by `Service.Operation`.
@@ -544,7 +544,7 @@ impl Journal {
     pub fn set_run_state(
         &self,
         id: &str,
-        state: &str,
+        state: RunState,
         finished_at: Option<&str>,
         error: Option<&str>,
     ) -> Result<(), JournalError> {
@@ -643,7 +643,7 @@ impl Journal {
         Ok(self
             .runs()?
             .into_iter()
-            .filter(|r| matches!(r.state.as_str(), "running" | "paused"))
+            .filter(|r| r.state.unfinished())
             .collect())
     }
 
@@ -832,7 +832,7 @@ impl Journal {
         &self,
         run: &str,
         step: Option<&str>,
-        kind: &str,
+        kind: RequestKind,
         who: &str,
         at: &str,
     ) -> Result<(), JournalError> {
@@ -948,7 +948,7 @@ type RawRun = (
     String,
     String,
     String,
-    String,
+    RunState,
     Option<String>,
     Option<String>,
 );
@@ -1067,16 +1067,22 @@ mod tests {
             let event = StepEvent {
                 seq: 0,
                 step: "a".into(),
-                phase: "main".into(),
+                phase: Phase::Main,
                 attempt: 1,
-                state: "succeeded".into(),
+                state: StepState::Succeeded,
                 at: "2026-01-01T00:00:01Z".into(),
                 outputs: Some(serde_json::json!({"id": "db-1"})),
                 message: None,
             };
             j.record("r1", &event).unwrap();
-            j.request("r1", Some("a"), "approve", "uid 0", "2026-01-01T00:00:02Z")
-                .unwrap();
+            j.request(
+                "r1",
+                Some("a"),
+                RequestKind::Approve,
+                "uid 0",
+                "2026-01-01T00:00:02Z",
+            )
+            .unwrap();
         }
         let j = Journal::open(dir.path(), Access::Executor).unwrap();
         let record = j.run("r1").unwrap();
@@ -1088,7 +1094,7 @@ mod tests {
         j.consume(requests[0].seq, "2026-01-01T00:00:03Z").unwrap();
         assert!(j.pending_requests("r1").unwrap().is_empty());
         assert!(matches!(
-            j.request("nope", None, "cancel", "x", "t"),
+            j.request("nope", None, RequestKind::Cancel, "x", "t"),
             Err(JournalError::UnknownRun(_))
         ));
     }

@@ -112,7 +112,13 @@ fn crash_aws_child() {
             for step in &loaded.runbook.steps {
                 if step.action == lifeboat::catalogue::ActionKind::ManualApproval {
                     journal
-                        .request(RUN, Some(&step.id), "approve", "crash test", &now())
+                        .request(
+                            RUN,
+                            Some(&step.id),
+                            lifeboat::journal::RequestKind::Approve,
+                            "crash test",
+                            &now(),
+                        )
                         .expect("approve");
                 }
             }

@@ -310,7 +310,7 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
             .expect("events")
             .into_iter()
             .filter(|e| e.step == step && e.phase == "main")
-            .map(|e| e.state)
+            .map(|e| e.state.to_string())
             .collect()
     };
 

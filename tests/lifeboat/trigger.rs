@@ -147,7 +147,10 @@ regions:
     }
 
     fn kinds(&self) -> Vec<String> {
-        self.decisions().into_iter().map(|d| d.kind).collect()
+        self.decisions()
+            .into_iter()
+            .map(|d| d.kind.to_string())
+            .collect()
     }
 
     /// Wait (up to 90 s) until `done` holds of the journal's decisions.
