@@ -600,6 +600,185 @@ const STATIC_KEYS: &[&str] = &[
     "session_token",
 ];
 
+/// The protected resources, each checked.
+fn check_protected(
+    items: Vec<Spanned<Checked<Protected>>>,
+    diags: &mut Diagnostics,
+) -> Vec<Protected> {
+    let mut protected = Vec::new();
+    for item in items {
+        let Some(p) = item.value.0 else { continue };
+        if !crate::runbook::is_region(p.region()) {
+            diags.error(
+                item.loc,
+                None,
+                format!(
+                    "protected `{}`: `{}` is not an AWS region name",
+                    p.name(),
+                    p.region()
+                ),
+            );
+        }
+        if let Protected::Ami { tags, .. } = &p
+            && tags.is_empty()
+        {
+            diags.error(
+                item.loc,
+                None,
+                "protected AMIs: `tags` must name at least one tag",
+            );
+        }
+        protected.push(p);
+    }
+    protected
+}
+
+/// The regions and their probes, each checked.
+fn check_regions(
+    items: std::collections::BTreeMap<String, Spanned<Checked<RegionSpec>>>,
+    diags: &mut Diagnostics,
+) -> std::collections::BTreeMap<String, RegionSpec> {
+    let mut regions = std::collections::BTreeMap::new();
+    for (name, region) in items {
+        let Some(r) = region.value.0 else { continue };
+        let mut problem = |message: String| diags.error(region.loc, None, message);
+        if !crate::runbook::is_region(&name) {
+            problem(format!("`regions`: `{name}` is not an AWS region name"));
+        }
+        if r.probes.is_empty() {
+            problem(format!("region `{name}` has no probes"));
+        }
+        if let Some(q) = r.quorum
+            && (q == 0 || q > r.probes.len())
+        {
+            problem(format!(
+                "region `{name}`: `quorum` {q} must be between 1 and its {} probe(s)",
+                r.probes.len()
+            ));
+        }
+        for p in &r.probes {
+            if p.interval.get().is_zero() || p.timeout.get().is_zero() {
+                problem(format!(
+                    "probe `{}`: `interval` and `timeout` must be more than zero",
+                    p.name
+                ));
+            }
+            if p.failure_threshold == 0 || p.recovery_threshold == 0 {
+                problem(format!("probe `{}`: thresholds must be at least 1", p.name));
+            }
+            match p.check() {
+                None => problem(format!(
+                    "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`, `route53_health_check`",
+                    p.name
+                )),
+                Some(probe::Check::Http(h))
+                    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) =>
+                {
+                    problem(format!(
+                        "probe `{}`: `url` must start with http:// or https://",
+                        p.name
+                    ));
+                }
+                Some(probe::Check::Tcp(address)) if !address.contains(':') => {
+                    problem(format!("probe `{}`: `tcp` must be HOST:PORT", p.name));
+                }
+                Some(probe::Check::AwsApi(region)) if !crate::runbook::is_region(region) => {
+                    problem(format!(
+                        "probe `{}`: `{region}` is not an AWS region name",
+                        p.name
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        regions.insert(name, r);
+    }
+    regions
+}
+
+/// The webhooks' URLs, each checked.
+fn check_webhooks(
+    items: Vec<Spanned<Checked<WebhookSpec>>>,
+    diags: &mut Diagnostics,
+) -> Vec<String> {
+    let mut webhooks = Vec::new();
+    for hook in items {
+        let Some(h) = hook.value.0 else { continue };
+        let https = h.url.starts_with("https://");
+        if !(https || (h.allow_http && h.url.starts_with("http://"))) {
+            diags.error(
+                hook.loc,
+                None,
+                "`notify` webhooks must be https:// URLs (set `allow_http: true` for a receiver on this host)",
+            );
+        }
+        webhooks.push(h.url);
+    }
+    webhooks
+}
+
+/// The verification jobs, each checked.
+fn check_jobs(
+    items: Vec<Spanned<Checked<verify::JobSpec>>>,
+    diags: &mut Diagnostics,
+) -> Vec<verify::JobSpec> {
+    let mut jobs: Vec<verify::JobSpec> = Vec::new();
+    for job in items {
+        let Some(j) = job.value.0 else { continue };
+        let mut problem = |message: String| diags.error(job.loc, None, message);
+        if jobs.iter().any(|o| o.name == j.name) {
+            problem(format!("verify job `{}` is named twice", j.name));
+        }
+        if j.resources.is_empty() {
+            problem(format!("verify job `{}` checks no resource", j.name));
+        }
+        if let Some(expr) = &j.schedule
+            && let Err(e) = verify::Schedule::parse(expr, j.timezone.as_deref())
+        {
+            problem(format!("verify job `{}`: {e}", j.name));
+        }
+        for r in &j.resources {
+            if let verify::Resource::Rds {
+                db_instance,
+                dr_region: None,
+                replicated_backups: true,
+                ..
+            } = r
+            {
+                problem(format!(
+                    "verify job `{}`: `replicated_backups` of {db_instance} needs `dr_region`, the region they replicate into",
+                    j.name
+                ));
+            }
+            let regions: Vec<&str> = match r {
+                verify::Resource::Rds {
+                    region, dr_region, ..
+                } => std::iter::once(region.as_str())
+                    .chain(dr_region.as_deref())
+                    .collect(),
+                verify::Resource::S3 {
+                    region,
+                    source_region,
+                    ..
+                } => std::iter::once(region.as_str())
+                    .chain(source_region.as_deref())
+                    .collect(),
+                verify::Resource::Ami { region, .. } => vec![region.as_str()],
+            };
+            for region in regions {
+                if !crate::runbook::is_region(region) {
+                    problem(format!(
+                        "verify job `{}`: `{region}` is not an AWS region name",
+                        j.name
+                    ));
+                }
+            }
+        }
+        jobs.push(j);
+    }
+    jobs
+}
+
 /// Parse and check a config file; every problem at once.
 pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let mut diags = Diagnostics::new(file);
@@ -681,31 +860,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
     let log = spec.log.and_then(|l| l.0).unwrap_or_default();
-    let mut protected = Vec::new();
-    for item in spec.protected {
-        let Some(p) = item.value.0 else { continue };
-        if !crate::runbook::is_region(p.region()) {
-            diags.error(
-                item.loc,
-                None,
-                format!(
-                    "protected `{}`: `{}` is not an AWS region name",
-                    p.name(),
-                    p.region()
-                ),
-            );
-        }
-        if let Protected::Ami { tags, .. } = &p
-            && tags.is_empty()
-        {
-            diags.error(
-                item.loc,
-                None,
-                "protected AMIs: `tags` must name at least one tag",
-            );
-        }
-        protected.push(p);
-    }
+    let protected = check_protected(spec.protected, &mut diags);
     let exposure_interval = match &spec.exposure_interval {
         Some(d) if d.value.get().is_zero() => {
             diags.error(d.loc, None, "`exposure_interval` must be more than zero");
@@ -714,61 +869,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         Some(d) => d.value.get(),
         None => DEFAULT_EXPOSURE_INTERVAL,
     };
-    let mut regions = std::collections::BTreeMap::new();
-    for (name, region) in spec.regions {
-        let Some(r) = region.value.0 else { continue };
-        let mut problem = |message: String| diags.error(region.loc, None, message);
-        if !crate::runbook::is_region(&name) {
-            problem(format!("`regions`: `{name}` is not an AWS region name"));
-        }
-        if r.probes.is_empty() {
-            problem(format!("region `{name}` has no probes"));
-        }
-        if let Some(q) = r.quorum
-            && (q == 0 || q > r.probes.len())
-        {
-            problem(format!(
-                "region `{name}`: `quorum` {q} must be between 1 and its {} probe(s)",
-                r.probes.len()
-            ));
-        }
-        for p in &r.probes {
-            if p.interval.get().is_zero() || p.timeout.get().is_zero() {
-                problem(format!(
-                    "probe `{}`: `interval` and `timeout` must be more than zero",
-                    p.name
-                ));
-            }
-            if p.failure_threshold == 0 || p.recovery_threshold == 0 {
-                problem(format!("probe `{}`: thresholds must be at least 1", p.name));
-            }
-            match p.check() {
-                None => problem(format!(
-                    "probe `{}`: set exactly one of `http`, `tcp`, `aws_api`, `route53_health_check`",
-                    p.name
-                )),
-                Some(probe::Check::Http(h))
-                    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) =>
-                {
-                    problem(format!(
-                        "probe `{}`: `url` must start with http:// or https://",
-                        p.name
-                    ));
-                }
-                Some(probe::Check::Tcp(address)) if !address.contains(':') => {
-                    problem(format!("probe `{}`: `tcp` must be HOST:PORT", p.name));
-                }
-                Some(probe::Check::AwsApi(region)) if !crate::runbook::is_region(region) => {
-                    problem(format!(
-                        "probe `{}`: `{region}` is not an AWS region name",
-                        p.name
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        regions.insert(name, r);
-    }
+    let regions = check_regions(spec.regions, &mut diags);
     let positive = |d: &Option<Spanned<HumanDuration>>,
                     name: &str,
                     default: std::time::Duration,
@@ -886,73 +987,8 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             cooldown: b.cooldown.map_or(cooldown, HumanDuration::get),
         });
     }
-    let mut webhooks = Vec::new();
-    for hook in spec.notify {
-        let Some(h) = hook.value.0 else { continue };
-        let https = h.url.starts_with("https://");
-        if !(https || (h.allow_http && h.url.starts_with("http://"))) {
-            diags.error(
-                hook.loc,
-                None,
-                "`notify` webhooks must be https:// URLs (set `allow_http: true` for a receiver on this host)",
-            );
-        }
-        webhooks.push(h.url);
-    }
-    let mut jobs: Vec<verify::JobSpec> = Vec::new();
-    for job in spec.verify {
-        let Some(j) = job.value.0 else { continue };
-        let mut problem = |message: String| diags.error(job.loc, None, message);
-        if jobs.iter().any(|o| o.name == j.name) {
-            problem(format!("verify job `{}` is named twice", j.name));
-        }
-        if j.resources.is_empty() {
-            problem(format!("verify job `{}` checks no resource", j.name));
-        }
-        if let Some(expr) = &j.schedule
-            && let Err(e) = verify::Schedule::parse(expr, j.timezone.as_deref())
-        {
-            problem(format!("verify job `{}`: {e}", j.name));
-        }
-        for r in &j.resources {
-            if let verify::Resource::Rds {
-                db_instance,
-                dr_region: None,
-                replicated_backups: true,
-                ..
-            } = r
-            {
-                problem(format!(
-                    "verify job `{}`: `replicated_backups` of {db_instance} needs `dr_region`, the region they replicate into",
-                    j.name
-                ));
-            }
-            let regions: Vec<&str> = match r {
-                verify::Resource::Rds {
-                    region, dr_region, ..
-                } => std::iter::once(region.as_str())
-                    .chain(dr_region.as_deref())
-                    .collect(),
-                verify::Resource::S3 {
-                    region,
-                    source_region,
-                    ..
-                } => std::iter::once(region.as_str())
-                    .chain(source_region.as_deref())
-                    .collect(),
-                verify::Resource::Ami { region, .. } => vec![region.as_str()],
-            };
-            for region in regions {
-                if !crate::runbook::is_region(region) {
-                    problem(format!(
-                        "verify job `{}`: `{region}` is not an AWS region name",
-                        j.name
-                    ));
-                }
-            }
-        }
-        jobs.push(j);
-    }
+    let webhooks = check_webhooks(spec.notify, &mut diags);
+    let jobs = check_jobs(spec.verify, &mut diags);
     let storage = check_storage(spec.storage, &regions, &mut diags);
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
     let control_socket = match &listen.control {

@@ -188,6 +188,102 @@ impl<'a> At<'a> {
     }
 }
 
+/// What the journal says of each step of a run: where it resumes.
+struct Replay {
+    states: Vec<State>,
+    /// Steps that succeeded, in completion order (rollbacks undo them in
+    /// reverse).
+    completed: Vec<usize>,
+    /// Steps already rolled back.
+    rolled_back: Vec<usize>,
+    /// A step whose failure asks for rollbacks failed.
+    rollback_requested: bool,
+}
+
+/// Rebuild the state of every step of `runbook` from its journaled events,
+/// in journal order.
+fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
+    let n = runbook.steps.len();
+    let index: HashMap<&str, usize> = runbook
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+
+    let mut states = vec![State::Pending; n];
+    let mut completed: Vec<usize> = Vec::new();
+    let mut rolled_back: Vec<usize> = Vec::new();
+    let mut rollback_requested = false;
+    for event in events {
+        let Some(&i) = index.get(event.step.as_str()) else {
+            continue;
+        };
+        match (event.phase, event.state) {
+            (Phase::Main, StepState::Succeeded) => {
+                let outputs = match event.outputs {
+                    Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
+                    _ => Outputs::new(),
+                };
+                states[i] = State::Succeeded(outputs);
+                completed.push(i);
+            }
+            (Phase::Main, StepState::Failed) => {
+                states[i] = State::Failed(event.message.unwrap_or_default());
+                if runbook.steps[i].on_failure == OnFailure::Rollback {
+                    rollback_requested = true;
+                }
+            }
+            (Phase::Main, StepState::Skipped) => states[i] = State::Skipped,
+            (
+                Phase::Main,
+                StepState::Running
+                | StepState::Retrying
+                | StepState::Waiting
+                | StepState::NeedsDecision,
+            ) => {
+                states[i] = State::Interrupted {
+                    attempt: event.attempt,
+                    falling_back: None,
+                }
+            }
+            (Phase::Main, StepState::FallingBack) => {
+                states[i] = State::Interrupted {
+                    attempt: event.attempt,
+                    falling_back: Some(event.message.unwrap_or_default()),
+                }
+            }
+            // A fallback's outcome is the step's next main event; until
+            // then the step is falling back.
+            (Phase::Fallback, _)
+                if !matches!(
+                    states[i],
+                    State::Interrupted {
+                        falling_back: Some(_),
+                        ..
+                    }
+                ) =>
+            {
+                states[i] = State::Interrupted {
+                    attempt: event.attempt,
+                    falling_back: Some(String::new()),
+                }
+            }
+            (Phase::Rollback, StepState::Succeeded) => rolled_back.push(i),
+            // A fallback's other events, a rollback under way or failed
+            // (never retried), and recovery-point readings (calls only)
+            // change nothing of the step's own state.
+            (Phase::Fallback | Phase::Rollback | Phase::RecoveryPoint, _) => {}
+        }
+    }
+    Replay {
+        states,
+        completed,
+        rolled_back,
+        rollback_requested,
+    }
+}
+
 /// What the engine knows of one step during a run.
 #[derive(Debug, Clone)]
 enum State {
@@ -301,76 +397,12 @@ impl Engine {
         }
         let plan = Plan::new(&runbook, mode);
         let n = runbook.steps.len();
-        let index: HashMap<&str, usize> = runbook
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-
-        // Rebuild the state of every step from the journal.
-        let mut states = vec![State::Pending; n];
-        let mut completed: Vec<usize> = Vec::new();
-        let mut rolled_back: Vec<usize> = Vec::new();
-        let mut rollback_requested = false;
-        for event in self.journal.events(id)? {
-            let Some(&i) = index.get(event.step.as_str()) else {
-                continue;
-            };
-            match (event.phase, event.state) {
-                (Phase::Main, StepState::Succeeded) => {
-                    let outputs = match event.outputs {
-                        Some(serde_json::Value::Object(map)) => map.into_iter().collect(),
-                        _ => Outputs::new(),
-                    };
-                    states[i] = State::Succeeded(outputs);
-                    completed.push(i);
-                }
-                (Phase::Main, StepState::Failed) => {
-                    states[i] = State::Failed(event.message.unwrap_or_default());
-                    if runbook.steps[i].on_failure == OnFailure::Rollback {
-                        rollback_requested = true;
-                    }
-                }
-                (Phase::Main, StepState::Skipped) => states[i] = State::Skipped,
-                (
-                    Phase::Main,
-                    StepState::Running
-                    | StepState::Retrying
-                    | StepState::Waiting
-                    | StepState::NeedsDecision,
-                ) => {
-                    states[i] = State::Interrupted {
-                        attempt: event.attempt,
-                        falling_back: None,
-                    }
-                }
-                (Phase::Main, StepState::FallingBack) => {
-                    states[i] = State::Interrupted {
-                        attempt: event.attempt,
-                        falling_back: Some(event.message.unwrap_or_default()),
-                    }
-                }
-                // A fallback's outcome is the step's next main event; until
-                // then the step is falling back.
-                (Phase::Fallback, _)
-                    if !matches!(
-                        states[i],
-                        State::Interrupted {
-                            falling_back: Some(_),
-                            ..
-                        }
-                    ) =>
-                {
-                    states[i] = State::Interrupted {
-                        attempt: event.attempt,
-                        falling_back: Some(String::new()),
-                    }
-                }
-                (Phase::Rollback, StepState::Succeeded) => rolled_back.push(i),
-                _ => {}
-            }
-        }
+        let Replay {
+            mut states,
+            mut completed,
+            rolled_back,
+            mut rollback_requested,
+        } = replay(&runbook, self.journal.events(id)?);
         self.journal
             .set_run_state(id, RunState::Running, None, None)?;
 
