@@ -33,6 +33,7 @@ use lifeboat::journal::{
     DecisionKind, Journal, JournalError, Phase, RunState, StepEvent, StepState,
 };
 
+use support::endpoints::endpoints;
 use support::moto::Moto;
 use support::proxy::{Proxy, Rules};
 use support::{KillOnDrop, free_port, signal};
@@ -271,36 +272,6 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         "{refused:?}"
     );
     assert_eq!(store.events("r1").expect("events").len(), 2);
-}
-
-/// An HTTP server answering 200 while `up`, 503 otherwise; its base URL.
-async fn endpoints(up: Arc<AtomicBool>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let up = Arc::clone(&up);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf).await;
-                let status = if up.load(Ordering::SeqCst) {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = stream
-                    .write_all(
-                        format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
-                            .as_bytes(),
-                    )
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 /// Three daemons (in us-east-1, us-west-2 and a witness site), each

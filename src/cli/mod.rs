@@ -59,7 +59,7 @@ fn daemon(
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    runtime.block_on(crate::daemon::run(path, config, insecure))?;
+    runtime.block_on(crate::daemon::serve(path, config, insecure))?;
     Ok(())
 }
 

@@ -6,10 +6,10 @@
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::moto::Moto;
-use crate::support::{free_port, get, lifeboat, signal, text};
+use crate::support::{eventually, eventually_async, free_port, get, lifeboat, signal, text};
 
 /// The next message on the notify socket.
 fn next_notice(socket: &UnixDatagram) -> String {
@@ -103,21 +103,19 @@ protected:
     );
 
     // The interrupted run finishes, once, and the exposure is exported.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let metrics = loop {
-        let body = get(port, "/metrics").unwrap_or_default();
-        if body.contains(
-            r#"lifeboat_runs_total{runbook="slow",mode="failover",outcome="succeeded"} 1"#,
-        ) && body.contains(r#"lifeboat_rpo_exposure_seconds{resource="rds:us-west-2:app-db"}"#)
-        {
-            break body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never resumed and refreshed:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let metrics = eventually_async(
+        Duration::from_secs(60),
+        || format!("never resumed and refreshed:\n{:?}", get(port, "/metrics")),
+        || async {
+            get(port, "/metrics").filter(|body| {
+                body.contains(
+                    r#"lifeboat_runs_total{runbook="slow",mode="failover",outcome="succeeded"} 1"#,
+                ) && body
+                    .contains(r#"lifeboat_rpo_exposure_seconds{resource="rds:us-west-2:app-db"}"#)
+            })
+        },
+    )
+    .await;
     assert!(
         metrics.contains(
             r#"lifeboat_rpo_exposure_target_seconds{resource="rds:us-west-2:app-db"} 3600"#
@@ -210,25 +208,22 @@ fn the_systemd_unit_is_hardened_to_an_exposure_of_at_most_two() {
 }
 
 async fn wait_for_metric(port: u16, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if get(port, "/metrics").is_some_and(|m| m.contains(line)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw `{line}`: {:?}",
+    eventually_async(
+        Duration::from_secs(60),
+        || format!("never saw `{line}`: {:?}", get(port, "/metrics")),
+        || async {
             get(port, "/metrics")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+                .is_some_and(|m| m.contains(line))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_declare_a_region_down_once_and_see_it_recover() {
-    use crate::support::endpoints::{DOWN, UP};
-    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(UP));
-    let url = crate::support::endpoints::primary_endpoints(std::sync::Arc::clone(&mode)).await;
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let url = crate::support::endpoints::endpoints(std::sync::Arc::clone(&mode)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let probe = |name: &str| {
@@ -260,11 +255,11 @@ async fn probes_declare_a_region_down_once_and_see_it_recover() {
     let healthy = r#"lifeboat_region_health{region="us-east-1"} 0"#;
     wait_for_metric(port, healthy).await;
 
-    mode.store(DOWN, std::sync::atomic::Ordering::SeqCst);
+    mode.store(false, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, r#"lifeboat_region_health{region="us-east-1"} 2"#).await;
     // Down stays down, declared once, however long it lasts.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    mode.store(UP, std::sync::atomic::Ordering::SeqCst);
+    mode.store(true, std::sync::atomic::Ordering::SeqCst);
     wait_for_metric(port, healthy).await;
 
     assert!(signal(daemon.0.id(), "TERM"));
@@ -316,15 +311,11 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
 
     let mut first = daemon();
     // The resumed `long` step is running again: stop the daemon then.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while states("long").iter().filter(|s| *s == "running").count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "never resumed: {:?}",
-            states("long")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        Duration::from_secs(60),
+        || format!("never resumed: {:?}", states("long")),
+        || (states("long").iter().filter(|s| *s == "running").count() >= 2).then_some(()),
+    );
     assert!(signal(first.0.id(), "TERM"));
     assert_eq!(first.0.wait().expect("exit").code(), Some(0));
     assert_eq!(
@@ -336,11 +327,11 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
     assert_eq!(journal.run(&run).expect("run").state, "running");
 
     let mut second = daemon();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while journal.run(&run).expect("run").state != "succeeded" {
-        assert!(Instant::now() < deadline, "never finished");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(60),
+        || "never finished".into(),
+        || (journal.run(&run).expect("run").state == "succeeded").then_some(()),
+    );
     assert_eq!(states("last"), vec!["running", "succeeded"]);
     assert_eq!(
         states("long").iter().filter(|s| *s == "succeeded").count(),
@@ -400,11 +391,11 @@ fn files_others_could_change_are_refused_unless_overridden_loudly() {
     );
 
     let mut accepted = crate::support::KillOnDrop(daemon(&["--insecure-permissions"]));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !dir.path().join("control.sock").exists() {
-        assert!(Instant::now() < deadline, "the daemon never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(30),
+        || "the daemon never started".into(),
+        || dir.path().join("control.sock").exists().then_some(()),
+    );
     assert!(signal(accepted.0.id(), "TERM"));
     assert_eq!(accepted.0.wait().expect("exit").code(), Some(0));
     let mut err = String::new();

@@ -1,0 +1,298 @@
+//! Requests over the control socket: approvals, acknowledgements, the
+//! kill switch, triggers by hand, and the status.
+
+use tracing::{info, warn};
+
+use super::Daemon;
+use crate::control::{self, Request, Response};
+use crate::journal::{DecisionKind, JournalError, RequestKind};
+use crate::measure::Figures;
+use crate::runbook::Mode;
+use crate::trigger::{self, decision};
+
+impl Daemon {
+    /// Carry out a request from the control socket.
+    pub(super) fn control(&mut self, request: Request, who: &str) -> Response {
+        let journaled = |r: Result<Result<String, String>, JournalError>| match r {
+            Ok(r) => Response::from(r),
+            Err(e) => Response::refused(format!("journal: {e}")),
+        };
+        let response = match request {
+            Request::Status => match self.status() {
+                Ok(status) => Response {
+                    ok: true,
+                    message: String::new(),
+                    status: Some(status),
+                },
+                Err(e) => Response::refused(format!("journal: {e}")),
+            },
+            Request::Approve {
+                target,
+                step: Some(step),
+            } => journaled(control::leave_request(
+                &self.journal,
+                &target,
+                Some(&step),
+                RequestKind::Approve,
+                who,
+            )),
+            Request::Reject {
+                target,
+                step: Some(step),
+            } => journaled(control::leave_request(
+                &self.journal,
+                &target,
+                Some(&step),
+                RequestKind::Reject,
+                who,
+            )),
+            Request::Skip { run, step } => journaled(control::leave_request(
+                &self.journal,
+                &run,
+                Some(&step),
+                RequestKind::Skip,
+                who,
+            )),
+            Request::Cancel { run } => journaled(control::leave_request(
+                &self.journal,
+                &run,
+                None,
+                RequestKind::Cancel,
+                who,
+            )),
+            Request::Approve { step: None, .. }
+            | Request::Reject { step: None, .. }
+            | Request::Trigger { .. }
+                if !self.executes() =>
+            {
+                Response::refused(format!(
+                    "this daemon is a follower: only the leader ({}) starts runs; send this to its control socket",
+                    self.leader_name().unwrap_or_else(|| "not known yet".into())
+                ))
+            }
+            Request::Approve { target, step: None } => self.decide_pending(&target, true, who),
+            Request::Reject { target, step: None } => self.decide_pending(&target, false, who),
+            Request::Ack { binding } => match self.binding(&binding) {
+                None => Response::refused(format!("no binding `{binding}`")),
+                Some(_) => {
+                    let r = control::ack(&self.journal, &binding, who);
+                    if matches!(r, Ok(Ok(_))) {
+                        self.metrics
+                            .count_decision(&binding, DecisionKind::Ack.as_str());
+                    }
+                    journaled(r)
+                }
+            },
+            Request::Pause { reason } => {
+                let r = control::set_paused(&self.journal, true, reason.as_deref(), who);
+                if matches!(r, Ok(Ok(_))) {
+                    self.metrics.set_paused(true);
+                    warn!(who, reason = ?reason, "automatic triggering paused");
+                }
+                journaled(r)
+            }
+            Request::Resume => {
+                let r = control::set_paused(&self.journal, false, None, who);
+                if matches!(r, Ok(Ok(_))) {
+                    self.metrics.set_paused(false);
+                    info!(who, "automatic triggering resumed");
+                }
+                journaled(r)
+            }
+            Request::Trigger { binding, mode } => self.trigger_by_hand(&binding, mode, who),
+        };
+        if response.ok && !response.message.is_empty() {
+            info!(who, "{}", response.message);
+        }
+        response
+    }
+
+    /// `approve BINDING` / `reject BINDING`: the outcome of a pending approval.
+    pub(super) fn decide_pending(&mut self, target: &str, approve: bool, who: &str) -> Response {
+        let Some(binding) = self.binding(target) else {
+            return Response::refused(if self.journal.run(target).is_ok() {
+                format!(
+                    "name the step of run {target} to approve or reject: `lifeboat approve {target} STEP`"
+                )
+            } else {
+                format!("no binding or run named `{target}`")
+            });
+        };
+        let view = match trigger::view(&self.journal, &binding, jiff::Timestamp::now()) {
+            Ok(v) => v,
+            Err(e) => return Response::refused(format!("journal: {e}")),
+        };
+        let Some(awaiting) = view.awaiting else {
+            return Response::refused(format!("binding `{target}` is not waiting for approval"));
+        };
+        let kind = if approve {
+            DecisionKind::Approved
+        } else {
+            DecisionKind::Rejected
+        };
+        let d = decision(
+            Some(target),
+            kind,
+            None,
+            who,
+            Some(serde_json::json!({ "request": awaiting.seq })),
+        );
+        if !self.record(
+            &d,
+            Some(&binding.region),
+            format!("binding `{target}` {kind} by {who}"),
+        ) {
+            return Response::refused("cannot journal the decision");
+        }
+        if !approve {
+            return Response::done(format!("binding `{target}`: the pending run is declined"));
+        }
+        let evidence = awaiting.detail.and_then(|d| d.get("evidence").cloned());
+        match self.start(
+            &binding,
+            Mode::Failover,
+            who,
+            &format!("approved by {who}"),
+            evidence,
+        ) {
+            Ok(id) => Response::done(format!("approved: run {id} started for binding `{target}`")),
+            Err(why) => Response::refused(format!("approved, but the run could not start: {why}")),
+        }
+    }
+
+    /// `trigger BINDING`: a human starts the binding's runbook now.
+    pub(super) fn trigger_by_hand(&mut self, name: &str, mode: Mode, who: &str) -> Response {
+        let Some(binding) = self.binding(name) else {
+            return Response::refused(format!("no binding `{name}`"));
+        };
+        // One run of each kind per binding: a drill never holds back a
+        // failover, nor a failover a drill.
+        let drill = mode == Mode::Drill;
+        let active = self.runs.iter().find(|(id, t)| {
+            t.binding.as_deref() == Some(name)
+                && self
+                    .journal
+                    .run(id)
+                    .is_ok_and(|r| (r.run.mode == "drill") == drill)
+        });
+        if let Some((id, _)) = active {
+            return Response::refused(format!(
+                "run {id} of binding `{name}` is still in progress (`lifeboat cancel {id}` first)"
+            ));
+        }
+        let d = decision(
+            Some(name),
+            DecisionKind::Trigger,
+            None,
+            who,
+            Some(serde_json::json!({ "mode": mode.as_str() })),
+        );
+        if !self.record(
+            &d,
+            Some(&binding.region),
+            format!("binding `{name}` triggered by {who} in {mode} mode"),
+        ) {
+            return Response::refused("cannot journal the request");
+        }
+        // A failover started during a declared outage answers that outage.
+        let evidence = (mode == Mode::Failover)
+            .then(|| self.outages.get(&binding.region).cloned())
+            .flatten();
+        match self.start(&binding, mode, who, &format!("by hand: {who}"), evidence) {
+            Ok(id) => Response::done(format!(
+                "run {id} started for binding `{name}` in {mode} mode"
+            )),
+            Err(why) => Response::refused(why),
+        }
+    }
+
+    /// What `lifeboat status` shows.
+    pub(super) fn status(&self) -> Result<serde_json::Value, JournalError> {
+        let now = jiff::Timestamp::now();
+        let regions: Vec<serde_json::Value> = self
+            .detectors
+            .iter()
+            .map(|(name, d)| {
+                let mut e = self.evidence(name, None, "");
+                e["incident_start"] = self
+                    .outages
+                    .get(name)
+                    .map_or(serde_json::Value::Null, |o| o["incident_start"].clone());
+                if let Some(map) = e.as_object_mut() {
+                    map.remove("declared_at");
+                }
+                e["state"] = serde_json::json!(d.state());
+                e
+            })
+            .collect();
+        let mut bindings = Vec::new();
+        for b in &self.config.bindings {
+            let view = trigger::view(&self.journal, b, now)?;
+            let state = if view.active_run.is_some() {
+                "running"
+            } else if view.awaiting.is_some() {
+                "awaiting-approval"
+            } else if view.cooling.is_some() {
+                "cooling-down"
+            } else if b.policy == crate::config::Policy::Notify {
+                "notify-only"
+            } else if view.paused.is_some() {
+                "paused"
+            } else {
+                "armed"
+            };
+            let last = view
+                .last_run
+                .as_deref()
+                .and_then(|id| Figures::of_run(&self.journal, id).ok());
+            let readiness = self.readiness.get(&b.name);
+            bindings.push(serde_json::json!({
+                "name": b.name,
+                "region": b.region,
+                "policy": b.policy.as_str(),
+                "runbook": b.runbook.display().to_string(),
+                "state": state,
+                "active_run": view.active_run,
+                "cooling": view.cooling,
+                "awaiting_since": view.awaiting.as_ref().map(|d| d.at.clone()),
+                "last_run": last.as_ref().map(|f| serde_json::json!({
+                    "run": f.run,
+                    "state": f.state,
+                    "rto_s": f.rto.seconds,
+                    "rto_verdict": f.rto.verdict,
+                    "rpo_s": f.rpo.seconds,
+                    "rpo_verdict": f.rpo.verdict,
+                })),
+                "ready": readiness.map(|r| r.ready),
+                "readiness_checked_at": readiness.map(|r| r.checked_at.clone()),
+                "not_ready": readiness.map(|r| r.problems.clone()).unwrap_or_default(),
+            }));
+        }
+        let runs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|(id, t)| {
+                let record = self.journal.run(id).ok();
+                serde_json::json!({
+                    "run": id,
+                    "binding": t.binding,
+                    "runbook": record.as_ref().map(|r| r.run.runbook.clone()),
+                    "mode": record.as_ref().map(|r| r.run.mode.clone()),
+                    "started_at": record.as_ref().map(|r| r.run.started_at.clone()),
+                })
+            })
+            .collect();
+        let paused = trigger::paused(&self.journal)?;
+        Ok(serde_json::json!({
+            "cluster": self.ha_status(),
+            "paused": paused.map(|p| serde_json::json!({
+                "by": p.who,
+                "at": p.at,
+                "reason": p.detail.and_then(|d| d.get("reason").cloned()),
+            })),
+            "regions": regions,
+            "bindings": bindings,
+            "runs": runs,
+        }))
+    }
+}

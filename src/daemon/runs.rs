@@ -1,0 +1,374 @@
+//! Runs: starting a binding's runbook, resuming interrupted runs, a run's
+//! end (its figures, its drill teardown), sweeping orphaned drills.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use super::Daemon;
+use crate::actions::Registry;
+use crate::config::Binding;
+use crate::engine::{Engine, EngineOptions};
+use crate::journal::{DecisionKind, JournalError, Mark, MarkKind};
+use crate::measure::Figures;
+use crate::notify::Event;
+use crate::runbook::{self, MissingParams, Mode, Runbook};
+use crate::trigger::{DAEMON, decision};
+
+/// A run the daemon is executing.
+pub(super) struct RunTask {
+    pub(super) binding: Option<String>,
+    pub(super) handle: tokio::task::JoinHandle<()>,
+}
+
+/// A binding's runbook, read and loaded with its params as a run would.
+pub(super) fn load_bound(binding: &Binding) -> Result<(String, runbook::Loaded), String> {
+    let text = std::fs::read_to_string(&binding.runbook)
+        .map_err(|e| format!("cannot read {}: {e}", binding.runbook.display()))?;
+    let loaded = runbook::load(
+        &binding.runbook.display().to_string(),
+        &text,
+        &binding.params,
+        MissingParams::Refuse,
+    )
+    .map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok((text, loaded))
+}
+
+/// The mode a run was recorded in.
+pub(super) fn mode_of(record: &str) -> Mode {
+    match record {
+        "switchover" => Mode::Switchover,
+        "drill" => Mode::Drill,
+        _ => Mode::Failover,
+    }
+}
+
+impl Daemon {
+    /// Execute run `id` in its own task; its id goes to `ended` when it stops.
+    pub(super) fn spawn_run(
+        &mut self,
+        id: String,
+        runbook: Arc<Runbook>,
+        mode: Mode,
+        binding: Option<String>,
+    ) {
+        let engine = Engine::new(
+            Arc::clone(&self.journal),
+            Arc::new(Registry::with_aws(self.aws.clone())),
+            EngineOptions::default(),
+        )
+        .with_drain(self.drain.subscribe());
+        let ended = self.ended.clone();
+        let run = id.clone();
+        // A leader's runs stop the instant its lease runs out by the local
+        // clock, whatever the daemon is busy with: no step goes on without it.
+        let lease = self.lease_clock();
+        let handle = tokio::spawn(async move {
+            let expired = async {
+                match &lease {
+                    Some(clock) => clock.expired().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = engine.execute(&run, runbook, mode) => match ended {
+                    Ok(outcome) => info!(run = %run, state = outcome.word(), "run ended"),
+                    Err(e) => error!(run = %run, "run stopped: {e}"),
+                },
+                () = expired => {
+                    error!(run = %run, "the lease ran out by the local clock: every step of the run stopped at once (stepping down); the next leader resumes it");
+                    return;
+                }
+            }
+            let _ = ended.send(run).await;
+        });
+        self.runs.insert(id, RunTask { binding, handle });
+    }
+
+    /// Resume every run the journal shows unfinished.
+    pub(super) fn resume_runs(&mut self) -> Result<(), JournalError> {
+        let started_by_binding: HashMap<String, String> = self
+            .journal
+            .decisions(None)?
+            .into_iter()
+            .filter(|d| matches!(d.kind, DecisionKind::Started | DecisionKind::StartedDrill))
+            .filter_map(|d| Some((d.run?, d.binding?)))
+            .collect();
+        for listed in self.journal.unfinished_runs()? {
+            let id = listed.run.id.clone();
+            // The listing leaves the runbook's text out; the run itself has it.
+            let record = self.journal.run(&id)?;
+            if !record.run.secret_params.is_empty() {
+                error!(
+                    run = %id,
+                    "not resuming: it was started with secret parameters, which the journal does not keep; resume it with `lifeboat run --resume {id} --param ...`"
+                );
+                continue;
+            }
+            let loaded = match runbook::load(
+                &record.run.file,
+                &record.run.runbook_text,
+                &record.run.params,
+                MissingParams::Refuse,
+            ) {
+                Ok(loaded) => loaded,
+                Err(problems) => {
+                    let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    error!(run = %id, "not resuming: its runbook no longer loads: {}", problems.join("; "));
+                    continue;
+                }
+            };
+            info!(run = %id, runbook = %record.run.runbook, "resuming an interrupted run");
+            let binding = started_by_binding.get(&id).cloned();
+            self.spawn_run(
+                id,
+                Arc::new(loaded.runbook),
+                mode_of(&record.run.mode),
+                binding,
+            );
+        }
+        Ok(())
+    }
+
+    /// A run stopped: export its figures and tell the webhooks.
+    pub(super) fn on_run_end(&mut self, id: &str) {
+        let binding = self.runs.remove(id).and_then(|t| t.binding);
+        self.metrics.record_api_calls(self.aws.calls());
+        let figures = match Figures::of_run(&self.journal, id) {
+            Ok(f) => f,
+            Err(e) => {
+                error!(run = %id, "cannot read the run's figures: {e}");
+                return;
+            }
+        };
+        if figures.state.unfinished() {
+            // Interrupted by a stop: the next start resumes it.
+            return;
+        }
+        if figures.mode == "drill" {
+            self.tear_down(id);
+        }
+        self.metrics.record_run(&figures);
+        let seconds = |s: Option<f64>| {
+            s.map_or_else(
+                || "not measurable".into(),
+                |s| crate::report::seconds(Some(s)),
+            )
+        };
+        self.notifier.send(Event {
+            event: "run-ended".into(),
+            at: crate::engine::now(),
+            binding,
+            region: None,
+            run: Some(id.to_string()),
+            summary: format!(
+                "run {id} of {} {}: RTO {} ({}), RPO {} ({})",
+                figures.runbook,
+                figures.state,
+                seconds(figures.rto.seconds),
+                figures.rto.verdict,
+                seconds(figures.rpo.seconds),
+                figures.rpo.verdict
+            ),
+            detail: serde_json::to_value(&figures).ok(),
+        });
+    }
+
+    /// Remove what drill `id` made, in the background; the result is
+    /// journaled as its `teardown` mark.
+    pub(super) fn tear_down(&self, id: &str) {
+        let Ok(record) = self.journal.run(id) else {
+            return;
+        };
+        let (regions, roles) = runbook::load(
+            &record.run.file,
+            &record.run.runbook_text,
+            &record.run.params,
+            MissingParams::Placeholder,
+        )
+        .map(|l| {
+            (
+                runbook::regions_of(&l.runbook),
+                runbook::roles_of(&l.runbook),
+            )
+        })
+        .unwrap_or_default();
+        let (aws, journal, id) = (self.aws.clone(), Arc::clone(&self.journal), id.to_string());
+        tokio::spawn(async move {
+            let which = crate::actions::drill::Which::Run(id.clone());
+            let t =
+                crate::actions::drill::teardown_in_accounts(&aws, &roles, &regions, &which).await;
+            if t.errors.is_empty() {
+                info!(run = %id, removed = t.removed.len(), "drill torn down");
+            } else {
+                error!(run = %id, errors = ?t.errors, "drill teardown incomplete; the next sweep retries");
+            }
+            let mark = Mark {
+                kind: MarkKind::Teardown,
+                at: crate::engine::now(),
+                detail: serde_json::to_value(&t).ok(),
+            };
+            if let Err(e) = journal.mark(&id, &mark) {
+                error!(run = %id, "cannot journal the teardown: {e}");
+            }
+        });
+    }
+
+    /// At start: remove the resources of drills that are over (or whose
+    /// process died), in every region the config names, in the background.
+    pub(super) fn sweep(&self) -> Result<(), JournalError> {
+        let mut regions: std::collections::BTreeSet<String> =
+            self.config.regions.keys().cloned().collect();
+        let mut roles: Vec<runbook::AssumeRole> = Vec::new();
+        for b in &self.config.bindings {
+            if let Ok((_, loaded)) = load_bound(b) {
+                regions.extend(runbook::regions_of(&loaded.runbook));
+                for role in runbook::roles_of(&loaded.runbook) {
+                    if !roles.contains(&role) {
+                        roles.push(role);
+                    }
+                }
+            }
+        }
+        // Drills the journal shows unfinished are resumed, not swept.
+        let live: std::collections::BTreeSet<String> = self
+            .journal
+            .unfinished_runs()?
+            .into_iter()
+            .filter(|r| r.run.mode == "drill")
+            .map(|r| r.run.id)
+            .collect();
+        if regions.is_empty() {
+            return Ok(());
+        }
+        let aws = self.aws.clone();
+        tokio::spawn(async move {
+            let which = crate::actions::drill::Which::AllBut(live);
+            let t =
+                crate::actions::drill::teardown_in_accounts(&aws, &roles, &regions, &which).await;
+            if !t.removed.is_empty() {
+                warn!(removed = ?t.removed, "swept drill resources left by earlier drills");
+            }
+            if !t.errors.is_empty() {
+                error!(errors = ?t.errors, "drill sweep incomplete");
+            }
+        });
+        Ok(())
+    }
+
+    /// Start `binding`'s runbook in `mode` for `who`. The run, the marks of
+    /// the outage it answers (from `evidence`) and the decision are
+    /// journaled together before anything executes.
+    pub(super) fn start(
+        &mut self,
+        binding: &Binding,
+        mode: Mode,
+        who: &str,
+        how: &str,
+        evidence: Option<serde_json::Value>,
+    ) -> Result<String, String> {
+        let started = self.start_inner(binding, mode, who, how, evidence.clone());
+        if let Err(why) = &started {
+            let d = decision(
+                Some(&binding.name),
+                DecisionKind::StartFailed,
+                None,
+                who,
+                Some(serde_json::json!({ "error": why, "evidence": evidence })),
+            );
+            self.record(
+                &d,
+                Some(&binding.region),
+                format!("could not start binding `{}`: {why}", binding.name),
+            );
+        }
+        started
+    }
+
+    pub(super) fn start_inner(
+        &mut self,
+        binding: &Binding,
+        mode: Mode,
+        who: &str,
+        how: &str,
+        evidence: Option<serde_json::Value>,
+    ) -> Result<String, String> {
+        let (text, loaded) = load_bound(binding)?;
+        if loaded.runbook.strategy == crate::runbook::Strategy::Failback
+            && who == DAEMON
+            && mode != Mode::Drill
+        {
+            return Err("a failback is never started automatically".into());
+        }
+        let record = crate::engine::new_run(
+            &loaded.runbook,
+            binding.runbook.display().to_string(),
+            text,
+            &binding.params,
+            mode,
+            who.to_string(),
+        );
+        let id = record.id.clone();
+        let mut marks = Vec::new();
+        if let Some(e) = &evidence {
+            if let Some(at) = e["incident_start"].as_str() {
+                marks.push(Mark {
+                    kind: MarkKind::IncidentStart,
+                    at: at.to_string(),
+                    detail: Some(e.clone()),
+                });
+            }
+            if let Some(at) = e["declared_at"].as_str() {
+                marks.push(Mark {
+                    kind: MarkKind::OutageDeclared,
+                    at: at.to_string(),
+                    detail: None,
+                });
+            }
+        }
+        let kind = if mode == Mode::Drill {
+            DecisionKind::StartedDrill
+        } else {
+            DecisionKind::Started
+        };
+        let d = decision(
+            Some(&binding.name),
+            kind,
+            Some(&id),
+            who,
+            Some(serde_json::json!({
+                "how": how,
+                "policy": binding.policy.as_str(),
+                "mode": mode.as_str(),
+                "runbook": loaded.runbook.name,
+                "evidence": evidence,
+            })),
+        );
+        self.journal
+            .start_run(&record, &marks, Some(&d))
+            .map_err(|e| format!("cannot journal the run: {e}"))?;
+        self.count_and_tell(
+            &d,
+            Some(&binding.region),
+            format!(
+                "started run {id} of {} in {mode} mode for binding `{}` ({how})",
+                loaded.runbook.name, binding.name
+            ),
+        );
+        self.spawn_run(
+            id.clone(),
+            Arc::new(loaded.runbook),
+            mode,
+            Some(binding.name.clone()),
+        );
+        Ok(id)
+    }
+}

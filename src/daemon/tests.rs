@@ -1,0 +1,207 @@
+//! The daemon's judgement in process: probe results fed on tokio's paused
+//! clock (so a minute of probing takes no time and absence is proven in
+//! virtual time, not by waiting), the journal read back. What only a
+//! process shows (signals, systemd's notify socket, SIGKILL, the binary's
+//! permission checks) is tested on the binary, in `tests/lifeboat/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{DaemonError, Host, Probes, Signal, load_config, run};
+use crate::aws::{AwsClients, AwsSettings, Credentials};
+use crate::journal::{Access, DecisionKind, Journal, RunState};
+use crate::probe::Outcome;
+
+/// Two quick steps, so a run started on a declared outage ends in
+/// seconds of virtual time.
+const RUNBOOK: &str = "name: app
+strategy: pilot-light
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: first, action: wait, with: { duration: 2s } }
+  - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+";
+
+/// A daemon running in this process on a temporary state directory, its
+/// one probe (`web`, in us-east-1, failing after 3 results in a row) fed
+/// by the test.
+struct InProcess {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    feed: mpsc::Sender<Outcome>,
+    signals: mpsc::Sender<Signal>,
+    task: JoinHandle<Result<(), DaemonError>>,
+}
+
+impl InProcess {
+    async fn start(policy: &str) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
+        let state = dir.path().join("state");
+        let config_path = dir.path().join("lifeboat.yaml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n",
+                state.display(),
+                dir.path().join("control.sock").display()
+            ),
+        )
+        .unwrap();
+        let config = load_config(&config_path).map_err(|(e, _)| e).unwrap();
+        let host_metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control = crate::control::bind(&config.control_socket).unwrap();
+        // Nothing here calls AWS; the clients point nowhere, to be sure.
+        let aws = AwsClients::load(
+            &AwsSettings {
+                profile: None,
+                endpoint_url: Some("http://127.0.0.1:9".into()),
+            },
+            Credentials::Emulator,
+        )
+        .await;
+        let (feed, fed) = mpsc::channel(64);
+        let (signals, signals_rx) = mpsc::channel(4);
+        let host = Host {
+            metrics: host_metrics,
+            control,
+            signals: signals_rx,
+            aws,
+            probes: Probes::Fed(fed),
+        };
+        let task = tokio::spawn(async move { run(&config_path, config, false, host).await });
+        InProcess {
+            _dir: dir,
+            state,
+            feed,
+            signals,
+            task,
+        }
+    }
+
+    /// One result of the `web` probe, then a probe interval.
+    async fn probe(&self, ok: bool) {
+        self.feed
+            .send(Outcome {
+                region: "us-east-1".into(),
+                probe: 0,
+                ok,
+                at: jiff::Timestamp::now().to_string(),
+                detail: if ok { "connected" } else { "refused" }.into(),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::open(&self.state, Access::Client).unwrap()
+    }
+
+    fn decisions(&self) -> Vec<DecisionKind> {
+        self.journal()
+            .decisions(Some("app"))
+            .unwrap()
+            .into_iter()
+            .map(|d| d.kind)
+            .collect()
+    }
+
+    /// Virtual time passes (a second at a time) until `done`, for at most
+    /// `within`.
+    async fn until(&self, within: Duration, done: impl Fn(&InProcess) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if done(self) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        done(self)
+    }
+
+    async fn stop(self) {
+        self.signals.send(Signal::Stop).await.unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_sustained_failure_is_declared_and_fails_over_once() {
+    let d = InProcess::start("auto").await;
+    for _ in 0..2 {
+        d.probe(false).await;
+    }
+    assert!(
+        d.decisions().is_empty(),
+        "two failures are under the threshold of three: {:?}",
+        d.decisions()
+    );
+    // It stays down for a minute: one declaration, one run.
+    for _ in 0..60 {
+        d.probe(false).await;
+    }
+    let ran = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(ran, "the failover never succeeded: {:?}", d.decisions());
+    assert_eq!(d.journal().runs().unwrap().len(), 1);
+    assert_eq!(
+        d.decisions()
+            .iter()
+            .filter(|k| **k == DecisionKind::Started)
+            .count(),
+        1,
+        "{:?}",
+        d.decisions()
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_flapping_probe_is_never_declared_in_ten_minutes() {
+    let d = InProcess::start("auto").await;
+    for i in 0..600 {
+        d.probe(i % 2 == 0).await;
+    }
+    assert!(d.decisions().is_empty(), "{:?}", d.decisions());
+    assert!(d.journal().runs().unwrap().is_empty());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn under_the_approve_policy_a_declared_outage_waits_for_a_human() {
+    let d = InProcess::start("approve").await;
+    for _ in 0..5 {
+        d.probe(false).await;
+    }
+    let asked = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::AwaitingApproval)
+        })
+        .await;
+    assert!(asked, "{:?}", d.decisions());
+    // An hour later, still nothing ran.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(d.journal().runs().unwrap().is_empty());
+    // The region recovering withdraws the request.
+    for _ in 0..3 {
+        d.probe(true).await;
+    }
+    let withdrawn = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::Withdrawn)
+        })
+        .await;
+    assert!(withdrawn, "{:?}", d.decisions());
+    d.stop().await;
+}
