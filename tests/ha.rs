@@ -36,7 +36,7 @@ use lifeboat::journal::{
 use support::endpoints::endpoints;
 use support::moto::Moto;
 use support::proxy::{Proxy, Rules};
-use support::{KillOnDrop, free_port, signal};
+use support::{KillOnDrop, eventually, eventually_async, free_port, signal};
 
 /// The scenarios each start a cluster, an emulator and three daemons: one
 /// at a time, so that a loaded machine does not stretch every lease.
@@ -118,19 +118,18 @@ impl EtcdCluster {
                 .collect(),
         };
         // Healthy when each member answers a write through the cluster.
-        let deadline = Instant::now() + Duration::from_secs(60);
         for url in &cluster.clients {
-            loop {
-                let ok = Command::new("curl")
-                    .args(["-fsS", "-m", "2", &format!("{url}/health")])
-                    .output()
-                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"true\""));
-                if ok {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "etcd member {url} never healthy");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            eventually(
+                Duration::from_secs(60),
+                || format!("etcd member {url} never healthy"),
+                || {
+                    Command::new("curl")
+                        .args(["-fsS", "-m", "2", &format!("{url}/health")])
+                        .output()
+                        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"true\""))
+                        .then_some(())
+                },
+            );
         }
         cluster
     }
@@ -409,15 +408,11 @@ regions:
             .spawn()
             .map(KillOnDrop)
             .expect("start a daemon");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !self.socket(i).exists() {
-            assert!(
-                Instant::now() < deadline,
-                "no control socket:\n{}",
-                self.log(i)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            Duration::from_secs(60),
+            || format!("no control socket:\n{}", self.log(i)),
+            || self.socket(i).exists().then_some(()),
+        );
         daemon
     }
 
@@ -457,28 +452,27 @@ regions:
 
     /// Wait until one of `among` says it leads; which.
     async fn leader(&self, among: &[usize]) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            for &i in among {
-                if self
-                    .status(i)
-                    .is_some_and(|s| s["cluster"]["role"] == "leader")
-                {
-                    return i;
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        eventually_async(
+            Duration::from_secs(60),
+            || format!("no leader:\n{}", self.logs()),
+            || async {
+                among.iter().copied().find(|&i| {
+                    self.status(i)
+                        .is_some_and(|s| s["cluster"]["role"] == "leader")
+                })
+            },
+        )
+        .await
     }
 
     /// Wait until `done` holds of the shared journal.
     async fn wait(&self, what: &str, done: impl Fn(&Journal) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !done(&self.journal) {
-            assert!(Instant::now() < deadline, "never {what}:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        eventually_async(
+            Duration::from_secs(120),
+            || format!("never {what}:\n{}", self.logs()),
+            || async { done(&self.journal).then_some(()) },
+        )
+        .await;
     }
 
     /// The one run, once started.
@@ -499,15 +493,17 @@ regions:
 
     /// Wait until daemon `i`'s `operation` was answered.
     async fn wait_change(&self, i: usize, operation: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !self.changes_by(i).iter().any(|(_, op)| op == operation) {
-            assert!(
-                Instant::now() < deadline,
-                "never {operation}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually_async(
+            Duration::from_secs(120),
+            || format!("never {operation}:\n{}", self.logs()),
+            || async {
+                self.changes_by(i)
+                    .iter()
+                    .any(|(_, op)| op == operation)
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     /// The changes that reached the emulator through daemon `i`'s proxy,
@@ -747,15 +743,12 @@ async fn a_paused_old_leader_resumed_after_a_takeover_changes_nothing() {
     let resumed_at = unix_now();
     signal(scene.pid(leader), "CONT");
     // It finds its lease gone and steps down; give it time to try.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while scene.logged_at(leader, "stepping down").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the old leader never stepped down:\n{}",
-            scene.log(leader)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async(
+        Duration::from_secs(30),
+        || format!("the old leader never stepped down:\n{}", scene.log(leader)),
+        || async { scene.logged_at(leader, "stepping down") },
+    )
+    .await;
     tokio::time::sleep(TTL).await;
 
     let late: Vec<(f64, String)> = scene
@@ -905,18 +898,17 @@ async fn the_shared_journal_reaches_etcd_over_tls_checked_against_a_private_ca()
     let trusted = Journal::etcd(Store::new(Arc::new(
         Etcd::connect(&settings(Some(d.join("ca.pem")))).expect("connect"),
     )));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let runs = loop {
-        match trusted.runs() {
-            Ok(runs) => break runs,
-            Err(e) => assert!(
-                Instant::now() < deadline,
-                "never reached etcd over TLS: {e}\n{}",
+    let runs = eventually(
+        Duration::from_secs(60),
+        || {
+            format!(
+                "never reached etcd over TLS: {:?}\n{}",
+                trusted.runs().err(),
                 std::fs::read_to_string(d.join("etcd.log")).unwrap_or_default()
-            ),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+            )
+        },
+        || trusted.runs().ok(),
+    );
     assert!(runs.is_empty());
     let decision = lifeboat::trigger::decision(None, DecisionKind::Pause, None, "test", None);
     trusted.decide(&decision).expect("write over TLS");

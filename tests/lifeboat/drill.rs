@@ -255,18 +255,12 @@ async fn kept_drill_resources_are_swept_when_the_daemon_starts() {
     )
     .expect("write config");
     let _daemon = env.moto.daemon(&env.dir.path().join("state"), &config);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let left = inventory(&env.aws, true).await;
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never swept: {left:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    crate::support::eventually_async(
+        std::time::Duration::from_secs(60),
+        || "never swept".into(),
+        || async { inventory(&env.aws, true).await.is_empty().then_some(()) },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,27 +297,22 @@ bindings:
     )
     .expect("write config");
     let _daemon = env.moto.daemon(&state, &config);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    let drilled = loop {
-        let journal =
-            lifeboat::journal::Journal::open(&state, lifeboat::journal::Access::Client).ok();
-        let torn_down = journal.as_ref().and_then(|j| {
-            j.runs().ok()?.into_iter().find(|r| {
+    let drilled = crate::support::eventually_async(
+        std::time::Duration::from_secs(90),
+        || "no scheduled drill finished".into(),
+        || async {
+            let journal =
+                lifeboat::journal::Journal::open(&state, lifeboat::journal::Access::Client).ok()?;
+            journal.runs().ok()?.into_iter().find(|r| {
                 r.run.mode == "drill"
                     && r.state == "succeeded"
-                    && j.marks(&r.run.id)
+                    && journal
+                        .marks(&r.run.id)
                         .is_ok_and(|m| m.iter().any(|m| m.kind == "teardown"))
             })
-        });
-        if let Some(run) = torn_down {
-            break run;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no scheduled drill finished"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    };
+        },
+    )
+    .await;
     assert_eq!(drilled.run.started_by, "lifeboat daemon");
     // Drills may be going on at this moment; production is never touched.
     assert_eq!(inventory(&env.aws, false).await, before);

@@ -543,11 +543,12 @@ bindings:
         .spawn()
         .map(crate::support::KillOnDrop)
         .expect("start the daemon");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !socket.exists() {
-        assert!(std::time::Instant::now() < deadline, "no control socket");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::support::eventually_async(
+        Duration::from_secs(60),
+        || "no control socket".into(),
+        || async { socket.exists().then_some(()) },
+    )
+    .await;
     let trigger = crate::support::lifeboat(
         &state,
         &[

@@ -4,7 +4,7 @@
 //! installed by `.ci/setup-apt` on first use).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::KillOnDrop;
 
@@ -71,11 +71,11 @@ async fn https_probes_verify_certificates_unless_told_not_to() {
         .spawn()
         .map(KillOnDrop)
         .expect("openssl s_server");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the TLS server never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::support::eventually(
+        Duration::from_secs(20),
+        || "the TLS server never listened".into(),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+    );
     let aws = lifeboat::aws::AwsClients::load(
         &lifeboat::aws::AwsSettings::default(),
         lifeboat::aws::Credentials::Chain,

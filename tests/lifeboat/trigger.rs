@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use lifeboat::journal::{Access, Decision, Journal};
 
@@ -674,26 +674,29 @@ bindings:
         "{metrics}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = events.lock().expect("events").clone();
-        if let Some(e) = got.iter().find(|e| e["event"] == "runbook-not-ready") {
-            assert_eq!(e["binding"], "ghost", "{e}");
-            assert!(
-                e["summary"]
-                    .as_str()
-                    .is_some_and(|s| s.contains("would fail now")),
-                "{e}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no webhook: {got:?}\n{}",
-            scene.log(1)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let e = eventually(
+        Duration::from_secs(30),
+        || {
+            format!(
+                "no webhook: {:?}\n{}",
+                events.lock().expect("events"),
+                scene.log(1)
+            )
+        },
+        || {
+            let got = events.lock().expect("events");
+            got.iter()
+                .find(|e| e["event"] == "runbook-not-ready")
+                .cloned()
+        },
+    );
+    assert_eq!(e["binding"], "ghost", "{e}");
+    assert!(
+        e["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("would fail now")),
+        "{e}"
+    );
     assert!(
         !scene.log(1).contains("secret-token"),
         "webhook URLs are not logged whole"

@@ -4,7 +4,7 @@
 //! its scratch instance; each posture check passing and failing.
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lifeboat::aws::AwsClients;
 
@@ -394,21 +394,21 @@ async fn a_scheduled_job_fires_in_the_daemon() {
     )
     .expect("write config");
     let _daemon = env.moto.daemon(&env.dir.path().join("state"), &config);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let runs = lifeboat::journal::Journal::open(
-            &env.dir.path().join("state"),
-            lifeboat::journal::Access::Client,
-        )
-        .ok()
-        .and_then(|j| j.verifications("every-2s").ok())
-        .map_or(0, |v| v.len());
-        if runs >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job never ran twice");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::support::eventually_async(
+        Duration::from_secs(60),
+        || "the job never ran twice".into(),
+        || async {
+            let runs = lifeboat::journal::Journal::open(
+                &env.dir.path().join("state"),
+                lifeboat::journal::Access::Client,
+            )
+            .ok()
+            .and_then(|j| j.verifications("every-2s").ok())
+            .map_or(0, |v| v.len());
+            (runs >= 2).then_some(())
+        },
+    )
+    .await;
     let metrics = crate::support::get(port, "/metrics").unwrap_or_default();
     assert!(
         metrics.contains(r#"lifeboat_verify_last_status{job="every-2s"} 1"#),
