@@ -57,26 +57,32 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, env = "LIFEBOAT_LOG_FORMAT")]
     pub log_format: Option<crate::config::LogFormat>,
 
-    /// Directory of the journal; default `$XDG_STATE_HOME/lifeboat` (or `~/.local/state/lifeboat`).
+    /// Directory of the journal, for runs of your own: overrides the
+    /// config's `state_dir`. Without it or a config,
+    /// `$XDG_STATE_HOME/lifeboat` (or `~/.local/state/lifeboat`).
     #[arg(long, global = true, env = "LIFEBOAT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// A daemon config whose `storage` is `etcd`: `runs`, `show`, `report`,
-    /// `audit` and the journal-only requests (when no daemon answers on the
-    /// socket) use the journal the daemons share there.
+    /// The daemon's config: where its journal (`state_dir` or `storage`)
+    /// and control socket are, and what `daemon`, `exposure` and `verify`
+    /// run with. Default /etc/lifeboat/lifeboat.yaml when it exists and no
+    /// --state-dir is given.
     #[arg(
-        long = "journal-config",
+        long,
         global = true,
-        env = "LIFEBOAT_JOURNAL_CONFIG",
-        value_name = "FILE"
+        env = "LIFEBOAT_CONFIG",
+        value_name = "FILE",
+        alias = "journal-config"
     )]
-    pub journal_config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
 
-    /// The daemon's control socket. When a daemon listens there, `status`,
+    /// The daemon's control socket (default: the config's, else
+    /// /run/lifeboat/control.sock). When a daemon answers there, `status`,
     /// `approve`, `reject`, `skip`, `cancel`, `ack`, `pause`, `resume` and
-    /// `trigger` go to it; otherwise they act on the journal directly.
-    #[arg(long, global = true, env = "LIFEBOAT_SOCKET", value_name = "PATH", default_value = crate::config::DEFAULT_CONTROL_SOCKET)]
-    pub socket: PathBuf,
+    /// `trigger` go to it; otherwise those that are journal records are left
+    /// in the daemon's journal, which it reads when it starts.
+    #[arg(long, global = true, env = "LIFEBOAT_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 
     /// The command.
     #[command(subcommand)]
@@ -191,18 +197,12 @@ pub enum Command {
     },
     /// Each protected resource's RPO exposure now (now minus its newest recovery point in the DR region); exit 1 if any is over target.
     Exposure {
-        /// Config file listing the `protected` resources.
-        #[arg(long)]
-        config: PathBuf,
         /// Output format.
         #[arg(long, value_enum, default_value_t)]
         output: Output,
     },
     /// Run backup verification jobs of a config now (exit 1 if a check fails).
     Verify {
-        /// Config file listing the `verify` jobs.
-        #[arg(long)]
-        config: PathBuf,
         /// Only this job.
         #[arg(long)]
         job: Option<String>,
@@ -212,9 +212,6 @@ pub enum Command {
     },
     /// The always-on daemon: resumes interrupted runs, serves /metrics and /healthz, refreshes RPO exposure; SIGHUP reloads, SIGTERM stops.
     Daemon {
-        /// Config file.
-        #[arg(long, default_value = "/etc/lifeboat/lifeboat.yaml")]
-        config: PathBuf,
         /// Accept a config or runbook that others could have changed (group- or
         /// world-writable, or owned by another user); each is logged as an error.
         #[arg(long)]

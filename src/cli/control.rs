@@ -1,9 +1,9 @@
 //! Commands for the daemon (`status`, `approve`, `reject`, `skip`,
 //! `cancel`, `ack`, `pause`, `resume`, `trigger`): sent over its control
-//! socket when a daemon listens there, so that it records who asked;
-//! otherwise applied to the journal directly where that means something
-//! without a daemon.
-
+//! socket when a daemon answers there, so that it records who asked;
+//! otherwise, where the request is a journal record, left in the daemon's
+//! journal (found from its config) for it to read when it starts, and said
+//! so. A request is never left in a journal that did not exist.
 use std::fmt::Write as _;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -14,20 +14,16 @@ use super::shared::{JournalAt, eprint, print, who};
 use crate::control::{self, Request, Response};
 use crate::journal::RequestKind;
 
-/// The daemon's answer, or `None` when no daemon listens on `socket`.
-fn ask(socket: &Path, request: &Request) -> Result<Option<Response>, CliError> {
+/// The daemon's answer, or why no daemon answers on `socket`.
+fn ask(socket: &Path, request: &Request) -> Result<Result<Response, String>, CliError> {
     if !socket.exists() {
-        return Ok(None);
+        return Ok(Err("no socket there".into()));
     }
     match control::call(socket, request) {
-        Ok(response) => Ok(Some(response)),
+        Ok(response) => Ok(Ok(response)),
         // A socket file nobody listens on: a daemon that died.
         Err(e) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) => {
-            eprint(&format!(
-                "lifeboat: no daemon answers on {} ({e}); acting on the journal directly",
-                socket.display()
-            ));
-            Ok(None)
+            Ok(Err(e.to_string()))
         }
         Err(e) => Err(CliError::NoDaemon {
             socket: socket.to_path_buf(),
@@ -44,17 +40,35 @@ fn answered(response: Response) -> Result<(), CliError> {
     }
 }
 
-/// Send `request` to the daemon, or apply it to the journal in `state_dir`.
-pub fn send(socket: &Path, state_dir: &JournalAt, request: Request) -> Result<(), CliError> {
-    if let Some(response) = ask(socket, &request)? {
-        return answered(response);
-    }
-    let no_daemon = |what: &str| CliError::NoDaemon {
-        socket: socket.to_path_buf(),
-        reason: format!("no daemon listens there, and {what}"),
+/// Send `request` to the daemon; when none answers, leave what is a
+/// journal record in the daemon's journal (saying so), never in a journal
+/// nobody reads.
+pub fn send(at: &JournalAt, request: Request) -> Result<(), CliError> {
+    let socket = at.socket()?;
+    let why = match ask(&socket, &request)? {
+        Ok(response) => return answered(response),
+        Err(why) => why,
     };
+    let no_daemon = |what: &str| CliError::NoDaemon {
+        socket: socket.clone(),
+        reason: format!("{why}, and {what}"),
+    };
+    match &request {
+        Request::Approve { step: None, .. } | Request::Reject { step: None, .. } => {
+            return Err(no_daemon(
+                "a binding's pending run is approved or declined by the daemon (for a run's step, give RUN STEP)",
+            ));
+        }
+        Request::Trigger { .. } => {
+            return Err(no_daemon(
+                "bindings are triggered by the daemon (`lifeboat run FILE` starts a runbook without one)",
+            ));
+        }
+        Request::Status => return status(at, Output::Text),
+        _ => {}
+    }
     let who = who();
-    let journal = state_dir.open_client()?;
+    let (journal, recorded) = at.open_for_request(&why)?;
     let result = match &request {
         Request::Approve {
             target,
@@ -73,27 +87,24 @@ pub fn send(socket: &Path, state_dir: &JournalAt, request: Request) -> Result<()
         Request::Ack { binding } => control::ack(&journal, binding, &who)?,
         Request::Pause { reason } => control::set_paused(&journal, true, reason.as_deref(), &who)?,
         Request::Resume => control::set_paused(&journal, false, None, &who)?,
-        Request::Approve { step: None, .. } | Request::Reject { step: None, .. } => {
-            return Err(no_daemon(
-                "a binding's pending run is approved or declined by the daemon (for a run's step, give RUN STEP)",
-            ));
-        }
-        Request::Trigger { .. } => {
-            return Err(no_daemon(
-                "bindings are triggered by the daemon (`lifeboat run FILE` starts a runbook without one)",
-            ));
-        }
-        Request::Status => return status(socket, state_dir, Output::Text),
+        Request::Approve { step: None, .. }
+        | Request::Reject { step: None, .. }
+        | Request::Trigger { .. }
+        | Request::Status => return Ok(()),
     };
+    if result.is_ok() {
+        eprint(&format!("lifeboat: {recorded}"));
+    }
     answered(Response::from(result))
 }
 
 /// `lifeboat status`.
-pub fn status(socket: &Path, state_dir: &JournalAt, output: Output) -> Result<(), CliError> {
-    let status = match ask(socket, &Request::Status)? {
-        Some(response) if response.ok => response.status.unwrap_or_default(),
-        Some(response) => return Err(CliError::Refused(response.message)),
-        None => journal_status(state_dir)?,
+pub fn status(at: &JournalAt, output: Output) -> Result<(), CliError> {
+    let socket = at.socket()?;
+    let status = match ask(&socket, &Request::Status)? {
+        Ok(response) if response.ok => response.status.unwrap_or_default(),
+        Ok(response) => return Err(CliError::Refused(response.message)),
+        Err(why) => journal_status(at, &why)?,
     };
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&status)?)),
@@ -101,9 +112,9 @@ pub fn status(socket: &Path, state_dir: &JournalAt, output: Output) -> Result<()
     }
 }
 
-/// What the journal alone says, when no daemon answers.
-fn journal_status(state_dir: &JournalAt) -> Result<serde_json::Value, CliError> {
-    let journal = state_dir.open_client()?;
+/// What the journal alone says, when no daemon answers (`why`).
+fn journal_status(at: &JournalAt, why: &str) -> Result<serde_json::Value, CliError> {
+    let (journal, _) = at.open_for_request(why)?;
     let paused = crate::trigger::paused(&journal)?;
     let runs: Vec<serde_json::Value> = journal
         .unfinished_runs()?

@@ -65,6 +65,20 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// No daemon answers and there is no journal to leave a request in.
+    #[error(
+        "no daemon answers on {} ({why}), and {} holds no journal: nothing was recorded. A daemon's journal and socket are found from its config: give --config FILE (or set LIFEBOAT_CONFIG)",
+        socket.display(),
+        dir.display()
+    )]
+    NoJournal {
+        /// The control socket tried.
+        socket: PathBuf,
+        /// Why no daemon answered.
+        why: String,
+        /// Where a journal was looked for.
+        dir: PathBuf,
+    },
     /// The journal could not be written during a run: it stopped.
     #[error(
         "the journal could not be written ({cause}): run {run} stopped at its last journaled step boundary and nothing more was started; once its state directory can be written again (disk space, permissions), `lifeboat run --resume {run}` continues it"
@@ -124,6 +138,7 @@ impl CliError {
             | CliError::Read { .. }
             | CliError::Usage(_)
             | CliError::Refused(_)
+            | CliError::NoJournal { .. }
             | CliError::Engine(EngineError::Unsupported(_))
             | CliError::Journal(
                 JournalError::Locked { .. }

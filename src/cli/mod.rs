@@ -65,43 +65,39 @@ fn daemon(
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let at = JournalAt {
-        dir: shared::state_dir(cli.state_dir),
-        config: cli.journal_config,
-    };
+    let at = JournalAt::new(cli.state_dir, cli.config, cli.socket);
     match cli.command {
-        Command::Run(args) => run::run(at.executor_dir()?, args),
-        Command::Drill(args) => run::drill(at.executor_dir()?, args),
-        Command::Sweep { regions } => run::sweep(at.executor_dir()?, &regions),
+        Command::Run(args) => run::run(&at.executor_dir()?, args),
+        Command::Drill(args) => run::drill(&at.executor_dir()?, args),
+        Command::Sweep { regions } => run::sweep(&at.executor_dir()?, &regions),
         Command::Runs { output } => history::runs(&at, output),
         Command::Show { run, output } => history::show(&at, &run, output),
         Command::Report { run, format } => report::report(&at, &run, format),
-        Command::Exposure { config, output } => report::exposure(&config, output),
-        Command::Verify {
-            config,
-            job,
-            output,
-        } => report::verify(&config, job.as_deref(), output),
+        Command::Exposure { output } => report::exposure(at.required_config()?, output),
+        Command::Verify { job, output } => {
+            report::verify(at.required_config()?, job.as_deref(), output)
+        }
         Command::Daemon {
-            config,
             insecure_permissions,
-        } => daemon(&config, cli.log_format, insecure_permissions),
-        Command::Approve { target, step } => {
-            control::send(&cli.socket, &at, Request::Approve { target, step })
-        }
-        Command::Reject { target, step } => {
-            control::send(&cli.socket, &at, Request::Reject { target, step })
-        }
-        Command::Skip { run, step } => control::send(&cli.socket, &at, Request::Skip { run, step }),
-        Command::Cancel { run } => control::send(&cli.socket, &at, Request::Cancel { run }),
-        Command::Ack { binding } => control::send(&cli.socket, &at, Request::Ack { binding }),
-        Command::Pause { reason } => control::send(&cli.socket, &at, Request::Pause { reason }),
-        Command::Resume => control::send(&cli.socket, &at, Request::Resume),
+        } => daemon(
+            at.config
+                .as_deref()
+                .unwrap_or(Path::new(crate::config::DEFAULT_CONFIG)),
+            cli.log_format,
+            insecure_permissions,
+        ),
+        Command::Approve { target, step } => control::send(&at, Request::Approve { target, step }),
+        Command::Reject { target, step } => control::send(&at, Request::Reject { target, step }),
+        Command::Skip { run, step } => control::send(&at, Request::Skip { run, step }),
+        Command::Cancel { run } => control::send(&at, Request::Cancel { run }),
+        Command::Ack { binding } => control::send(&at, Request::Ack { binding }),
+        Command::Pause { reason } => control::send(&at, Request::Pause { reason }),
+        Command::Resume => control::send(&at, Request::Resume),
         Command::Trigger { binding, mode } => {
-            control::send(&cli.socket, &at, Request::Trigger { binding, mode })
+            control::send(&at, Request::Trigger { binding, mode })
         }
         Command::Audit { since, output } => audit::audit(&at, since.as_deref(), output),
-        Command::Status { output } => control::status(&cli.socket, &at, output),
+        Command::Status { output } => control::status(&at, output),
         Command::Validate { files, output } => runbooks::validate(&files, output),
         Command::Check {
             file,

@@ -27,51 +27,153 @@ pub(crate) fn eprint(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
-/// Where the journal is: the state directory, or the etcd cluster a daemon
-/// config (`--journal-config`) shares it in.
+/// Where the journal and the daemon are, found the same way by every
+/// command. The daemon's config (`--config`, `LIFEBOAT_CONFIG`, or
+/// /etc/lifeboat/lifeboat.yaml when it exists and no state directory is
+/// given) says where its journal is (`state_dir`, or `storage: etcd`) and
+/// its control socket (`listen.control`). An explicit `--state-dir` is a
+/// journal of one's own, over the config's `state_dir` (never over a
+/// shared one). Without either, the personal state directory.
 #[derive(Debug, Clone)]
 pub struct JournalAt {
-    /// The state directory.
-    pub dir: PathBuf,
-    /// A daemon config naming a shared journal.
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// The daemon's config, given or found at the default place.
     pub config: Option<PathBuf>,
+    /// `--socket`.
+    pub socket: Option<PathBuf>,
+}
+
+/// Where a journal was found, for messages.
+#[derive(Debug, Clone)]
+struct Place {
+    dir: PathBuf,
+    shared: Option<crate::config::EtcdSettings>,
+    socket: PathBuf,
 }
 
 impl JournalAt {
-    /// The shared journal's settings, when the config names one.
-    fn shared(&self) -> Result<Option<crate::config::EtcdSettings>, CliError> {
-        let Some(file) = &self.config else {
-            return Ok(None);
-        };
-        match load_config(file)?.storage {
-            crate::config::Storage::Etcd(settings) => Ok(Some(*settings)),
-            crate::config::Storage::Embedded => Ok(None),
+    /// From the command line: the default config counts only when it
+    /// exists and no state directory was given.
+    pub fn new(
+        state_dir: Option<PathBuf>,
+        config: Option<PathBuf>,
+        socket: Option<PathBuf>,
+    ) -> JournalAt {
+        let config = config.or_else(|| {
+            let default = Path::new(crate::config::DEFAULT_CONFIG);
+            (state_dir.is_none() && default.exists()).then(|| default.to_path_buf())
+        });
+        JournalAt {
+            state_dir,
+            config,
+            socket,
         }
     }
 
-    /// Open it to read, or to leave requests.
-    pub fn open_client(&self) -> Result<crate::journal::Journal, CliError> {
+    fn place(&self) -> Result<Place, CliError> {
+        let config = self.config.as_deref().map(load_config).transpose()?;
+        let dir = match (&self.state_dir, &config) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(c)) => c.state_dir.clone(),
+            (None, None) => state_dir(None),
+        };
+        // A journal shared in etcd is the cluster's: no state directory
+        // stands in for it.
+        let shared = match config.as_ref().map(|c| &c.storage) {
+            Some(crate::config::Storage::Etcd(settings)) => Some((**settings).clone()),
+            _ => None,
+        };
+        let socket = match (&self.socket, &config) {
+            (Some(socket), _) => socket.clone(),
+            (None, Some(c)) => c.control_socket.clone(),
+            (None, None) => PathBuf::from(crate::config::DEFAULT_CONTROL_SOCKET),
+        };
+        Ok(Place {
+            dir,
+            shared,
+            socket,
+        })
+    }
+
+    /// The daemon's control socket.
+    pub fn socket(&self) -> Result<PathBuf, CliError> {
+        Ok(self.place()?.socket)
+    }
+
+    /// The daemon's config, for the commands that run with one.
+    pub fn required_config(&self) -> Result<&Path, CliError> {
+        self.config.as_deref().ok_or_else(|| {
+            CliError::Usage(format!(
+                "no daemon config: give --config FILE (or set LIFEBOAT_CONFIG); {} does not exist",
+                crate::config::DEFAULT_CONFIG
+            ))
+        })
+    }
+
+    fn open(&self, place: &Place) -> Result<crate::journal::Journal, CliError> {
         use crate::journal::{Access, Journal, JournalError};
-        match self.shared()? {
+        match &place.shared {
             Some(settings) => {
-                let etcd = crate::ha::etcd::Etcd::connect(&settings).map_err(JournalError::from)?;
+                let etcd = crate::ha::etcd::Etcd::connect(settings).map_err(JournalError::from)?;
                 Ok(Journal::etcd(crate::journal::etcd::Store::new(
                     std::sync::Arc::new(etcd),
                 )))
             }
-            None => Ok(Journal::open(&self.dir, Access::Client)?),
+            None => Ok(Journal::open(&place.dir, Access::Client)?),
         }
+    }
+
+    /// Open it to read.
+    pub fn open_client(&self) -> Result<crate::journal::Journal, CliError> {
+        self.open(&self.place()?)
+    }
+
+    /// Open it to leave a request no daemon answered (`why`), and say
+    /// where; never create one: a request left in a journal nobody reads
+    /// is lost.
+    pub fn open_for_request(
+        &self,
+        why: &str,
+    ) -> Result<(crate::journal::Journal, String), CliError> {
+        let place = self.place()?;
+        let socket = place.socket.display();
+        if place.shared.is_some() {
+            let journal = self.open(&place)?;
+            return Ok((
+                journal,
+                format!(
+                    "no daemon answers on {socket} ({why}): recorded in the journal shared in etcd"
+                ),
+            ));
+        }
+        if !crate::journal::Journal::exists(&place.dir) {
+            return Err(CliError::NoJournal {
+                socket: place.socket.clone(),
+                why: why.to_string(),
+                dir: place.dir.clone(),
+            });
+        }
+        let journal = self.open(&place)?;
+        Ok((
+            journal,
+            format!(
+                "no daemon answers on {socket} ({why}): recorded in the journal in {}, which the daemon reads when it starts",
+                place.dir.display()
+            ),
+        ))
     }
 
     /// The state directory for a command that executes runs itself, which
     /// a shared journal does not allow (only the elected daemon executes).
-    pub fn executor_dir(&self) -> Result<&std::path::Path, CliError> {
-        if self.shared()?.is_some() {
+    pub fn executor_dir(&self) -> Result<PathBuf, CliError> {
+        let place = self.place()?;
+        if place.shared.is_some() {
             return Err(CliError::Usage(
-                "the journal is shared in etcd, where only the elected daemon executes: start runs with `lifeboat trigger BINDING` (or drop --journal-config to run against a local state directory)".into(),
+                "the journal is shared in etcd, where only the elected daemon executes: start runs with `lifeboat trigger BINDING` (or give --state-dir to run against a local state directory)".into(),
             ));
         }
-        Ok(&self.dir)
+        Ok(place.dir)
     }
 }
 

@@ -414,6 +414,9 @@ pub struct ListenSpec {
 
 /// Where the control socket is unless the config says.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lifeboat/control.sock";
+
+/// Where the daemon's config is when nobody says.
+pub const DEFAULT_CONFIG: &str = "/etc/lifeboat/lifeboat.yaml";
 /// Cooldown unless the config says.
 pub const DEFAULT_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Readiness interval unless the config says.

@@ -323,6 +323,11 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 impl Journal {
+    /// Whether `dir` holds a journal: something was ever recorded there.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("journal.sqlite").is_file()
+    }
+
     /// Open (creating if needed) the journal in `dir`.
     pub fn open(dir: &Path, access: Access) -> Result<Journal, JournalError> {
         let state_dir = |source| JournalError::StateDir {

@@ -409,3 +409,120 @@ fn files_others_could_change_are_refused_unless_overridden_loudly() {
         "{err}"
     );
 }
+
+/// `lifeboat ARGS` as an operator runs it: none of the test suite's
+/// LIFEBOAT_* variables, a home of its own.
+fn operator(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .env_remove("LIFEBOAT_STATE_DIR")
+        .env_remove("LIFEBOAT_SOCKET")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lifeboat")
+}
+
+#[test]
+fn a_request_no_daemon_answers_reaches_the_daemons_journal_or_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    std::fs::write(
+        dir.path().join("rb.yaml"),
+        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 1s } }\n",
+    )
+    .expect("write runbook");
+    let write_config = |name: &str, state: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
+                dir.path().join(state).display(),
+                dir.path().join(format!("{state}.sock")).display()
+            ),
+        )
+        .expect("write config");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let config = write_config("lifeboat.yaml", "state");
+    let start = || {
+        let daemon = crate::support::KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+                .args(["daemon", "--config", &config])
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the daemon"),
+        );
+        eventually(
+            Duration::from_secs(30),
+            || "the daemon never opened its socket".into(),
+            || dir.path().join("state.sock").exists().then_some(()),
+        );
+        daemon
+    };
+    // The daemon ran once (its journal exists) and is stopped: systemd
+    // removed its socket.
+    let mut daemon = start();
+    assert!(signal(daemon.0.id(), "TERM"));
+    assert_eq!(daemon.0.wait().expect("exit").code(), Some(0));
+    assert!(!dir.path().join("state.sock").exists());
+
+    // The operator's pause, by the config alone, lands in the daemon's
+    // journal and says so; no journal of the operator's own appears.
+    let out = operator(
+        &home,
+        &["--config", &config, "pause", "--reason", "change freeze"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("no daemon answers on"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "recorded in the journal in {}",
+            dir.path().join("state").display()
+        )),
+        "{err}"
+    );
+    assert!(!home.join(".local").exists(), "no personal journal");
+
+    // Restarted, the daemon honours it.
+    let mut daemon = start();
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["status", "--output", "json"])
+        .env_remove("LIFEBOAT_STATE_DIR")
+        .env_remove("LIFEBOAT_SOCKET")
+        .env("LIFEBOAT_CONFIG", &config)
+        .env("HOME", &home)
+        .output()
+        .expect("status");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["paused"]["reason"], "change freeze", "{status}");
+    assert!(
+        status["paused"]["by"]
+            .as_str()
+            .is_some_and(|by| by.contains("(uid ")),
+        "{status}"
+    );
+    assert!(signal(daemon.0.id(), "TERM"));
+    assert_eq!(daemon.0.wait().expect("exit").code(), Some(0));
+
+    // A config whose daemon never ran: nothing to leave the request in,
+    // so it is refused with the reason, and nothing is created.
+    let fresh = write_config("fresh.yaml", "fresh");
+    let out = operator(&home, &["--config", &fresh, "pause"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("holds no journal: nothing was recorded"),
+        "{err}"
+    );
+    assert!(!dir.path().join("fresh").exists(), "no journal created");
+    assert!(!home.join(".local").exists(), "no personal journal");
+}
