@@ -203,7 +203,7 @@ pub async fn serve(listener: tokio::net::UnixListener, to: mpsc::Sender<Incoming
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
-                warn!("control socket: {e}");
+                warn!(error = %e, "control socket");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -211,7 +211,7 @@ pub async fn serve(listener: tokio::net::UnixListener, to: mpsc::Sender<Incoming
         let to = to.clone();
         tokio::spawn(async move {
             if let Err(e) = answer(stream, to).await {
-                warn!("control connection: {e}");
+                warn!(error = %e, "control connection");
             }
         });
     }

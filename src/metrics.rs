@@ -196,6 +196,14 @@ impl Metrics {
             m.paused.clone(),
         );
         registry.register(
+            "build",
+            "The lifeboat build serving these metrics (always 1)",
+            prometheus_client::metrics::info::Info::new(vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]),
+        );
+        registry.register(
             "leader",
             "1 while this daemon is the one that decides and executes (always, without a shared journal)",
             m.leader.clone(),
@@ -348,6 +356,11 @@ impl Metrics {
         self.paused.set(i64::from(paused));
     }
 
+    /// Whether automatic triggering is paused, as last set.
+    pub fn paused(&self) -> bool {
+        self.paused.get() == 1
+    }
+
     /// Set whether this daemon leads (with a shared journal; a single
     /// daemon always does).
     pub fn set_leader(&self, leader: bool) {
@@ -403,7 +416,7 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (after counting the followed
+    /// The OpenMetrics text exposition (after counting the followed
     /// requests).
     pub fn render(&self) -> String {
         let source = self.source.lock().ok().and_then(|s| s.clone());
@@ -417,8 +430,9 @@ impl Metrics {
     }
 }
 
-/// Content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of what `render` writes: the OpenMetrics text format
+/// (which ends in `# EOF`), as Prometheus negotiates it.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serve `GET /metrics` (and `GET /healthz`, which answers `ok` while the
 /// process serves) on `listener` until the task is dropped: a minimal

@@ -54,7 +54,7 @@ impl Notifier {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| warn!("webhook client: {e}"))
+            .map_err(|e| warn!(error = %e, "webhook client"))
             .ok();
         Notifier { urls, client }
     }

@@ -128,7 +128,7 @@ async fn campaign(
         let session = match Session::start(&etcd, ttl).await {
             Ok(s) => Arc::new(s),
             Err(e) => {
-                warn!("cannot obtain a lease from etcd: {e}");
+                warn!(error = %e, "cannot obtain a lease from etcd");
                 tokio::time::sleep(retry).await;
                 continue;
             }
@@ -154,7 +154,7 @@ async fn campaign(
                 }
                 Err(e) if session.is_lost() => break e.to_string(),
                 Err(e) => {
-                    warn!("campaign for leadership: {e}");
+                    warn!(error = %e, "campaign for leadership");
                     tokio::time::sleep(retry).await;
                 }
             }
@@ -229,14 +229,14 @@ impl Daemon {
             Some(serde_json::json!({ "epoch": epoch, "place": m.settings.place })),
         );
         if let Err(e) = self.journal.decide(&d) {
-            error!("cannot journal the election: {e}");
+            error!(error = %e, "cannot journal the election");
         }
         // Runs the previous leader left unfinished, observed before acted on.
         if let Err(e) = self.resume_runs() {
-            error!("cannot read the shared journal's unfinished runs: {e}");
+            error!(error = %e, "cannot read the shared journal's unfinished runs");
         }
         if let Err(e) = self.sweep() {
-            error!("cannot sweep drills: {e}");
+            error!(error = %e, "cannot sweep drills");
         }
         // Outages are decided afresh from the cluster's reports.
         self.outages.clear();
@@ -258,7 +258,7 @@ impl Daemon {
         let _ = self.drain.send(true);
         for (id, task) in self.runs.drain() {
             task.handle.abort();
-            warn!(run = %id, "run left to the next leader");
+            warn!(run_id = %id, "run left to the next leader");
         }
         self.journal = m.follower_journal();
         self.metrics.set_leader(false);
@@ -328,7 +328,7 @@ impl Daemon {
                 continue;
             };
             if let Err(e) = m.store.put_leased(&key, value, session.lease).await {
-                warn!(region = %report.region, "cannot publish this daemon's view: {e}");
+                warn!(region = %report.region, error = %e, "cannot publish this daemon's view");
                 return;
             }
         }
@@ -353,7 +353,7 @@ impl Daemon {
                 .filter_map(|v| serde_json::from_value(v).ok())
                 .collect(),
             Err(e) => {
-                warn!("cannot read the daemons' views: {e}");
+                warn!(error = %e, "cannot read the daemons' views");
                 return;
             }
         };

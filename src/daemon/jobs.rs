@@ -157,10 +157,10 @@ impl Daemon {
                     result.ok,
                     &value,
                 ) {
-                    error!(job = %result.job, "cannot journal the verification: {e}");
+                    error!(job = %result.job, error = %e, "cannot journal the verification");
                 }
             }
-            Err(e) => error!(job = %result.job, "verification result: {e}"),
+            Err(e) => error!(job = %result.job, error = %e, "verification result"),
         }
         if result.ok {
             info!(job = %result.job, checks = result.checks.len(), "verification passed");

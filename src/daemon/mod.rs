@@ -129,7 +129,7 @@ impl Daemon {
     /// it could not be journaled (and so must not be acted on).
     fn record(&self, decision: &Decision, region: Option<&str>, summary: String) -> bool {
         if let Err(e) = self.journal.decide(decision) {
-            error!(kind = %decision.kind, "cannot journal a decision: {e}");
+            error!(kind = %decision.kind, error = %e, "cannot journal a decision");
             return false;
         }
         self.count_and_tell(decision, region, summary);
@@ -203,7 +203,7 @@ impl Daemon {
                 for p in &problems {
                     error!("{p}");
                 }
-                error!("keeping the running config: {e}");
+                error!(error = %e, "keeping the running config");
                 let mut why: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 why.push(e.to_string());
                 self.audit_config(
@@ -240,7 +240,7 @@ impl Daemon {
             })),
         );
         if let Err(e) = self.journal.decide(&d) {
-            error!("cannot journal the config load: {e}");
+            error!(error = %e, "cannot journal the config load");
         }
     }
 
@@ -248,6 +248,18 @@ impl Daemon {
     /// (and be journaled); whatever is left resumes on the next start.
     async fn stop(&mut self) {
         let _ = self.drain.send(true);
+        notify("STATUS=draining: no new step starts; running steps get their grace period");
+        // Draining may outlast systemd's stop timeout: extend it while
+        // runs end (systemd wants the extension renewed before it lapses).
+        notify("EXTEND_TIMEOUT_USEC=15000000");
+        let extend = tokio::spawn(async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                notify("EXTEND_TIMEOUT_USEC=15000000");
+            }
+        });
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         for (id, mut task) in self.runs.drain() {
             if tokio::time::timeout_at(deadline, &mut task.handle)
@@ -255,13 +267,14 @@ impl Daemon {
                 .is_err()
             {
                 warn!(
-                    run = %id,
+                    run_id = %id,
                     "steps still running after the {:?} grace period are stopped; the run resumes on the next start",
                     self.config.shutdown_grace
                 );
                 task.handle.abort();
             }
         }
+        extend.abort();
     }
 }
 
@@ -382,7 +395,7 @@ pub async fn run(
     let served = Arc::clone(&metrics);
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = crate::metrics::serve(listener, served).await {
-            error!("the /metrics listener stopped: {e}");
+            error!(error = %e, "the /metrics listener stopped");
         }
     })];
     let (requests_tx, mut requests) = mpsc::channel::<Incoming>(16);
@@ -419,7 +432,7 @@ pub async fn run(
         Ok(paused) => daemon.metrics.set_paused(paused.is_some()),
         // A shared journal may be out of reach for now: the daemon probes
         // and keeps trying to join; it acts only once elected.
-        Err(e) if daemon.ha.is_some() => warn!("cannot read the shared journal yet: {e}"),
+        Err(e) if daemon.ha.is_some() => warn!(error = %e, "cannot read the shared journal yet"),
         Err(e) => return Err(e.into()),
     }
     let text = std::fs::read(config_path).unwrap_or_default();
@@ -482,7 +495,13 @@ pub async fn run(
             .as_ref()
             .map_or(Duration::from_secs(3600), ha::Member::tick),
     );
+    let mut last_status = String::new();
     loop {
+        let status = daemon.status_line();
+        if status != last_status {
+            notify(&format!("STATUS={status}"));
+            last_status = status;
+        }
         tokio::select! {
             Some(event) = async { ha_events.as_mut()?.recv().await } => daemon.on_ha(event).await,
             _ = ha_tick.tick(), if daemon.ha.is_some() => daemon.ha_tick().await,

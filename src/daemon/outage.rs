@@ -99,7 +99,7 @@ impl Daemon {
             let view = match trigger::view(&self.journal, &binding, jiff::Timestamp::now()) {
                 Ok(v) => v,
                 Err(e) => {
-                    error!(binding = %binding.name, "cannot read the binding's state; not acting: {e}");
+                    error!(binding = %binding.name, error = %e, "cannot read the binding's state; not acting");
                     continue;
                 }
             };

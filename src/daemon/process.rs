@@ -114,7 +114,7 @@ pub fn notify(state: &str) {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
             tracing::debug!("sd_notify {state}: the listener's queue is full");
         }
-        Err(e) => warn!("sd_notify {state}: {e}"),
+        Err(e) => warn!(state, error = %e, "sd_notify"),
         Ok(_) => {}
     }
 }

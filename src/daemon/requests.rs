@@ -11,6 +11,39 @@ use crate::runbook::Mode;
 use crate::trigger::{self, decision};
 
 impl Daemon {
+    /// One line for `systemctl status` (sd_notify `STATUS=`): role,
+    /// regions, the kill switch, runs in progress.
+    pub(super) fn status_line(&self) -> String {
+        let role = match &self.ha {
+            None => "single daemon",
+            Some(m) if m.leads() => "leader",
+            Some(_) => "follower",
+        };
+        let regions: Vec<String> = self
+            .detectors
+            .iter()
+            .map(|(name, d)| format!("{name} {}", format!("{:?}", d.state()).to_lowercase()))
+            .collect();
+        let switch = if self.metrics.paused() {
+            "paused"
+        } else {
+            "armed"
+        };
+        let mut runs: Vec<&str> = self.runs.keys().map(String::as_str).collect();
+        runs.sort_unstable();
+        let runs = if runs.is_empty() {
+            "no run in progress".to_string()
+        } else {
+            format!("running {}", runs.join(", "))
+        };
+        let regions = if regions.is_empty() {
+            "no region probed".to_string()
+        } else {
+            regions.join(", ")
+        };
+        format!("{role}; {regions}; {switch}; {runs}")
+    }
+
     /// Carry out a request from the control socket.
     pub(super) fn control(&mut self, request: Request, who: &str) -> Response {
         let journaled = |r: Result<Result<String, String>, JournalError>| match r {

@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use super::Daemon;
 use crate::actions::Registry;
 use crate::config::Binding;
 use crate::engine::{Engine, EngineOptions};
-use crate::journal::{DecisionKind, JournalError, Mark, MarkKind};
+use crate::journal::{DecisionKind, JournalError, Mark, MarkKind, StepEvent, StepState};
 use crate::measure::Figures;
 use crate::notify::Event;
 use crate::runbook::{self, MissingParams, Mode, Runbook};
@@ -51,6 +51,27 @@ pub(super) fn mode_of(record: &str) -> Mode {
     }
 }
 
+/// Log a step's transition, once it is durable (the run's and the step's
+/// spans carry which).
+fn log_transition(event: &StepEvent) {
+    let (phase, state, attempt) = (event.phase.as_str(), event.state.as_str(), event.attempt);
+    match (event.state, &event.message) {
+        (StepState::Failed, Some(error)) => {
+            warn!(phase, state, attempt, error = %error, "step failed");
+        }
+        (StepState::Retrying, Some(error)) => {
+            warn!(phase, state, attempt, error = %error, "step retrying");
+        }
+        (_, detail) => info!(
+            phase,
+            state,
+            attempt,
+            detail = detail.as_deref().unwrap_or(""),
+            "step {state}"
+        ),
+    }
+}
+
 impl Daemon {
     /// Execute run `id` in its own task; its id goes to `ended` when it stops.
     pub(super) fn spawn_run(
@@ -65,9 +86,20 @@ impl Daemon {
             Arc::new(Registry::with_aws(self.aws.clone())),
             EngineOptions::default(),
         )
-        .with_drain(self.drain.subscribe());
+        .with_drain(self.drain.subscribe())
+        .with_observer(Arc::new(log_transition));
         let ended = self.ended.clone();
         let run = id.clone();
+        let span = tracing::info_span!(
+            "run",
+            run_id = %id,
+            runbook = %runbook.name,
+            mode = %mode,
+            binding = tracing::field::Empty,
+        );
+        if let Some(binding) = &binding {
+            span.record("binding", binding.as_str());
+        }
         // A leader's runs stop the instant its lease runs out by the local
         // clock, whatever the daemon is busy with: no step goes on without it.
         let lease = self.lease_clock();
@@ -80,16 +112,16 @@ impl Daemon {
             };
             tokio::select! {
                 ended = engine.execute(&run, runbook, mode) => match ended {
-                    Ok(outcome) => info!(run = %run, state = outcome.word(), "run ended"),
-                    Err(e) => error!(run = %run, "run stopped: {e}"),
+                    Ok(outcome) => info!(run_id = %run, state = outcome.word(), "run ended"),
+                    Err(e) => error!(run_id = %run, error = %e, "run stopped"),
                 },
                 () = expired => {
-                    error!(run = %run, "the lease ran out by the local clock: every step of the run stopped at once (stepping down); the next leader resumes it");
+                    error!(run_id = %run, "the lease ran out by the local clock: every step of the run stopped at once (stepping down); the next leader resumes it");
                     return;
                 }
             }
             let _ = ended.send(run).await;
-        });
+        }.instrument(span));
         self.runs.insert(id, RunTask { binding, handle });
     }
 
@@ -108,7 +140,7 @@ impl Daemon {
             let record = self.journal.run(&id)?;
             if !record.run.secret_params.is_empty() {
                 error!(
-                    run = %id,
+                    run_id = %id,
                     "not resuming: it was started with secret parameters, which the journal does not keep; resume it with `lifeboat run --resume {id} --param ...`"
                 );
                 continue;
@@ -122,11 +154,11 @@ impl Daemon {
                 Ok(loaded) => loaded,
                 Err(problems) => {
                     let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                    error!(run = %id, "not resuming: its runbook no longer loads: {}", problems.join("; "));
+                    error!(run_id = %id, problems = %problems.join("; "), "not resuming: its runbook no longer loads");
                     continue;
                 }
             };
-            info!(run = %id, runbook = %record.run.runbook, "resuming an interrupted run");
+            info!(run_id = %id, runbook = %record.run.runbook, "resuming an interrupted run");
             let binding = started_by_binding.get(&id).cloned();
             self.spawn_run(
                 id,
@@ -145,7 +177,7 @@ impl Daemon {
         let figures = match Figures::of_run(&self.journal, id) {
             Ok(f) => f,
             Err(e) => {
-                error!(run = %id, "cannot read the run's figures: {e}");
+                error!(run_id = %id, error = %e, "cannot read the run's figures");
                 return;
             }
         };
@@ -207,9 +239,9 @@ impl Daemon {
             let t =
                 crate::actions::drill::teardown_in_accounts(&aws, &roles, &regions, &which).await;
             if t.errors.is_empty() {
-                info!(run = %id, removed = t.removed.len(), "drill torn down");
+                info!(run_id = %id, removed = t.removed.len(), "drill torn down");
             } else {
-                error!(run = %id, errors = ?t.errors, "drill teardown incomplete; the next sweep retries");
+                error!(run_id = %id, errors = ?t.errors, "drill teardown incomplete; the next sweep retries");
             }
             let mark = Mark {
                 kind: MarkKind::Teardown,
@@ -217,7 +249,7 @@ impl Daemon {
                 detail: serde_json::to_value(&t).ok(),
             };
             if let Err(e) = journal.mark(&id, &mark) {
-                error!(run = %id, "cannot journal the teardown: {e}");
+                error!(run_id = %id, error = %e, "cannot journal the teardown");
             }
         });
     }

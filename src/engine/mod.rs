@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::journal::{
     self, Journal, JournalError, MarkKind, NewRun, Phase, RequestKind, RunState, StepEvent,
@@ -488,29 +488,45 @@ impl Engine {
                 running += 1;
                 let engine = self.clone();
                 let ctx = Arc::clone(&ctx);
-                tasks.spawn(async move {
-                    let end = match falling_back {
-                        // The main action had already failed: do not try
-                        // it again, finish the fallback it started.
-                        Some(failure) if ctx.runbook.steps[i].fallback.is_some() => {
-                            engine
-                                .fall_back(
-                                    &ctx,
-                                    &ctx.runbook.steps[i],
-                                    first_attempt,
-                                    failure,
-                                    &outputs,
-                                )
-                                .await
-                        }
-                        _ => {
-                            engine
-                                .run_step(&ctx, i, first_attempt, resumed, &outputs)
-                                .await
-                        }
-                    };
-                    (i, end)
-                });
+                let step = &runbook.steps[i];
+                // Everything logged while the step runs carries its run,
+                // step, action and region.
+                let span = tracing::info_span!(
+                    "step",
+                    run_id = %id,
+                    step_id = %step.id,
+                    action = %step.action.name(),
+                    region = tracing::field::Empty,
+                );
+                if let Some(region) = &step.region {
+                    span.record("region", region.as_str());
+                }
+                tasks.spawn(
+                    async move {
+                        let end = match falling_back {
+                            // The main action had already failed: do not try
+                            // it again, finish the fallback it started.
+                            Some(failure) if ctx.runbook.steps[i].fallback.is_some() => {
+                                engine
+                                    .fall_back(
+                                        &ctx,
+                                        &ctx.runbook.steps[i],
+                                        first_attempt,
+                                        failure,
+                                        &outputs,
+                                    )
+                                    .await
+                            }
+                            _ => {
+                                engine
+                                    .run_step(&ctx, i, first_attempt, resumed, &outputs)
+                                    .await
+                            }
+                        };
+                        (i, end)
+                    }
+                    .instrument(span),
+                );
             }
             if running == 0 {
                 break;
@@ -527,7 +543,7 @@ impl Engine {
                             // start (an unjournaled side effect could be
                             // doubled after a restart), not even a rollback.
                             // Running steps end; the run is left to resume.
-                            warn!(run_id = id, step = %runbook.steps[i].id, error = %e, "the journal cannot be written: stopping");
+                            warn!(run_id = id, step_id = %runbook.steps[i].id, error = %e, "the journal cannot be written: stopping");
                             journal_error = Some(e);
                             stopping = true;
                             continue;

@@ -91,11 +91,17 @@ protected:
         .map(crate::support::KillOnDrop)
         .expect("start the daemon");
     assert_eq!(next_notice(&notify), "READY=1");
-    assert_eq!(
-        next_notice(&notify),
-        "WATCHDOG=1",
-        "pinged at half the watchdog period"
+    // Then its state line for `systemctl status`, and the watchdog pings
+    // at half the period.
+    let status = next_notice(&notify);
+    assert!(
+        status.starts_with("STATUS=single daemon; no region probed; armed; running "),
+        "{status}"
     );
+    let mut notices = Vec::new();
+    while !notices.contains(&"WATCHDOG=1".to_string()) {
+        notices.push(next_notice(&notify));
+    }
     let health = get(port, "/healthz").expect("healthz");
     assert!(
         health.starts_with("HTTP/1.1 200 OK") && health.ends_with("ok\n"),
@@ -155,6 +161,22 @@ protected:
     assert!(signal(daemon.0.id(), "TERM"));
     let status = daemon.0.wait().expect("daemon exit");
     assert_eq!(status.code(), Some(0));
+    // Draining said so, and asked systemd for time to drain.
+    let mut notices = Vec::new();
+    notify.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 512];
+    while let Ok(n) = notify.recv(&mut buf) {
+        notices.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(notices.contains(&"STOPPING=1".to_string()), "{notices:?}");
+    assert!(
+        notices.iter().any(|n| n.starts_with("STATUS=draining")),
+        "{notices:?}"
+    );
+    assert!(
+        notices.contains(&"EXTEND_TIMEOUT_USEC=15000000".to_string()),
+        "{notices:?}"
+    );
     let mut err = String::new();
     if let Some(mut e) = daemon.0.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);

@@ -88,7 +88,8 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
     let response = get(addr, "/metrics").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(
-        response.contains("Content-Type: text/plain; version=0.0.4"),
+        response
+            .contains("Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
         "{response}"
     );
     assert!(get(addr, "/other").await.starts_with("HTTP/1.1 404"));
@@ -110,6 +111,14 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
             })
     };
     let run = [("runbook", "pilot-light-failover"), ("mode", "failover")];
+    assert!(
+        body.contains(&format!(
+            "lifeboat_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{body}"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "OpenMetrics: {body}");
     let rto = value("lifeboat_rto_achieved_seconds", &run).expect("RTO gauge");
     assert!((rto - figures.rto.seconds.expect("RTO")).abs() < 1e-6);
     assert_eq!(value("lifeboat_rto_target_seconds", &run[..1]), Some(900.0));

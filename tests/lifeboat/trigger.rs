@@ -281,6 +281,24 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
     assert_eq!(scene.journal().runs().expect("runs").len(), 1);
     let log = scene.log(2);
     assert!(log.contains("resuming an interrupted run"), "{log}");
+    // Each step transition is logged, inside the run's and the step's
+    // spans, the error as a field.
+    let verified = log
+        .lines()
+        .find(|l| l.contains("step succeeded") && l.contains("step_id=verify"))
+        .unwrap_or_else(|| panic!("no transition of the resumed step logged:\n{log}"));
+    assert!(verified.contains(&format!("run_id={run}")), "{verified}");
+    assert!(verified.contains("action=http.wait_healthy"), "{verified}");
+    let promoted = scene
+        .log(1)
+        .lines()
+        .find(|l| l.contains("step running") && l.contains("step_id=promote-db"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no transition of promote-db logged:\n{}", scene.log(1)));
+    assert!(
+        promoted.contains("action=rds.promote_read_replica"),
+        "{promoted}"
+    );
 
     // Every change reached AWS once.
     let changes = scene.moto.changes();
