@@ -69,6 +69,15 @@ fn is_key_char(c: char) -> bool {
     c.is_ascii_uppercase() || c.is_ascii_digit()
 }
 
+/// A URL as it may appear in logs: scheme and host only, since webhook
+/// paths and queries often carry tokens.
+pub fn url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    format!("{scheme}://{host}/…")
+}
+
 /// `text` with credential-shaped parts replaced.
 pub fn credentials(text: &str) -> String {
     let mut out = access_key_ids(text);

@@ -388,6 +388,51 @@ pub struct WebhookSpec {
     /// Accept a plain `http://` URL (a receiver on the same host).
     #[serde(default)]
     pub allow_http: bool,
+    /// The body the receiver expects; default `generic`.
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// A file holding the webhook's secret (absolute path, e.g. a systemd
+    /// credential): for `generic`, the key every body is signed with
+    /// (HMAC-SHA256); for `pagerduty`, the integration's routing key.
+    pub secret_file: Option<String>,
+}
+
+/// What a webhook's body looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// The event as lifeboat's own JSON object, signed with
+    /// `X-Lifeboat-Signature` when a secret is set.
+    #[default]
+    Generic,
+    /// A Slack incoming webhook (or a compatible receiver: Mattermost,
+    /// Rocket.Chat): `{"text": ...}`.
+    Slack,
+    /// PagerDuty Events API v2 (`/v2/enqueue`): outages trigger an
+    /// incident, recoveries resolve it.
+    Pagerduty,
+}
+
+/// A webhook, checked: its secret read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where events go.
+    pub url: String,
+    /// In which body.
+    pub format: WebhookFormat,
+    /// The signing key or routing key, from `secret_file`.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Webhook URLs and keys are secrets: scheme and host only.
+        f.debug_struct("Webhook")
+            .field("url", &crate::redact::url(&self.url))
+            .field("format", &self.format)
+            .field("secret", &self.secret.as_ref().map(|_| crate::REDACTED))
+            .finish()
+    }
 }
 
 /// How one region is watched.
@@ -588,7 +633,7 @@ pub struct Config {
     /// How long running steps get on SIGTERM.
     pub shutdown_grace: std::time::Duration,
     /// Webhook URLs.
-    pub webhooks: Vec<String>,
+    pub webhooks: Vec<Webhook>,
     /// Backup verification jobs.
     pub jobs: Vec<verify::JobSpec>,
     /// Where the journal lives.
@@ -699,11 +744,11 @@ fn check_regions(
     regions
 }
 
-/// The webhooks' URLs, each checked.
+/// The webhooks, each checked, their secrets read.
 fn check_webhooks(
     items: Vec<Spanned<Checked<WebhookSpec>>>,
     diags: &mut Diagnostics,
-) -> Vec<String> {
+) -> Vec<Webhook> {
     let mut webhooks = Vec::new();
     for hook in items {
         let Some(h) = hook.value.0 else { continue };
@@ -715,7 +760,50 @@ fn check_webhooks(
                 "`notify` webhooks must be https:// URLs (set `allow_http: true` for a receiver on this host)",
             );
         }
-        webhooks.push(h.url);
+        let secret = match &h.secret_file {
+            None => None,
+            Some(path) if !path.starts_with('/') => {
+                diags.error(
+                    hook.loc,
+                    None,
+                    format!("`secret_file` must be an absolute path, found `{path}`"),
+                );
+                None
+            }
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
+                Ok(_) => {
+                    diags.error(hook.loc, None, format!("`secret_file` {path} is empty"));
+                    None
+                }
+                Err(e) => {
+                    diags.error(
+                        hook.loc,
+                        None,
+                        format!("cannot read `secret_file` {path}: {e}"),
+                    );
+                    None
+                }
+            },
+        };
+        match (h.format, &h.secret_file) {
+            (WebhookFormat::Pagerduty, None) => diags.error(
+                hook.loc,
+                None,
+                "a `pagerduty` webhook needs `secret_file`: the file holding the integration's routing key",
+            ),
+            (WebhookFormat::Slack, Some(_)) => diags.error(
+                hook.loc,
+                None,
+                "a `slack` webhook takes no `secret_file`: its URL is its secret",
+            ),
+            _ => {}
+        }
+        webhooks.push(Webhook {
+            url: h.url,
+            format: h.format,
+            secret,
+        });
     }
     webhooks
 }
@@ -1166,6 +1254,58 @@ mod tests {
         let probe = &ok.regions["us-east-1"].probes[0];
         assert_eq!((probe.failure_threshold, probe.recovery_threshold), (3, 2));
         assert_eq!(probe.interval.get(), std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn webhooks_are_checked_with_their_format_and_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("pd.key");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let text = format!(
+            "notify:\n  - {{ url: \"https://events.pagerduty.com/v2/enqueue\", format: pagerduty }}\n  - {{ url: \"https://hooks.slack.com/services/x\", format: slack, secret_file: {k} }}\n  - {{ url: \"https://example.com/h\", secret_file: relative.key }}\n  - {{ url: \"https://example.com/h\", secret_file: {e} }}\n  - {{ url: \"https://example.com/h\", format: teams }}\n",
+            k = key.display(),
+            e = empty.display()
+        );
+        let all: Vec<String> = load("c.yaml", &text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let all = all.join("\n");
+        assert!(all.contains("c.yaml:2:"), "{all}");
+        assert!(
+            all.contains("a `pagerduty` webhook needs `secret_file`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("a `slack` webhook takes no `secret_file`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("`secret_file` must be an absolute path, found `relative.key`"),
+            "{all}"
+        );
+        assert!(all.contains("is empty"), "{all}");
+        assert!(all.contains("teams"), "{all}");
+
+        let ok = load(
+            "c.yaml",
+            &format!(
+                "notify:\n  - {{ url: \"https://events.pagerduty.com/v2/enqueue\", format: pagerduty, secret_file: {} }}\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        assert_eq!(ok.webhooks[0].format, WebhookFormat::Pagerduty);
+        assert_eq!(
+            ok.webhooks[0].secret.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        let shown = format!("{:?}", ok.webhooks[0]);
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains("/v2/enqueue"), "{shown}");
     }
 
     #[test]

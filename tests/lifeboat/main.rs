@@ -39,6 +39,9 @@
 //!   Parliament, `--resolve`, a dropped action refused by the emulator's
 //!   IAM model, and the check the end-to-end runs make that every AWS call
 //!   is declared.
+//! - `notify`: webhooks in each format, checked by local receivers as
+//!   Slack and PagerDuty document their bodies, and the generic body's
+//!   signature checked with another HMAC.
 //! - `package`: the Debian package: its contents, control fields and
 //!   maintainer scripts, and its example config checked by its binary.
 //! - `secrets`: a planted secret in no output, log line or journal byte.
@@ -75,6 +78,7 @@ mod iam;
 mod layers;
 mod metrics;
 mod no_panic;
+mod notify;
 mod package;
 mod pilot_light;
 mod rds;
