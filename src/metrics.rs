@@ -247,7 +247,6 @@ impl Metrics {
 
     /// Record a finished run's figures.
     pub fn record_run(&self, f: &Figures) {
-        let run = labels(&[("runbook", &f.runbook), ("mode", &f.mode)]);
         self.runs
             .get_or_create(&labels(&[
                 ("runbook", &f.runbook),
@@ -255,24 +254,7 @@ impl Metrics {
                 ("outcome", f.state.as_str()),
             ]))
             .inc();
-        for (objective, measured, achieved, target) in [
-            ("rto", &f.rto, &self.rto, &self.rto_target),
-            ("rpo", &f.rpo, &self.rpo, &self.rpo_target),
-        ] {
-            if let Some(t) = measured.target_s {
-                target
-                    .get_or_create(&labels(&[("runbook", &f.runbook)]))
-                    .set(t);
-            }
-            match measured.seconds {
-                Some(s) => {
-                    achieved.get_or_create(&run).set(s);
-                }
-                // Never a made-up figure: a run without one clears the last.
-                None => {
-                    achieved.remove(&run);
-                }
-            }
+        for (objective, measured) in [("rto", &f.rto), ("rpo", &f.rpo)] {
             if measured.verdict == "breached" {
                 self.breaches
                     .get_or_create(&labels(&[
@@ -288,6 +270,33 @@ impl Metrics {
                 self.step_duration
                     .get_or_create(&labels(&[("action", &s.action)]))
                     .observe(d);
+            }
+        }
+        self.set_figures(f);
+    }
+
+    /// Set the RTO and RPO gauges (achieved, target) from a run's figures,
+    /// counting nothing: also how a starting daemon restores them from the
+    /// journal's last runs, so they are not empty until the next one.
+    pub fn set_figures(&self, f: &Figures) {
+        let run = labels(&[("runbook", &f.runbook), ("mode", &f.mode)]);
+        for (measured, achieved, target) in [
+            (&f.rto, &self.rto, &self.rto_target),
+            (&f.rpo, &self.rpo, &self.rpo_target),
+        ] {
+            if let Some(t) = measured.target_s {
+                target
+                    .get_or_create(&labels(&[("runbook", &f.runbook)]))
+                    .set(t);
+            }
+            match measured.seconds {
+                Some(s) => {
+                    achieved.get_or_create(&run).set(s);
+                }
+                // Never a made-up figure: a run without one clears the last.
+                None => {
+                    achieved.remove(&run);
+                }
             }
         }
     }
@@ -376,20 +385,33 @@ impl Metrics {
         duration_s: f64,
         restores: &[(String, f64)],
     ) {
-        let job = labels(&[("job", name)]);
-        self.verify_status.get_or_create(&job).set(i64::from(ok));
-        self.verify_duration.get_or_create(&job).set(duration_s);
-        if ok {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or_default();
-            self.verify_last_success.get_or_create(&job).set(now);
-        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_default();
+        self.restore_verification(name, ok, duration_s, ok.then_some(now));
         for (resource, seconds) in restores {
             self.verify_restore
                 .get_or_create(&labels(&[("job", name), ("resource", resource)]))
                 .set(*seconds);
+        }
+    }
+
+    /// Set a job's gauges: its last result and duration, and when it
+    /// last passed (Unix seconds), if it ever did: what a starting daemon
+    /// restores from the journal.
+    pub fn restore_verification(
+        &self,
+        name: &str,
+        ok: bool,
+        duration_s: f64,
+        last_success: Option<f64>,
+    ) {
+        let job = labels(&[("job", name)]);
+        self.verify_status.get_or_create(&job).set(i64::from(ok));
+        self.verify_duration.get_or_create(&job).set(duration_s);
+        if let Some(at) = last_success {
+            self.verify_last_success.get_or_create(&job).set(at);
         }
     }
 

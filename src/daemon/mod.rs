@@ -246,6 +246,54 @@ impl Daemon {
 
     /// Stop: no new step starts; running steps get the grace period to end
     /// (and be journaled); whatever is left resumes on the next start.
+    /// The gauges a restart would otherwise leave empty until the next
+    /// event: each runbook's last figures in each mode, each verification
+    /// job's last result and last success. Counters start again from zero,
+    /// as Prometheus expects of a restarted process.
+    fn restore_metrics(&self) {
+        let mut runs = match self.journal.runs() {
+            Ok(runs) => runs,
+            Err(e) => {
+                warn!(error = %e, "cannot restore the metrics from the journal");
+                return;
+            }
+        };
+        runs.sort_by(|a, b| b.run.started_at.cmp(&a.run.started_at));
+        let mut seen = std::collections::BTreeSet::new();
+        for listed in runs.iter().filter(|r| !r.state.unfinished()) {
+            if !seen.insert((listed.run.runbook.clone(), listed.run.mode.clone())) {
+                continue;
+            }
+            match crate::measure::Figures::of_run(&self.journal, &listed.run.id) {
+                Ok(figures) => self.metrics.set_figures(&figures),
+                Err(e) => {
+                    warn!(run_id = %listed.run.id, error = %e, "cannot restore a run's figures")
+                }
+            }
+        }
+        for job in &self.config.jobs {
+            let Ok(results) = self.journal.verifications(&job.name) else {
+                continue;
+            };
+            let Some(last) = results.last() else { continue };
+            let ended = |r: &serde_json::Value| {
+                let started = r["started_at"].as_str()?.parse::<jiff::Timestamp>().ok()?;
+                Some(started.as_millisecond() as f64 / 1000.0 + r["duration_s"].as_f64()?)
+            };
+            let last_success = results
+                .iter()
+                .rev()
+                .find(|r| r["ok"] == true)
+                .and_then(ended);
+            self.metrics.restore_verification(
+                &job.name,
+                last["ok"] == true,
+                last["duration_s"].as_f64().unwrap_or_default(),
+                last_success,
+            );
+        }
+    }
+
     async fn stop(&mut self) {
         let _ = self.drain.send(true);
         notify("STATUS=draining: no new step starts; running steps get their grace period");
@@ -428,6 +476,7 @@ pub async fn run(
     };
     daemon.metrics.set_leader(daemon.ha.is_none());
     daemon.jobs = scheduled(&daemon.config, &daemon.metrics, &[]);
+    daemon.restore_metrics();
     match trigger::paused(&daemon.journal) {
         Ok(paused) => daemon.metrics.set_paused(paused.is_some()),
         // A shared journal may be out of reach for now: the daemon probes

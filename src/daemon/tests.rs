@@ -31,6 +31,7 @@ steps:
 struct InProcess {
     _dir: tempfile::TempDir,
     state: PathBuf,
+    metrics_addr: std::net::SocketAddr,
     feed: mpsc::Sender<Outcome>,
     signals: mpsc::Sender<Signal>,
     task: JoinHandle<Result<(), DaemonError>>,
@@ -38,6 +39,16 @@ struct InProcess {
 
 impl InProcess {
     async fn start(policy: &str) -> InProcess {
+        InProcess::start_with(policy, "", |_| {}).await
+    }
+
+    /// Started with `extra` appended to the config, after `before` saw
+    /// the state directory.
+    async fn start_with(
+        policy: &str,
+        extra: &str,
+        before: impl FnOnce(&std::path::Path),
+    ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
         let state = dir.path().join("state");
@@ -45,14 +56,16 @@ impl InProcess {
         std::fs::write(
             &config_path,
             format!(
-                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n",
+                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n{extra}",
                 state.display(),
                 dir.path().join("control.sock").display()
             ),
         )
         .unwrap();
+        before(&state);
         let config = load_config(&config_path).map_err(|(e, _)| e).unwrap();
         let host_metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = host_metrics.local_addr().unwrap();
         let control = crate::control::bind(&config.control_socket).unwrap();
         // Nothing here calls AWS; the clients point nowhere, to be sure.
         let aws = AwsClients::load(
@@ -76,6 +89,7 @@ impl InProcess {
         InProcess {
             _dir: dir,
             state,
+            metrics_addr,
             feed,
             signals,
             task,
@@ -203,5 +217,51 @@ async fn under_the_approve_policy_a_declared_outage_waits_for_a_human() {
         })
         .await;
     assert!(withdrawn, "{:?}", d.decisions());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_restarted_daemon_exports_the_last_verification_at_once() {
+    let job = "verify:\n  - name: nightly\n    resources:\n      - { kind: s3, bucket: backups, region: us-west-2, rpo_target: 1d }\n";
+    let d = InProcess::start_with("notify", job, |state| {
+        let journal = Journal::open(state, Access::Executor).unwrap();
+        for (started_at, ok) in [
+            ("2026-12-01T03:00:00Z", true),
+            ("2026-12-02T03:00:00Z", false),
+        ] {
+            let result = serde_json::json!({
+                "job": "nightly", "started_at": started_at, "duration_s": 12.5,
+                "ok": ok, "checks": [], "restores": [],
+            });
+            journal
+                .record_verification("nightly", started_at, ok, &result)
+                .unwrap();
+        }
+    })
+    .await;
+    // Before any job runs, the scrape has the last result (failed) and
+    // the last success (the day before, when it ended).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(d.metrics_addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    assert!(
+        body.contains("lifeboat_verify_last_status{job=\"nightly\"} 0"),
+        "{body}"
+    );
+    let last_success = jiff::Timestamp::from_second(1_796_094_012).unwrap();
+    assert_eq!(last_success.to_string(), "2026-12-01T03:00:12Z");
+    assert!(
+        body.contains(
+            "lifeboat_verify_last_success_timestamp_seconds{job=\"nightly\"} 1796094012.5"
+        ),
+        "{body}"
+    );
     d.stop().await;
 }

@@ -301,10 +301,11 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
     let state = dir.path().join("state");
     let run = interrupted_run(dir.path(), &state);
     let config = dir.path().join("lifeboat.yaml");
+    let port = free_port();
     std::fs::write(
         &config,
         format!(
-            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\n",
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:{port}\", control: {} }}\n",
             state.display(),
             dir.path().join("control.sock").display()
         ),
@@ -362,6 +363,23 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
     );
     assert!(signal(second.0.id(), "TERM"));
     assert_eq!(second.0.wait().expect("exit").code(), Some(0));
+
+    // A third start, with nothing to run: the last run's figures are
+    // scraped at once, restored from the journal, not empty until the
+    // next run.
+    let mut third = daemon();
+    let rto = r#"lifeboat_rto_achieved_seconds{runbook="slow",mode="failover"}"#;
+    let metrics = eventually(
+        Duration::from_secs(30),
+        || format!("no restored RTO: {:?}", get(port, "/metrics")),
+        || get(port, "/metrics").filter(|m| m.contains(rto)),
+    );
+    assert!(
+        !metrics.contains("lifeboat_runs_total{"),
+        "counters start again from zero:\n{metrics}"
+    );
+    assert!(signal(third.0.id(), "TERM"));
+    assert_eq!(third.0.wait().expect("exit").code(), Some(0));
 }
 
 #[test]
