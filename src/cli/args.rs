@@ -339,6 +339,10 @@ pub struct RunArgs {
     /// Most steps running at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// How often a step still running says so, with what it awaits and
+    /// for how long (default 10s on a terminal, 1m otherwise).
+    #[arg(long, value_name = "DURATION")]
+    pub progress_every: Option<crate::duration::HumanDuration>,
 }
 
 /// Arguments of `lifeboat drill`.
@@ -358,6 +362,10 @@ pub struct DrillArgs {
     /// Most steps running at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// How often a step still running says so, with what it awaits and
+    /// for how long (default 10s on a terminal, 1m otherwise).
+    #[arg(long, value_name = "DURATION")]
+    pub progress_every: Option<crate::duration::HumanDuration>,
 }
 
 /// Report formats.

@@ -14,7 +14,7 @@ use super::shared::{
 };
 use crate::actions::Registry;
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
-use crate::journal::{Access, Journal, MarkKind, Phase, RunState, StepEvent};
+use crate::journal::{Access, Journal, MarkKind, Phase, RunState, StepEvent, StepState};
 use crate::runbook::plan::Plan;
 use crate::runbook::{self, Loaded, MissingParams, Mode};
 
@@ -47,6 +47,7 @@ pub fn drill(state_dir: &Path, args: DrillArgs) -> Result<(), CliError> {
         Mode::Drill,
         args.concurrency,
         args.keep,
+        args.progress_every.map(crate::duration::HumanDuration::get),
     )
 }
 
@@ -177,7 +178,15 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
         loaded.runbook.name,
         state_dir.display()
     ));
-    execute(journal, id, loaded, mode, args.concurrency, false)
+    execute(
+        journal,
+        id,
+        loaded,
+        mode,
+        args.concurrency,
+        false,
+        args.progress_every.map(crate::duration::HumanDuration::get),
+    )
 }
 
 fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
@@ -231,6 +240,7 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
         mode,
         args.concurrency,
         false,
+        args.progress_every.map(crate::duration::HumanDuration::get),
     )
 }
 
@@ -241,10 +251,15 @@ fn execute(
     mode: Mode,
     concurrency: usize,
     keep: bool,
+    progress_every: Option<std::time::Duration>,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    let observer =
-        Arc::new(move |event: &StepEvent| eprint(&progress_line(started.elapsed(), event)));
+    let heartbeat = Heartbeat::start(&loaded.runbook, started, progress_every);
+    let beating = Arc::clone(&heartbeat);
+    let observer = Arc::new(move |event: &StepEvent| {
+        beating.saw(event);
+        eprint(&progress_line(started.elapsed(), event));
+    });
     let options = EngineOptions {
         concurrency: concurrency.max(1),
         ..EngineOptions::default()
@@ -259,15 +274,15 @@ fn execute(
         Engine::new(Arc::clone(&journal), Arc::new(registry), options).with_observer(observer);
     let regions = crate::runbook::regions_of(&loaded.runbook);
     let roles = crate::runbook::roles_of(&loaded.runbook);
-    let outcome = runtime
-        .block_on(engine.execute(&id, Arc::new(loaded.runbook), mode))
-        .map_err(|e| match e {
-            crate::engine::EngineError::Journal(cause) => CliError::RunStopped {
-                run: id.clone(),
-                cause,
-            },
-            other => CliError::Engine(other),
-        })?;
+    let outcome = runtime.block_on(engine.execute(&id, Arc::new(loaded.runbook), mode));
+    heartbeat.stop();
+    let outcome = outcome.map_err(|e| match e {
+        crate::engine::EngineError::Journal(cause) => CliError::RunStopped {
+            run: id.clone(),
+            cause,
+        },
+        other => CliError::Engine(other),
+    })?;
     print(&render_run(
         &journal.run(&id)?,
         &step_rows(&journal.events(&id)?),
@@ -313,6 +328,131 @@ fn execute(
     match outcome {
         RunOutcome::Succeeded => Ok(()),
         other => Err(CliError::RunFailed(other)),
+    }
+}
+
+/// The steps still under way, said every so often: a 20-minute promotion
+/// is not 20 minutes of silence.
+struct Heartbeat {
+    /// Each step's action, and its fallback's and rollback's, by phase.
+    actions: std::collections::BTreeMap<(String, Phase), String>,
+    /// Step → (state, what it awaits, since when).
+    inflight: std::sync::Mutex<std::collections::BTreeMap<String, (String, String, Instant)>>,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Heartbeat {
+    /// Every `every` (default 10 s on a terminal, 1 min otherwise), from
+    /// the run's `started`.
+    fn start(
+        runbook: &crate::runbook::Runbook,
+        started: Instant,
+        every: Option<std::time::Duration>,
+    ) -> Arc<Heartbeat> {
+        let mut actions = std::collections::BTreeMap::new();
+        for step in &runbook.steps {
+            actions.insert(
+                (step.id.clone(), Phase::Main),
+                step.action.name().to_string(),
+            );
+            for (phase, call) in [
+                (Phase::Fallback, &step.fallback),
+                (Phase::Rollback, &step.rollback),
+            ] {
+                if let Some(call) = call {
+                    actions.insert((step.id.clone(), phase), call.action.name().to_string());
+                }
+            }
+        }
+        let every = every.unwrap_or(if std::io::stderr().is_terminal() {
+            std::time::Duration::from_secs(10)
+        } else {
+            std::time::Duration::from_secs(60)
+        });
+        let heartbeat = Arc::new(Heartbeat {
+            actions,
+            inflight: std::sync::Mutex::default(),
+            done: std::sync::atomic::AtomicBool::new(false),
+        });
+        let beating = Arc::clone(&heartbeat);
+        std::thread::spawn(move || {
+            let mut next = Instant::now() + every;
+            while !beating.done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                if Instant::now() < next {
+                    continue;
+                }
+                next += every;
+                let inflight = match beating.inflight.lock() {
+                    Ok(inflight) => inflight.clone(),
+                    Err(_) => return,
+                };
+                for (step, (state, what, since)) in inflight {
+                    // A step that has only just started has nothing to say.
+                    let so_far = since.elapsed().as_secs_f64().round() as u64;
+                    if so_far == 0 {
+                        continue;
+                    }
+                    eprint(&format!(
+                        "[{:>7.1}s] {step:<24} still {state}: {what}, {} so far",
+                        started.elapsed().as_secs_f64(),
+                        crate::duration::HumanDuration::from_secs(so_far)
+                    ));
+                }
+            }
+        });
+        heartbeat
+    }
+
+    /// Follow a step's transition.
+    fn saw(&self, e: &StepEvent) {
+        let Ok(mut inflight) = self.inflight.lock() else {
+            return;
+        };
+        let key = match e.phase {
+            Phase::Main => e.step.clone(),
+            phase => format!("{} {phase}", e.step),
+        };
+        match e.state {
+            StepState::Running
+            | StepState::Waiting
+            | StepState::Retrying
+            | StepState::FallingBack => {
+                let action = self.actions.get(&(e.step.clone(), e.phase)).cloned();
+                let what = match (e.state, action) {
+                    (StepState::Waiting, _) => format!(
+                        "approval ({})",
+                        e.message
+                            .as_deref()
+                            .unwrap_or("`lifeboat approve RUN STEP`")
+                    ),
+                    (_, Some(action)) => action,
+                    (_, None) => e.state.to_string(),
+                };
+                let since = inflight
+                    .get(&key)
+                    .map_or_else(Instant::now, |(_, _, since)| *since);
+                inflight.insert(key, (e.state.to_string(), what, since));
+            }
+            StepState::NeedsDecision => {
+                inflight.insert(
+                    key,
+                    (
+                        "waiting".into(),
+                        "a decision (`lifeboat approve RUN STEP` or `lifeboat skip RUN STEP`)"
+                            .into(),
+                        Instant::now(),
+                    ),
+                );
+            }
+            StepState::Succeeded | StepState::Failed | StepState::Skipped => {
+                inflight.remove(&key);
+            }
+        }
+    }
+
+    fn stop(&self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

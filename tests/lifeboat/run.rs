@@ -141,6 +141,26 @@ fn who_started_a_run_is_the_user_database_s_name_of_the_uid_not_user() {
 }
 
 #[test]
+fn a_long_step_says_what_it_awaits_while_it_waits() {
+    let (_dir, state, _marker, rb) =
+        scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 3s } }\n");
+    let out = lifeboat(&state, &["run", &rb, "--yes", "--progress-every", "1s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let beats: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("middle") && l.contains("still running: wait, "))
+        .collect();
+    assert!(beats.len() >= 2, "a heartbeat a second:\n{err}");
+    assert!(beats.iter().all(|l| l.ends_with("so far")), "{beats:?}");
+    assert!(
+        !err.lines()
+            .any(|l| l.contains("still running") && l.contains("first")),
+        "finished steps are not said to be running:\n{err}"
+    );
+}
+
+#[test]
 fn a_failed_step_exits_1_and_says_why() {
     let (_dir, state, marker, rb) = scratch(
         "  - { id: middle, action: exec, needs: [first], with: { argv: [sh, -c, 'echo disk on fire >&2; exit 3'] } }\n",
