@@ -365,6 +365,11 @@ impl Metrics {
         self.paused.set(i64::from(paused));
     }
 
+    /// Whether this daemon leads, as last set.
+    pub fn leads(&self) -> bool {
+        self.leader.get() == 1
+    }
+
     /// Whether automatic triggering is paused, as last set.
     pub fn paused(&self) -> bool {
         self.paused.get() == 1
@@ -457,7 +462,7 @@ impl Metrics {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serve `GET /metrics` (and `GET /healthz`, which answers `ok` while the
-/// process serves) on `listener` until the task is dropped: a minimal
+/// process serves, and `GET /leader`, 200 only while this daemon leads) on `listener` until the task is dropped: a minimal
 /// HTTP/1.1 responder, one request per connection.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -484,6 +489,16 @@ pub async fn serve(
             let (status, kind, body) = match line.split_whitespace().collect::<Vec<_>>()[..] {
                 ["GET", "/metrics", _] => ("200 OK", CONTENT_TYPE, metrics.render()),
                 ["GET", "/healthz", _] => ("200 OK", "text/plain", "ok\n".to_string()),
+                // For load balancers and health checks in front of a
+                // cluster, as Patroni's `/leader`: 200 only on the leader.
+                ["GET", "/leader", _] if metrics.leads() => {
+                    ("200 OK", "text/plain", "leader\n".to_string())
+                }
+                ["GET", "/leader", _] => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "not the leader\n".to_string(),
+                ),
                 ["GET", _, _] => ("404 Not Found", "text/plain", "not found\n".to_string()),
                 _ => (
                     "405 Method Not Allowed",

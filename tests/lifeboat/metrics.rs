@@ -93,6 +93,10 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
         "{response}"
     );
     assert!(get(addr, "/other").await.starts_with("HTTP/1.1 404"));
+    metrics.set_leader(false);
+    assert!(get(addr, "/leader").await.starts_with("HTTP/1.1 503"));
+    metrics.set_leader(true);
+    assert!(get(addr, "/leader").await.starts_with("HTTP/1.1 200"));
     server.abort();
 
     let body = response.split("\r\n\r\n").nth(1).expect("a body");
