@@ -86,6 +86,19 @@ async fn receiver() -> (String, mpsc::Receiver<Received>) {
     (url, rx)
 }
 
+/// The next `n` requests, each within 30 s.
+async fn next(received: &mut mpsc::Receiver<Received>, n: usize) -> Vec<Received> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let r = tokio::time::timeout(Duration::from_secs(30), received.recv())
+            .await
+            .expect("every webhook within 30 s")
+            .expect("a request");
+        got.push(r);
+    }
+    got
+}
+
 fn event(kind: &str, summary: &str) -> Event {
     Event {
         event: kind.into(),
@@ -196,22 +209,9 @@ async fn each_format_is_accepted_by_a_receiver_checking_it_as_the_service_does()
         "outage-declared",
         &format!("us-east-1 declared down {long}"),
     ));
-    let mut got = Vec::new();
-    while got.len() < 3 {
-        let r = tokio::time::timeout(Duration::from_secs(30), received.recv())
-            .await
-            .expect("every webhook within 30 s")
-            .expect("a request");
-        got.push(r);
-    }
+    let mut got = next(&mut received, 3).await;
     notifier.send(event("region-recovered", "us-east-1 recovered"));
-    while got.len() < 6 {
-        let r = tokio::time::timeout(Duration::from_secs(30), received.recv())
-            .await
-            .expect("every webhook within 30 s")
-            .expect("a request");
-        got.push(r);
-    }
+    got.extend(next(&mut received, 3).await);
     let mut pagerduty = Vec::new();
     for r in &got {
         let body: serde_json::Value = serde_json::from_str(&r.body).expect("JSON body");
