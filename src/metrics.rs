@@ -62,6 +62,8 @@ pub struct Metrics {
     decisions: Family<Labels, Counter>,
     paused: Gauge,
     leader: Gauge,
+    probe_success: Family<Labels, Gauge>,
+    probe_duration: Family<Labels, FloatGauge>,
     verify_last_success: Family<Labels, FloatGauge>,
     verify_status: Family<Labels, Gauge>,
     verify_duration: Family<Labels, FloatGauge>,
@@ -108,6 +110,8 @@ impl Metrics {
             decisions: Family::default(),
             paused: Gauge::default(),
             leader: Gauge::default(),
+            probe_success: Family::default(),
+            probe_duration: Family::default(),
             verify_last_success: Family::default(),
             verify_status: Family::default(),
             verify_duration: Family::default(),
@@ -194,6 +198,17 @@ impl Metrics {
             "paused",
             "1 while the kill switch stops automatic triggering",
             m.paused.clone(),
+        );
+        registry.register(
+            "probe_success",
+            "1 if the probe's last check passed, 0 if it failed",
+            m.probe_success.clone(),
+        );
+        registry.register_with_unit(
+            "probe_duration",
+            "How long the probe's last check took",
+            Unit::Seconds,
+            m.probe_duration.clone(),
         );
         registry.register(
             "build",
@@ -363,6 +378,13 @@ impl Metrics {
     /// Set the kill switch's state.
     pub fn set_paused(&self, paused: bool) {
         self.paused.set(i64::from(paused));
+    }
+
+    /// Record a probe's last check.
+    pub fn record_probe(&self, region: &str, probe: &str, ok: bool, duration_s: f64) {
+        let probe = labels(&[("region", region), ("probe", probe)]);
+        self.probe_success.get_or_create(&probe).set(i64::from(ok));
+        self.probe_duration.get_or_create(&probe).set(duration_s);
     }
 
     /// Whether this daemon leads, as last set.

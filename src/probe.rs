@@ -25,6 +25,8 @@ pub struct Outcome {
     pub ok: bool,
     /// When it ended (RFC 3339).
     pub at: String,
+    /// How long the check took, in seconds.
+    pub duration_s: f64,
     /// What was seen.
     pub detail: String,
 }
@@ -197,12 +199,14 @@ pub fn spawn(
             );
             tokio::spawn(async move {
                 loop {
+                    let checking = Instant::now();
                     let (ok, detail) = check_with(&aws, &spec, &clients).await;
                     let outcome = Outcome {
                         region: region.clone(),
                         probe: i,
                         ok,
                         at: crate::engine::now(),
+                        duration_s: checking.elapsed().as_secs_f64(),
                         detail,
                     };
                     if out.send(outcome).await.is_err() {

@@ -28,6 +28,8 @@ impl Daemon {
         if !outcome.ok {
             info!(region = %region, probe, detail = %outcome.detail, "probe failed");
         }
+        self.metrics
+            .record_probe(&region, probe, outcome.ok, outcome.duration_s);
         let change = detector.observe(outcome.probe, outcome.ok, outcome.at.clone());
         self.last.insert((region.clone(), outcome.probe), outcome);
         let Some(change) = change else { return };

@@ -104,6 +104,7 @@ impl InProcess {
                 probe: 0,
                 ok,
                 at: jiff::Timestamp::now().to_string(),
+                duration_s: 0.25,
                 detail: if ok { "connected" } else { "refused" }.into(),
             })
             .await
@@ -135,6 +136,21 @@ impl InProcess {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         done(self)
+    }
+
+    /// `GET /metrics`, the whole response.
+    async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.unwrap();
+        body
     }
 
     async fn stop(self) {
@@ -189,6 +205,16 @@ async fn a_flapping_probe_is_never_declared_in_ten_minutes() {
     }
     assert!(d.decisions().is_empty(), "{:?}", d.decisions());
     assert!(d.journal().runs().unwrap().is_empty());
+    // Each probe's last check is a series of its own.
+    let body = d.scrape().await;
+    assert!(
+        body.contains(r#"lifeboat_probe_success{region="us-east-1",probe="web"} 0"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"lifeboat_probe_duration_seconds{region="us-east-1",probe="web"} 0.25"#),
+        "{body}"
+    );
     d.stop().await;
 }
 
@@ -241,16 +267,7 @@ async fn a_restarted_daemon_exports_the_last_verification_at_once() {
     .await;
     // Before any job runs, the scrape has the last result (failed) and
     // the last success (the day before, when it ended).
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(d.metrics_addr)
-        .await
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
+    let body = d.scrape().await;
     assert!(
         body.contains("lifeboat_verify_last_status{job=\"nightly\"} 0"),
         "{body}"
