@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use lifeboat::config::{Webhook, WebhookFormat};
 use lifeboat::notify::{Event, Notifier};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+
+use crate::support::proxy::read_request;
 
 /// One request a receiver got.
 #[derive(Debug)]
@@ -34,29 +36,10 @@ async fn receiver() -> (String, mpsc::Receiver<Received>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                let (head, body) = loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    data.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&data).into_owned();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= length {
-                            break (head.to_string(), body.to_string());
-                        }
-                    }
+                let Ok(Some((head, body))) = read_request(&mut stream).await else {
+                    return;
                 };
+                let body = String::from_utf8_lossy(&body).into_owned();
                 let mut lines = head.lines();
                 let path = lines
                     .next()

@@ -21,6 +21,7 @@ use lifeboat::journal::{Access, Decision, Journal};
 
 use crate::support::endpoints::endpoints;
 use crate::support::moto::Moto;
+use crate::support::proxy::read_request;
 use crate::support::{KillOnDrop, eventually, text};
 
 /// The DR application's health endpoint, healthy while `up`.
@@ -537,7 +538,7 @@ async fn approve_then_ack_then_pause_each_hold_the_next_run() {
 
 /// A webhook receiver; the JSON bodies it was sent.
 async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -548,37 +549,15 @@ async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let sink = Arc::clone(&sink);
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() < length {
-                        continue;
-                    }
-                    if let Ok(event) = serde_json::from_str(body) {
-                        sink.lock().expect("events").push(event);
-                    }
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                        .await;
+                let Ok(Some((_, body))) = read_request(&mut stream).await else {
                     return;
+                };
+                if let Ok(event) = serde_json::from_slice(&body) {
+                    sink.lock().expect("events").push(event);
                 }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
             });
         }
     });

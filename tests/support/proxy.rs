@@ -314,8 +314,9 @@ async fn read_body(
     Ok(())
 }
 
-/// Read one HTTP/1.1 request (head and Content-Length body) or `None` at EOF.
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+/// Read one HTTP/1.1 request (head and Content-Length body) or `None` at
+/// EOF: also what the tests' stand-in webhook receivers read.
+pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
     let mut buf = Vec::new();
     let Some(head_end) = read_head(stream, &mut buf).await? else {
         return Ok(None);
