@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::args::Output;
 use super::error::CliError;
-use super::shared::{load_or_report, print, read, registry_for, report_calls};
+use super::shared::{load_file, print, registry_for, report_calls};
 use crate::actions::Readiness;
 use crate::actions::preflight::{self, Part, StepCheck};
 use crate::runbook::Mode;
@@ -16,9 +16,7 @@ pub(super) fn check(
     mode: Mode,
     output: Output,
 ) -> Result<(), CliError> {
-    let name = file.display().to_string();
-    let text = read(file)?;
-    let loaded = load_or_report(&name, &text, params)?;
+    let (_, _, loaded) = load_file(file, params)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::args::{DrillArgs, RunArgs};
 use super::error::CliError;
 use super::shared::{
-    eprint, load_or_report, print, read, registry_for, render_run, report_calls, step_rows, who,
+    eprint, load_file, load_or_report, print, registry_for, render_run, report_calls, step_rows,
+    who,
 };
 use crate::actions::Registry;
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
@@ -20,9 +21,7 @@ use crate::runbook::{self, Loaded, MissingParams, Mode};
 
 /// `lifeboat drill`: the runbook in drill mode, then its teardown.
 pub fn drill(state_dir: &Path, args: DrillArgs) -> Result<(), CliError> {
-    let name = args.file.display().to_string();
-    let text = read(&args.file)?;
-    let loaded = load_or_report(&name, &text, &args.params)?;
+    let (name, text, loaded) = load_file(&args.file, &args.params)?;
     confirm(args.yes, &loaded, Mode::Drill)?;
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
     let record = crate::engine::new_run(
@@ -161,9 +160,7 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
             "give a runbook FILE, or --resume RUN".into(),
         ));
     };
-    let name = file.display().to_string();
-    let text = read(file)?;
-    let loaded = load_or_report(&name, &text, &args.params)?;
+    let (name, text, loaded) = load_file(file, &args.params)?;
     let mode = args.mode.into();
     if args.dry_run {
         return print(&dry_run(&loaded, mode, &Registry::new()));

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::args::{Cli, Output, SchemaKind};
 use super::error::CliError;
-use super::shared::{eprint, load_or_report, print, read};
+use super::shared::{eprint, load_config, load_file, print, read};
 use crate::catalogue::ActionKind;
 use crate::diag::{Diagnostic, Severity};
 use crate::runbook::plan::Plan;
@@ -133,9 +133,7 @@ pub(super) fn plan(
     mode: Mode,
     output: Output,
 ) -> Result<(), CliError> {
-    let name = file.display().to_string();
-    let text = read(file)?;
-    let loaded = load_or_report(&name, &text, params)?;
+    let (_, _, loaded) = load_file(file, params)?;
     let view = Plan::new(&loaded.runbook, mode).view();
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&view)?)),
@@ -155,8 +153,7 @@ pub(super) fn iam_policy(
     use crate::iam::Principal;
     let mut runbooks = Vec::new();
     for file in files {
-        let text = read(file)?;
-        runbooks.push(load_or_report(&file.display().to_string(), &text, params)?.runbook);
+        runbooks.push(load_file(file, params)?.2.runbook);
     }
     let (resolved, caller) = if resolve {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -280,16 +277,8 @@ pub(super) fn schema(kind: SchemaKind) -> Result<(), CliError> {
 
 /// `lifeboat check-config`.
 pub(super) fn check_config(file: &Path) -> Result<(), CliError> {
-    let text = read(file)?;
-    match crate::config::load(&file.display().to_string(), &text) {
-        Ok(_) => print(&format!("{}: ok\n", file.display())),
-        Err(problems) => {
-            for p in &problems {
-                eprint(&p.to_string());
-            }
-            Err(CliError::Invalid { count: 1 })
-        }
-    }
+    load_config(file)?;
+    print(&format!("{}: ok\n", file.display()))
 }
 
 /// `lifeboat completions`.

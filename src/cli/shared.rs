@@ -265,6 +265,18 @@ pub fn who() -> String {
     crate::control::describe_peer(nix::unistd::getuid().as_raw(), None)
 }
 
+/// Read and load the runbook `file` with `params`, printing its warnings
+/// or every problem: its name, its text and what loaded.
+pub(super) fn load_file(
+    file: &Path,
+    params: &[(String, String)],
+) -> Result<(String, String, Loaded), CliError> {
+    let name = file.display().to_string();
+    let text = read(file)?;
+    let loaded = load_or_report(&name, &text, params)?;
+    Ok((name, text, loaded))
+}
+
 pub(super) fn load_or_report(
     name: &str,
     text: &str,
