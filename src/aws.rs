@@ -59,13 +59,34 @@ pub enum Credentials {
 /// Counts the AWS requests lifeboat sends, by `Service.Operation` (each
 /// attempt of an SDK call counts once): what benchmarks report and what
 /// tests use to prove an action made no mutating call.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ApiCalls {
     counts: Mutex<BTreeMap<String, u64>>,
     errors: Mutex<BTreeMap<(String, String), u64>>,
+    /// Told each attempt's `Service.Operation` and duration in seconds.
+    timed: std::sync::OnceLock<AttemptObserver>,
+}
+
+/// What is told each attempt's `Service.Operation` and its duration in
+/// seconds (the metrics' request-duration histogram).
+pub type AttemptObserver = Box<dyn Fn(&str, f64) + Send + Sync>;
+
+impl std::fmt::Debug for ApiCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCalls")
+            .field("counts", &self.counts)
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiCalls {
+    /// Tell `observer` every attempt's operation and duration from now on
+    /// (once: a second observer is refused and returned).
+    pub fn time_attempts(&self, observer: AttemptObserver) -> Result<(), AttemptObserver> {
+        self.timed.set(observer)
+    }
+
     /// Failed attempts so far, by `Service.Operation` and what came back
     /// (`HTTP 503`, or `no response` for timeouts and connection errors).
     pub fn errors(&self) -> BTreeMap<(String, String), u64> {
@@ -95,6 +116,14 @@ impl ApiCalls {
 #[derive(Debug)]
 struct CountCalls(Arc<ApiCalls>);
 
+/// When the attempt in progress was handed to the transport.
+#[derive(Debug, Clone, Copy)]
+struct SentAt(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for SentAt {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
 impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
     fn name(&self) -> &'static str {
         "lifeboat::CountCalls"
@@ -113,6 +142,8 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
                 *counts.entry(key).or_default() += 1;
             }
         }
+        cfg.interceptor_state()
+            .store_put(SentAt(std::time::Instant::now()));
         Ok(())
     }
 
@@ -122,6 +153,18 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
         _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let (Some(observer), Some(sent), Some(meta)) = (
+            self.0.timed.get(),
+            cfg.load::<SentAt>(),
+            cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>(),
+        ) {
+            observer(
+                &format!("{}.{}", meta.service(), meta.name()),
+                sent.0.elapsed().as_secs_f64(),
+            );
+        }
+        // An attempt that fails before it is sent is not timed from this one.
+        cfg.interceptor_state().unset::<SentAt>();
         let code = match context.response() {
             Some(response) if response.status().as_u16() < 400 => return Ok(()),
             Some(response) => error_code(response),

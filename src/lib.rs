@@ -35,10 +35,11 @@
 //!   achieved, reports, Prometheus metrics, RPO exposure, backup
 //!   verification, region probes, what a declared outage leads to,
 //!   webhooks, logs.
-//! - [`daemon`], [`control`], [`emulator`], [`demo`], [`cli`]: the
-//!   always-on process and its control socket, the local AWS emulator and
-//!   the demo's environment, and the command line (the only module that
-//!   prints or picks exit codes).
+//! - [`daemon`], [`control`], [`web`], [`emulator`], [`demo`], [`cli`]:
+//!   the always-on process, its control socket and its HTTP listener
+//!   (metrics, status page), the local AWS emulator and the demo's
+//!   environment, and the command line (the only module that prints or
+//!   picks exit codes).
 
 #![forbid(unsafe_code)]
 // Tests may unwrap: a panic is how they fail.
@@ -73,6 +74,7 @@ pub mod shipped;
 pub mod suggest;
 pub mod trigger;
 pub mod verify;
+pub mod web;
 pub mod yaml;
 
 /// What is printed in place of a secret.

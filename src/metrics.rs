@@ -16,7 +16,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::aws::ApiCalls;
 use crate::measure::Figures;
@@ -29,6 +28,8 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 struct Seen {
     calls: BTreeMap<String, u64>,
     errors: BTreeMap<(String, String), u64>,
+    /// Lease renewals answered and failed, fenced writes.
+    ha: [u64; 3],
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -43,9 +44,65 @@ fn step_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.1, 2.0, 16))
 }
 
+/// AWS request attempts from 5 ms to about 82 s.
+fn request_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// The states a region can be in, as `lifeboat_region_state` labels them.
+pub const REGION_STATES: [&str; 4] = ["healthy", "degraded", "down", "recovering"];
+
+/// The states a binding can be in, as `lifeboat_binding_state` labels them.
+pub const BINDING_STATES: [&str; 6] = [
+    "armed",
+    "running",
+    "awaiting-approval",
+    "cooling-down",
+    "paused",
+    "notify-only",
+];
+
+/// The prefix of every metric's name.
+const PREFIX: &str = "lifeboat";
+
+/// The registry being built, and the sample names of what it holds.
+struct Families {
+    registry: Registry,
+    names: Vec<String>,
+}
+
+impl Families {
+    /// Register `metric` as `name` (with `unit`'s suffix), noting the
+    /// sample names its type gives it.
+    fn add<M>(&mut self, name: &str, help: &str, unit: Option<Unit>, metric: M)
+    where
+        M: prometheus_client::metrics::TypedMetric + prometheus_client::registry::Metric,
+    {
+        use prometheus_client::metrics::MetricType;
+        let mut full = format!("{PREFIX}_{name}");
+        if let Some(unit) = &unit {
+            full = format!("{full}_{}", unit.as_str());
+        }
+        let suffixes: &[&str] = match M::TYPE {
+            MetricType::Counter => &["_total"],
+            MetricType::Histogram => &["_bucket", "_sum", "_count"],
+            MetricType::Info => &["_info"],
+            _ => &[""],
+        };
+        self.names
+            .extend(suffixes.iter().map(|s| format!("{full}{s}")));
+        match unit {
+            Some(unit) => self.registry.register_with_unit(name, help, unit, metric),
+            None => self.registry.register(name, help, metric),
+        }
+    }
+}
+
 /// Every metric lifeboat exports.
 pub struct Metrics {
     registry: Registry,
+    /// Every sample name the registry can produce.
+    names: Vec<String>,
     rto: Family<Labels, FloatGauge>,
     rpo: Family<Labels, FloatGauge>,
     rto_target: Family<Labels, FloatGauge>,
@@ -58,6 +115,15 @@ pub struct Metrics {
     api_calls: Family<Labels, Counter>,
     api_errors: Family<Labels, Counter>,
     region_health: Family<Labels, Gauge>,
+    region_state: Family<Labels, Gauge>,
+    binding_state: Family<Labels, Gauge>,
+    drill_last_success: Family<Labels, FloatGauge>,
+    failover_last_success: Family<Labels, FloatGauge>,
+    changed_since_drill: Family<Labels, Gauge>,
+    api_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    ha_renewals: Family<Labels, Counter>,
+    ha_fenced: Counter,
+    ha_elections: Family<Labels, Counter>,
     runbook_ready: Family<Labels, Gauge>,
     decisions: Family<Labels, Counter>,
     paused: Gauge,
@@ -74,6 +140,8 @@ pub struct Metrics {
     seen: Mutex<Seen>,
     /// A request counter to count from at every scrape.
     source: Mutex<Option<std::sync::Arc<ApiCalls>>>,
+    /// The etcd member's counts to count from at every scrape.
+    ha: Mutex<Option<std::sync::Arc<crate::ha::etcd::Counts>>>,
 }
 
 impl Default for Metrics {
@@ -91,9 +159,13 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A registry with every family, empty.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("lifeboat");
+        let mut families = Families {
+            registry: Registry::with_prefix(PREFIX),
+            names: Vec::new(),
+        };
         let m = Metrics {
             registry: Registry::default(),
+            names: Vec::new(),
             rto: Family::default(),
             rpo: Family::default(),
             rto_target: Family::default(),
@@ -106,6 +178,15 @@ impl Metrics {
             api_calls: Family::default(),
             api_errors: Family::default(),
             region_health: Family::default(),
+            region_state: Family::default(),
+            binding_state: Family::default(),
+            drill_last_success: Family::default(),
+            failover_last_success: Family::default(),
+            changed_since_drill: Family::default(),
+            api_duration: Family::new_with_constructor(request_buckets),
+            ha_renewals: Family::default(),
+            ha_fenced: Counter::default(),
+            ha_elections: Family::default(),
             runbook_ready: Family::default(),
             decisions: Family::default(),
             paused: Gauge::default(),
@@ -120,144 +201,222 @@ impl Metrics {
             verify_restore: Family::default(),
             seen: Mutex::default(),
             source: Mutex::default(),
+            ha: Mutex::default(),
         };
-        registry.register_with_unit(
+        families.add(
             "rto_achieved",
             "RTO achieved by the last run of a runbook in a mode",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.rto.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "rpo_achieved",
             "RPO achieved by the last run of a runbook in a mode (absent when not measurable)",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.rpo.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "rto_target",
             "RTO target of a runbook",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.rto_target.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "rpo_target",
             "RPO target of a runbook",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.rpo_target.clone(),
         );
-        registry.register(
+        families.add(
             "target_breaches",
             "Runs whose achieved RTO or RPO broke the runbook's target",
+            None,
             m.breaches.clone(),
         );
-        registry.register("runs", "Runs ended, by outcome", m.runs.clone());
-        registry.register_with_unit(
+        families.add("runs", "Runs ended, by outcome", None, m.runs.clone());
+        families.add(
             "step_duration",
             "Duration of steps, by action",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.step_duration.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "rpo_exposure",
             "Now minus the newest recovery point of a protected resource in the DR region",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.exposure.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "rpo_exposure_target",
             "RPO target of a protected resource",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.exposure_target.clone(),
         );
-        registry.register(
+        families.add(
             "aws_api_calls",
             "AWS API requests sent (each attempt), by service and operation",
+            None,
             m.api_calls.clone(),
         );
-        registry.register(
+        families.add(
             "aws_api_errors",
             "AWS API attempts that failed, by service, operation and code",
+            None,
             m.api_errors.clone(),
         );
-        registry.register(
+        families.add(
             "region_health",
             "Health of a region as judged by the daemon: 0 healthy, 1 degraded, 2 down, 3 recovering",
+            None,
             m.region_health.clone(),
         );
-        registry.register(
+        families.add(
+            "region_state",
+            "1 for the state a region is in as judged by the daemon (healthy, degraded, down, recovering), 0 for the others",
+            None,
+            m.region_state.clone(),
+        );
+        families.add(
+            "binding_state",
+            "1 for the state a binding is in (armed, running, awaiting-approval, cooling-down, paused, notify-only), 0 for the others",
+            None,
+            m.binding_state.clone(),
+        );
+        families.add(
+            "drill_last_success_timestamp",
+            "When a drill of a binding's runbook last succeeded (Unix time)",
+            Some(Unit::Seconds),
+            m.drill_last_success.clone(),
+        );
+        families.add(
+            "failover_last_success_timestamp",
+            "When a failover or switchover of a binding's runbook last succeeded (Unix time)",
+            Some(Unit::Seconds),
+            m.failover_last_success.clone(),
+        );
+        families.add(
+            "runbook_changed_since_drill",
+            "1 when a binding's runbook (by SHA-256) differs from the one its last successful drill ran, or it was never drilled",
+            None,
+            m.changed_since_drill.clone(),
+        );
+        families.add(
+            "aws_api_request_duration",
+            "Duration of AWS API attempts, by service and operation",
+            Some(Unit::Seconds),
+            m.api_duration.clone(),
+        );
+        families.add(
+            "ha_lease_renewals",
+            "etcd lease keep-alives, by outcome (ok, failed)",
+            None,
+            m.ha_renewals.clone(),
+        );
+        families.add(
+            "ha_fenced_writes",
+            "Journal writes refused because this daemon no longer held the leadership that fenced them",
+            None,
+            m.ha_fenced.clone(),
+        );
+        families.add(
+            "ha_leadership_changes",
+            "Times this daemon became the leader (elected) or stopped being it (lost)",
+            None,
+            m.ha_elections.clone(),
+        );
+        families.add(
             "runbook_ready",
             "Whether every preflight of a bound runbook passed at its last check (1) or one would fail (0)",
+            None,
             m.runbook_ready.clone(),
         );
-        registry.register(
+        families.add(
             "trigger_decisions",
             "Decisions the daemon took on declared outages and requests, by binding and kind",
+            None,
             m.decisions.clone(),
         );
-        registry.register(
+        families.add(
             "paused",
             "1 while the kill switch stops automatic triggering",
+            None,
             m.paused.clone(),
         );
-        registry.register(
+        families.add(
             "probe_success",
             "1 if the probe's last check passed, 0 if it failed",
+            None,
             m.probe_success.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "probe_duration",
             "How long the probe's last check took",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.probe_duration.clone(),
         );
-        registry.register(
+        families.add(
             "build",
             "The lifeboat build serving these metrics (always 1)",
+            None,
             prometheus_client::metrics::info::Info::new(vec![(
                 "version".to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             )]),
         );
-        registry.register(
+        families.add(
             "leader",
             "1 while this daemon is the one that decides and executes (always, without a shared journal)",
+            None,
             m.leader.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "verify_last_success_timestamp",
             "When a verification job last passed (Unix time)",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.verify_last_success.clone(),
         );
-        registry.register(
+        families.add(
             "verify_last_status",
             "Whether a verification job's last run passed (1) or failed (0)",
+            None,
             m.verify_status.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "verify_duration",
             "How long a verification job's last run took",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.verify_duration.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "verify_expected_interval",
             "Time between a verification job's scheduled runs: alert when now minus the last success exceeds it",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.verify_interval.clone(),
         );
-        registry.register(
+        families.add(
             "verify_skipped",
             "Scheduled verification runs skipped because the previous one was still running",
+            None,
             m.verify_skipped.clone(),
         );
-        registry.register_with_unit(
+        families.add(
             "verify_restore_duration",
             "How long the last deep verification took to restore a resource (the backup-restore RTO of its data)",
-            Unit::Seconds,
+            Some(Unit::Seconds),
             m.verify_restore.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry: families.registry,
+            names: families.names,
+            ..m
+        }
+    }
+
+    /// Every sample name a scrape can hold (`lifeboat_runs_total`,
+    /// `lifeboat_step_duration_seconds_bucket`, ...), whether or not it
+    /// has a sample yet: what alert rules and dashboards may query.
+    pub fn sample_names(&self) -> &[String] {
+        &self.names
     }
 
     /// Record a finished run's figures.
@@ -359,6 +518,78 @@ impl Metrics {
         self.region_health
             .get_or_create(&labels(&[("region", region)]))
             .set(state);
+        for (i, name) in REGION_STATES.iter().enumerate() {
+            self.region_state
+                .get_or_create(&labels(&[("region", region), ("state", name)]))
+                .set(i64::from(i64::try_from(i).ok() == Some(state)));
+        }
+    }
+
+    /// Set the state a binding is in (one of [`BINDING_STATES`]).
+    pub fn set_binding_state(&self, binding: &str, state: &str) {
+        for name in BINDING_STATES {
+            self.binding_state
+                .get_or_create(&labels(&[("binding", binding), ("state", name)]))
+                .set(i64::from(name == state));
+        }
+    }
+
+    /// Set when a binding's runbook last succeeded in a drill and in a
+    /// failover or switchover (Unix seconds), and whether the runbook
+    /// changed since that drill.
+    pub fn set_binding_history(
+        &self,
+        binding: &str,
+        drill: Option<f64>,
+        failover: Option<f64>,
+        changed_since_drill: bool,
+    ) {
+        let l = labels(&[("binding", binding)]);
+        for (family, at) in [
+            (&self.drill_last_success, drill),
+            (&self.failover_last_success, failover),
+        ] {
+            match at {
+                Some(at) => {
+                    family.get_or_create(&l).set(at);
+                }
+                None => {
+                    family.remove(&l);
+                }
+            }
+        }
+        self.changed_since_drill
+            .get_or_create(&l)
+            .set(i64::from(changed_since_drill));
+    }
+
+    /// Forget a binding's series (it left the config).
+    pub fn forget_binding(&self, binding: &str) {
+        let l = labels(&[("binding", binding)]);
+        for family in [&self.drill_last_success, &self.failover_last_success] {
+            family.remove(&l);
+        }
+        self.changed_since_drill.remove(&l);
+        for name in BINDING_STATES {
+            self.binding_state
+                .remove(&labels(&[("binding", binding), ("state", name)]));
+        }
+    }
+
+    /// Count this daemon becoming the leader (`elected`) or ceasing to
+    /// be it (`lost`).
+    pub fn count_leadership(&self, change: &str) {
+        self.ha_elections
+            .get_or_create(&labels(&[("change", change)]))
+            .inc();
+    }
+
+    /// Count the etcd member's lease renewals and fenced writes at every
+    /// scrape.
+    pub fn follow_ha(&self, counts: std::sync::Arc<crate::ha::etcd::Counts>) {
+        if let Ok(mut ha) = self.ha.lock() {
+            *ha = Some(counts);
+        }
     }
 
     /// Set whether a binding's runbook passed its preflights.
@@ -419,7 +650,7 @@ impl Metrics {
         self.restore_verification(name, ok, duration_s, ok.then_some(now));
         for (resource, seconds) in restores {
             self.verify_restore
-                .get_or_create(&labels(&[("job", name), ("resource", resource)]))
+                .get_or_create(&labels(&[("verification", name), ("resource", resource)]))
                 .set(*seconds);
         }
     }
@@ -434,7 +665,7 @@ impl Metrics {
         duration_s: f64,
         last_success: Option<f64>,
     ) {
-        let job = labels(&[("job", name)]);
+        let job = labels(&[("verification", name)]);
         self.verify_status.get_or_create(&job).set(i64::from(ok));
         self.verify_duration.get_or_create(&job).set(duration_s);
         if let Some(at) = last_success {
@@ -445,14 +676,14 @@ impl Metrics {
     /// Set how often a job is expected to pass.
     pub fn set_verify_interval(&self, job: &str, seconds: f64) {
         self.verify_interval
-            .get_or_create(&labels(&[("job", job)]))
+            .get_or_create(&labels(&[("verification", job)]))
             .set(seconds);
     }
 
     /// Count a scheduled run skipped.
     pub fn count_verify_skipped(&self, job: &str) {
         self.verify_skipped
-            .get_or_create(&labels(&[("job", job)]))
+            .get_or_create(&labels(&[("verification", job)]))
             .inc();
     }
 
@@ -460,9 +691,41 @@ impl Metrics {
     /// AWS request figures are current whenever they are read, whatever
     /// made the requests.
     pub fn follow_api_calls(&self, calls: std::sync::Arc<ApiCalls>) {
+        let durations = self.api_duration.clone();
+        // Refused only when these requests are timed already.
+        let _ = calls.time_attempts(Box::new(move |key, seconds| {
+            let (service, operation) = key.rsplit_once('.').unwrap_or(("unknown", key));
+            durations
+                .get_or_create(&labels(&[("service", service), ("operation", operation)]))
+                .observe(seconds);
+        }));
         if let Ok(mut source) = self.source.lock() {
             *source = Some(calls);
         }
+    }
+
+    fn record_ha(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(counts) = self.ha.lock().ok().and_then(|h| h.clone()) else {
+            return;
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let now = [
+            counts.renewed.load(Relaxed),
+            counts.renew_failed.load(Relaxed),
+            counts.fenced.load(Relaxed),
+        ];
+        let [renewed, failed, fenced] = [0, 1, 2].map(|i| now[i].saturating_sub(seen.ha[i]));
+        seen.ha = now;
+        self.ha_renewals
+            .get_or_create(&labels(&[("outcome", "ok")]))
+            .inc_by(renewed);
+        self.ha_renewals
+            .get_or_create(&labels(&[("outcome", "failed")]))
+            .inc_by(failed);
+        self.ha_fenced.inc_by(fenced);
     }
 
     /// The OpenMetrics text exposition (after counting the followed
@@ -472,6 +735,7 @@ impl Metrics {
         if let Some(calls) = source {
             self.record_api_calls(&calls);
         }
+        self.record_ha();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -482,58 +746,3 @@ impl Metrics {
 /// Content type of what `render` writes: the OpenMetrics text format
 /// (which ends in `# EOF`), as Prometheus negotiates it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Serve `GET /metrics` (and `GET /healthz`, which answers `ok` while the
-/// process serves, and `GET /leader`, 200 only while this daemon leads) on `listener` until the task is dropped: a minimal
-/// HTTP/1.1 responder, one request per connection.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: std::sync::Arc<Metrics>,
-) -> std::io::Result<()> {
-    loop {
-        let (mut stream, _) = listener.accept().await?;
-        let metrics = std::sync::Arc::clone(&metrics);
-        tokio::spawn(async move {
-            let mut request = vec![0u8; 4096];
-            let mut read = 0;
-            // Read the request head (bounded; the body, if any, is ignored).
-            while read < request.len() {
-                match stream.read(&mut request[read..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => read += n,
-                }
-                if request[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let head = String::from_utf8_lossy(&request[..read]);
-            let line = head.lines().next().unwrap_or_default();
-            let (status, kind, body) = match line.split_whitespace().collect::<Vec<_>>()[..] {
-                ["GET", "/metrics", _] => ("200 OK", CONTENT_TYPE, metrics.render()),
-                ["GET", "/healthz", _] => ("200 OK", "text/plain", "ok\n".to_string()),
-                // For load balancers and health checks in front of a
-                // cluster, as Patroni's `/leader`: 200 only on the leader.
-                ["GET", "/leader", _] if metrics.leads() => {
-                    ("200 OK", "text/plain", "leader\n".to_string())
-                }
-                ["GET", "/leader", _] => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "not the leader\n".to_string(),
-                ),
-                ["GET", _, _] => ("404 Not Found", "text/plain", "not found\n".to_string()),
-                _ => (
-                    "405 Method Not Allowed",
-                    "text/plain",
-                    "GET /metrics only\n".to_string(),
-                ),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
-}

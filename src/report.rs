@@ -150,15 +150,29 @@ const ROW: f64 = 26.0;
 
 /// The Gantt chart of the run's steps, time from the incident's start.
 pub fn timeline_svg(f: &Figures) -> String {
+    timeline_svg_at(f, None)
+}
+
+/// The chart of a run that may still be going: with `now`, a step that
+/// started and has not ended is drawn up to `now` (class `step running`).
+pub fn timeline_svg_at(f: &Figures, now: Option<Timestamp>) -> String {
     let origin: Option<Timestamp> = f.incident_start.parse().ok();
     let offset = |at: Option<&str>| -> Option<f64> {
         let at: Timestamp = at?.parse().ok()?;
         Some(at.duration_since(origin?).as_secs_f64().max(0.0))
     };
+    let now = now.map(|t| t.to_string());
+    let end_of = |s: &crate::measure::StepSpan| -> (Option<f64>, bool) {
+        match (offset(s.end.as_deref()), &now) {
+            (Some(end), _) => (Some(end), false),
+            (None, Some(now)) if s.start.is_some() => (offset(Some(now)), true),
+            (None, _) => (None, false),
+        }
+    };
     let ends = f
         .steps
         .iter()
-        .filter_map(|s| offset(s.end.as_deref()))
+        .filter_map(|s| end_of(s).0)
         .chain(offset(f.service_restored.as_deref()));
     let span = ends.fold(0.0_f64, f64::max).max(0.1);
     let scale = (WIDTH - LABEL - 45.0) / span;
@@ -200,10 +214,12 @@ pub fn timeline_svg(f: &Figures) -> String {
             y + 14.0,
             esc(&s.step)
         );
-        let (Some(a), Some(b)) = (offset(s.start.as_deref()), offset(s.end.as_deref())) else {
+        let (end, running) = end_of(s);
+        let (Some(a), Some(b)) = (offset(s.start.as_deref()), end) else {
             continue;
         };
         let colour = match s.state {
+            _ if running => "#2e86de",
             StepState::Succeeded => "#3a8f5c",
             StepState::Failed => "#c0392b",
             _ => "#7f8c8d",
@@ -221,7 +237,7 @@ pub fn timeline_svg(f: &Figures) -> String {
         };
         let _ = writeln!(
             svg,
-            r##"<rect class="step{critical}" x="{:.1}" y="{:.1}" width="{w:.1}" height="18" rx="3" fill="{fill}"{stroke}><title>{} ({}): {}, {}</title></rect>"##,
+            r##"<rect class="step{critical}{live}" x="{:.1}" y="{:.1}" width="{w:.1}" height="18" rx="3" fill="{fill}"{stroke}><title>{} ({}): {}, {}</title></rect>"##,
             x(a),
             y,
             esc(&s.step),
@@ -229,6 +245,7 @@ pub fn timeline_svg(f: &Figures) -> String {
             esc(s.state.as_str()),
             esc(&seconds(s.duration_s)),
             critical = if s.critical { " critical" } else { "" },
+            live = if running { " running" } else { "" },
         );
     }
     let mut marker = |at: Option<f64>, label: &str, colour: &str| {

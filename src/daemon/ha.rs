@@ -96,6 +96,11 @@ impl Member {
         ))
     }
 
+    /// This member's lease and fencing counts.
+    pub(super) fn counts(&self) -> Arc<crate::ha::etcd::Counts> {
+        self.etcd.counts()
+    }
+
     /// The journal to use until elected.
     pub(super) fn follower_journal(&self) -> Arc<Journal> {
         Arc::clone(&self.follower)
@@ -217,6 +222,7 @@ impl Daemon {
         // A fresh drain for this term's runs.
         self.drain = watch::channel(false).0;
         self.metrics.set_leader(true);
+        self.metrics.count_leadership("elected");
         warn!(
             epoch,
             "elected leader: this daemon now decides and executes"
@@ -251,6 +257,7 @@ impl Daemon {
             warn!("etcd session lost: {why}");
             return;
         };
+        self.metrics.count_leadership("lost");
         error!(
             epoch = term.epoch,
             "stepping down: {why}; every running step is stopped now and the next leader resumes the runs"

@@ -37,6 +37,7 @@ mod process;
 mod readiness;
 mod requests;
 mod runs;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -102,6 +103,11 @@ struct Daemon {
     detectors: BTreeMap<String, Detector<String>>,
     /// The last result of each probe, by region and index.
     last: BTreeMap<(String, usize), Outcome>,
+    /// The last few results of each probe (oldest first), for the status.
+    recent: BTreeMap<(String, usize), std::collections::VecDeque<bool>>,
+    /// Each protected resource's RPO exposure, as last measured.
+    exposures: Vec<crate::exposure::Exposure>,
+    exposed: mpsc::Sender<Vec<crate::exposure::Exposure>>,
     /// The evidence of each region's declared outage, while it lasts.
     outages: BTreeMap<String, serde_json::Value>,
     runs: HashMap<String, RunTask>,
@@ -438,19 +444,24 @@ pub async fn run(
     // Every AWS request the daemon makes (runs, drills, sweeps, readiness,
     // verification) shows at the next scrape.
     metrics.follow_api_calls(aws.shared_calls());
-    info!(address = %listener.local_addr().map_or_else(|_| config.listen_metrics.clone(), |a| a.to_string()), "serving /metrics and /healthz");
+    if let Some(m) = &member {
+        metrics.follow_ha(m.counts());
+    }
+    info!(address = %listener.local_addr().map_or_else(|_| config.listen_metrics.clone(), |a| a.to_string()), "serving the status page, /status, /metrics, /healthz and /leader");
     info!(socket = %config.control_socket.display(), "control socket open");
+    let (requests_tx, mut requests) = mpsc::channel::<Incoming>(16);
     let served = Arc::clone(&metrics);
+    let status = requests_tx.clone();
     let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = crate::metrics::serve(listener, served).await {
-            error!(error = %e, "the /metrics listener stopped");
+        if let Err(e) = crate::web::serve(listener, served, status).await {
+            error!(error = %e, "the HTTP listener stopped");
         }
     })];
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming>(16);
     tasks.push(tokio::spawn(control::serve(control_listener, requests_tx)));
     let (ended, mut ends) = mpsc::channel::<String>(64);
     let (readiness_results, mut readiness) = mpsc::channel::<Vec<Readiness>>(4);
     let (verify_results, mut verified) = mpsc::channel::<crate::verify::JobResult>(16);
+    let (exposed, mut exposures) = mpsc::channel::<Vec<crate::exposure::Exposure>>(4);
     let (drain, _) = watch::channel(false);
     let socket = config.control_socket.clone();
     let mut daemon = Daemon {
@@ -463,6 +474,9 @@ pub async fn run(
         metrics,
         detectors: BTreeMap::new(),
         last: BTreeMap::new(),
+        recent: BTreeMap::new(),
+        exposures: Vec::new(),
+        exposed,
         outages: BTreeMap::new(),
         runs: HashMap::new(),
         ended,
@@ -544,6 +558,10 @@ pub async fn run(
             .as_ref()
             .map_or(Duration::from_secs(3600), ha::Member::tick),
     );
+    // The per-binding series (state, last drill and failover) follow
+    // decisions and runs; they are read again at this pace, and at once
+    // after a run ends or a readiness check.
+    let mut bindings_tick = tokio::time::interval(Duration::from_secs(15));
     let mut last_status = String::new();
     loop {
         let status = daemon.status_line();
@@ -567,17 +585,25 @@ pub async fn run(
             }
             _ = readiness_tick.tick() => daemon.check_readiness(),
             _ = exposure.tick(), if !daemon.config.protected.is_empty() => {
-                let (aws, protected, metrics) =
-                    (daemon.aws.clone(), daemon.config.protected.clone(), Arc::clone(&daemon.metrics));
+                let (aws, protected, metrics, exposed) = (
+                    daemon.aws.clone(),
+                    daemon.config.protected.clone(),
+                    Arc::clone(&daemon.metrics),
+                    daemon.exposed.clone(),
+                );
                 tokio::spawn(async move {
-                    for e in crate::exposure::refresh(&aws, &protected, &metrics).await {
+                    let measured = crate::exposure::refresh(&aws, &protected, &metrics).await;
+                    for e in &measured {
                         if e.verdict != "ok" {
                             warn!(resource = %e.resource, verdict = e.verdict, error = ?e.error, "RPO exposure");
                         }
                     }
                     metrics.record_api_calls(aws.calls());
+                    let _ = exposed.send(measured).await;
                 });
             }
+            Some(measured) = exposures.recv() => daemon.exposures = measured,
+            _ = bindings_tick.tick(), if !daemon.config.bindings.is_empty() => daemon.refresh_bindings(),
             _ = watchdog.tick(), if watchdog_on => notify("WATCHDOG=1"),
             signal = signals.recv() => {
                 // Told to stop, or the host is gone.

@@ -31,6 +31,7 @@ impl Daemon {
         self.metrics
             .record_probe(&region, probe, outcome.ok, outcome.duration_s);
         let change = detector.observe(outcome.probe, outcome.ok, outcome.at.clone());
+        self.remember(&region, outcome.probe, outcome.ok);
         self.last.insert((region.clone(), outcome.probe), outcome);
         let Some(change) = change else { return };
         self.metrics.set_region_health(&region, change.to.gauge());

@@ -17,6 +17,8 @@ pub(super) struct Readiness {
     /// The preflights that would fail, or why the runbook did not load.
     pub(super) problems: Vec<String>,
     pub(super) checked_at: String,
+    /// The SHA-256 of the runbook's text, when it could be read.
+    pub(super) sha256: Option<String>,
 }
 
 impl Daemon {
@@ -32,9 +34,9 @@ impl Daemon {
         tokio::spawn(async move {
             let mut found = Vec::new();
             for b in bindings {
-                let (runbook, ready, problems) = match load_bound(&b) {
-                    Err(why) => (b.runbook.display().to_string(), false, vec![why]),
-                    Ok((_, loaded)) => {
+                let (runbook, ready, problems, sha256) = match load_bound(&b) {
+                    Err(why) => (b.runbook.display().to_string(), false, vec![why], None),
+                    Ok((text, loaded)) => {
                         let checks = crate::actions::preflight::check(
                             &registry,
                             &loaded.runbook,
@@ -50,7 +52,12 @@ impl Daemon {
                                 _ => None,
                             })
                             .collect();
-                        (loaded.runbook.name, problems.is_empty(), problems)
+                        (
+                            loaded.runbook.name,
+                            problems.is_empty(),
+                            problems,
+                            Some(crate::engine::sha256_hex(&text)),
+                        )
                     }
                 };
                 found.push(Readiness {
@@ -59,6 +66,7 @@ impl Daemon {
                     ready,
                     problems,
                     checked_at: crate::engine::now(),
+                    sha256,
                 });
             }
             let _ = results.send(found).await;
@@ -107,5 +115,6 @@ impl Daemon {
             }
             self.readiness.insert(r.binding.clone(), r);
         }
+        self.refresh_bindings();
     }
 }

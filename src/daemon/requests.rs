@@ -6,7 +6,6 @@ use tracing::{info, warn};
 use super::Daemon;
 use crate::control::{self, Request, Response};
 use crate::journal::{DecisionKind, JournalError, RequestKind};
-use crate::measure::Figures;
 use crate::runbook::Mode;
 use crate::trigger::{self, decision};
 
@@ -237,95 +236,5 @@ impl Daemon {
             )),
             Err(why) => Response::refused(why),
         }
-    }
-
-    /// What `lifeboat status` shows.
-    pub(super) fn status(&self) -> Result<serde_json::Value, JournalError> {
-        let now = jiff::Timestamp::now();
-        let regions: Vec<serde_json::Value> = self
-            .detectors
-            .iter()
-            .map(|(name, d)| {
-                let mut e = self.evidence(name, None, "");
-                e["incident_start"] = self
-                    .outages
-                    .get(name)
-                    .map_or(serde_json::Value::Null, |o| o["incident_start"].clone());
-                if let Some(map) = e.as_object_mut() {
-                    map.remove("declared_at");
-                }
-                e["state"] = serde_json::json!(d.state());
-                e
-            })
-            .collect();
-        let mut bindings = Vec::new();
-        for b in &self.config.bindings {
-            let view = trigger::view(&self.journal, b, now)?;
-            let state = if view.active_run.is_some() {
-                "running"
-            } else if view.awaiting.is_some() {
-                "awaiting-approval"
-            } else if view.cooling.is_some() {
-                "cooling-down"
-            } else if b.policy == crate::config::Policy::Notify {
-                "notify-only"
-            } else if view.paused.is_some() {
-                "paused"
-            } else {
-                "armed"
-            };
-            let last = view
-                .last_run
-                .as_deref()
-                .and_then(|id| Figures::of_run(&self.journal, id).ok());
-            let readiness = self.readiness.get(&b.name);
-            bindings.push(serde_json::json!({
-                "name": b.name,
-                "region": b.region,
-                "policy": b.policy.as_str(),
-                "runbook": b.runbook.display().to_string(),
-                "state": state,
-                "active_run": view.active_run,
-                "cooling": view.cooling,
-                "awaiting_since": view.awaiting.as_ref().map(|d| d.at.clone()),
-                "last_run": last.as_ref().map(|f| serde_json::json!({
-                    "run": f.run,
-                    "state": f.state,
-                    "rto_s": f.rto.seconds,
-                    "rto_verdict": f.rto.verdict,
-                    "rpo_s": f.rpo.seconds,
-                    "rpo_verdict": f.rpo.verdict,
-                })),
-                "ready": readiness.map(|r| r.ready),
-                "readiness_checked_at": readiness.map(|r| r.checked_at.clone()),
-                "not_ready": readiness.map(|r| r.problems.clone()).unwrap_or_default(),
-            }));
-        }
-        let runs: Vec<serde_json::Value> = self
-            .runs
-            .iter()
-            .map(|(id, t)| {
-                let record = self.journal.run(id).ok();
-                serde_json::json!({
-                    "run": id,
-                    "binding": t.binding,
-                    "runbook": record.as_ref().map(|r| r.run.runbook.clone()),
-                    "mode": record.as_ref().map(|r| r.run.mode.clone()),
-                    "started_at": record.as_ref().map(|r| r.run.started_at.clone()),
-                })
-            })
-            .collect();
-        let paused = trigger::paused(&self.journal)?;
-        Ok(serde_json::json!({
-            "cluster": self.ha_status(),
-            "paused": paused.map(|p| serde_json::json!({
-                "by": p.who,
-                "at": p.at,
-                "reason": p.detail.and_then(|d| d.get("reason").cloned()),
-            })),
-            "regions": regions,
-            "bindings": bindings,
-            "runs": runs,
-        }))
     }
 }

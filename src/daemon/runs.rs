@@ -189,6 +189,7 @@ impl Daemon {
             self.tear_down(id);
         }
         self.metrics.record_run(&figures);
+        self.refresh_bindings();
         let seconds = |s: Option<f64>| {
             s.map_or_else(
                 || "not measurable".into(),

@@ -269,14 +269,14 @@ async fn a_restarted_daemon_exports_the_last_verification_at_once() {
     // the last success (the day before, when it ended).
     let body = d.scrape().await;
     assert!(
-        body.contains("lifeboat_verify_last_status{job=\"nightly\"} 0"),
+        body.contains("lifeboat_verify_last_status{verification=\"nightly\"} 0"),
         "{body}"
     );
     let last_success = jiff::Timestamp::from_second(1_796_094_012).unwrap();
     assert_eq!(last_success.to_string(), "2026-12-01T03:00:12Z");
     assert!(
         body.contains(
-            "lifeboat_verify_last_success_timestamp_seconds{job=\"nightly\"} 1796094012.5"
+            "lifeboat_verify_last_success_timestamp_seconds{verification=\"nightly\"} 1796094012.5"
         ),
         "{body}"
     );

@@ -141,7 +141,8 @@ pub fn new_run(
     }
 }
 
-fn sha256_hex(text: &str) -> String {
+/// The SHA-256 of `text`, as lowercase hex: how a run records its runbook.
+pub fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     use std::fmt::Write as _;
     let digest = sha2::Sha256::digest(text.as_bytes());

@@ -8,6 +8,7 @@
 //! timeout; async callers await the same requests without blocking.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
@@ -58,6 +59,27 @@ pub struct Etcd {
     count: usize,
     timeout: Duration,
     prefix: String,
+    counts: Arc<Counts>,
+}
+
+/// What happened to this member's leases and fenced writes, counted for
+/// the metrics.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Lease keep-alives the cluster answered.
+    pub renewed: std::sync::atomic::AtomicU64,
+    /// Lease keep-alives that failed (no answer in time, or an error).
+    pub renew_failed: std::sync::atomic::AtomicU64,
+    /// Writes refused because this daemon no longer held the leadership
+    /// they were fenced by.
+    pub fenced: std::sync::atomic::AtomicU64,
+}
+
+impl Counts {
+    /// Count one more of `counter`.
+    pub fn add(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Etcd {
@@ -116,6 +138,7 @@ impl Etcd {
         let timeout = settings.request_timeout;
         let client = wait_for(&handle, connecting, timeout, &endpoints)?;
         Ok(Etcd {
+            counts: Arc::default(),
             client,
             handle,
             _stop: stop,
@@ -124,6 +147,11 @@ impl Etcd {
             timeout,
             prefix: settings.prefix.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// This member's lease and fencing counts.
+    pub fn counts(&self) -> Arc<Counts> {
+        Arc::clone(&self.counts)
     }
 
     /// The key prefix everything lives under, without a trailing slash.

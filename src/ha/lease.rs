@@ -17,7 +17,7 @@ use etcd_client::LeaderKey;
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
-use super::etcd::{Etcd, EtcdError};
+use super::etcd::{Counts, Etcd, EtcdError};
 
 /// The local view of a lease's validity.
 #[derive(Debug, Default)]
@@ -195,15 +195,22 @@ async fn keep_alive(
             )
             .await;
         match renewed {
-            Ok(Some(granted)) if granted > 0 => clock.renewed(sent, secs(granted)),
+            Ok(Some(granted)) if granted > 0 => {
+                Counts::add(&etcd.counts().renewed);
+                clock.renewed(sent, secs(granted));
+            }
             Ok(_) => {
+                Counts::add(&etcd.counts().renew_failed);
                 let why = format!("the cluster let lease {lease:x} expire");
                 error!("{why}: lease lost (a leader steps down now)");
                 clock.expire();
                 let _ = tell.send(Some(why));
                 return;
             }
-            Err(e) => warn!("lease {lease:x} keep-alive: {e}"),
+            Err(e) => {
+                Counts::add(&etcd.counts().renew_failed);
+                warn!("lease {lease:x} keep-alive: {e}");
+            }
         }
         // The next round, or the deadline if that comes first (checked at
         // the top of the loop).

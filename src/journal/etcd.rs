@@ -193,6 +193,7 @@ impl Store {
         let mut fallback = Vec::new();
         if let Some(f) = &self.fence {
             if !f.lease.valid() {
+                crate::ha::etcd::Counts::add(&self.etcd.counts().fenced);
                 return Err(JournalError::Fenced {
                     holder: f.holder.clone(),
                     why: "its lease ran out (by the local clock) before the write".into(),
@@ -220,6 +221,7 @@ impl Store {
                 _ => false,
             });
             if !still_leader {
+                crate::ha::etcd::Counts::add(&self.etcd.counts().fenced);
                 return Err(JournalError::Fenced {
                     holder: f.holder.clone(),
                     why: format!(

@@ -34,7 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "processes",
-        &["control", "daemon", "demo", "emulator", "cli"],
+        &["control", "web", "daemon", "demo", "emulator", "cli"],
     ),
 ];
 

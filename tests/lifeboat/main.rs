@@ -72,6 +72,7 @@ mod corpus;
 mod crash;
 mod crash_aws;
 mod daemon;
+mod deploy;
 mod drill;
 mod ec2;
 mod iam;
@@ -90,6 +91,7 @@ mod run;
 mod s3;
 mod schema;
 mod secrets;
+mod status_page;
 mod strategies;
 #[path = "../support/mod.rs"]
 mod support;

@@ -61,6 +61,8 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
     let metrics = Arc::new(Metrics::new());
     // What seeding sent is counted too: the counter is the client's.
     metrics.record_api_calls(aws.calls());
+    // From here on each attempt is timed as well.
+    metrics.follow_api_calls(aws.shared_calls());
     let engine = Engine::new(
         Arc::clone(&journal),
         Arc::new(Registry::with_aws(aws.clone())),
@@ -79,12 +81,27 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
     metrics.record_run(&figures);
     metrics.record_api_calls(aws.calls());
     metrics.set_exposure("rds:us-west-2:app-db-replica", 42.0, Some(300.0));
+    metrics.set_region_health("us-east-1", 2);
+    metrics.set_binding_state("primary", "cooling-down");
+    metrics.set_binding_history("primary", Some(1_700_000_000.0), None, true);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("address");
-    let server = tokio::spawn(lifeboat::metrics::serve(listener, Arc::clone(&metrics)));
+    // The daemon's side of `/status`: whatever it answers is served.
+    let (daemon, mut asked) = tokio::sync::mpsc::channel::<lifeboat::control::Incoming>(1);
+    let answering = tokio::spawn(async move {
+        while let Some(incoming) = asked.recv().await {
+            assert_eq!(incoming.request, lifeboat::control::Request::Status);
+            let _ = incoming.reply.send(lifeboat::control::Response {
+                ok: true,
+                message: String::new(),
+                status: Some(serde_json::json!({ "regions": [], "asked_by": incoming.who })),
+            });
+        }
+    });
+    let server = tokio::spawn(lifeboat::web::serve(listener, Arc::clone(&metrics), daemon));
     let response = get(addr, "/metrics").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(
@@ -97,6 +114,32 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
     assert!(get(addr, "/leader").await.starts_with("HTTP/1.1 503"));
     metrics.set_leader(true);
     assert!(get(addr, "/leader").await.starts_with("HTTP/1.1 200"));
+    let status = get(addr, "/status?pretty").await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(
+        status.contains("Content-Type: application/json"),
+        "{status}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(status.split("\r\n\r\n").nth(1).expect("a body")).expect("JSON");
+    assert_eq!(json["asked_by"], "status page (HTTP)");
+    let page = get(addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("Content-Security-Policy: default-src 'none'"));
+    assert!(page.contains("<title>lifeboat</title>"), "{page}");
+    assert!(
+        get(addr, "/metrics")
+            .await
+            .contains("Cache-Control: no-store")
+    );
+    assert!(
+        get(addr, "/status").await.starts_with("HTTP/1.1 200"),
+        "asked again"
+    );
+    answering.abort();
+    let _ = answering.await;
+    let gone = get(addr, "/status").await;
+    assert!(gone.starts_with("HTTP/1.1 503"), "no daemon to ask: {gone}");
     server.abort();
 
     let body = response.split("\r\n\r\n").nth(1).expect("a body");
@@ -182,5 +225,61 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
             &[("resource", "rds:us-west-2:app-db-replica")]
         ),
         Some(42.0)
+    );
+    // Each attempt timed, by service and operation.
+    let promote = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "lifeboat_aws_api_request_duration_seconds"
+                && s.labels.get("service") == Some("RDS")
+                && s.labels.get("operation") == Some("PromoteReadReplica")
+        })
+        .expect("request duration histogram");
+    match &promote.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().map(|b| b.count), Some(1.0), "{buckets:?}")
+        }
+        other => panic!("a histogram: {other:?}"),
+    }
+    // Enums as a state label: one state 1, the others 0.
+    let region = |state| {
+        value(
+            "lifeboat_region_state",
+            &[("region", "us-east-1"), ("state", state)],
+        )
+    };
+    assert_eq!(region("down"), Some(1.0));
+    assert_eq!(region("healthy"), Some(0.0));
+    assert_eq!(region("recovering"), Some(0.0));
+    let binding = |state| {
+        value(
+            "lifeboat_binding_state",
+            &[("binding", "primary"), ("state", state)],
+        )
+    };
+    assert_eq!(binding("cooling-down"), Some(1.0));
+    assert_eq!(binding("armed"), Some(0.0));
+    assert_eq!(
+        value(
+            "lifeboat_drill_last_success_timestamp_seconds",
+            &[("binding", "primary")]
+        ),
+        Some(1_700_000_000.0)
+    );
+    assert_eq!(
+        value(
+            "lifeboat_failover_last_success_timestamp_seconds",
+            &[("binding", "primary")]
+        ),
+        None,
+        "never failed over: no made-up time"
+    );
+    assert_eq!(
+        value(
+            "lifeboat_runbook_changed_since_drill",
+            &[("binding", "primary")]
+        ),
+        Some(1.0)
     );
 }

@@ -411,12 +411,15 @@ async fn a_scheduled_job_fires_in_the_daemon() {
     .await;
     let metrics = crate::support::get(port, "/metrics").unwrap_or_default();
     assert!(
-        metrics.contains(r#"lifeboat_verify_last_status{job="every-2s"} 1"#),
+        metrics.contains(r#"lifeboat_verify_last_status{verification="every-2s"} 1"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains(r#"lifeboat_verify_expected_interval_seconds{job="every-2s"} 2"#),
+        metrics.contains(r#"lifeboat_verify_expected_interval_seconds{verification="every-2s"} 2"#),
         "{metrics}"
     );
-    assert!(metrics.contains("lifeboat_verify_last_success_timestamp_seconds{job=\"every-2s\"}"));
+    assert!(
+        metrics
+            .contains("lifeboat_verify_last_success_timestamp_seconds{verification=\"every-2s\"}")
+    );
 }

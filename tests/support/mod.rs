@@ -25,6 +25,7 @@ pub mod moto;
 pub mod process;
 pub mod proxy;
 pub mod seed;
+pub mod webdriver;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
