@@ -78,6 +78,74 @@ pub enum Request {
         /// The mode.
         mode: Mode,
     },
+    /// Read the daemon's journal (runs, reports, audit) for a caller who
+    /// cannot open it: its state directory is the service user's alone.
+    Read {
+        /// What to read.
+        what: Read,
+    },
+}
+
+/// What a [`Request::Read`] reads: the journal's own reads, one each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "read", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Read {
+    /// Every run.
+    Runs,
+    /// One run, with the runbook text it ran.
+    Run {
+        /// Run id.
+        id: String,
+    },
+    /// A run's step transitions.
+    Events {
+        /// Run id.
+        run: String,
+    },
+    /// A run's marks (incident start, declaration, recovery point).
+    Marks {
+        /// Run id.
+        run: String,
+    },
+    /// Every request left on runs.
+    Requests,
+    /// Every decision and human request of the daemon.
+    Decisions,
+}
+
+/// A run as [`Read::Run`] answers it: the record and the runbook text
+/// (which the record's own JSON leaves out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRead {
+    /// The record.
+    pub record: crate::journal::RunRecord,
+    /// The runbook text it ran.
+    pub runbook_text: String,
+}
+
+/// Answer `what` from `journal`, as JSON.
+pub fn read(journal: &Journal, what: &Read) -> Result<serde_json::Value, JournalError> {
+    let json = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| JournalError::Corrupt {
+            path: journal.path().to_path_buf(),
+            message: format!("cannot encode a read: {e}"),
+        })
+    };
+    match what {
+        Read::Runs => json(serde_json::to_value(journal.runs()?)),
+        Read::Run { id } => {
+            let record = journal.run(id)?;
+            let runbook_text = record.run.runbook_text.clone();
+            json(serde_json::to_value(RunRead {
+                record,
+                runbook_text,
+            }))
+        }
+        Read::Events { run } => json(serde_json::to_value(journal.events(run)?)),
+        Read::Marks { run } => json(serde_json::to_value(journal.marks(run)?)),
+        Read::Requests => json(serde_json::to_value(journal.all_requests()?)),
+        Read::Decisions => json(serde_json::to_value(journal.decisions(None)?)),
+    }
 }
 
 /// The daemon's answer.
@@ -90,6 +158,9 @@ pub struct Response {
     /// For `status`: the status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
+    /// For `read`: what was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 impl Response {
@@ -99,6 +170,7 @@ impl Response {
             ok: true,
             message: message.into(),
             status: None,
+            data: None,
         }
     }
 
@@ -108,6 +180,7 @@ impl Response {
             ok: false,
             message: message.into(),
             status: None,
+            data: None,
         }
     }
 }

@@ -329,7 +329,17 @@ impl Figures {
     /// loaded as it was run; secret values are not kept, and no figure
     /// depends on them, so placeholders stand in.
     pub fn of_run(journal: &crate::journal::Journal, id: &str) -> Result<Figures, FiguresError> {
-        let record = journal.run(id)?;
+        Figures::of_record(&journal.run(id)?, &journal.events(id)?, &journal.marks(id)?)
+    }
+
+    /// The figures of a run from what its journal holds of it: its record
+    /// (with the runbook text), its step events and its marks.
+    pub fn of_record(
+        record: &RunRecord,
+        events: &[StepEvent],
+        marks: &[Mark],
+    ) -> Result<Figures, FiguresError> {
+        let id = &record.run.id;
         let loaded = crate::runbook::load(
             &record.run.file,
             &record.run.runbook_text,
@@ -344,12 +354,7 @@ impl Figures {
                 .collect::<Vec<_>>()
                 .join("; "),
         })?;
-        Ok(Figures::compute(
-            &record,
-            &loaded.runbook,
-            &journal.events(id)?,
-            &journal.marks(id)?,
-        ))
+        Ok(Figures::compute(record, &loaded.runbook, events, marks))
     }
 
     /// Compute a run's figures from its journal and its runbook.

@@ -271,6 +271,8 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         "{refused:?}"
     );
     assert_eq!(store.events("r1").expect("events").len(), 2);
+    // Each refusal counted, for lifeboat_ha_fenced_writes_total.
+    assert_eq!(etcd.counts().fenced.load(Ordering::Relaxed), 3);
 }
 
 /// Three daemons (in us-east-1, us-west-2 and a witness site), each
@@ -418,6 +420,20 @@ regions:
 
     fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("d{i}.log"))).unwrap_or_default()
+    }
+
+    /// Daemon `i`'s `/metrics`, from the address its log says it serves on.
+    fn metrics(&self, i: usize) -> String {
+        let log = self.log(i);
+        let port: u16 = log
+            .lines()
+            .find(|l| l.contains("serving the status page"))
+            .and_then(|l| l.split("address=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no listener address in the log:\n{log}"));
+        support::get(port, "/metrics").expect("a scrape")
     }
 
     fn logs(&self) -> String {
@@ -776,6 +792,24 @@ async fn a_paused_old_leader_resumed_after_a_takeover_changes_nothing() {
         scene.status(leader).expect("status")["cluster"]["role"],
         "follower"
     );
+    // Its metrics tell the story: elected once, lost it once, and renewed
+    // its lease before (refused writes are counted in the test above).
+    let metrics = scene.metrics(leader);
+    let value = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{line}`:\n{metrics}"))
+    };
+    assert_eq!(
+        value(r#"lifeboat_ha_leadership_changes_total{change="elected"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"lifeboat_ha_leadership_changes_total{change="lost"}"#),
+        1.0
+    );
+    assert!(value(r#"lifeboat_ha_lease_renewals_total{outcome="ok"}"#) >= 1.0);
     scene.assert_once();
 }
 

@@ -49,7 +49,7 @@ fn since(text: &str) -> Result<jiff::Timestamp, CliError> {
 /// `lifeboat audit [--since T]`.
 pub fn audit(at: &JournalAt, from: Option<&str>, output: Output) -> Result<(), CliError> {
     let from = from.map(since).transpose()?;
-    let journal = at.open_client()?;
+    let journal = at.reader()?;
     let mut entries = Vec::new();
     for listed in journal.runs()? {
         let r = journal.run(&listed.run.id)?;
@@ -91,7 +91,7 @@ pub fn audit(at: &JournalAt, from: Option<&str>, output: Output) -> Result<(), C
             detail: None,
         });
     }
-    for d in journal.decisions(None)? {
+    for d in journal.decisions()? {
         entries.push(Entry {
             at: d.at,
             who: d.who,

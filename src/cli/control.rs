@@ -65,6 +65,9 @@ pub fn send(at: &JournalAt, request: Request) -> Result<(), CliError> {
             ));
         }
         Request::Status => return status(at, Output::Text),
+        Request::Read { .. } => {
+            return Err(no_daemon("the read commands read the journal themselves"));
+        }
         _ => {}
     }
     let who = who();
@@ -90,7 +93,8 @@ pub fn send(at: &JournalAt, request: Request) -> Result<(), CliError> {
         Request::Approve { step: None, .. }
         | Request::Reject { step: None, .. }
         | Request::Trigger { .. }
-        | Request::Status => return Ok(()),
+        | Request::Status
+        | Request::Read { .. } => return Ok(()),
     };
     if result.is_ok() {
         eprint(&format!("lifeboat: {recorded}"));
@@ -246,6 +250,23 @@ fn render(status: &serde_json::Value) -> String {
                 figure(&last["rpo_s"]),
                 text(&last["rpo_verdict"]),
             );
+        }
+        // Only the daemon knows what its runs proved.
+        if b.get("last_drill").is_some() {
+            let drill = match b["last_drill"]["run"].as_str() {
+                Some(run) => format!(
+                    "last successful drill {run} at {}",
+                    text(&b["last_drill"]["finished_at"])
+                ),
+                None => "never drilled successfully".to_string(),
+            };
+            let changed = if b["runbook_changed_since_drill"] == true && b["last_drill"].is_object()
+            {
+                "; the runbook changed since"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {drill}{changed}");
         }
     }
     let runs = status["runs"].as_array().cloned().unwrap_or_default();

@@ -79,6 +79,18 @@ pub enum CliError {
         /// Where a journal was looked for.
         dir: PathBuf,
     },
+    /// The daemon's journal cannot be read by this user, and no daemon
+    /// answers to read it for them.
+    #[error(
+        "cannot read the daemon's journal in {} (it is the service user's alone), and {why}: start the daemon, whose socket members of the `lifeboat` group may use, or run this as the `lifeboat` user",
+        dir.display()
+    )]
+    Unreadable {
+        /// The state directory.
+        dir: PathBuf,
+        /// Why the daemon could not read it for us.
+        why: String,
+    },
     /// The journal could not be written during a run: it stopped.
     #[error(
         "the journal could not be written ({cause}): run {run} stopped at its last journaled step boundary and nothing more was started; once its state directory can be written again (disk space, permissions), `lifeboat run --resume {run}` continues it"
@@ -139,6 +151,7 @@ impl CliError {
             | CliError::Usage(_)
             | CliError::Refused(_)
             | CliError::NoJournal { .. }
+            | CliError::Unreadable { .. }
             | CliError::Engine(EngineError::Unsupported(_))
             | CliError::Journal(
                 JournalError::Locked { .. }

@@ -11,7 +11,7 @@ use crate::journal::RunRecord;
 
 /// `lifeboat runs`.
 pub fn runs(at: &JournalAt, output: Output) -> Result<(), CliError> {
-    let journal = at.open_client()?;
+    let journal = at.reader()?;
     let runs = journal.runs()?;
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&runs)?)),
@@ -41,7 +41,7 @@ struct ShowJson<'a> {
 
 /// `lifeboat show RUN`.
 pub fn show(at: &JournalAt, id: &str, output: Output) -> Result<(), CliError> {
-    let journal = at.open_client()?;
+    let journal = at.reader()?;
     let record = journal.run(id)?;
     let rows = step_rows(&journal.events(id)?);
     match output {

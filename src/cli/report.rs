@@ -6,15 +6,10 @@ use super::args::{Output, ReportFormat};
 use super::error::CliError;
 use super::shared::{JournalAt, load_config, print};
 use crate::journal::{Access, Journal};
-use crate::measure::Figures;
 
 /// Print the report of run `id`.
 pub(super) fn report(at: &JournalAt, id: &str, format: ReportFormat) -> Result<(), CliError> {
-    let journal = at.open_client()?;
-    let figures = Figures::of_run(&journal, id).map_err(|e| match e {
-        crate::measure::FiguresError::Journal(e) => CliError::Journal(e),
-        e @ crate::measure::FiguresError::Runbook { .. } => CliError::Usage(e.to_string()),
-    })?;
+    let figures = at.reader()?.figures(id)?;
     print(&match format {
         ReportFormat::Md => crate::report::markdown(&figures),
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&figures)?),

@@ -27,6 +27,99 @@ pub(crate) fn eprint(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
+/// Where a read command reads: the journal itself, or the daemon, which
+/// reads its own for a caller who cannot.
+pub enum Reader {
+    /// The journal, opened.
+    Journal(crate::journal::Journal),
+    /// The daemon's control socket.
+    Daemon(PathBuf),
+}
+
+impl Reader {
+    fn ask<T: serde::de::DeserializeOwned>(
+        socket: &Path,
+        what: crate::control::Read,
+    ) -> Result<T, CliError> {
+        let request = crate::control::Request::Read { what };
+        let response = crate::control::call(socket, &request).map_err(|e| CliError::NoDaemon {
+            socket: socket.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        if !response.ok {
+            return Err(CliError::Refused(response.message));
+        }
+        let data = response.data.ok_or_else(|| CliError::NoDaemon {
+            socket: socket.to_path_buf(),
+            reason: "the daemon answered a read without data (an older daemon?)".into(),
+        })?;
+        serde_json::from_value(data).map_err(|e| CliError::NoDaemon {
+            socket: socket.to_path_buf(),
+            reason: format!("the daemon's answer does not decode: {e}"),
+        })
+    }
+
+    /// Every run.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, CliError> {
+        match self {
+            Reader::Journal(j) => Ok(j.runs()?),
+            Reader::Daemon(s) => Reader::ask(s, crate::control::Read::Runs),
+        }
+    }
+
+    /// One run, with its runbook text.
+    pub fn run(&self, id: &str) -> Result<RunRecord, CliError> {
+        match self {
+            Reader::Journal(j) => Ok(j.run(id)?),
+            Reader::Daemon(s) => {
+                let read: crate::control::RunRead =
+                    Reader::ask(s, crate::control::Read::Run { id: id.into() })?;
+                let mut record = read.record;
+                record.run.runbook_text = read.runbook_text;
+                Ok(record)
+            }
+        }
+    }
+
+    /// A run's step transitions.
+    pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, CliError> {
+        match self {
+            Reader::Journal(j) => Ok(j.events(run)?),
+            Reader::Daemon(s) => Reader::ask(s, crate::control::Read::Events { run: run.into() }),
+        }
+    }
+
+    /// Every request left on runs.
+    pub fn all_requests(&self) -> Result<Vec<crate::journal::Request>, CliError> {
+        match self {
+            Reader::Journal(j) => Ok(j.all_requests()?),
+            Reader::Daemon(s) => Reader::ask(s, crate::control::Read::Requests),
+        }
+    }
+
+    /// Every decision and human request of the daemon.
+    pub fn decisions(&self) -> Result<Vec<crate::journal::Decision>, CliError> {
+        match self {
+            Reader::Journal(j) => Ok(j.decisions(None)?),
+            Reader::Daemon(s) => Reader::ask(s, crate::control::Read::Decisions),
+        }
+    }
+
+    /// A run's figures (RTO, RPO, timeline).
+    pub fn figures(&self, id: &str) -> Result<crate::measure::Figures, CliError> {
+        let marks = match self {
+            Reader::Journal(j) => j.marks(id)?,
+            Reader::Daemon(s) => Reader::ask(s, crate::control::Read::Marks { run: id.into() })?,
+        };
+        crate::measure::Figures::of_record(&self.run(id)?, &self.events(id)?, &marks).map_err(|e| {
+            match e {
+                crate::measure::FiguresError::Journal(e) => CliError::Journal(e),
+                e @ crate::measure::FiguresError::Runbook { .. } => CliError::Usage(e.to_string()),
+            }
+        })
+    }
+}
+
 /// Where the journal and the daemon are, found the same way by every
 /// command. The daemon's config (`--config`, `LIFEBOAT_CONFIG`, or
 /// /etc/lifeboat/lifeboat.yaml when it exists and no state directory is
@@ -127,6 +220,52 @@ impl JournalAt {
     /// Open it to read.
     pub fn open_client(&self) -> Result<crate::journal::Journal, CliError> {
         self.open(&self.place()?)
+    }
+
+    /// Where the read commands (`runs`, `show`, `report`, `audit`) read:
+    /// with a daemon's config, through the daemon when it answers (its
+    /// state directory is the service user's alone; the `lifeboat` group
+    /// can use the socket), else the journal itself, which a read never
+    /// creates in the daemon's place; with `--state-dir` or no config,
+    /// that journal.
+    pub fn reader(&self) -> Result<Reader, CliError> {
+        let place = self.place()?;
+        if self.state_dir.is_some() || self.config.is_none() {
+            return Ok(Reader::Journal(self.open(&place)?));
+        }
+        if std::os::unix::net::UnixStream::connect(&place.socket).is_ok() {
+            return Ok(Reader::Daemon(place.socket));
+        }
+        let no_daemon = format!("no daemon answers on {}", place.socket.display());
+        let denied = || {
+            place.shared.is_none()
+                && [place.dir.clone(), place.dir.join("journal.sqlite")]
+                    .iter()
+                    .any(|p| {
+                        std::fs::File::open(p)
+                            .is_err_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+                    })
+        };
+        let unreadable = || CliError::Unreadable {
+            dir: place.dir.clone(),
+            why: no_daemon.clone(),
+        };
+        if denied() {
+            return Err(unreadable());
+        }
+        if place.shared.is_none() && !crate::journal::Journal::exists(&place.dir) {
+            // A read never creates the daemon's journal: one made by another
+            // user would be one the daemon cannot write.
+            return Err(CliError::Refused(format!(
+                "{} holds no journal yet and {no_daemon}: no run has been recorded there",
+                place.dir.display()
+            )));
+        }
+        match self.open(&place) {
+            Ok(journal) => Ok(Reader::Journal(journal)),
+            Err(_) if denied() => Err(unreadable()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Open it to leave a request no daemon answered (`why`), and say

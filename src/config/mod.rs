@@ -592,6 +592,9 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// The system journal's native protocol, each field a journal field
+    /// (text on stderr, with a warning, where there is no journal).
+    Journald,
 }
 
 /// Logging settings.

@@ -573,10 +573,7 @@ pub async fn run(
             Some(event) = async { ha_events.as_mut()?.recv().await } => daemon.on_ha(event).await,
             _ = ha_tick.tick(), if daemon.ha.is_some() => daemon.ha_tick().await,
             Some(outcome) = outcomes.recv() => daemon.observe(outcome),
-            Some(incoming) = requests.recv() => {
-                let response = daemon.control(incoming.request, &incoming.who);
-                let _ = incoming.reply.send(response);
-            }
+            Some(incoming) = requests.recv() => daemon.answer(incoming),
             Some(id) = ends.recv() => daemon.on_run_end(&id),
             Some(found) = readiness.recv() => daemon.on_readiness(found),
             Some(result) = verified.recv() => daemon.on_verified(result),

@@ -43,6 +43,21 @@ impl Daemon {
         format!("{role}; {regions}; {switch}; {runs}")
     }
 
+    /// Answer a request from the control socket: reads of the journal in
+    /// a blocking task (an audit of a long history must not hold the
+    /// loop), everything else here.
+    pub(super) fn answer(&mut self, incoming: control::Incoming) {
+        if let Request::Read { what } = incoming.request {
+            let journal = std::sync::Arc::clone(&self.journal);
+            tokio::task::spawn_blocking(move || {
+                let _ = incoming.reply.send(read_answer(&journal, &what));
+            });
+            return;
+        }
+        let response = self.control(incoming.request, &incoming.who);
+        let _ = incoming.reply.send(response);
+    }
+
     /// Carry out a request from the control socket.
     pub(super) fn control(&mut self, request: Request, who: &str) -> Response {
         let journaled = |r: Result<Result<String, String>, JournalError>| match r {
@@ -55,6 +70,7 @@ impl Daemon {
                     ok: true,
                     message: String::new(),
                     status: Some(status),
+                    data: None,
                 },
                 Err(e) => Response::refused(format!("journal: {e}")),
             },
@@ -132,6 +148,8 @@ impl Daemon {
                 journaled(r)
             }
             Request::Trigger { binding, mode } => self.trigger_by_hand(&binding, mode, who),
+            // Answered off the loop (`answer`); here only if called directly.
+            Request::Read { what } => read_answer(&self.journal, &what),
         };
         if response.ok && !response.message.is_empty() {
             info!(who, "{}", response.message);
@@ -236,5 +254,18 @@ impl Daemon {
             )),
             Err(why) => Response::refused(why),
         }
+    }
+}
+
+/// The answer to a read of the journal.
+fn read_answer(journal: &crate::journal::Journal, what: &control::Read) -> Response {
+    match control::read(journal, what) {
+        Ok(data) => Response {
+            ok: true,
+            message: String::new(),
+            status: None,
+            data: Some(data),
+        },
+        Err(e) => Response::refused(e.to_string()),
     }
 }

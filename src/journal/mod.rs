@@ -102,7 +102,7 @@ pub enum Access {
 }
 
 /// A run as started.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct NewRun {
     /// Run id.
     pub id: String,
@@ -112,7 +112,8 @@ pub struct NewRun {
     pub file: String,
     /// SHA-256 of the runbook text, hex.
     pub runbook_sha256: String,
-    /// The runbook text itself, so the run can be resumed exactly.
+    /// The runbook text itself, so the run can be resumed exactly (left
+    /// out of its JSON; a read over the control socket carries it beside).
     #[serde(skip)]
     pub runbook_text: String,
     /// Parameter values given on the command line (secret ones redacted).
@@ -128,7 +129,7 @@ pub struct NewRun {
 }
 
 /// A run as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RunRecord {
     /// What was recorded when it started.
     #[serde(flatten)]

@@ -566,3 +566,252 @@ fn a_request_no_daemon_answers_reaches_the_daemons_journal_or_is_refused() {
     assert!(!dir.path().join("fresh").exists(), "no journal created");
     assert!(!home.join(".local").exists(), "no personal journal");
 }
+
+/// `lifeboat ARGS` as an operator who is not the service user: uid and
+/// gid `nobody`, in the socket's group (here root's, the daemon's) as
+/// members of `lifeboat` are under systemd.
+fn group_operator(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--groups=0", "--"])
+        .arg(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .env_remove("LIFEBOAT_STATE_DIR")
+        .env_remove("LIFEBOAT_SOCKET")
+        .env_remove("LIFEBOAT_CONFIG")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lifeboat as nobody")
+}
+
+#[test]
+fn operators_read_runs_reports_and_audit_through_the_daemon() {
+    if !nix::unistd::geteuid().is_root() {
+        // Another user's state directory needs another user: CI runs as root.
+        eprintln!("skipped: needs root to act as a second user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).expect("home");
+    std::fs::write(
+        dir.path().join("rb.yaml"),
+        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 10ms }, restores_service: true }\n",
+    )
+    .expect("write runbook");
+    let state = dir.path().join("state");
+    let socket = dir.path().join("control.sock");
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
+            state.display(),
+            socket.display()
+        ),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8");
+    // A run recorded in the daemon's journal, whose directory is then the
+    // service user's alone (systemd's StateDirectoryMode=0700).
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["--config", config, "run"])
+        .arg(dir.path().join("rb.yaml"))
+        .arg("--yes")
+        .env_remove("LIFEBOAT_STATE_DIR")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let runs: serde_json::Value = serde_json::from_slice(
+        &Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["--config", config, "runs", "--output", "json"])
+            .output()
+            .expect("runs")
+            .stdout,
+    )
+    .expect("JSON");
+    let run = runs[0]["id"].as_str().expect("a run").to_string();
+
+    // No daemon: the operator is told why they cannot read, and what to do.
+    let out = group_operator(&home, &["--config", config, "runs"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read the daemon's journal in"), "{err}");
+    assert!(err.contains("no daemon answers on"), "{err}");
+    assert!(err.contains("`lifeboat` group"), "{err}");
+
+    // With the daemon up, the same commands read through its socket.
+    let _daemon = crate::support::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["daemon", "--config", config])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the daemon"),
+    );
+    eventually(
+        Duration::from_secs(30),
+        || "the daemon never opened its socket".into(),
+        || std::os::unix::net::UnixStream::connect(&socket).ok(),
+    );
+    let read = |args: &[&str]| {
+        let mut all = vec!["--config", config];
+        all.extend_from_slice(args);
+        let out = group_operator(&home, &all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    assert!(read(&["runs"]).contains(&run));
+    let shown = read(&["show", &run, "--output", "json"]);
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["steps"][0]["step"], "a", "{shown}");
+    let report = read(&["report", &run]);
+    assert!(report.contains("| RTO | "), "{report}");
+    let audit = read(&["audit", "--output", "json"]);
+    assert!(audit.contains("run-started"), "{audit}");
+    assert!(audit.contains("daemon-start"), "{audit}");
+    // An unknown run is refused as it is without the daemon.
+    let out = group_operator(&home, &["--config", config, "show", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+    assert!(!home.join(".local").exists(), "no personal journal");
+}
+
+/// One entry of the journal's native protocol: `KEY=value` lines, or a
+/// key, a newline, a little-endian 64-bit length and that many bytes.
+fn journal_fields(mut datagram: &[u8]) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    while !datagram.is_empty() {
+        let end = datagram
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("a field ends in a newline");
+        let line = &datagram[..end];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.push((
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            ));
+            datagram = &datagram[end + 1..];
+        } else {
+            let rest = &datagram[end + 1..];
+            let len = u64::from_le_bytes(rest[..8].try_into().expect("a length")) as usize;
+            fields.push((
+                String::from_utf8_lossy(line).into_owned(),
+                String::from_utf8_lossy(&rest[8..8 + len]).into_owned(),
+            ));
+            datagram = &rest[8 + len + 1..];
+        }
+    }
+    fields
+}
+
+#[test]
+fn under_systemd_each_log_field_is_a_journal_field() {
+    let socket_path = Path::new("/run/systemd/journal/socket");
+    if socket_path.exists() {
+        // A real journal is listening; its entries are not ours to read here.
+        eprintln!(
+            "skipped: this machine's journal owns {}",
+            socket_path.display()
+        );
+        return;
+    }
+    if std::fs::create_dir_all(socket_path.parent().expect("a parent")).is_err() {
+        eprintln!("skipped: cannot stand in for the journal (not root)");
+        return;
+    }
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let journal = UnixDatagram::bind(socket_path).expect("stand in for the journal");
+    let _cleanup = Remove(socket_path);
+    journal
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("rb.yaml"),
+        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: only, action: wait, with: { duration: 10ms }, restores_service: true }\n",
+    )
+    .expect("write runbook");
+    let config = dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {}\nlog: {{ format: journald, level: info }}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
+            dir.path().join("state").display(),
+            dir.path().join("control.sock").display()
+        ),
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8");
+    let daemon = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["daemon", "--config", config])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("LIFEBOAT_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(crate::support::KillOnDrop)
+        .expect("start the daemon");
+    eventually(
+        Duration::from_secs(30),
+        || "the daemon never opened its socket".into(),
+        || dir.path().join("control.sock").exists().then_some(()),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["--config", config, "trigger", "app"])
+        .output()
+        .expect("trigger");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let mut buf = vec![0u8; 64 * 1024];
+    let step = loop {
+        let n = journal.recv(&mut buf).expect("an entry within the timeout");
+        let fields = journal_fields(&buf[..n]);
+        let has = |k: &str, v: &str| fields.iter().any(|(fk, fv)| fk == k && fv == v);
+        if has("MESSAGE", "step succeeded") && has("STEP_ID", "only") {
+            break fields;
+        }
+    };
+    let get = |k: &str| {
+        step.iter()
+            .find(|(fk, _)| fk == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {k} in {step:?}"))
+    };
+    assert_eq!(get("SYSLOG_IDENTIFIER"), "lifeboat");
+    assert_eq!(get("PRIORITY"), "6", "info");
+    assert_eq!(get("ACTION"), "wait");
+    assert_eq!(get("STATE"), "succeeded");
+    assert!(get("RUN_ID").len() > 10, "{step:?}");
+    assert!(
+        step.iter().any(|(k, v)| k == "SPAN_NAME" && v == "run"),
+        "{step:?}"
+    );
+    // Nothing went to stderr as text: the journal had it all.
+    let mut daemon = daemon;
+    assert!(signal(daemon.0.id(), "TERM"));
+    assert_eq!(daemon.0.wait().expect("exit").code(), Some(0));
+    let mut err = String::new();
+    if let Some(mut e) = daemon.0.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(!err.contains("step succeeded"), "{err}");
+}

@@ -98,6 +98,7 @@ async fn a_run_s_figures_and_calls_are_scraped_from_metrics() {
                 ok: true,
                 message: String::new(),
                 status: Some(serde_json::json!({ "regions": [], "asked_by": incoming.who })),
+                data: None,
             });
         }
     });
