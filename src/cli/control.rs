@@ -238,7 +238,9 @@ fn render(status: &serde_json::Value) -> String {
             let _ = writeln!(out, "  held: {why}");
         }
         let last = &b["last_run"];
-        if !last.is_null() {
+        if !last.is_null() && last["run"] == b["active_run"] {
+            let _ = writeln!(out, "  run {} in progress", text(&last["run"]));
+        } else if !last.is_null() {
             let figure = |s: &serde_json::Value| crate::report::seconds(s.as_f64());
             let _ = writeln!(
                 out,

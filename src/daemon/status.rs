@@ -192,6 +192,41 @@ impl Daemon {
                 let t = &self.runs[id];
                 let record = self.journal.run(id).ok();
                 let figures = Figures::of_run(&self.journal, id).ok();
+                // The steps not started yet, in the runbook's order.
+                let started: Vec<&str> = figures
+                    .iter()
+                    .flat_map(|f| &f.steps)
+                    .map(|s| s.step.as_str())
+                    .collect();
+                let pending: Vec<serde_json::Value> = record
+                    .as_ref()
+                    .and_then(|r| {
+                        crate::runbook::load(
+                            &r.run.file,
+                            &r.run.runbook_text,
+                            &r.run.params,
+                            crate::runbook::MissingParams::Placeholder,
+                        )
+                        .ok()
+                    })
+                    .map(|loaded| {
+                        loaded
+                            .runbook
+                            .steps
+                            .iter()
+                            .filter(|s| !started.contains(&s.id.as_str()))
+                            .map(|s| {
+                                serde_json::json!({
+                                    "step": s.id,
+                                    "action": s.action.to_string(),
+                                    "state": "pending",
+                                    "start": null,
+                                    "end": null,
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 serde_json::json!({
                     "run": id,
                     "binding": t.binding,
@@ -205,7 +240,7 @@ impl Daemon {
                         "state": s.state,
                         "start": s.start,
                         "end": s.end,
-                    })).collect::<Vec<_>>()),
+                    })).chain(pending).collect::<Vec<_>>()),
                     "timeline_svg": figures.as_ref().map(|f| crate::report::timeline_svg_at(f, Some(now))),
                 })
             })

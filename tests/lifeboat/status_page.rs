@@ -151,6 +151,13 @@ protected:
     );
     let run = run.as_str().expect("a run id").to_string();
     assert_eq!(
+        browser.eval(
+            "return document.querySelector('[data-run] [data-step=\"switch\"]').dataset.state"
+        ),
+        "pending",
+        "the steps still to come are listed"
+    );
+    assert_eq!(
         browser
             .eval("return document.querySelector('[data-binding=\"primary\"] .badge').textContent"),
         "running"
