@@ -16,7 +16,7 @@
 //!   (located problems, printed as `file:line:col: level: message`),
 //!   [`redact`], [`suggest`], [`detect`] (the outage detector, a pure
 //!   state machine), [`shipped`] (the strategy runbooks of `runbooks/`,
-//!   embedded).
+//!   embedded), [`input`] (input files read with a size cap).
 //! - [`catalogue`]: every action a step can take, as data: its typed `with`
 //!   block, the service and control plane it calls, its IAM actions, its
 //!   drill behaviour.
@@ -61,6 +61,7 @@ pub mod engine;
 pub mod exposure;
 pub mod ha;
 pub mod iam;
+pub mod input;
 pub mod journal;
 pub mod logging;
 pub mod measure;

@@ -773,7 +773,7 @@ fn check_webhooks(
                 );
                 None
             }
-            Some(path) => match std::fs::read_to_string(path) {
+            Some(path) => match crate::input::read_text(std::path::Path::new(path)) {
                 Ok(text) if !text.trim().is_empty() => Some(text.trim().to_string()),
                 Ok(_) => {
                     diags.error(hook.loc, None, format!("`secret_file` {path} is empty"));
@@ -1152,7 +1152,7 @@ fn check_bound_runbook(
     path: &std::path::Path,
     params: &[(String, String)],
 ) -> Result<crate::runbook::Runbook, BoundRunbook> {
-    let text = std::fs::read_to_string(path).map_err(BoundRunbook::Unreadable)?;
+    let text = crate::input::read_text(path).map_err(BoundRunbook::Unreadable)?;
     crate::runbook::load(
         &path.display().to_string(),
         &text,

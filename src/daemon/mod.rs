@@ -163,7 +163,7 @@ impl Daemon {
 
     /// SIGHUP: re-read the config; an invalid one keeps the running one.
     fn reload(&mut self) -> bool {
-        let text = std::fs::read(&self.config_path).unwrap_or_default();
+        let text = crate::input::read_bytes(&self.config_path).unwrap_or_default();
         let loaded = load_config(&self.config_path).and_then(|new| {
             check_permissions(&self.config_path, &new, self.insecure)
                 .map(|()| new)
@@ -498,7 +498,7 @@ pub async fn run(
         Err(e) if daemon.ha.is_some() => warn!(error = %e, "cannot read the shared journal yet"),
         Err(e) => return Err(e.into()),
     }
-    let text = std::fs::read(config_path).unwrap_or_default();
+    let text = crate::input::read_bytes(config_path).unwrap_or_default();
     let me = format!("{} (pid {})", DAEMON, std::process::id());
     daemon.audit_config(DecisionKind::DaemonStart, &me, &text, None);
     // Interrupted runs first, before anything new can be triggered (in a

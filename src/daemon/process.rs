@@ -70,7 +70,7 @@ pub fn check_permissions(
 
 /// Read and check the config file.
 pub fn load_config(path: &Path) -> Result<Config, (DaemonError, Vec<Diagnostic>)> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
+    let text = crate::input::read_text(path).map_err(|source| {
         (
             DaemonError::Read {
                 path: path.to_path_buf(),

@@ -287,7 +287,7 @@ fn wait_for<T: Send + 'static>(
 
 fn tls_options(tls: &crate::config::EtcdTls) -> Result<TlsOptions, EtcdError> {
     let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| EtcdError::Tls {
+        crate::input::read_bytes(path).map_err(|e| EtcdError::Tls {
             path: path.display().to_string(),
             message: e.to_string(),
         })

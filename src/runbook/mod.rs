@@ -443,6 +443,13 @@ pub fn load(
         }
     }
 
+    // Required fields that are absent are reported here, and the rest of
+    // the runbook is still checked: one missing field hides nothing else.
+    for key in spec::REQUIRED {
+        if root.get(key).is_none() {
+            diags.error(root.loc, None, format!("missing field `{key}`"));
+        }
+    }
     let (spec, problems) = yaml::decode::<spec::RunbookSpec>(&resolved);
     for p in problems {
         // Parameter problems were reported above from the same node.
@@ -479,6 +486,8 @@ struct Outline {
     /// Location just after the steps list, if known.
     steps_end: Option<Loc>,
     params: Option<(Loc, Option<Loc>)>,
+    /// Whether the document has a `steps` key at all.
+    has_steps: bool,
 }
 
 impl Outline {
@@ -486,6 +495,7 @@ impl Outline {
         let mut steps = Vec::new();
         let mut steps_end = None;
         let mut params = None;
+        let has_steps = root.get("steps").is_some();
         if let Value::Map(entries) = &root.value {
             for (i, (key, value)) in entries.iter().enumerate() {
                 let next = entries.get(i + 1).map(|(k, _)| k.loc);
@@ -513,6 +523,7 @@ impl Outline {
             steps,
             steps_end,
             params,
+            has_steps,
         }
     }
 
@@ -774,6 +785,7 @@ fn check(
         }
     }
     let runbook_role = spec.assume_role.and_then(|r| r.0);
+    let spec_has_steps = outline.has_steps;
     let raw_steps: Vec<spec::StepSpec> = spec
         .steps
         .0
@@ -781,7 +793,8 @@ fn check(
         .into_iter()
         .filter_map(|s| s.0)
         .collect();
-    if outline.steps.is_empty() && raw_steps.is_empty() {
+    // (A missing `steps` is reported as such by `load`.)
+    if outline.steps.is_empty() && raw_steps.is_empty() && spec_has_steps {
         diags.error(Loc::UNKNOWN, None, "the runbook has no steps");
     }
 

@@ -15,6 +15,9 @@ pub fn runbook() -> Value {
         .map(|a| (a.name(), a.with_schema(&mut generator).to_value()))
         .collect();
     let mut root = generator.into_root_schema_for::<RunbookSpec>().to_value();
+    // Decoded with defaults so that a missing one hides no other problem,
+    // but required all the same.
+    root["required"] = json!(super::spec::REQUIRED);
     let conditions: Vec<Value> = withs
         .into_iter()
         .map(|(name, schema)| {

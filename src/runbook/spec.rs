@@ -11,16 +11,26 @@ use crate::catalogue::ActionKind;
 use crate::duration::HumanDuration;
 use crate::yaml::{Checked, Node, Spanned};
 
+/// The fields every runbook has (required in the schema; `load` reports
+/// each one missing).
+pub const REQUIRED: [&str; 3] = ["name", "strategy", "steps"];
+
 /// A recovery runbook.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "lifeboat runbook")]
 pub struct RunbookSpec {
     /// Runbook name, used in reports and metrics.
+    // Required, but a missing one is reported by `load` beside every
+    // other problem rather than ending the decoding.
+    #[serde(default)]
     pub name: Checked<String>,
     /// What the runbook does.
     pub description: Option<String>,
     /// The DR strategy the runbook implements.
+    // Required, but a missing one is reported by `load` beside every
+    // other problem rather than ending the decoding.
+    #[serde(default)]
     pub strategy: Checked<Strategy>,
     /// Typed parameters, referenced as `${name}`.
     #[serde(default)]
@@ -34,6 +44,9 @@ pub struct RunbookSpec {
     /// Role to assume for every step (a step may name its own).
     pub assume_role: Option<Checked<AssumeRole>>,
     /// The steps, a DAG through `needs`.
+    // Required, but a missing one is reported by `load` beside every
+    // other problem rather than ending the decoding.
+    #[serde(default)]
     pub steps: Checked<Vec<Checked<StepSpec>>>,
 }
 

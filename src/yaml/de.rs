@@ -872,6 +872,13 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Spanned<T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked<T>(pub Option<T>);
 
+impl<T> Default for Checked<T> {
+    /// Absent: for a field whose absence is reported by its reader.
+    fn default() -> Self {
+        Checked(None)
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Checked<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct CheckedVisitor<T>(std::marker::PhantomData<T>);

@@ -437,3 +437,89 @@ fn the_emulator_set_up_says_what_to_install_when_python_cannot_make_a_virtualenv
     );
     assert!(precious.join("keep").exists());
 }
+
+#[test]
+fn an_endless_or_huge_input_is_refused_at_once_by_every_command_that_reads_one() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = dir.path().join("huge.yaml");
+    // Sparse: 400 MB that take no disk.
+    std::fs::File::create(&huge)
+        .expect("create")
+        .set_len(400 * 1024 * 1024)
+        .expect("size");
+    let state = dir.path().join("state");
+    for input in ["/dev/zero", huge.to_str().expect("utf-8")] {
+        for args in [
+            &["validate", input][..],
+            &["plan", input],
+            &["check", input],
+            &["iam-policy", input],
+            &["run", input, "--yes"],
+            &["drill", input, "--yes"],
+            &["check-config", input],
+            &["--config", input, "runs"],
+            &["--config", input, "status"],
+            &["--config", input, "exposure"],
+            &["--config", input, "verify"],
+            &["--config", input, "daemon"],
+        ] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+                .args(args)
+                .env("LIFEBOAT_STATE_DIR", &state)
+                .env_remove("LIFEBOAT_CONFIG")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run lifeboat");
+            // Bounded: an unbounded read of /dev/zero would never end.
+            let status = crate::support::eventually(
+                std::time::Duration::from_secs(60),
+                || format!("{args:?} is still reading its input"),
+                || child.try_wait().expect("wait"),
+            );
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)
+                .expect("stderr");
+            assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(input), "{args:?} names the file: {err}");
+            assert!(err.contains("16 MiB"), "{args:?} says why: {err}");
+        }
+    }
+    assert!(!state.exists(), "nothing was created");
+}
+
+#[test]
+fn a_runbook_missing_a_required_field_still_has_every_other_problem_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rb.yaml");
+    std::fs::write(
+        &file,
+        "name: x
+steps:
+  - { id: a, action: wait, needs: [zz], with: { duration: 1s } }
+  - { id: b, action: wait, needs: [c], with: { duration: 1s } }
+  - { id: c, action: wait, needs: [b], with: { duration: 1s } }
+",
+    )
+    .expect("write");
+    let out = lifeboat(&["validate", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (at, what) in [
+        ("rb.yaml:1:1: error: ", "missing field `strategy`"),
+        ("rb.yaml:3:", "`needs` names an unknown step `zz`"),
+        ("rb.yaml:5:", "dependency cycle: b → c → b"),
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(at) && l.contains(what)),
+            "{at} {what}:\n{err}"
+        );
+    }
+    assert!(err.contains("3 error(s)"), "{err}");
+}

@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundations",
         &[
-            "suggest", "yaml", "diag", "duration", "redact", "detect", "shipped",
+            "suggest", "yaml", "diag", "duration", "redact", "detect", "shipped", "input",
         ],
     ),
     ("language", &["catalogue", "runbook"]),
