@@ -382,27 +382,42 @@ fn sigterm_lets_a_running_step_finish_and_leaves_the_rest_to_the_next_start() {
     assert_eq!(third.0.wait().expect("exit").code(), Some(0));
 }
 
+/// A one-step runbook (`rb.yaml`, its step `step` waiting `wait`) bound as
+/// `app` (policy notify) to us-east-1 in a config written to `dir/name`:
+/// the journal in `dir/STATE` and the socket at `dir/STATE.sock`, `extra`
+/// added to the config's top level. The config's path.
+fn one_binding(dir: &Path, name: &str, state: &str, step: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("rb.yaml"),
+        format!("name: r\nstrategy: pilot-light\nregions: {{ from: us-east-1, to: us-west-2 }}\nsteps:\n  - {step}\n"),
+    )
+    .expect("write runbook");
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir: {}\n{extra}listen: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
+            dir.join(state).display(),
+            dir.join(format!("{state}.sock")).display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
 #[test]
 fn files_others_could_change_are_refused_unless_overridden_loudly() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let runbook = dir.path().join("rb.yaml");
-    std::fs::write(
-        &runbook,
-        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 1s } }\n",
-    )
-    .expect("write runbook");
+    let config = one_binding(
+        dir.path(),
+        "lifeboat.yaml",
+        "state",
+        "{ id: a, action: wait, with: { duration: 1s } }",
+        "",
+    );
     std::fs::set_permissions(&runbook, std::fs::Permissions::from_mode(0o664)).expect("chmod");
-    let config = dir.path().join("lifeboat.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
-            dir.path().join("state").display(),
-            dir.path().join("control.sock").display()
-        ),
-    )
-    .expect("write config");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let daemon = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_lifeboat"))
@@ -434,7 +449,7 @@ fn files_others_could_change_are_refused_unless_overridden_loudly() {
     eventually(
         Duration::from_secs(30),
         || "the daemon never started".into(),
-        || dir.path().join("control.sock").exists().then_some(()),
+        || dir.path().join("state.sock").exists().then_some(()),
     );
     assert!(signal(accepted.0.id(), "TERM"));
     assert_eq!(accepted.0.wait().expect("exit").code(), Some(0));
@@ -470,23 +485,17 @@ fn a_request_no_daemon_answers_reaches_the_daemons_journal_or_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
     std::fs::create_dir(&home).expect("home");
-    std::fs::write(
-        dir.path().join("rb.yaml"),
-        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 1s } }\n",
-    )
-    .expect("write runbook");
     let write_config = |name: &str, state: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
-                dir.path().join(state).display(),
-                dir.path().join(format!("{state}.sock")).display()
-            ),
+        one_binding(
+            dir.path(),
+            name,
+            state,
+            "{ id: a, action: wait, with: { duration: 1s } }",
+            "",
         )
-        .expect("write config");
-        path.to_str().expect("utf-8").to_string()
+        .to_str()
+        .expect("utf-8")
+        .to_string()
     };
     let config = write_config("lifeboat.yaml", "state");
     let start = || {
@@ -597,23 +606,15 @@ fn operators_read_runs_reports_and_audit_through_the_daemon() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let home = dir.path().join("home");
     std::fs::create_dir(&home).expect("home");
-    std::fs::write(
-        dir.path().join("rb.yaml"),
-        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: a, action: wait, with: { duration: 10ms }, restores_service: true }\n",
-    )
-    .expect("write runbook");
     let state = dir.path().join("state");
-    let socket = dir.path().join("control.sock");
-    let config = dir.path().join("lifeboat.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
-            state.display(),
-            socket.display()
-        ),
-    )
-    .expect("write config");
+    let socket = dir.path().join("state.sock");
+    let config = one_binding(
+        dir.path(),
+        "lifeboat.yaml",
+        "state",
+        "{ id: a, action: wait, with: { duration: 10ms }, restores_service: true }",
+        "",
+    );
     let config = config.to_str().expect("utf-8");
     // A run recorded in the daemon's journal, whose directory is then the
     // service user's alone (systemd's StateDirectoryMode=0700).
@@ -744,21 +745,13 @@ fn under_systemd_each_log_field_is_a_journal_field() {
         .expect("timeout");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("rb.yaml"),
-        "name: r\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\nsteps:\n  - { id: only, action: wait, with: { duration: 10ms }, restores_service: true }\n",
-    )
-    .expect("write runbook");
-    let config = dir.path().join("lifeboat.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir: {}\nlog: {{ format: journald, level: info }}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: t, tcp: \"127.0.0.1:9\" }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: notify }}\n",
-            dir.path().join("state").display(),
-            dir.path().join("control.sock").display()
-        ),
-    )
-    .expect("write config");
+    let config = one_binding(
+        dir.path(),
+        "lifeboat.yaml",
+        "state",
+        "{ id: only, action: wait, with: { duration: 10ms }, restores_service: true }",
+        "log: { format: journald, level: info }\n",
+    );
     let config = config.to_str().expect("utf-8");
     let daemon = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .args(["daemon", "--config", config])
@@ -773,7 +766,7 @@ fn under_systemd_each_log_field_is_a_journal_field() {
     eventually(
         Duration::from_secs(30),
         || "the daemon never opened its socket".into(),
-        || dir.path().join("control.sock").exists().then_some(()),
+        || dir.path().join("state.sock").exists().then_some(()),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .args(["--config", config, "trigger", "app"])

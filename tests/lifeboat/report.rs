@@ -2,42 +2,11 @@
 //! the emulator, and the HTML page rendered in headless Chromium.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::moto::Moto;
+use crate::support::webdriver::headless;
 use crate::support::{lifeboat, text};
-
-/// Chromium, installed by `.ci/setup-chromium` on first use.
-fn chromium() -> &'static str {
-    static READY: std::sync::Once = std::sync::Once::new();
-    READY.call_once(|| {
-        let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/setup-chromium"))
-            .status()
-            .expect("run .ci/setup-chromium");
-        assert!(status.success(), ".ci/setup-chromium failed: {status}");
-    });
-    "chromium"
-}
-
-/// Chromium started headless as on a closed network, with a fresh profile.
-fn headless(profile: &Path) -> Command {
-    let mut command = Command::new(chromium());
-    command.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-    ]);
-    command.arg(format!("--user-data-dir={}", profile.display()));
-    command
-}
 
 fn run_id(state: &Path) -> String {
     let out = lifeboat(state, &["runs", "--output", "json"]);

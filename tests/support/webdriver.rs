@@ -10,6 +10,31 @@ use std::time::{Duration, Instant};
 
 use super::process::{KillOnDrop, free_port};
 
+/// Chromium's flags for a headless run on a closed network: no sandbox
+/// (root in CI), no GPU, none of its own connections out.
+pub const FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// Chromium started headless with `FLAGS` and a fresh profile in `profile`,
+/// logging the page's console to stderr.
+pub fn headless(profile: &Path) -> Command {
+    installed();
+    let mut command = Command::new("chromium");
+    command
+        .args(FLAGS)
+        .args(["--enable-logging=stderr", "--v=0"]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
 /// Chromium and ChromeDriver, installed by `.ci/setup-chromium` on first use.
 fn installed() {
     static READY: std::sync::Once = std::sync::Once::new();
@@ -134,19 +159,15 @@ impl Browser {
                 "browserName": "chrome",
                 "goog:loggingPrefs": { "browser": "ALL" },
                 "goog:chromeOptions": {
-                    "args": [
-                        "--headless",
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-quic",
-                        "--no-first-run",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                        "--disable-dev-shm-usage",
-                        format!("--window-size={width},{height}"),
-                        format!("--user-data-dir={}", profile.display()),
-                    ]
+                    "args": FLAGS
+                        .iter()
+                        .map(|f| f.to_string())
+                        .chain([
+                            "--disable-dev-shm-usage".to_string(),
+                            format!("--window-size={width},{height}"),
+                            format!("--user-data-dir={}", profile.display()),
+                        ])
+                        .collect::<Vec<_>>()
                 }
             }}
         });
