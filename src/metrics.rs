@@ -120,6 +120,7 @@ pub struct Metrics {
     drill_last_success: Family<Labels, FloatGauge>,
     failover_last_success: Family<Labels, FloatGauge>,
     changed_since_drill: Family<Labels, Gauge>,
+    drill_max_age: Family<Labels, FloatGauge>,
     api_duration: Family<Labels, Histogram, fn() -> Histogram>,
     ha_renewals: Family<Labels, Counter>,
     ha_fenced: Counter,
@@ -183,6 +184,7 @@ impl Metrics {
             drill_last_success: Family::default(),
             failover_last_success: Family::default(),
             changed_since_drill: Family::default(),
+            drill_max_age: Family::default(),
             api_duration: Family::new_with_constructor(request_buckets),
             ha_renewals: Family::default(),
             ha_fenced: Counter::default(),
@@ -299,6 +301,12 @@ impl Metrics {
             "1 when a binding's runbook (by SHA-256) differs from the one its last successful drill ran, or it was never drilled",
             None,
             m.changed_since_drill.clone(),
+        );
+        families.add(
+            "drill_max_age",
+            "How long a binding may go without a successful drill (the daemon's drill_warning_after)",
+            Some(Unit::Seconds),
+            m.drill_max_age.clone(),
         );
         families.add(
             "aws_api_request_duration",
@@ -563,6 +571,13 @@ impl Metrics {
             .set(i64::from(changed_since_drill));
     }
 
+    /// Set how long a binding may go without a successful drill.
+    pub fn set_drill_max_age(&self, binding: &str, seconds: f64) {
+        self.drill_max_age
+            .get_or_create(&labels(&[("binding", binding)]))
+            .set(seconds);
+    }
+
     /// Forget a binding's series (it left the config).
     pub fn forget_binding(&self, binding: &str) {
         let l = labels(&[("binding", binding)]);
@@ -570,6 +585,7 @@ impl Metrics {
             family.remove(&l);
         }
         self.changed_since_drill.remove(&l);
+        self.drill_max_age.remove(&l);
         for name in BINDING_STATES {
             self.binding_state
                 .remove(&labels(&[("binding", binding), ("state", name)]));

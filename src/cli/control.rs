@@ -262,13 +262,10 @@ fn render(status: &serde_json::Value) -> String {
                 ),
                 None => "never drilled successfully".to_string(),
             };
-            let changed = if b["runbook_changed_since_drill"] == true && b["last_drill"].is_object()
-            {
-                "; the runbook changed since"
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "  {drill}{changed}");
+            let _ = writeln!(out, "  {drill}");
+            for w in b["drill_warnings"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "  WARNING: {}", text(w));
+            }
         }
     }
     let runs = status["runs"].as_array().cloned().unwrap_or_default();

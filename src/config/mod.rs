@@ -70,6 +70,10 @@ pub struct ConfigSpec {
     pub cooldown: Option<Spanned<HumanDuration>>,
     /// How often every bound runbook's preflight runs; default `30m`.
     pub readiness_interval: Option<Spanned<HumanDuration>>,
+    /// A binding whose runbook has had no successful drill for this long
+    /// (or never) is warned about in the status, the metrics and the
+    /// webhooks; default `90d`.
+    pub drill_warning_after: Option<Spanned<HumanDuration>>,
     /// On SIGTERM, how long running steps get to reach their end before the
     /// daemon exits (they resume on the next start); default `60s`.
     pub shutdown_grace: Option<Spanned<HumanDuration>>,
@@ -464,6 +468,11 @@ pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lifeboat/control.sock";
 pub const DEFAULT_CONFIG: &str = "/etc/lifeboat/lifeboat.yaml";
 /// Cooldown unless the config says.
 pub const DEFAULT_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How long a binding may go without a successful drill before it is
+/// warned about: 90 days.
+pub const DEFAULT_DRILL_WARNING_AFTER: std::time::Duration =
+    std::time::Duration::from_secs(90 * 86_400);
 /// Readiness interval unless the config says.
 pub const DEFAULT_READINESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1800);
 /// Shutdown grace unless the config says.
@@ -633,6 +642,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// How often bound runbooks' preflights run.
     pub readiness_interval: std::time::Duration,
+    /// How long a binding may go without a successful drill.
+    pub drill_warning_after: std::time::Duration,
     /// How long running steps get on SIGTERM.
     pub shutdown_grace: std::time::Duration,
     /// Webhook URLs.
@@ -985,6 +996,12 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         DEFAULT_READINESS_INTERVAL,
         &mut diags,
     );
+    let drill_warning_after = positive(
+        &spec.drill_warning_after,
+        "drill_warning_after",
+        DEFAULT_DRILL_WARNING_AFTER,
+        &mut diags,
+    );
     let shutdown_grace = positive(
         &spec.shutdown_grace,
         "shutdown_grace",
@@ -1135,6 +1152,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         bindings,
         control_socket,
         readiness_interval,
+        drill_warning_after,
         shutdown_grace,
         webhooks,
         jobs,

@@ -105,6 +105,8 @@ struct Daemon {
     last: BTreeMap<(String, usize), Outcome>,
     /// The last few results of each probe (oldest first), for the status.
     recent: BTreeMap<(String, usize), std::collections::VecDeque<bool>>,
+    /// Each binding's drill warnings, as last told.
+    drill_warned: BTreeMap<String, Vec<String>>,
     /// Each protected resource's RPO exposure, as last measured.
     exposures: Vec<crate::exposure::Exposure>,
     exposed: mpsc::Sender<Vec<crate::exposure::Exposure>>,
@@ -184,11 +186,22 @@ impl Daemon {
                     protected = new.protected.len(),
                     "config reloaded"
                 );
+                // Bindings that left the config leave the metrics too.
+                for gone in self
+                    .config
+                    .bindings
+                    .iter()
+                    .filter(|b| !new.bindings.iter().any(|n| n.name == b.name))
+                {
+                    self.metrics.forget_binding(&gone.name);
+                    self.drill_warned.remove(&gone.name);
+                }
                 let c = &mut self.config;
                 c.protected = new.protected;
                 c.exposure_interval = new.exposure_interval;
                 c.bindings = new.bindings;
                 c.readiness_interval = new.readiness_interval;
+                c.drill_warning_after = new.drill_warning_after;
                 c.shutdown_grace = new.shutdown_grace;
                 c.webhooks = new.webhooks.clone();
                 c.jobs = new.jobs;
@@ -475,6 +488,7 @@ pub async fn run(
         detectors: BTreeMap::new(),
         last: BTreeMap::new(),
         recent: BTreeMap::new(),
+        drill_warned: BTreeMap::new(),
         exposures: Vec::new(),
         exposed,
         outages: BTreeMap::new(),

@@ -20,6 +20,45 @@ struct Proved {
     failover: Option<RunRecord>,
 }
 
+/// What is wrong with a binding's drills: none succeeded within
+/// `warn_after` of `now` (or ever), or the runbook changed since the last
+/// one that did (as Azure Site Recovery reminds of test failovers).
+pub(super) fn drill_warnings(
+    last_success: Option<&str>,
+    changed_since: Option<bool>,
+    warn_after: std::time::Duration,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let days = |d: std::time::Duration| d.as_secs() / 86_400;
+    let limit = match days(warn_after) {
+        0 => crate::report::seconds(Some(warn_after.as_secs_f64())),
+        n => format!("{n} days"),
+    };
+    match last_success.and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+        None => warnings.push(format!(
+            "never drilled successfully (drills are due every {limit})"
+        )),
+        Some(at) => {
+            let age = now.duration_since(at);
+            if age.as_secs_f64() > warn_after.as_secs_f64() {
+                let age = std::time::Duration::from_secs_f64(age.as_secs_f64().max(0.0));
+                warnings.push(format!(
+                    "no successful drill for {} (drills are due every {limit})",
+                    match days(age) {
+                        0 => crate::report::seconds(Some(age.as_secs_f64())),
+                        n => format!("{n} days"),
+                    }
+                ));
+            }
+            if changed_since == Some(true) {
+                warnings.push("the runbook changed since its last successful drill".into());
+            }
+        }
+    }
+    warnings
+}
+
 fn unix_seconds(at: Option<&str>) -> Option<f64> {
     let at: jiff::Timestamp = at?.parse().ok()?;
     Some(at.as_millisecond() as f64 / 1000.0)
@@ -78,10 +117,60 @@ impl Daemon {
     }
 
     /// Set the per-binding metrics (state, last drill and failover) from
-    /// the journal now.
-    pub(super) fn refresh_bindings(&self) {
-        if let Err(e) = self.status() {
-            tracing::warn!(error = %e, "cannot read the bindings' state from the journal");
+    /// the journal now, and tell the webhooks when a binding's drill
+    /// warnings change (once each time, not at every reading).
+    pub(super) fn refresh_bindings(&mut self) {
+        let status = match self.status() {
+            Ok(status) => status,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the bindings' state from the journal");
+                return;
+            }
+        };
+        for b in status["bindings"].as_array().into_iter().flatten() {
+            let Some(name) = b["name"].as_str() else {
+                continue;
+            };
+            let warnings: Vec<String> = b["drill_warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.as_str().map(str::to_string))
+                .collect();
+            let before = self.drill_warned.insert(name.to_string(), warnings.clone());
+            // At start, only a warning is news; afterwards, any change is.
+            let news = match &before {
+                None => !warnings.is_empty(),
+                Some(before) => *before != warnings,
+            };
+            if !news {
+                continue;
+            }
+            let (event, summary) = if warnings.is_empty() {
+                (
+                    "drill-current",
+                    format!("binding `{name}`: its drills are current again"),
+                )
+            } else {
+                (
+                    "drill-overdue",
+                    format!("binding `{name}`: {}", warnings.join("; ")),
+                )
+            };
+            if warnings.is_empty() {
+                tracing::info!(binding = name, "{summary}");
+            } else {
+                tracing::warn!(binding = name, "{summary}");
+            }
+            self.notifier.send(crate::notify::Event {
+                event: event.into(),
+                at: crate::engine::now(),
+                binding: Some(name.to_string()),
+                region: None,
+                run: None,
+                summary,
+                detail: Some(serde_json::json!({ "drill_warnings": warnings })),
+            });
         }
     }
 
@@ -148,6 +237,14 @@ impl Daemon {
                 ),
                 changed.unwrap_or(proved.drill.is_none()),
             );
+            let drill_warnings = drill_warnings(
+                proved.drill.as_ref().and_then(|r| r.finished_at.as_deref()),
+                changed,
+                self.config.drill_warning_after,
+                now,
+            );
+            self.metrics
+                .set_drill_max_age(&b.name, self.config.drill_warning_after.as_secs_f64());
             let proof = |r: &RunRecord| {
                 serde_json::json!({
                     "run": r.run.id,
@@ -179,6 +276,7 @@ impl Daemon {
                 "last_drill": proved.drill.as_ref().map(proof),
                 "last_failover": proved.failover.as_ref().map(proof),
                 "runbook_changed_since_drill": changed,
+                "drill_warnings": drill_warnings,
                 "ready": readiness.map(|r| r.ready),
                 "readiness_checked_at": readiness.map(|r| r.checked_at.clone()),
                 "not_ready": readiness.map(|r| r.problems.clone()).unwrap_or_default(),

@@ -153,6 +153,29 @@ impl InProcess {
         body
     }
 
+    /// A request over the control socket, as `lifeboat` sends it.
+    async fn ask(&self, request: &crate::control::Request) -> crate::control::Response {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let socket = self._dir.path().join("control.sock");
+        let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let mut line = serde_json::to_string(request).unwrap();
+        line.push('\n');
+        stream.write_all(line.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        tokio::io::BufReader::new(stream)
+            .read_line(&mut answer)
+            .await
+            .unwrap();
+        serde_json::from_str(&answer).unwrap()
+    }
+
+    /// The daemon's status, as `lifeboat status --output json` shows it.
+    async fn status(&self) -> serde_json::Value {
+        let answer = self.ask(&crate::control::Request::Status).await;
+        assert!(answer.ok, "{}", answer.message);
+        answer.status.unwrap()
+    }
+
     async fn stop(self) {
         self.signals.send(Signal::Stop).await.unwrap();
         self.task.await.unwrap().unwrap();
@@ -281,4 +304,79 @@ async fn a_restarted_daemon_exports_the_last_verification_at_once() {
         "{body}"
     );
     d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_binding_never_drilled_is_warned_about_until_a_drill_succeeds_and_one_runs_at_a_time() {
+    let d = InProcess::start("notify").await;
+    // Readiness has read the runbook; the binding was never drilled.
+    assert!(
+        d.until(Duration::from_secs(30), |_| true).await,
+        "virtual time"
+    );
+    let status = d.status().await;
+    let warnings = status["bindings"][0]["drill_warnings"].clone();
+    assert_eq!(
+        warnings,
+        serde_json::json!(["never drilled successfully (drills are due every 90 days)"]),
+        "{status}"
+    );
+    let drill = crate::control::Request::Trigger {
+        binding: "app".into(),
+        mode: crate::runbook::Mode::Drill,
+    };
+    let started = d.ask(&drill).await;
+    assert!(started.ok, "{}", started.message);
+    // The same binding's drill is still running: a second is refused.
+    let second = d.ask(&drill).await;
+    assert!(!second.ok, "{}", second.message);
+    assert!(
+        second.message.contains("still in progress"),
+        "{}",
+        second.message
+    );
+    let drilled = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .iter()
+                .any(|r| r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(drilled, "the drill never succeeded");
+    let status = d.status().await;
+    assert_eq!(
+        status["bindings"][0]["drill_warnings"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    assert_eq!(status["bindings"][0]["runbook_changed_since_drill"], false);
+    let metrics = d.scrape().await;
+    assert!(
+        metrics.contains("lifeboat_drill_max_age_seconds{binding=\"app\"} 7776000"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lifeboat_drill_last_success_timestamp_seconds{binding=\"app\"}"));
+    d.stop().await;
+}
+
+#[test]
+fn drills_are_overdue_after_their_interval_and_stale_when_the_runbook_changed() {
+    use super::status::drill_warnings;
+    let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+    let ninety = Duration::from_secs(90 * 86_400);
+    assert!(drill_warnings(Some("2026-10-01T12:00:00Z"), Some(false), ninety, now).is_empty());
+    assert_eq!(
+        drill_warnings(Some("2026-08-01T12:00:00Z"), Some(false), ninety, now),
+        ["no successful drill for 123 days (drills are due every 90 days)"]
+    );
+    assert_eq!(
+        drill_warnings(Some("2026-12-01T12:00:00Z"), Some(true), ninety, now),
+        ["the runbook changed since its last successful drill"]
+    );
+    assert_eq!(
+        drill_warnings(None, None, Duration::from_secs(600), now),
+        ["never drilled successfully (drills are due every 10m00s)"]
+    );
 }
