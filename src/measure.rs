@@ -489,6 +489,117 @@ impl Figures {
     }
 }
 
+/// How many earlier drills a report compares a run with.
+pub const TREND_DRILLS: usize = 5;
+
+/// An earlier run of the same runbook, as a report compares with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Past {
+    /// Run id.
+    pub run: String,
+    /// Its mode.
+    pub mode: String,
+    /// When it started.
+    pub started_at: String,
+    /// Its RTO, when measured.
+    pub rto_s: Option<f64>,
+    /// Its RPO, when measured.
+    pub rpo_s: Option<f64>,
+    /// Whether it ran the same runbook text (by SHA-256) as this run.
+    pub same_runbook: bool,
+}
+
+/// One step's duration in this run and in the runs compared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepTrend {
+    /// Step id.
+    pub step: String,
+    /// In this run.
+    pub this_s: Option<f64>,
+    /// In the last successful failover or switchover.
+    pub last_failover_s: Option<f64>,
+    /// In the last successful drills, newest first.
+    pub drills_s: Vec<Option<f64>>,
+}
+
+/// A run beside the runbook's last successful failover (or switchover)
+/// and its last successful drills: the trend a drill's figures mean
+/// something against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The last successful failover or switchover before this run.
+    pub last_failover: Option<Past>,
+    /// The last successful drills before this run, newest first.
+    pub drills: Vec<Past>,
+    /// Each step of this run.
+    pub steps: Vec<StepTrend>,
+}
+
+impl Comparison {
+    /// Compare `this` run (its runbook's SHA-256 `sha256`) with `earlier`
+    /// runs of its runbook: each with its SHA-256 and figures, in any
+    /// order; only those that started before it and succeeded count.
+    pub fn of(this: &Figures, sha256: &str, earlier: &[(String, Figures)]) -> Comparison {
+        let start = |f: &Figures| {
+            f.execution_start
+                .clone()
+                .unwrap_or_else(|| f.incident_start.clone())
+        };
+        let this_start = start(this);
+        let mut before: Vec<&(String, Figures)> = earlier
+            .iter()
+            .filter(|(_, f)| {
+                f.run != this.run
+                    && f.runbook == this.runbook
+                    && f.state == RunState::Succeeded
+                    && start(f) < this_start
+            })
+            .collect();
+        before.sort_by_key(|(_, f)| std::cmp::Reverse(start(f)));
+        let past = |(sha, f): &(String, Figures)| Past {
+            run: f.run.clone(),
+            mode: f.mode.clone(),
+            started_at: start(f),
+            rto_s: f.rto.seconds,
+            rpo_s: f.rpo.seconds,
+            same_runbook: sha == sha256,
+        };
+        let failover = before.iter().copied().find(|(_, f)| f.mode != "drill");
+        let drills: Vec<&(String, Figures)> = before
+            .iter()
+            .copied()
+            .filter(|(_, f)| f.mode == "drill")
+            .take(TREND_DRILLS)
+            .collect();
+        let duration = |f: &Figures, step: &str| {
+            f.steps
+                .iter()
+                .find(|s| s.step == step)
+                .and_then(|s| s.duration_s)
+        };
+        let steps = this
+            .steps
+            .iter()
+            .map(|s| StepTrend {
+                step: s.step.clone(),
+                this_s: s.duration_s,
+                last_failover_s: failover.and_then(|(_, f)| duration(f, &s.step)),
+                drills_s: drills.iter().map(|(_, f)| duration(f, &s.step)).collect(),
+            })
+            .collect();
+        Comparison {
+            last_failover: failover.map(past),
+            drills: drills.into_iter().map(past).collect(),
+            steps,
+        }
+    }
+
+    /// Whether there is anything to compare with.
+    pub fn is_empty(&self) -> bool {
+        self.last_failover.is_none() && self.drills.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,6 +136,70 @@ pub fn markdown(f: &Figures) -> String {
     out
 }
 
+/// The comparison of a run with the runbook's earlier ones, as Markdown
+/// (empty when there is nothing to compare with).
+pub fn comparison_markdown(f: &Figures, c: &crate::measure::Comparison) -> String {
+    let mut out = String::new();
+    if c.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\n## Compared with earlier runs\n");
+    let _ = writeln!(out, "| run | mode | started | RTO | RPO | runbook |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(
+        out,
+        "| {} (this run) | {} | {} | {} | {} | this one |",
+        f.run,
+        f.mode,
+        f.execution_start.as_deref().unwrap_or(&f.incident_start),
+        seconds(f.rto.seconds),
+        seconds(f.rpo.seconds)
+    );
+    for p in c.last_failover.iter().chain(&c.drills) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            p.run,
+            p.mode,
+            p.started_at,
+            seconds(p.rto_s),
+            seconds(p.rpo_s),
+            if p.same_runbook {
+                "same"
+            } else {
+                "changed since"
+            }
+        );
+    }
+    let drills = c.drills.len();
+    let _ = write!(out, "\n| step | this run | last failover |");
+    for i in 0..drills {
+        let _ = write!(out, " drill {} |", i + 1);
+    }
+    let _ = write!(out, "\n| --- | --- | --- |");
+    for _ in 0..drills {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for s in &c.steps {
+        let _ = write!(
+            out,
+            "| {} | {} | {} |",
+            s.step,
+            seconds(s.this_s),
+            seconds(s.last_failover_s)
+        );
+        for d in &s.drills_s {
+            let _ = write!(out, " {} |", seconds(*d));
+        }
+        out.push('\n');
+    }
+    if drills > 0 {
+        let _ = writeln!(out, "\nDrills are numbered newest first.");
+    }
+    out
+}
+
 /// Escape text for HTML and SVG.
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")

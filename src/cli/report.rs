@@ -4,17 +4,63 @@ use std::path::Path;
 
 use super::args::{Output, ReportFormat};
 use super::error::CliError;
-use super::shared::{JournalAt, load_config, print};
+use super::shared::{JournalAt, Reader, load_config, print};
+use crate::journal::RunRecord;
 use crate::journal::{Access, Journal};
+use crate::measure::{Comparison, Figures};
 
 /// Print the report of run `id`.
 pub(super) fn report(at: &JournalAt, id: &str, format: ReportFormat) -> Result<(), CliError> {
-    let figures = at.reader()?.figures(id)?;
+    let reader = at.reader()?;
+    let figures = reader.figures(id)?;
+    let compared = compare(&reader, &figures)?;
     print(&match format {
-        ReportFormat::Md => crate::report::markdown(&figures),
-        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&figures)?),
+        ReportFormat::Md => format!(
+            "{}{}",
+            crate::report::markdown(&figures),
+            crate::report::comparison_markdown(&figures, &compared)
+        ),
+        ReportFormat::Json => {
+            let mut json = serde_json::to_value(&figures)?;
+            json["compared"] = serde_json::to_value(&compared)?;
+            format!("{}\n", serde_json::to_string_pretty(&json)?)
+        }
         ReportFormat::Html => crate::report::html(&figures),
     })
+}
+
+/// The run beside its runbook's last successful failover and drills.
+fn compare(reader: &Reader, this: &Figures) -> Result<Comparison, CliError> {
+    let sha = reader.run(&this.run)?.run.runbook_sha256;
+    let mut earlier: Vec<RunRecord> = reader
+        .runs()?
+        .into_iter()
+        .filter(|r| {
+            r.run.runbook == this.runbook
+                && r.run.id != this.run
+                && r.state == crate::journal::RunState::Succeeded
+        })
+        .collect();
+    earlier.sort_by(|a, b| b.run.started_at.cmp(&a.run.started_at));
+    // The newest failover and the newest drills are all a comparison uses.
+    let mut wanted = Vec::new();
+    let mut failover = false;
+    let mut drills = 0;
+    for r in earlier {
+        let drill = r.run.mode == "drill";
+        if (drill && drills < crate::measure::TREND_DRILLS) || (!drill && !failover) {
+            if drill {
+                drills += 1;
+            } else {
+                failover = true;
+            }
+            // A run whose runbook no longer loads is left out, not fatal.
+            if let Ok(f) = reader.figures(&r.run.id) {
+                wanted.push((r.run.runbook_sha256, f));
+            }
+        }
+    }
+    Ok(Comparison::of(this, &sha, &wanted))
 }
 
 /// `lifeboat exposure --config FILE`: each protected resource's RPO

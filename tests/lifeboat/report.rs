@@ -252,3 +252,72 @@ protected:
     );
     assert_eq!(exposures[2]["seconds"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_drill_s_report_compares_it_with_the_last_failover_and_the_last_drills() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let runbook = dir.path().join("rb.yaml");
+    let source = "name: trend
+strategy: pilot-light
+targets: { rto: 1m }
+steps:
+  - { id: a, action: wait, with: { duration: 50ms } }
+  - { id: b, action: wait, needs: [a], with: { duration: 100ms }, restores_service: true }
+";
+    std::fs::write(&runbook, source).expect("write runbook");
+    let file = runbook.to_str().expect("utf-8");
+    let ran = |command: &str| {
+        let out = lifeboat(&state, &[command, file, "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        run_id(&state)
+    };
+    let first_drill = ran("drill");
+    let failover = ran("run");
+    let second_drill = ran("drill");
+    // The runbook changes; the next drill runs the new text.
+    std::fs::write(&runbook, format!("{source}# tuned\n")).expect("change runbook");
+    let latest = ran("drill");
+    assert_ne!(latest, second_drill);
+
+    let out = lifeboat(&state, &["report", &latest, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let compared = &report["compared"];
+    assert_eq!(
+        compared["last_failover"]["run"],
+        failover.as_str(),
+        "{compared}"
+    );
+    let drills: Vec<&str> = compared["drills"]
+        .as_array()
+        .expect("drills")
+        .iter()
+        .map(|d| d["run"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        drills,
+        [second_drill.as_str(), first_drill.as_str()],
+        "newest first"
+    );
+    assert_eq!(
+        compared["drills"][0]["same_runbook"], false,
+        "changed since"
+    );
+    let b = &compared["steps"][1];
+    assert_eq!(b["step"], "b");
+    assert!(b["this_s"].as_f64().expect("this run") >= 0.1, "{b}");
+    assert!(
+        b["last_failover_s"].as_f64().expect("the failover") >= 0.1,
+        "{b}"
+    );
+    assert_eq!(b["drills_s"].as_array().map(Vec::len), Some(2));
+
+    let md = text(&lifeboat(&state, &["report", &latest]).stdout);
+    assert!(md.contains("## Compared with earlier runs"), "{md}");
+    assert!(md.contains(&format!("| {failover} | failover |")), "{md}");
+    assert!(md.contains("changed since"), "{md}");
+    // The first run of all has nothing to compare with.
+    let md = text(&lifeboat(&state, &["report", &first_drill]).stdout);
+    assert!(!md.contains("Compared with"), "{md}");
+}
