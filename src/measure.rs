@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::catalogue::DRILL_UNCHECKED as UNCHECKED;
 use crate::engine::RecoveryReading;
 use crate::journal::{Mark, MarkKind, Phase, RunRecord, RunState, StepEvent, StepState};
 use crate::runbook::{RecoveryPoint, Runbook};
@@ -411,7 +412,30 @@ impl Figures {
             (Some(a), Some(b)) => Some(secs(a, b)),
             _ => None,
         };
+        // A drill whose health check could not be pointed at the drill
+        // stack proved nothing about when service would be back.
+        let unchecked: Vec<&str> = events
+            .iter()
+            .filter(|e| e.phase == Phase::Main && e.state == StepState::Succeeded)
+            .filter(|e| {
+                e.outputs
+                    .as_ref()
+                    .and_then(|o| o.get(UNCHECKED))
+                    .is_some_and(|v| v == true)
+            })
+            .map(|e| e.step.as_str())
+            .collect();
+        let rto_s = if unchecked.is_empty() { rto_s } else { None };
         let rto_how = match &restored {
+            _ if !unchecked.is_empty() => format!(
+                "not measured: step{} {} checked nothing in this drill (`http.wait_healthy` without a `drill_url`), so no moment shows the drill stack answering",
+                if unchecked.len() == 1 { "" } else { "s" },
+                unchecked
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Some(at) => format!(
                 "service restored at {at} ({}), {incident_source} at {incident_start}",
                 match restorer {

@@ -58,6 +58,8 @@ fn noted(outputs: Result<Outputs, ActionError>, note: String) -> Result<Outputs,
 }
 
 /// Changed nothing: what would have been done.
+use crate::catalogue::DRILL_UNCHECKED as UNCHECKED;
+
 fn simulated(note: String) -> Result<Outputs, ActionError> {
     Ok(Outputs::from([
         ("simulated".to_string(), serde_json::json!(true)),
@@ -255,11 +257,49 @@ pub(super) async fn run(
             return None;
         }
         // Not AWS actions: the registry runs them (a drill's `exec` sees
-        // `LIFEBOAT_MODE=drill`) or the engine does (approvals).
-        I::HttpWaitHealthy(_) | I::ManualApproval(_) | I::Notify(_) | I::Wait(_) | I::Exec(_) => {
+        // `LIFEBOAT_MODE=drill`; its health check is `wait_healthy` below)
+        // or the engine does (approvals).
+        I::HttpWaitHealthy(_) => return None,
+        I::ManualApproval(_) | I::Notify(_) | I::Wait(_) | I::Exec(_) => {
             return None;
         }
     })
+}
+
+/// `http.wait_healthy` in a drill: a check of the drill stack
+/// (`drill_url`), or of nothing. Polling production would end the drill's
+/// RTO when production answers, so without a `drill_url` the step polls
+/// nothing and marks the drill's RTO unmeasured.
+pub(super) async fn wait_healthy(
+    ctx: &StepContext,
+    w: &crate::catalogue::generic::WaitHealthy,
+) -> Result<Outputs, ActionError> {
+    let Some(url) = &w.drill_url else {
+        return Ok(Outputs::from([
+            ("simulated".to_string(), serde_json::json!(true)),
+            (UNCHECKED.to_string(), serde_json::json!(true)),
+            (
+                "drill".to_string(),
+                serde_json::json!(format!(
+                    "did not poll {}: it is production's, and no `drill_url` points this check at the drill stack, so the drill measures no RTO",
+                    w.url
+                )),
+            ),
+        ]));
+    };
+    let drill = crate::catalogue::generic::WaitHealthy {
+        url: url.clone(),
+        ..w.clone()
+    };
+    let mut outputs = super::generic::wait_healthy(ctx, &drill).await?;
+    outputs.insert(
+        "drill".to_string(),
+        serde_json::json!(format!(
+            "polled the drill stack at {url} instead of {}",
+            w.url
+        )),
+    );
+    Ok(outputs)
 }
 
 /// Which drills' resources to remove.

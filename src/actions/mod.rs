@@ -311,6 +311,9 @@ impl Actions for Registry {
             match input {
                 ActionInput::Wait(w) => return generic::wait(w).await,
                 ActionInput::Exec(e) => return generic::exec(ctx, e).await,
+                ActionInput::HttpWaitHealthy(w) if ctx.mode == Mode::Drill => {
+                    return drill::wait_healthy(ctx, w).await;
+                }
                 ActionInput::HttpWaitHealthy(w) => return generic::wait_healthy(ctx, w).await,
                 ActionInput::Notify(n) => return generic::notify(ctx, n).await,
                 _ => {}

@@ -44,6 +44,10 @@ impl Exec {
 pub struct WaitHealthy {
     /// The URL to poll (`http://` or `https://`).
     pub url: String,
+    /// In a drill, the URL polled instead: the drill stack's (its record
+    /// or its instances, often `${steps.<id>.outputs.<key>}`). A drill
+    /// without one polls nothing and measures no RTO.
+    pub drill_url: Option<String>,
     /// Expected HTTP status.
     #[serde(default = "ok")]
     pub status: u16,
@@ -57,11 +61,17 @@ pub struct WaitHealthy {
 impl WaitHealthy {
     pub(super) fn check(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            problems.push(format!(
-                "`url` must start with http:// or https://, found `{}`",
-                self.url
-            ));
+        for (field, url) in [
+            ("url", Some(&self.url)),
+            ("drill_url", self.drill_url.as_ref()),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problems.push(format!(
+                    "`{field}` must start with http:// or https://, found `{url}`"
+                ));
+            }
         }
         if !(100..=599).contains(&self.status) {
             problems.push(format!("`status` {} is not an HTTP status", self.status));

@@ -19,6 +19,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+/// The output key by which a drill step says it checked nothing (an
+/// `http.wait_healthy` without a `drill_url`): such a drill measures no
+/// RTO.
+pub const DRILL_UNCHECKED: &str = "drill_unchecked";
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::yaml::{self, Node, Problem};
@@ -688,7 +693,7 @@ impl ActionKind {
                 true,
                 &[],
                 AsIs,
-                "polls the URL as written; point it at the drill name with `${run.mode}` if needed",
+                "polls `drill_url` (the drill stack) instead of `url`; without one it polls nothing and the drill measures no RTO",
                 10 * MINUTE,
                 1,
                 "Poll a URL until it answers as expected.",

@@ -187,13 +187,32 @@ async fn a_drill_killed_midway_is_swept_clean() {
     let env = Env::new().await;
     lifeboat::demo::seed(&env.aws).await.expect("seed");
     let before = inventory(&env.aws, false).await;
-    // The health check never answers: the drill waits in its last step.
-    let health = "health_url=http://127.0.0.1:9/never";
+    // The drill stack's health check never answers: the drill waits in
+    // its last step.
+    let shipped = std::fs::read_to_string("runbooks/pilot-light.yaml").expect("runbook");
+    let check = r#"with: { url: "${health_url}", status: 200, interval: 5s }"#;
+    assert!(shipped.contains(check), "the shipped verify step changed");
+    let runbook = env.dir.path().join("pilot-light.yaml");
+    std::fs::write(
+        &runbook,
+        shipped.replace(
+            check,
+            r#"with: { url: "${health_url}", drill_url: "http://127.0.0.1:9/never", status: 200, interval: 5s }"#,
+        ),
+    )
+    .expect("write runbook");
+    let health = "health_url=http://127.0.0.1:9/production";
     let state = env.dir.path().join("state");
     let mut child = env
         .moto
         .lifeboat(&state)
-        .args(["drill", "runbooks/pilot-light.yaml", "--yes", "-p", health])
+        .args([
+            "drill",
+            runbook.to_str().expect("utf-8"),
+            "--yes",
+            "-p",
+            health,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -420,4 +439,133 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
     );
     let left = inventory(&env.aws, true).await;
     assert!(left.is_empty(), "drill resources left: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_s_rto_ends_when_the_drill_stack_answers_not_production() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = Env::new().await;
+    // An endpoint that counts its requests and fails the first `failing`.
+    async fn counting(failing: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf).await;
+                    let status = if n <= failing {
+                        "503 Service Unavailable"
+                    } else {
+                        "200 OK"
+                    };
+                    let _ = stream
+                        .write_all(
+                            format!("HTTP/1.1 {status}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+                                .as_bytes(),
+                        )
+                        .await;
+                });
+            }
+        });
+        (url, seen)
+    }
+    // Production answers at once; the drill stack from its fourth request.
+    let (production, production_seen) = counting(0).await;
+    let (drill_stack, drill_seen) = counting(3).await;
+    let write = |name: &str, drill_url: &str| {
+        let path = env.dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "name: drill-check
+strategy: pilot-light
+targets: {{ rto: 1m }}
+steps:
+  - {{ id: prepare, action: wait, with: {{ duration: 10ms }} }}
+  - id: verify
+    action: http.wait_healthy
+    needs: [prepare]
+    restores_service: true
+    with: {{ url: \"{production}/healthz\", {drill_url} interval: 200ms }}
+"
+            ),
+        )
+        .expect("write runbook");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let state = env.dir.path().join("state");
+    let drill = |file: &str| {
+        let out = env
+            .moto
+            .lifeboat(&state)
+            .args(["drill", file, "--yes"])
+            .output()
+            .expect("drill");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let runs = env
+            .moto
+            .lifeboat(&state)
+            .args(["runs", "--output", "json"])
+            .output()
+            .expect("runs");
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+        let id = runs[0]["id"].as_str().expect("a run").to_string();
+        let report = env
+            .moto
+            .lifeboat(&state)
+            .args(["report", &id, "--format", "json"])
+            .output()
+            .expect("report");
+        serde_json::from_slice::<serde_json::Value>(&report.stdout).expect("report JSON")
+    };
+
+    // Pointed at the drill stack: the drill waits for it, not production.
+    let pointed = write(
+        "pointed.yaml",
+        &format!("drill_url: \"{drill_stack}/healthz\","),
+    );
+    // The runtime's other worker serves the endpoints meanwhile.
+    let report = tokio::task::block_in_place(|| drill(&pointed));
+    assert_eq!(
+        drill_seen.load(Ordering::SeqCst),
+        4,
+        "polled until it answered"
+    );
+    assert_eq!(
+        production_seen.load(Ordering::SeqCst),
+        0,
+        "production untouched"
+    );
+    let rto = report["rto"]["seconds"].as_f64().expect("an RTO");
+    // Three refusals 200 ms apart came before the answer.
+    assert!(
+        rto >= 0.6,
+        "the RTO ends at the drill stack's answer: {rto}"
+    );
+    let notes = report["substitutions"].to_string();
+    assert!(notes.contains("polled the drill stack at"), "{notes}");
+
+    // Not pointed: production is not polled and no RTO is claimed.
+    let unpointed = write("unpointed.yaml", "");
+    let report = tokio::task::block_in_place(|| drill(&unpointed));
+    assert!(report["rto"]["seconds"].is_null(), "{report}");
+    assert_eq!(
+        production_seen.load(Ordering::SeqCst),
+        0,
+        "production untouched"
+    );
+    assert_eq!(report["rto"]["verdict"], "not measurable");
+    let how = report["rto"]["how"].as_str().expect("how");
+    assert!(
+        how.contains("`verify`") && how.contains("drill_url"),
+        "{how}"
+    );
 }
