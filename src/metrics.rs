@@ -578,8 +578,13 @@ impl Metrics {
             .set(seconds);
     }
 
-    /// Forget a binding's series (it left the config).
-    pub fn forget_binding(&self, binding: &str) {
+    /// Forget a binding's series (it left the config); `runbook` is the
+    /// runbook its readiness was last reported for.
+    pub fn forget_binding(&self, binding: &str, runbook: Option<&str>) {
+        if let Some(runbook) = runbook {
+            self.runbook_ready
+                .remove(&labels(&[("binding", binding), ("runbook", runbook)]));
+        }
         let l = labels(&[("binding", binding)]);
         for family in [&self.drill_last_success, &self.failover_last_success] {
             family.remove(&l);

@@ -200,6 +200,63 @@ pub fn comparison_markdown(f: &Figures, c: &crate::measure::Comparison) -> Strin
     out
 }
 
+/// The HTML report with the run's comparison with earlier runs (as
+/// [`comparison_markdown`]) after its timeline.
+pub fn html_compared(f: &Figures, c: &crate::measure::Comparison) -> String {
+    let page = html(f);
+    if c.is_empty() {
+        return page;
+    }
+    let mut section = String::from(
+        "<h2>Compared with earlier runs</h2>\n<table>\n<tr><th>run</th><th>mode</th><th>started</th><th>RTO</th><th>RPO</th><th>runbook</th></tr>\n",
+    );
+    let _ = writeln!(
+        section,
+        "<tr><td>{} (this run)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>this one</td></tr>",
+        esc(&f.run),
+        esc(&f.mode),
+        esc(f.execution_start.as_deref().unwrap_or(&f.incident_start)),
+        esc(&seconds(f.rto.seconds)),
+        esc(&seconds(f.rpo.seconds))
+    );
+    for p in c.last_failover.iter().chain(&c.drills) {
+        let _ = writeln!(
+            section,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.run),
+            esc(&p.mode),
+            esc(&p.started_at),
+            esc(&seconds(p.rto_s)),
+            esc(&seconds(p.rpo_s)),
+            if p.same_runbook {
+                "same"
+            } else {
+                "changed since"
+            }
+        );
+    }
+    section.push_str("</table>\n<table class=\"trend\">\n<tr><th>step</th><th>this run</th><th>last failover</th>");
+    for i in 0..c.drills.len() {
+        let _ = write!(section, "<th>drill {}</th>", i + 1);
+    }
+    section.push_str("</tr>\n");
+    for s in &c.steps {
+        let _ = write!(
+            section,
+            "<tr><td>{}</td><td>{}</td><td>{}</td>",
+            esc(&s.step),
+            esc(&seconds(s.this_s)),
+            esc(&seconds(s.last_failover_s))
+        );
+        for d in &s.drills_s {
+            let _ = write!(section, "<td>{}</td>", esc(&seconds(*d)));
+        }
+        section.push_str("</tr>\n");
+    }
+    section.push_str("</table>\n<p class=\"note\">Drills are numbered newest first.</p>\n");
+    page.replacen("</body>", &format!("{section}</body>"), 1)
+}
+
 /// Escape text for HTML and SVG.
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")

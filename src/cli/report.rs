@@ -25,7 +25,7 @@ pub(super) fn report(at: &JournalAt, id: &str, format: ReportFormat) -> Result<(
             json["compared"] = serde_json::to_value(&compared)?;
             format!("{}\n", serde_json::to_string_pretty(&json)?)
         }
-        ReportFormat::Html => crate::report::html(&figures),
+        ReportFormat::Html => crate::report::html_compared(&figures, &compared),
     })
 }
 

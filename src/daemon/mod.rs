@@ -193,7 +193,8 @@ impl Daemon {
                     .iter()
                     .filter(|b| !new.bindings.iter().any(|n| n.name == b.name))
                 {
-                    self.metrics.forget_binding(&gone.name);
+                    let runbook = self.readiness.get(&gone.name).map(|r| r.runbook.as_str());
+                    self.metrics.forget_binding(&gone.name, runbook);
                     self.drill_warned.remove(&gone.name);
                 }
                 let c = &mut self.config;

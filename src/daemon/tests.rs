@@ -380,3 +380,26 @@ fn drills_are_overdue_after_their_interval_and_stale_when_the_runbook_changed() 
         ["never drilled successfully (drills are due every 10m00s)"]
     );
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_binding_removed_by_a_reload_leaves_the_metrics() {
+    let d = InProcess::start("notify").await;
+    assert!(d.until(Duration::from_secs(30), |_| true).await);
+    let before = d.scrape().await;
+    for series in [
+        "lifeboat_runbook_ready{binding=\"app\"",
+        "lifeboat_binding_state{binding=\"app\"",
+        "lifeboat_drill_max_age_seconds{binding=\"app\"}",
+    ] {
+        assert!(before.contains(series), "{series}: {before}");
+    }
+    let config = d._dir.path().join("lifeboat.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without = text.split("bindings:").next().unwrap().to_string();
+    std::fs::write(&config, without).unwrap();
+    d.signals.send(Signal::Reload).await.unwrap();
+    assert!(d.until(Duration::from_secs(5), |_| true).await);
+    let after = d.scrape().await;
+    assert!(!after.contains("binding=\"app\""), "{after}");
+    d.stop().await;
+}

@@ -317,6 +317,15 @@ steps:
     assert!(md.contains("## Compared with earlier runs"), "{md}");
     assert!(md.contains(&format!("| {failover} | failover |")), "{md}");
     assert!(md.contains("changed since"), "{md}");
+    let page = text(&lifeboat(&state, &["report", &latest, "--format", "html"]).stdout);
+    assert!(
+        page.contains("<h2>Compared with earlier runs</h2>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<td>{failover}</td><td>failover</td>")),
+        "{page}"
+    );
     // The first run of all has nothing to compare with.
     let md = text(&lifeboat(&state, &["report", &first_drill]).stdout);
     assert!(!md.contains("Compared with"), "{md}");
