@@ -322,14 +322,7 @@ pub async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(Str
         return Ok(None);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
+    let length = content_length(&head).unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     read_body(stream, &mut body, length).await?;
     Ok(Some((head, body)))
@@ -956,4 +949,13 @@ async fn serve(
         .await?;
     client.write_all(&body).await?;
     Ok(())
+}
+
+/// The `Content-Length` an HTTP head declares.
+pub fn content_length(head: &str) -> Option<usize> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
+    })
 }

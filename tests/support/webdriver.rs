@@ -79,13 +79,7 @@ fn call(
             break (String::from_utf8_lossy(&answer[..at]).into_owned(), at + 4);
         }
     };
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
+    let length = super::proxy::content_length(&head)
         .unwrap_or_else(|| panic!("{method} {path}: no Content-Length in {head}"));
     while answer.len() < body_at + length {
         let n = stream.read(&mut buf).expect("read the body");
