@@ -619,8 +619,9 @@ fn placed_outputs(
 
 /// A drill's stand-in for `ec2.start_instances`: the selected standby
 /// instances stay stopped; for each, one instance is launched from the same
-/// AMI, type and subnet, tagged for the drill and with
-/// `lifeboat:drill-of=<instance>`.
+/// AMI, type, subnet, security groups and key pair, tagged for the drill
+/// and with `lifeboat:drill-of=<instance>`; the note says the drill shares
+/// production's network.
 pub(super) async fn drill_start(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -631,6 +632,8 @@ pub(super) async fn drill_start(
     let standby = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     let mut launched = Vec::new();
     let mut ids = Vec::new();
+    // Where copies share production's network, for the report to say.
+    let mut shared = Vec::new();
     for original in &standby {
         let original_id = original.instance_id().unwrap_or_default().to_string();
         let mut identity = BTreeMap::from([(DRILL_OF_TAG.to_string(), original_id.clone())]);
@@ -669,11 +672,30 @@ pub(super) async fn drill_start(
         {
             spec = spec.tags(Tag::builder().key(k).value(v).build());
         }
+        // What makes the copy work like its source: its security groups
+        // (so the VPC's default group does not stand in) and its key pair.
+        let groups: Vec<String> = original
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect();
+        if let Some(subnet) = original.subnet_id() {
+            shared.push(format!(
+                "{original_id}'s copy is in its subnet {subnet}{}",
+                if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with its security groups {}", groups.join(", "))
+                }
+            ));
+        }
         let out = client
             .run_instances()
             .set_image_id(original.image_id().map(str::to_string))
             .set_instance_type(original.instance_type().cloned())
             .set_subnet_id(original.subnet_id().map(str::to_string))
+            .set_security_group_ids((!groups.is_empty()).then_some(groups))
+            .set_key_name(original.key_name().map(str::to_string))
             .min_count(1)
             .max_count(1)
             .tag_specifications(spec.build())
@@ -697,8 +719,16 @@ pub(super) async fn drill_start(
         format!("drill instances {} exist already", ids.join(", "))
     } else {
         format!(
-            "launched drill instances {} from the standby instances' AMIs; the standby instances were not started",
-            launched.join(", ")
+            "launched drill instances {} from the standby instances' AMIs, types, security groups and key pairs; the standby instances were not started{}",
+            launched.join(", "),
+            if shared.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ". The drill shares production's network: {}",
+                    shared.join("; ")
+                )
+            }
         )
     };
     Ok(Outputs::from([

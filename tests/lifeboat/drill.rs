@@ -569,3 +569,145 @@ steps:
         "{how}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_copy_of_an_instance_keeps_its_security_groups_and_key_pair() {
+    use aws_sdk_ec2::types::{Filter, InstanceType};
+    let env = Env::new().await;
+    let ec2 = env.aws.ec2("us-west-2");
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .expect("vpcs")
+        .vpcs()
+        .first()
+        .and_then(|v| v.vpc_id().map(str::to_string))
+        .expect("the default VPC");
+    let group = ec2
+        .create_security_group()
+        .group_name("app")
+        .description("the app tier")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("security group")
+        .group_id()
+        .expect("an id")
+        .to_string();
+    ec2.create_key_pair()
+        .key_name("app-key")
+        .send()
+        .await
+        .expect("key pair");
+    let image = ec2.describe_images().send().await.expect("images").images()[0]
+        .image_id()
+        .expect("an AMI")
+        .to_string();
+    let standby = ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .security_group_ids(&group)
+        .key_name("app-key")
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Role")
+                        .value("app")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("standby")
+        .instances()[0]
+        .instance_id()
+        .expect("an id")
+        .to_string();
+    ec2.stop_instances()
+        .instance_ids(&standby)
+        .send()
+        .await
+        .expect("stop");
+    let runbook = env.dir.path().join("start.yaml");
+    std::fs::write(
+        &runbook,
+        "name: start
+strategy: warm-standby
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: start-app, action: ec2.start_instances, with: { tags: { Role: app } }, restores_service: true }
+",
+    )
+    .expect("write runbook");
+    let state = env.dir.path().join("state");
+    // As the least-privilege drill policy allows, no more.
+    env.moto
+        .enforce_policy(&[runbook.to_str().expect("utf-8"), "--mode", "drill"]);
+    let out = env
+        .moto
+        .lifeboat(&state)
+        .args(["drill", runbook.to_str().expect("utf-8"), "--yes", "--keep"])
+        .output()
+        .expect("drill");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let copies = ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:lifeboat:drill-of")
+                .values(&standby)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe");
+    let copy = copies
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .expect("a drill copy, kept");
+    let groups: Vec<&str> = copy
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(groups, [group.as_str()], "not the VPC's default group");
+    assert_eq!(copy.key_name(), Some("app-key"));
+    let runs = env
+        .moto
+        .lifeboat(&state)
+        .args(["runs", "--output", "json"])
+        .output()
+        .expect("runs");
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let report = env
+        .moto
+        .lifeboat(&state)
+        .args(["report", runs[0]["id"].as_str().expect("a run")])
+        .output()
+        .expect("report");
+    let md = text(&report.stdout);
+    assert!(md.contains("The drill shares production's network"), "{md}");
+    assert!(md.contains(&group), "{md}");
+
+    let sweep = env
+        .moto
+        .lifeboat(&state)
+        .arg("sweep")
+        .output()
+        .expect("sweep");
+    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    assert!(
+        inventory(&env.aws, true).await.is_empty(),
+        "the kept copy is swept"
+    );
+}
