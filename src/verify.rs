@@ -123,6 +123,7 @@ fn context(job: &str, region: &str, timeout: Duration) -> StepContext {
         resumed: false,
         deadline: tokio::time::Instant::now() + timeout,
         assume_role: None,
+        placement: Default::default(),
     }
 }
 
@@ -664,6 +665,8 @@ async fn deep_restore(
         instance_class: deep.instance_class.clone(),
         subnet_group: deep.subnet_group.clone(),
         security_groups: Vec::new(),
+        parameter_group: None,
+        option_group: None,
         multi_az: Some(false),
         tags: std::collections::BTreeMap::from([(
             "lifeboat:verify-job".to_string(),

@@ -59,6 +59,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
+from moto.iam.models import iam_backends
 from moto.rds.models import rds_backends
 from moto.sts.models import sts_backends
 from moto.route53.exceptions import InvalidInput, Route53ClientError
@@ -844,8 +845,14 @@ def with_tags(action, resource, extra=None):
 def ec2_request(request, op):
     r = request.region
     star = [(op, "*", {})]
+    if op == "DescribeInstanceAttribute":
+        i = request.params.get("InstanceId", "")
+        return [with_tags(op, existing(ec2_arn(request, "instance", i), ec2_tags(request, r, i)))]
     if op.startswith("Describe"):
         return star
+    if op == "DeleteVolume":
+        v = request.params.get("VolumeId", "")
+        return [with_tags(op, existing(ec2_arn(request, "volume", v), ec2_tags(request, r, v)))]
     if op in ("StartInstances", "StopInstances", "TerminateInstances", "ModifyInstanceAttribute"):
         ids = request.values("InstanceId") or [request.params.get("InstanceId")]
         return [with_tags(op, existing(ec2_arn(request, "instance", i), ec2_tags(request, r, i))) for i in ids if i]
@@ -875,6 +882,9 @@ def ec2_request(request, op):
         key = request.params.get("KeyName") or data.get("KeyName")
         if key:
             checks.append(with_tags(op, existing(ec2_arn(request, "key-pair", key), {})))
+        profile = request.params.get("IamInstanceProfile.Arn") or request.params.get("IamInstanceProfile.Name")
+        if profile:
+            checks.extend(pass_role(request, profile))
         # Tagging on creation is authorized as ec2:CreateTags with the
         # creating action in the context.
         for kind in sorted(tagged):
@@ -906,6 +916,18 @@ def ec2_request(request, op):
         snap = request.params.get("SnapshotId", "")
         return [with_tags(op, existing(ec2_arn(request, "snapshot", snap), ec2_tags(request, r, snap)))]
     return None
+
+
+def pass_role(request, profile):
+    """Launching with an instance profile passes its roles to EC2."""
+    backend = iam_backends[request.account]["aws"]
+    roles = []
+    for p in backend.instance_profiles.values():
+        if profile in (p.arn, p.name):
+            roles = [role.arn for role in p.roles]
+    if not roles:
+        return [("iam:PassRole", "*", {"reason": f"no instance profile {profile}"})]
+    return [("iam:PassRole", arn, {"iam:passedtoservice": "ec2.amazonaws.com"}) for arn in roles]
 
 
 def rds_support(request, checks, op):
@@ -988,15 +1010,50 @@ def rds_request(request, op):
     return checks
 
 
+def autoscaling_group(request, name):
+    """The ARN and tags of a group (the ARN a new one will have)."""
+    group = autoscaling_backends[request.account][request.region].autoscaling_groups.get(name)
+    if group is None:
+        return (f"arn:aws:autoscaling:{request.region}:{request.account}:autoScalingGroup:new:"
+                f"autoScalingGroupName/{name}"), {}
+    return group.arn, {t["Key"]: t.get("Value", "") for t in group.tags}
+
+
 def autoscaling_request(request, op):
+    p = request.params
     if op.startswith("Describe"):
         return [(op, "*", {})]
-    if op in ("UpdateAutoScalingGroup", "SetDesiredCapacity"):
-        name = request.params.get("AutoScalingGroupName", "")
-        group = autoscaling_backends[request.account][request.region].autoscaling_groups.get(name)
-        arn = group.arn if group is not None else (
-            f"arn:aws:autoscaling:{request.region}:{request.account}:autoScalingGroup:unknown:autoScalingGroupName/{name}")
-        return [(op, arn, {})]
+    if op in ("UpdateAutoScalingGroup", "SetDesiredCapacity", "DeleteAutoScalingGroup"):
+        return [with_tags(op, existing(*autoscaling_group(request, p.get("AutoScalingGroupName", ""))))]
+    if op == "CreateOrUpdateTags":
+        name = p.get("Tags.member.1.ResourceId", "")
+        arn, tags = autoscaling_group(request, name)
+        return [with_tags(op, (arn, {"tags": tags, "request_tags": request.tags()}))]
+    if op == "CreateAutoScalingGroup":
+        arn, _ = autoscaling_group(request, p.get("AutoScalingGroupName", ""))
+        checks = [with_tags(op, created(arn, request))]
+        if request.tags():
+            checks.append(with_tags("autoscaling:CreateOrUpdateTags", created(arn, request)))
+        # Whoever makes a group from a launch template must be allowed to
+        # launch from it (and to pass its instance profile's role).
+        spec = "LaunchTemplate."
+        if not any(k.startswith(spec) for k in p):
+            spec = "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification."
+        template_id = p.get(spec + "LaunchTemplateId")
+        template_name = p.get(spec + "LaunchTemplateName")
+        if template_id or template_name:
+            backend = ec2_backends[request.account][request.region]
+            template = next((t for t in backend.launch_templates.values()
+                             if t.id == template_id or (template_name and t.name == template_name)), None)
+            if template is None:
+                return checks + [("ec2:RunInstances", "*", {"reason": "no such launch template"})]
+            lt = ec2_arn(request, "launch-template", template.id)
+            checks.append(("ec2:RunInstances", lt, {"ec2:launchtemplate": lt}))
+            profile = template.latest_version().data.get("IamInstanceProfile", {})
+            profile = profile.get("Arn") or profile.get("Name")
+            if profile:
+                checks.extend(pass_role(request, profile))
+        return checks
     return None
 
 
@@ -1118,7 +1175,7 @@ def condition_holds(op, key, wanted, context):
         return present and any(v in wanted for v in values)
     if op == "StringNotEquals":
         return not present or not any(v in wanted for v in values)
-    if op == "StringLike":
+    if op in ("StringLike", "ArnLike"):
         return present and any(glob(w, v) for w in wanted for v in values)
     if op == "Bool":
         return present and any(v.lower() == w.lower() for w in wanted for v in values)

@@ -1,6 +1,6 @@
 //! Auto Scaling: set a group's capacity and wait for its instances.
 
-use aws_sdk_autoscaling::types::AutoScalingGroup;
+use aws_sdk_autoscaling::types::{AutoScalingGroup, ScalingActivityStatusCode};
 
 use super::aws_error::classify;
 use super::{Poll, Readiness, poll_until, region_of};
@@ -8,7 +8,7 @@ use crate::aws::AwsClients;
 use crate::catalogue::autoscaling::SetCapacity;
 use crate::engine::{ActionError, Outputs, StepContext};
 
-async fn group(
+pub(super) async fn group(
     client: &aws_sdk_autoscaling::Client,
     region: &str,
     name: &str,
@@ -28,7 +28,7 @@ async fn group(
 /// The sizes the group gets: what the step sets, the rest as they are.
 /// A desired capacity outside the group's bounds is refused rather than
 /// silently widening them.
-fn target(g: &AutoScalingGroup, w: &SetCapacity) -> Result<(i32, i32, i32), String> {
+pub(super) fn target(g: &AutoScalingGroup, w: &SetCapacity) -> Result<(i32, i32, i32), String> {
     let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
     let desired = int(w.desired);
     let min = w.min.map_or(g.min_size().unwrap_or(0), int);
@@ -46,7 +46,7 @@ fn target(g: &AutoScalingGroup, w: &SetCapacity) -> Result<(i32, i32, i32), Stri
     Ok((min, desired, max))
 }
 
-fn in_service(g: &AutoScalingGroup) -> Vec<String> {
+pub(super) fn in_service(g: &AutoScalingGroup) -> Vec<String> {
     g.instances()
         .iter()
         .filter(|i| {
@@ -94,23 +94,7 @@ pub(super) async fn set_capacity(
     let mut ready = in_service(&now);
     if w.wait_in_service {
         let wanted = usize::try_from(desired).unwrap_or(0);
-        ready = poll_until(
-            ctx,
-            &format!("Auto Scaling group {} not at capacity", w.group),
-            || async {
-                let g = group(&client, region, &w.group).await?;
-                let ready = in_service(&g);
-                Ok(if ready.len() >= wanted {
-                    Poll::Done(ready)
-                } else {
-                    Poll::NotYet(format!(
-                        "{} of {wanted} instances InService and healthy",
-                        ready.len()
-                    ))
-                })
-            },
-        )
-        .await?;
+        ready = wait_at_capacity(&client, region, &w.group, wanted, ctx).await?;
     }
     Ok(Outputs::from([
         ("group".to_string(), serde_json::json!(w.group)),
@@ -118,6 +102,57 @@ pub(super) async fn set_capacity(
         ("changed".to_string(), serde_json::json!(changed)),
         ("instance_ids".to_string(), serde_json::json!(ready)),
     ]))
+}
+
+/// Wait until `wanted` of the group's instances are InService and
+/// healthy; while they are not, the newest failed scaling activity (a
+/// launch AWS refused) is said with the count.
+pub(super) async fn wait_at_capacity(
+    client: &aws_sdk_autoscaling::Client,
+    region: &str,
+    name: &str,
+    wanted: usize,
+    ctx: &StepContext,
+) -> Result<Vec<String>, ActionError> {
+    poll_until(
+        ctx,
+        &format!("Auto Scaling group {name} not at capacity"),
+        || async {
+            let g = group(client, region, name).await?;
+            let ready = in_service(&g);
+            if ready.len() >= wanted {
+                return Ok(Poll::Done(ready));
+            }
+            let failed = last_failure(client, region, name).await?;
+            Ok(Poll::NotYet(format!(
+                "{} of {wanted} instances InService and healthy{}",
+                ready.len(),
+                failed
+                    .map(|m| format!("; the last launch failed: {m}"))
+                    .unwrap_or_default()
+            )))
+        },
+    )
+    .await
+}
+
+/// The status message of the group's newest scaling activity, when it failed.
+async fn last_failure(
+    client: &aws_sdk_autoscaling::Client,
+    region: &str,
+    name: &str,
+) -> Result<Option<String>, ActionError> {
+    let out = client
+        .describe_scaling_activities()
+        .auto_scaling_group_name(name)
+        .max_records(1)
+        .send()
+        .await
+        .map_err(|e| classify(&format!("DescribeScalingActivities {name} in {region}"), e))?;
+    Ok(out.activities().first().and_then(|a| {
+        (a.status_code() == Some(&ScalingActivityStatusCode::Failed))
+            .then(|| a.status_message().unwrap_or("no reason given").to_string())
+    }))
 }
 
 /// Whether the group exists and can take the capacity.

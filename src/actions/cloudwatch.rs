@@ -587,6 +587,7 @@ mod tests {
             resumed: false,
             deadline: tokio::time::Instant::now(),
             assume_role: None,
+            placement: Default::default(),
         };
         let w = PutMetricData {
             namespace: "Lifeboat".into(),

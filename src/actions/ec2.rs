@@ -17,7 +17,7 @@ use crate::catalogue::{ActionInput, ActionKind};
 use crate::engine::{ActionError, FailureKind, Outputs, StepContext};
 
 /// The instances a selector names, as described now (terminated ones left out).
-async fn select(
+pub(super) async fn select(
     client: &aws_sdk_ec2::Client,
     region: &str,
     ids: Option<&Vec<String>>,
@@ -49,6 +49,7 @@ async fn select(
                     .instances()
                     .iter()
                     .filter(|i| state(i) != Some(InstanceStateName::Terminated))
+                    .filter(|i| !drill_copy_unasked(i, tags))
                     .cloned(),
             );
         }
@@ -72,6 +73,18 @@ async fn select(
     Ok(found)
 }
 
+/// Whether `i` is a drill's copy that a tag selector did not ask for: a
+/// drill copy carries its source's tags, and a selector of production's
+/// instances must never pick it up (nor one drill another's copies).
+fn drill_copy_unasked(i: &Instance, tags: Option<&BTreeMap<String, String>>) -> bool {
+    let Some(tags) = tags else { return false };
+    let asks_for_drills = tags.keys().any(|k| k.starts_with("lifeboat:drill"));
+    !asks_for_drills
+        && i.tags()
+            .iter()
+            .any(|t| t.key() == Some(crate::iam::DRILL_TAG))
+}
+
 fn describe_tags(tags: &BTreeMap<String, String>) -> String {
     tags.iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -79,7 +92,7 @@ fn describe_tags(tags: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-fn state(i: &Instance) -> Option<InstanceStateName> {
+pub(super) fn state(i: &Instance) -> Option<InstanceStateName> {
     i.state().and_then(|s| s.name()).cloned()
 }
 
@@ -136,7 +149,7 @@ async fn states(
 /// Poll until every instance in `ids` is in `target`, within the deadline.
 /// `known` is what an earlier answer (StartInstances' own) said: when it
 /// shows every instance there already, no call is needed.
-async fn wait_for_state(
+pub(super) async fn wait_for_state(
     client: &aws_sdk_ec2::Client,
     region: &str,
     ids: &[String],
@@ -443,7 +456,7 @@ pub const STEP_TAG: &str = "lifeboat:step";
 /// twice when an answer was lost.
 /// Each alternative placement (`option` > 0) has a token of its own: EC2
 /// refuses one token for different parameters.
-fn client_token(ctx: &StepContext, count: usize, option: usize) -> String {
+pub(super) fn client_token(ctx: &StepContext, count: usize, option: usize) -> String {
     use sha2::Digest;
     let key = match option {
         0 => format!("{}/{}/{count}", ctx.run_id, ctx.step_id),
@@ -522,6 +535,9 @@ pub(super) async fn launch_from_template(
                 .max_count(count)
                 .set_instance_type(at.instance_type.as_deref().map(InstanceType::from))
                 .set_subnet_id(at.subnet_id.clone())
+                .set_security_group_ids(
+                    (!w.security_groups.is_empty()).then(|| w.security_groups.clone()),
+                )
                 .tag_specifications(spec.clone())
                 .client_token(client_token(ctx, missing, i));
             let what = format!(
@@ -615,127 +631,6 @@ fn placed_outputs(
     out.insert("subnet_id".to_string(), serde_json::json!(subnet_id));
     out.insert("capacity_refusals".to_string(), serde_json::json!(refused));
     out
-}
-
-/// A drill's stand-in for `ec2.start_instances`: the selected standby
-/// instances stay stopped; for each, one instance is launched from the same
-/// AMI, type, subnet, security groups and key pair, tagged for the drill
-/// and with `lifeboat:drill-of=<instance>`; the note says the drill shares
-/// production's network.
-pub(super) async fn drill_start(
-    aws: &AwsClients,
-    ctx: &StepContext,
-    w: &Instances,
-) -> Result<Outputs, ActionError> {
-    let region = region_of(ctx)?;
-    let client = aws.ec2(region);
-    let standby = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
-    let mut launched = Vec::new();
-    let mut ids = Vec::new();
-    // Where copies share production's network, for the report to say.
-    let mut shared = Vec::new();
-    for original in &standby {
-        let original_id = original.instance_id().unwrap_or_default().to_string();
-        let mut identity = BTreeMap::from([(DRILL_OF_TAG.to_string(), original_id.clone())]);
-        identity.extend(
-            super::drill::own_tags(ctx)
-                .into_iter()
-                .filter(|(k, _)| k != CREATED_TAG),
-        );
-        let existing: Vec<Instance> = match select(&client, region, None, Some(&identity)).await {
-            Ok(found) => found
-                .into_iter()
-                .filter(|i| {
-                    state(i).is_none_or(|s| {
-                        ![
-                            InstanceStateName::ShuttingDown,
-                            InstanceStateName::Terminated,
-                        ]
-                        .contains(&s)
-                    })
-                })
-                .collect(),
-            Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        if let Some(copy) = existing.first() {
-            ids.push(copy.instance_id().unwrap_or_default().to_string());
-            continue;
-        }
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        let name = super::drill::name(&original_id, &ctx.run_id);
-        for (k, v) in identity
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(super::drill::own_tags(ctx))
-            .chain([("Name".to_string(), name)])
-        {
-            spec = spec.tags(Tag::builder().key(k).value(v).build());
-        }
-        // What makes the copy work like its source: its security groups
-        // (so the VPC's default group does not stand in) and its key pair.
-        let groups: Vec<String> = original
-            .security_groups()
-            .iter()
-            .filter_map(|g| g.group_id().map(str::to_string))
-            .collect();
-        if let Some(subnet) = original.subnet_id() {
-            shared.push(format!(
-                "{original_id}'s copy is in its subnet {subnet}{}",
-                if groups.is_empty() {
-                    String::new()
-                } else {
-                    format!(" with its security groups {}", groups.join(", "))
-                }
-            ));
-        }
-        let out = client
-            .run_instances()
-            .set_image_id(original.image_id().map(str::to_string))
-            .set_instance_type(original.instance_type().cloned())
-            .set_subnet_id(original.subnet_id().map(str::to_string))
-            .set_security_group_ids((!groups.is_empty()).then_some(groups))
-            .set_key_name(original.key_name().map(str::to_string))
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec.build())
-            .client_token(client_token(ctx, launched.len() + 1, 0))
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    &format!("RunInstances (drill copy of {original_id}) in {region}"),
-                    e,
-                )
-            })?;
-        for i in out.instances() {
-            let id = i.instance_id().unwrap_or_default().to_string();
-            launched.push(format!("{id} for {original_id}"));
-            ids.push(id);
-        }
-    }
-    wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
-    let note = if launched.is_empty() {
-        format!("drill instances {} exist already", ids.join(", "))
-    } else {
-        format!(
-            "launched drill instances {} from the standby instances' AMIs, types, security groups and key pairs; the standby instances were not started{}",
-            launched.join(", "),
-            if shared.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ". The drill shares production's network: {}",
-                    shared.join("; ")
-                )
-            }
-        )
-    };
-    Ok(Outputs::from([
-        ("instance_ids".to_string(), serde_json::json!(ids)),
-        ("started".to_string(), serde_json::json!([])),
-        ("drill".to_string(), serde_json::json!(note)),
-    ]))
 }
 
 /// The tag naming the production instance a drill instance stands in for.

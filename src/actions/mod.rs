@@ -273,6 +273,7 @@ impl Registry {
                         resumed: false,
                         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
                         assume_role: Some(r.clone()),
+                        placement: Default::default(),
                     };
                     self.clients_for(&ctx, ActionKind::RdsWaitAvailable)
                         .await
@@ -663,6 +664,7 @@ mod tests {
             resumed: false,
             deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
             assume_role: None,
+            placement: Default::default(),
         }
     }
 

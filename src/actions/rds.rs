@@ -62,6 +62,18 @@ fn has_tags(db: &DbInstance, tags: &BTreeMap<String, String>) -> bool {
     })
 }
 
+/// Whether `db` is a drill's copy that a selection by tags or by source
+/// did not ask for: copies carry their step's tags and may replicate from
+/// production, and production's selections must never pick them up (nor
+/// one drill another's).
+fn drill_copy_unasked(db: &DbInstance, which: &Select<'_>) -> bool {
+    let asks_for_drills = match which {
+        Select::Tags(tags) => tags.keys().any(|k| k.starts_with("lifeboat:drill")),
+        _ => false,
+    };
+    !asks_for_drills && tag(db, crate::iam::DRILL_TAG).is_some()
+}
+
 fn tag(db: &DbInstance, key: &str) -> Option<String> {
     db.tag_list()
         .iter()
@@ -125,6 +137,7 @@ async fn select(
                 found.extend(
                     page.db_instances()
                         .iter()
+                        .filter(|db| !drill_copy_unasked(db, which))
                         .filter(|db| match which {
                             Select::Tags(tags) => has_tags(db, tags),
                             Select::ReplicasOf(source) => db
@@ -328,6 +341,7 @@ pub(super) async fn drill_promote(
     let replicas = select(&client, region, &promote_selection(w)?).await?;
     let mut copies = Vec::new();
     let mut notes = Vec::new();
+    let mut shared = Vec::new();
     for db in &replicas {
         let id = id_of(db);
         let copy = super::drill::name(&id, &ctx.run_id);
@@ -355,6 +369,24 @@ pub(super) async fn drill_promote(
                     Err(e) => return Err(e),
                 };
             let snapshot_id = snapshot.db_snapshot_identifier().unwrap_or_default();
+            // The replica's groups, or the drill's placement.
+            let groups = GroupsOf::source(db).under(GroupsOf::drill(&ctx.placement));
+            if ctx.placement.db_subnet_group.is_none() {
+                shared.push(format!(
+                    "{copy} is in {id}'s subnet group {}{}",
+                    groups.subnet_group.as_deref().unwrap_or("(none)"),
+                    if ctx.placement.db_security_groups.is_empty()
+                        && !groups.security_groups.is_empty()
+                    {
+                        format!(
+                            " with its security groups {}",
+                            groups.security_groups.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
             let mut tags = creation_tags(ctx, &Tags::new());
             tags.push(
                 Tag::builder()
@@ -367,11 +399,12 @@ pub(super) async fn drill_promote(
                 .db_instance_identifier(&copy)
                 .db_snapshot_identifier(snapshot_id)
                 .set_db_instance_class(db.db_instance_class().map(str::to_string))
-                .set_db_subnet_group_name(
-                    db.db_subnet_group()
-                        .and_then(|g| g.db_subnet_group_name())
-                        .map(str::to_string),
+                .set_db_subnet_group_name(groups.subnet_group.clone())
+                .set_vpc_security_group_ids(
+                    (!groups.security_groups.is_empty()).then(|| groups.security_groups.clone()),
                 )
+                .set_db_parameter_group_name(groups.parameter_group.clone())
+                .set_option_group_name(groups.option_group.clone())
                 .set_tags(Some(tags))
                 .send()
                 .await
@@ -382,7 +415,7 @@ pub(super) async fn drill_promote(
                     )
                 })?;
             notes.push(format!(
-                "restored {id}'s snapshot {snapshot_id} into {copy}; {id} was not promoted"
+                "restored {id}'s snapshot {snapshot_id} into {copy} with {id}'s class, subnet group, security groups, parameter group and option group; {id} was not promoted"
             ));
         }
         copies.push(copy);
@@ -392,8 +425,91 @@ pub(super) async fn drill_promote(
     if notes.is_empty() {
         notes.push(format!("drill copies {} exist already", copies.join(", ")));
     }
-    outputs.insert("drill".to_string(), serde_json::json!(notes.join("; ")));
+    let mut note = notes.join("; ");
+    if !shared.is_empty() {
+        note.push_str(&format!(
+            ". The drill shares production's network: {}",
+            shared.join("; ")
+        ));
+    }
+    outputs.insert("drill".to_string(), serde_json::json!(note));
     Ok(outputs)
+}
+
+/// Where a new instance goes and which groups it takes: a subnet group,
+/// VPC security groups, a parameter group and an option group.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct GroupsOf {
+    subnet_group: Option<String>,
+    security_groups: Vec<String>,
+    parameter_group: Option<String>,
+    option_group: Option<String>,
+}
+
+impl GroupsOf {
+    /// An existing instance's.
+    fn source(db: &DbInstance) -> GroupsOf {
+        GroupsOf {
+            subnet_group: db
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_string),
+            security_groups: db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_string))
+                .collect(),
+            // The engine's default groups (`default.postgres16`,
+            // `default:postgres-16`) are what RDS uses when none is named:
+            // only the source's own are carried.
+            parameter_group: db
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .filter(|n| !n.starts_with("default."))
+                .map(str::to_string),
+            option_group: db
+                .option_group_memberships()
+                .first()
+                .and_then(|g| g.option_group_name())
+                .filter(|n| !n.starts_with("default:"))
+                .map(str::to_string),
+        }
+    }
+
+    /// What a point-in-time restore's step names.
+    fn given(w: &RestorePointInTime) -> GroupsOf {
+        GroupsOf {
+            subnet_group: w.subnet_group.clone(),
+            security_groups: w.security_groups.clone(),
+            parameter_group: w.parameter_group.clone(),
+            option_group: w.option_group.clone(),
+        }
+    }
+
+    /// Where the runbook's `drill:` puts drill databases.
+    fn drill(placement: &crate::runbook::DrillPlacement) -> GroupsOf {
+        GroupsOf {
+            subnet_group: placement.db_subnet_group.clone(),
+            security_groups: placement.db_security_groups.clone(),
+            parameter_group: None,
+            option_group: None,
+        }
+    }
+
+    /// These, each overridden by `top` where `top` names it.
+    fn under(self, top: GroupsOf) -> GroupsOf {
+        GroupsOf {
+            subnet_group: top.subnet_group.or(self.subnet_group),
+            security_groups: if top.security_groups.is_empty() {
+                self.security_groups
+            } else {
+                top.security_groups
+            },
+            parameter_group: top.parameter_group.or(self.parameter_group),
+            option_group: top.option_group.or(self.option_group),
+        }
+    }
 }
 
 /// Whether `id`'s drill copy exists in the step's region: what a drill
@@ -878,6 +994,8 @@ pub(super) async fn restore_from_snapshot(
                                     (!w.security_groups.is_empty())
                                         .then(|| w.security_groups.clone()),
                                 )
+                                .set_db_parameter_group_name(w.parameter_group.clone())
+                                .set_option_group_name(w.option_group.clone())
                                 .set_multi_az(w.multi_az)
                                 .set_tags(Some(tags.clone()))
                                 .send(),
@@ -1028,6 +1146,13 @@ pub(super) async fn restore_point_in_time(
                 .unwrap_or_else(|| "latest".to_string());
             let mut tags = creation_tags(ctx, &w.tags);
             tags.push(Tag::builder().key(RESTORED_TO_TAG).value(&to).build());
+            // Restored like its source where the source's groups are at
+            // hand (the same region): RDS would otherwise use the VPC's
+            // default security group and the engine's default groups.
+            let groups = match &source {
+                PitrSource::Instance(db) => GroupsOf::source(db).under(GroupsOf::given(w)),
+                PitrSource::Replicated(_) => GroupsOf::given(w),
+            };
             placed = Some(
                 with_db_capacity(
                     format!("DB instance {} in {region}", w.target_db_instance),
@@ -1058,7 +1183,13 @@ pub(super) async fn restore_point_in_time(
                                 )
                                 .set_db_instance_class(at.instance_class)
                                 .set_availability_zone(at.availability_zone)
-                                .set_db_subnet_group_name(w.subnet_group.clone())
+                                .set_db_subnet_group_name(groups.subnet_group.clone())
+                                .set_vpc_security_group_ids(
+                                    (!groups.security_groups.is_empty())
+                                        .then(|| groups.security_groups.clone()),
+                                )
+                                .set_db_parameter_group_name(groups.parameter_group.clone())
+                                .set_option_group_name(groups.option_group.clone())
                                 .set_tags(Some(tags.clone()))
                                 .send(),
                         )
@@ -1426,6 +1557,12 @@ pub(super) async fn create_read_replica(
                                 .set_availability_zone(at.availability_zone)
                                 .set_kms_key_id(w.kms_key_id.clone())
                                 .set_db_subnet_group_name(w.subnet_group.clone())
+                                .set_vpc_security_group_ids(
+                                    (!w.security_groups.is_empty())
+                                        .then(|| w.security_groups.clone()),
+                                )
+                                .set_db_parameter_group_name(w.parameter_group.clone())
+                                .set_option_group_name(w.option_group.clone())
                                 .set_tags(Some(tags.clone()))
                                 .send(),
                         )

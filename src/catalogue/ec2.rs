@@ -63,6 +63,9 @@ pub struct LaunchFromTemplate {
     pub count: u32,
     /// Subnet to launch into, overriding the template.
     pub subnet_id: Option<String>,
+    /// Security groups, overriding the template's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
     /// Instance type, overriding the template's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,

@@ -58,6 +58,12 @@ pub struct RestoreFromSnapshot {
     /// VPC security groups to attach.
     #[serde(default)]
     pub security_groups: Vec<String>,
+    /// DB parameter group; default: the engine's default (RDS does not take the snapshot's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
+    /// Option group; default: the snapshot's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_group: Option<String>,
     /// Multi-AZ deployment.
     pub multi_az: Option<bool>,
     /// Availability Zone to create it in; default: RDS chooses.
@@ -91,8 +97,17 @@ pub struct RestorePointInTime {
     pub restore_time: Option<String>,
     /// Instance class of the new instance.
     pub instance_class: Option<String>,
-    /// DB subnet group to place it in.
+    /// DB subnet group to place it in; default: a same-region source's.
     pub subnet_group: Option<String>,
+    /// VPC security groups to attach; default: a same-region source's, else the VPC's default group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// DB parameter group; default: a same-region source's, else the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
+    /// Option group; default: a same-region source's, else the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_group: Option<String>,
     /// Availability Zone to create it in; default: RDS chooses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
@@ -123,6 +138,15 @@ pub struct CreateReadReplica {
     pub kms_key_id: Option<String>,
     /// DB subnet group to place it in.
     pub subnet_group: Option<String>,
+    /// VPC security groups to attach; default: the VPC's default group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<String>,
+    /// DB parameter group; default: a same-region source's, else the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter_group: Option<String>,
+    /// Option group; default: the source's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_group: Option<String>,
     /// Availability Zone to create it in; default: RDS chooses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,

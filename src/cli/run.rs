@@ -535,6 +535,7 @@ fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
                 resumed: false,
                 deadline: tokio::time::Instant::now() + step.timeout,
                 assume_role: step.assume_role.clone(),
+                placement: loaded.runbook.drill.clone(),
             };
             let region = step
                 .region

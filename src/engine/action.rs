@@ -43,6 +43,8 @@ pub struct StepContext {
     /// The role the step's AWS calls act as (its own `assume_role` or the
     /// runbook's); `None`: the caller's own credentials.
     pub assume_role: Option<crate::runbook::AssumeRole>,
+    /// Where a drill puts its copies (the runbook's `drill:`).
+    pub placement: crate::runbook::DrillPlacement,
 }
 
 /// How an action failed, which decides whether it is retried.

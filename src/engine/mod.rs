@@ -736,6 +736,7 @@ impl Engine {
                     resumed: false,
                     deadline,
                     assume_role: step.assume_role.clone(),
+                    placement: ctx.runbook.drill.clone(),
                 };
                 calls::logging_calls(self.actions.read_recovery_point(&sctx, region, source, at))
                     .await
@@ -834,6 +835,7 @@ impl Engine {
                 resumed: resumed && attempt == first_attempt,
                 deadline,
                 assume_role: step.assume_role.clone(),
+                placement: ctx.runbook.drill.clone(),
             };
             let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,
@@ -969,6 +971,7 @@ impl Engine {
                 resumed: false,
                 deadline,
                 assume_role: step.assume_role.clone(),
+                placement: ctx.runbook.drill.clone(),
             };
             let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,

@@ -307,6 +307,26 @@ pub(super) fn grants(
     out
 }
 
+/// `iam:PassRole` on the roles a drill's copies and groups may launch
+/// with (the runbook's `drill.instance_roles`), to EC2 and nothing else.
+pub(super) fn pass_roles(roles: &[String], resolved: &Resolved) -> Grant {
+    let account = resolved.account.as_deref().unwrap_or("*");
+    let mut conditions = Conditions::new();
+    conditions.entry("StringEquals").or_default().insert(
+        "iam:PassedToService".to_string(),
+        BTreeSet::from(["ec2.amazonaws.com".to_string()]),
+    );
+    Grant {
+        resources: roles
+            .iter()
+            .map(|role| format!("arn:aws:iam::{account}:role/{}", pattern(role)))
+            .collect(),
+        conditions,
+        narrower: false,
+        deny: false,
+    }
+}
+
 /// What a drill's teardown needs, as every principal of the drill, in each
 /// of `regions`: finding what carries the drill tag (RDS instances and
 /// snapshots, EC2 instances and AMIs), objects under `lifeboat-drill-`
@@ -366,6 +386,8 @@ pub(super) fn teardown(
         for read in [
             "ec2:DescribeInstances",
             "ec2:DescribeImages",
+            "ec2:DescribeVolumes",
+            "autoscaling:DescribeAutoScalingGroups",
             "s3:ListAllMyBuckets",
         ] {
             out.push((
@@ -377,6 +399,22 @@ pub(super) fn teardown(
         out.push((
             "ec2:TerminateInstances",
             plain(&[at.ec2(region, "instance", "*")], tagged()),
+            r.clone(),
+        ));
+        out.push((
+            "ec2:DeleteVolume",
+            plain(&[at.ec2(region, "volume", "*")], tagged()),
+            r.clone(),
+        ));
+        out.push((
+            "autoscaling:DeleteAutoScalingGroup",
+            plain(
+                &[format!(
+                    "arn:aws:autoscaling:{region}:{}:autoScalingGroup:*:autoScalingGroupName/*-drill-*",
+                    at.account()
+                )],
+                tagged(),
+            ),
             r.clone(),
         ));
         out.push((
@@ -499,7 +537,10 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             | "ec2:DescribeInstanceStatus"
             | "ec2:DescribeImages"
             | "ec2:DescribeLaunchTemplates"
+            | "ec2:DescribeVolumes"
+            | "ec2:DescribeSubnets"
             | "autoscaling:DescribeAutoScalingGroups"
+            | "autoscaling:DescribeScalingActivities"
             | "cloudwatch:GetMetricStatistics"
             | "route53:ListHostedZonesByName"
             | "route53:ListHealthChecks",
@@ -509,6 +550,9 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
         }
         ("rds:DescribeDBInstances", _) => {
             t.add(Role::Used, at.rds(r, "db", "*"));
+        }
+        ("ec2:DescribeInstanceAttribute", _) => {
+            t.add(Role::Used, at.ec2(r, "instance", "*"));
         }
         ("rds:DescribeDBSnapshots", _) => {
             t.add(Role::Used, at.rds(r, "db", "*"))
@@ -779,6 +823,38 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             // A drill stops or tears down only its own instances.
             t.add(Role::Changed, at.ec2(r, "instance", "*"));
         }
+        // Auto Scaling checks that whoever makes a group from a launch
+        // template may launch from it; that check carries no request tags,
+        // so it is held to launches from launch templates instead.
+        ("ec2:RunInstances", I::AutoscalingSetCapacity(_)) => {
+            for kind in ["instance", "volume", "network-interface"] {
+                t.add(Role::Used, at.ec2(r, kind, "*"));
+            }
+            t.add(Role::Used, at.ec2(r, "launch-template", "*"))
+                .add(Role::Used, at.ec2(r, "subnet", "*"))
+                .add(Role::Used, at.ec2(r, "security-group", "*"))
+                .add(Role::Used, at.ec2(r, "key-pair", "*"))
+                .add(Role::Used, at.ec2_public(r, "image", "*"))
+                .add(Role::Used, at.ec2_public(r, "snapshot", "*"));
+            t.condition(
+                "ArnLike",
+                "ec2:LaunchTemplate",
+                &[format!(
+                    "arn:aws:ec2:{r}:{}:launch-template/*",
+                    at.account()
+                )],
+            );
+        }
+        ("ec2:CreateTags", I::AutoscalingSetCapacity(_)) => {
+            for kind in ["instance", "volume"] {
+                t.add(Role::Created, at.ec2(r, kind, "*"));
+            }
+            t.condition(
+                "StringEquals",
+                "ec2:CreateAction",
+                &["RunInstances".to_string()],
+            );
+        }
         ("ec2:RunInstances", input) => {
             for kind in ["instance", "volume", "network-interface"] {
                 t.add(Role::Created, at.ec2(r, kind, "*"));
@@ -789,6 +865,8 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                 }
                 _ => (None, None),
             };
+            // A drill launches where the runbook's `drill:` says.
+            let subnet = subnet.filter(|_| !drilled);
             let subnets: Vec<String> = match subnet {
                 Some(first) => std::iter::once(first)
                     .chain(match input {
@@ -855,12 +933,38 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
         }
         // The rest.
         ("autoscaling:UpdateAutoScalingGroup", I::AutoscalingSetCapacity(w)) => {
+            let group = if drilled {
+                "*-drill-*"
+            } else {
+                w.group.as_str()
+            };
             t.add(
                 Role::Changed,
                 format!(
                     "arn:aws:autoscaling:{r}:{}:autoScalingGroup:*:autoScalingGroupName/{}",
                     at.account(),
-                    pattern(&w.group)
+                    pattern(group)
+                ),
+            );
+        }
+        // Only a drill's own groups are ever deleted, at its teardown.
+        ("autoscaling:DeleteAutoScalingGroup", _) => {
+            t.add(
+                Role::Changed,
+                format!(
+                    "arn:aws:autoscaling:{r}:{}:autoScalingGroup:*:autoScalingGroupName/*-drill-*",
+                    at.account()
+                ),
+            );
+        }
+        // A drill's own group, made from the production group's launch
+        // template, tagged as it is made.
+        ("autoscaling:CreateAutoScalingGroup" | "autoscaling:CreateOrUpdateTags", _) => {
+            t.add(
+                Role::Created,
+                format!(
+                    "arn:aws:autoscaling:{r}:{}:autoScalingGroup:*:autoScalingGroupName/*-drill-*",
+                    at.account()
                 ),
             );
         }

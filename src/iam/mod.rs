@@ -97,10 +97,25 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
         ],
         K::RdsModifyInstanceClass => vec![("rds:ModifyDBInstance", Tagged)],
         K::RdsDeleteInstance => vec![("rds:DeleteDBInstance", Tagged)],
-        K::Ec2StartInstances | K::Ec2LaunchFromTemplate => vec![
+        K::Ec2StartInstances => vec![
             ("ec2:RunInstances", Created),
             ("ec2:CreateTags", Created),
             ("ec2:TerminateInstances", Tagged),
+        ],
+        K::Ec2LaunchFromTemplate => vec![
+            ("ec2:RunInstances", Created),
+            ("ec2:CreateTags", Created),
+            ("ec2:TerminateInstances", Tagged),
+        ],
+        // A drill group of the drill's own, from the production group's
+        // launch template, deleted at teardown.
+        K::AutoscalingSetCapacity => vec![
+            ("autoscaling:CreateAutoScalingGroup", Created),
+            ("autoscaling:CreateOrUpdateTags", Created),
+            ("autoscaling:UpdateAutoScalingGroup", Tagged),
+            ("autoscaling:DeleteAutoScalingGroup", Tagged),
+            ("ec2:RunInstances", DrillScope::Unscoped),
+            ("ec2:CreateTags", DrillScope::Unscoped),
         ],
         K::Ec2StopInstances => vec![("ec2:StopInstances", Tagged)],
         K::Ec2CopyImage => vec![
@@ -132,8 +147,25 @@ fn drill_db(create: &'static str) -> Vec<(&'static str, DrillScope)> {
 fn drill_reads(kind: ActionKind) -> &'static [&'static str] {
     match kind {
         ActionKind::RdsPromoteReadReplica => &["rds:DescribeDBSnapshots"],
+        ActionKind::Ec2StartInstances => &[
+            "ec2:DescribeSubnets",
+            "ec2:DescribeInstanceAttribute",
+            "ec2:DescribeVolumes",
+            "ec2:DescribeImages",
+        ],
         _ => &[],
     }
+}
+
+/// Whether a drill of `kind` launches instances, which then carry an
+/// instance profile (a copy's source's, a launch template's).
+fn launches_instances(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::Ec2StartInstances
+            | ActionKind::Ec2LaunchFromTemplate
+            | ActionKind::AutoscalingSetCapacity
+    )
 }
 
 fn global(service: Service) -> bool {
@@ -407,7 +439,8 @@ fn policy_for(
             // A Route 53 call an action of another service makes (the
             // data-plane switch confirming its health check) is global too:
             // a region condition would deny it.
-            let global_call = is_global || action.starts_with("route53:");
+            let global_call =
+                is_global || action.starts_with("route53:") || action.starts_with("iam:");
             let mut regions = vec![step_region.clone()];
             regions.extend(grants::other_regions(action, input));
             regions.dedup();
@@ -428,6 +461,17 @@ fn policy_for(
             .iter()
             .flat_map(crate::runbook::regions_of)
             .collect();
+        // Passing the roles of instance profiles to EC2: only the roles
+        // the runbook's `drill.instance_roles` names, never any role.
+        for runbook in runbooks {
+            let launches = invocations(std::slice::from_ref(runbook), mode, principal)
+                .iter()
+                .any(|(kind, _, _)| launches_instances(*kind));
+            if launches && !runbook.drill.instance_roles.is_empty() {
+                let g = grants::pass_roles(&runbook.drill.instance_roles, resolved);
+                grant(&mut out, Kind::Drill, "iam:PassRole", g, None);
+            }
+        }
         for (action, g, region) in grants::teardown(&regions, resolved) {
             let kind = if is_read(action) {
                 Kind::Read
@@ -615,6 +659,53 @@ mod tests {
         crate::runbook::load("r.yaml", text, &[], crate::runbook::MissingParams::Refuse)
             .unwrap()
             .runbook
+    }
+
+    #[test]
+    fn a_drill_passes_only_the_roles_its_runbook_names() {
+        let head = "name: r
+strategy: warm-standby
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: start, action: ec2.start_instances, with: { tags: { Role: app } } }
+";
+        let passes = |text: &str, mode: Mode| {
+            policy(&[load(text)], mode)["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s["Action"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|a| a == "iam:PassRole")
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert!(passes(head, Mode::Drill).is_empty(), "no role named: none");
+        let named = format!("{head}drill: {{ instance_roles: [app, service/web] }}\n");
+        let pass = passes(&named, Mode::Drill);
+        assert_eq!(pass.len(), 1, "{pass:#?}");
+        assert_eq!(
+            pass[0]["Resource"],
+            json!(["arn:aws:iam::*:role/app", "arn:aws:iam::*:role/service/web"])
+        );
+        assert_eq!(
+            pass[0]["Condition"]["StringEquals"]["iam:PassedToService"],
+            "ec2.amazonaws.com"
+        );
+        assert!(
+            pass[0]["Condition"]["StringEquals"]
+                .get("aws:RequestedRegion")
+                .is_none(),
+            "IAM is global"
+        );
+        assert!(
+            passes(&named, Mode::Failover).is_empty(),
+            "a failover starts its own instances and passes no role"
+        );
     }
 
     #[test]

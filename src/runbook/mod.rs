@@ -22,7 +22,10 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::duration::HumanDuration;
 use crate::yaml::{self, Loc, Node, Style, Value};
 use interp::{Replacement, RuntimeRef};
-pub use spec::{AssumeRole, OnFailure, ParamType, RecoveryPoint, Regions, Strategy, Targets, When};
+pub use spec::{
+    AssumeRole, DrillPlacement, OnFailure, ParamType, RecoveryPoint, Regions, Strategy, Targets,
+    When,
+};
 
 /// The way a runbook is run; decides which steps take part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -304,6 +307,8 @@ pub struct Runbook {
     pub regions: Option<Regions>,
     /// Where the recovery point comes from.
     pub recovery_point: Option<RecoveryPoint>,
+    /// Where a drill puts its copies.
+    pub drill: DrillPlacement,
     /// The steps, in file order; `needs` index into this list.
     pub steps: Vec<Step>,
 }
@@ -1057,6 +1062,10 @@ fn check(
             format!("`recovery_point.step` names an unknown step `{step}`"),
         );
     }
+    let drill = spec.drill.and_then(|d| d.0).map(|d| {
+        check_drill_placement(&d.value, d.loc, diags);
+        d.value
+    });
     Some(Runbook {
         name,
         description: spec.description,
@@ -1065,8 +1074,70 @@ fn check(
         targets: spec.targets.and_then(|t| t.0).unwrap_or_default(),
         regions,
         recovery_point,
+        drill: drill.unwrap_or_default(),
         steps,
     })
+}
+
+/// Ids in `drill:` look like the ids they name (a subnet id where a
+/// subnet goes), so a swapped or mistyped one is caught before a drill.
+fn check_drill_placement(d: &DrillPlacement, at: Loc, diags: &mut Diagnostics) {
+    let lists = [
+        ("subnets", "subnet-", &d.subnets),
+        ("security_groups", "sg-", &d.security_groups),
+        ("db_security_groups", "sg-", &d.db_security_groups),
+    ];
+    for (field, prefix, ids) in lists {
+        for id in ids {
+            if !id.starts_with(prefix) && !is_placeholder(id) {
+                diags.error(
+                    at,
+                    None,
+                    format!("`drill.{field}`: `{id}` is not an id starting `{prefix}`"),
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                diags.error(at, None, format!("`drill.{field}` names `{id}` twice"));
+            }
+        }
+    }
+    if d.db_subnet_group
+        .as_deref()
+        .is_some_and(|g| g.trim().is_empty())
+    {
+        diags.error(at, None, "`drill.db_subnet_group` is empty");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for role in &d.instance_roles {
+        // IAM role names: letters, digits and `+=,.@_-`, at most 64; a
+        // path before them is `/`-separated.
+        let name = role.rsplit('/').next().unwrap_or_default();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && role.trim_matches('/') == role
+            && role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c));
+        if !valid && !is_placeholder(role) {
+            diags.error(
+                at,
+                None,
+                format!(
+                    "`drill.instance_roles`: `{role}` is not a role name (e.g. `app-role`, or `service/app-role` with its path; no ARN, no wildcard)"
+                ),
+            );
+        }
+        if !seen.insert(role) {
+            diags.error(
+                at,
+                None,
+                format!("`drill.instance_roles` names `{role}` twice"),
+            );
+        }
+    }
 }
 
 /// Resolve a step's rollback or fallback.

@@ -43,6 +43,8 @@ pub struct RunbookSpec {
     pub regions: Option<Checked<Regions>>,
     /// Role to assume for every step (a step may name its own).
     pub assume_role: Option<Checked<AssumeRole>>,
+    /// Where a drill puts its copies.
+    pub drill: Option<Checked<Spanned<DrillPlacement>>>,
     /// The steps, a DAG through `needs`.
     // Required, but a missing one is reported by `load` beside every
     // other problem rather than ending the decoding.
@@ -142,6 +144,35 @@ pub struct AssumeRole {
     pub external_id: Option<String>,
     /// Session name; default `lifeboat-<run id>`.
     pub session_name: Option<String>,
+}
+
+/// Where a drill puts the copies it makes in the region it recovers into.
+/// Each field left out keeps the source's own placement, and the drill's
+/// report says that the drill shares production's network.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillPlacement {
+    /// Subnets for drill instances and drill Auto Scaling groups: an
+    /// instance's copy goes to the one in its source's availability zone
+    /// (else the first); a drill group spans them all.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Security groups for drill instances; default: each source's own
+    /// (which must then be in the drill subnets' VPC).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// DB subnet group for drill databases.
+    pub db_subnet_group: Option<String>,
+    /// VPC security groups for drill databases.
+    #[serde(default)]
+    pub db_security_groups: Vec<String>,
+    /// IAM roles (by name, with its path if it has one) the drill may pass
+    /// to EC2: a drill instance copy keeps its source's instance profile,
+    /// and a drill group launches with its template's, only when their
+    /// role is named here, since the drill's policy grants `iam:PassRole`
+    /// on these roles alone. Empty: copies launch without a profile.
+    #[serde(default)]
+    pub instance_roles: Vec<String>,
 }
 
 /// Where the recovery point of a run is read from, for RPO.

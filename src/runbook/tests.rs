@@ -334,3 +334,61 @@ fn syntax_errors_are_located() {
     let got = errors("- just\n- a list\n");
     assert!(got[0].contains("a runbook is a mapping"), "{got:#?}");
 }
+
+#[test]
+fn a_drill_section_places_copies_and_its_ids_are_checked() {
+    let steps =
+        "steps:\n  - { id: s, action: ec2.start_instances, with: { tags: { Role: app } } }\n";
+    let good = format!(
+        "{HEAD}drill:\n  subnets: [subnet-1, subnet-2]\n  security_groups: [sg-1]\n  db_subnet_group: drill-db\n  db_security_groups: [sg-2]\n{steps}"
+    );
+    let d = loaded(&good).runbook.drill;
+    assert_eq!(d.subnets, ["subnet-1", "subnet-2"]);
+    assert_eq!(d.security_groups, ["sg-1"]);
+    assert_eq!(d.db_subnet_group.as_deref(), Some("drill-db"));
+    assert_eq!(d.db_security_groups, ["sg-2"]);
+    assert_eq!(
+        loaded(&format!("{HEAD}{steps}")).runbook.drill,
+        DrillPlacement::default(),
+        "no section: the sources' own placement"
+    );
+    let bad = format!(
+        "{HEAD}drill: {{ subnets: [sg-1, subnet-1, subnet-1], db_security_groups: [subnet-9], vpc: x }}\n{steps}"
+    );
+    let got = errors(&bad);
+    assert!(
+        got.iter()
+            .any(|e| e.contains("rb.yaml:4:") && e.contains("unknown field `vpc`")),
+        "{got:#?}"
+    );
+    let bad = format!(
+        "{HEAD}drill: {{ subnets: [sg-1, subnet-1, subnet-1], db_security_groups: [subnet-9] }}\n{steps}"
+    );
+    assert_eq!(
+        errors(&bad),
+        [
+            "rb.yaml:4:8: error: `drill.subnets`: `sg-1` is not an id starting `subnet-`",
+            "rb.yaml:4:8: error: `drill.subnets` names `subnet-1` twice",
+            "rb.yaml:4:8: error: `drill.db_security_groups`: `subnet-9` is not an id starting `sg-`",
+        ]
+    );
+    let roles = format!("{HEAD}drill: {{ instance_roles: [app-role, service/web] }}\n{steps}");
+    assert_eq!(
+        loaded(&roles).runbook.drill.instance_roles,
+        ["app-role", "service/web"]
+    );
+    let bad = format!(
+        "{HEAD}drill: {{ instance_roles: [\"arn:aws:iam::1:role/app\", \"app-*\", web, web] }}\n{steps}"
+    );
+    let got = errors(&bad);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got[0].contains("`arn:aws:iam::1:role/app` is not a role name"),
+        "{got:#?}"
+    );
+    assert!(got[1].contains("`app-*` is not a role name"), "{got:#?}");
+    assert!(
+        got[2].ends_with("`drill.instance_roles` names `web` twice"),
+        "{got:#?}"
+    );
+}

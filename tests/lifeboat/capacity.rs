@@ -119,6 +119,7 @@ async fn a_launch_without_capacity_goes_on_to_its_alternatives_in_order() {
     let registry = Registry::with_aws(aws.clone());
     let launch = |alternatives: Vec<Ec2Alternative>| {
         ActionInput::Ec2LaunchFromTemplate(LaunchFromTemplate {
+            security_groups: Vec::new(),
             launch_template: "app-tier".into(),
             version: None,
             count: 2,
@@ -267,6 +268,8 @@ async fn a_restore_without_capacity_takes_the_next_instance_class() {
     )
     .await;
     let input = ActionInput::RdsRestoreFromSnapshot(RestoreFromSnapshot {
+        parameter_group: None,
+        option_group: None,
         db_instance: "app-db-restored".into(),
         snapshot: Some(copy),
         snapshot_of: None,

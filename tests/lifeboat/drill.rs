@@ -158,7 +158,7 @@ async fn drills_of_the_shipped_runbooks_change_nothing_in_production() {
     assert!(
         notes
             .join("\n")
-            .contains("would set group app-asg to desired"),
+            .contains("created the drill group app-asg-drill-"),
         "{notes:?}"
     );
 }
@@ -570,36 +570,384 @@ steps:
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drill_copy_of_an_instance_keeps_its_security_groups_and_key_pair() {
-    use aws_sdk_ec2::types::{Filter, InstanceType};
-    let env = Env::new().await;
-    let ec2 = env.aws.ec2("us-west-2");
-    let vpc = ec2
-        .describe_vpcs()
+/// A security group named `name` in `vpc`.
+async fn security_group(ec2: &aws_sdk_ec2::Client, vpc: &str, name: &str) -> String {
+    ec2.create_security_group()
+        .group_name(name)
+        .description(name)
+        .vpc_id(vpc)
+        .send()
+        .await
+        .expect("security group")
+        .group_id()
+        .expect("an id")
+        .to_string()
+}
+
+/// The default VPC of `ec2`'s region.
+async fn default_vpc(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.describe_vpcs()
         .send()
         .await
         .expect("vpcs")
         .vpcs()
         .first()
         .and_then(|v| v.vpc_id().map(str::to_string))
-        .expect("the default VPC");
-    let group = ec2
-        .create_security_group()
-        .group_name("app")
-        .description("the app tier")
-        .vpc_id(&vpc)
+        .expect("the default VPC")
+}
+
+/// The drill copies of `standby` (kept by `--keep`).
+async fn copies_of(ec2: &aws_sdk_ec2::Client, standby: &str) -> Vec<aws_sdk_ec2::types::Instance> {
+    ec2.describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:lifeboat:drill-of")
+                .values(standby)
+                .build(),
+        )
         .send()
         .await
-        .expect("security group")
-        .group_id()
-        .expect("an id")
-        .to_string();
+        .expect("describe")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
+        .cloned()
+        .collect()
+}
+
+/// The newest run's report, in Markdown.
+fn last_report(env: &Env, state: &std::path::Path) -> String {
+    let runs = env
+        .moto
+        .lifeboat(state)
+        .args(["runs", "--output", "json"])
+        .output()
+        .expect("runs");
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let report = env
+        .moto
+        .lifeboat(state)
+        .args(["report", runs[0]["id"].as_str().expect("a run")])
+        .output()
+        .expect("report");
+    text(&report.stdout)
+}
+
+const START_APP: &str = "name: start
+strategy: warm-standby
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: start-app, action: ec2.start_instances, with: { tags: { Role: app } }, restores_service: true }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_copy_of_an_instance_carries_what_makes_its_source_work() {
+    use aws_sdk_ec2::types::{
+        BlockDeviceMapping, EbsBlockDevice, IamInstanceProfileSpecification, InstanceType,
+        ResourceType, Tag, TagSpecification, VolumeType,
+    };
+    let env = Env::new().await;
+    let ec2 = env.aws.ec2("us-west-2");
+    let vpc = default_vpc(&ec2).await;
+    let group = security_group(&ec2, &vpc, "app").await;
     ec2.create_key_pair()
         .key_name("app-key")
         .send()
         .await
         .expect("key pair");
+    let iam = aws_sdk_iam::Client::new(&env.aws.config("us-east-1"));
+    iam.create_role()
+        .role_name("app")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("role");
+    let profile = iam
+        .create_instance_profile()
+        .instance_profile_name("app")
+        .send()
+        .await
+        .expect("instance profile")
+        .instance_profile()
+        .map(|p| p.arn().to_string())
+        .expect("an ARN");
+    iam.add_role_to_instance_profile()
+        .instance_profile_name("app")
+        .role_name("app")
+        .send()
+        .await
+        .expect("role in profile");
+    let image = ec2.describe_images().send().await.expect("images").images()[0]
+        .image_id()
+        .expect("an AMI")
+        .to_string();
+    // "#!/bin/sh\nexec /opt/app/serve\n", as EC2 takes user data: base64.
+    let user_data = "IyEvYmluL3NoCmV4ZWMgL29wdC9hcHAvc2VydmUK";
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    let standby = ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(InstanceType::T3Micro)
+        .security_group_ids(&group)
+        .key_name("app-key")
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .arn(&profile)
+                .build(),
+        )
+        .user_data(user_data)
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/sdf")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .volume_size(20)
+                        .volume_type(VolumeType::Gp3)
+                        .build(),
+                )
+                .build(),
+        )
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(tag("Role", "app"))
+                .tags(tag("Team", "payments"))
+                .tags(tag("Name", "app-standby"))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("standby")
+        .instances()[0]
+        .instance_id()
+        .expect("an id")
+        .to_string();
+    ec2.stop_instances()
+        .instance_ids(&standby)
+        .send()
+        .await
+        .expect("stop");
+    let write = |name: &str, drill: &str| {
+        let path = env.dir.path().join(name);
+        std::fs::write(&path, format!("{START_APP}{drill}")).expect("write runbook");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let state = env.dir.path().join("state");
+
+    // A runbook that names no role the drill may pass: the copy launches
+    // without the profile, as the policy (no iam:PassRole) requires, and
+    // the report says so.
+    let unnamed = write("unnamed.yaml", "");
+    env.moto.enforce_policy(&[&unnamed, "--mode", "drill"]);
+    let out = env
+        .moto
+        .lifeboat(&state)
+        .args(["drill", &unnamed, "--yes"])
+        .output()
+        .expect("drill");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.moto.assert_authorized();
+    let md = last_report(&env, &state);
+    assert!(
+        md.contains("Launched without their sources' instance profiles") && md.contains(&profile),
+        "{md}"
+    );
+
+    // Another role named: AWS refuses to pass this one, and the error
+    // says where the drill's roles are named.
+    let other = write("other.yaml", "drill: { instance_roles: [other] }\n");
+    env.moto.enforce_policy(&[&other, "--mode", "drill"]);
+    let out = env
+        .moto
+        .lifeboat(&state)
+        .args(["drill", &other, "--yes"])
+        .output()
+        .expect("drill");
+    assert_ne!(out.status.code(), Some(0));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        said.contains("iam:PassRole") && said.contains("drill.instance_roles (other)"),
+        "{said}"
+    );
+
+    // Its own role named: as the least-privilege drill policy allows, no
+    // more (that role, passed to EC2 and nowhere else).
+    let runbook = write("start.yaml", "drill: { instance_roles: [app] }\n");
+    env.moto.enforce_policy(&[&runbook, "--mode", "drill"]);
+    let out = env
+        .moto
+        .lifeboat(&state)
+        .args(["drill", &runbook, "--yes", "--keep"])
+        .output()
+        .expect("drill");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.moto.assert_authorized();
+    let copies = copies_of(&ec2, &standby).await;
+    assert_eq!(copies.len(), 1, "one copy, kept");
+    let copy = &copies[0];
+    let copy_id = copy.instance_id().expect("an id").to_string();
+    let groups: Vec<&str> = copy
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.group_id())
+        .collect();
+    assert_eq!(groups, [group.as_str()], "not the VPC's default group");
+    assert_eq!(copy.key_name(), Some("app-key"));
+    assert_eq!(
+        copy.iam_instance_profile().and_then(|p| p.arn()),
+        Some(profile.as_str()),
+        "the source's instance profile"
+    );
+    let data = ec2
+        .describe_instance_attribute()
+        .instance_id(&copy_id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .expect("user data");
+    assert_eq!(
+        data.user_data().and_then(|v| v.value()),
+        Some(user_data),
+        "the source's user data"
+    );
+    let volume = copy
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some("/dev/sdf"))
+        .and_then(|m| m.ebs().and_then(|e| e.volume_id()))
+        .expect("the copy has the source's extra volume")
+        .to_string();
+    let volumes = ec2
+        .describe_volumes()
+        .volume_ids(&volume)
+        .send()
+        .await
+        .expect("volumes");
+    let v = &volumes.volumes()[0];
+    assert_eq!(
+        (v.size(), v.volume_type()),
+        (Some(20), Some(&VolumeType::Gp3))
+    );
+    let tags: std::collections::BTreeMap<&str, &str> = copy
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?, t.value()?)))
+        .collect();
+    assert_eq!(tags.get("Team"), Some(&"payments"), "{tags:?}");
+    assert_eq!(tags.get("Role"), Some(&"app"), "{tags:?}");
+    assert!(
+        tags.get("Name").is_some_and(|n| n.contains("-drill-")),
+        "{tags:?}"
+    );
+    assert!(tags.contains_key(lifeboat::iam::DRILL_TAG), "{tags:?}");
+    let md = last_report(&env, &state);
+    assert!(md.contains("The drill shares production's network"), "{md}");
+    assert!(md.contains(&group), "{md}");
+    assert!(md.contains("/dev/sdf of"), "the empty volume is said: {md}");
+
+    // The copy carries production's tags, but production's selectors do
+    // not pick it up: a failover by tag starts the standby, not the copy.
+    let failover_state = env.dir.path().join("failover");
+    env.moto.enforce_policy(&[&runbook]);
+    let out = env
+        .moto
+        .lifeboat(&failover_state)
+        .args(["run", &runbook, "--yes"])
+        .output()
+        .expect("failover");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let show = env
+        .moto
+        .lifeboat(&failover_state)
+        .args(["runs", "--output", "json"])
+        .output()
+        .expect("runs");
+    let runs: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    let show = env
+        .moto
+        .lifeboat(&failover_state)
+        .args([
+            "show",
+            runs[0]["id"].as_str().expect("a run"),
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("show");
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(
+        show["steps"][0]["outputs"]["instance_ids"],
+        serde_json::json!([standby]),
+        "{show:#}"
+    );
+
+    env.moto.enforce_policy(&[&runbook, "--mode", "drill"]);
+    let sweep = env
+        .moto
+        .lifeboat(&state)
+        .arg("sweep")
+        .output()
+        .expect("sweep");
+    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    env.moto.assert_authorized();
+    assert!(
+        inventory(&env.aws, true).await.is_empty(),
+        "the kept copy is swept"
+    );
+    let left = ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values(lifeboat::iam::DRILL_TAG)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("volumes");
+    let left: Vec<_> = left
+        .volumes()
+        .iter()
+        .filter(|v| v.state().map(|s| s.as_str()) != Some("deleted"))
+        .filter_map(|v| v.volume_id())
+        .collect();
+    assert!(left.is_empty(), "drill volumes left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_places_its_copies_where_the_runbook_s_drill_section_says() {
+    use aws_sdk_ec2::types::InstanceType;
+    let env = Env::new().await;
+    let ec2 = env.aws.ec2("us-west-2");
+    let production = default_vpc(&ec2).await;
+    let app = security_group(&ec2, &production, "app").await;
+    // An isolated drill network: its own VPC, subnet and security group.
+    let drill_vpc = ec2
+        .create_vpc()
+        .cidr_block("10.99.0.0/16")
+        .send()
+        .await
+        .expect("vpc")
+        .vpc()
+        .and_then(|v| v.vpc_id().map(str::to_string))
+        .expect("an id");
+    let drill_subnet = ec2
+        .create_subnet()
+        .vpc_id(&drill_vpc)
+        .cidr_block("10.99.1.0/24")
+        .availability_zone("us-west-2b")
+        .send()
+        .await
+        .expect("subnet")
+        .subnet()
+        .and_then(|s| s.subnet_id().map(str::to_string))
+        .expect("an id");
+    let drill_group = security_group(&ec2, &drill_vpc, "drill").await;
     let image = ec2.describe_images().send().await.expect("images").images()[0]
         .image_id()
         .expect("an AMI")
@@ -608,8 +956,7 @@ async fn a_drill_copy_of_an_instance_keeps_its_security_groups_and_key_pair() {
         .run_instances()
         .image_id(image)
         .instance_type(InstanceType::T3Micro)
-        .security_group_ids(&group)
-        .key_name("app-key")
+        .security_group_ids(&app)
         .min_count(1)
         .max_count(1)
         .tag_specifications(
@@ -630,74 +977,133 @@ async fn a_drill_copy_of_an_instance_keeps_its_security_groups_and_key_pair() {
         .instance_id()
         .expect("an id")
         .to_string();
-    ec2.stop_instances()
-        .instance_ids(&standby)
-        .send()
-        .await
-        .expect("stop");
-    let runbook = env.dir.path().join("start.yaml");
-    std::fs::write(
-        &runbook,
-        "name: start
-strategy: warm-standby
-regions: { from: us-east-1, to: us-west-2 }
-steps:
-  - { id: start-app, action: ec2.start_instances, with: { tags: { Role: app } }, restores_service: true }
-",
-    )
-    .expect("write runbook");
     let state = env.dir.path().join("state");
-    // As the least-privilege drill policy allows, no more.
-    env.moto
-        .enforce_policy(&[runbook.to_str().expect("utf-8"), "--mode", "drill"]);
-    let out = env
-        .moto
-        .lifeboat(&state)
-        .args(["drill", runbook.to_str().expect("utf-8"), "--yes", "--keep"])
-        .output()
-        .expect("drill");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let drill = |name: &str, section: &str| {
+        let path = env.dir.path().join(name);
+        std::fs::write(&path, format!("{START_APP}drill: {section}\n")).expect("write");
+        env.moto
+            .lifeboat(&state)
+            .args(["drill", path.to_str().expect("utf-8"), "--yes", "--keep"])
+            .output()
+            .expect("drill")
+    };
 
-    let copies = ec2
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:lifeboat:drill-of")
-                .values(&standby)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("describe");
-    let copy = copies
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()
-        .expect("a drill copy, kept");
-    let groups: Vec<&str> = copy
+    // The drill subnet is in another VPC than the source's security
+    // groups, and the drill names none of its own: refused, saying why.
+    let out = drill("mismatch.yaml", &format!("{{ subnets: [{drill_subnet}] }}"));
+    assert_ne!(out.status.code(), Some(0));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("drill.security_groups"), "{said}");
+    assert!(
+        copies_of(&ec2, &standby).await.is_empty(),
+        "nothing launched"
+    );
+
+    let out = drill(
+        "isolated.yaml",
+        &format!("{{ subnets: [{drill_subnet}], security_groups: [{drill_group}] }}"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let copies = copies_of(&ec2, &standby).await;
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].subnet_id(), Some(drill_subnet.as_str()));
+    assert_eq!(copies[0].vpc_id(), Some(drill_vpc.as_str()));
+    let groups: Vec<&str> = copies[0]
         .security_groups()
         .iter()
         .filter_map(|g| g.group_id())
         .collect();
-    assert_eq!(groups, [group.as_str()], "not the VPC's default group");
-    assert_eq!(copy.key_name(), Some("app-key"));
-    let runs = env
+    assert_eq!(groups, [drill_group.as_str()]);
+    let md = last_report(&env, &state);
+    assert!(!md.contains("shares production's network"), "{md}");
+    assert!(md.contains(&drill_group), "{md}");
+
+    // A bad id in `drill:` is an error of the runbook, located.
+    let path = env.dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        format!("{START_APP}drill: {{ subnets: [{drill_group}] }}\n"),
+    )
+    .expect("write");
+    let out = env
         .moto
         .lifeboat(&state)
-        .args(["runs", "--output", "json"])
+        .args(["validate", path.to_str().expect("utf-8")])
         .output()
-        .expect("runs");
-    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
-    let report = env
-        .moto
-        .lifeboat(&state)
-        .args(["report", runs[0]["id"].as_str().expect("a run")])
-        .output()
-        .expect("report");
-    let md = text(&report.stdout);
-    assert!(md.contains("The drill shares production's network"), "{md}");
-    assert!(md.contains(&group), "{md}");
+        .expect("validate");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("bad.yaml:6"), "{said}");
+    assert!(said.contains("`drill.subnets`"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_standby_drill_scales_a_drill_group_of_its_own_and_tears_it_down() {
+    let env = Env::new().await;
+    lifeboat::demo::seed(&env.aws).await.expect("seed");
+    crate::support::seed::group(&env.aws, "app-asg", 1).await;
+    let asg = env.aws.autoscaling("us-west-2");
+    let before = inventory(&env.aws, false).await;
+    let state = env.dir.path().join("state");
+    let health = format!("health_url={}", env.health);
+    env.moto.enforce_policy(&[
+        "runbooks/warm-standby.yaml",
+        "-p",
+        &health,
+        "--mode",
+        "drill",
+    ]);
+    let out = env.drill("warm-standby.yaml", &["--keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.moto.assert_authorized();
+
+    let groups = asg
+        .describe_auto_scaling_groups()
+        .send()
+        .await
+        .expect("groups");
+    let drill_group = groups
+        .auto_scaling_groups()
+        .iter()
+        .find(|g| {
+            g.tags()
+                .iter()
+                .any(|t| t.key() == Some(lifeboat::iam::DRILL_TAG))
+        })
+        .expect("a drill group");
+    assert_eq!(
+        drill_group.desired_capacity(),
+        Some(6),
+        "the failover's capacity"
+    );
+    let in_service = drill_group
+        .instances()
+        .iter()
+        .filter(|i| i.lifecycle_state().map(|s| s.as_str()) == Some("InService"))
+        .count();
+    assert_eq!(in_service, 6);
+    assert_eq!(
+        drill_group
+            .launch_template()
+            .and_then(|t| t.launch_template_name()),
+        Some("app-asg-template"),
+        "the production group's template"
+    );
+    let production = groups
+        .auto_scaling_groups()
+        .iter()
+        .find(|g| g.auto_scaling_group_name() == Some("app-asg"))
+        .expect("the production group");
+    assert_eq!(production.desired_capacity(), Some(1), "left as it was");
+
+    let md = last_report(&env, &state);
+    assert!(md.contains("created the drill group"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| scale-app |"))
+        .expect("the scale step in the report");
+    let duration = row.split('|').nth(5).expect("a duration column").trim();
+    assert!(duration.ends_with(" s"), "its duration is measured: {row}");
 
     let sweep = env
         .moto
@@ -707,7 +1113,156 @@ steps:
         .expect("sweep");
     assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
     assert!(
-        inventory(&env.aws, true).await.is_empty(),
-        "the kept copy is swept"
+        text(&sweep.stdout).contains("removed Auto Scaling group app-asg-drill-"),
+        "{}",
+        text(&sweep.stdout)
     );
+    assert!(
+        inventory(&env.aws, true).await.is_empty(),
+        "the drill group and its instances are gone: {:#?}",
+        inventory(&env.aws, true).await
+    );
+    assert_eq!(
+        inventory(&env.aws, false).await,
+        before,
+        "production unchanged"
+    );
+}
+
+const PROMOTE_DB: &str = "name: promote
+strategy: active-passive
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: promote-db, action: rds.promote_read_replica, with: { db_instance: app-replica }, restores_service: true }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_database_carries_its_source_s_groups_or_goes_where_the_drill_section_says() {
+    let env = Env::new().await;
+    crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-replica").await;
+    let rds = env.aws.rds("us-west-2");
+    let ec2 = env.aws.ec2("us-west-2");
+    rds.create_db_parameter_group()
+        .db_parameter_group_name("app-pg")
+        .db_parameter_group_family("postgres16")
+        .description("the app's settings")
+        .send()
+        .await
+        .expect("parameter group");
+    let vpc = default_vpc(&ec2).await;
+    let app = security_group(&ec2, &vpc, "app-db").await;
+    rds.modify_db_instance()
+        .db_instance_identifier("app-replica")
+        .db_parameter_group_name("app-pg")
+        .vpc_security_group_ids(&app)
+        .apply_immediately(true)
+        .send()
+        .await
+        .expect("modify the replica");
+    let state = env.dir.path().join("state");
+    let drill = |name: &str, section: &str| {
+        let path = env.dir.path().join(name);
+        std::fs::write(&path, format!("{PROMOTE_DB}{section}")).expect("write");
+        env.moto
+            .lifeboat(&state)
+            .args(["drill", path.to_str().expect("utf-8"), "--yes", "--keep"])
+            .output()
+            .expect("drill")
+    };
+    let copy_of = |run: String| {
+        let rds = rds.clone();
+        async move {
+            rds.describe_db_instances()
+                .db_instance_identifier(lifeboat::actions::drill::name("app-replica", &run))
+                .send()
+                .await
+                .expect("the drill copy")
+                .db_instances()[0]
+                .clone()
+        }
+    };
+    let newest_run = || {
+        let runs = crate::support::lifeboat(&state, &["runs", "--output", "json"]);
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+        runs[0]["id"].as_str().expect("a run").to_string()
+    };
+    let groups = |db: &aws_sdk_rds::types::DbInstance| {
+        (
+            db.db_parameter_groups()
+                .iter()
+                .filter_map(|g| g.db_parameter_group_name())
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            db.vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+            db.db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_string),
+        )
+    };
+
+    // No `drill:` section: the copy takes the replica's groups, in its
+    // network, and the report says the drill shares production's.
+    let out = drill("shared.yaml", "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let source = seed_db(&env, "app-replica").await;
+    let copy = copy_of(newest_run()).await;
+    let (parameters, security, subnets) = groups(&copy);
+    assert_eq!(parameters, ["app-pg"]);
+    assert_eq!(security, [app]);
+    assert_eq!(subnets, groups(&source).2);
+    let md = last_report(&env, &state);
+    assert!(md.contains("shares production's network"), "{md}");
+
+    // A drill subnet group and security group: the copy goes there and
+    // keeps the replica's parameter group.
+    crate::support::seed::db_subnet_group(&env.aws, "us-west-2", "drill-db").await;
+    let drill_vpc = rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name("drill-db")
+        .send()
+        .await
+        .expect("subnet group")
+        .db_subnet_groups()[0]
+        .vpc_id()
+        .expect("its VPC")
+        .to_string();
+    let isolated = security_group(&ec2, &drill_vpc, "drill-db").await;
+    let out = drill(
+        "isolated.yaml",
+        &format!("drill: {{ db_subnet_group: drill-db, db_security_groups: [{isolated}] }}\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let copy = copy_of(newest_run()).await;
+    let (parameters, security, subnets) = groups(&copy);
+    assert_eq!(parameters, ["app-pg"]);
+    assert_eq!(security, [isolated]);
+    assert_eq!(subnets.as_deref(), Some("drill-db"));
+    let md = last_report(&env, &state);
+    assert!(!md.contains("shares production's network"), "{md}");
+
+    // The replica itself is still a replica, with its own groups.
+    let after = seed_db(&env, "app-replica").await;
+    assert!(after.read_replica_source_db_instance_identifier().is_some());
+    assert_eq!(groups(&after), groups(&source));
+    let out = env
+        .moto
+        .lifeboat(&state)
+        .arg("sweep")
+        .output()
+        .expect("sweep");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        inventory(&env.aws, true).await.is_empty(),
+        "the sweep left drill resources"
+    );
+}
+
+async fn seed_db(env: &Env, id: &str) -> aws_sdk_rds::types::DbInstance {
+    crate::support::seed::db(&env.aws, "us-west-2", id)
+        .await
+        .expect("the instance")
 }

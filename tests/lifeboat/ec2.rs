@@ -213,6 +213,7 @@ async fn launch_from_template_launches_only_what_is_missing() {
     let registry = Registry::with_aws(aws.clone());
     let launch = |template: &str| {
         ActionInput::Ec2LaunchFromTemplate(LaunchFromTemplate {
+            security_groups: Vec::new(),
             launch_template: template.into(),
             version: None,
             count: 2,

@@ -74,6 +74,8 @@ fn copy(source_db: &str) -> ActionInput {
 
 fn restore(target: &str, snapshot_of: Option<&str>, snapshot: Option<&str>) -> ActionInput {
     ActionInput::RdsRestoreFromSnapshot(RestoreFromSnapshot {
+        parameter_group: None,
+        option_group: None,
         db_instance: target.into(),
         snapshot: snapshot.map(str::to_string),
         snapshot_of: snapshot_of.map(str::to_string),
@@ -246,6 +248,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
 
     let pitr = |source: &str| {
         ActionInput::RdsRestorePointInTime(RestorePointInTime {
+            security_groups: Vec::new(),
+            parameter_group: None,
+            option_group: None,
             source_db_instance: source.into(),
             source_region: None,
             target_db_instance: "app-db-pitr".into(),
@@ -273,6 +278,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
         &aws,
         "us-east-1",
         &ActionInput::RdsRestorePointInTime(RestorePointInTime {
+            security_groups: Vec::new(),
+            parameter_group: None,
+            option_group: None,
             target_db_instance: "other".into(),
             ..match pitr("ghost") {
                 ActionInput::RdsRestorePointInTime(w) => w,
@@ -285,6 +293,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
 
     let replica = |source: &str| {
         ActionInput::RdsCreateReadReplica(CreateReadReplica {
+            security_groups: Vec::new(),
+            parameter_group: None,
+            option_group: None,
             source_db_instance: source.into(),
             source_region: Some("us-east-1".into()),
             db_instance: "app-db-replica-2".into(),
@@ -307,6 +318,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
     );
     // The replica seeded outside lifeboat already replicates app-db: done.
     let seeded = ActionInput::RdsCreateReadReplica(CreateReadReplica {
+        security_groups: Vec::new(),
+        parameter_group: None,
+        option_group: None,
         db_instance: "app-db-replica".into(),
         ..match replica("app-db") {
             ActionInput::RdsCreateReadReplica(w) => w,
@@ -324,6 +338,9 @@ async fn point_in_time_restore_replica_creation_and_class_change() {
         &aws,
         "us-west-2",
         &ActionInput::RdsCreateReadReplica(CreateReadReplica {
+            security_groups: Vec::new(),
+            parameter_group: None,
+            option_group: None,
             db_instance: "app-db-replica-3".into(),
             ..match replica("ghost") {
                 ActionInput::RdsCreateReadReplica(w) => w,
@@ -492,6 +509,9 @@ async fn pitr_across_regions_reads_replicated_backups_and_says_when_there_are_no
     let aws = moto.clients().await;
     crate::support::seed::primary_and_replica(&aws, "app-db", "app-db-replica").await;
     let pitr = ActionInput::RdsRestorePointInTime(RestorePointInTime {
+        security_groups: Vec::new(),
+        parameter_group: None,
+        option_group: None,
         source_db_instance: "app-db".into(),
         source_region: Some("us-east-1".into()),
         target_db_instance: "app-db-pitr".into(),

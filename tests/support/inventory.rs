@@ -79,7 +79,7 @@ pub async fn inventory(aws: &AwsClients, drill: bool) -> BTreeMap<String, String
                 format!("{state:?} {:?} {:?}", i.instance_type(), i.image_id()),
             );
         }
-        if !drill {
+        {
             let groups = aws
                 .autoscaling(region)
                 .describe_auto_scaling_groups()
@@ -87,6 +87,10 @@ pub async fn inventory(aws: &AwsClients, drill: bool) -> BTreeMap<String, String
                 .await
                 .expect("groups");
             for g in groups.auto_scaling_groups() {
+                let tagged = g.tags().iter().any(|t| t.key() == Some(DRILL_TAG));
+                if tagged != drill {
+                    continue;
+                }
                 all.insert(
                     format!(
                         "asg {region} {}",

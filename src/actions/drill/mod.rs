@@ -8,6 +8,9 @@
 //! Teardown (and `lifeboat sweep`, for drills whose process died) finds
 //! drill resources by those marks alone, in every region it is given.
 
+mod groups;
+mod instances;
+
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::Filter;
@@ -55,6 +58,129 @@ fn noted(outputs: Result<Outputs, ActionError>, note: String) -> Result<Outputs,
             .or_insert_with(|| serde_json::json!(note));
         o
     })
+}
+
+/// A launch refused for want of permissions, when it passes a role (of
+/// `what`, an instance profile or a template's): the drill's policy lets
+/// it pass only the roles the runbook's `drill.instance_roles` names, so
+/// say which those are.
+fn passing_roles(e: ActionError, ctx: &StepContext, what: &str) -> ActionError {
+    let denied = [
+        "(UnauthorizedOperation)",
+        "(AccessDenied)",
+        "(AccessDeniedException)",
+    ]
+    .iter()
+    .any(|code| e.message.contains(code));
+    if !denied {
+        return e;
+    }
+    let roles = &ctx.placement.instance_roles;
+    ActionError {
+        message: format!(
+            "{}. The launch passes the role of {what} to EC2, and the drill's policy allows passing only the roles in the runbook's drill.instance_roles ({}): if that role is not among them, name it there",
+            e.message,
+            if roles.is_empty() {
+                "none".to_string()
+            } else {
+                roles.join(", ")
+            }
+        ),
+        ..e
+    }
+}
+
+/// Put a drill database where the runbook's `drill:` says (its subnet
+/// group and security groups over the step's), and say where it went:
+/// with the step's own placement, the drill shares production's network.
+fn db_placement(
+    ctx: &StepContext,
+    subnet_group: &mut Option<String>,
+    security_groups: &mut Vec<String>,
+) -> String {
+    let p = &ctx.placement;
+    if let Some(group) = &p.db_subnet_group {
+        *subnet_group = Some(group.clone());
+    }
+    if !p.db_security_groups.is_empty() {
+        *security_groups = p.db_security_groups.clone();
+    }
+    match (&p.db_subnet_group, subnet_group.as_deref()) {
+        (Some(group), _) => format!(
+            " in the drill's subnet group {group}{}",
+            if security_groups.is_empty() {
+                String::new()
+            } else {
+                format!(" with security groups {}", security_groups.join(", "))
+            }
+        ),
+        (None, Some(group)) => format!(
+            ". The drill shares production's network: the copy is in the step's subnet group {group}"
+        ),
+        (None, None) => {
+            ". The drill shares production's network: the copy is in the region's default network"
+                .to_string()
+        }
+    }
+}
+
+/// A launch from a template placed where the runbook's `drill:` says:
+/// into the drill subnets (the first, then the others where EC2 has no
+/// capacity) with the drill's security groups; without them, into the
+/// step's or the template's network, which the note says is production's.
+fn launch_placement(
+    ctx: &StepContext,
+    w: &crate::catalogue::ec2::LaunchFromTemplate,
+) -> (crate::catalogue::ec2::LaunchFromTemplate, String) {
+    let p = &ctx.placement;
+    let mut w = w.clone();
+    if !p.security_groups.is_empty() {
+        w.security_groups = p.security_groups.clone();
+    }
+    let Some((first, others)) = p.subnets.split_first() else {
+        let into = w.subnet_id.as_deref().map_or_else(
+            || format!("launch template {}'s network", w.launch_template),
+            |s| format!("subnet {s}"),
+        );
+        return (
+            w,
+            format!(
+                "launched instances tagged for the drill. The drill shares production's network: they are in {into}"
+            ),
+        );
+    };
+    w.subnet_id = Some(first.clone());
+    let types: Vec<_> = w
+        .alternatives
+        .iter()
+        .filter(|a| a.instance_type.is_some())
+        .map(|a| crate::catalogue::ec2::Ec2Alternative {
+            subnet_id: None,
+            ..a.clone()
+        })
+        .collect();
+    w.alternatives = types;
+    w.alternatives.extend(
+        others
+            .iter()
+            .map(|s| crate::catalogue::ec2::Ec2Alternative {
+                instance_type: None,
+                subnet_id: Some(s.clone()),
+            }),
+    );
+    let note = format!(
+        "launched instances tagged for the drill in the drill subnets {}{}",
+        p.subnets.join(", "),
+        if p.security_groups.is_empty() {
+            " with the launch template's security groups".to_string()
+        } else {
+            format!(
+                " with the drill's security groups {}",
+                p.security_groups.join(", ")
+            )
+        }
+    );
+    (w, note)
 }
 
 /// Changed nothing: what would have been done.
@@ -107,19 +233,22 @@ pub(super) async fn run(
         I::RdsRestoreFromSnapshot(w) => {
             let mut w = w.clone();
             w.db_instance = name(&w.db_instance, run);
-            let note = format!("restored into {}", w.db_instance);
+            let placed = db_placement(ctx, &mut w.subnet_group, &mut w.security_groups);
+            let note = format!("restored into {}{placed}", w.db_instance);
             noted(super::rds::restore_from_snapshot(aws, ctx, &w).await, note)
         }
         I::RdsRestorePointInTime(w) => {
             let mut w = w.clone();
             w.target_db_instance = name(&w.target_db_instance, run);
-            let note = format!("restored into {}", w.target_db_instance);
+            let placed = db_placement(ctx, &mut w.subnet_group, &mut w.security_groups);
+            let note = format!("restored into {}{placed}", w.target_db_instance);
             noted(super::rds::restore_point_in_time(aws, ctx, &w).await, note)
         }
         I::RdsCreateReadReplica(w) => {
             let mut w = w.clone();
             w.db_instance = name(&w.db_instance, run);
-            let note = format!("replica created as {}", w.db_instance);
+            let placed = db_placement(ctx, &mut w.subnet_group, &mut w.security_groups);
+            let note = format!("replica created as {}{placed}", w.db_instance);
             noted(super::rds::create_read_replica(aws, ctx, &w).await, note)
         }
         I::RdsPromoteReadReplica(w) => super::rds::drill_promote(aws, ctx, w).await,
@@ -213,29 +342,30 @@ pub(super) async fn run(
                 Err(e) => Err(e),
             }
         }
-        I::Ec2StartInstances(w) => super::ec2::drill_start(aws, ctx, w).await,
+        I::Ec2StartInstances(w) => instances::start(aws, ctx, w).await,
         I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
             Ok(note) => simulated(note),
             Err(e) => Err(e),
         },
         I::Ec2WaitRunning(w) => super::ec2::drill_wait_running(aws, ctx, w).await,
-        I::Ec2LaunchFromTemplate(w) => noted(
-            super::ec2::launch_from_template(aws, ctx, w).await,
-            "launched instances tagged for the drill".into(),
-        ),
+        I::Ec2LaunchFromTemplate(w) => {
+            let (w, note) = launch_placement(ctx, w);
+            let what = format!(
+                "launch template {}'s instance profile, if it names one",
+                w.launch_template
+            );
+            let launched = super::ec2::launch_from_template(aws, ctx, &w)
+                .await
+                .map_err(|e| passing_roles(e, ctx, &what));
+            noted(launched, note)
+        }
         I::Ec2CopyImage(w) => {
             let mut w = w.clone();
             w.name = name(&w.name, run);
             let note = format!("copied as {}", w.name);
             noted(super::ec2::copy_image(aws, ctx, &w).await, note)
         }
-        I::AutoscalingSetCapacity(w) => simulated(format!(
-            "would set group {} to desired {}{}{}; a drill has no copy of the group",
-            w.group,
-            w.desired,
-            w.min.map(|m| format!(", min {m}")).unwrap_or_default(),
-            w.max.map(|m| format!(", max {m}")).unwrap_or_default()
-        )),
+        I::AutoscalingSetCapacity(w) => groups::set_capacity(aws, ctx, w).await,
         I::Route53UpsertRecords(w) => super::route53::drill_upsert(aws, ctx, w).await,
         I::Route53SwitchFailover(w) => super::route53::drill_switch(aws, ctx, w).await,
         I::Route53UpdateHealthCheck(w) => simulated(format!(
@@ -368,13 +498,15 @@ pub async fn teardown_in_accounts(
 }
 
 /// Remove drill resources in `regions` (Route 53 and S3 everywhere they
-/// are reachable): RDS instances and snapshots and EC2 instances and AMIs
-/// tagged `lifeboat:drill-run`, `drill-<run>.` records, objects under
+/// are reachable): RDS instances and snapshots, Auto Scaling groups, EC2
+/// instances, detached volumes and AMIs tagged `lifeboat:drill-run`, `drill-<run>.` records, objects under
 /// `lifeboat-drill-<run>/`.
 pub async fn teardown(aws: &AwsClients, regions: &BTreeSet<String>, which: &Which) -> Teardown {
     let mut t = Teardown::default();
     for region in regions {
         rds(aws, region, which, &mut t).await;
+        // Groups before instances: a group would replace what is terminated.
+        groups::teardown(aws, region, which, &mut t).await;
         ec2(aws, region, which, &mut t).await;
         s3(aws, region, which, &mut t).await;
     }
@@ -508,6 +640,34 @@ async fn ec2(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
                     Err(e) => t
                         .errors
                         .push(format!("TerminateInstances in {region}: {e}")),
+                }
+            }
+        }
+    }
+    // A copy's volumes go with it (`DeleteOnTermination`); one left
+    // detached (a launch that failed half-way) goes here, or at the next
+    // sweep once its instance is gone.
+    let volumes = client
+        .describe_volumes()
+        .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
+        .filters(Filter::builder().name("status").values("available").build())
+        .send()
+        .await;
+    match volumes {
+        Err(e) => t.errors.push(format!("DescribeVolumes in {region}: {e}")),
+        Ok(out) => {
+            for volume in out.volumes() {
+                let tags = volume
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?, t.value()?)));
+                if !tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run)) {
+                    continue;
+                }
+                let id = volume.volume_id().unwrap_or_default();
+                match client.delete_volume().volume_id(id).send().await {
+                    Ok(_) => t.removed.push(format!("EBS volume {id} ({region})")),
+                    Err(e) => t.errors.push(format!("DeleteVolume {id} in {region}: {e}")),
                 }
             }
         }
