@@ -51,6 +51,18 @@ impl Env {
             .expect("run lifeboat drill")
     }
 
+    /// `lifeboat sweep` on the journal at `state`, which must succeed.
+    fn sweep(&self, state: &std::path::Path) -> std::process::Output {
+        let out = self
+            .moto
+            .lifeboat(state)
+            .arg("sweep")
+            .output()
+            .expect("sweep");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out
+    }
+
     /// Drill `runbook`: production unchanged, the drill substituted, nothing
     /// of it left. The drill's step notes.
     async fn drill_leaves_production_alone(&self, runbook: &str) -> Vec<String> {
@@ -227,13 +239,7 @@ async fn a_drill_killed_midway_is_swept_clean() {
         "the killed drill left its copies"
     );
 
-    let sweep = env
-        .moto
-        .lifeboat(&state)
-        .arg("sweep")
-        .output()
-        .expect("sweep");
-    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    let sweep = env.sweep(&state);
     assert!(
         text(&sweep.stdout).contains("removed RDS instance app-db-replica-drill-"),
         "{}",
@@ -887,13 +893,7 @@ async fn a_drill_copy_of_an_instance_carries_what_makes_its_source_work() {
     );
 
     env.moto.enforce_policy(&[&runbook, "--mode", "drill"]);
-    let sweep = env
-        .moto
-        .lifeboat(&state)
-        .arg("sweep")
-        .output()
-        .expect("sweep");
-    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    env.sweep(&state);
     env.moto.assert_authorized();
     assert!(
         inventory(&env.aws, true).await.is_empty(),
@@ -1105,13 +1105,7 @@ async fn a_warm_standby_drill_scales_a_drill_group_of_its_own_and_tears_it_down(
     let duration = row.split('|').nth(5).expect("a duration column").trim();
     assert!(duration.ends_with(" s"), "its duration is measured: {row}");
 
-    let sweep = env
-        .moto
-        .lifeboat(&state)
-        .arg("sweep")
-        .output()
-        .expect("sweep");
-    assert_eq!(sweep.status.code(), Some(0), "{}", text(&sweep.stderr));
+    let sweep = env.sweep(&state);
     assert!(
         text(&sweep.stdout).contains("removed Auto Scaling group app-asg-drill-"),
         "{}",
@@ -1248,13 +1242,7 @@ async fn a_drill_database_carries_its_source_s_groups_or_goes_where_the_drill_se
     let after = seed_db(&env, "app-replica").await;
     assert!(after.read_replica_source_db_instance_identifier().is_some());
     assert_eq!(groups(&after), groups(&source));
-    let out = env
-        .moto
-        .lifeboat(&state)
-        .arg("sweep")
-        .output()
-        .expect("sweep");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    env.sweep(&state);
     assert!(
         inventory(&env.aws, true).await.is_empty(),
         "the sweep left drill resources"
