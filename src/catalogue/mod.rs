@@ -491,7 +491,7 @@ impl ActionKind {
                     "ec2:StartInstances",
                 ],
                 Substituted,
-                "launches a drill copy of each standby instance (its AMI, type, security groups, instance profile, user data, key pair, volumes and tags; in `drill.subnets` when given), named and tagged for the drill, instead of starting the standby ones",
+                "launches a drill copy of each standby instance (its AMI, type, security groups, instance profile when `drill.instance_roles` names its role, user data, key pair, volumes and tags; in `drill.subnets` when given), named and tagged for the drill, instead of starting the standby ones",
                 15 * MINUTE,
                 3,
                 "Start instances by id or tag.",
