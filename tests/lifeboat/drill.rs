@@ -744,18 +744,22 @@ async fn a_drill_copy_of_an_instance_carries_what_makes_its_source_work() {
         path.to_str().expect("utf-8").to_string()
     };
     let state = env.dir.path().join("state");
+    // A drill of `runbook` under its own least-privilege drill policy.
+    let drill = |runbook: &str, extra: &[&str]| {
+        env.moto.enforce_policy(&[runbook, "--mode", "drill"]);
+        env.moto
+            .lifeboat(&state)
+            .args(["drill", runbook, "--yes"])
+            .args(extra)
+            .output()
+            .expect("drill")
+    };
 
     // A runbook that names no role the drill may pass: the copy launches
     // without the profile, as the policy (no iam:PassRole) requires, and
     // the report says so.
     let unnamed = write("unnamed.yaml", "");
-    env.moto.enforce_policy(&[&unnamed, "--mode", "drill"]);
-    let out = env
-        .moto
-        .lifeboat(&state)
-        .args(["drill", &unnamed, "--yes"])
-        .output()
-        .expect("drill");
+    let out = drill(&unnamed, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     env.moto.assert_authorized();
     let md = last_report(&env, &state);
@@ -767,13 +771,7 @@ async fn a_drill_copy_of_an_instance_carries_what_makes_its_source_work() {
     // Another role named: AWS refuses to pass this one, and the error
     // says where the drill's roles are named.
     let other = write("other.yaml", "drill: { instance_roles: [other] }\n");
-    env.moto.enforce_policy(&[&other, "--mode", "drill"]);
-    let out = env
-        .moto
-        .lifeboat(&state)
-        .args(["drill", &other, "--yes"])
-        .output()
-        .expect("drill");
+    let out = drill(&other, &[]);
     assert_ne!(out.status.code(), Some(0));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(
@@ -784,13 +782,7 @@ async fn a_drill_copy_of_an_instance_carries_what_makes_its_source_work() {
     // Its own role named: as the least-privilege drill policy allows, no
     // more (that role, passed to EC2 and nowhere else).
     let runbook = write("start.yaml", "drill: { instance_roles: [app] }\n");
-    env.moto.enforce_policy(&[&runbook, "--mode", "drill"]);
-    let out = env
-        .moto
-        .lifeboat(&state)
-        .args(["drill", &runbook, "--yes", "--keep"])
-        .output()
-        .expect("drill");
+    let out = drill(&runbook, &["--keep"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     env.moto.assert_authorized();
     let copies = copies_of(&ec2, &standby).await;
