@@ -31,8 +31,8 @@ struct Args {
     /// Lease TTL of the takeover rounds, in seconds.
     #[arg(long, default_value_t = 5)]
     ttl: u64,
-    /// Takeover rounds.
-    #[arg(long, default_value_t = 5)]
+    /// Takeover rounds (crashes at evenly spread phases of the renewals).
+    #[arg(long, default_value_t = 12)]
     rounds: usize,
 }
 
@@ -164,9 +164,12 @@ async fn main() {
                 (Instant::now(), key)
             }
         });
-        // Let the renewals settle into their rhythm, then crash: no more
-        // renewals, nothing given back.
-        tokio::time::sleep(Duration::from_millis(500 + 700 * round as u64)).await;
+        // Let the renewals settle into their rhythm, then crash at this
+        // round's phase of it (the rounds spread evenly over one renewal
+        // period): no more renewals, nothing given back.
+        let period = lease::cluster_ttl(settings.lease_ttl) / 3;
+        let phase = period.mul_f64(round as f64 / args.rounds as f64);
+        tokio::time::sleep(Duration::from_millis(500) + period + phase).await;
         let crashed = Instant::now();
         let clock = Arc::clone(&old.clock);
         drop(old);

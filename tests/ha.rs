@@ -173,6 +173,22 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
     let election = etcd.key("leader");
 
     let old = Session::start(&etcd, TTL).await.expect("lease");
+    // The cluster holds the lease a second under `lease_ttl`, so its
+    // expiry sweep (every 0.5 s) revokes a dead leader's within `lease_ttl`;
+    // the leader's own clock runs out before the cluster's.
+    let mut client = etcd.client();
+    let id = old.lease;
+    let granted = etcd
+        .call(
+            async move { client.lease_time_to_live(id, None).await },
+            None,
+        )
+        .await
+        .expect("time to live")
+        .granted_ttl();
+    assert_eq!(granted, i64::try_from(TTL.as_secs()).expect("secs") - 1);
+    let local = old.clock.deadline().expect("valid") - std::time::Instant::now();
+    assert!(local < Duration::from_secs(u64::try_from(granted).expect("secs")));
     let old_key = lease::campaign(&etcd, &election, "old", &old)
         .await
         .expect("elected");

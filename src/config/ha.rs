@@ -15,16 +15,19 @@ use std::time::Duration;
 ///   without it: `lease_ttl` <= the fastest detection. Takeover then costs
 ///   no more than the detection already does, and a health report is
 ///   renewed (every third of the TTL) several times per detection;
-/// - etcd does not grant leases under about 2 s: `lease_ttl` >= 2s.
+/// - etcd does not grant leases under about 2 s, and the lease asked of
+///   it is a second shorter than `lease_ttl` (so that its expiry sweep
+///   still revokes a dead leader's lease within `lease_ttl`):
+///   `lease_ttl` >= 3s.
 pub fn timing_problems(
     lease_ttl: Duration,
     request_timeout: Duration,
     fastest_detection: Option<(String, Duration)>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    if lease_ttl < Duration::from_secs(2) {
+    if lease_ttl < Duration::from_secs(3) {
         problems.push(format!(
-            "`lease_ttl` {lease_ttl:?} is under 2s, the shortest lease etcd grants"
+            "`lease_ttl` {lease_ttl:?} is under 3s: the lease asked of etcd is a second shorter (so that a dead leader is replaced within `lease_ttl`), and etcd grants no lease under 2s"
         ));
     }
     if request_timeout * 3 > lease_ttl {
@@ -60,7 +63,8 @@ mod tests {
                 Duration::from_millis(100),
                 None
             )[0]
-            .contains("under 2s")
+            .contains("under 3s")
         );
+        assert!(timing_problems(s(2), Duration::from_millis(500), None)[0].contains("under 3s"));
     }
 }

@@ -1,7 +1,13 @@
 //! A daemon's etcd session (a lease kept alive) and its campaign for
 //! leadership.
 //!
-//! The lease is kept alive every third of its TTL. Its validity is tracked
+//! The lease asked of the cluster is a second shorter than the configured
+//! `lease_ttl` ([`cluster_ttl`]): etcd revokes expired leases in a sweep
+//! every half second, so a lease of TTL t is gone up to t + 0.5 s after
+//! its last renewal, and only then is another daemon elected. Asking for
+//! `lease_ttl` - 1 s keeps a dead leader's replacement within `lease_ttl`
+//! whenever it crashes. The lease is kept alive every third of the TTL the
+//! cluster granted. Its validity is tracked
 //! by the local clock, conservatively: each acknowledged keep-alive extends
 //! it to the moment the request was *sent* plus the TTL granted, less a
 //! tenth for clock-rate differences, so the local deadline always falls
@@ -76,6 +82,20 @@ impl LeaseClock {
     }
 }
 
+/// How much sooner than `lease_ttl` the cluster's lease is asked to run
+/// out: etcd's expiry sweep (every 500 ms), rounded up to the whole second
+/// leases are counted in.
+pub const EXPIRY_SWEEP_ALLOWANCE: Duration = Duration::from_secs(1);
+
+/// The TTL asked of the cluster for a configured `lease_ttl` (at least the
+/// second etcd counts in): a dead holder's lease is revoked, and another
+/// daemon can be elected, within `lease_ttl`.
+pub fn cluster_ttl(lease_ttl: Duration) -> Duration {
+    lease_ttl
+        .saturating_sub(EXPIRY_SWEEP_ALLOWANCE)
+        .max(Duration::from_secs(1))
+}
+
 /// A granted lease, kept alive in the background until it is lost.
 #[derive(Debug)]
 pub struct Session {
@@ -88,10 +108,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// Grant a lease of `ttl` and start keeping it alive.
-    pub async fn start(etcd: &Arc<Etcd>, ttl: Duration) -> Result<Session, EtcdError> {
+    /// Obtain a lease for a configured `lease_ttl` (the cluster is asked
+    /// for [`cluster_ttl`] of it) and start keeping it alive.
+    pub async fn start(etcd: &Arc<Etcd>, lease_ttl: Duration) -> Result<Session, EtcdError> {
         let mut client = etcd.client();
-        let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let seconds = i64::try_from(cluster_ttl(lease_ttl).as_secs()).unwrap_or(i64::MAX);
         let sent = Instant::now();
         let granted = etcd
             .call(
@@ -99,8 +120,10 @@ impl Session {
                 Some(etcd.timeout()),
             )
             .await?;
+        // etcd may grant more than asked (never less than its minimum).
+        let ttl = secs(granted.ttl());
         let clock = Arc::new(LeaseClock::default());
-        clock.renewed(sent, secs(granted.ttl()));
+        clock.renewed(sent, ttl);
         let (tell, lost) = watch::channel(None);
         let keeper = tokio::spawn(keep_alive(
             Arc::clone(etcd),
@@ -163,7 +186,7 @@ fn secs(ttl: i64) -> Duration {
     Duration::from_secs(u64::try_from(ttl).unwrap_or(0))
 }
 
-/// Renew the lease every third of `ttl` until it is lost; then say why.
+/// Renew the lease every third of its granted `ttl` until it is lost; then say why.
 async fn keep_alive(
     etcd: Arc<Etcd>,
     lease: i64,
@@ -271,4 +294,23 @@ pub async fn leader(etcd: &Arc<Etcd>, election: &str) -> Result<Option<String>, 
         )
         .await?;
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_is_asked_for_a_lease_that_its_sweep_revokes_within_lease_ttl() {
+        let s = Duration::from_secs;
+        assert_eq!(cluster_ttl(s(10)), s(9));
+        assert_eq!(cluster_ttl(s(3)), s(2));
+        // The worst case: the holder dies just after a renewal; the cluster
+        // revokes the lease at most one sweep (0.5 s) after it runs out.
+        for ttl in 3..=60 {
+            let takeover = cluster_ttl(s(ttl)) + Duration::from_millis(500);
+            assert!(takeover <= s(ttl), "lease_ttl {ttl}s: {takeover:?}");
+        }
+        assert_eq!(cluster_ttl(Duration::ZERO), s(1));
+    }
 }
