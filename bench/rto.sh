@@ -10,7 +10,9 @@
 # after another through the same proxy for comparison. Both end states are
 # checked with the scenario's check.py. Also prints the waits' describe
 # calls per waited resource, counted at the proxy. The last line is
-# `rto_ratio=<x> sequential_ratio=<y>`. PROFILE=dev measures the dev build.
+# `rto_ratio=<x> sequential_ratio=<y>`. PROFILE=dev measures the dev build;
+# LOGS=DIR keeps the proxy's logs (one JSON line per request) and the
+# report there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scenario=${SCENARIO_DIR:-../shared/bench}
@@ -114,6 +116,11 @@ print(f"  {seen:.2f} DNS step's first call (promotion seen {seen - promoted - pr
 print(f"  {changed_dns:.2f} Route 53 change answered; INSYNC from {changed_dns + dns_s:.2f}")
 print(f"  {report['rto']['seconds']:.2f} service restored (the RTO)")
 PY
+if [ -n "${LOGS:-}" ]; then
+    mkdir -p "$LOGS"
+    cp "$work/lifeboat.log" "$work/boto3.log" "$LOGS/"
+    printf '%s\n' "$report" > "$LOGS/report.json"
+fi
 printf 'bound %ss (longest of promote %ss and start %ss, plus DNS %ss)\n' "$bound" "$promote_s" "$start_s" "$dns_s"
 printf 'lifeboat RTO %.2fs; sequential script %.2fs\n' "$rto" "$sequential"
 printf 'rto_ratio=%.3f sequential_ratio=%.3f\n' "$(echo "$rto / $bound" | bc -l)" "$(echo "$sequential / $bound" | bc -l)"

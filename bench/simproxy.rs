@@ -57,6 +57,10 @@ struct Args {
     /// `m5.large@us-west-2a`, `db.r6g.large@*`.
     #[arg(long = "no-capacity", value_parser = pool)]
     no_capacity: Vec<Pool>,
+    /// Throttle as AWS documents: EC2's, RDS's and Route 53's token
+    /// buckets, refusing what finds its bucket short.
+    #[arg(long)]
+    aws_throttling: bool,
     /// Append every request to this file as a JSON line.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -149,6 +153,7 @@ async fn main() -> std::process::ExitCode {
         latency: args.latencies.into_iter().collect(),
         transitions: args.transitions.into_iter().collect::<BTreeMap<_, _>>(),
         no_capacity: args.no_capacity,
+        aws_throttling: args.aws_throttling,
         log: args.log,
     };
     let proxy = match Proxy::start_on(&args.upstream, rules, args.port).await {

@@ -114,7 +114,11 @@ impl ApiCalls {
 }
 
 #[derive(Debug)]
-struct CountCalls(Arc<ApiCalls>);
+struct CountCalls {
+    calls: Arc<ApiCalls>,
+    /// Told of the throttles that come back despite the pacing.
+    pacing: Option<(Arc<crate::pacing::Pacer>, String)>,
+}
 
 /// When the attempt in progress was handed to the transport.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +142,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let key = format!("{}.{}", meta.service(), meta.name());
             crate::engine::calls::count(&key);
-            if let Ok(mut counts) = self.0.counts.lock() {
+            if let Ok(mut counts) = self.calls.counts.lock() {
                 *counts.entry(key).or_default() += 1;
             }
         }
@@ -154,7 +158,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         if let (Some(observer), Some(sent), Some(meta)) = (
-            self.0.timed.get(),
+            self.calls.timed.get(),
             cfg.load::<SentAt>(),
             cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>(),
         ) {
@@ -170,9 +174,19 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
             Some(response) => error_code(response),
             None => "no response".to_string(),
         };
+        if let Some((pacer, scope)) = &self.pacing
+            && crate::pacing::is_throttle(&code)
+            && let Some((region, charges)) =
+                context.request().and_then(crate::pacing::request_charges)
+        {
+            let now = tokio::time::Instant::now();
+            for c in &charges {
+                pacer.throttled(&crate::pacing::key(scope, &region, &c.bucket), now);
+            }
+        }
         if let Some(meta) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
             let key = (format!("{}.{}", meta.service(), meta.name()), code);
-            if let Ok(mut errors) = self.0.errors.lock() {
+            if let Ok(mut errors) = self.calls.errors.lock() {
                 *errors.entry(key).or_default() += 1;
             }
         }
@@ -213,6 +227,52 @@ pub struct AwsClients {
     base: SdkConfig,
     path_style: bool,
     calls: Arc<ApiCalls>,
+    /// The client-side copies of AWS's request buckets (none when pacing
+    /// is off), shared by every client built here, and the HTTP client
+    /// they pace.
+    pacer: Option<(
+        Arc<crate::pacing::Pacer>,
+        aws_smithy_runtime_api::client::http::SharedHttpClient,
+    )>,
+    /// Whose buckets: `caller`, or the account of an assumed role.
+    scope: String,
+}
+
+/// The HTTPS client the SDK would choose itself (hyper 1 with rustls on
+/// aws-lc, the proxy from the environment, the SDK's sleep), built here so
+/// that pacing can wrap it.
+fn default_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, proxy::ProxyConfig, tls};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
+/// Pace `config`'s HTTP client through `pacer` as `scope`.
+fn paced(
+    config: SdkConfig,
+    pacer: &(
+        Arc<crate::pacing::Pacer>,
+        aws_smithy_runtime_api::client::http::SharedHttpClient,
+    ),
+    scope: &str,
+) -> SdkConfig {
+    config
+        .to_builder()
+        .http_client(crate::pacing::PacedClient::new(
+            pacer.1.clone(),
+            Arc::clone(&pacer.0),
+            scope,
+        ))
+        .build()
 }
 
 impl AwsClients {
@@ -253,10 +313,23 @@ impl AwsClients {
         }
         let base = loader.load().await;
         let path_style = base.endpoint_url().is_some();
+        let scope = "caller".to_string();
+        let pacer = crate::pacing::enabled(settings.pacing).then(|| {
+            (
+                Arc::new(crate::pacing::Pacer::default()),
+                default_https_client(),
+            )
+        });
+        let base = match &pacer {
+            Some(p) => paced(base, p, &scope),
+            None => base,
+        };
         AwsClients {
             base,
             path_style,
             calls: Arc::new(ApiCalls::default()),
+            pacer,
+            scope,
         }
     }
 
@@ -284,10 +357,18 @@ impl AwsClients {
                 aws_credential_types::provider::SharedCredentialsProvider::new(provider),
             )
             .build();
+        // AWS's buckets are the role's account's (the ARN's fifth field).
+        let scope = role_arn.split(':').nth(4).unwrap_or(role_arn).to_string();
+        let base = match &self.pacer {
+            Some(p) => paced(base, p, &scope),
+            None => base,
+        };
         AwsClients {
             base,
             path_style: self.path_style,
             calls: Arc::clone(&self.calls),
+            pacer: self.pacer.clone(),
+            scope,
         }
     }
 
@@ -302,7 +383,19 @@ impl AwsClients {
     }
 
     fn counter(&self) -> CountCalls {
-        CountCalls(Arc::clone(&self.calls))
+        CountCalls {
+            calls: Arc::clone(&self.calls),
+            pacing: self
+                .pacer
+                .as_ref()
+                .map(|(p, _)| (Arc::clone(p), self.scope.clone())),
+        }
+    }
+
+    /// What pacing has cost so far: requests held back, their total wait,
+    /// and the throttles AWS answered all the same (none when off).
+    pub fn pacing_cost(&self) -> Option<(u64, Duration, u64)> {
+        self.pacer.as_ref().map(|(p, _)| p.cost())
     }
 
     /// The configured credentials provider (for signing outside a client:

@@ -175,6 +175,7 @@ impl Emulator {
         let settings = AwsSettings {
             profile: None,
             endpoint_url: Some(self.endpoint()),
+            ..Default::default()
         };
         AwsClients::load(&settings, Credentials::Emulator).await
     }

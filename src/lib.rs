@@ -67,6 +67,7 @@ pub mod logging;
 pub mod measure;
 pub mod metrics;
 pub mod notify;
+pub mod pacing;
 pub mod probe;
 pub mod redact;
 pub mod report;

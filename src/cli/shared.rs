@@ -447,8 +447,15 @@ pub(super) fn registry_for(runtime: &tokio::runtime::Runtime, runbook: &Runbook)
 pub(super) fn report_calls(aws: &crate::aws::AwsClients) {
     let calls: u64 = aws.calls().snapshot().values().sum();
     let changes: u64 = aws.calls().mutating().values().sum();
+    let paced = match aws.pacing_cost() {
+        Some((held, waited, throttled)) if held > 0 || throttled > 0 => format!(
+            "; {held} held back to AWS's request rates ({:.1} s in all), {throttled} throttled all the same",
+            waited.as_secs_f64()
+        ),
+        _ => String::new(),
+    };
     eprint(&format!(
-        "AWS API calls: {calls} ({changes} of them changes)"
+        "AWS API calls: {calls} ({changes} of them changes){paced}"
     ));
 }
 

@@ -31,6 +31,21 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// Endpoint for every service (emulators, proxies).
     pub endpoint_url: Option<String>,
+    /// Whether requests are paced along AWS's documented request buckets.
+    pub pacing: Pacing,
+}
+
+/// How lifeboat paces its AWS requests (see `src/pacing.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// Along the request buckets AWS documents by default (EC2, RDS,
+    /// Route 53): never faster than AWS refills them.
+    #[default]
+    Documented,
+    /// Not at all (an account whose limits AWS raised); throttles are
+    /// then only retried.
+    Off,
 }
 
 /// The JSON Schema of the config file.
@@ -588,6 +603,11 @@ pub struct AwsSpec {
     /// Send every AWS call to this endpoint (an emulator, a VPC endpoint
     /// proxy); `AWS_ENDPOINT_URL` does the same from the environment.
     pub endpoint_url: Option<Spanned<String>>,
+    /// `documented` (default): requests to EC2, RDS and Route 53 are
+    /// paced along the request buckets AWS documents, so a mass failover
+    /// never sends faster than AWS admits; `off` for an account whose
+    /// limits AWS raised (`LIFEBOAT_AWS_PACING=off` does the same).
+    pub pacing: Option<Pacing>,
 }
 
 /// Log output format.
@@ -1142,6 +1162,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         aws: AwsSettings {
             profile: aws.profile,
             endpoint_url: aws.endpoint_url.map(|u| u.value),
+            pacing: aws.pacing.unwrap_or_default(),
         },
         log_format: log.format,
         log_level: log.level,

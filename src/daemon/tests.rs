@@ -72,6 +72,7 @@ impl InProcess {
             &AwsSettings {
                 profile: None,
                 endpoint_url: Some("http://127.0.0.1:9".into()),
+                ..Default::default()
             },
             Credentials::Emulator,
         )

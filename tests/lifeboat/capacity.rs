@@ -40,6 +40,7 @@ async fn crunch(moto: &Moto, pools: Vec<Pool>) -> (Proxy, AwsClients) {
         &AwsSettings {
             profile: None,
             endpoint_url: Some(proxy.endpoint.clone()),
+            ..Default::default()
         },
         Credentials::Emulator,
     )

@@ -61,6 +61,7 @@ fn crash_aws_child() {
         let settings = AwsSettings {
             profile: None,
             endpoint_url: Some(endpoint),
+            ..Default::default()
         };
         let aws = AwsClients::load(&settings, Credentials::Emulator).await;
         if let Some(call) = failpoint.strip_prefix("mid:") {

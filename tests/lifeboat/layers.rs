@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("state", &["ha", "journal"]),
     ("engine", &["engine"]),
-    ("aws", &["aws"]),
+    ("aws", &["pacing", "aws"]),
     ("actions", &["iam", "actions"]),
     (
         "operations",

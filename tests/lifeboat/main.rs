@@ -55,6 +55,10 @@
 //!   retried, a resource that never settles times the step out at its
 //!   deadline and rolls back, waits last until in-between states end, and a
 //!   full journal disk stops the run at a boundary, resumable.
+//! - `throttling`: a mass failover through the proxy's copy of AWS's
+//!   request buckets (EC2, RDS, Route 53) completes with each change
+//!   once and next to no throttle, where the same run unpaced is refused
+//!   a share of its requests.
 //! - `layers`: the source's layering: top-level modules refer only down
 //!   the layers of ARCHITECTURE.md and never in a cycle; the engine and
 //!   the pure modules name no AWS service or runtime.
@@ -95,6 +99,7 @@ mod status_page;
 mod strategies;
 #[path = "../support/mod.rs"]
 mod support;
+mod throttling;
 mod tls;
 mod trigger;
 mod verify;

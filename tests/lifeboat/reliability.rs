@@ -631,6 +631,7 @@ async fn one_attempt_of_a_failing_call_makes_at_most_the_configured_http_attempt
         &lifeboat::aws::AwsSettings {
             profile: None,
             endpoint_url: Some(proxy.endpoint.clone()),
+            ..Default::default()
         },
         lifeboat::aws::Credentials::Emulator,
     )

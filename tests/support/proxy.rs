@@ -87,9 +87,18 @@ pub struct Rules {
     /// Pools with no capacity: launches, starts, restores and replicas
     /// that would draw from them are refused, never forwarded.
     pub no_capacity: Vec<Pool>,
+    /// Throttle as AWS does: EC2's, RDS's and Route 53's documented token
+    /// buckets per account (access key), region and bucket (those of
+    /// `lifeboat::pacing::charges`), a request that finds its bucket short
+    /// refused with the service's own throttling error (EC2 HTTP 503
+    /// `RequestLimitExceeded`, RDS 400 `ThrottlingException`, Route 53 400
+    /// `Throttling`), never forwarded.
+    pub aws_throttling: bool,
     /// Also append every request, with what was done to it, to this file
     /// as a JSON line (`t`: seconds since the proxy started, and `unix`,
-    /// both when the answer was sent).
+    /// both when the answer was sent; `received`: seconds since the proxy
+    /// started when the request had been read; `charges`: what it took
+    /// from AWS's buckets).
     pub log: Option<PathBuf>,
 }
 
@@ -116,6 +125,11 @@ pub struct Request {
     pub status: u16,
     /// The client's `User-Agent` header.
     pub user_agent: String,
+    /// What it took from AWS's buckets, when the proxy throttles as AWS
+    /// does (bucket key, tokens).
+    pub charges: Vec<(String, lifeboat::pacing::Charge)>,
+    /// When the proxy had read it.
+    pub received: Instant,
 }
 
 impl Request {
@@ -145,12 +159,84 @@ struct State {
     log: Vec<Injection>,
     requests: Vec<Request>,
     file: Option<std::fs::File>,
+    /// AWS's buckets: key -> (tokens, when counted).
+    buckets: BTreeMap<String, (f64, Instant)>,
+}
+
+impl State {
+    /// AWS's side of its buckets: take this request's tokens if every
+    /// bucket it draws from holds them, else refuse it (taking nothing).
+    fn admit(
+        &mut self,
+        head: &str,
+        body: &[u8],
+        now: Instant,
+    ) -> Result<Vec<(String, lifeboat::pacing::Charge)>, &'static str> {
+        let Some(authorization) = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("authorization")
+                .then(|| value.trim().to_string())
+        }) else {
+            return Ok(Vec::new());
+        };
+        let Some((region, service)) = lifeboat::pacing::signed_scope(&authorization) else {
+            return Ok(Vec::new());
+        };
+        let account = authorization
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split('/').next())
+            .unwrap_or_default();
+        let params = match service {
+            "ec2" | "rds" => lifeboat::pacing::form_pairs(body),
+            _ => Vec::new(),
+        };
+        let action = params
+            .iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let charges = lifeboat::pacing::charges(service, &action, &params);
+        let mut levels = Vec::new();
+        for c in &charges {
+            let key = lifeboat::pacing::key(account, region, &c.bucket);
+            let (tokens, at) = self
+                .buckets
+                .get(&key)
+                .copied()
+                .unwrap_or((c.limits.capacity, now));
+            let tokens = (tokens + now.duration_since(at).as_secs_f64() * c.limits.refill)
+                .min(c.limits.capacity);
+            if tokens < c.cost.min(c.limits.capacity) {
+                return Err(match service {
+                    "ec2" => "RequestLimitExceeded",
+                    "rds" => "ThrottlingException",
+                    _ => "Throttling",
+                });
+            }
+            levels.push((key, tokens - c.cost.min(c.limits.capacity)));
+        }
+        for (key, tokens) in levels {
+            self.buckets.insert(key, (tokens, now));
+        }
+        Ok(charges
+            .into_iter()
+            .map(|c| (lifeboat::pacing::key(account, region, &c.bucket), c))
+            .collect())
+    }
 }
 
 impl State {
     /// A call answered by the proxy itself (`what` it injected), never
     /// forwarded.
-    fn refused(&mut self, op: &str, resources: Vec<String>, user_agent: String, what: &str) {
+    fn refused(
+        &mut self,
+        op: &str,
+        resources: Vec<String>,
+        user_agent: String,
+        what: &str,
+        received: Instant,
+    ) {
         self.log.push(Injection {
             operation: op.to_string(),
             what: what.to_string(),
@@ -162,6 +248,8 @@ impl State {
                 forwarded: false,
                 status: 0,
                 user_agent,
+                charges: Vec::new(),
+                received,
             },
             Some(what),
         );
@@ -174,12 +262,19 @@ impl State {
                 .map_or(0.0, |d| d.as_secs_f64());
             let line = serde_json::json!({
                 "t": self.started.elapsed().as_secs_f64(),
+                "received": request.received.saturating_duration_since(self.started).as_secs_f64(),
                 "unix": unix,
                 "op": request.operation,
                 "resources": request.resources,
                 "forwarded": request.forwarded,
                 "status": request.status,
                 "injected": injected,
+                "charges": request.charges.iter().map(|(key, c)| serde_json::json!({
+                    "bucket": key,
+                    "cost": c.cost,
+                    "capacity": c.limits.capacity,
+                    "refill": c.limits.refill,
+                })).collect::<Vec<_>>(),
             });
             let _ = writeln!(file, "{line}");
         }
@@ -233,6 +328,7 @@ impl Proxy {
             placement: BTreeMap::new(),
             log: Vec::new(),
             requests: Vec::new(),
+            buckets: BTreeMap::new(),
             file,
         }));
         let rules = Arc::new(rules);
@@ -693,6 +789,36 @@ fn fault_response(fault: Fault, operation: &str, s3: bool) -> Option<String> {
     ))
 }
 
+/// A throttle in the service's own format: EC2's query errors
+/// (`Response/Errors/Error`, HTTP 503), RDS's (`ErrorResponse/Error`, 400),
+/// Route 53's REST-XML (400).
+fn throttle_response(code: &str, operation: &str) -> String {
+    let (status, body) = match code {
+        "RequestLimitExceeded" => (
+            "503 Service Unavailable",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>proxy-{operation}</RequestID></Response>"
+            ),
+        ),
+        "Throttling" => (
+            "400 Bad Request",
+            format!(
+                "<?xml version=\"1.0\"?><ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error><RequestId>proxy-{operation}</RequestId></ErrorResponse>"
+            ),
+        ),
+        _ => (
+            "400 Bad Request",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error><RequestId>proxy-{operation}</RequestId></ErrorResponse>"
+            ),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Rewrite each `open`..`close` block of `body` with `edit` (which
 /// answers `None` to leave the block as it is).
 fn rewrite_blocks(
@@ -806,6 +932,7 @@ async fn serve(
     let Some((head, body)) = read_request(&mut client).await? else {
         return Ok(());
     };
+    let received = Instant::now();
     let op = operation(&head, &body);
     let resources = resources_of(&op, &head, &body);
     let user_agent = head
@@ -835,6 +962,29 @@ async fn serve(
         let extra = spread.mul_f64(chance(rules.seed ^ 0x1a7e, &op, n));
         tokio::time::sleep(latency.min + extra).await;
     }
+    let mut charges = Vec::new();
+    if rules.aws_throttling {
+        let admitted = state
+            .lock()
+            .expect("state")
+            .admit(&head, &body, Instant::now());
+        match admitted {
+            Ok(taken) => charges = taken,
+            Err(code) => {
+                state.lock().expect("state").refused(
+                    &op,
+                    resources,
+                    user_agent.clone(),
+                    code,
+                    received,
+                );
+                client
+                    .write_all(throttle_response(code, &op).as_bytes())
+                    .await?;
+                return Ok(());
+            }
+        }
+    }
     let refusal = {
         let st = state.lock().expect("state");
         no_capacity(&rules.no_capacity, &st.placement, &op, &body)
@@ -843,7 +993,7 @@ async fn serve(
         state
             .lock()
             .expect("state")
-            .refused(&op, resources, user_agent.clone(), &what);
+            .refused(&op, resources, user_agent.clone(), &what, received);
         client.write_all(response.as_bytes()).await?;
         return Ok(());
     }
@@ -853,7 +1003,7 @@ async fn serve(
         state
             .lock()
             .expect("state")
-            .refused(&op, resources, user_agent.clone(), &what);
+            .refused(&op, resources, user_agent.clone(), &what, received);
         if let Fault::Stall(delay) = fault {
             // Hold the connection, then answer 503: by then the client has
             // given up on this attempt.
@@ -917,6 +1067,8 @@ async fn serve(
                 forwarded: true,
                 status,
                 user_agent,
+                charges,
+                received,
             },
             injected.as_deref(),
         );
