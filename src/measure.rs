@@ -387,7 +387,7 @@ impl Figures {
                     .find(|s| s.step == step.id && s.state == StepState::Succeeded);
                 (span.and_then(|s| s.end.clone()), Some(step.id.clone()))
             }
-            None if record.state == RunState::Succeeded => {
+            None if record.state.completed() => {
                 let latest = steps
                     .iter()
                     .filter(|s| s.end.is_some())

@@ -50,7 +50,7 @@ pub enum SchemaKind {
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat", version, about, long_about = None)]
 #[command(
-    after_help = "Exit codes: 0 ok, 1 run failed, 2 invalid input (nothing changed), 3 internal error."
+    after_help = "Exit codes: 0 ok, 1 run failed, 2 invalid input (nothing changed), 3 internal error, 4 run succeeded with failures (steps with on_failure: continue failed)."
 )]
 pub struct Cli {
     /// Log format on stderr (default text; the daemon's default is its config's `log.format`).

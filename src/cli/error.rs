@@ -14,6 +14,9 @@ pub enum Exit {
     InvalidInput,
     /// 3: an internal error.
     Internal,
+    /// 4: a run ran to its end, but steps allowed to fail
+    /// (`on_failure: continue`) failed.
+    SucceededWithFailures,
 }
 
 impl Exit {
@@ -24,6 +27,7 @@ impl Exit {
             Exit::RunFailed => 1,
             Exit::InvalidInput => 2,
             Exit::Internal => 3,
+            Exit::SucceededWithFailures => 4,
         }
     }
 }
@@ -123,8 +127,9 @@ pub enum CliError {
     /// The demo could not set up its environment.
     #[error("demo: {0}")]
     Demo(String),
-    /// The run ended without succeeding (its summary was printed).
-    #[error("run {}", .0.word())]
+    /// The run ended without succeeding, or succeeded with failures (its
+    /// summary was printed).
+    #[error("run {}", .0.headline())]
     RunFailed(crate::engine::RunOutcome),
     /// Protected resources are over their RPO target, without a recovery
     /// point, or unreadable.
@@ -166,6 +171,9 @@ impl CliError {
                 | crate::daemon::DaemonError::Insecure(_)
                 | crate::daemon::DaemonError::Journal(JournalError::Locked { .. }),
             ) => Exit::InvalidInput,
+            CliError::RunFailed(crate::engine::RunOutcome::SucceededWithFailures(_)) => {
+                Exit::SucceededWithFailures
+            }
             CliError::RunFailed(_)
             | CliError::CheckFailed(_)
             | CliError::ExposureOverTarget(_)

@@ -70,6 +70,9 @@ pub enum EngineError {
 pub enum RunOutcome {
     /// Every step that had to succeed did.
     Succeeded,
+    /// It ran to its end, but these steps, marked `on_failure: continue`,
+    /// failed: each with its error.
+    SucceededWithFailures(Vec<(String, String)>),
     /// A step failed (after rollback, if asked for).
     Failed(String),
     /// A human cancelled it.
@@ -85,6 +88,7 @@ impl RunOutcome {
     pub fn state(&self) -> Option<RunState> {
         match self {
             RunOutcome::Succeeded => Some(RunState::Succeeded),
+            RunOutcome::SucceededWithFailures(_) => Some(RunState::SucceededWithFailures),
             RunOutcome::Failed(_) => Some(RunState::Failed),
             RunOutcome::Cancelled => Some(RunState::Cancelled),
             RunOutcome::Interrupted => None,
@@ -95,6 +99,27 @@ impl RunOutcome {
     pub fn word(&self) -> &'static str {
         self.state().map_or("interrupted", RunState::as_str)
     }
+
+    /// What to tell the operator at the end: the word, and for a run that
+    /// succeeded with failures, which steps failed.
+    pub fn headline(&self) -> String {
+        match self {
+            RunOutcome::SucceededWithFailures(failed) => {
+                format!("succeeded with failures: {}", tolerated_failures(failed))
+            }
+            other => other.word().to_string(),
+        }
+    }
+}
+
+/// What a run that succeeded with failures says of them: each step
+/// allowed to fail (`on_failure: continue`) that did, and why.
+pub fn tolerated_failures(failed: &[(String, String)]) -> String {
+    let each: Vec<String> = failed
+        .iter()
+        .map(|(step, e)| format!("step `{step}` failed: {e}"))
+        .collect();
+    format!("{} (on_failure: continue)", each.join("; "))
 }
 
 /// Called with every step event once it is durable (progress display).
@@ -650,10 +675,25 @@ impl Engine {
                 runbook.steps[r].id
             ))
         } else {
-            RunOutcome::Succeeded
+            let tolerated: Vec<(String, String)> = states
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match s {
+                    State::Failed(e) => Some((runbook.steps[i].id.clone(), e.clone())),
+                    _ => None,
+                })
+                .collect();
+            if tolerated.is_empty() {
+                RunOutcome::Succeeded
+            } else {
+                RunOutcome::SucceededWithFailures(tolerated)
+            }
         };
         let error = match &outcome {
             RunOutcome::Failed(e) => Some(self.redactor().text(e)),
+            RunOutcome::SucceededWithFailures(failed) => {
+                Some(self.redactor().text(&tolerated_failures(failed)))
+            }
             _ => None,
         };
         if let Some(state) = outcome.state() {

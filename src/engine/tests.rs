@@ -364,9 +364,25 @@ async fn continue_keeps_going_and_skips_only_dependents() {
     let h = harness(&steps);
     let fake =
         Arc::new(Fake::default().with("flaky", Behaviour::FailFirst(5, FailureKind::Permanent)));
-    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    // The run went on, and says it was not a clean success.
+    match h.run(&fake).await {
+        RunOutcome::SucceededWithFailures(failed) => {
+            assert_eq!(failed.len(), 1, "{failed:?}");
+            assert_eq!(failed[0].0, "flaky");
+        }
+        other => panic!("expected succeeded with failures, got {other:?}"),
+    }
     assert_eq!(fake.calls_of("other").len(), 1);
     assert_eq!(h.states("needs-flaky"), vec!["skipped"]);
+    let record = h.journal.run("run-1").unwrap();
+    assert_eq!(record.state, "succeeded-with-failures");
+    assert!(
+        record.error.as_deref().is_some_and(
+            |e| e.contains("step `flaky` failed") && e.contains("on_failure: continue")
+        ),
+        "{:?}",
+        record.error
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -116,6 +116,9 @@ vocabulary! {
         Running = "running",
         /// Every step in this mode succeeded or was skipped as planned.
         Succeeded = "succeeded",
+        /// It ran to its end, but steps marked `on_failure: continue`
+        /// failed (the run's error names them).
+        SucceededWithFailures = "succeeded-with-failures",
         /// A step failed and the run stopped.
         Failed = "failed",
         /// A human cancelled it.
@@ -130,6 +133,12 @@ impl RunState {
     /// Whether it has not ended: it resumes when its executor restarts.
     pub fn unfinished(self) -> bool {
         matches!(self, RunState::Running | RunState::Paused)
+    }
+
+    /// Whether it ran to its end: succeeded, with or without steps that
+    /// were allowed to fail.
+    pub fn completed(self) -> bool {
+        matches!(self, RunState::Succeeded | RunState::SucceededWithFailures)
     }
 }
 

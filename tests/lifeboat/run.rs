@@ -177,6 +177,29 @@ fn a_failed_step_exits_1_and_says_why() {
 }
 
 #[test]
+fn a_step_allowed_to_fail_that_fails_ends_the_run_succeeded_with_failures() {
+    let (_dir, state, marker, rb) = scratch(
+        "  - { id: middle, action: exec, needs: [first], with: { argv: [\"true\"] } }\n  - { id: page, action: exec, on_failure: continue, with: { argv: [sh, -c, 'echo pager down >&2; exit 2'] } }\n",
+    );
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("succeeded with failures: step `page` failed")
+            && stderr.contains("pager down"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\nlast\n",
+        "the run went on to its end"
+    );
+    let runs = lifeboat(&state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    assert_eq!(runs[0]["state"], "succeeded-with-failures", "{runs}");
+}
+
+#[test]
 fn without_confirmation_nothing_runs() {
     let (_dir, state, marker, rb) =
         scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n");
