@@ -319,11 +319,16 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Runbook file.
-    #[arg(required_unless_present = "resume")]
+    #[arg(required_unless_present_any = ["resume", "retry"])]
     pub file: Option<PathBuf>,
     /// Resume an interrupted run from the journal (completed steps are not repeated).
-    #[arg(long, value_name = "RUN")]
+    #[arg(long, value_name = "RUN", conflicts_with = "retry")]
     pub resume: Option<String>,
+    /// Re-run a failed or cancelled run (or one that succeeded with
+    /// failures) from the journal: the steps that did not succeed (or were
+    /// rolled back) go again, observing first; those that succeeded are kept.
+    #[arg(long, value_name = "RUN")]
+    pub retry: Option<String>,
     /// Parameter value, NAME=VALUE (repeatable); with --resume, the secret ones again.
     #[arg(long = "param", short = 'p', value_parser = parse_param)]
     pub params: Vec<(String, String)>,

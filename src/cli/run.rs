@@ -153,7 +153,10 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
 /// `lifeboat run`.
 pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     if let Some(id) = &args.resume {
-        return resume(state_dir, id, &args);
+        return resume(state_dir, id, &args, false);
+    }
+    if let Some(id) = &args.retry {
+        return resume(state_dir, id, &args, true);
     }
     let Some(file) = &args.file else {
         return Err(CliError::Usage(
@@ -186,17 +189,45 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     )
 }
 
-fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
+/// `--resume RUN` (an unfinished run) or, with `retry`, `--retry RUN` (an
+/// ended run that did not fully succeed).
+fn resume(state_dir: &Path, id: &str, args: &RunArgs, retry: bool) -> Result<(), CliError> {
+    let flag = if retry { "--retry" } else { "--resume" };
     if args.file.is_some() {
-        return Err(CliError::Usage(
-            "--resume takes the runbook from the journal; give no FILE".into(),
-        ));
+        return Err(CliError::Usage(format!(
+            "{flag} takes the runbook from the journal; give no FILE"
+        )));
     }
     let journal = Arc::new(Journal::open(state_dir, Access::Executor)?);
     let record = journal.run(id)?;
-    if !record.state.unfinished() {
+    if retry {
+        match record.state {
+            RunState::Failed | RunState::Cancelled | RunState::SucceededWithFailures => {}
+            RunState::Succeeded => {
+                return Err(CliError::Usage(format!(
+                    "run {id} succeeded; nothing to retry"
+                )));
+            }
+            RunState::Running | RunState::Paused => {
+                return Err(CliError::Usage(format!(
+                    "run {id} has not ended ({}); continue it with --resume {id}",
+                    record.state
+                )));
+            }
+        }
+        if record.run.mode == "drill" {
+            return Err(CliError::Usage(format!(
+                "run {id} is a drill, whose teardown removed what it made; start a new `lifeboat drill`"
+            )));
+        }
+    } else if !record.state.unfinished() {
+        let hint = if record.state == RunState::Succeeded {
+            String::new()
+        } else {
+            format!("; re-run what did not succeed with --retry {id}")
+        };
         return Err(CliError::Usage(format!(
-            "run {id} already ended ({}); nothing to resume",
+            "run {id} already ended ({}); nothing to resume{hint}",
             record.state
         )));
     }
@@ -226,10 +257,20 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs) -> Result<(), CliError> {
         "drill" => Mode::Drill,
         _ => Mode::Failover,
     };
-    eprint(&format!(
-        "resuming run {id}: {} in {mode} mode",
-        loaded.runbook.name
-    ));
+    if retry {
+        confirm(args.yes, &loaded, mode)?;
+        let again = crate::engine::prepare_retry(&journal, id, &loaded.runbook, mode, &who())?;
+        eprint(&format!(
+            "retrying run {id}: {} in {mode} mode; again: {}",
+            loaded.runbook.name,
+            again.join(", ")
+        ));
+    } else {
+        eprint(&format!(
+            "resuming run {id}: {} in {mode} mode",
+            loaded.runbook.name
+        ));
+    }
     execute(
         journal,
         id.to_string(),
@@ -442,7 +483,7 @@ impl Heartbeat {
                     ),
                 );
             }
-            StepState::Succeeded | StepState::Failed | StepState::Skipped => {
+            StepState::Succeeded | StepState::Failed | StepState::Skipped | StepState::Queued => {
                 inflight.remove(&key);
             }
         }

@@ -240,7 +240,6 @@ fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
     let mut states = vec![State::Pending; n];
     let mut completed: Vec<usize> = Vec::new();
     let mut rolled_back: Vec<usize> = Vec::new();
-    let mut rollback_requested = false;
     for event in events {
         let Some(&i) = index.get(event.step.as_str()) else {
             continue;
@@ -252,15 +251,20 @@ fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
                     _ => Outputs::new(),
                 };
                 states[i] = State::Succeeded(outputs);
+                // Done again after a retry: its place is its latest end.
+                completed.retain(|&c| c != i);
                 completed.push(i);
             }
             (Phase::Main, StepState::Failed) => {
                 states[i] = State::Failed(event.message.unwrap_or_default());
-                if runbook.steps[i].on_failure == OnFailure::Rollback {
-                    rollback_requested = true;
-                }
             }
             (Phase::Main, StepState::Skipped) => states[i] = State::Skipped,
+            (Phase::Main, StepState::Queued) => {
+                rolled_back.retain(|&r| r != i);
+                states[i] = State::Queued {
+                    attempt: event.attempt,
+                }
+            }
             (
                 Phase::Main,
                 StepState::Running
@@ -268,6 +272,9 @@ fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
                 | StepState::Waiting
                 | StepState::NeedsDecision,
             ) => {
+                // A new attempt after a rollback (a retried run): that
+                // rollback undid an earlier attempt, not this one.
+                rolled_back.retain(|&r| r != i);
                 states[i] = State::Interrupted {
                     attempt: event.attempt,
                     falling_back: None,
@@ -302,6 +309,11 @@ fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
             (Phase::Fallback | Phase::Rollback | Phase::RecoveryPoint, _) => {}
         }
     }
+    // Rollbacks are asked for by a step that failed for good and asks for
+    // them (not by one a retry set going again).
+    let rollback_requested = states.iter().enumerate().any(|(i, s)| {
+        matches!(s, State::Failed(_)) && runbook.steps[i].on_failure == OnFailure::Rollback
+    });
     Replay {
         states,
         completed,
@@ -310,10 +322,72 @@ fn replay(runbook: &Runbook, events: Vec<StepEvent>) -> Replay {
     }
 }
 
+/// Set the steps of an ended run that did not succeed going again (`lifeboat
+/// run --retry`): every step of the plan that failed, was skipped, or
+/// succeeded and was then rolled back gets a durable `queued` event (its
+/// next attempt, by `who`): the run starts them afresh (their earlier
+/// attempts ended, nothing is in flight) and keeps every step that
+/// succeeded; a crash before they ran leaves them queued for the next
+/// resume. Returns the steps set going.
+pub fn prepare_retry(
+    journal: &Journal,
+    id: &str,
+    runbook: &Runbook,
+    mode: Mode,
+    who: &str,
+) -> Result<Vec<String>, JournalError> {
+    let events = journal.events(id)?;
+    let mut last_attempt: HashMap<&str, u32> = HashMap::new();
+    for e in &events {
+        if e.phase == Phase::Main {
+            let a = last_attempt.entry(e.step.as_str()).or_default();
+            *a = (*a).max(e.attempt);
+        }
+    }
+    let Replay {
+        states,
+        rolled_back,
+        ..
+    } = replay(runbook, events.clone());
+    let plan = Plan::new(runbook, mode);
+    let mut again = Vec::new();
+    for (i, step) in runbook.steps.iter().enumerate() {
+        if !plan.includes(i) {
+            continue;
+        }
+        let redo = match &states[i] {
+            State::Failed(_) | State::Skipped | State::Pending | State::Queued { .. } => true,
+            State::Succeeded(_) => rolled_back.contains(&i),
+            _ => false,
+        };
+        if !redo {
+            continue;
+        }
+        let attempt = last_attempt.get(step.id.as_str()).copied().unwrap_or(0) + 1;
+        let event = StepEvent {
+            seq: 0,
+            step: step.id.clone(),
+            phase: Phase::Main,
+            attempt,
+            state: StepState::Queued,
+            at: now(),
+            outputs: None,
+            message: Some(format!("run retried by {who}")),
+        };
+        journal.record(id, &event)?;
+        again.push(step.id.clone());
+    }
+    Ok(again)
+}
+
 /// What the engine knows of one step during a run.
 #[derive(Debug, Clone)]
 enum State {
     Pending,
+    /// Set going again by a retry: starts afresh at this attempt.
+    Queued {
+        attempt: u32,
+    },
     Running,
     Succeeded(Outputs),
     Failed(String),
@@ -466,7 +540,10 @@ impl Engine {
                 changed = false;
                 for i in 0..n {
                     let Some(deps) = &plan.deps[i] else { continue };
-                    if !matches!(states[i], State::Pending | State::Interrupted { .. }) {
+                    if !matches!(
+                        states[i],
+                        State::Pending | State::Queued { .. } | State::Interrupted { .. }
+                    ) {
                         continue;
                     }
                     if let Some(&blocker) = deps
@@ -490,7 +567,10 @@ impl Engine {
             }
             for i in 0..n {
                 let Some(deps) = &plan.deps[i] else { continue };
-                if !matches!(states[i], State::Pending | State::Interrupted { .. }) {
+                if !matches!(
+                    states[i],
+                    State::Pending | State::Queued { .. } | State::Interrupted { .. }
+                ) {
                     continue;
                 }
                 if stopping || running >= self.options.concurrency {
@@ -508,6 +588,7 @@ impl Engine {
                         attempt,
                         falling_back,
                     } => ((*attempt).max(1), true, falling_back.clone()),
+                    State::Queued { attempt } => ((*attempt).max(1), false, None),
                     _ => (1, false, None),
                 };
                 states[i] = State::Running;
@@ -633,7 +714,11 @@ impl Engine {
             return Err(e.into());
         }
         let unstarted = states.iter().enumerate().any(|(i, s)| {
-            plan.deps[i].is_some() && matches!(s, State::Pending | State::Interrupted { .. })
+            plan.deps[i].is_some()
+                && matches!(
+                    s,
+                    State::Pending | State::Queued { .. } | State::Interrupted { .. }
+                )
         });
         if draining && !cancelled && (unstarted || rollback_requested) {
             // What is left (steps, rollbacks) is for the next start.
@@ -647,7 +732,11 @@ impl Engine {
             "run stopped after a failure"
         };
         for (i, state) in states.iter_mut().enumerate() {
-            if plan.deps[i].is_some() && matches!(state, State::Pending | State::Interrupted { .. })
+            if plan.deps[i].is_some()
+                && matches!(
+                    state,
+                    State::Pending | State::Queued { .. } | State::Interrupted { .. }
+                )
             {
                 let at = At::new(id, &runbook.steps[i].id, Phase::Main, 0);
                 self.record(at, StepState::Skipped, None, Some(reason.into()))?;

@@ -666,3 +666,43 @@ async fn an_interrupted_unobservable_step_waits_for_a_decision() {
     assert!(fake.calls_of("hook").is_empty(), "not re-run blindly");
     assert_eq!(fake.calls_of("next").len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_run_redoes_what_failed_or_was_rolled_back_and_keeps_the_rest() {
+    let steps = [
+        wait_step("keep", ""),
+        wait_step("a", ", rollback: { action: wait, with: { duration: 1s } }"),
+        wait_step("c", ", needs: [a, keep], on_failure: rollback"),
+        wait_step("d", ", needs: [c]"),
+    ]
+    .concat();
+    let h = harness(&steps);
+    let fake = Arc::new(Fake::default().with("c", Behaviour::FailFirst(1, FailureKind::Permanent)));
+    assert!(matches!(h.run(&fake).await, RunOutcome::Failed(_)));
+
+    let again = prepare_retry(&h.journal, "run-1", &h.runbook, Mode::Failover, "tester").unwrap();
+    assert_eq!(
+        again,
+        vec!["a", "c", "d"],
+        "`a` was rolled back; `keep` stands"
+    );
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    let done = |step: &str| {
+        h.journal
+            .events("run-1")
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.step == step && e.phase == "main" && e.state == "succeeded")
+            .map(|e| e.attempt)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(done("keep"), vec![1], "kept, not repeated");
+    assert_eq!(done("a"), vec![1, 2], "done again after its rollback");
+    assert_eq!(done("c"), vec![2]);
+    assert_eq!(done("d"), vec![1]);
+    // The retried attempts start afresh: their earlier ones had ended.
+    let c = fake.calls_of("c");
+    assert_eq!(c.len(), 2);
+    assert!(!c[1].resumed && c[1].attempt == 2, "{:?}", c[1].attempt);
+    assert_eq!(h.journal.run("run-1").unwrap().state, "succeeded");
+}

@@ -149,6 +149,9 @@ vocabulary! {
         Running = "running",
         /// An attempt failed retryably; the next one waits its backoff.
         Retrying = "retrying",
+        /// Set going again by a retry of its ended run (`lifeboat run
+        /// --retry`): no attempt is in flight; the next starts afresh.
+        Queued = "queued",
         /// Waiting for a human (an approval step).
         Waiting = "waiting",
         /// Interrupted where its action cannot observe its own effect:

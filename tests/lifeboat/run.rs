@@ -200,6 +200,64 @@ fn a_step_allowed_to_fail_that_fails_ends_the_run_succeeded_with_failures() {
 }
 
 #[test]
+fn a_failed_run_retried_reruns_only_what_did_not_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flag = dir.path().join("fixed");
+    let (_scratch, state, marker, rb) = scratch(&format!(
+        "  - {{ id: middle, action: exec, needs: [first], with: {{ argv: [sh, -c, 'test -f {} || {{ echo quota exceeded >&2; exit 3; }}; echo middle >> {}'] }} }}\n",
+        flag.display(),
+        "MARKER",
+    ));
+    // The middle step appends to the same marker as the others.
+    let written = std::fs::read_to_string(&rb).expect("runbook");
+    std::fs::write(
+        &rb,
+        written.replace("MARKER", &marker.display().to_string()),
+    )
+    .expect("runbook");
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let runs = lifeboat(&state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("id").to_string();
+
+    // --resume is for runs that have not ended; it points at --retry.
+    let out = lifeboat(&state, &["run", "--resume", &id, "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(&format!("--retry {id}")),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The cause fixed, the retry runs the failed step and what it held
+    // up, and not the step that had succeeded.
+    std::fs::write(&flag, "").expect("flag");
+    let out = lifeboat(&state, &["run", "--retry", &id, "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("again: middle, last"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\nmiddle\nlast\n",
+        "`first` ran once"
+    );
+    let show = lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(show["state"], "succeeded", "{show}");
+    assert_eq!(show["steps"][1]["attempts"], 2, "{show}");
+
+    // A run that succeeded has nothing to retry.
+    let out = lifeboat(&state, &["run", "--retry", &id, "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("nothing to retry"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn without_confirmation_nothing_runs() {
     let (_dir, state, marker, rb) =
         scratch("  - { id: middle, action: wait, needs: [first], with: { duration: 1ms } }\n");
