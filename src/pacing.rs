@@ -320,9 +320,16 @@ pub fn request_charges(
     request: &aws_smithy_runtime_api::http::Request,
 ) -> Option<(String, Vec<Charge>)> {
     let authorization = request.headers().get("authorization")?;
+    signed_charges(authorization, request.body().bytes().unwrap_or_default())
+}
+
+/// What a signed request is charged, from its `Authorization` header and
+/// its body: its region and its charges (the query protocol's action and
+/// parameters read from the body of EC2's requests).
+pub fn signed_charges(authorization: &str, body: &[u8]) -> Option<(String, Vec<Charge>)> {
     let (region, service) = signed_scope(authorization)?;
     let params = match service {
-        "ec2" => request.body().bytes().map(form_pairs).unwrap_or_default(),
+        "ec2" => form_pairs(body),
         _ => Vec::new(),
     };
     let action = params

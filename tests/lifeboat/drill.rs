@@ -384,7 +384,7 @@ async fn the_standard_scenario_drills_without_touching_production() {
 async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
     let env = Env::new().await;
     // The state a failover leaves: the DR replica promoted, the primary
-    // tier stopped, DNS on the DR address.
+    // tier stopped, the DR tier running, DNS on the DR address.
     crate::support::seed::primary_and_replica(&env.aws, "app-db", "app-db-replica").await;
     env.aws
         .rds("us-west-2")
@@ -400,6 +400,13 @@ async fn a_failback_drill_rebuilds_only_drill_copies_and_is_torn_down() {
         "us-east-1",
         2,
         &[("Role", "app"), ("Env", "primary")],
+    )
+    .await;
+    crate::support::seed::running_instances(
+        &env.aws,
+        "us-west-2",
+        2,
+        &[("Role", "app"), ("Env", "dr")],
     )
     .await;
     crate::support::seed::zone(

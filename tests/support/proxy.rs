@@ -179,24 +179,16 @@ impl State {
         }) else {
             return Ok(Vec::new());
         };
-        let Some((region, service)) = lifeboat::pacing::signed_scope(&authorization) else {
+        let Some((region, charges)) = lifeboat::pacing::signed_charges(&authorization, body) else {
             return Ok(Vec::new());
         };
+        let region = region.as_str();
+        let service = lifeboat::pacing::signed_scope(&authorization).map_or("", |(_, s)| s);
         let account = authorization
             .split("Credential=")
             .nth(1)
             .and_then(|c| c.split('/').next())
             .unwrap_or_default();
-        let params = match service {
-            "ec2" | "rds" => lifeboat::pacing::form_pairs(body),
-            _ => Vec::new(),
-        };
-        let action = params
-            .iter()
-            .find(|(k, _)| k == "Action")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let charges = lifeboat::pacing::charges(service, &action, &params);
         let mut levels = Vec::new();
         for c in &charges {
             let key = lifeboat::pacing::key(account, region, &c.bucket);

@@ -48,6 +48,23 @@ pub async fn stopped_instances(
     count: i32,
     tags: &[(&str, &str)],
 ) -> Vec<String> {
+    let ids = running_instances(aws, region, count, tags).await;
+    aws.ec2(region)
+        .stop_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("stop");
+    ids
+}
+
+/// `count` instances with these tags in `region`, running; their ids.
+pub async fn running_instances(
+    aws: &AwsClients,
+    region: &str,
+    count: i32,
+    tags: &[(&str, &str)],
+) -> Vec<String> {
     let ec2 = aws.ec2(region);
     let images = ec2.describe_images().send().await.expect("describe images");
     let image = images.images()[0].image_id().expect("an AMI").to_string();
@@ -70,11 +87,6 @@ pub async fn stopped_instances(
         .iter()
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
-    ec2.stop_instances()
-        .set_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .expect("stop");
     ids
 }
 
@@ -421,6 +433,8 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
             // in the source's region too.
             db_subnet_group(aws, "us-west-2", "app-db-subnets").await;
             stopped_instances(aws, "us-east-1", 2, &[("Role", "app"), ("Env", "primary")]).await;
+            // The DR app tier the failover started, which failback stops.
+            running_instances(aws, "us-west-2", 2, &[("Role", "app"), ("Env", "dr")]).await;
             Some("198.51.100.10")
         }
         "backup-restore.yaml" => {
