@@ -397,15 +397,14 @@ regions:
     }
 
     /// The scene, its primary down, the failover started by the leader and
-    /// caught waiting for the promotion to finish (sent and tagged: between
-    /// those two calls moto, unlike RDS, would still show a replica):
-    /// the scene, the leader, the run.
+    /// caught waiting for the promotion to finish (sent): the scene, the
+    /// leader, the run.
     async fn mid_failover() -> (Scene, usize, String) {
         let scene = Scene::start().await;
         let leader = scene.leader(&[0, 1, 2]).await;
         scene.primary_up.store(false, Ordering::SeqCst);
         let run = scene.the_run().await;
-        scene.wait_change(leader, "AddTagsToResource").await;
+        scene.wait_change(leader, "PromoteReadReplica").await;
         (scene, leader, run)
     }
 
@@ -576,7 +575,6 @@ regions:
         assert_eq!(
             self.moto.changes(),
             BTreeMap::from([
-                ("AddTagsToResource".to_string(), 1),
                 ("ChangeResourceRecordSets".to_string(), 1),
                 ("PromoteReadReplica".to_string(), 1),
                 ("StartInstances".to_string(), 1),

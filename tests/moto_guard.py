@@ -34,7 +34,9 @@ alarm, and its checkers report the alarm's state (INSUFFICIENT_DATA as its
 refuses a change batch that would leave a simple record beside routed
 record sets (weighted, failover, ...) of the same name and type, with
 `InvalidChangeBatch`, where moto accepts it; more of Route 53's rules at
-`change_resource_record_sets` below.
+`change_resource_record_sets` below. A promoted RDS read replica stops
+naming its source, and its source stops naming it, as in RDS (moto keeps
+both; `promote_read_replica` below).
 
 An operation moto does not implement gets HTTP 400 `InvalidAction` saying
 so, as AWS answers an operation it does not know, not moto's HTML page
@@ -60,7 +62,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.iam.models import iam_backends
-from moto.rds.models import rds_backends
+from moto.rds.exceptions import RDSClientError
+from moto.rds.models import RDSBackend, rds_backends
 from moto.sts.models import sts_backends
 from moto.route53.exceptions import InvalidInput, Route53ClientError
 from moto.route53.models import FakeZone, HealthCheck, Route53Backend
@@ -497,6 +500,36 @@ def delete_one_routed_rrset(self, set_identifier):
 Route53Backend.change_resource_record_sets = change_resource_record_sets
 FakeZone.delete_rrset = delete_one_rrset
 FakeZone.delete_rrset_by_id = delete_one_routed_rrset
+
+
+_promote_read_replica = RDSBackend.promote_read_replica
+
+
+def promote_read_replica(self, db_kwargs):
+    """RDS's promotion: the instance is a replica no more, so it no longer
+    names its source (`ReadReplicaSourceDBInstanceIdentifier`) nor its
+    source it; moto keeps both. A promotion of an instance that is not a
+    read replica is refused, as RDS refuses it; moto does nothing and
+    answers success."""
+    database = self.databases.get(db_kwargs["db_instance_identifier"])
+    if database is not None and not database.is_replica:
+        raise RDSClientError("InvalidDBInstanceState", "DB Instance is not a read replica.")
+    source = getattr(database, "source_db_instance_identifier", None)
+    promoted = _promote_read_replica(self, db_kwargs)
+    if source:
+        try:
+            primary = self.find_db_from_id(source)
+        except RDSClientError:
+            primary = None
+        if primary is not None:
+            for name in (promoted.db_instance_identifier, promoted.db_instance_arn):
+                if name in primary.replicas:
+                    primary.replicas.remove(name)
+        promoted.source_db_instance_identifier = None
+    return promoted
+
+
+RDSBackend.promote_read_replica = promote_read_replica
 
 
 def to_json(value):

@@ -406,8 +406,7 @@ impl Actions for Registry {
             ActionInput::Notify(_) => vec!["POST the message to the webhook".to_string()],
             ActionInput::RdsPromoteReadReplica(_) => vec![
                 "rds:DescribeDBInstances of the selected replicas".to_string(),
-                "rds:PromoteReadReplica and AddTagsToResource on those not promoted yet"
-                    .to_string(),
+                "rds:PromoteReadReplica on those not promoted yet".to_string(),
                 "rds:DescribeDBInstances until all are available".to_string(),
             ],
             ActionInput::RdsWaitAvailable(_) => {

@@ -26,11 +26,6 @@ use crate::catalogue::rds::{
 use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
 
-/// Tag lifeboat puts on an instance it promoted: its own durable record of
-/// the promotion, for emulators that keep reporting the instance as a
-/// replica afterwards (real RDS clears `ReadReplicaSourceDBInstanceIdentifier`).
-pub const PROMOTED_TAG: &str = "lifeboat:promoted-by-run";
-
 /// How instances are selected.
 enum Select<'a> {
     Ids(Vec<String>),
@@ -195,37 +190,51 @@ async fn wait_available(
 /// Most PromoteReadReplica calls in flight at once within one step.
 const PARALLEL_PROMOTIONS: usize = 8;
 
-/// Promote one replica and record the promotion in lifeboat's tag.
+/// Promote one replica. RDS refuses a second promotion of an instance
+/// whose first is under way (`InvalidDBInstanceState`); then the instance
+/// is described, and one no longer available or no longer a replica is
+/// taken as promoted by the earlier attempt (its answer lost), for the wait
+/// to see through.
 async fn promote_one(
     client: &aws_sdk_rds::Client,
     region: &str,
     id: &str,
-    arn: Option<&str>,
     days: Option<u32>,
-    run_id: &str,
 ) -> Result<(), ActionError> {
     let mut request = client.promote_read_replica().db_instance_identifier(id);
     if let Some(days) = days {
         request = request.backup_retention_period(i32::try_from(days).unwrap_or(i32::MAX));
     }
-    request
-        .send()
-        .await
-        .map_err(|e| classify(&format!("PromoteReadReplica {id} in {region}"), e))?;
-    if let Some(arn) = arn {
-        client
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .tags(Tag::builder().key(PROMOTED_TAG).value(run_id).build())
-            .send()
-            .await
-            .map_err(|e| classify(&format!("AddTagsToResource {id} in {region}"), e))?;
+    let what = format!("PromoteReadReplica {id} in {region}");
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let refused_state = e
+                .as_service_error()
+                .and_then(aws_smithy_types::error::metadata::ProvideErrorMetadata::code)
+                == Some("InvalidDBInstanceState");
+            let e = classify(&what, e);
+            if !refused_state {
+                return Err(e);
+            }
+            let now = select(client, region, &Select::Ids(vec![id.to_string()])).await?;
+            match now.first() {
+                Some(db)
+                    if status(db) != "available"
+                        || db.read_replica_source_db_instance_identifier().is_none() =>
+                {
+                    Ok(())
+                }
+                _ => Err(e),
+            }
+        }
     }
-    Ok(())
 }
 
 /// `rds.promote_read_replica`: promote every selected replica that is not
-/// promoted yet, tag it, and wait until all are available.
+/// promoted yet (RDS clears a promoted instance's
+/// `ReadReplicaSourceDBInstanceIdentifier`), and wait until all are
+/// available.
 pub(super) async fn promote(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -250,24 +259,19 @@ pub(super) async fn promote(
     let mut promoted = Vec::new();
     // Promotions are independent: run a bounded number at once.
     let mut tasks = tokio::task::JoinSet::new();
-    let pending: Vec<(String, Option<String>)> = instances
+    let pending: Vec<String> = instances
         .iter()
-        .filter(|db| {
-            db.read_replica_source_db_instance_identifier().is_some()
-                && tag(db, PROMOTED_TAG).is_none()
-        })
-        .map(|db| (id_of(db), db.db_instance_arn().map(str::to_string)))
+        .filter(|db| db.read_replica_source_db_instance_identifier().is_some())
+        .map(id_of)
         .collect();
     let mut queue = pending.into_iter();
     loop {
         while tasks.len() < PARALLEL_PROMOTIONS {
-            let Some((id, arn)) = queue.next() else { break };
-            let (client, region, run_id) = (client.clone(), region.to_string(), ctx.run_id.clone());
+            let Some(id) = queue.next() else { break };
+            let (client, region) = (client.clone(), region.to_string());
             let days = w.backup_retention_days;
             tasks.spawn(crate::engine::calls::same_call_log(async move {
-                promote_one(&client, &region, &id, arn.as_deref(), days, &run_id)
-                    .await
-                    .map(|()| id)
+                promote_one(&client, &region, &id, days).await.map(|()| id)
             }));
         }
         let Some(joined) = tasks.join_next().await else {

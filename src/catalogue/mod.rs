@@ -403,11 +403,7 @@ impl ActionKind {
                 Regional,
                 true,
                 true,
-                &[
-                    "rds:DescribeDBInstances",
-                    "rds:PromoteReadReplica",
-                    "rds:AddTagsToResource",
-                ],
+                &["rds:DescribeDBInstances", "rds:PromoteReadReplica"],
                 Substituted,
                 "restores the replica's newest snapshot (or a fresh one) into `<id>-drill-<run>` and leaves the replica replicating",
                 30 * MINUTE,

@@ -660,12 +660,6 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             }
             t.selected_by = w.tags.clone();
         }
-        ("rds:AddTagsToResource", I::RdsPromoteReadReplica(w)) if !drilled => {
-            for db in dbs(at, &w.db_instance, &w.db_instances) {
-                t.add(Role::Changed, db);
-            }
-            t.selected_by = w.tags.clone();
-        }
         ("rds:ModifyDBInstance", I::RdsModifyInstanceClass(w)) => {
             if drilled {
                 t.add(Role::Changed, at.rds(r, "db", "*-drill-*"));

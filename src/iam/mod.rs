@@ -89,8 +89,6 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             ("rds:CreateDBSnapshot", Created),
             ("rds:RestoreDBInstanceFromDBSnapshot", Created),
             ("rds:AddTagsToResource", Created),
-            // Marking the drill's own replica promoted.
-            ("rds:AddTagsToResource", Tagged),
             ("rds:PromoteReadReplica", Tagged),
             ("rds:DeleteDBInstance", Tagged),
             ("rds:DeleteDBSnapshot", Tagged),

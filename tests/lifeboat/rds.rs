@@ -43,10 +43,10 @@ async fn promote_promotes_once_and_a_second_run_changes_nothing() {
         .expect("the replica");
     // moto applies the retention only while the instance is a replica: it proves the call.
     assert_eq!(db.backup_retention_period(), Some(7));
-    assert!(
-        db.tag_list()
-            .iter()
-            .any(|t| t.key() == Some("lifeboat:promoted-by-run") && t.value() == Some("run-7"))
+    assert_eq!(
+        db.read_replica_source_db_instance_identifier(),
+        None,
+        "a replica no more"
     );
     assert_eq!(
         aws.calls().mutating().get("RDS.PromoteReadReplica"),

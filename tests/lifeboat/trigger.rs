@@ -306,7 +306,6 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
     assert_eq!(
         changes,
         BTreeMap::from([
-            ("AddTagsToResource".to_string(), 1),
             ("ChangeResourceRecordSets".to_string(), 1),
             ("PromoteReadReplica".to_string(), 1),
             ("StartInstances".to_string(), 1),
