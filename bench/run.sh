@@ -3,7 +3,9 @@
 # local moto, lifeboat (bench/failover.yaml) against a hand-written
 # sequential boto3 script (bench/baseline_boto3.py), 3 runs each, median.
 # Each run is seeded with the scenario's seed.py and checked with its
-# check.py. Prints wall time, peak RSS and AWS API calls, and the ratios.
+# check.py. Prints wall time, peak RSS and AWS API calls, and the ratios;
+# lifeboat's calls also against the fewest the scenario can take
+# (bench/minimum_calls.py, read from the seeded world).
 # SCENARIO_DIR points at the scenario's seed.py/check.py (default
 # ../shared/bench); PROFILE=dev measures the dev build instead of release.
 set -euo pipefail
@@ -32,6 +34,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=test AWS_SECRET
 run() {
     local impl=$1 scale=$2
     $py "$scenario/seed.py" --scale "$scale" > /dev/null
+    [ -s "$work/minimum-$scale" ] || $py bench/minimum_calls.py | sed -n 's/^minimum=//p' > "$work/minimum-$scale"
     if [ "$impl" = lifeboat ]; then
         /usr/bin/time -f '%e %M' -o "$work/time" "$bin" run bench/failover.yaml --yes --state-dir "$work/state-$scale-$RANDOM" > /dev/null 2> "$work/err"
         calls=$(sed -n 's/^AWS API calls: \([0-9]*\).*/\1/p' "$work/err")
@@ -55,6 +58,6 @@ for scale in $scales; do
         calls=$(cut -d' ' -f3 "$work/runs" | median)
         printf '%s %s %s %.1f %s\n' "$scale" "$impl" "$wall" "$(echo "$rss / 1024" | bc -l)" "$calls" | tee -a "$work/results"
     done
-    awk -v s="$scale" '$1 == s && $2 == "lifeboat" { l = $3; lc = $5 } $1 == s && $2 == "boto3" { b = $3; bc = $5 }
-        END { printf "scale %s: lifeboat/boto3 wall ratio %.2f, api call ratio %.2f\n", s, l / b, lc / bc }' "$work/results"
+    awk -v s="$scale" -v m="$(cat "$work/minimum-$scale")" '$1 == s && $2 == "lifeboat" { l = $3; lc = $5 } $1 == s && $2 == "boto3" { b = $3; bc = $5 }
+        END { printf "scale %s: lifeboat/boto3 wall ratio %.2f, api call ratio %.2f; minimum %d calls, lifeboat/minimum %.2f\n", s, l / b, lc / bc, m, lc / m }' "$work/results"
 done

@@ -164,7 +164,13 @@ async fn health_checks(
         };
     }
     let mut found = Vec::new();
-    let mut pages = aws.route53().list_health_checks().into_paginator().send();
+    // The largest page Route 53 gives (100 when not asked).
+    let mut pages = aws
+        .route53()
+        .list_health_checks()
+        .max_items(1000)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| classify("ListHealthChecks", e))?;
         found.extend(

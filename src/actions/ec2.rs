@@ -217,8 +217,14 @@ impl Direction {
     }
 }
 
+/// Most instance ids one StartInstances, StopInstances or
+/// TerminateInstances call is given: TerminateInstances documents 1,000 as
+/// its limit, and the others are kept to it.
+pub(crate) const IDS_PER_CALL: usize = 1000;
+
 /// `ec2.start_instances` / `ec2.stop_instances`: act only on the selected
-/// instances not already there, then wait until all are.
+/// instances not already there (in calls of up to [`IDS_PER_CALL`]), then
+/// wait until all are.
 pub(super) async fn transition(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -249,13 +255,13 @@ pub(super) async fn transition(
         .iter()
         .filter_map(|i| Some((i.instance_id()?.to_string(), state(i)?)))
         .collect();
-    if !to_move.is_empty() {
+    for chunk in to_move.chunks(IDS_PER_CALL) {
         let what = format!(
             "{}Instances {} in {region}",
             direction.verb(),
-            to_move.join(", ")
+            chunk.join(", ")
         );
-        let ids = Some(to_move.clone());
+        let ids = Some(chunk.to_vec());
         let changes = match direction {
             Direction::Start => {
                 match client
@@ -269,8 +275,8 @@ pub(super) async fn transition(
                     Err(capacity::Refusal::Failed(e)) => Err(e),
                     Err(capacity::Refusal::NoCapacity(why)) => {
                         let (changes, more) =
-                            start_one_by_one(&client, region, &instances, &to_move, w, why).await?;
-                        resized = more;
+                            start_one_by_one(&client, region, &instances, chunk, w, why).await?;
+                        merge_resized(&mut resized, more);
                         Ok(changes)
                     }
                 }
@@ -304,6 +310,23 @@ pub(super) async fn transition(
     ]);
     outputs.extend(resized);
     Ok(outputs)
+}
+
+/// `more`'s capacity refusals and resized instances added to `into`'s.
+fn merge_resized(into: &mut Outputs, more: Outputs) {
+    for (key, value) in more {
+        match (into.get_mut(&key), value) {
+            (Some(serde_json::Value::Array(have)), serde_json::Value::Array(new)) => {
+                have.extend(new)
+            }
+            (Some(serde_json::Value::Object(have)), serde_json::Value::Object(new)) => {
+                have.extend(new)
+            }
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
 }
 
 /// After EC2 had no capacity to start `to_move` together (`why`): start
@@ -457,11 +480,15 @@ pub const STEP_TAG: &str = "lifeboat:step";
 /// Each alternative placement (`option` > 0) has a token of its own: EC2
 /// refuses one token for different parameters.
 pub(super) fn client_token(ctx: &StepContext, count: usize, option: usize) -> String {
+    match option {
+        0 => token(&format!("{}/{}/{count}", ctx.run_id, ctx.step_id)),
+        n => token(&format!("{}/{}/{count}/{n}", ctx.run_id, ctx.step_id)),
+    }
+}
+
+/// An EC2 client token (at most 64 ASCII characters) that stands for `key`.
+pub(super) fn token(key: &str) -> String {
     use sha2::Digest;
-    let key = match option {
-        0 => format!("{}/{}/{count}", ctx.run_id, ctx.step_id),
-        n => format!("{}/{}/{count}/{n}", ctx.run_id, ctx.step_id),
-    };
     let digest = sha2::Sha256::digest(key.as_bytes());
     digest.iter().take(16).fold(String::new(), |mut s, b| {
         s.push_str(&format!("{b:02x}"));

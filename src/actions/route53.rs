@@ -116,7 +116,11 @@ pub(super) async fn record_sets(
     zone: &str,
 ) -> Result<Vec<ResourceRecordSet>, ActionError> {
     let mut all = Vec::new();
-    let mut request = client.list_resource_record_sets().hosted_zone_id(zone);
+    // 300 a page, the API's maximum.
+    let mut request = client
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .max_items(300);
     loop {
         let page = request
             .clone()

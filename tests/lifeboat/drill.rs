@@ -1253,3 +1253,195 @@ async fn seed_db(env: &Env, id: &str) -> aws_sdk_rds::types::DbInstance {
         .await
         .expect("the instance")
 }
+
+/// The sources each drill copy stands for, from its `lifeboat:drill-of`
+/// (its launch's sources) and its position among its launch's copies.
+fn copy_sources(
+    copies: &[aws_sdk_ec2::types::Instance],
+) -> std::collections::BTreeMap<String, String> {
+    let mut by_launch: std::collections::BTreeMap<String, Vec<&aws_sdk_ec2::types::Instance>> =
+        Default::default();
+    for c in copies {
+        let of = c
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("lifeboat:drill-of"))
+            .and_then(|t| t.value())
+            .expect("a drill copy names its sources")
+            .to_string();
+        by_launch.entry(of).or_default().push(c);
+    }
+    by_launch
+        .into_iter()
+        .flat_map(|(of, copies)| {
+            let sources: Vec<String> = of.split(' ').map(str::to_string).collect();
+            assert_eq!(sources.len(), copies.len(), "one copy per source of {of}");
+            copies
+                .into_iter()
+                .zip(sources)
+                .map(|(c, s)| (c.instance_id().expect("id").to_string(), s))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A drill's copies of many standby instances go out in one RunInstances
+/// per launch spec, each copy knowing its source; a resumed step launches
+/// nothing; a copy lost is replaced for its own source alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_launches_its_copies_in_one_call_per_spec_and_never_twice() {
+    use lifeboat::actions::Registry;
+    use lifeboat::catalogue::ActionInput;
+    use lifeboat::catalogue::ec2::Instances;
+    use lifeboat::engine::Actions;
+    use lifeboat::runbook::Mode;
+
+    const REGION: &str = "us-west-2";
+    let env = Env::new().await;
+    let web = crate::support::seed::stopped_instances(
+        &env.aws,
+        REGION,
+        3,
+        &[("Role", "app"), ("Tier", "web")],
+    )
+    .await;
+    let api = crate::support::seed::stopped_instances(
+        &env.aws,
+        REGION,
+        2,
+        &[("Role", "app"), ("Tier", "api")],
+    )
+    .await;
+    let registry = Registry::with_aws(env.aws.clone());
+    let mut ctx = crate::support::step_context("20261203T100000-0001", "start-app", REGION);
+    ctx.mode = Mode::Drill;
+    let input = ActionInput::Ec2StartInstances(Instances {
+        instance_ids: None,
+        tags: Some(
+            [("Role".to_string(), "app".to_string())]
+                .into_iter()
+                .collect(),
+        ),
+        alternative_instance_types: vec![],
+    });
+    let ec2 = env.aws.ec2(REGION);
+    let launches = |aws: &AwsClients| {
+        aws.calls()
+            .mutating()
+            .get("EC2.RunInstances")
+            .copied()
+            .unwrap_or(0)
+    };
+
+    let seeded = launches(&env.aws);
+    let out = registry.run(&ctx, &input).await.expect("drill start");
+    assert_eq!(
+        launches(&env.aws) - seeded,
+        2,
+        "one RunInstances per launch spec (the Tier tag differs)"
+    );
+    let copies: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(out["copies"].clone()).expect("copies by source");
+    let sources: std::collections::BTreeSet<&String> = web.iter().chain(&api).collect();
+    assert_eq!(
+        copies.keys().collect::<std::collections::BTreeSet<_>>(),
+        sources
+    );
+    let copy_ids: std::collections::BTreeSet<&String> = copies.values().collect();
+    assert_eq!(
+        copy_ids.len(),
+        5,
+        "a copy of its own for each source: {copies:?}"
+    );
+    let described = ec2
+        .describe_instances()
+        .set_instance_ids(Some(copies.values().cloned().collect()))
+        .send()
+        .await
+        .expect("describe copies");
+    assert_eq!(described.reservations().len(), 2, "two launches");
+    let all: Vec<aws_sdk_ec2::types::Instance> = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .cloned()
+        .collect();
+    let tagged = copy_sources(&all);
+    for (source, copy) in &copies {
+        assert_eq!(
+            tagged.get(copy),
+            Some(source),
+            "{copy}'s tags name its source"
+        );
+        let tier = |id: &str| {
+            all.iter()
+                .find(|i| i.instance_id() == Some(id))
+                .and_then(|i| i.tags().iter().find(|t| t.key() == Some("Tier")))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        let expected = if web.contains(source) { "web" } else { "api" };
+        assert_eq!(
+            tier(copy).as_deref(),
+            Some(expected),
+            "{copy} carries its source's tags"
+        );
+    }
+    let standby_states = ec2
+        .describe_instances()
+        .set_instance_ids(Some(web.iter().chain(&api).cloned().collect()))
+        .send()
+        .await
+        .expect("describe standby");
+    assert!(
+        standby_states
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .all(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("stopped")),
+        "the standby instances stay stopped"
+    );
+
+    // Resumed: every source has its copy; nothing is launched.
+    let mut resumed = ctx.clone();
+    resumed.resumed = true;
+    resumed.attempt = 2;
+    let again = registry.run(&resumed, &input).await.expect("resumed");
+    assert_eq!(launches(&env.aws) - seeded, 2, "nothing launched again");
+    assert_eq!(again["copies"], out["copies"]);
+
+    // One copy lost: another step of the drill copies that source alone.
+    let lost_source = api[0].clone();
+    ec2.terminate_instances()
+        .instance_ids(&copies[&lost_source])
+        .send()
+        .await
+        .expect("terminate one copy");
+    let mut later = ctx.clone();
+    later.step_id = "start-app-again".into();
+    let third = registry.run(&later, &input).await.expect("after a loss");
+    assert_eq!(launches(&env.aws) - seeded, 3, "one more launch");
+    let now: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(third["copies"].clone()).expect("copies");
+    for (source, copy) in &copies {
+        if *source == lost_source {
+            assert_ne!(&now[source], copy, "a new copy for the lost one");
+        } else {
+            assert_eq!(&now[source], copy, "{source} kept its copy");
+        }
+    }
+
+    let regions = [REGION.to_string()].into_iter().collect();
+    let which = lifeboat::actions::drill::Which::Run(ctx.run_id.clone());
+    let t = lifeboat::actions::drill::teardown(&env.aws, &regions, &which).await;
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    assert_eq!(
+        t.removed
+            .iter()
+            .filter(|r| r.starts_with("EC2 instance"))
+            .count(),
+        5,
+        "{:?}",
+        t.removed
+    );
+}

@@ -265,6 +265,8 @@ pub(super) async fn teardown(
     let mut pages = client
         .describe_auto_scaling_groups()
         .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
+        // The API's largest page (50 when not asked).
+        .max_records(100)
         .into_paginator()
         .send();
     let mut names = Vec::new();

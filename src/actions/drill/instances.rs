@@ -3,7 +3,8 @@
 //! work (AMI, type, security groups, instance profile, user data, key pair,
 //! volumes, metadata options and tags), placed where the runbook's
 //! `drill:` says, or beside the source with the report saying the drill
-//! shares production's network.
+//! shares production's network. Copies launched alike go in one
+//! `RunInstances` with a count.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::actions::aws_error::classify;
-use crate::actions::ec2::{DRILL_OF_TAG, client_token, select, state, wait_for_state};
+use crate::actions::ec2::{DRILL_OF_TAG, select, state, token, wait_for_state};
 use crate::actions::{CREATED_TAG, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::ec2::Instances;
@@ -193,41 +194,6 @@ async fn user_data(
         .map(str::to_string))
 }
 
-/// The source's EBS volumes, by id.
-async fn volumes(
-    client: &aws_sdk_ec2::Client,
-    region: &str,
-    original: &Instance,
-) -> Result<BTreeMap<String, Volume>, ActionError> {
-    let ids: Vec<String> = original
-        .block_device_mappings()
-        .iter()
-        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_string))
-        .collect();
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let out = client
-        .describe_volumes()
-        .set_volume_ids(Some(ids))
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                &format!(
-                    "DescribeVolumes of {} in {region}",
-                    original.instance_id().unwrap_or_default()
-                ),
-                e,
-            )
-        })?;
-    Ok(out
-        .volumes()
-        .iter()
-        .filter_map(|v| Some((v.volume_id()?.to_string(), v.clone())))
-        .collect())
-}
-
 /// Devices the AMI brings (with their snapshots); a copy's other volumes
 /// are created empty.
 async fn image_devices(
@@ -337,10 +303,178 @@ fn spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
     spec.build()
 }
 
+/// Most characters in an EC2 tag value: a launch's `lifeboat:drill-of`
+/// lists its sources within it.
+const TAG_VALUE_MAX: usize = 256;
+
+/// Most volume ids asked of one DescribeVolumes call (its page maximum).
+const VOLUMES_PER_CALL: usize = 500;
+
+/// What one copy is launched with. Copies whose sources agree on all of it
+/// go in one `RunInstances` with a count.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    image: Option<String>,
+    instance_type: Option<aws_sdk_ec2::types::InstanceType>,
+    subnet: Option<String>,
+    groups: Vec<String>,
+    key_name: Option<String>,
+    profile: Option<IamInstanceProfileSpecification>,
+    user_data: Option<String>,
+    mappings: Vec<BlockDeviceMapping>,
+    metadata: Option<InstanceMetadataOptionsRequest>,
+    ebs_optimized: Option<bool>,
+    /// The sources' own tags the copies carry.
+    tags: Vec<(String, String)>,
+}
+
+/// One `RunInstances`: a spec and the sources (in launch-index order) it
+/// makes a copy of each.
+#[derive(Debug, Clone, PartialEq)]
+struct Launch {
+    spec: Spec,
+    sources: Vec<String>,
+}
+
+/// `launches` with each split so that its sources, joined by spaces, fit
+/// in one tag value: a copy's `lifeboat:drill-of` names every source of its
+/// launch, and its launch index says which is its own.
+fn fit_tags(launches: Vec<Launch>) -> Vec<Launch> {
+    let mut out = Vec::new();
+    for launch in launches {
+        let mut sources: Vec<String> = Vec::new();
+        let mut len = 0;
+        for source in launch.sources {
+            let more = if sources.is_empty() { 0 } else { 1 } + source.len();
+            if !sources.is_empty() && len + more > TAG_VALUE_MAX {
+                out.push(Launch {
+                    spec: launch.spec.clone(),
+                    sources: std::mem::take(&mut sources),
+                });
+                len = 0;
+            }
+            len += if sources.is_empty() { 0 } else { 1 } + source.len();
+            sources.push(source);
+        }
+        if !sources.is_empty() {
+            out.push(Launch {
+                spec: launch.spec,
+                sources,
+            });
+        }
+    }
+    out
+}
+
+/// The source each live copy stands for, from the copies of this drill:
+/// a copy's `lifeboat:drill-of` lists its launch's sources, and its launch
+/// index picks its own. Where EC2 does not say the index, the copies of a
+/// launch take its sources in order.
+fn sources_of(copies: &[Instance]) -> BTreeMap<String, String> {
+    let mut launches: BTreeMap<String, Vec<&Instance>> = BTreeMap::new();
+    for copy in copies {
+        let of = copy
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(DRILL_OF_TAG))
+            .and_then(|t| t.value());
+        if let Some(of) = of {
+            launches.entry(of.to_string()).or_default().push(copy);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (of, mut copies) in launches {
+        let sources: Vec<&str> = of.split(' ').filter(|s| !s.is_empty()).collect();
+        copies.sort_by_key(|c| (c.ami_launch_index().is_none(), c.ami_launch_index()));
+        let mut taken = vec![false; sources.len()];
+        for copy in copies {
+            let Some(id) = copy.instance_id() else {
+                continue;
+            };
+            let at = copy
+                .ami_launch_index()
+                .and_then(|i| usize::try_from(i).ok())
+                .filter(|i| taken.get(*i) == Some(&false))
+                .or_else(|| taken.iter().position(|t| !t));
+            if let Some(at) = at {
+                taken[at] = true;
+                out.entry(sources[at].to_string())
+                    .or_insert_with(|| id.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// This drill's live copies in `region` (of any step: one copy per source
+/// serves the whole drill).
+async fn live_copies(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    ctx: &StepContext,
+) -> Result<Vec<Instance>, ActionError> {
+    let identity: BTreeMap<String, String> = super::own_tags(ctx)
+        .into_iter()
+        .filter(|(k, _)| k != CREATED_TAG)
+        .collect();
+    match select(client, region, None, Some(&identity)).await {
+        Ok(found) => Ok(found
+            .into_iter()
+            .filter(|i| {
+                state(i).is_none_or(|s| {
+                    ![
+                        InstanceStateName::ShuttingDown,
+                        InstanceStateName::Terminated,
+                    ]
+                    .contains(&s)
+                })
+            })
+            .collect()),
+        Err(e) if e.kind == FailureKind::Permanent => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The EBS volumes of `sources`, by id, in as few DescribeVolumes calls as
+/// the API's page allows.
+async fn volumes(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    sources: &[&Instance],
+) -> Result<BTreeMap<String, Volume>, ActionError> {
+    let ids: Vec<String> = sources
+        .iter()
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()).map(str::to_string))
+        .collect();
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(VOLUMES_PER_CALL) {
+        let page = client
+            .describe_volumes()
+            .set_volume_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    &format!("DescribeVolumes of the standby instances in {region}"),
+                    e,
+                )
+            })?;
+        out.extend(
+            page.volumes()
+                .iter()
+                .filter_map(|v| Some((v.volume_id()?.to_string(), v.clone()))),
+        );
+    }
+    Ok(out)
+}
+
 /// A drill's stand-in for `ec2.start_instances`: the selected standby
-/// instances stay stopped; for each, one copy is launched, tagged for the
-/// drill and with `lifeboat:drill-of=<instance>` (found again, not
-/// launched twice, when the step is resumed).
+/// instances stay stopped; one copy of each is launched, tagged for the
+/// drill. Copies launched alike go in one `RunInstances` with a count,
+/// tagged `lifeboat:drill-of=<their sources>`; a source that has a live
+/// copy in this drill already (the step resumed, or another step's) is not
+/// copied again.
 pub(in crate::actions) async fn start(
     aws: &AwsClients,
     ctx: &StepContext,
@@ -350,40 +484,20 @@ pub(in crate::actions) async fn start(
     let client = aws.ec2(region);
     let standby = select(&client, region, w.instance_ids.as_ref(), w.tags.as_ref()).await?;
     let subnets = drill_subnets(&client, region, &ctx.placement).await?;
-    let mut launched = Vec::new();
-    let mut ids = Vec::new();
+    let mut copies = sources_of(&live_copies(&client, region, ctx).await?);
+    let todo: Vec<&Instance> = standby
+        .iter()
+        .filter(|i| !copies.contains_key(i.instance_id().unwrap_or_default()))
+        .collect();
+    let found_before = standby.len() - todo.len();
+    let volumes = volumes(&client, region, &todo).await?;
     let mut shared = Vec::new();
     let mut empty = Vec::new();
     let mut unprofiled = Vec::new();
     let mut images: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for original in &standby {
+    let mut launches: Vec<Launch> = Vec::new();
+    for original in todo {
         let original_id = original.instance_id().unwrap_or_default().to_string();
-        let mut identity = BTreeMap::from([(DRILL_OF_TAG.to_string(), original_id.clone())]);
-        identity.extend(
-            super::own_tags(ctx)
-                .into_iter()
-                .filter(|(k, _)| k != CREATED_TAG),
-        );
-        let existing: Vec<Instance> = match select(&client, region, None, Some(&identity)).await {
-            Ok(found) => found
-                .into_iter()
-                .filter(|i| {
-                    state(i).is_none_or(|s| {
-                        ![
-                            InstanceStateName::ShuttingDown,
-                            InstanceStateName::Terminated,
-                        ]
-                        .contains(&s)
-                    })
-                })
-                .collect(),
-            Err(e) if e.kind == FailureKind::Permanent => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        if let Some(copy) = existing.first() {
-            ids.push(copy.instance_id().unwrap_or_default().to_string());
-            continue;
-        }
         let placed = place(original, &subnets, &ctx.placement)
             .map_err(|e| ActionError::permanent(format!("drill copy of {original_id}: {e}")))?;
         shared.extend(placed.shared.clone());
@@ -392,29 +506,12 @@ pub(in crate::actions) async fn start(
             let devices = image_devices(&client, region, &image).await?;
             images.insert(image.clone(), devices);
         }
-        let volumes = volumes(&client, region, original).await?;
         let mappings = mappings(
             original,
             &volumes,
             images.get(&image).unwrap_or(&BTreeSet::new()),
             &mut empty,
         );
-        let name = super::name(&original_id, &ctx.run_id);
-        let instance_tags: Vec<(String, String)> = carried_tags(original)
-            .into_iter()
-            .chain(identity.iter().map(|(k, v)| (k.clone(), v.clone())))
-            .chain(super::own_tags(ctx))
-            .chain([("Name".to_string(), name.clone())])
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
-        let volume_tags: Vec<(String, String)> = super::own_tags(ctx)
-            .into_iter()
-            .chain([
-                (DRILL_OF_TAG.to_string(), original_id.clone()),
-                ("Name".to_string(), name),
-            ])
-            .collect();
         // The profile's role is passed to EC2 only where the runbook lets
         // the drill pass roles at all: without `drill.instance_roles` the
         // copy goes without it, and the note says so.
@@ -425,49 +522,60 @@ pub(in crate::actions) async fn start(
         if let (Some(arn), None) = (source_profile, &profile) {
             unprofiled.push(format!("{original_id} ({arn})"));
         }
-        let out = client
-            .run_instances()
-            .set_image_id(original.image_id().map(str::to_string))
-            .set_instance_type(original.instance_type().cloned())
-            .set_subnet_id(placed.subnet)
-            .set_security_group_ids((!placed.groups.is_empty()).then_some(placed.groups))
-            .set_key_name(original.key_name().map(str::to_string))
-            .set_iam_instance_profile(profile)
-            .set_user_data(user_data(&client, region, &original_id).await?)
-            .set_block_device_mappings((!mappings.is_empty()).then_some(mappings))
-            .set_metadata_options(metadata_options(original))
-            .set_ebs_optimized(original.ebs_optimized().filter(|on| *on))
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(spec(ResourceType::Instance, &instance_tags))
-            .tag_specifications(spec(ResourceType::Volume, &volume_tags))
-            .client_token(client_token(ctx, launched.len() + 1, 0))
-            .send()
-            .await
-            .map_err(|e| {
-                let e = classify(
-                    &format!("RunInstances (drill copy of {original_id}) in {region}"),
-                    e,
-                );
-                match source_profile.filter(|_| !ctx.placement.instance_roles.is_empty()) {
-                    Some(arn) => super::passing_roles(e, ctx, &format!("instance profile {arn}")),
-                    None => e,
-                }
-            })?;
-        for i in out.instances() {
-            let id = i.instance_id().unwrap_or_default().to_string();
-            launched.push(format!("{id} for {original_id}"));
-            ids.push(id);
+        let mut tags = carried_tags(original);
+        tags.sort();
+        let spec = Spec {
+            image: original.image_id().map(str::to_string),
+            instance_type: original.instance_type().cloned(),
+            subnet: placed.subnet,
+            groups: placed.groups,
+            key_name: original.key_name().map(str::to_string),
+            profile,
+            user_data: user_data(&client, region, &original_id).await?,
+            mappings,
+            metadata: metadata_options(original),
+            ebs_optimized: original.ebs_optimized().filter(|on| *on),
+            tags,
+        };
+        match launches.iter_mut().find(|l| l.spec == spec) {
+            Some(launch) => launch.sources.push(original_id),
+            None => launches.push(Launch {
+                spec,
+                sources: vec![original_id],
+            }),
         }
     }
+    let launches = fit_tags(launches);
+    let mut launched = Vec::new();
+    for launch in &launches {
+        let made = run_launch(&client, region, ctx, launch).await?;
+        for (source, copy) in launch.sources.iter().zip(made) {
+            launched.push(format!("{copy} for {source}"));
+            copies.insert(source.clone(), copy);
+        }
+    }
+    let ids: Vec<String> = standby
+        .iter()
+        .filter_map(|i| copies.get(i.instance_id()?).cloned())
+        .collect();
     wait_for_state(&client, region, &ids, InstanceStateName::Running, None, ctx).await?;
     let mut note = if launched.is_empty() {
         format!("drill instances {} exist already", ids.join(", "))
     } else {
-        format!(
-            "launched drill instances {} with the standby instances' AMIs, types, security groups, instance profiles, user data, key pairs, volumes and tags; the standby instances were not started",
+        let calls = match launches.len() {
+            1 => "one launch".to_string(),
+            n => format!("{n} launches"),
+        };
+        let mut note = format!(
+            "launched drill instances {} ({calls}) with the standby instances' AMIs, types, security groups, instance profiles, user data, key pairs, volumes and tags; the standby instances were not started",
             launched.join(", ")
-        )
+        );
+        if found_before > 0 {
+            note.push_str(&format!(
+                "; {found_before} had a copy in this drill already"
+            ));
+        }
+        note
     };
     if !ctx.placement.security_groups.is_empty() && !launched.is_empty() {
         note.push_str(&format!(
@@ -493,11 +601,110 @@ pub(in crate::actions) async fn start(
             shared.join("; ")
         ));
     }
+    let by_source: serde_json::Map<String, serde_json::Value> = standby
+        .iter()
+        .filter_map(|i| {
+            let source = i.instance_id()?;
+            Some((source.to_string(), serde_json::json!(copies.get(source)?)))
+        })
+        .collect();
     Ok(Outputs::from([
         ("instance_ids".to_string(), serde_json::json!(ids)),
         ("started".to_string(), serde_json::json!([])),
+        ("copies".to_string(), serde_json::Value::Object(by_source)),
         ("drill".to_string(), serde_json::json!(note)),
     ]))
+}
+
+/// Launch one copy of each of `launch`'s sources in one `RunInstances`
+/// (all or none: its minimum count is its count). Its client token is the
+/// step's and the sources', so a resumed step that asks again before EC2's
+/// describes show the copies gets the same launch back, not a second one.
+/// The copies' ids, in the order of the sources.
+async fn run_launch(
+    client: &aws_sdk_ec2::Client,
+    region: &str,
+    ctx: &StepContext,
+    launch: &Launch,
+) -> Result<Vec<String>, ActionError> {
+    let spec = &launch.spec;
+    let of = launch.sources.join(" ");
+    let name = match launch.sources.as_slice() {
+        [one] => super::name(one, &ctx.run_id),
+        [first, rest @ ..] => super::name(&format!("{first}-and-{}-more", rest.len()), &ctx.run_id),
+        [] => return Ok(Vec::new()),
+    };
+    let identity = [
+        (DRILL_OF_TAG.to_string(), of.clone()),
+        ("Name".to_string(), name),
+    ];
+    let instance_tags: Vec<(String, String)> = spec
+        .tags
+        .iter()
+        .cloned()
+        .chain(super::own_tags(ctx))
+        .chain(identity.iter().cloned())
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    let volume_tags: Vec<(String, String)> = super::own_tags(ctx)
+        .into_iter()
+        .chain(identity.iter().cloned())
+        .collect();
+    let count = i32::try_from(launch.sources.len()).unwrap_or(i32::MAX);
+    let out = client
+        .run_instances()
+        .set_image_id(spec.image.clone())
+        .set_instance_type(spec.instance_type.clone())
+        .set_subnet_id(spec.subnet.clone())
+        .set_security_group_ids((!spec.groups.is_empty()).then(|| spec.groups.clone()))
+        .set_key_name(spec.key_name.clone())
+        .set_iam_instance_profile(spec.profile.clone())
+        .set_user_data(spec.user_data.clone())
+        .set_block_device_mappings((!spec.mappings.is_empty()).then(|| spec.mappings.clone()))
+        .set_metadata_options(spec.metadata.clone())
+        .set_ebs_optimized(spec.ebs_optimized)
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(self::spec(ResourceType::Instance, &instance_tags))
+        .tag_specifications(self::spec(ResourceType::Volume, &volume_tags))
+        .client_token(token(&format!(
+            "{}/{}/drill-of/{of}",
+            ctx.run_id, ctx.step_id
+        )))
+        .send()
+        .await
+        .map_err(|e| {
+            let e = classify(
+                &format!("RunInstances (drill copies of {of}) in {region}"),
+                e,
+            );
+            match spec.profile.as_ref().and_then(|p| p.arn()) {
+                Some(arn) => super::passing_roles(e, ctx, &format!("instance profile {arn}")),
+                None => e,
+            }
+        })?;
+    let mut made: Vec<(usize, String)> = out
+        .instances()
+        .iter()
+        .enumerate()
+        .filter_map(|(at, i)| {
+            let index = i
+                .ami_launch_index()
+                .and_then(|i| usize::try_from(i).ok())
+                .unwrap_or(at);
+            Some((index, i.instance_id()?.to_string()))
+        })
+        .collect();
+    made.sort();
+    if made.len() != launch.sources.len() {
+        return Err(ActionError::retryable(format!(
+            "RunInstances (drill copies of {of}) in {region} answered {} instances for {} sources",
+            made.len(),
+            launch.sources.len()
+        )));
+    }
+    Ok(made.into_iter().map(|(_, id)| id).collect())
 }
 
 #[cfg(test)]
@@ -505,6 +712,71 @@ mod tests {
     use aws_sdk_ec2::types::{EbsInstanceBlockDevice, InstanceBlockDeviceMapping};
 
     use super::*;
+
+    fn copy(id: &str, of: &str, index: Option<i32>) -> Instance {
+        Instance::builder()
+            .instance_id(id)
+            .set_ami_launch_index(index)
+            .tags(Tag::builder().key(DRILL_OF_TAG).value(of).build())
+            .build()
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            image: Some("ami-1".into()),
+            instance_type: None,
+            subnet: None,
+            groups: vec![],
+            key_name: None,
+            profile: None,
+            user_data: None,
+            mappings: vec![],
+            metadata: None,
+            ebs_optimized: None,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn a_launch_s_sources_fit_in_one_tag_value() {
+        let sources: Vec<String> = (0..40).map(|i| format!("i-{i:017x}")).collect();
+        let launches = fit_tags(vec![Launch {
+            spec: spec(),
+            sources: sources.clone(),
+        }]);
+        assert!(launches.len() > 1);
+        for l in &launches {
+            assert!(l.sources.join(" ").len() <= TAG_VALUE_MAX, "{l:?}");
+        }
+        // 19-character ids: twelve fit (239 characters), thirteen do not.
+        assert_eq!(launches[0].sources.len(), 12);
+        let back: Vec<String> = launches.into_iter().flat_map(|l| l.sources).collect();
+        assert_eq!(back, sources, "every source, once, in order");
+    }
+
+    #[test]
+    fn a_copy_s_launch_index_names_its_source() {
+        let copies = [
+            copy("i-c2", "i-a i-b i-c", Some(2)),
+            copy("i-c0", "i-a i-b i-c", Some(0)),
+            copy("i-c1", "i-a i-b i-c", Some(1)),
+            copy("i-d", "i-d-source", None),
+        ];
+        let of = sources_of(&copies);
+        assert_eq!(of["i-a"], "i-c0");
+        assert_eq!(of["i-b"], "i-c1");
+        assert_eq!(of["i-c"], "i-c2");
+        assert_eq!(of["i-d-source"], "i-d");
+        // One copy of a launch lost: the others still name their own.
+        let of = sources_of(&copies[..2]);
+        assert_eq!(of.len(), 2);
+        assert_eq!(of["i-a"], "i-c0");
+        assert_eq!(of["i-c"], "i-c2");
+        // Without launch indexes (the emulator), in the order described.
+        let plain = [copy("i-x", "i-a i-b", None), copy("i-y", "i-a i-b", None)];
+        let of = sources_of(&plain);
+        assert_eq!((of["i-a"].as_str(), of["i-b"].as_str()), ("i-x", "i-y"));
+    }
 
     fn instance(devices: &[(&str, &str)]) -> Instance {
         let mut i = Instance::builder().instance_id("i-1");

@@ -559,47 +559,56 @@ async fn rds(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
             }
         }
     }
-    let snapshots = client
+    let mut pages = client
         .describe_db_snapshots()
         .snapshot_type("manual")
-        .send()
-        .await;
-    match snapshots {
-        Err(e) => t
-            .errors
-            .push(format!("DescribeDBSnapshots in {region}: {e}")),
-        Ok(out) => {
-            for s in out.db_snapshots() {
+        .max_records(100)
+        .into_paginator()
+        .send();
+    let mut snapshots = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Err(e) => {
+                t.errors
+                    .push(format!("DescribeDBSnapshots in {region}: {e}"));
+                break;
+            }
+            Ok(out) => snapshots.extend(out.db_snapshots().iter().filter_map(|s| {
                 let tags = s
                     .tag_list()
                     .iter()
                     .filter_map(|t| Some((t.key()?, t.value()?)));
-                let Some(run) = tag_of(tags, DRILL_TAG) else {
-                    continue;
-                };
-                if !which.takes(&run) {
-                    continue;
-                }
-                let id = s.db_snapshot_identifier().unwrap_or_default();
-                match client
-                    .delete_db_snapshot()
-                    .db_snapshot_identifier(id)
-                    .send()
-                    .await
-                {
-                    Ok(_) => t.removed.push(format!("RDS snapshot {id} ({region})")),
-                    Err(e) => t
-                        .errors
-                        .push(format!("DeleteDBSnapshot {id} in {region}: {e}")),
-                }
-            }
+                let run = tag_of(tags, DRILL_TAG)?;
+                which
+                    .takes(&run)
+                    .then(|| s.db_snapshot_identifier().map(str::to_string))
+                    .flatten()
+            })),
+        }
+    }
+    for id in snapshots {
+        match client
+            .delete_db_snapshot()
+            .db_snapshot_identifier(&id)
+            .send()
+            .await
+        {
+            Ok(_) => t.removed.push(format!("RDS snapshot {id} ({region})")),
+            Err(e) => t
+                .errors
+                .push(format!("DeleteDBSnapshot {id} in {region}: {e}")),
         }
     }
 }
 
 async fn ec2(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
     let client = aws.ec2(region);
-    let found = client
+    let takes = |tags: &[aws_sdk_ec2::types::Tag]| {
+        let tags = tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run))
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut pages = client
         .describe_instances()
         .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
         .filters(
@@ -612,91 +621,99 @@ async fn ec2(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
                 .build(),
         )
         .max_results(1000)
-        .send()
-        .await;
-    match found {
-        Err(e) => t.errors.push(format!("DescribeInstances in {region}: {e}")),
-        Ok(out) => {
-            let ids: Vec<String> = out
-                .reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter(|i| {
-                    let tags = i.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
-                    tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run))
-                })
-                .filter_map(|i| i.instance_id().map(str::to_string))
-                .collect();
-            if !ids.is_empty() {
-                match client
-                    .terminate_instances()
-                    .set_instance_ids(Some(ids.clone()))
-                    .send()
-                    .await
-                {
-                    Ok(_) => t
-                        .removed
-                        .extend(ids.iter().map(|i| format!("EC2 instance {i} ({region})"))),
-                    Err(e) => t
-                        .errors
-                        .push(format!("TerminateInstances in {region}: {e}")),
-                }
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Err(e) => {
+                t.errors.push(format!("DescribeInstances in {region}: {e}"));
+                break;
             }
+            Ok(out) => ids.extend(
+                out.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter(|i| takes(i.tags()))
+                    .filter_map(|i| i.instance_id().map(str::to_string)),
+            ),
+        }
+    }
+    // What was found is terminated even when a later page failed: the
+    // next sweep finds the rest.
+    for chunk in ids.chunks(super::ec2::IDS_PER_CALL) {
+        match client
+            .terminate_instances()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
+            Ok(_) => t
+                .removed
+                .extend(chunk.iter().map(|i| format!("EC2 instance {i} ({region})"))),
+            Err(e) => t
+                .errors
+                .push(format!("TerminateInstances in {region}: {e}")),
         }
     }
     // A copy's volumes go with it (`DeleteOnTermination`); one left
     // detached (a launch that failed half-way) goes here, or at the next
     // sweep once its instance is gone.
-    let volumes = client
+    let mut pages = client
         .describe_volumes()
         .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
         .filters(Filter::builder().name("status").values("available").build())
-        .send()
-        .await;
-    match volumes {
-        Err(e) => t.errors.push(format!("DescribeVolumes in {region}: {e}")),
-        Ok(out) => {
-            for volume in out.volumes() {
-                let tags = volume
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?, t.value()?)));
-                if !tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run)) {
-                    continue;
-                }
-                let id = volume.volume_id().unwrap_or_default();
-                match client.delete_volume().volume_id(id).send().await {
-                    Ok(_) => t.removed.push(format!("EBS volume {id} ({region})")),
-                    Err(e) => t.errors.push(format!("DeleteVolume {id} in {region}: {e}")),
-                }
+        .max_results(500)
+        .into_paginator()
+        .send();
+    let mut volumes = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Err(e) => {
+                t.errors.push(format!("DescribeVolumes in {region}: {e}"));
+                break;
             }
+            Ok(out) => volumes.extend(
+                out.volumes()
+                    .iter()
+                    .filter(|v| takes(v.tags()))
+                    .filter_map(|v| v.volume_id().map(str::to_string)),
+            ),
         }
     }
-    let images = client
+    for id in volumes {
+        match client.delete_volume().volume_id(&id).send().await {
+            Ok(_) => t.removed.push(format!("EBS volume {id} ({region})")),
+            Err(e) => t.errors.push(format!("DeleteVolume {id} in {region}: {e}")),
+        }
+    }
+    let mut pages = client
         .describe_images()
         .owners("self")
         .filters(Filter::builder().name("tag-key").values(DRILL_TAG).build())
-        .send()
-        .await;
-    match images {
-        Err(e) => t.errors.push(format!("DescribeImages in {region}: {e}")),
-        Ok(out) => {
-            for image in out.images() {
-                let tags = image
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?, t.value()?)));
-                if !tag_of(tags, DRILL_TAG).is_some_and(|run| which.takes(&run)) {
-                    continue;
-                }
-                let id = image.image_id().unwrap_or_default();
-                match client.deregister_image().image_id(id).send().await {
-                    Ok(_) => t.removed.push(format!("AMI {id} ({region})")),
-                    Err(e) => t
-                        .errors
-                        .push(format!("DeregisterImage {id} in {region}: {e}")),
-                }
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    let mut images = Vec::new();
+    while let Some(page) = pages.next().await {
+        match page {
+            Err(e) => {
+                t.errors.push(format!("DescribeImages in {region}: {e}"));
+                break;
             }
+            Ok(out) => images.extend(
+                out.images()
+                    .iter()
+                    .filter(|i| takes(i.tags()))
+                    .filter_map(|i| i.image_id().map(str::to_string)),
+            ),
+        }
+    }
+    for id in images {
+        match client.deregister_image().image_id(&id).send().await {
+            Ok(_) => t.removed.push(format!("AMI {id} ({region})")),
+            Err(e) => t
+                .errors
+                .push(format!("DeregisterImage {id} in {region}: {e}")),
         }
     }
 }
