@@ -395,20 +395,14 @@ pub fn ack(
     binding: &str,
     who: &str,
 ) -> Result<Result<String, String>, JournalError> {
-    let decisions = journal.decisions(Some(binding))?;
-    let Some(last) = decisions
-        .iter()
-        .rposition(|d| d.kind == DecisionKind::Started)
-    else {
+    let force = journal.in_force(binding)?;
+    let Some(started) = &force.started else {
         return Ok(Err(format!(
             "binding `{binding}` has started no run: nothing to acknowledge"
         )));
     };
-    let run = decisions[last].run.clone().unwrap_or_default();
-    if decisions[last..]
-        .iter()
-        .any(|d| d.kind == DecisionKind::Ack)
-    {
+    let run = started.run.clone().unwrap_or_default();
+    if force.ack.as_ref().is_some_and(|a| a.seq > started.seq) {
         return Ok(Err(format!(
             "run {run} of binding `{binding}` is already acknowledged"
         )));

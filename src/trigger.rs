@@ -33,32 +33,30 @@ pub struct View {
 /// The kill switch: the `pause` decision in force, if any.
 pub fn paused(journal: &Journal) -> Result<Option<Decision>, JournalError> {
     Ok(journal
-        .decisions(None)?
-        .into_iter()
-        .rfind(|d| {
-            d.binding.is_none() && matches!(d.kind, DecisionKind::Pause | DecisionKind::Resume)
-        })
+        .in_force("")?
+        .switch
         .filter(|d| d.kind == DecisionKind::Pause))
 }
 
-/// Read `binding`'s situation at `now`.
+/// Read `binding`'s situation at `now`: from the decisions still in force
+/// (a bounded read, whatever the history) and the last run's record.
 pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View, JournalError> {
-    let decisions = journal.decisions(Some(&binding.name))?;
+    let force = journal.in_force(&binding.name)?;
     let mut view = View {
-        paused: paused(journal)?,
+        paused: force
+            .switch
+            .clone()
+            .filter(|d| d.kind == DecisionKind::Pause),
         ..View::default()
     };
-    let started = decisions
-        .iter()
-        .rposition(|d| d.kind == DecisionKind::Started);
-    if let Some(i) = started
-        && let Some(run) = &decisions[i].run
+    if let Some(started) = &force.started
+        && let Some(run) = &started.run
     {
         view.last_run = Some(run.clone());
         let record = journal.run(run)?;
         if record.state.unfinished() {
             view.active_run = Some(run.clone());
-        } else if !decisions[i..].iter().any(|d| d.kind == DecisionKind::Ack) {
+        } else if force.ack.as_ref().is_none_or(|a| a.seq <= started.seq) {
             view.cooling = Some(format!(
                 "run {run} ({}) has not been acknowledged: `lifeboat ack {}`",
                 record.state, binding.name
@@ -73,21 +71,9 @@ pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View
             view.cooling = Some(format!("cooldown after run {run} lasts until {until:.0}"));
         }
     }
-    view.awaiting = decisions
-        .iter()
-        .rev()
-        .find(|d| {
-            matches!(
-                d.kind,
-                DecisionKind::AwaitingApproval
-                    | DecisionKind::Approved
-                    | DecisionKind::Rejected
-                    | DecisionKind::Withdrawn
-                    | DecisionKind::Started
-            )
-        })
-        .filter(|d| d.kind == DecisionKind::AwaitingApproval)
-        .cloned();
+    view.awaiting = force
+        .approval
+        .filter(|d| d.kind == DecisionKind::AwaitingApproval);
     Ok(view)
 }
 

@@ -30,7 +30,7 @@ use lifeboat::ha::etcd::Etcd;
 use lifeboat::ha::lease::{self, LeaseClock, Session};
 use lifeboat::journal::etcd::{Fence, Store};
 use lifeboat::journal::{
-    DecisionKind, Journal, JournalError, Phase, RunState, StepEvent, StepState,
+    Decision, DecisionKind, InForce, Journal, JournalError, Phase, RunState, StepEvent, StepState,
 };
 
 use support::endpoints::endpoints;
@@ -289,6 +289,159 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
     assert_eq!(store.events("r1").expect("events").len(), 2);
     // Each refusal counted, for lifeboat_ha_fenced_writes_total.
     assert_eq!(etcd.counts().fenced.load(Ordering::Relaxed), 3);
+}
+
+/// What the decisions in force are, read from every decision.
+fn in_force_by_scan(all: &[Decision], binding: &str) -> InForce {
+    let last = |global: bool, kinds: &[DecisionKind]| {
+        all.iter()
+            .rfind(|d| {
+                (if global {
+                    d.binding.is_none()
+                } else {
+                    d.binding.as_deref() == Some(binding)
+                }) && kinds.contains(&d.kind)
+            })
+            .cloned()
+    };
+    InForce {
+        switch: last(true, &[DecisionKind::Pause, DecisionKind::Resume]),
+        started: last(false, &[DecisionKind::Started]),
+        ack: last(false, &[DecisionKind::Ack]),
+        approval: last(
+            false,
+            &[
+                DecisionKind::AwaitingApproval,
+                DecisionKind::Approved,
+                DecisionKind::Rejected,
+                DecisionKind::Withdrawn,
+                DecisionKind::Started,
+            ],
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_grpcs_limit() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = EtcdCluster::start(dir.path());
+    let etcd = Arc::new(Etcd::connect(&cluster.settings(None, "t")).expect("connect"));
+    let journal = Journal::etcd(Store::new(Arc::clone(&etcd)));
+
+    // More decisions than one page of a read holds.
+    fastrand::seed(11);
+    for i in 0..300 {
+        let binding = match fastrand::u8(..3) {
+            0 => None,
+            1 => Some("a".to_string()),
+            _ => Some("b".to_string()),
+        };
+        journal
+            .decide(&Decision {
+                seq: 0,
+                at: lifeboat::engine::now(),
+                binding,
+                kind: DecisionKind::ALL[fastrand::usize(..DecisionKind::ALL.len())],
+                run: Some(format!("r{i}")),
+                who: "test".into(),
+                detail: None,
+            })
+            .expect("decide");
+    }
+    let all = journal.decisions(None).expect("decisions");
+    assert_eq!(all.len(), 300, "every page read");
+    assert!(
+        all.windows(2).all(|w| w[0].seq < w[1].seq),
+        "in commit order"
+    );
+    for b in ["a", "b", "c"] {
+        assert_eq!(
+            journal.in_force(b).expect("in force"),
+            in_force_by_scan(&all, b),
+            "{b}"
+        );
+    }
+
+    // A journal written before the slots existed: they are built once,
+    // from every decision, by the first read that misses them.
+    let mut client = etcd.client();
+    let force = etcd.key("force/");
+    etcd.call(
+        async move {
+            client
+                .delete(force, Some(etcd_client::DeleteOptions::new().with_prefix()))
+                .await
+        },
+        None,
+    )
+    .await
+    .expect("delete the slots");
+    assert_eq!(
+        journal.in_force("b").expect("built"),
+        in_force_by_scan(&all, "b")
+    );
+    let mut client = etcd.client();
+    let built = etcd.key("force/built");
+    let marker = etcd
+        .call(async move { client.get(built, None).await }, None)
+        .await
+        .expect("get");
+    assert_eq!(marker.kvs().len(), 1, "the slots are marked built");
+    assert_eq!(
+        journal.in_force("a").expect("in force"),
+        in_force_by_scan(&all, "a")
+    );
+    let ack = journal
+        .decide(&Decision {
+            seq: 0,
+            at: lifeboat::engine::now(),
+            binding: Some("a".into()),
+            kind: DecisionKind::Ack,
+            run: None,
+            who: "test".into(),
+            detail: None,
+        })
+        .expect("ack");
+    assert_eq!(
+        journal.in_force("a").expect("in force").ack.map(|d| d.seq),
+        Some(ack)
+    );
+
+    // Six events of a megabyte each: more than gRPC's 4 MiB in one answer.
+    let run = lifeboat::journal::NewRun {
+        id: "big".into(),
+        runbook: "rb".into(),
+        file: "rb.yaml".into(),
+        runbook_sha256: String::new(),
+        runbook_text: "name: rb".into(),
+        params: Vec::new(),
+        secret_params: Vec::new(),
+        mode: "failover".into(),
+        started_by: "test".into(),
+        started_at: lifeboat::engine::now(),
+    };
+    journal.create_run(&run).expect("run");
+    for i in 0..6 {
+        journal
+            .record(
+                "big",
+                &StepEvent {
+                    seq: 0,
+                    step: format!("s{i}"),
+                    phase: Phase::Main,
+                    attempt: 1,
+                    state: StepState::Succeeded,
+                    at: lifeboat::engine::now(),
+                    outputs: Some(serde_json::json!({ "blob": "x".repeat(1_000_000) })),
+                    message: None,
+                },
+            )
+            .expect("a megabyte event");
+    }
+    let events = journal.events("big").expect("paged under the limit");
+    let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
+    assert_eq!(steps, ["s0", "s1", "s2", "s3", "s4", "s5"]);
 }
 
 /// Three daemons (in us-east-1, us-west-2 and a witness site), each

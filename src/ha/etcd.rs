@@ -38,6 +38,15 @@ pub enum EtcdError {
         /// The bound.
         timeout: Duration,
     },
+    /// An answer larger than gRPC's message limit (a page of a read with
+    /// too many large values).
+    #[error("etcd ({endpoints}): the answer is over gRPC's message limit: {message}")]
+    TooLarge {
+        /// The endpoints asked.
+        endpoints: String,
+        /// The limit's message.
+        message: String,
+    },
     /// A TLS file could not be read.
     #[error("etcd TLS: cannot read {path}: {message}")]
     Tls {
@@ -46,6 +55,13 @@ pub enum EtcdError {
         /// Why.
         message: String,
     },
+}
+
+impl EtcdError {
+    /// Whether the answer was refused as over gRPC's message limit.
+    pub fn too_large(&self) -> bool {
+        matches!(self, EtcdError::TooLarge { .. })
+    }
 }
 
 /// A connection to the cluster, with its own runtime thread.
@@ -234,6 +250,12 @@ fn flatten<T>(
 ) -> Result<T, EtcdError> {
     match answer {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.to_string().contains("message length too large") => {
+            Err(EtcdError::TooLarge {
+                endpoints: endpoints.to_string(),
+                message: e.to_string(),
+            })
+        }
         Ok(Err(e)) => Err(EtcdError::Request {
             endpoints: endpoints.to_string(),
             message: e.to_string(),

@@ -9,12 +9,22 @@
 //! PREFIX/marks/RUN/ID              moments of the run's timeline
 //! PREFIX/calls/RUN/ID              the AWS requests of each attempt
 //! PREFIX/decisions/ID              decisions and humans' requests
+//! PREFIX/force/switch              the kill switch's last word
+//! PREFIX/force/b/BINDING/SLOT      a binding's decisions still in force
+//! PREFIX/force/built               the slots hold every decision's
 //! PREFIX/requests/ID               requests left for the executor
 //! PREFIX/verifications/JOB/ID      backup verification results
 //! ```
 //!
 //! A record's sequence number is the etcd revision that created it, so
 //! order is the cluster's commit order. Every write is one transaction.
+//! A decision is written with the slots it fills (`journal::Slot`: the
+//! last `started`, `ack`, word on an approval, and the kill switch), in
+//! the same transaction, so a trigger evaluation reads five keys whatever
+//! the history. A journal written before the slots existed has them built
+//! once, from every decision, by the first read that misses them.
+//! Prefixes are read in pages (`PAGE` keys, fewer when a page would pass
+//! gRPC's message limit), all at the revision of the first page.
 //! A journal opened by the leader carries a fence: each of its writes
 //! compares the leader's election key with the revision it was created at
 //! (it exists only while the leader's lease lives, and a new leader is
@@ -33,8 +43,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Decision, JournalError, Mark, NewRun, Request, RequestKind, RunRecord, RunState, StepCalls,
-    StepEvent,
+    Decision, InForce, JournalError, Mark, NewRun, Request, RequestKind, RunRecord, RunState, Slot,
+    StepCalls, StepEvent, in_force_slots,
 };
 use crate::ha::etcd::Etcd;
 use crate::ha::lease::LeaseClock;
@@ -247,41 +257,95 @@ impl Store {
         }
     }
 
+    /// The value at `key`, or every value under the prefix `key`, sorted
+    /// by creation.
     fn get(&self, key: String, prefix: bool) -> Result<Vec<KeyValue>, JournalError> {
-        let mut answer = None;
-        // A read is safe to repeat: with several endpoints, one frozen
-        // member must not fail it while the others answer (one try per
-        // endpoint, up to three).
-        let attempts = self.etcd.endpoint_count().clamp(1, 3);
-        for attempt in 1..=attempts {
-            let mut client = self.etcd.client();
-            let (key, options) = (key.clone(), prefix.then(|| GetOptions::new().with_prefix()));
-            match self
-                .etcd
-                .block(async move { client.get(key, options).await })
-            {
-                Ok(a) => {
-                    answer = Some(a);
-                    break;
+        Ok(self.get_at(key, prefix)?.0)
+    }
+
+    /// The same, and the revision they were read at. A prefix is read in
+    /// pages of up to `PAGE` keys, each at the first page's revision (one
+    /// consistent view); a page gRPC refuses as too large is asked again
+    /// with half as many keys.
+    fn get_at(&self, key: String, prefix: bool) -> Result<(Vec<KeyValue>, i64), JournalError> {
+        let end = prefix.then(|| prefix_end(key.as_bytes()));
+        let (mut from, mut kvs, mut revision, mut page) = (key.into_bytes(), Vec::new(), 0, PAGE);
+        loop {
+            let mut options = GetOptions::new().with_revision(revision);
+            if let Some(end) = &end {
+                options = options.with_range(end.clone()).with_limit(page);
+            }
+            let mut answer = match self.read(from.clone(), options) {
+                Ok(a) => a,
+                Err(JournalError::Etcd(e)) if e.too_large() && page > 1 => {
+                    page /= 2;
+                    continue;
                 }
-                Err(e) if attempt == attempts => return Err(e.into()),
-                Err(e) => tracing::debug!("etcd read, attempt {attempt}: {e}"),
+                Err(e) => return Err(e),
+            };
+            if revision == 0 {
+                revision = answer
+                    .header()
+                    .map_or(0, etcd_client::ResponseHeader::revision);
+            }
+            let more = answer.more();
+            let got = answer.take_kvs();
+            let next = got.last().map(|kv| {
+                let mut k = kv.key().to_vec();
+                k.push(0);
+                k
+            });
+            kvs.extend(got);
+            match next {
+                Some(next) if more && end.is_some() => from = next,
+                _ => break,
             }
         }
-        let Some(mut answer) = answer else {
-            return Ok(Vec::new());
-        };
-        let mut kvs = answer.take_kvs();
         kvs.sort_by_key(KeyValue::create_revision);
-        Ok(kvs)
+        Ok((kvs, revision))
+    }
+
+    /// One range read. A read is safe to repeat: with several endpoints,
+    /// one frozen member must not fail it while the others answer (one try
+    /// per endpoint, up to three).
+    fn read(
+        &self,
+        key: Vec<u8>,
+        options: GetOptions,
+    ) -> Result<etcd_client::GetResponse, JournalError> {
+        let attempts = self.etcd.endpoint_count().clamp(1, 3);
+        let mut attempt = 1;
+        loop {
+            let mut client = self.etcd.client();
+            let (key, options) = (key.clone(), options.clone());
+            match self
+                .etcd
+                .block(async move { client.get(key, Some(options)).await })
+            {
+                Ok(a) => return Ok(a),
+                Err(e) if attempt == attempts || e.too_large() => return Err(e.into()),
+                Err(e) => tracing::debug!("etcd read, attempt {attempt}: {e}"),
+            }
+            attempt += 1;
+        }
     }
 
     /// Every record under `rest/` in creation order, with its revision.
     fn list<T: DeserializeOwned>(&self, rest: &str) -> Result<Vec<(i64, T)>, JournalError> {
-        self.get(self.etcd.key(&format!("{rest}/")), true)?
+        Ok(self.list_at(rest)?.0)
+    }
+
+    /// The same, and the revision they were read at.
+    fn list_at<T: DeserializeOwned>(
+        &self,
+        rest: &str,
+    ) -> Result<(Vec<(i64, T)>, i64), JournalError> {
+        let (kvs, revision) = self.get_at(self.etcd.key(&format!("{rest}/")), true)?;
+        let records = kvs
             .iter()
             .map(|kv| Ok((kv.create_revision(), self.decode(kv)?)))
-            .collect()
+            .collect::<Result<_, JournalError>>()?;
+        Ok((records, revision))
     }
 
     /// Every record under `rest/` in creation order.
@@ -311,6 +375,7 @@ impl Store {
                 self.encode(d)?,
                 None,
             ));
+            more.extend(self.slot_ops(d)?);
         }
         self.create(
             self.etcd.key(&format!("runs/{}", run.id)),
@@ -325,8 +390,108 @@ impl Store {
         self.create(
             self.etcd.key(&format!("decisions/{}", unique())),
             self.encode(decision)?,
-            Vec::new(),
+            self.slot_ops(decision)?,
         )
+    }
+
+    /// The writes that put a decision in the slots it fills (its `seq` is
+    /// the transaction's revision: 0 in the value, the key's `mod_revision`).
+    fn slot_ops(&self, d: &Decision) -> Result<Vec<TxnOp>, JournalError> {
+        let value = self.encode(&Decision {
+            seq: 0,
+            ..d.clone()
+        })?;
+        Ok(in_force_slots(d.kind, d.binding.is_none())
+            .iter()
+            .map(|slot| {
+                TxnOp::put(
+                    self.slot_key(d.binding.as_deref(), *slot),
+                    value.clone(),
+                    None,
+                )
+            })
+            .collect())
+    }
+
+    fn slot_key(&self, binding: Option<&str>, slot: Slot) -> String {
+        match binding {
+            None => self.etcd.key("force/switch"),
+            Some(b) => self.etcd.key(&format!("force/b/{b}/{}", slot.name())),
+        }
+    }
+
+    /// The decisions still in force for `binding`: five keys, read in one
+    /// transaction (built from every decision once, if they never were).
+    pub fn in_force(&self, binding: &str) -> Result<InForce, JournalError> {
+        let built = self.etcd.key("force/built");
+        let mut keys: Vec<(Option<Slot>, String)> = vec![(None, built)];
+        for slot in Slot::ALL {
+            let of = (slot != Slot::Switch).then_some(binding);
+            keys.push((Some(slot), self.slot_key(of, slot)));
+        }
+        let txn = Txn::new().and_then(
+            keys.iter()
+                .map(|(_, k)| TxnOp::get(k.clone(), None))
+                .collect::<Vec<_>>(),
+        );
+        let mut client = self.etcd.client();
+        let answer = self.etcd.block(async move { client.txn(txn).await })?;
+        let mut force = InForce::default();
+        let mut marked = false;
+        for ((slot, _), response) in keys.iter().zip(answer.op_responses()) {
+            let TxnOpResponse::Get(got) = response else {
+                continue;
+            };
+            let Some(kv) = got.kvs().first() else {
+                continue;
+            };
+            match slot {
+                None => marked = true,
+                Some(slot) => {
+                    let d: Decision = self.decode(kv)?;
+                    // Built ones keep the decision's own sequence number.
+                    let seq = if d.seq > 0 { d.seq } else { kv.mod_revision() };
+                    *slot.of(&mut force) = Some(Decision { seq, ..d });
+                }
+            }
+        }
+        if marked {
+            return Ok(force);
+        }
+        self.build_in_force(binding)
+    }
+
+    /// Fill every binding's slots from every decision (a journal written
+    /// before they existed), unless a decision lands meanwhile; `binding`'s.
+    fn build_in_force(&self, binding: &str) -> Result<InForce, JournalError> {
+        let (decisions, revision) = self.list_at::<Decision>("decisions")?;
+        let mut last: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+        let mut force = InForce::default();
+        for (seq, d) in decisions {
+            let d = Decision { seq, ..d };
+            for slot in in_force_slots(d.kind, d.binding.is_none()) {
+                let key = self.slot_key(d.binding.as_deref(), *slot);
+                last.insert(key, self.encode(&d)?);
+                if d.binding.is_none() || d.binding.as_deref() == Some(binding) {
+                    *slot.of(&mut force) = Some(d.clone());
+                }
+            }
+        }
+        let built = self.etcd.key("force/built");
+        let mut ops: Vec<TxnOp> = last
+            .into_iter()
+            .map(|(k, v)| TxnOp::put(k, v, None))
+            .collect();
+        ops.push(TxnOp::put(built.clone(), b"1".to_vec(), None));
+        let compares = vec![
+            Compare::create_revision(built, CompareOp::Equal, 0),
+            Compare::mod_revision(self.etcd.key("decisions/"), CompareOp::Less, revision + 1)
+                .with_prefix(),
+        ];
+        // Refused: another reader built them, or a decision landed (the
+        // next read builds again); either way this answer stands.
+        let _ = self.write(compares, ops)?;
+        Ok(force)
     }
 
     /// Every decision, oldest first; only `binding`'s if given.
@@ -611,6 +776,22 @@ impl Store {
             .await?;
         answer.kvs().iter().map(|kv| self.decode(kv)).collect()
     }
+}
+
+/// Keys per page of a prefix read.
+const PAGE: i64 = 256;
+
+/// The end of the range of keys starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // All 0xff (never one of ours): to the end of the key space.
+    vec![0]
 }
 
 /// How many times a compare-and-swap is tried against concurrent writes.

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 /// Version of the journal schema this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +213,93 @@ pub struct Decision {
     pub detail: Option<serde_json::Value>,
 }
 
+/// The decisions still in force for one binding: what a trigger
+/// evaluation reads, a bounded number of records whatever the history.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InForce {
+    /// The kill switch's last `pause` or `resume` (no binding).
+    pub switch: Option<Decision>,
+    /// The binding's last `started` run.
+    pub started: Option<Decision>,
+    /// The binding's last `ack`.
+    pub ack: Option<Decision>,
+    /// The binding's last decision about an approval: `awaiting-approval`,
+    /// `approved`, `rejected`, `withdrawn` or `started`.
+    pub approval: Option<Decision>,
+}
+
+/// Which of `InForce`'s slots a decision of `kind` fills (the kill switch
+/// has no binding, the others one).
+pub fn in_force_slots(kind: DecisionKind, global: bool) -> &'static [Slot] {
+    match (kind, global) {
+        (DecisionKind::Pause | DecisionKind::Resume, true) => &[Slot::Switch],
+        (DecisionKind::Started, false) => &[Slot::Started, Slot::Approval],
+        (DecisionKind::Ack, false) => &[Slot::Ack],
+        (
+            DecisionKind::AwaitingApproval
+            | DecisionKind::Approved
+            | DecisionKind::Rejected
+            | DecisionKind::Withdrawn,
+            false,
+        ) => &[Slot::Approval],
+        _ => &[],
+    }
+}
+
+/// One of `InForce`'s slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The kill switch.
+    Switch,
+    /// The last run started.
+    Started,
+    /// The last acknowledgement.
+    Ack,
+    /// The last word on an approval.
+    Approval,
+}
+
+impl Slot {
+    /// Every slot.
+    pub const ALL: [Slot; 4] = [Slot::Switch, Slot::Started, Slot::Ack, Slot::Approval];
+
+    /// The decision kinds that fill it.
+    pub fn kinds(self) -> &'static [DecisionKind] {
+        match self {
+            Slot::Switch => &[DecisionKind::Pause, DecisionKind::Resume],
+            Slot::Started => &[DecisionKind::Started],
+            Slot::Ack => &[DecisionKind::Ack],
+            Slot::Approval => &[
+                DecisionKind::AwaitingApproval,
+                DecisionKind::Approved,
+                DecisionKind::Rejected,
+                DecisionKind::Withdrawn,
+                DecisionKind::Started,
+            ],
+        }
+    }
+
+    /// Its name in keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Slot::Switch => "switch",
+            Slot::Started => "started",
+            Slot::Ack => "ack",
+            Slot::Approval => "approval",
+        }
+    }
+
+    /// Its place in `f`.
+    pub fn of(self, f: &mut InForce) -> &mut Option<Decision> {
+        match self {
+            Slot::Switch => &mut f.switch,
+            Slot::Started => &mut f.started,
+            Slot::Ack => &mut f.ack,
+            Slot::Approval => &mut f.approval,
+        }
+    }
+}
+
 /// The AWS requests one attempt of one step made.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepCalls {
@@ -321,6 +408,9 @@ const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL
     );
     CREATE INDEX verifications_by_job ON verifications(job, seq);",
+    // 6: a binding's last decision of a kind, in one index lookup (what a
+    // trigger evaluation reads, whatever the history).
+    "CREATE INDEX decisions_by_kind ON decisions(binding, kind, seq);",
 ];
 
 impl Journal {
@@ -510,20 +600,7 @@ impl Journal {
             )
             .map_err(|e| self.db(e))?;
         let rows = stmt
-            .query_map(params![binding], |r| {
-                Ok((
-                    Decision {
-                        seq: r.get(0)?,
-                        at: r.get(1)?,
-                        binding: r.get(2)?,
-                        kind: r.get(3)?,
-                        run: r.get(4)?,
-                        who: r.get(5)?,
-                        detail: None,
-                    },
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })
+            .query_map(params![binding], decision_row)
             .map_err(|e| self.db(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.db(e))?;
@@ -537,6 +614,40 @@ impl Journal {
                 })
             })
             .collect()
+    }
+
+    /// The decisions still in force for `binding` (and the kill switch):
+    /// one lookup per slot and kind, whatever the history.
+    pub fn in_force(&self, binding: &str) -> Result<InForce, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.in_force(binding);
+        }
+        let mut force = InForce::default();
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, at, binding, kind, run_id, who, detail FROM decisions
+                 WHERE binding IS ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1",
+            )
+            .map_err(|e| self.db(e))?;
+        for slot in Slot::ALL {
+            let of = (slot != Slot::Switch).then_some(binding);
+            for kind in slot.kinds() {
+                let row = stmt
+                    .query_row(params![of, kind], decision_row)
+                    .optional()
+                    .map_err(|e| self.db(e))?;
+                let Some((d, detail)) = row else { continue };
+                let held = slot.of(&mut force);
+                if held.as_ref().is_none_or(|h| h.seq < d.seq) {
+                    *held = Some(Decision {
+                        detail: self.json(detail)?,
+                        ..d
+                    });
+                }
+            }
+        }
+        Ok(force)
     }
 
     fn corrupt(&self, e: impl std::fmt::Display) -> JournalError {
@@ -924,6 +1035,23 @@ fn insert_mark(conn: &Connection, run: &str, mark: &Mark) -> rusqlite::Result<()
     .map(|_| ())
 }
 
+/// A decision's row (`seq, at, binding, kind, run_id, who, detail`), its
+/// detail still text.
+fn decision_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Decision, Option<String>)> {
+    Ok((
+        Decision {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            binding: r.get(2)?,
+            kind: r.get(3)?,
+            run: r.get(4)?,
+            who: r.get(5)?,
+            detail: None,
+        },
+        r.get(6)?,
+    ))
+}
+
 fn insert_decision(
     conn: &Connection,
     decision: &Decision,
@@ -1133,5 +1261,75 @@ mod tests {
             Journal::open(dir.path(), Access::Client),
             Err(JournalError::TooNew { found: 99, .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod in_force_tests {
+    use super::*;
+
+    /// What the decisions in force are, read from every decision.
+    fn by_scan(all: &[Decision], binding: &str) -> InForce {
+        let last = |global: bool, kinds: &[DecisionKind]| {
+            all.iter()
+                .rfind(|d| {
+                    (if global {
+                        d.binding.is_none()
+                    } else {
+                        d.binding.as_deref() == Some(binding)
+                    }) && kinds.contains(&d.kind)
+                })
+                .cloned()
+        };
+        InForce {
+            switch: last(true, &[DecisionKind::Pause, DecisionKind::Resume]),
+            started: last(false, &[DecisionKind::Started]),
+            ack: last(false, &[DecisionKind::Ack]),
+            approval: last(
+                false,
+                &[
+                    DecisionKind::AwaitingApproval,
+                    DecisionKind::Approved,
+                    DecisionKind::Rejected,
+                    DecisionKind::Withdrawn,
+                    DecisionKind::Started,
+                ],
+            ),
+        }
+    }
+
+    #[test]
+    fn the_decisions_in_force_are_those_a_full_scan_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Access::Executor).unwrap();
+        let empty = j.in_force("a").unwrap();
+        assert_eq!(empty, InForce::default());
+        fastrand::seed(7);
+        for i in 0..600 {
+            let kind = DecisionKind::ALL[fastrand::usize(..DecisionKind::ALL.len())];
+            let binding = match fastrand::u8(..3) {
+                0 => None,
+                1 => Some("a".to_string()),
+                _ => Some("b".to_string()),
+            };
+            j.decide(&Decision {
+                seq: 0,
+                at: format!("2026-01-01T00:00:{:02}Z", i % 60),
+                binding,
+                kind,
+                run: Some(format!("r{i}")),
+                who: "test".into(),
+                detail: Some(serde_json::json!({ "i": i })),
+            })
+            .unwrap();
+            if i % 50 == 0 || i == 599 {
+                let all = j.decisions(None).unwrap();
+                for b in ["a", "b", "c"] {
+                    assert_eq!(j.in_force(b).unwrap(), by_scan(&all, b), "after {i}, {b}");
+                }
+            }
+        }
+        let force = j.in_force("a").unwrap();
+        assert!(force.started.is_some() && force.ack.is_some() && force.switch.is_some());
     }
 }
