@@ -100,6 +100,8 @@ async fn main() {
         name: "bench".into(),
         place: "bench".into(),
         quorum_places: 2,
+        history: lifeboat::config::DEFAULT_ETCD_HISTORY,
+        archive: None,
     };
     let etcd = Arc::new(Etcd::connect(&settings).expect("connect"));
     let store = Store::new(Arc::clone(&etcd));

@@ -46,6 +46,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod actions;
+pub mod archive;
 pub mod aws;
 pub mod catalogue;
 pub mod cli;

@@ -147,6 +147,8 @@ impl EtcdCluster {
             name: name.into(),
             place: "test".into(),
             quorum_places: 2,
+            history: lifeboat::config::DEFAULT_ETCD_HISTORY,
+            archive: None,
         }
     }
 }
@@ -442,6 +444,232 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     let events = journal.events("big").expect("paged under the limit");
     let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
     assert_eq!(steps, ["s0", "s1", "s2", "s3", "s4", "s5"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_moves_from_etcd_to_the_s3_archive_and_reads_as_before() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = EtcdCluster::start(dir.path());
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    aws.s3("us-east-1")
+        .create_bucket()
+        .bucket("journal-archive")
+        .send()
+        .await
+        .expect("bucket");
+    let mut settings = cluster.settings(None, "t");
+    settings.archive = Some(lifeboat::config::ArchiveSettings {
+        bucket: "journal-archive".into(),
+        prefix: "lifeboat/journal/".into(),
+        region: "us-east-1".into(),
+    });
+    let aws_settings = lifeboat::config::AwsSettings {
+        profile: None,
+        endpoint_url: Some(moto.endpoint()),
+        pacing: lifeboat::config::Pacing::Off,
+    };
+    let etcd = Arc::new(Etcd::connect(&settings).expect("connect"));
+    let archive = lifeboat::archive::S3Archive::open(
+        settings.archive.as_ref().expect("archive"),
+        &aws_settings,
+        lifeboat::aws::Credentials::Emulator,
+    )
+    .expect("archive");
+    let store = Store::new(Arc::clone(&etcd)).with_archive(Arc::new(archive));
+    let journal = Journal::etcd(store.clone());
+
+    // Three runs: two ended long ago, one still running.
+    let new_run = |id: &str| lifeboat::journal::NewRun {
+        id: id.into(),
+        runbook: "rb".into(),
+        file: "rb.yaml".into(),
+        runbook_sha256: String::new(),
+        runbook_text: format!("name: rb # {id}"),
+        params: Vec::new(),
+        secret_params: Vec::new(),
+        mode: "failover".into(),
+        started_by: "test".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+    };
+    let long_ago = "2026-01-02T00:00:00Z";
+    for id in ["old-1", "old-2", "live"] {
+        let started = Decision {
+            seq: 0,
+            at: long_ago.into(),
+            binding: Some("app".into()),
+            kind: DecisionKind::Started,
+            run: Some(id.into()),
+            who: "test".into(),
+            detail: None,
+        };
+        let mark = lifeboat::journal::Mark {
+            kind: lifeboat::journal::MarkKind::IncidentStart,
+            at: long_ago.into(),
+            detail: None,
+        };
+        journal
+            .start_run(&new_run(id), &[mark], Some(&started))
+            .expect("run");
+        for state in [StepState::Running, StepState::Succeeded] {
+            journal
+                .record(
+                    id,
+                    &StepEvent {
+                        seq: 0,
+                        step: "promote".into(),
+                        phase: Phase::Main,
+                        attempt: 1,
+                        state,
+                        at: long_ago.into(),
+                        outputs: None,
+                        message: None,
+                    },
+                )
+                .expect("event");
+        }
+        journal
+            .record_calls(
+                id,
+                &lifeboat::journal::StepCalls {
+                    step: "promote".into(),
+                    phase: Phase::Main,
+                    attempt: 1,
+                    calls: BTreeMap::from([("RDS.PromoteReadReplica".to_string(), 1)]),
+                },
+            )
+            .expect("calls");
+        journal
+            .request(
+                id,
+                Some("promote"),
+                lifeboat::journal::RequestKind::Approve,
+                "op",
+                long_ago,
+            )
+            .expect("request");
+        if id != "live" {
+            journal
+                .set_run_state(id, RunState::Succeeded, Some(long_ago), None)
+                .expect("ended");
+        }
+    }
+    journal
+        .record_verification("nightly", long_ago, true, &serde_json::json!({ "ok": 1 }))
+        .expect("verification");
+    let ack = Decision {
+        seq: 0,
+        at: lifeboat::engine::now(),
+        binding: Some("app".into()),
+        kind: DecisionKind::Ack,
+        run: Some("old-2".into()),
+        who: "test".into(),
+        detail: None,
+    };
+    journal.decide(&ack).expect("recent ack");
+
+    let read = |j: &Journal| {
+        let runs: Vec<(String, String)> = j
+            .runs()
+            .expect("runs")
+            .into_iter()
+            .map(|r| (r.run.id, r.state.to_string()))
+            .collect();
+        let per_run: Vec<String> = ["old-1", "old-2", "live"]
+            .iter()
+            .map(|id| {
+                format!(
+                    "{:?} {:?} {:?} {:?} {}",
+                    j.events(id).expect("events"),
+                    j.marks(id).expect("marks"),
+                    j.calls(id).expect("calls"),
+                    store.stamped_events(id).expect("stamped").len(),
+                    j.run(id).expect("run").run.runbook_text,
+                )
+            })
+            .collect();
+        (
+            runs,
+            per_run,
+            j.decisions(None).expect("decisions"),
+            j.all_requests().expect("requests"),
+            j.verifications("nightly").expect("verifications"),
+            j.in_force("app").expect("in force"),
+        )
+    };
+    let before = read(&journal);
+    let keys = |etcd: &Arc<Etcd>| {
+        let etcd = Arc::clone(etcd);
+        let prefix = etcd.key("");
+        move || {
+            let mut client = etcd.client();
+            let prefix = prefix.clone();
+            etcd.block(async move {
+                client
+                    .get(
+                        prefix,
+                        Some(
+                            etcd_client::GetOptions::new()
+                                .with_prefix()
+                                .with_keys_only(),
+                        ),
+                    )
+                    .await
+            })
+            .expect("keys")
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect::<Vec<String>>()
+        }
+    };
+    let all_keys = keys(&etcd);
+    let count_before = all_keys().len();
+
+    let cutoff: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().expect("cutoff");
+    let moved = journal.retire(cutoff).expect("moved");
+    assert_eq!(
+        (
+            moved.runs,
+            moved.decisions,
+            moved.requests,
+            moved.verifications
+        ),
+        (2, 2, 2, 1),
+        "the ended runs with their decisions and requests, the old result; not the live run's"
+    );
+    let left = all_keys();
+    assert!(
+        !left
+            .iter()
+            .any(|k| k.contains("old-1") || k.contains("old-2")),
+        "nothing of the moved runs left in etcd: {left:?}"
+    );
+    assert!(left.iter().any(|k| k.ends_with("/runs/live")), "{left:?}");
+    assert!(left.len() < count_before, "{left:?}");
+    // Reads answer as before: etcd's recent part, the archive's past.
+    let after = read(&journal);
+    assert_eq!(after, before);
+    // Another reader (a command) sees the same through the archive.
+    let fresh = Journal::etcd(
+        lifeboat::archive::store(
+            Arc::clone(&etcd),
+            &settings,
+            &aws_settings,
+            lifeboat::aws::Credentials::Emulator,
+        )
+        .expect("store"),
+    );
+    assert_eq!(
+        fresh.run("old-1").expect("archived run").state,
+        RunState::Succeeded
+    );
+    // The next pass finds nothing more to move.
+    assert!(journal.retire(cutoff).expect("again").nothing());
+    // Without an archive, nothing leaves etcd.
+    let bare = Journal::etcd(Store::new(Arc::clone(&etcd)));
+    assert!(bare.retire(jiff::Timestamp::now()).expect("bare").nothing());
 }
 
 /// Three daemons (in us-east-1, us-west-2 and a witness site), each
@@ -1095,6 +1323,8 @@ async fn the_shared_journal_reaches_etcd_over_tls_checked_against_a_private_ca()
         name: "tls".into(),
         place: "test".into(),
         quorum_places: 1,
+        history: lifeboat::config::DEFAULT_ETCD_HISTORY,
+        archive: None,
     };
     let trusted = Journal::etcd(Store::new(Arc::new(
         Etcd::connect(&settings(Some(d.join("ca.pem")))).expect("connect"),

@@ -141,7 +141,7 @@ pub struct JournalAt {
 #[derive(Debug, Clone)]
 struct Place {
     dir: PathBuf,
-    shared: Option<crate::config::EtcdSettings>,
+    shared: Option<(crate::config::EtcdSettings, crate::config::AwsSettings)>,
     socket: PathBuf,
 }
 
@@ -174,7 +174,9 @@ impl JournalAt {
         // A journal shared in etcd is the cluster's: no state directory
         // stands in for it.
         let shared = match config.as_ref().map(|c| &c.storage) {
-            Some(crate::config::Storage::Etcd(settings)) => Some((**settings).clone()),
+            Some(crate::config::Storage::Etcd(settings)) => config
+                .as_ref()
+                .map(|c| ((**settings).clone(), c.aws.clone())),
             _ => None,
         };
         let socket = match (&self.socket, &config) {
@@ -207,11 +209,14 @@ impl JournalAt {
     fn open(&self, place: &Place) -> Result<crate::journal::Journal, CliError> {
         use crate::journal::{Access, Journal, JournalError};
         match &place.shared {
-            Some(settings) => {
+            Some((settings, aws)) => {
                 let etcd = crate::ha::etcd::Etcd::connect(settings).map_err(JournalError::from)?;
-                Ok(Journal::etcd(crate::journal::etcd::Store::new(
+                Ok(Journal::etcd(crate::archive::store(
                     std::sync::Arc::new(etcd),
-                )))
+                    settings,
+                    aws,
+                    crate::aws::Credentials::Chain,
+                )?))
             }
             None => Ok(Journal::open(&place.dir, Access::Client)?),
         }

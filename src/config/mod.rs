@@ -122,7 +122,32 @@ pub struct StorageSpec {
     pub backend: StorageBackend,
     /// The etcd cluster and this daemon's part in it (`backend: etcd`).
     pub etcd: Option<EtcdSpec>,
+    /// `embedded`: how long runs that ended, past decisions and
+    /// verification results are kept (the last decision of each kind and
+    /// each job's last result always are); default forever.
+    pub keep: Option<Spanned<HumanDuration>>,
 }
+
+/// Where the etcd journal's history goes: an S3 bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveSettings {
+    /// The bucket (versioned, and kept by its lifecycle rules, as the
+    /// audit requires).
+    pub bucket: String,
+    /// Key prefix of the journal's objects; default `lifeboat/journal/`.
+    #[serde(default = "default_archive_prefix")]
+    pub prefix: String,
+    /// The bucket's region.
+    pub region: String,
+}
+
+fn default_archive_prefix() -> String {
+    "lifeboat/journal/".into()
+}
+
+/// How long ended runs stay in etcd unless the config says.
+pub const DEFAULT_ETCD_HISTORY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
 /// TLS towards etcd.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
@@ -161,6 +186,12 @@ pub struct EtcdSpec {
     pub place: Spanned<String>,
     /// How many distinct places must report a region down; default 2.
     pub quorum_places: Option<Spanned<usize>>,
+    /// How long runs that ended (and past decisions, requests and results)
+    /// stay in etcd before the leader moves them to `archive`; default `7d`.
+    pub history: Option<Spanned<HumanDuration>>,
+    /// The S3 bucket the history moves to. Without one nothing leaves etcd
+    /// (and the daemon warns that the journal grows).
+    pub archive: Option<Spanned<ArchiveSettings>>,
 }
 
 /// A checked `storage.etcd`.
@@ -182,6 +213,10 @@ pub struct EtcdSettings {
     pub place: String,
     /// Places that must agree on an outage.
     pub quorum_places: usize,
+    /// How long ended runs stay in etcd.
+    pub history: std::time::Duration,
+    /// Where they go then.
+    pub archive: Option<ArchiveSettings>,
 }
 
 /// Where the journal lives.
@@ -213,16 +248,35 @@ fn check_storage(
     spec: Option<Spanned<Checked<StorageSpec>>>,
     regions: &std::collections::BTreeMap<String, RegionSpec>,
     diags: &mut Diagnostics,
-) -> Storage {
+) -> (Storage, Option<std::time::Duration>) {
     let Some(spanned) = spec else {
-        return Storage::Embedded;
+        return (Storage::Embedded, None);
     };
     let loc = spanned.loc;
     let Some(spec) = spanned.value.0 else {
-        return Storage::Embedded;
+        return (Storage::Embedded, None);
     };
     let mut problem = |at: crate::yaml::Loc, message: String| diags.error(at, None, message);
-    match (spec.backend, spec.etcd) {
+    let keep = spec.keep.map(|k| (k.loc, k.value.get()));
+    if let Some((at, _)) = keep
+        && spec.backend == StorageBackend::Etcd
+    {
+        problem(
+            at,
+            "`storage.keep` is for the embedded journal; the etcd journal moves its history to `storage.etcd.archive` after `storage.etcd.history` (keep the bucket with its lifecycle rules)".into(),
+        );
+    }
+    if let Some((at, d)) = keep
+        && d < std::time::Duration::from_secs(86_400)
+    {
+        problem(
+            at,
+            format!(
+                "`storage.keep` {d:?} is under a day: the audit of a failover would be gone before its review"
+            ),
+        );
+    }
+    let storage = match (spec.backend, spec.etcd) {
         (StorageBackend::Embedded, None) => Storage::Embedded,
         (StorageBackend::Embedded, Some(_)) => {
             problem(
@@ -313,6 +367,35 @@ fn check_storage(
             for p in ha::timing_problems(lease_ttl, request_timeout, fastest) {
                 problem(ttl_loc, format!("storage.etcd timing rule: {p}"));
             }
+            let history = e.history.map_or(DEFAULT_ETCD_HISTORY, |h| {
+                if h.value.get() < std::time::Duration::from_secs(3600) {
+                    problem(
+                        h.loc,
+                        format!(
+                            "`storage.etcd.history` {:?} is under an hour: recent runs belong in etcd, where the status page and the triggers read them",
+                            h.value.get()
+                        ),
+                    );
+                }
+                h.value.get()
+            });
+            if let Some(a) = &e.archive {
+                if a.value.bucket.trim().is_empty() || a.value.region.trim().is_empty() {
+                    problem(
+                        a.loc,
+                        "`storage.etcd.archive` needs a `bucket` and its `region`".into(),
+                    );
+                }
+                if !a.value.prefix.is_empty() && !a.value.prefix.ends_with('/') {
+                    problem(
+                        a.loc,
+                        format!(
+                            "`storage.etcd.archive.prefix` `{}` must end with /",
+                            a.value.prefix
+                        ),
+                    );
+                }
+            }
             Storage::Etcd(Box::new(EtcdSettings {
                 endpoints: e.endpoints.value.into_iter().map(|u| u.value).collect(),
                 prefix: prefix.value,
@@ -322,9 +405,12 @@ fn check_storage(
                 name: e.name.unwrap_or_else(host_name),
                 place: e.place.value,
                 quorum_places,
+                history,
+                archive: e.archive.map(|a| a.value),
             }))
         }
-    }
+    };
+    (storage, keep.map(|(_, d)| d))
 }
 
 /// What the daemon does when a binding's region is declared down.
@@ -672,6 +758,8 @@ pub struct Config {
     pub jobs: Vec<verify::JobSpec>,
     /// Where the journal lives.
     pub storage: Storage,
+    /// How long the embedded journal keeps what ended (none: forever).
+    pub keep: Option<std::time::Duration>,
 }
 
 const STATIC_KEYS: &[&str] = &[
@@ -1120,7 +1208,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
     let webhooks = check_webhooks(spec.notify, &mut diags);
     let jobs = check_jobs(spec.verify, &mut diags);
-    let storage = check_storage(spec.storage, &regions, &mut diags);
+    let (storage, keep) = check_storage(spec.storage, &regions, &mut diags);
     let listen = spec.listen.and_then(|l| l.0).unwrap_or_default();
     let control_socket = match &listen.control {
         Some(path) if !path.value.starts_with('/') => {
@@ -1178,6 +1266,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         webhooks,
         jobs,
         storage,
+        keep,
     })
 }
 
@@ -1387,6 +1476,43 @@ mod tests {
         ] {
             assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
         }
+        // History and its archive; the embedded journal's keep.
+        let text = format!(
+            "{probes}storage:\n  backend: etcd\n  etcd:\n    endpoints: [\"http://10.0.0.1:2379\"]\n    lease_ttl: 5s\n    request_timeout: 1s\n    place: us-east-1\n    history: 30d\n    archive: {{ bucket: dr-journal, region: us-east-2 }}\n"
+        );
+        let Storage::Etcd(etcd) = load("c.yaml", &text).unwrap().storage else {
+            panic!("etcd storage expected");
+        };
+        assert_eq!(etcd.history, std::time::Duration::from_secs(30 * 86_400));
+        let archive = etcd.archive.unwrap();
+        assert_eq!(
+            (archive.bucket.as_str(), archive.prefix.as_str(), archive.region.as_str()),
+            ("dr-journal", "lifeboat/journal/", "us-east-2")
+        );
+        let text = format!(
+            "{probes}storage:\n  backend: etcd\n  keep: 90d\n  etcd:\n    endpoints: [\"http://10.0.0.1:2379\"]\n    lease_ttl: 5s\n    request_timeout: 1s\n    place: us-east-1\n    history: 10m\n    archive: {{ bucket: b, region: us-east-2, prefix: p }}\n"
+        );
+        let all: Vec<String> = load("c.yaml", &text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let all = all.join("\n");
+        for expected in [
+            "c.yaml:7:9: error: `storage.keep` is for the embedded journal",
+            "c.yaml:13:14: error: `storage.etcd.history` 600s is under an hour",
+            "`storage.etcd.archive.prefix` `p` must end with /",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        assert_eq!(
+            load("c.yaml", "storage: { backend: embedded, keep: 400d }\n")
+                .unwrap()
+                .keep,
+            Some(std::time::Duration::from_secs(400 * 86_400))
+        );
+        let problems = load("c.yaml", "storage: { backend: embedded, keep: 1h }\n").unwrap_err();
+        assert!(problems[0].to_string().contains("under a day"), "{problems:?}");
         let problems = load("c.yaml", "storage: { backend: etcd }\n").unwrap_err();
         assert!(
             problems[0]

@@ -70,9 +70,15 @@ impl Member {
     /// Connect, and start campaigning; events arrive on the returned channel.
     pub(super) fn join(
         settings: &EtcdSettings,
-    ) -> Result<(Member, mpsc::Receiver<HaEvent>), crate::ha::etcd::EtcdError> {
+        aws: &crate::config::AwsSettings,
+    ) -> Result<(Member, mpsc::Receiver<HaEvent>), super::DaemonError> {
         let etcd = Arc::new(Etcd::connect(settings)?);
-        let store = Store::new(Arc::clone(&etcd));
+        let store = crate::archive::store(
+            Arc::clone(&etcd),
+            settings,
+            aws,
+            crate::aws::Credentials::Chain,
+        )?;
         let (tell, events) = mpsc::channel(16);
         let campaign = tokio::spawn(campaign(
             Arc::clone(&etcd),

@@ -450,7 +450,12 @@ pub async fn run(
                 endpoints = %settings.endpoints.join(","),
                 "journal shared in etcd: campaigning for leadership"
             );
-            let (member, events) = ha::Member::join(settings)?;
+            if settings.archive.is_none() {
+                warn!(
+                    "storage.etcd.archive is not set: every run and decision stays in etcd, which grows without bound (set an S3 bucket, and history moves there after storage.etcd.history)"
+                );
+            }
+            let (member, events) = ha::Member::join(settings, &config.aws)?;
             (member.follower_journal(), Some(member), Some(events))
         }
     };
@@ -577,6 +582,10 @@ pub async fn run(
     // decisions and runs; they are read again at this pace, and at once
     // after a run ends or a readiness check.
     let mut bindings_tick = tokio::time::interval(Duration::from_secs(15));
+    let mut retention_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + runs::RETENTION_FIRST,
+        runs::RETENTION_EVERY,
+    );
     let mut last_status = String::new();
     loop {
         let status = daemon.status_line();
@@ -617,6 +626,7 @@ pub async fn run(
             Some(measured) = exposures.recv() => daemon.exposures = measured,
             _ = bindings_tick.tick(), if !daemon.config.bindings.is_empty() => daemon.refresh_bindings(),
             _ = watchdog.tick(), if watchdog_on => notify("WATCHDOG=1"),
+            _ = retention_tick.tick() => daemon.retire(),
             signal = signals.recv() => {
                 // Told to stop, or the host is gone.
                 if signal != Some(Signal::Reload) {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{Instrument, error, info, warn};
 
@@ -403,5 +404,53 @@ impl Daemon {
             Some(binding.name.clone()),
         );
         Ok(id)
+    }
+}
+
+/// How soon after the start the first retention pass runs, then how often.
+pub(super) const RETENTION_FIRST: Duration = Duration::from_secs(10);
+/// See `RETENTION_FIRST`.
+pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+impl Daemon {
+    /// What ended longer ago than the config keeps it leaves the journal:
+    /// to the archive (etcd's `history`), or deleted (the embedded
+    /// journal's `keep`). Only the executing daemon does it, off the
+    /// runtime's threads; nothing without those settings.
+    pub(super) fn retire(&self) {
+        if !self.executes() {
+            return;
+        }
+        let (keep, to) = match &self.config.storage {
+            crate::config::Storage::Etcd(s) if s.archive.is_some() => {
+                (s.history, "moved to the archive")
+            }
+            crate::config::Storage::Etcd(_) => return,
+            crate::config::Storage::Embedded => match self.config.keep {
+                Some(keep) => (keep, "deleted"),
+                None => return,
+            },
+        };
+        let Ok(before) = jiff::SignedDuration::try_from(keep)
+            .ok()
+            .and_then(|k| jiff::Timestamp::now().checked_sub(k).ok())
+            .ok_or(())
+        else {
+            return;
+        };
+        let journal = Arc::clone(&self.journal);
+        tokio::task::spawn_blocking(move || match journal.retire(before) {
+            Ok(r) if r.nothing() => tracing::debug!("retention: nothing ended before {before:.0}"),
+            Ok(r) => info!(
+                runs = r.runs,
+                decisions = r.decisions,
+                requests = r.requests,
+                verifications = r.verifications,
+                "retention: what ended before {before:.0} {to}"
+            ),
+            Err(e) => {
+                warn!(error = %e, "retention: the pass failed (it runs again within the hour)")
+            }
+        });
     }
 }

@@ -67,10 +67,7 @@ impl EtcdError {
 /// A connection to the cluster, with its own runtime thread.
 pub struct Etcd {
     client: Client,
-    handle: tokio::runtime::Handle,
-    // Dropping this ends the runtime's thread (which drops the runtime
-    // outside any async context, where that is allowed).
-    _stop: std::sync::mpsc::SyncSender<()>,
+    side: super::side::Side,
     endpoints: String,
     count: usize,
     timeout: Duration,
@@ -112,28 +109,10 @@ impl Etcd {
     /// until the request timeout passes).
     pub fn connect(settings: &EtcdSettings) -> Result<Etcd, EtcdError> {
         let endpoints = settings.endpoints.join(",");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("lifeboat-etcd")
-            .enable_all()
-            .build()
-            .map_err(|e| EtcdError::Request {
-                endpoints: endpoints.clone(),
-                message: format!("cannot start the client's runtime: {e}"),
-            })?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
-        std::thread::Builder::new()
-            .name("lifeboat-etcd".into())
-            .spawn(move || {
-                // Returns when the sender is dropped.
-                let _ = stopped.recv();
-                drop(runtime);
-            })
-            .map_err(|e| EtcdError::Request {
-                endpoints: endpoints.clone(),
-                message: format!("cannot start the client's thread: {e}"),
-            })?;
+        let side = super::side::Side::start("lifeboat-etcd").map_err(|e| EtcdError::Request {
+            endpoints: endpoints.clone(),
+            message: format!("cannot start the client's runtime: {e}"),
+        })?;
         // Every request is bounded by the caller (`block`, `call`), not by
         // the client: a campaign waits its turn for as long as it takes.
         // HTTP/2 pings find a dead connection under a long campaign; etcd
@@ -150,14 +129,17 @@ impl Etcd {
             None => {}
         }
         let list = settings.endpoints.clone();
-        let connecting = handle.spawn(async move { Client::connect(list, Some(options)).await });
         let timeout = settings.request_timeout;
-        let client = wait_for(&handle, connecting, timeout, &endpoints)?;
+        let client = wait_for(
+            &side,
+            async move { Client::connect(list, Some(options)).await },
+            timeout,
+            &endpoints,
+        )?;
         Ok(Etcd {
             counts: Arc::default(),
             client,
-            handle,
-            _stop: stop,
+            side,
             count: settings.endpoints.len(),
             endpoints,
             timeout,
@@ -207,8 +189,7 @@ impl Etcd {
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let joined = self.handle.spawn(request);
-        wait_for(&self.handle, joined, self.timeout, &self.endpoints)
+        wait_for(&self.side, request, self.timeout, &self.endpoints)
     }
 
     /// Run `request` on the connection's runtime and await it, bounded by
@@ -218,7 +199,7 @@ impl Etcd {
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let joined = self.handle.spawn(request);
+        let joined = self.side.handle().spawn(request);
         let abort = joined.abort_handle();
         let answer = match timeout {
             Some(t) => match tokio::time::timeout(t, joined).await {
@@ -267,40 +248,26 @@ fn flatten<T>(
     }
 }
 
-/// Wait, blocking this thread, for a task on the connection's runtime.
-fn wait_for<T: Send + 'static>(
-    handle: &tokio::runtime::Handle,
-    joined: tokio::task::JoinHandle<Result<T, etcd_client::Error>>,
+/// Run `request` on the connection's runtime and wait for it, blocking
+/// this thread (unanswered in time: a write may still have landed; the
+/// journal treats it as unknown and stops the run).
+fn wait_for<T, F>(
+    side: &super::side::Side,
+    request: F,
     timeout: Duration,
     endpoints: &str,
-) -> Result<T, EtcdError> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let abort = joined.abort_handle();
-    handle.spawn(async move {
-        let answer = tokio::time::timeout(timeout, joined).await;
-        if answer.is_err() {
-            // Unanswered in time: stop waiting (a write may still have
-            // landed; the journal treats it as unknown and stops the run).
-            abort.abort();
-        }
-        let _ = tx.send(answer);
-    });
-    // Waiting blocks this thread: on a multi-threaded runtime, let its
-    // other tasks (timers, the lease keeper) move to another worker first.
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let received = if multi_thread {
-        tokio::task::block_in_place(|| rx.recv())
-    } else {
-        rx.recv()
-    };
-    match received {
-        Ok(Ok(answer)) => flatten(answer, endpoints),
-        Ok(Err(_)) => Err(EtcdError::Timeout {
+) -> Result<T, EtcdError>
+where
+    F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
+    T: Send + 'static,
+{
+    match side.block(request, timeout) {
+        Ok(answer) => flatten(Ok(answer), endpoints),
+        Err(super::side::Unanswered::Timeout) => Err(EtcdError::Timeout {
             endpoints: endpoints.to_string(),
             timeout,
         }),
-        Err(_) => Err(EtcdError::Request {
+        Err(super::side::Unanswered::Stopped) => Err(EtcdError::Request {
             endpoints: endpoints.to_string(),
             message: "the client's runtime stopped".into(),
         }),

@@ -3,6 +3,7 @@
 //! lease, executes.
 //!
 //! - [`etcd`]: the connection, usable from the journal's blocking calls.
+//! - [`side`]: the runtime thread such synchronous clients run on.
 //! - [`lease`]: the session lease kept alive, its local validity clock,
 //!   the campaign.
 //! - here: the health reports daemons publish, the cross-daemon quorum
@@ -19,6 +20,7 @@
 
 pub mod etcd;
 pub mod lease;
+pub mod side;
 
 use std::collections::BTreeSet;
 

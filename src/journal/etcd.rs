@@ -34,17 +34,19 @@
 //! step. Leader writes are stamped with the fencing token (`epoch`, the
 //! election key's revision) and the leader's name.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use etcd_client::{
-    Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
+    Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::archive::{self, Archive, ArchivedRun, Batch, Kept};
 use super::{
-    Decision, InForce, JournalError, Mark, NewRun, Request, RequestKind, RunRecord, RunState, Slot,
-    StepCalls, StepEvent, in_force_slots,
+    Decision, InForce, JournalError, Mark, NewRun, Request, RequestKind, Retired, RunRecord,
+    RunState, Slot, StepCalls, StepEvent, in_force_slots,
 };
 use crate::ha::etcd::Etcd;
 use crate::ha::lease::LeaseClock;
@@ -63,11 +65,15 @@ pub struct Fence {
     pub lease: Arc<LeaseClock>,
 }
 
-/// The etcd journal: a connection, and the fence of the leader using it.
+/// The etcd journal: a connection, the fence of the leader using it, and
+/// the archive its history moves to.
 #[derive(Debug, Clone)]
 pub struct Store {
     etcd: Arc<Etcd>,
     fence: Option<Fence>,
+    archive: Option<Arc<dyn Archive>>,
+    // Batches read from the archive (immutable once written), by key.
+    batches: Arc<Mutex<BTreeMap<String, Arc<Batch>>>>,
 }
 
 /// A run as stored (with its runbook's text, which `NewRun` does not
@@ -159,14 +165,25 @@ fn unique() -> String {
 impl Store {
     /// The journal on `etcd`, unfenced (a follower's, or a command's).
     pub fn new(etcd: Arc<Etcd>) -> Store {
-        Store { etcd, fence: None }
+        Store {
+            etcd,
+            fence: None,
+            archive: None,
+            batches: Arc::default(),
+        }
+    }
+
+    /// The same journal, its history in `archive` too.
+    pub fn with_archive(mut self, archive: Arc<dyn Archive>) -> Store {
+        self.archive = Some(archive);
+        self
     }
 
     /// The same journal, every write fenced by `fence`.
     pub fn fenced(&self, fence: Fence) -> Store {
         Store {
-            etcd: Arc::clone(&self.etcd),
             fence: Some(fence),
+            ..self.clone()
         }
     }
 
@@ -330,12 +347,8 @@ impl Store {
         }
     }
 
-    /// Every record under `rest/` in creation order, with its revision.
-    fn list<T: DeserializeOwned>(&self, rest: &str) -> Result<Vec<(i64, T)>, JournalError> {
-        Ok(self.list_at(rest)?.0)
-    }
-
-    /// The same, and the revision they were read at.
+    /// Every record under `rest/` in creation order, with its revision,
+    /// and the revision they were read at.
     fn list_at<T: DeserializeOwned>(
         &self,
         rest: &str,
@@ -348,9 +361,244 @@ impl Store {
         Ok((records, revision))
     }
 
-    /// Every record under `rest/` in creation order.
-    fn values<T: DeserializeOwned>(&self, rest: &str) -> Result<Vec<T>, JournalError> {
-        Ok(self.list(rest)?.into_iter().map(|(_, v)| v).collect())
+    /// Every record under `rest/` as stored, in creation order.
+    fn kept(&self, rest: &str) -> Result<Vec<Kept>, JournalError> {
+        self.get(self.etcd.key(&format!("{rest}/")), true)?
+            .iter()
+            .map(|kv| {
+                Ok(Kept {
+                    seq: kv.create_revision(),
+                    value: self.decode(kv)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A stored record read as `T`.
+    fn value<T: DeserializeOwned>(&self, k: &Kept) -> Result<T, JournalError> {
+        T::deserialize(&k.value).map_err(|e| self.corrupt(&format!("record {}", k.seq), e))
+    }
+
+    fn archive_error(&self, archive: &dyn Archive, message: String) -> JournalError {
+        JournalError::Archive {
+            archive: archive.label(),
+            message,
+        }
+    }
+
+    /// What `pick` takes from every batch in the archive, oldest first
+    /// (nothing without one). Batches are read once and kept.
+    fn archived(&self, pick: impl Fn(&Batch) -> Vec<Kept>) -> Result<Vec<Kept>, JournalError> {
+        let Some(archive) = &self.archive else {
+            return Ok(Vec::new());
+        };
+        let keys = archive
+            .list("batches/")
+            .map_err(|e| self.archive_error(archive.as_ref(), e))?;
+        let mut picked = Vec::new();
+        for key in keys {
+            let cached = self
+                .batches
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&key)
+                .cloned();
+            let batch = match cached {
+                Some(b) => b,
+                None => {
+                    let body = archive
+                        .get(&key)
+                        .map_err(|e| self.archive_error(archive.as_ref(), e))?
+                        .unwrap_or_default();
+                    let batch: Arc<Batch> =
+                        Arc::new(serde_json::from_slice(&body).map_err(|e| {
+                            self.archive_error(archive.as_ref(), format!("{key}: {e}"))
+                        })?);
+                    self.batches
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(key, Arc::clone(&batch));
+                    batch
+                }
+            };
+            picked.extend(pick(&batch));
+        }
+        Ok(picked)
+    }
+
+    /// `etcd`'s records after what `pick` takes from the archive, each
+    /// once (etcd's copy of one moved but not yet deleted).
+    fn with_archived(
+        &self,
+        etcd: Vec<Kept>,
+        pick: impl Fn(&Batch) -> Vec<Kept>,
+    ) -> Result<Vec<Kept>, JournalError> {
+        if self.archive.is_none() {
+            return Ok(etcd);
+        }
+        Ok(archive::merge(self.archived(pick)?.into_iter().chain(etcd)))
+    }
+
+    /// A run as the archive holds it, if it moved there.
+    fn archived_run(&self, run: &str) -> Result<Option<ArchivedRun>, JournalError> {
+        let Some(archive) = &self.archive else {
+            return Ok(None);
+        };
+        let key = archive::run_key(run);
+        let Some(body) = archive
+            .get(&key)
+            .map_err(|e| self.archive_error(archive.as_ref(), e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| self.archive_error(archive.as_ref(), format!("{key}: {e}")))
+    }
+
+    /// A run's records under `what/RUN/`: etcd's, or once the run moved,
+    /// the archive's.
+    fn of_run(
+        &self,
+        run: &str,
+        what: &str,
+        pick: impl FnOnce(ArchivedRun) -> Vec<Kept>,
+    ) -> Result<Vec<Kept>, JournalError> {
+        let kept = self.kept(&format!("{what}/{run}"))?;
+        if !kept.is_empty()
+            || self.archive.is_none()
+            || !self
+                .get(self.etcd.key(&format!("runs/{run}")), false)?
+                .is_empty()
+        {
+            return Ok(kept);
+        }
+        Ok(self.archived_run(run)?.map(pick).unwrap_or_default())
+    }
+
+    /// Move what ended before `before` to the archive: runs (whole),
+    /// decisions whose run has ended, requests of runs no longer in etcd,
+    /// verification results. Objects are stored first, then the keys are
+    /// deleted in transactions of at most `DELETES` operations (etcd's
+    /// default limit is 128), each only if its records are unchanged.
+    /// Nothing without an archive.
+    pub fn move_history(&self, before: jiff::Timestamp) -> Result<Retired, JournalError> {
+        let Some(archive) = self.archive.clone() else {
+            return Ok(Retired::default());
+        };
+        let put = |key: &str, body: serde_json::Result<Vec<u8>>| -> Result<(), JournalError> {
+            let body = body.map_err(|e| self.corrupt(key, e))?;
+            archive
+                .put(key, body)
+                .map_err(|e| self.archive_error(archive.as_ref(), format!("{key}: {e}")))
+        };
+        // The slots must hold what is in force before decisions leave.
+        self.in_force("")?;
+        let ended_before = |at: Option<&str>| {
+            at.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t < before)
+        };
+        let (runs, revision) = self.get_at(self.etcd.key("runs/"), true)?;
+        let mut batch = Batch::default();
+        let mut deletes: Vec<(Compare, Vec<TxnOp>)> = Vec::new();
+        let mut staying = BTreeSet::new();
+        let mut moving = BTreeSet::new();
+        for kv in &runs {
+            let run: StoredRun = self.decode(kv)?;
+            if run.state.unfinished() || !ended_before(run.finished_at.as_deref()) {
+                staying.insert(run.id.clone());
+                continue;
+            }
+            let whole = ArchivedRun {
+                run: Some(Kept {
+                    seq: kv.create_revision(),
+                    value: self.decode(kv)?,
+                }),
+                events: self.kept(&format!("events/{}", run.id))?,
+                marks: self.kept(&format!("marks/{}", run.id))?,
+                calls: self.kept(&format!("calls/{}", run.id))?,
+            };
+            put(&archive::run_key(&run.id), serde_json::to_vec(&whole))?;
+            let mut record: serde_json::Value = self.decode(kv)?;
+            record["runbook_text"] = "".into();
+            batch.runs.push(Kept {
+                seq: kv.create_revision(),
+                value: record,
+            });
+            let mut ops = vec![TxnOp::delete(kv.key().to_vec(), None)];
+            for what in ["events", "marks", "calls"] {
+                ops.push(TxnOp::delete(
+                    self.etcd.key(&format!("{what}/{}/", run.id)),
+                    Some(DeleteOptions::new().with_prefix()),
+                ));
+            }
+            deletes.push((unchanged(kv), ops));
+            moving.insert(run.id);
+        }
+        for kv in self.get(self.etcd.key("decisions/"), true)? {
+            let d: Decision = self.decode(&kv)?;
+            let run_ended = d.run.as_ref().is_none_or(|r| !staying.contains(r));
+            if run_ended && ended_before(Some(&d.at)) {
+                batch.decisions.push(Kept {
+                    seq: kv.create_revision(),
+                    value: self.decode(&kv)?,
+                });
+                deletes.push((unchanged(&kv), vec![TxnOp::delete(kv.key().to_vec(), None)]));
+            }
+        }
+        for kv in self.get(self.etcd.key("requests/"), true)? {
+            let r: StoredRequest = self.decode(&kv)?;
+            if !staying.contains(&r.request.run) && ended_before(Some(&r.request.at)) {
+                batch.requests.push(Kept {
+                    seq: kv.create_revision(),
+                    value: self.decode(&kv)?,
+                });
+                deletes.push((unchanged(&kv), vec![TxnOp::delete(kv.key().to_vec(), None)]));
+            }
+        }
+        let results = self.etcd.key("verifications/");
+        for kv in self.get(results.clone(), true)? {
+            let v: serde_json::Value = self.decode(&kv)?;
+            if !ended_before(v["started_at"].as_str()) {
+                continue;
+            }
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let job = key
+                .strip_prefix(&results)
+                .and_then(|rest| rest.rsplit_once('/'))
+                .map_or_else(String::new, |(job, _)| job.to_string());
+            batch.verifications.entry(job).or_default().push(Kept {
+                seq: kv.create_revision(),
+                value: v,
+            });
+            deletes.push((unchanged(&kv), vec![TxnOp::delete(kv.key().to_vec(), None)]));
+        }
+        let moved = Retired {
+            runs: moving.len(),
+            decisions: batch.decisions.len(),
+            requests: batch.requests.len(),
+            verifications: batch.verifications.values().map(Vec::len).sum(),
+        };
+        if moved.nothing() {
+            return Ok(moved);
+        }
+        put(&archive::batch_key(revision), serde_json::to_vec(&batch))?;
+        // Stored: now out of etcd, a few records a transaction.
+        let mut chunk: (Vec<Compare>, Vec<TxnOp>) = (Vec::new(), Vec::new());
+        for (compare, ops) in deletes {
+            if chunk.1.len() + ops.len() > DELETES {
+                let (compares, ops) = std::mem::take(&mut chunk);
+                // Refused: a record changed since it was read; it stays,
+                // and the next move takes it (its archived copy reads once).
+                let _ = self.write(compares, ops)?;
+            }
+            chunk.0.push(compare);
+            chunk.1.extend(ops);
+        }
+        if !chunk.1.is_empty() {
+            let _ = self.write(chunk.0, chunk.1)?;
+        }
+        Ok(moved)
     }
 
     /// Record a new run, the marks known at its start and the decision
@@ -494,14 +742,24 @@ impl Store {
         Ok(force)
     }
 
-    /// Every decision, oldest first; only `binding`'s if given.
+    /// Every decision, oldest first (the archive's, then etcd's); only
+    /// `binding`'s if given.
     pub fn decisions(&self, binding: Option<&str>) -> Result<Vec<Decision>, JournalError> {
-        Ok(self
-            .list::<Decision>("decisions")?
-            .into_iter()
-            .map(|(seq, d)| Decision { seq, ..d })
-            .filter(|d| binding.is_none() || d.binding.as_deref() == binding)
-            .collect())
+        let etcd = self.kept("decisions")?;
+        let all = self.with_archived(etcd, |b| b.decisions.clone())?;
+        all.iter()
+            .map(|k| {
+                Ok(Decision {
+                    seq: k.seq,
+                    ..self.value::<Decision>(k)?
+                })
+            })
+            .filter(|d| {
+                d.as_ref().map_or(true, |d| {
+                    binding.is_none() || d.binding.as_deref() == binding
+                })
+            })
+            .collect()
     }
 
     /// Set a run's state, compare-and-swap on the run's revision.
@@ -541,28 +799,35 @@ impl Store {
         )
     }
 
-    /// One run.
+    /// One run (from the archive once it moved there).
     pub fn run(&self, id: &str) -> Result<RunRecord, JournalError> {
-        match self
+        if let Some(kv) = self
             .get(self.etcd.key(&format!("runs/{id}")), false)?
             .first()
         {
+            return Ok(self.decode::<StoredRun>(kv)?.record());
+        }
+        match self.archived_run(id)?.and_then(|a| a.run) {
+            Some(k) => Ok(self.value::<StoredRun>(&k)?.record()),
             None => Err(JournalError::UnknownRun(id.to_string())),
-            Some(kv) => Ok(self.decode::<StoredRun>(kv)?.record()),
         }
     }
 
-    /// Every run, newest first (without runbook texts).
+    /// Every run, newest first (without runbook texts): etcd's, and the
+    /// archive's.
     pub fn runs(&self) -> Result<Vec<RunRecord>, JournalError> {
-        let mut runs: Vec<RunRecord> = self
-            .list::<StoredRun>("runs")?
-            .into_iter()
-            .map(|(_, r)| {
-                let mut record = r.record();
+        let etcd = self.kept("runs")?;
+        let mut seen = BTreeSet::new();
+        let mut runs = Vec::new();
+        // etcd's copy first: a run moved but not yet deleted reads once.
+        let archived = self.archived(|b| b.runs.clone())?;
+        for k in etcd.iter().chain(archived.iter().rev()) {
+            let mut record = self.value::<StoredRun>(k)?.record();
+            if seen.insert(record.run.id.clone()) {
                 record.run.runbook_text.clear();
-                record
-            })
-            .collect();
+                runs.push(record);
+            }
+        }
         runs.sort_by(|a, b| (&b.run.started_at, &b.run.id).cmp(&(&a.run.started_at, &a.run.id)));
         Ok(runs)
     }
@@ -592,7 +857,10 @@ impl Store {
 
     /// Every attempt's requests in a run, in order.
     pub fn calls(&self, run: &str) -> Result<Vec<StepCalls>, JournalError> {
-        self.values(&format!("calls/{run}"))
+        self.of_run(run, "calls", |a| a.calls)?
+            .iter()
+            .map(|k| self.value(k))
+            .collect()
     }
 
     /// Record a verification job's result.
@@ -612,44 +880,49 @@ impl Store {
         .map(|_| ())
     }
 
-    /// A job's results, oldest first.
+    /// A job's results, oldest first (the archive's, then etcd's).
     pub fn verifications(&self, job: &str) -> Result<Vec<serde_json::Value>, JournalError> {
-        Ok(self
-            .list::<serde_json::Value>(&format!("verifications/{job}"))?
+        let etcd = self.kept(&format!("verifications/{job}"))?;
+        let all = self.with_archived(etcd, |b| {
+            b.verifications.get(job).cloned().unwrap_or_default()
+        })?;
+        Ok(all
             .into_iter()
-            .map(|(_, mut v)| v["result"].take())
+            .map(|mut k| k.value["result"].take())
             .collect())
     }
 
     /// Every mark of a run, in order.
     pub fn marks(&self, run: &str) -> Result<Vec<Mark>, JournalError> {
-        self.values(&format!("marks/{run}"))
+        self.of_run(run, "marks", |a| a.marks)?
+            .iter()
+            .map(|k| self.value(k))
+            .collect()
     }
 
     /// Every step event of a run, in order.
     pub fn events(&self, run: &str) -> Result<Vec<StepEvent>, JournalError> {
         Ok(self
-            .list::<StepEvent>(&format!("events/{run}"))?
+            .stamped_events(run)?
             .into_iter()
-            .map(|(seq, e)| StepEvent { seq, ..e })
+            .map(|s| s.event)
             .collect())
     }
 
     /// Each step event of a run with the fencing token (`epoch`) and the
     /// leader it was written under, in order: which leader wrote what.
     pub fn stamped_events(&self, run: &str) -> Result<Vec<Stamped>, JournalError> {
-        self.get(self.etcd.key(&format!("events/{run}/")), true)?
+        self.of_run(run, "events", |a| a.events)?
             .iter()
-            .map(|kv| {
-                let raw: serde_json::Value = self.decode(kv)?;
-                let event: StepEvent = self.decode(kv)?;
+            .map(|k| {
+                let event: StepEvent = self.value(k)?;
                 Ok(Stamped {
                     event: StepEvent {
-                        seq: kv.create_revision(),
+                        seq: k.seq,
                         ..event
                     },
-                    epoch: raw["epoch"].as_i64(),
-                    leader: raw["leader"].as_str().map(str::to_string),
+                    epoch: k.value["epoch"].as_i64(),
+                    leader: k.value["leader"].as_str().map(str::to_string),
                 })
             })
             .collect()
@@ -705,13 +978,19 @@ impl Store {
             .collect())
     }
 
-    /// Every request ever left, oldest first.
+    /// Every request ever left, oldest first (the archive's, then etcd's).
     pub fn all_requests(&self) -> Result<Vec<Request>, JournalError> {
-        Ok(self
-            .stored_requests()?
-            .into_iter()
-            .map(|(_, r)| r.request)
-            .collect())
+        let etcd = self.kept("requests")?;
+        self.with_archived(etcd, |b| b.requests.clone())?
+            .iter()
+            .map(|k| {
+                let r: StoredRequest = self.value(k)?;
+                Ok(Request {
+                    seq: k.seq,
+                    ..r.request
+                })
+            })
+            .collect()
     }
 
     /// Mark a request acted on (once: compare-and-swap on its revision).
@@ -776,6 +1055,14 @@ impl Store {
             .await?;
         answer.kvs().iter().map(|kv| self.decode(kv)).collect()
     }
+}
+
+/// Operations per transaction when history leaves etcd.
+const DELETES: usize = 100;
+
+/// A compare that `kv` is as it was read.
+fn unchanged(kv: &KeyValue) -> Compare {
+    Compare::mod_revision(kv.key().to_vec(), CompareOp::Equal, kv.mod_revision())
 }
 
 /// Keys per page of a prefix read.

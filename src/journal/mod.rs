@@ -9,6 +9,7 @@
 //! `cancel`) open the database without that lock and leave requests the
 //! executor picks up.
 
+pub mod archive;
 pub mod etcd;
 mod kinds;
 
@@ -82,6 +83,14 @@ pub enum JournalError {
     /// compare-and-swap).
     #[error("journal record {0} was written by someone else first")]
     Conflict(String),
+    /// The archive of the journal's history could not be read or written.
+    #[error("journal archive {archive}: {message}")]
+    Archive {
+        /// Where it is.
+        archive: String,
+        /// What failed.
+        message: String,
+    },
     /// Stored JSON could not be read back.
     #[error("journal {path}: corrupt record: {message}")]
     Corrupt {
@@ -211,6 +220,27 @@ pub struct Decision {
     pub who: String,
     /// Evidence and reasons, as JSON.
     pub detail: Option<serde_json::Value>,
+}
+
+/// What one pass of retention took out of the journal: moved to the
+/// archive (etcd), or deleted (SQLite).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retired {
+    /// Runs, with their events, marks and calls.
+    pub runs: usize,
+    /// Decisions.
+    pub decisions: usize,
+    /// Requests.
+    pub requests: usize,
+    /// Verification results.
+    pub verifications: usize,
+}
+
+impl Retired {
+    /// Whether nothing was retired.
+    pub fn nothing(&self) -> bool {
+        *self == Retired::default()
+    }
 }
 
 /// The decisions still in force for one binding: what a trigger
@@ -852,6 +882,88 @@ impl Journal {
             .map_err(|e| self.db(e))
     }
 
+    /// Retire what ended before `before`: in etcd, moved to the archive
+    /// (`etcd::Store::move_history`); in SQLite, deleted in one
+    /// transaction: runs that ended (with their events, marks, calls and
+    /// requests), decisions whose run has ended, and verification results.
+    /// Never a binding's last decision of each kind (the decisions in
+    /// force are among them), nor a job's last result.
+    pub fn retire(&self, before: jiff::Timestamp) -> Result<Retired, JournalError> {
+        if let Backend::Etcd(store) = &self.backend {
+            return store.move_history(before);
+        }
+        let old = |at: Option<&str>| {
+            at.and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|t| t < before)
+        };
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        let mut retired = Retired::default();
+        {
+            let runs: Vec<(String, RunState, Option<String>)> = tx
+                .prepare("SELECT id, state, finished_at FROM runs")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(|e| self.db(e))?;
+            let staying: std::collections::BTreeSet<&str> = runs
+                .iter()
+                .filter(|(_, state, end)| state.unfinished() || !old(end.as_deref()))
+                .map(|(id, ..)| id.as_str())
+                .collect();
+            for (id, ..) in runs
+                .iter()
+                .filter(|(id, ..)| !staying.contains(id.as_str()))
+            {
+                for sql in [
+                    "DELETE FROM step_events WHERE run_id = ?1",
+                    "DELETE FROM marks WHERE run_id = ?1",
+                    "DELETE FROM step_calls WHERE run_id = ?1",
+                    "DELETE FROM requests WHERE run_id = ?1",
+                    "DELETE FROM runs WHERE id = ?1",
+                ] {
+                    tx.execute(sql, params![id]).map_err(|e| self.db(e))?;
+                }
+                retired.runs += 1;
+            }
+            let decisions: Vec<(i64, String, Option<String>)> = tx
+                .prepare(
+                    "SELECT seq, at, run_id FROM decisions
+                     WHERE seq NOT IN (SELECT MAX(seq) FROM decisions GROUP BY binding, kind)",
+                )
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect()
+                })
+                .map_err(|e| self.db(e))?;
+            for (seq, at, run) in decisions {
+                let run_ended = run.as_deref().is_none_or(|r| !staying.contains(r));
+                if run_ended && old(Some(&at)) {
+                    tx.execute("DELETE FROM decisions WHERE seq = ?1", params![seq])
+                        .map_err(|e| self.db(e))?;
+                    retired.decisions += 1;
+                }
+            }
+            let results: Vec<(i64, String)> = tx
+                .prepare(
+                    "SELECT seq, started_at FROM verifications
+                     WHERE seq NOT IN (SELECT MAX(seq) FROM verifications GROUP BY job)",
+                )
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .map_err(|e| self.db(e))?;
+            for (seq, at) in results {
+                if old(Some(&at)) {
+                    tx.execute("DELETE FROM verifications WHERE seq = ?1", params![seq])
+                        .map_err(|e| self.db(e))?;
+                    retired.verifications += 1;
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(retired)
+    }
+
     /// A job's recorded results, oldest first.
     pub fn verifications(&self, job: &str) -> Result<Vec<serde_json::Value>, JournalError> {
         if let Backend::Etcd(store) = &self.backend {
@@ -1331,5 +1443,74 @@ mod in_force_tests {
         }
         let force = j.in_force("a").unwrap();
         assert!(force.started.is_some() && force.ack.is_some() && force.switch.is_some());
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+
+    fn run(id: &str) -> NewRun {
+        NewRun {
+            id: id.into(),
+            runbook: "rb".into(),
+            file: "rb.yaml".into(),
+            runbook_sha256: String::new(),
+            runbook_text: "name: rb".into(),
+            params: Vec::new(),
+            secret_params: Vec::new(),
+            mode: "failover".into(),
+            started_by: "test".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    fn decision(run: &str, kind: DecisionKind, at: &str) -> Decision {
+        Decision {
+            seq: 0,
+            at: at.into(),
+            binding: Some("app".into()),
+            kind,
+            run: Some(run.into()),
+            who: "test".into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn the_embedded_journal_forgets_what_ended_before_its_keep_but_never_what_is_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Access::Executor).unwrap();
+        let old = "2026-01-02T00:00:00Z";
+        for id in ["old-1", "old-2", "live"] {
+            let started = decision(id, DecisionKind::Started, old);
+            j.start_run(&run(id), &[], Some(&started)).unwrap();
+            j.record_verification("nightly", old, true, &serde_json::json!({ "run": id }))
+                .unwrap();
+        }
+        j.set_run_state("old-1", RunState::Failed, Some(old), None)
+            .unwrap();
+        j.set_run_state("old-2", RunState::Succeeded, Some(old), None)
+            .unwrap();
+        let force = j.in_force("app").unwrap();
+        let retired = j.retire("2026-06-01T00:00:00Z".parse().unwrap()).unwrap();
+        // The runs that ended and their `started` decisions (live's stays:
+        // its run goes on, and it is the last of its kind); two of three
+        // results (the job's last stays).
+        assert_eq!(
+            (retired.runs, retired.decisions, retired.verifications),
+            (2, 2, 2),
+            "{retired:?}"
+        );
+        let ids: Vec<String> = j.runs().unwrap().into_iter().map(|r| r.run.id).collect();
+        assert_eq!(ids, ["live"]);
+        assert!(matches!(j.run("old-1"), Err(JournalError::UnknownRun(_))));
+        assert_eq!(j.in_force("app").unwrap(), force);
+        assert_eq!(j.verifications("nightly").unwrap().len(), 1);
+        assert!(
+            j.retire("2026-06-01T00:00:00Z".parse().unwrap())
+                .unwrap()
+                .nothing()
+        );
     }
 }

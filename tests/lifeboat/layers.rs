@@ -29,7 +29,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "operations",
         &[
             "measure", "report", "metrics", "exposure", "verify", "probe", "trigger", "notify",
-            "logging",
+            "archive", "logging",
         ],
     ),
     (
