@@ -1486,7 +1486,11 @@ mod tests {
         assert_eq!(etcd.history, std::time::Duration::from_secs(30 * 86_400));
         let archive = etcd.archive.unwrap();
         assert_eq!(
-            (archive.bucket.as_str(), archive.prefix.as_str(), archive.region.as_str()),
+            (
+                archive.bucket.as_str(),
+                archive.prefix.as_str(),
+                archive.region.as_str()
+            ),
             ("dr-journal", "lifeboat/journal/", "us-east-2")
         );
         let text = format!(
@@ -1512,7 +1516,10 @@ mod tests {
             Some(std::time::Duration::from_secs(400 * 86_400))
         );
         let problems = load("c.yaml", "storage: { backend: embedded, keep: 1h }\n").unwrap_err();
-        assert!(problems[0].to_string().contains("under a day"), "{problems:?}");
+        assert!(
+            problems[0].to_string().contains("under a day"),
+            "{problems:?}"
+        );
         let problems = load("c.yaml", "storage: { backend: etcd }\n").unwrap_err();
         assert!(
             problems[0]

@@ -476,8 +476,9 @@ impl Store {
         Ok(self.archived_run(run)?.map(pick).unwrap_or_default())
     }
 
-    /// Move what ended before `before` to the archive: runs (whole),
-    /// decisions whose run has ended, requests of runs no longer in etcd,
+    /// Move what ended before `before` to the archive: runs (whole; not
+    /// one a binding's decisions in force name), decisions whose run has
+    /// ended, requests of runs no longer in etcd,
     /// verification results. Objects are stored first, then the keys are
     /// deleted in transactions of at most `DELETES` operations (etcd's
     /// default limit is 128), each only if its records are unchanged.
@@ -498,6 +499,13 @@ impl Store {
             at.and_then(|t| t.parse::<jiff::Timestamp>().ok())
                 .is_some_and(|t| t < before)
         };
+        // A run a slot names (a binding's last) stays, as its decisions in
+        // force do: an evaluation reads it, from etcd.
+        let mut in_force = BTreeSet::new();
+        for kv in self.get(self.etcd.key("force/b/"), true)? {
+            let d: Decision = self.decode(&kv)?;
+            in_force.extend(d.run);
+        }
         let (runs, revision) = self.get_at(self.etcd.key("runs/"), true)?;
         let mut batch = Batch::default();
         let mut deletes: Vec<(Compare, Vec<TxnOp>)> = Vec::new();
@@ -505,7 +513,10 @@ impl Store {
         let mut moving = BTreeSet::new();
         for kv in &runs {
             let run: StoredRun = self.decode(kv)?;
-            if run.state.unfinished() || !ended_before(run.finished_at.as_deref()) {
+            if run.state.unfinished()
+                || !ended_before(run.finished_at.as_deref())
+                || in_force.contains(&run.id)
+            {
                 staying.insert(run.id.clone());
                 continue;
             }
