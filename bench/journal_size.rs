@@ -228,7 +228,8 @@ fn main() {
     let before_eval = timed(args.evaluations, evaluate);
     let scans = (args.evaluations / 20).max(3);
     let before_scan = timed(scans, || {
-        journal.decisions(Some("app")).expect("decisions");
+        let all = journal.decisions(Some("app")).expect("decisions");
+        lifeboat::journal::InForce::scan(&all, "app");
     });
     let (before_bytes, before_db) = sizes(&etcd);
 

@@ -224,8 +224,7 @@ fn error_code(response: &aws_smithy_runtime_api::http::Response) -> String {
 /// Builds service clients for any region from one loaded configuration.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
-    base: SdkConfig,
-    path_style: bool,
+    base: Arc<Base>,
     calls: Arc<ApiCalls>,
     /// The client-side copies of AWS's request buckets (none when pacing
     /// is off), shared by every client built here, and the HTTP client
@@ -236,6 +235,40 @@ pub struct AwsClients {
     )>,
     /// Whose buckets: `caller`, or the account of an assumed role.
     scope: String,
+}
+
+/// The shared configuration: loaded at once, or when a client is first
+/// asked for (a daemon that only probes HTTP and TCP never loads it).
+#[derive(Debug)]
+struct Base {
+    /// What the load reads besides the environment and the shared files.
+    settings: AwsSettings,
+    credentials: Credentials,
+    /// The configuration, paced when pacing is on, and whether S3 goes
+    /// path-style.
+    loaded: std::sync::OnceLock<(SdkConfig, bool)>,
+}
+
+/// Run `work` to its end on this thread. Only for the shared
+/// configuration's load, which reads the environment and the shared config
+/// files (with `std::fs`) and sends no request, so it does not wait on a
+/// runtime's timers or sockets.
+fn run_here<F: std::future::Future>(work: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut work = std::pin::pin!(work);
+    loop {
+        if let std::task::Poll::Ready(done) = work.as_mut().poll(&mut context) {
+            return done;
+        }
+        std::thread::park();
+    }
 }
 
 /// The HTTPS client the SDK would choose itself (hyper 1 with rustls on
@@ -254,6 +287,44 @@ fn default_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpCli
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
         connector.build()
     })
+}
+
+/// Load the shared configuration from the standard chain and `settings`.
+async fn shared_config(settings: &AwsSettings, credentials: Credentials) -> SdkConfig {
+    // Every client gets its own region; a base region keeps the loader
+    // from probing the instance metadata service for one.
+    // One attempt may take this long before it is abandoned and retried;
+    // LIFEBOAT_AWS_ATTEMPT_TIMEOUT (e.g. `20s`) overrides the default.
+    let attempt = std::env::var("LIFEBOAT_AWS_ATTEMPT_TIMEOUT")
+        .ok()
+        .and_then(|t| t.parse::<crate::duration::HumanDuration>().ok())
+        .map_or(DEFAULT_ATTEMPT_TIMEOUT, crate::duration::HumanDuration::get);
+    // A dated behaviour version: an SDK update cannot change retry and
+    // timeout defaults under us; moving it is a decision, made here.
+    let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
+        .region(Region::new(ROUTE53_REGION))
+        .retry_config(retry_config())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(attempt)
+                .build(),
+        );
+    if let Ok(name) = aws_config::AppName::new(APP_NAME) {
+        loader = loader.app_name(name);
+    }
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if credentials == Credentials::Emulator {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::from_keys(
+            "test", "test", None,
+        ));
+    }
+    loader.load().await
 }
 
 /// Pace `config`'s HTTP client through `pacer` as `scope`.
@@ -278,41 +349,16 @@ fn paced(
 impl AwsClients {
     /// Load the shared configuration once (reads files and the environment).
     pub async fn load(settings: &AwsSettings, credentials: Credentials) -> AwsClients {
-        // Every client gets its own region; a base region keeps the loader
-        // from probing the instance metadata service for one.
-        // One attempt may take this long before it is abandoned and retried;
-        // LIFEBOAT_AWS_ATTEMPT_TIMEOUT (e.g. `20s`) overrides the default.
-        let attempt = std::env::var("LIFEBOAT_AWS_ATTEMPT_TIMEOUT")
-            .ok()
-            .and_then(|t| t.parse::<crate::duration::HumanDuration>().ok())
-            .map_or(DEFAULT_ATTEMPT_TIMEOUT, crate::duration::HumanDuration::get);
-        // A dated behaviour version: an SDK update cannot change retry and
-        // timeout defaults under us; moving it is a decision, made here.
-        let mut loader = aws_config::defaults(BehaviorVersion::v2026_01_12())
-            .region(Region::new(ROUTE53_REGION))
-            .retry_config(retry_config())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(attempt)
-                    .build(),
-            );
-        if let Ok(name) = aws_config::AppName::new(APP_NAME) {
-            loader = loader.app_name(name);
-        }
-        if let Some(profile) = &settings.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(url) = &settings.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if credentials == Credentials::Emulator {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::from_keys(
-                "test", "test", None,
-            ));
-        }
-        let base = loader.load().await;
-        let path_style = base.endpoint_url().is_some();
+        let clients = AwsClients::deferred(settings, credentials);
+        let loaded = clients.paced(shared_config(settings, credentials).await);
+        let _ = clients.base.loaded.set(loaded);
+        clients
+    }
+
+    /// Clients whose shared configuration is loaded when the first client
+    /// is asked for, not before: what the daemon holds, so that nothing of
+    /// the SDK runs until a probe, binding or job needs it.
+    pub fn deferred(settings: &AwsSettings, credentials: Credentials) -> AwsClients {
         let scope = "caller".to_string();
         let pacer = crate::pacing::enabled(settings.pacing).then(|| {
             (
@@ -320,17 +366,45 @@ impl AwsClients {
                 default_https_client(),
             )
         });
-        let base = match &pacer {
-            Some(p) => paced(base, p, &scope),
-            None => base,
-        };
         AwsClients {
-            base,
-            path_style,
+            base: Arc::new(Base {
+                settings: settings.clone(),
+                credentials,
+                loaded: std::sync::OnceLock::new(),
+            }),
             calls: Arc::new(ApiCalls::default()),
             pacer,
             scope,
         }
+    }
+
+    /// The shared configuration (paced when pacing is on), and whether S3
+    /// is addressed path-style; loaded here on first use when deferred.
+    fn shared(&self) -> &(SdkConfig, bool) {
+        self.base.loaded.get_or_init(|| {
+            let Base {
+                settings,
+                credentials,
+                ..
+            } = &*self.base;
+            self.paced(run_here(shared_config(settings, *credentials)))
+        })
+    }
+
+    /// `config` paced when pacing is on, and whether S3 goes path-style
+    /// (an overridden endpoint: an emulator has no per-bucket hosts).
+    fn paced(&self, config: SdkConfig) -> (SdkConfig, bool) {
+        let path_style = config.endpoint_url().is_some();
+        let config = match &self.pacer {
+            Some(p) => paced(config, p, &self.scope),
+            None => config,
+        };
+        (config, path_style)
+    }
+
+    fn base(&self) -> &SdkConfig {
+        let (config, _) = self.shared();
+        config
     }
 
     /// Clients acting as `role_arn` (assumed through STS with these
@@ -345,13 +419,13 @@ impl AwsClients {
     ) -> AwsClients {
         let mut provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
             .session_name(session_name)
-            .configure(&self.base);
+            .configure(self.base());
         if let Some(id) = external_id {
             provider = provider.external_id(id);
         }
         let provider = provider.build().await;
         let base = self
-            .base
+            .base()
             .to_builder()
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(provider),
@@ -364,8 +438,11 @@ impl AwsClients {
             None => base,
         };
         AwsClients {
-            base,
-            path_style: self.path_style,
+            base: Arc::new(Base {
+                settings: self.base.settings.clone(),
+                credentials: self.base.credentials,
+                loaded: std::sync::OnceLock::from((base, self.shared().1)),
+            }),
             calls: Arc::clone(&self.calls),
             pacer: self.pacer.clone(),
             scope,
@@ -403,17 +480,17 @@ impl AwsClients {
     pub fn credentials_provider(
         &self,
     ) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
-        self.base.credentials_provider()
+        self.base().credentials_provider()
     }
 
     /// The endpoint every call goes to, when overridden.
     pub fn endpoint_url(&self) -> Option<&str> {
-        self.base.endpoint_url()
+        self.base().endpoint_url()
     }
 
     /// The shared configuration bound to `region`.
     pub fn config(&self, region: &str) -> SdkConfig {
-        self.base
+        self.base()
             .to_builder()
             .region(Region::new(region.to_string()))
             .build()
@@ -462,7 +539,7 @@ impl AwsClients {
     /// An S3 client in `region`; path-style when the endpoint is overridden.
     pub fn s3(&self, region: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::config::Builder::from(&self.config(region))
-            .force_path_style(self.path_style)
+            .force_path_style(self.shared().1)
             .interceptor(self.counter())
             .build();
         aws_sdk_s3::Client::from_conf(config)
@@ -474,5 +551,35 @@ impl AwsClients {
             .interceptor(self.counter())
             .build();
         aws_sdk_sts::Client::from_conf(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deferred clients read nothing until a client is asked for, then
+    /// load once, inside a runtime as outside one, with what the settings
+    /// say (here the endpoint, which also makes S3 path-style).
+    #[tokio::test]
+    async fn deferred_clients_load_on_first_use_and_once() {
+        let settings = AwsSettings {
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..AwsSettings::default()
+        };
+        let clients = AwsClients::deferred(&settings, Credentials::Emulator);
+        assert!(clients.base.loaded.get().is_none());
+        let copy = clients.clone();
+        let ec2 = clients.ec2("eu-west-1");
+        assert_eq!(ec2.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
+        let (loaded, path_style) = copy.base.loaded.get().expect("loaded for every copy");
+        assert_eq!(loaded.endpoint_url(), Some("http://127.0.0.1:9"));
+        assert!(*path_style);
+        // Outside any runtime.
+        let other = AwsClients::deferred(&settings, Credentials::Emulator);
+        let again = std::thread::spawn(move || other.endpoint_url().map(str::to_string))
+            .join()
+            .expect("thread");
+        assert_eq!(again.as_deref(), Some("http://127.0.0.1:9"));
     }
 }

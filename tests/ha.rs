@@ -165,6 +165,22 @@ fn seconds(rfc3339: &str) -> f64 {
     t.as_millisecond() as f64 / 1000.0
 }
 
+/// A run of runbook `rb` named `id`, started at `at`.
+fn new_run(id: &str, at: &str) -> lifeboat::journal::NewRun {
+    lifeboat::journal::NewRun {
+        id: id.into(),
+        runbook: "rb".into(),
+        file: "rb.yaml".into(),
+        runbook_sha256: String::new(),
+        runbook_text: format!("name: rb # {id}"),
+        params: Vec::new(),
+        secret_params: Vec::new(),
+        mode: "failover".into(),
+        started_by: "test".into(),
+        started_at: at.into(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -203,18 +219,7 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
         lease: Arc::new(LeaseClock::valid_for(Duration::from_secs(60))),
     };
     let old_journal = Journal::etcd(store.fenced(fence(&old_key, "old")));
-    let run = lifeboat::journal::NewRun {
-        id: "r1".into(),
-        runbook: "rb".into(),
-        file: "rb.yaml".into(),
-        runbook_sha256: String::new(),
-        runbook_text: "name: rb".into(),
-        params: Vec::new(),
-        secret_params: Vec::new(),
-        mode: "failover".into(),
-        started_by: "test".into(),
-        started_at: lifeboat::engine::now(),
-    };
+    let run = new_run("r1", &lifeboat::engine::now());
     old_journal.create_run(&run).expect("the leader writes");
     let event = |state: StepState| StepEvent {
         seq: 0,
@@ -293,36 +298,6 @@ async fn a_deposed_leaders_write_is_refused_by_the_cluster_and_lands_nowhere() {
     assert_eq!(etcd.counts().fenced.load(Ordering::Relaxed), 3);
 }
 
-/// What the decisions in force are, read from every decision.
-fn in_force_by_scan(all: &[Decision], binding: &str) -> InForce {
-    let last = |global: bool, kinds: &[DecisionKind]| {
-        all.iter()
-            .rfind(|d| {
-                (if global {
-                    d.binding.is_none()
-                } else {
-                    d.binding.as_deref() == Some(binding)
-                }) && kinds.contains(&d.kind)
-            })
-            .cloned()
-    };
-    InForce {
-        switch: last(true, &[DecisionKind::Pause, DecisionKind::Resume]),
-        started: last(false, &[DecisionKind::Started]),
-        ack: last(false, &[DecisionKind::Ack]),
-        approval: last(
-            false,
-            &[
-                DecisionKind::AwaitingApproval,
-                DecisionKind::Approved,
-                DecisionKind::Rejected,
-                DecisionKind::Withdrawn,
-                DecisionKind::Started,
-            ],
-        ),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_grpcs_limit() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -360,7 +335,7 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     for b in ["a", "b", "c"] {
         assert_eq!(
             journal.in_force(b).expect("in force"),
-            in_force_by_scan(&all, b),
+            InForce::scan(&all, b),
             "{b}"
         );
     }
@@ -381,7 +356,7 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     .expect("delete the slots");
     assert_eq!(
         journal.in_force("b").expect("built"),
-        in_force_by_scan(&all, "b")
+        InForce::scan(&all, "b")
     );
     let mut client = etcd.client();
     let built = etcd.key("force/built");
@@ -392,7 +367,7 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     assert_eq!(marker.kvs().len(), 1, "the slots are marked built");
     assert_eq!(
         journal.in_force("a").expect("in force"),
-        in_force_by_scan(&all, "a")
+        InForce::scan(&all, "a")
     );
     let ack = journal
         .decide(&Decision {
@@ -411,18 +386,7 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     );
 
     // Six events of a megabyte each: more than gRPC's 4 MiB in one answer.
-    let run = lifeboat::journal::NewRun {
-        id: "big".into(),
-        runbook: "rb".into(),
-        file: "rb.yaml".into(),
-        runbook_sha256: String::new(),
-        runbook_text: "name: rb".into(),
-        params: Vec::new(),
-        secret_params: Vec::new(),
-        mode: "failover".into(),
-        started_by: "test".into(),
-        started_at: lifeboat::engine::now(),
-    };
+    let run = new_run("big", &lifeboat::engine::now());
     journal.create_run(&run).expect("run");
     for i in 0..6 {
         journal
@@ -481,18 +445,6 @@ async fn history_moves_from_etcd_to_the_s3_archive_and_reads_as_before() {
     let journal = Journal::etcd(store.clone());
 
     // Three runs: two ended long ago, one still running.
-    let new_run = |id: &str| lifeboat::journal::NewRun {
-        id: id.into(),
-        runbook: "rb".into(),
-        file: "rb.yaml".into(),
-        runbook_sha256: String::new(),
-        runbook_text: format!("name: rb # {id}"),
-        params: Vec::new(),
-        secret_params: Vec::new(),
-        mode: "failover".into(),
-        started_by: "test".into(),
-        started_at: "2026-01-01T00:00:00Z".into(),
-    };
     let long_ago = "2026-01-02T00:00:00Z";
     for id in ["old-1", "old-2", "live"] {
         let started = Decision {
@@ -510,7 +462,11 @@ async fn history_moves_from_etcd_to_the_s3_archive_and_reads_as_before() {
             detail: None,
         };
         journal
-            .start_run(&new_run(id), &[mark], Some(&started))
+            .start_run(
+                &new_run(id, "2026-01-01T00:00:00Z"),
+                &[mark],
+                Some(&started),
+            )
             .expect("run");
         for state in [StepState::Running, StepState::Succeeded] {
             journal

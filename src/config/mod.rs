@@ -1295,6 +1295,16 @@ fn check_bound_runbook(
 mod tests {
     use super::*;
 
+    /// Every problem `load` finds in `text`, one per line.
+    fn all_problems(file: &str, text: &str) -> String {
+        let all: Vec<String> = load(file, text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        all.join("\n")
+    }
+
     #[test]
     fn empty_config_takes_defaults() {
         let config = load("c.yaml", "").unwrap();
@@ -1399,12 +1409,7 @@ mod tests {
             k = key.display(),
             e = empty.display()
         );
-        let all: Vec<String> = load("c.yaml", &text)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let all = all.join("\n");
+        let all = all_problems("c.yaml", &text);
         assert!(all.contains("c.yaml:2:"), "{all}");
         assert!(
             all.contains("a `pagerduty` webhook needs `secret_file`"),
@@ -1496,12 +1501,7 @@ mod tests {
         let text = format!(
             "{probes}storage:\n  backend: etcd\n  keep: 90d\n  etcd:\n    endpoints: [\"http://10.0.0.1:2379\"]\n    lease_ttl: 5s\n    request_timeout: 1s\n    place: us-east-1\n    history: 10m\n    archive: {{ bucket: b, region: us-east-2, prefix: p }}\n"
         );
-        let all: Vec<String> = load("c.yaml", &text)
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let all = all.join("\n");
+        let all = all_problems("c.yaml", &text);
         for expected in [
             "c.yaml:7:9: error: `storage.keep` is for the embedded journal",
             "c.yaml:13:14: error: `storage.etcd.history` 600s is under an hour",

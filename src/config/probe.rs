@@ -59,7 +59,7 @@ pub struct ProbeSpec {
     pub aws_api: Option<String>,
     /// Read the status of this Route 53 health check (its id).
     pub route53_health_check: Option<String>,
-    /// Time between checks; default `10s` (each jittered by up to 10%).
+    /// Time between checks; default `10s` (each tick jittered by up to 10%).
     #[serde(default = "ten_seconds")]
     pub interval: HumanDuration,
     /// Time a check may take; default `5s`.

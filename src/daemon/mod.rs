@@ -412,7 +412,8 @@ pub async fn serve(config_path: &Path, config: Config, insecure: bool) -> Result
             source,
         })?;
     let control = control::bind(&config.control_socket)?;
-    let aws = AwsClients::load(&config.aws, Credentials::Chain).await;
+    // Loaded when a probe, binding or job first asks for a client.
+    let aws = AwsClients::deferred(&config.aws, Credentials::Chain);
     let host = Host {
         metrics,
         control,
@@ -527,7 +528,7 @@ pub async fn run(
         daemon.resume_runs()?;
         daemon.sweep()?;
     }
-    // Region health: every probe on its own schedule, one detector each.
+    // Region health: one probe task per region, one detector each.
     let (results, mut outcomes) = match probes {
         Probes::Configured => {
             let (results, outcomes) = mpsc::channel::<Outcome>(256);

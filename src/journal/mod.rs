@@ -258,6 +258,40 @@ pub struct InForce {
     pub approval: Option<Decision>,
 }
 
+impl InForce {
+    /// The decisions in force for `binding` found by reading every
+    /// decision (`all`, oldest first): what an evaluation read before the
+    /// slots kept them, and the reference the slots are checked against.
+    pub fn scan(all: &[Decision], binding: &str) -> InForce {
+        let last = |global: bool, kinds: &[DecisionKind]| {
+            all.iter()
+                .rfind(|d| {
+                    (if global {
+                        d.binding.is_none()
+                    } else {
+                        d.binding.as_deref() == Some(binding)
+                    }) && kinds.contains(&d.kind)
+                })
+                .cloned()
+        };
+        InForce {
+            switch: last(true, &[DecisionKind::Pause, DecisionKind::Resume]),
+            started: last(false, &[DecisionKind::Started]),
+            ack: last(false, &[DecisionKind::Ack]),
+            approval: last(
+                false,
+                &[
+                    DecisionKind::AwaitingApproval,
+                    DecisionKind::Approved,
+                    DecisionKind::Rejected,
+                    DecisionKind::Withdrawn,
+                    DecisionKind::Started,
+                ],
+            ),
+        }
+    }
+}
+
 /// Which of `InForce`'s slots a decision of `kind` fills (the kill switch
 /// has no binding, the others one).
 pub fn in_force_slots(kind: DecisionKind, global: bool) -> &'static [Slot] {
@@ -1380,36 +1414,6 @@ mod tests {
 mod in_force_tests {
     use super::*;
 
-    /// What the decisions in force are, read from every decision.
-    fn by_scan(all: &[Decision], binding: &str) -> InForce {
-        let last = |global: bool, kinds: &[DecisionKind]| {
-            all.iter()
-                .rfind(|d| {
-                    (if global {
-                        d.binding.is_none()
-                    } else {
-                        d.binding.as_deref() == Some(binding)
-                    }) && kinds.contains(&d.kind)
-                })
-                .cloned()
-        };
-        InForce {
-            switch: last(true, &[DecisionKind::Pause, DecisionKind::Resume]),
-            started: last(false, &[DecisionKind::Started]),
-            ack: last(false, &[DecisionKind::Ack]),
-            approval: last(
-                false,
-                &[
-                    DecisionKind::AwaitingApproval,
-                    DecisionKind::Approved,
-                    DecisionKind::Rejected,
-                    DecisionKind::Withdrawn,
-                    DecisionKind::Started,
-                ],
-            ),
-        }
-    }
-
     #[test]
     fn the_decisions_in_force_are_those_a_full_scan_finds() {
         let dir = tempfile::tempdir().unwrap();
@@ -1437,7 +1441,11 @@ mod in_force_tests {
             if i % 50 == 0 || i == 599 {
                 let all = j.decisions(None).unwrap();
                 for b in ["a", "b", "c"] {
-                    assert_eq!(j.in_force(b).unwrap(), by_scan(&all, b), "after {i}, {b}");
+                    assert_eq!(
+                        j.in_force(b).unwrap(),
+                        InForce::scan(&all, b),
+                        "after {i}, {b}"
+                    );
                 }
             }
         }
