@@ -402,6 +402,12 @@ impl AwsClients {
         (config, path_style)
     }
 
+    /// Whether the shared configuration has been loaded (deferred clients'
+    /// is not until a client is asked for).
+    pub fn is_loaded(&self) -> bool {
+        self.base.loaded.get().is_some()
+    }
+
     fn base(&self) -> &SdkConfig {
         let (config, _) = self.shared();
         config
@@ -568,7 +574,7 @@ mod tests {
             ..AwsSettings::default()
         };
         let clients = AwsClients::deferred(&settings, Credentials::Emulator);
-        assert!(clients.base.loaded.get().is_none());
+        assert!(!clients.is_loaded());
         let copy = clients.clone();
         let ec2 = clients.ec2("eu-west-1");
         assert_eq!(ec2.config().region().map(|r| r.as_ref()), Some("eu-west-1"));

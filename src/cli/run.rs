@@ -17,7 +17,7 @@ use crate::actions::Registry;
 use crate::engine::{Engine, EngineOptions, RunOutcome, StepContext};
 use crate::journal::{Access, Journal, MarkKind, Phase, RunState, StepEvent, StepState};
 use crate::runbook::plan::Plan;
-use crate::runbook::{self, Loaded, MissingParams, Mode};
+use crate::runbook::{Loaded, Mode};
 
 /// `lifeboat drill`: the runbook in drill mode, then its teardown.
 pub fn drill(state_dir: &Path, args: DrillArgs) -> Result<(), CliError> {
@@ -62,37 +62,17 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut all_regions: std::collections::BTreeSet<String> = regions.iter().cloned().collect();
-    let mut all_roles: Vec<runbook::AssumeRole> = Vec::new();
-    let mut live = std::collections::BTreeSet::new();
-    let mut dead = Vec::new();
-    for listed in journal.runs()? {
-        if listed.run.mode != "drill" {
-            continue;
-        }
-        let record = journal.run(&listed.run.id)?;
-        if let Ok(loaded) = runbook::load(
-            &record.run.file,
-            &record.run.runbook_text,
-            &record.run.params,
-            MissingParams::Placeholder,
-        ) {
-            all_regions.extend(runbook::regions_of(&loaded.runbook));
-            for role in runbook::roles_of(&loaded.runbook) {
-                if !all_roles.contains(&role) {
-                    all_roles.push(role);
-                }
-            }
-        }
-        if record.state.unfinished() {
-            if orphaned {
-                dead.push(record.run.id.clone());
-            } else {
-                live.insert(record.run.id.clone());
-            }
-        }
-    }
-    if all_regions.is_empty() {
+    let mut scope = crate::actions::drill::sweep_scope(&journal)?;
+    scope.regions.extend(regions.iter().cloned());
+    let (live, dead): (std::collections::BTreeSet<String>, Vec<String>) = if orphaned {
+        (
+            std::collections::BTreeSet::new(),
+            scope.unfinished.iter().cloned().collect(),
+        )
+    } else {
+        (scope.unfinished.clone(), Vec::new())
+    };
+    if scope.regions.is_empty() {
         return Err(CliError::Usage(
             "no drill in the journal names a region: give --region".into(),
         ));
@@ -108,8 +88,8 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
     let which = crate::actions::drill::Which::AllBut(live.clone());
     let teardown = runtime.block_on(crate::actions::drill::teardown_in_accounts(
         &aws,
-        &all_roles,
-        &all_regions,
+        &scope.roles,
+        &scope.regions,
         &which,
     ));
     for id in &dead {
@@ -128,7 +108,7 @@ pub fn sweep(state_dir: &Path, regions: &[String]) -> Result<(), CliError> {
         out,
         "swept {} drill resource(s) in {}{}",
         teardown.removed.len(),
-        all_regions.iter().cloned().collect::<Vec<_>>().join(", "),
+        scope.regions.iter().cloned().collect::<Vec<_>>().join(", "),
         if live.is_empty() {
             String::new()
         } else {

@@ -257,29 +257,23 @@ impl Daemon {
     }
 
     /// At start: remove the resources of drills that are over (or whose
-    /// process died), in every region the config names, in the background.
+    /// process died), in the background, where drills may have made them:
+    /// the regions and accounts of the bound runbooks and of the drills in
+    /// the journal. A daemon with neither has nothing to sweep, and loads
+    /// nothing of the AWS SDK for it.
     pub(super) fn sweep(&self) -> Result<(), JournalError> {
-        let mut regions: std::collections::BTreeSet<String> =
-            self.config.regions.keys().cloned().collect();
-        let mut roles: Vec<runbook::AssumeRole> = Vec::new();
+        let mut scope = crate::actions::drill::sweep_scope(&self.journal)?;
         for b in &self.config.bindings {
             if let Ok((_, loaded)) = load_bound(b) {
-                regions.extend(runbook::regions_of(&loaded.runbook));
-                for role in runbook::roles_of(&loaded.runbook) {
-                    if !roles.contains(&role) {
-                        roles.push(role);
-                    }
-                }
+                scope.add(&loaded.runbook);
             }
         }
         // Drills the journal shows unfinished are resumed, not swept.
-        let live: std::collections::BTreeSet<String> = self
-            .journal
-            .unfinished_runs()?
-            .into_iter()
-            .filter(|r| r.run.mode == "drill")
-            .map(|r| r.run.id)
-            .collect();
+        let crate::actions::drill::SweepScope {
+            regions,
+            roles,
+            unfinished: live,
+        } = scope;
         if regions.is_empty() {
             return Ok(());
         }

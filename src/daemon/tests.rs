@@ -25,6 +25,15 @@ steps:
   - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
 ";
 
+/// Settings for clients that reach nothing.
+fn nowhere() -> AwsSettings {
+    AwsSettings {
+        profile: None,
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        ..Default::default()
+    }
+}
+
 /// A daemon running in this process on a temporary state directory, its
 /// one probe (`web`, in us-east-1, failing after 3 results in a row) fed
 /// by the test.
@@ -49,6 +58,20 @@ impl InProcess {
         extra: &str,
         before: impl FnOnce(&std::path::Path),
     ) -> InProcess {
+        // Nothing here calls AWS; the clients point nowhere, to be sure.
+        let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+        let bindings = format!(
+            "bindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n"
+        );
+        InProcess::launch(&format!("{bindings}{extra}"), aws, before).await
+    }
+
+    /// Started on these clients with `rest` after the config's regions.
+    async fn launch(
+        rest: &str,
+        aws: AwsClients,
+        before: impl FnOnce(&std::path::Path),
+    ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
         let state = dir.path().join("state");
@@ -56,7 +79,7 @@ impl InProcess {
         std::fs::write(
             &config_path,
             format!(
-                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n{extra}",
+                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\n{rest}",
                 state.display(),
                 dir.path().join("control.sock").display()
             ),
@@ -67,16 +90,6 @@ impl InProcess {
         let host_metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_addr = host_metrics.local_addr().unwrap();
         let control = crate::control::bind(&config.control_socket).unwrap();
-        // Nothing here calls AWS; the clients point nowhere, to be sure.
-        let aws = AwsClients::load(
-            &AwsSettings {
-                profile: None,
-                endpoint_url: Some("http://127.0.0.1:9".into()),
-                ..Default::default()
-            },
-            Credentials::Emulator,
-        )
-        .await;
         let (feed, fed) = mpsc::channel(64);
         let (signals, signals_rx) = mpsc::channel(4);
         let host = Host {
@@ -402,5 +415,26 @@ async fn a_binding_removed_by_a_reload_leaves_the_metrics() {
     assert!(d.until(Duration::from_secs(5), |_| true).await);
     let after = d.scrape().await;
     assert!(!after.contains("binding=\"app\""), "{after}");
+    d.stop().await;
+}
+
+/// A daemon that only probes (no binding, no job, no drill in its journal)
+/// never loads the AWS SDK: its deferred clients stay unloaded. One with a
+/// binding loads them for the start sweep of the runbook's regions.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_daemon_that_only_probes_loads_nothing_of_the_aws_sdk() {
+    let aws = AwsClients::deferred(&nowhere(), Credentials::Emulator);
+    let d = InProcess::launch("", aws.clone(), |_| {}).await;
+    for _ in 0..30 {
+        d.probe(true).await;
+    }
+    assert!(!aws.is_loaded(), "the SDK was loaded");
+    assert!(aws.calls().snapshot().is_empty());
+    d.stop().await;
+
+    let aws = AwsClients::deferred(&nowhere(), Credentials::Emulator);
+    let bound = "bindings:\n  app: { region: us-east-1, runbook: rb.yaml, policy: notify }\n";
+    let d = InProcess::launch(bound, aws.clone(), |_| {}).await;
+    assert!(d.until(Duration::from_secs(30), |_| aws.is_loaded()).await);
     d.stop().await;
 }

@@ -450,6 +450,56 @@ impl Which {
     }
 }
 
+/// Where the drills a journal knows of may have left resources.
+#[derive(Debug, Clone, Default)]
+pub struct SweepScope {
+    /// The regions their runbooks name.
+    pub regions: BTreeSet<String>,
+    /// The roles their runbooks assume (their copies in other accounts).
+    pub roles: Vec<crate::runbook::AssumeRole>,
+    /// The drills still unfinished in the journal.
+    pub unfinished: BTreeSet<String>,
+}
+
+impl SweepScope {
+    /// Add what `runbook` names: its regions and roles.
+    pub fn add(&mut self, runbook: &crate::runbook::Runbook) {
+        self.regions.extend(crate::runbook::regions_of(runbook));
+        for role in crate::runbook::roles_of(runbook) {
+            if !self.roles.contains(&role) {
+                self.roles.push(role);
+            }
+        }
+    }
+}
+
+/// The scope of a sweep from `journal`: each drill's runbook as journaled
+/// (with its parameters; a parameter the journal does not keep, such as a
+/// secret, stands as a placeholder).
+pub fn sweep_scope(
+    journal: &crate::journal::Journal,
+) -> Result<SweepScope, crate::journal::JournalError> {
+    let mut scope = SweepScope::default();
+    for listed in journal.runs()? {
+        if listed.run.mode != "drill" {
+            continue;
+        }
+        let record = journal.run(&listed.run.id)?;
+        if let Ok(loaded) = crate::runbook::load(
+            &record.run.file,
+            &record.run.runbook_text,
+            &record.run.params,
+            crate::runbook::MissingParams::Placeholder,
+        ) {
+            scope.add(&loaded.runbook);
+        }
+        if record.state.unfinished() {
+            scope.unfinished.insert(record.run.id);
+        }
+    }
+    Ok(scope)
+}
+
 /// What a teardown removed, and what it could not.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Teardown {
