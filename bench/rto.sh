@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # RTO against the critical-path bound. The standard scenario at scale 10
-# (SCENARIO_DIR, default ../shared/bench) on a local moto, behind the
-# simulation proxy (bench/simproxy.rs) which makes the changes take time:
+# (SCENARIO_DIR, default ../shared/bench) on local moto (EC2 in one
+# process, the other services in another, as AWS's services answer
+# independently), behind the simulation proxy (bench/simproxy.rs) which
+# makes the changes take time:
 # a promoted replica reads `modifying` for 6 s, a started instance
 # `pending` for 3 s, a Route 53 change `PENDING` for 2 s (a scaled-down
 # stand-in for minutes). The bound is the longest of promote and start,
@@ -32,31 +34,63 @@ bin=target/$dir/lifeboat
 proxy_bin=target/debug/examples/simproxy
 
 work=$(mktemp -d)
-port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-$py tests/moto_guard.py "$port" < <(sleep 86400 2>/dev/null) > "$work/moto.out" 2>&1 &
-guard=$!
-proxy_pid=
+guards=() proxy_pid= router_pid=
 # The `sleep`s feeding stdin are this shell's children: stop them too.
-trap 'kill $guard $proxy_pid 2>/dev/null || true; pkill -P $$ -x sleep || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do grep -q ready "$work/moto.out" 2>/dev/null && break; sleep 0.2; done
-moto=http://127.0.0.1:$port
+trap 'kill ${guards[*]} $proxy_pid $router_pid 2>/dev/null || true; pkill -P $$ -x sleep || true; rm -rf "$work"' EXIT
+# emulator NAME: a fresh moto; sets $moto.
+emulator() {
+    local port
+    port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    $py tests/moto_guard.py "$port" < <(sleep 86400 2>/dev/null) > "$work/$1.out" 2>&1 &
+    guards+=($!)
+    for _ in $(seq 100); do grep -q ready "$work/$1.out" 2>/dev/null && break; sleep 0.2; done
+    moto=http://127.0.0.1:$port
+}
+# AWS's services answer independently: one slow tag-filtered EC2 describe
+# does not hold up RDS's answer. One emulator process answers them with one
+# Python interpreter, one request behind the other, so EC2 (with what the
+# emulator builds on it) has its own; RDS, Route 53 and CloudWatch (where
+# RDS's replica metrics are published) share the other.
+emulator ec2; ec2=$moto
+emulator rest
+routes=(--route "ec2=$ec2" --route "autoscaling=$ec2" --route "elasticloadbalancing=$ec2")
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
+
+# serve OUT ARGS...: a simulation proxy to the emulators printing its
+# endpoint to OUT; sets $pid and $endpoint.
+serve() {
+    local out=$1; shift
+    "$proxy_bin" --upstream "$moto" "${routes[@]}" "$@" < <(sleep 86400 2>/dev/null) > "$out" &
+    pid=$!
+    for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
+    endpoint=$(head -1 "$out")
+}
+# The scenario's check reaches both emulators through a plain one.
+serve "$work/router.out"; router_pid=$pid router=$endpoint
 
 # proxy LOG: a fresh proxy (nothing held) logging to LOG; sets $endpoint.
 proxy() {
     [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null
-    "$proxy_bin" --upstream "$moto" --log "$1" \
+    serve "$work/proxy.out" --log "$1" \
         --transition "PromoteReadReplica=modifying:${promote_s}s" \
         --transition "StartInstances=pending:${start_s}s" \
-        --transition "ChangeResourceRecordSets=PENDING:${dns_s}s" \
-        < <(sleep 86400 2>/dev/null) > "$work/proxy.out" &
-    proxy_pid=$!
-    for _ in $(seq 100); do [ -s "$work/proxy.out" ] && break; sleep 0.05; done
-    endpoint=$(head -1 "$work/proxy.out")
+        --transition "ChangeResourceRecordSets=PENDING:${dns_s}s"
+    proxy_pid=$pid
+}
+
+# Both emulators hold the same seeded world (moto's random numbers seeded
+# alike, so the ids agree, and an RDS subnet group finds its subnets); each
+# is asked only about its own services.
+seed() {
+    local m
+    for m in "$ec2" "$moto"; do
+        $py -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/moto-api/seed?a=1", method="POST"))' "$m"
+        $py "$scenario/seed.py" --scale "$scale" --endpoint "$m" > /dev/null
+    done
 }
 
 check() {
-    $py "$scenario/check.py" --scale "$scale" --endpoint "$moto" > "$work/check" \
+    $py "$scenario/check.py" --scale "$scale" --endpoint "$router" > "$work/check" \
         || { cat "$work/check" >&2; echo "bench: check.py failed after $1" >&2; exit 1; }
 }
 
@@ -64,7 +98,7 @@ bound=$((promote_s > start_s ? promote_s : start_s))
 bound=$((bound + dns_s))
 
 # lifeboat.
-$py "$scenario/seed.py" --scale "$scale" --endpoint "$moto" > /dev/null
+seed
 proxy "$work/lifeboat.log"
 AWS_ENDPOINT_URL=$endpoint "$bin" run bench/failover.yaml --yes --state-dir "$work/state" > /dev/null 2> "$work/err" \
     || { cat "$work/err" >&2; exit 1; }
@@ -73,7 +107,7 @@ run=$(LIFEBOAT_STATE_DIR=$work/state "$bin" runs --output json | $py -c 'import 
 rto=$(LIFEBOAT_STATE_DIR=$work/state "$bin" report "$run" --format json | $py -c 'import json, sys; print(json.load(sys.stdin)["rto"]["seconds"])')
 
 # The sequential script.
-$py "$scenario/seed.py" --scale "$scale" --endpoint "$moto" > /dev/null
+seed
 proxy "$work/boto3.log"
 $py bench/baseline_boto3.py --endpoint "$endpoint" > "$work/boto3.out"
 check "the sequential script"

@@ -61,6 +61,11 @@ struct Args {
     /// buckets, refusing what finds its bucket short.
     #[arg(long)]
     aws_throttling: bool,
+    /// `SERVICE=URL`: requests signed for SERVICE (`ec2`, `rds`, ...) go
+    /// to this emulator instead (one emulator per service answers as
+    /// AWS's independent services do, not one request behind another's).
+    #[arg(long = "route", value_parser = route)]
+    routes: Vec<(String, String)>,
     /// Append every request to this file as a JSON line.
     #[arg(long)]
     log: Option<PathBuf>,
@@ -122,6 +127,16 @@ fn latency(text: &str) -> Result<(String, Latency), String> {
     Ok((op, latency))
 }
 
+fn route(text: &str) -> Result<(String, String), String> {
+    let (service, to) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SERVICE=URL"))?;
+    if !to.starts_with("http://127.0.0.1:") {
+        return Err(format!("`{to}` is not http://127.0.0.1:PORT"));
+    }
+    Ok((service.to_string(), to.to_string()))
+}
+
 fn rate(text: &str) -> Result<(String, f64), String> {
     let (op, value) = keyed(text)?;
     match value.parse::<f64>() {
@@ -154,6 +169,7 @@ async fn main() -> std::process::ExitCode {
         transitions: args.transitions.into_iter().collect::<BTreeMap<_, _>>(),
         no_capacity: args.no_capacity,
         aws_throttling: args.aws_throttling,
+        routes: args.routes.into_iter().collect(),
         log: args.log,
     };
     let proxy = match Proxy::start_on(&args.upstream, rules, args.port).await {

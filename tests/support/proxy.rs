@@ -94,6 +94,13 @@ pub struct Rules {
     /// `RequestLimitExceeded`, RDS 400 `ThrottlingException`, Route 53 400
     /// `Throttling`), never forwarded.
     pub aws_throttling: bool,
+    /// Upstreams by the service a request is signed for (its SigV4 scope:
+    /// `ec2`, `rds`, ...), `http://127.0.0.1:PORT`; every other request
+    /// goes to the proxy's upstream. AWS's services answer independently of
+    /// each other, where one emulator process answers a slow request of
+    /// one service and another service's request with one Python
+    /// interpreter: emulators split by service play AWS's part.
+    pub routes: BTreeMap<String, String>,
     /// Also append every request, with what was done to it, to this file
     /// as a JSON line (`t`: seconds since the proxy started, and `unix`,
     /// both when the answer was sent; `received`: seconds since the proxy
@@ -300,10 +307,18 @@ impl Proxy {
     pub async fn start_on(upstream: &str, rules: Rules, port: u16) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
+        let bare = |to: &str| {
+            to.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let upstream = bare(upstream);
+        let mut rules = rules;
+        rules.routes = rules
+            .routes
+            .iter()
+            .map(|(s, to)| (s.clone(), bare(to)))
+            .collect();
         let file = match &rules.log {
             Some(path) => Some(
                 std::fs::OpenOptions::new()
@@ -914,6 +929,20 @@ fn hold(body: &str, held: &BTreeMap<String, (String, Instant)>) -> String {
     out
 }
 
+/// The upstream a request goes to: its signed service's route, else the
+/// proxy's own upstream.
+fn route<'a>(head: &str, upstream: &'a str, rules: &'a Rules) -> &'a str {
+    head.lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("authorization")
+                .then(|| lifeboat::pacing::signed_scope(value.trim()))
+                .flatten()
+        })
+        .and_then(|(_, service)| rules.routes.get(service))
+        .map_or(upstream, |to| to.as_str())
+}
+
 async fn serve(
     mut client: TcpStream,
     upstream: &str,
@@ -1012,7 +1041,7 @@ async fn serve(
         return Ok(());
     }
     // Forward, one upstream connection per request.
-    let mut up = TcpStream::connect(upstream).await?;
+    let mut up = TcpStream::connect(route(head.as_str(), upstream, rules)).await?;
     let forwarded_head = head
         .lines()
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
