@@ -11,8 +11,9 @@
 # sequential boto3 script (bench/baseline_boto3.py) does the phases one
 # after another through the same proxy for comparison. Both end states are
 # checked with the scenario's check.py. Also prints the waits' describe
-# calls per waited resource, counted at the proxy. The last line is
-# `rto_ratio=<x> sequential_ratio=<y>`. PROFILE=dev measures the dev build;
+# calls per waited resource, counted at the proxy. lifeboat runs twice:
+# first on a fresh journal, then with the first run in it. The last line is
+# `rto_ratio=<x> first_run_ratio=<y> sequential_ratio=<z>`. PROFILE=dev measures the dev build;
 # LOGS=DIR keeps the proxy's logs (one JSON line per request) and the
 # report there.
 set -euo pipefail
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 scenario=${SCENARIO_DIR:-../shared/bench}
 profile=${PROFILE:-release}
 scale=${SCALE:-10}
-promote_s=6 start_s=3 dns_s=2
+promote_s=${PROMOTE_S:-6} start_s=${START_S:-3} dns_s=${DNS_S:-2}
 
 .ci/setup-moto
 py=.venv/bin/python
@@ -97,14 +98,24 @@ check() {
 bound=$((promote_s > start_s ? promote_s : start_s))
 bound=$((bound + dns_s))
 
-# lifeboat.
-seed
-proxy "$work/lifeboat.log"
-AWS_ENDPOINT_URL=$endpoint "$bin" run bench/failover.yaml --yes --state-dir "$work/state" > /dev/null 2> "$work/err" \
-    || { cat "$work/err" >&2; exit 1; }
-check lifeboat
-run=$(LIFEBOAT_STATE_DIR=$work/state "$bin" runs --output json | $py -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
-rto=$(LIFEBOAT_STATE_DIR=$work/state "$bin" report "$run" --format json | $py -c 'import json, sys; print(json.load(sys.stdin)["rto"]["seconds"])')
+# lifeboat: run LOG: a fresh world, a fresh proxy logging to LOG, one run
+# in the state directory (which keeps the runs before it); sets $run, $rto.
+lifeboat_run() {
+    seed
+    proxy "$1"
+    AWS_ENDPOINT_URL=$endpoint "$bin" run bench/failover.yaml --yes --state-dir "$work/state" > /dev/null 2> "$work/err" \
+        || { cat "$work/err" >&2; exit 1; }
+    check lifeboat
+    run=$(LIFEBOAT_STATE_DIR=$work/state "$bin" runs --output json | $py -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+    rto=$(LIFEBOAT_STATE_DIR=$work/state "$bin" report "$run" --format json | $py -c 'import json, sys; print(json.load(sys.stdin)["rto"]["seconds"])')
+}
+# First a runbook never run before; then the same again, its journal holding
+# the first run's step times (as a runbook's drills and runs leave them),
+# which its waits use to look often around when each change was done last
+# time. The breakdown below is the second run's.
+lifeboat_run "$work/first.log"
+first=$rto
+lifeboat_run "$work/lifeboat.log"
 
 # The sequential script.
 seed
@@ -152,9 +163,10 @@ print(f"  {report['rto']['seconds']:.2f} service restored (the RTO)")
 PY
 if [ -n "${LOGS:-}" ]; then
     mkdir -p "$LOGS"
-    cp "$work/lifeboat.log" "$work/boto3.log" "$LOGS/"
+    cp "$work/first.log" "$work/lifeboat.log" "$work/boto3.log" "$LOGS/"
     printf '%s\n' "$report" > "$LOGS/report.json"
 fi
 printf 'bound %ss (longest of promote %ss and start %ss, plus DNS %ss)\n' "$bound" "$promote_s" "$start_s" "$dns_s"
-printf 'lifeboat RTO %.2fs; sequential script %.2fs\n' "$rto" "$sequential"
-printf 'rto_ratio=%.3f sequential_ratio=%.3f\n' "$(echo "$rto / $bound" | bc -l)" "$(echo "$sequential / $bound" | bc -l)"
+printf 'lifeboat RTO %.2fs (its first run %.2fs); sequential script %.2fs\n' "$rto" "$first" "$sequential"
+printf 'rto_ratio=%.3f first_run_ratio=%.3f sequential_ratio=%.3f\n' \
+    "$(echo "$rto / $bound" | bc -l)" "$(echo "$first / $bound" | bc -l)" "$(echo "$sequential / $bound" | bc -l)"

@@ -124,6 +124,7 @@ fn context(job: &str, region: &str, timeout: Duration) -> StepContext {
         deadline: tokio::time::Instant::now() + timeout,
         assume_role: None,
         placement: Default::default(),
+        expected: None,
     }
 }
 

@@ -408,6 +408,33 @@ async fn the_shared_journal_reads_what_is_in_force_in_five_keys_and_pages_past_g
     let events = journal.events("big").expect("paged under the limit");
     let steps: Vec<&str> = events.iter().map(|e| e.step.as_str()).collect();
     assert_eq!(steps, ["s0", "s1", "s2", "s3", "s4", "s5"]);
+
+    // What a step took the last time its runbook went through: the newest
+    // ended run in etcd (`big` has not ended).
+    for (id, hour, took) in [("t1", 0, 4), ("t2", 1, 2)] {
+        let at = format!("2026-01-01T0{hour}:00:00Z");
+        journal.create_run(&new_run(id, &at)).expect("run");
+        for (state, second) in [(StepState::Running, 0), (StepState::Succeeded, took)] {
+            let event = StepEvent {
+                seq: 0,
+                step: "s".into(),
+                phase: Phase::Main,
+                attempt: 1,
+                state,
+                at: format!("2026-01-01T0{hour}:00:0{second}Z"),
+                outputs: None,
+                message: None,
+            };
+            journal.record(id, &event).expect("event");
+        }
+        journal
+            .set_run_state(id, RunState::Succeeded, Some(&at), None)
+            .expect("ended");
+    }
+    assert_eq!(
+        journal.step_times("rb").expect("step times"),
+        std::collections::BTreeMap::from([("s".to_string(), Duration::from_secs(2))])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

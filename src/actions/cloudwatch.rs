@@ -4,7 +4,7 @@
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, MetricDatum, StandardUnit, Statistic};
 
 use super::aws_error::classify;
-use super::{Poll, Readiness, poll_until, region_of};
+use super::{Poll, Readiness, poll_route53, poll_until, region_of};
 use crate::aws::AwsClients;
 use crate::catalogue::cloudwatch::{AlarmState, PutMetricData, SwitchConfirm};
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -105,7 +105,7 @@ async fn confirm(
     let word = if want_healthy { "healthy" } else { "unhealthy" };
     let mut seen = Vec::new();
     for id in health_checks(aws, region, c).await? {
-        let detail = poll_until(ctx, &format!("health check {id} not {word}"), || async {
+        let detail = poll_route53(ctx, &format!("health check {id} not {word}"), || async {
             let status = aws
                 .route53()
                 .get_health_check_status()
@@ -594,6 +594,7 @@ mod tests {
             deadline: tokio::time::Instant::now(),
             assume_role: None,
             placement: Default::default(),
+            expected: None,
         };
         let w = PutMetricData {
             namespace: "Lifeboat".into(),

@@ -274,6 +274,7 @@ impl Registry {
                         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
                         assume_role: Some(r.clone()),
                         placement: Default::default(),
+                        expected: None,
                     };
                     self.clients_for(&ctx, ActionKind::RdsWaitAvailable)
                         .await
@@ -602,12 +603,65 @@ fn wait_interval(waited: Duration) -> Duration {
     (waited / 25).clamp(Duration::from_millis(250), Duration::from_secs(15))
 }
 
+/// How often a wait looks, at most, around when its step's change was done
+/// last time ([`next_look`]): every 100 ms, or Route 53's 250 ms, whose five
+/// requests a second per account every change of a failover shares.
+const NEAR: Duration = Duration::from_millis(100);
+const NEAR_ROUTE53: Duration = Duration::from_millis(250);
+
+/// Time before the next look of a wait, at `now`, that has waited `waited`
+/// so far: [`wait_interval`], except around when the step's change was done
+/// the last time it went through cleanly (`expected`: a fifth of that
+/// duration either side). The first look in that window is at its start,
+/// and within it the wait looks every hundredth of the duration (at least
+/// `near` apart). A six-minute promotion done as it was last time is then
+/// seen within 3.6 s, not 14 s; the window costs at most 40 more looks, and
+/// a change that keeps other times only keeps the usual cadence.
+fn next_look(
+    now: tokio::time::Instant,
+    waited: Duration,
+    expected: Option<crate::engine::Expected>,
+    near: Duration,
+) -> Duration {
+    let usual = wait_interval(waited);
+    let Some(e) = expected else {
+        return usual;
+    };
+    let half = e.took / 5;
+    let (from, to) = (e.at.checked_sub(half).unwrap_or(now), e.at + half);
+    if now < from {
+        usual.min(from - now)
+    } else if now < to {
+        usual.min((e.took / 100).max(near))
+    } else {
+        usual
+    }
+}
+
 /// Every wait of every action: call `check` (one round of describe calls)
-/// until it answers `Done`, sleeping [`wait_interval`] between rounds; at
-/// the step's deadline, fail with `what` and the last reason it gave.
-async fn poll_until<T, F, Fut>(
+/// until it answers `Done`, sleeping [`next_look`] between rounds; at the
+/// step's deadline, fail with `what` and the last reason it gave.
+async fn poll_until<T, F, Fut>(ctx: &StepContext, what: &str, check: F) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Poll<T>, ActionError>>,
+{
+    poll_near(ctx, what, NEAR, check).await
+}
+
+/// [`poll_until`] for a wait on Route 53.
+async fn poll_route53<T, F, Fut>(ctx: &StepContext, what: &str, check: F) -> Result<T, ActionError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Poll<T>, ActionError>>,
+{
+    poll_near(ctx, what, NEAR_ROUTE53, check).await
+}
+
+async fn poll_near<T, F, Fut>(
     ctx: &StepContext,
     what: &str,
+    near: Duration,
     mut check: F,
 ) -> Result<T, ActionError>
 where
@@ -631,8 +685,9 @@ where
                 )));
             }
         };
-        let wait = wait_interval(started.elapsed());
-        if tokio::time::Instant::now() + wait >= ctx.deadline {
+        let now = tokio::time::Instant::now();
+        let wait = next_look(now, now - started, ctx.expected, near);
+        if now + wait >= ctx.deadline {
             return Err(ActionError::permanent(format!(
                 "{what} by the step's deadline: {reason}"
             )));
@@ -664,6 +719,7 @@ mod tests {
             deadline: tokio::time::Instant::now() + Duration::from_secs(deadline_secs),
             assume_role: None,
             placement: Default::default(),
+            expected: None,
         }
     }
 
@@ -711,6 +767,73 @@ mod tests {
             "{first_minute} polls in the first minute"
         );
         assert!(polls.len() < 400, "{} polls in an hour", polls.len());
+    }
+
+    /// The looks of a wait whose change is done `done` after it starts,
+    /// the step having taken `took` last time (if given), until it sees it.
+    async fn looks(done: Duration, took: Option<Duration>, near: Duration) -> Vec<Duration> {
+        let start = tokio::time::Instant::now();
+        let mut ctx = ctx(3600);
+        ctx.expected = took.map(|took| crate::engine::Expected {
+            at: start + took,
+            took,
+        });
+        let looks = std::sync::Mutex::new(Vec::new());
+        poll_near(&ctx, "db not available", near, || async {
+            looks.lock().unwrap().push(start.elapsed());
+            Ok(if start.elapsed() >= done {
+                Poll::Done(())
+            } else {
+                Poll::NotYet("modifying".to_string())
+            })
+        })
+        .await
+        .unwrap();
+        looks.into_inner().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_looks_often_around_when_its_step_was_done_last_time() {
+        let ms = Duration::from_millis;
+        let (done, took) = (ms(6030), Duration::from_secs(6));
+        let usual = looks(done, None, NEAR).await;
+        let near = looks(done, Some(took), NEAR).await;
+        // The window is a fifth of the last duration either side: its
+        // first look is at its start, then every 100 ms (a hundredth of
+        // 6 s is less).
+        assert!(near.contains(&ms(4800)), "{near:?}");
+        for pair in near.windows(2).filter(|p| p[0] >= ms(4800)) {
+            assert!(pair[1] - pair[0] <= ms(100), "{pair:?}");
+        }
+        let seen = |looks: &[Duration]| *looks.last().unwrap();
+        assert!(seen(&near) - done <= ms(100), "{near:?}");
+        // The usual cadence, a twenty-fifth of the time waited, saw it
+        // later; before the window both looked alike.
+        assert!(seen(&usual) - done > ms(100), "{usual:?}");
+        let before = |looks: &[Duration]| looks.iter().filter(|t| **t < ms(4800)).count();
+        assert_eq!(before(&near), before(&usual));
+        // The window costs few looks: at most 2 × 20 of a hundredth.
+        assert!(near.len() - before(&near) <= 41, "{near:?}");
+
+        // Route 53's waits look at most every 250 ms, in the window too.
+        let route53 = looks(done, Some(took), NEAR_ROUTE53).await;
+        for pair in route53.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= ms(250) || pair[1] == ms(4800),
+                "{pair:?}"
+            );
+        }
+
+        // A change slower than last time: past the window, the usual
+        // cadence again.
+        let slow = looks(Duration::from_secs(20), Some(took), NEAR).await;
+        let after: Vec<_> = slow.windows(2).filter(|p| p[0] >= ms(7200)).collect();
+        assert!(!after.is_empty());
+        for pair in after {
+            // To the timer's 1 ms.
+            let (gap, usual) = (pair[1] - pair[0], wait_interval(pair[0]));
+            assert!(gap.abs_diff(usual) <= ms(1), "{pair:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

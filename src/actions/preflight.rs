@@ -67,6 +67,7 @@ pub async fn check(registry: &Registry, runbook: &Runbook, mode: Mode) -> Vec<St
                 deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
                 assume_role: step.assume_role.clone(),
                 placement: runbook.drill.clone(),
+                expected: None,
             };
             let input = resolve(action, with, mode);
             // A rollback undoes its step: it runs after the step's action.

@@ -8,7 +8,7 @@ use aws_sdk_route53::types::{
 };
 
 use super::aws_error::{classify, found};
-use super::{Poll, Readiness, poll_until};
+use super::{Poll, Readiness, poll_route53};
 use crate::aws::AwsClients;
 use crate::catalogue::ActionInput;
 use crate::catalogue::route53::{
@@ -468,7 +468,7 @@ async fn wait_insync(
     change_ids: &[String],
 ) -> Result<(), ActionError> {
     for id in change_ids.iter().filter(|id| !id.is_empty()) {
-        poll_until(
+        poll_route53(
             ctx,
             &format!("change {id} in {zone} not INSYNC"),
             || async {

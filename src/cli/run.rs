@@ -557,6 +557,7 @@ fn dry_run(loaded: &Loaded, mode: Mode, registry: &Registry) -> String {
                 deadline: tokio::time::Instant::now() + step.timeout,
                 assume_role: step.assume_role.clone(),
                 placement: loaded.runbook.drill.clone(),
+                expected: None,
             };
             let region = step
                 .region

@@ -45,6 +45,21 @@ pub struct StepContext {
     pub assume_role: Option<crate::runbook::AssumeRole>,
     /// Where a drill puts its copies (the runbook's `drill:`).
     pub placement: crate::runbook::DrillPlacement,
+    /// When this attempt may expect its change done, and how long the step
+    /// took the last time it went through cleanly (the journal's
+    /// [`step_times`](crate::journal::Journal::step_times)): its waits look
+    /// more often around then. `None` without history, and for a retry or a
+    /// re-entered attempt, whose change may be part done.
+    pub expected: Option<Expected>,
+}
+
+/// When a step's change may be done, from its last clean run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// This attempt's start plus `took`.
+    pub at: Instant,
+    /// How long the step took last time.
+    pub took: std::time::Duration,
 }
 
 /// How an action failed, which decides whether it is retried.

@@ -27,7 +27,7 @@ use crate::journal::{
     StepState,
 };
 pub use action::{
-    ActionError, Actions, BoxFuture, FailureKind, Outputs, RecoveryReading, StepContext,
+    ActionError, Actions, BoxFuture, Expected, FailureKind, Outputs, RecoveryReading, StepContext,
 };
 
 use crate::catalogue::{ActionInput, ActionKind};
@@ -416,6 +416,8 @@ struct RunCtx {
     cancel: watch::Receiver<bool>,
     /// Held while the recovery point is read, so concurrent steps read it once.
     recovery_point: tokio::sync::Mutex<()>,
+    /// How long each step took when it last went through cleanly.
+    step_times: std::collections::BTreeMap<String, Duration>,
 }
 
 impl Engine {
@@ -506,6 +508,15 @@ impl Engine {
         self.journal
             .set_run_state(id, RunState::Running, None, None)?;
 
+        // Without its history a run's waits only keep their usual cadence:
+        // an unreadable one is said, and the run goes on.
+        let step_times = self.journal.step_times(&runbook.name).unwrap_or_else(|e| {
+            warn!(
+                run = id,
+                "the runbook's past step times are unreadable: {e}"
+            );
+            Default::default()
+        });
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let ctx = Arc::new(RunCtx {
             id: id.to_string(),
@@ -513,6 +524,7 @@ impl Engine {
             runbook: Arc::clone(&runbook),
             cancel: cancel_rx,
             recovery_point: tokio::sync::Mutex::new(()),
+            step_times,
         });
         let mut tasks: JoinSet<(usize, Result<TaskEnd, JournalError>)> = JoinSet::new();
         let mut running = 0usize;
@@ -866,6 +878,7 @@ impl Engine {
                     deadline,
                     assume_role: step.assume_role.clone(),
                     placement: ctx.runbook.drill.clone(),
+                    expected: None,
                 };
                 calls::logging_calls(self.actions.read_recovery_point(&sctx, region, source, at))
                     .await
@@ -965,6 +978,14 @@ impl Engine {
                 deadline,
                 assume_role: step.assume_role.clone(),
                 placement: ctx.runbook.drill.clone(),
+                expected: ctx
+                    .step_times
+                    .get(&step.id)
+                    .filter(|_| !resumed && attempt == first_attempt)
+                    .map(|&took| Expected {
+                        at: Instant::now() + took,
+                        took,
+                    }),
             };
             let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,
@@ -1101,6 +1122,7 @@ impl Engine {
                 deadline,
                 assume_role: step.assume_role.clone(),
                 placement: ctx.runbook.drill.clone(),
+                expected: None,
             };
             let (result, calls) = calls::logging_calls(tokio::time::timeout_at(
                 deadline,

@@ -35,6 +35,7 @@ struct Call {
     start: Instant,
     end: Option<Instant>,
     input: String,
+    expected: Option<Expected>,
 }
 
 impl Fake {
@@ -75,6 +76,7 @@ impl Actions for Fake {
                     start: Instant::now(),
                     end: None,
                     input: serde_json::to_string(input).unwrap(),
+                    expected: ctx.expected,
                 });
                 calls.len() - 1
             };
@@ -218,6 +220,53 @@ async fn independent_steps_overlap_and_dependents_wait_for_both() {
         "c waited for both"
     );
     assert_eq!(h.journal.run("run-1").unwrap().state, "succeeded");
+}
+
+// Real time: the journal's timestamps are the wall clock's.
+#[tokio::test]
+async fn a_step_is_told_how_long_it_took_when_the_runbook_last_went_through() {
+    let h = harness(
+        &[
+            wait_step("a", ""),
+            wait_step("b", ", retry: { attempts: 2, backoff: 10ms }"),
+        ]
+        .concat(),
+    );
+    let fake = Arc::new(
+        Fake::default()
+            .with(
+                "a",
+                Behaviour::Ok(Duration::from_millis(300), Outputs::new()),
+            )
+            .with("b", Behaviour::FailFirst(1, FailureKind::Retryable)),
+    );
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert!(
+        fake.calls().iter().all(|c| c.expected.is_none()),
+        "no history yet"
+    );
+
+    let second = NewRun {
+        id: "run-2".into(),
+        ..h.journal.run("run-1").unwrap().run
+    };
+    h.journal.create_run(&second).unwrap();
+    let fake = Arc::new(Fake::default());
+    let outcome = h
+        .engine(Arc::clone(&fake))
+        .execute("run-2", Arc::clone(&h.runbook), Mode::Failover)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::Succeeded);
+    let a = &fake.calls_of("a")[0];
+    let expected = a.expected.expect("a's last time");
+    assert!(
+        (Duration::from_millis(300)..Duration::from_secs(2)).contains(&expected.took),
+        "{expected:?}"
+    );
+    assert!(expected.at - a.start >= expected.took - Duration::from_millis(50));
+    // b went through on a retry last time: no expectation from it.
+    assert_eq!(fake.calls_of("b")[0].expected, None);
 }
 
 #[tokio::test(start_paused = true)]

@@ -843,6 +843,20 @@ impl Store {
         Ok(runs)
     }
 
+    /// The ids of `runbook`'s last `n` ended runs still in etcd, newest
+    /// first (the archive is not read).
+    pub fn recent_runs(&self, runbook: &str, n: usize) -> Result<Vec<String>, JournalError> {
+        let mut runs = Vec::new();
+        for k in self.kept("runs")? {
+            let record = self.value::<StoredRun>(&k)?.record();
+            if record.run.runbook == runbook && record.finished_at.is_some() {
+                runs.push((record.run.started_at, record.run.id));
+            }
+        }
+        runs.sort_by(|a, b| b.cmp(a));
+        Ok(runs.into_iter().take(n).map(|(_, id)| id).collect())
+    }
+
     /// Record a moment of a run's timeline.
     pub fn mark(&self, run: &str, mark: &Mark) -> Result<(), JournalError> {
         self.create(

@@ -15,6 +15,7 @@ mod kinds;
 
 pub use kinds::{DecisionKind, MarkKind, Phase, RequestKind, RunState, StepState, UnknownWord};
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -375,7 +376,7 @@ pub struct StepCalls {
     /// Attempt number.
     pub attempt: u32,
     /// Requests by `Service.Operation`.
-    pub calls: std::collections::BTreeMap<String, u64>,
+    pub calls: BTreeMap<String, u64>,
 }
 
 /// The journal: of one state directory (SQLite), or shared in etcd.
@@ -819,6 +820,41 @@ impl Journal {
         raws.into_iter().map(|r| self.decode_run(r)).collect()
     }
 
+    /// How long each step of `runbook` took when it last went through
+    /// cleanly: from its first attempt's `running` (not a re-entry) to that
+    /// attempt's success, in the newest of the runbook's last
+    /// [`RECENT_RUNS`] ended runs that has one (drills included; the
+    /// archive is not read). What a wait expects of the same change the
+    /// next time.
+    pub fn step_times(
+        &self,
+        runbook: &str,
+    ) -> Result<BTreeMap<String, std::time::Duration>, JournalError> {
+        let runs = match &self.backend {
+            Backend::Etcd(store) => store.recent_runs(runbook, RECENT_RUNS)?,
+            Backend::Sqlite { .. } => {
+                let conn = self.conn();
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT id FROM runs WHERE runbook = ?1 AND finished_at IS NOT NULL
+                         ORDER BY started_at DESC, id DESC LIMIT ?2",
+                    )
+                    .map_err(|e| self.db(e))?;
+                stmt.query_map(params![runbook, RECENT_RUNS as i64], |r| r.get(0))
+                    .map_err(|e| self.db(e))?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(|e| self.db(e))?
+            }
+        };
+        let mut times = BTreeMap::new();
+        for run in runs {
+            for (step, took) in clean_steps(&self.events(&run)?) {
+                times.entry(step).or_insert(took);
+            }
+        }
+        Ok(times)
+    }
+
     /// Runs that have not ended (to resume).
     pub fn unfinished_runs(&self) -> Result<Vec<RunRecord>, JournalError> {
         Ok(self
@@ -1233,6 +1269,38 @@ type RawRun = (
     Option<String>,
 );
 
+/// How many of a runbook's ended runs [`Journal::step_times`] looks at.
+pub const RECENT_RUNS: usize = 3;
+
+/// Each step of a run that went through cleanly, with how long it took: its
+/// first attempt entered fresh and succeeded, nothing marked done by hand.
+fn clean_steps(events: &[StepEvent]) -> Vec<(String, std::time::Duration)> {
+    let at = |e: &StepEvent| e.at.parse::<jiff::Timestamp>().ok();
+    let mut started = BTreeMap::new();
+    let mut clean = Vec::new();
+    for e in events
+        .iter()
+        .filter(|e| e.phase == Phase::Main && e.attempt == 1)
+    {
+        match e.state {
+            StepState::Running if e.message.is_none() => {
+                started.insert(e.step.as_str(), at(e));
+            }
+            StepState::Succeeded if e.message.is_none() => {
+                if let (Some(Some(from)), Some(to)) = (started.remove(e.step.as_str()), at(e))
+                    && let Ok(took) = std::time::Duration::try_from(to.duration_since(from))
+                {
+                    clean.push((e.step.clone(), took));
+                }
+            }
+            _ => {
+                started.remove(e.step.as_str());
+            }
+        }
+    }
+    clean
+}
+
 fn raw_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRun> {
     Ok((
         r.get(0)?,
@@ -1320,6 +1388,122 @@ mod tests {
             started_by: "uid 0".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
         }
+    }
+
+    #[test]
+    fn step_times_are_the_last_clean_pass_of_each_step_in_the_runbooks_recent_ended_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Access::Executor).unwrap();
+        let ev = |step: &str, attempt, state, second: u32, message: Option<&str>| StepEvent {
+            seq: 0,
+            step: step.into(),
+            phase: Phase::Main,
+            attempt,
+            state,
+            at: format!("2026-01-01T00:00:{second:02}Z"),
+            outputs: None,
+            message: message.map(String::from),
+        };
+        use StepState::{Failed, Running, Succeeded};
+        let runs: [(&str, &str, &str, bool, Vec<StepEvent>); 6] = [
+            // Older than the last three ended runs of `rb`: not read.
+            (
+                "r0",
+                "rb",
+                "2026-01-01T00:00:00Z",
+                true,
+                vec![ev("e", 1, Running, 0, None), ev("e", 1, Succeeded, 7, None)],
+            ),
+            (
+                "r1",
+                "rb",
+                "2026-01-01T01:00:00Z",
+                true,
+                vec![
+                    ev("a", 1, Running, 0, None),
+                    ev("a", 1, Succeeded, 6, None),
+                    // Through on a retry: not a clean pass.
+                    ev("b", 1, Running, 0, None),
+                    ev("b", 1, Failed, 1, Some("throttled")),
+                    ev("b", 2, Running, 2, None),
+                    ev("b", 2, Succeeded, 3, None),
+                    // Re-entered after a crash.
+                    ev(
+                        "c",
+                        1,
+                        Running,
+                        0,
+                        Some("re-entering an interrupted attempt"),
+                    ),
+                    ev("c", 1, Succeeded, 4, None),
+                    ev("d", 1, Running, 0, None),
+                    ev("d", 1, Succeeded, 3, None),
+                ],
+            ),
+            (
+                "r2",
+                "rb",
+                "2026-01-01T02:00:00Z",
+                true,
+                vec![
+                    ev("a", 1, Running, 1, None),
+                    ev("a", 1, Succeeded, 6, None),
+                    ev("c", 1, Running, 0, None),
+                    ev("c", 1, Succeeded, 2, None),
+                    // Marked done by hand.
+                    ev("d", 1, Running, 0, None),
+                    ev(
+                        "d",
+                        1,
+                        Succeeded,
+                        0,
+                        Some("marked done by uid 0 without re-running"),
+                    ),
+                ],
+            ),
+            // Still running: not read.
+            (
+                "r3",
+                "rb",
+                "2026-01-01T03:00:00Z",
+                false,
+                vec![ev("a", 1, Running, 0, None), ev("a", 1, Succeeded, 1, None)],
+            ),
+            // Another runbook.
+            (
+                "r4",
+                "other",
+                "2026-01-01T04:00:00Z",
+                true,
+                vec![ev("a", 1, Running, 0, None), ev("a", 1, Succeeded, 9, None)],
+            ),
+            ("r5", "rb", "2026-01-01T05:00:00Z", true, Vec::new()),
+        ];
+        for (id, runbook, started_at, ended, events) in runs {
+            j.create_run(&NewRun {
+                runbook: runbook.into(),
+                started_at: started_at.into(),
+                ..run(id)
+            })
+            .unwrap();
+            for e in &events {
+                j.record(id, e).unwrap();
+            }
+            if ended {
+                j.set_run_state(id, RunState::Succeeded, Some(started_at), None)
+                    .unwrap();
+            }
+        }
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(
+            j.step_times("rb").unwrap(),
+            BTreeMap::from([
+                ("a".to_string(), secs(5)),
+                ("c".to_string(), secs(2)),
+                ("d".to_string(), secs(3)),
+            ])
+        );
+        assert!(j.step_times("nothing").unwrap().is_empty());
     }
 
     #[test]

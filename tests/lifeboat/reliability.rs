@@ -646,6 +646,7 @@ async fn one_attempt_of_a_failing_call_makes_at_most_the_configured_http_attempt
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
         assume_role: None,
         placement: Default::default(),
+        expected: None,
     };
     let start = ActionInput::Ec2StartInstances(Instances {
         instance_ids: Some(ids),

@@ -92,5 +92,6 @@ pub fn step_context(run: &str, step: &str, region: &str) -> StepContext {
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
         assume_role: None,
         placement: Default::default(),
+        expected: None,
     }
 }
