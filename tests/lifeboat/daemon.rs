@@ -740,9 +740,17 @@ fn under_systemd_each_log_field_is_a_journal_field() {
     }
     let journal = UnixDatagram::bind(socket_path).expect("stand in for the journal");
     let _cleanup = Remove(socket_path);
-    journal
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    // Read from the start, as journald does: the socket queues ten
+    // datagrams, after which the daemon's next line waits for a reader.
+    let (entries, entry) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = journal.recv(&mut buf) {
+            if entries.send(journal_fields(&buf[..n])).is_err() {
+                return;
+            }
+        }
+    });
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = one_binding(
@@ -774,10 +782,10 @@ fn under_systemd_each_log_field_is_a_journal_field() {
         .expect("trigger");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let mut buf = vec![0u8; 64 * 1024];
     let step = loop {
-        let n = journal.recv(&mut buf).expect("an entry within the timeout");
-        let fields = journal_fields(&buf[..n]);
+        let fields = entry
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an entry within the timeout");
         let has = |k: &str, v: &str| fields.iter().any(|(fk, fv)| fk == k && fv == v);
         if has("MESSAGE", "step succeeded") && has("STEP_ID", "only") {
             break fields;
