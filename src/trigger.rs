@@ -82,8 +82,9 @@ pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View
 pub enum Verdict {
     /// Start the runbook.
     Start,
-    /// Notify and wait for `lifeboat approve`.
-    AwaitApproval,
+    /// Notify and wait for `lifeboat approve`; why, when the policy alone
+    /// would have started it.
+    AwaitApproval(Option<String>),
     /// Notify only.
     Notify,
     /// Do nothing (but record and notify): the decision's kind and why.
@@ -95,17 +96,34 @@ impl Verdict {
     pub fn kind(&self) -> DecisionKind {
         match self {
             Verdict::Start => DecisionKind::Started,
-            Verdict::AwaitApproval => DecisionKind::AwaitingApproval,
+            Verdict::AwaitApproval(_) => DecisionKind::AwaitingApproval,
             Verdict::Notify => DecisionKind::Notified,
             Verdict::Blocked(kind, _) => *kind,
         }
     }
 }
 
-/// Decide about a declared outage of `policy`'s binding in situation `view`.
-/// `failback` says the bound runbook is a failback, which never starts
-/// without a human.
-pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
+/// The health of the region a failover would recover into, as the daemon's
+/// probes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// No probe watches it: nothing to go by.
+    Unwatched,
+    /// Every probe of it passing.
+    Healthy,
+    /// Some of its probes failing, below its quorum (or coming back after an
+    /// outage): what they show.
+    Unsure(String),
+    /// Declared down itself: what its probes show.
+    Down(String),
+}
+
+/// Decide about a declared outage of `policy`'s binding in situation `view`,
+/// the region it would fail into being `recovery`. `failback` says the bound
+/// runbook is a failback, which never starts without a human. Nothing fails
+/// into a region declared down; an automatic failover into one whose probes
+/// are partly failing waits for a human.
+pub fn on_outage(policy: Policy, failback: bool, view: &View, recovery: &Recovery) -> Verdict {
     if policy == Policy::Notify {
         return Verdict::Notify;
     }
@@ -133,13 +151,24 @@ pub fn on_outage(policy: Policy, failback: bool, view: &View) -> Verdict {
             ),
         );
     }
+    if let Recovery::Down(what) = recovery {
+        return Verdict::Blocked(
+            DecisionKind::BlockedRecoveryDown,
+            format!("the region it would fail into is down too: {what}"),
+        );
+    }
+    let unsure = match recovery {
+        Recovery::Unsure(what) => Some(format!("the region it would fail into is unsure: {what}")),
+        _ => None,
+    };
     match policy {
         Policy::Auto if failback => Verdict::Blocked(
             DecisionKind::BlockedFailback,
             "a failback is never started automatically".into(),
         ),
+        Policy::Auto if unsure.is_some() => Verdict::AwaitApproval(unsure),
         Policy::Auto => Verdict::Start,
-        Policy::Approve | Policy::Notify => Verdict::AwaitApproval,
+        Policy::Approve | Policy::Notify => Verdict::AwaitApproval(unsure),
     }
 }
 
@@ -206,19 +235,59 @@ mod tests {
     #[test]
     fn a_ready_binding_follows_its_policy() {
         let view = View::default();
-        assert_eq!(on_outage(Policy::Auto, false, &view), Verdict::Start);
         assert_eq!(
-            on_outage(Policy::Approve, false, &view),
-            Verdict::AwaitApproval
+            on_outage(Policy::Auto, false, &view, &Recovery::Healthy),
+            Verdict::Start
         );
-        assert_eq!(on_outage(Policy::Notify, false, &view), Verdict::Notify);
         assert_eq!(
-            on_outage(Policy::Auto, true, &view).kind(),
+            on_outage(Policy::Approve, false, &view, &Recovery::Healthy),
+            Verdict::AwaitApproval(None)
+        );
+        assert_eq!(
+            on_outage(Policy::Notify, false, &view, &Recovery::Healthy),
+            Verdict::Notify
+        );
+        assert_eq!(
+            on_outage(Policy::Auto, true, &view, &Recovery::Healthy).kind(),
             "blocked-failback"
         );
         assert_eq!(
-            on_outage(Policy::Approve, true, &view),
-            Verdict::AwaitApproval
+            on_outage(Policy::Approve, true, &view, &Recovery::Healthy),
+            Verdict::AwaitApproval(None)
+        );
+    }
+
+    #[test]
+    fn nothing_fails_into_a_region_down_and_auto_waits_for_a_human_when_it_is_unsure() {
+        let view = View::default();
+        let down = Recovery::Down("2 of 2 probes failing".into());
+        for policy in [Policy::Auto, Policy::Approve] {
+            let verdict = on_outage(policy, false, &view, &down);
+            assert_eq!(verdict.kind(), "blocked-recovery-down");
+            assert!(
+                matches!(&verdict, Verdict::Blocked(_, why) if why.contains("2 of 2 probes failing")),
+                "{verdict:?}"
+            );
+        }
+        let unsure = Recovery::Unsure("1 of 2 probes failing".into());
+        for policy in [Policy::Auto, Policy::Approve] {
+            assert!(
+                matches!(
+                    on_outage(policy, false, &view, &unsure),
+                    Verdict::AwaitApproval(Some(why)) if why.contains("1 of 2 probes failing")
+                ),
+                "{policy:?}"
+            );
+        }
+        // A binding that only notifies still only notifies; an unwatched
+        // region is no reason to hold back.
+        assert_eq!(
+            on_outage(Policy::Notify, false, &view, &down),
+            Verdict::Notify
+        );
+        assert_eq!(
+            on_outage(Policy::Auto, false, &view, &Recovery::Unwatched),
+            Verdict::Start
         );
     }
 
@@ -232,7 +301,7 @@ mod tests {
         let v = view(&journal, &b, now).unwrap();
         assert_eq!(v.active_run.as_deref(), Some("run-1"));
         assert_eq!(
-            on_outage(Policy::Auto, false, &v).kind(),
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy).kind(),
             "blocked-active-run"
         );
 
@@ -248,7 +317,7 @@ mod tests {
         assert_eq!(v.active_run, None);
         assert!(v.cooling.as_deref().unwrap().contains("lifeboat ack app"));
         assert_eq!(
-            on_outage(Policy::Auto, false, &v).kind(),
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy).kind(),
             "blocked-cooldown"
         );
 
@@ -261,7 +330,10 @@ mod tests {
         let later = now.checked_add(Duration::from_secs(3601)).unwrap();
         let v = view(&journal, &b, later).unwrap();
         assert_eq!(v.cooling, None);
-        assert_eq!(on_outage(Policy::Auto, false, &v), Verdict::Start);
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy),
+            Verdict::Start
+        );
     }
 
     #[test]
@@ -272,14 +344,23 @@ mod tests {
         let now = Timestamp::now();
         decide(&journal, None, DecisionKind::Pause);
         let v = view(&journal, &b, now).unwrap();
-        assert_eq!(on_outage(Policy::Auto, false, &v).kind(), "blocked-paused");
-        assert_eq!(on_outage(Policy::Notify, false, &v), Verdict::Notify);
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy).kind(),
+            "blocked-paused"
+        );
+        assert_eq!(
+            on_outage(Policy::Notify, false, &v, &Recovery::Healthy),
+            Verdict::Notify
+        );
         // An ack of another binding is not a resume.
         decide(&journal, Some("other"), DecisionKind::Ack);
         assert!(paused(&journal).unwrap().is_some());
         decide(&journal, None, DecisionKind::Resume);
         let v = view(&journal, &b, now).unwrap();
-        assert_eq!(on_outage(Policy::Auto, false, &v), Verdict::Start);
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy),
+            Verdict::Start
+        );
     }
 
     #[test]
@@ -292,7 +373,7 @@ mod tests {
         let v = view(&journal, &b, now).unwrap();
         assert!(v.awaiting.is_some());
         assert_eq!(
-            on_outage(Policy::Approve, false, &v).kind(),
+            on_outage(Policy::Approve, false, &v, &Recovery::Healthy).kind(),
             "blocked-awaiting-approval"
         );
         decide(&journal, Some("app"), DecisionKind::Withdrawn);

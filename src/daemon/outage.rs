@@ -81,8 +81,11 @@ impl Daemon {
             .cloned()
             .collect();
         for binding in bindings {
-            let failback = match load_bound(&binding) {
-                Ok((_, loaded)) => loaded.runbook.strategy == crate::runbook::Strategy::Failback,
+            let (failback, into) = match load_bound(&binding) {
+                Ok((_, loaded)) => (
+                    loaded.runbook.strategy == crate::runbook::Strategy::Failback,
+                    loaded.runbook.regions.map(|r| r.to),
+                ),
                 Err(why) => {
                     let d = decision(
                         Some(&binding.name),
@@ -107,7 +110,8 @@ impl Daemon {
                 }
             };
             self.metrics.set_paused(view.paused.is_some());
-            let verdict = trigger::on_outage(binding.policy, failback, &view);
+            let (recovery, recovery_evidence) = self.recovery(into.as_deref());
+            let verdict = trigger::on_outage(binding.policy, failback, &view, &recovery);
             let name = &binding.name;
             let (detail, summary) = match &verdict {
                 Verdict::Start => {
@@ -120,18 +124,28 @@ impl Daemon {
                     );
                     continue;
                 }
-                Verdict::AwaitApproval => (
-                    serde_json::json!({ "evidence": evidence }),
+                Verdict::AwaitApproval(why) => (
+                    serde_json::json!({
+                        "reason": why,
+                        "evidence": evidence,
+                        "recovery_region": recovery_evidence,
+                    }),
                     format!(
-                        "{region} is down: binding `{name}` waits for `lifeboat approve {name}`"
+                        "{region} is down: binding `{name}` waits for `lifeboat approve {name}`{}",
+                        why.as_ref()
+                            .map_or(String::new(), |why| format!(" ({why})"))
                     ),
                 ),
                 Verdict::Notify => (
-                    serde_json::json!({ "evidence": evidence }),
+                    serde_json::json!({ "evidence": evidence, "recovery_region": recovery_evidence }),
                     format!("{region} is down: binding `{name}` only notifies"),
                 ),
                 Verdict::Blocked(_, why) => (
-                    serde_json::json!({ "reason": why, "evidence": evidence }),
+                    serde_json::json!({
+                        "reason": why,
+                        "evidence": evidence,
+                        "recovery_region": recovery_evidence,
+                    }),
                     format!("{region} is down, but binding `{name}` does not run: {why}"),
                 ),
             };
@@ -184,6 +198,41 @@ impl Daemon {
                 );
             }
         }
+    }
+
+    /// The health of `region`, a failover's recovery region, as this
+    /// daemon sees it (declared down: as the daemons agreed, in a shared
+    /// journal), with what its probes show.
+    pub(super) fn recovery(&self, region: Option<&str>) -> (trigger::Recovery, serde_json::Value) {
+        use trigger::Recovery;
+        let watched = region.and_then(|r| Some((r, self.detectors.get(r)?)));
+        let Some((region, detector)) = watched else {
+            return (
+                Recovery::Unwatched,
+                serde_json::json!({ "region": region, "state": "unwatched" }),
+            );
+        };
+        let evidence = self.evidence(region, None, &crate::engine::now());
+        let total = self
+            .config
+            .regions
+            .get(region)
+            .map_or(0, |r| r.probes.len());
+        let failing = detector.failing().len();
+        let state = detector.state();
+        let word = serde_json::json!(state);
+        let what = format!(
+            "{region} is {} with {failing} of {total} probes failing",
+            word.as_str().unwrap_or_default()
+        );
+        let recovery = if self.outages.contains_key(region) || state == RegionState::Down {
+            Recovery::Down(what)
+        } else if failing > 0 || state == RegionState::Recovering {
+            Recovery::Unsure(what)
+        } else {
+            Recovery::Healthy
+        };
+        (recovery, evidence)
     }
 
     /// What the probes of `region` show now, with the outage's times.

@@ -126,6 +126,21 @@ impl InProcess {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    /// One result of probe `probe` of `region`, at once.
+    async fn feed(&self, region: &str, probe: usize, ok: bool) {
+        self.feed
+            .send(Outcome {
+                region: region.into(),
+                probe,
+                ok,
+                at: jiff::Timestamp::now().to_string(),
+                duration_s: 0.25,
+                detail: if ok { "connected" } else { "refused" }.into(),
+            })
+            .await
+            .unwrap();
+    }
+
     fn journal(&self) -> Journal {
         Journal::open(&self.state, Access::Client).unwrap()
     }
@@ -280,6 +295,114 @@ async fn under_the_approve_policy_a_declared_outage_waits_for_a_human() {
         })
         .await;
     assert!(withdrawn, "{:?}", d.decisions());
+    d.stop().await;
+}
+
+/// A daemon whose binding `app` (policy `policy`) fails us-east-1 over into
+/// us-west-2, which two probes watch.
+async fn watching_the_recovery_region(policy: &str) -> InProcess {
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let rest = format!(
+        "  us-west-2:\n    probes:\n      - {{ name: dr-web, tcp: \"127.0.0.1:9\", interval: 1s }}\n      - {{ name: dr-api, tcp: \"127.0.0.1:9\", interval: 1s }}\n    quorum: 2\nbindings:\n  app: {{ region: us-east-1, runbook: rb.yaml, policy: {policy} }}\n"
+    );
+    InProcess::launch(&rest, aws, |_| {}).await
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn nothing_fails_into_a_recovery_region_that_is_down_too() {
+    let d = watching_the_recovery_region("auto").await;
+    // us-west-2 goes down first, then us-east-1.
+    for _ in 0..5 {
+        d.feed("us-west-2", 0, false).await;
+        d.feed("us-west-2", 1, false).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for _ in 0..5 {
+        d.probe(false).await;
+    }
+    let refused = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::BlockedRecoveryDown)
+        })
+        .await;
+    assert!(refused, "{:?}", d.decisions());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
+    // With the evidence: what the recovery region's probes showed.
+    let decision = d
+        .journal()
+        .decisions(Some("app"))
+        .unwrap()
+        .into_iter()
+        .find(|d| d.kind == DecisionKind::BlockedRecoveryDown)
+        .unwrap();
+    let detail = decision.detail.unwrap();
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("us-west-2 is down with 2 of 2 probes failing"),
+        "{detail}"
+    );
+    let probes = &detail["recovery_region"]["probes"];
+    assert_eq!(probes[0]["probe"], "dr-web", "{detail}");
+    assert_eq!(probes[0]["failing"], true, "{detail}");
+    assert_eq!(probes[1]["last_detail"], "refused", "{detail}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() {
+    let d = watching_the_recovery_region("auto").await;
+    // One of us-west-2's two probes failing: under its quorum of two.
+    for _ in 0..5 {
+        d.feed("us-west-2", 0, false).await;
+        d.feed("us-west-2", 1, true).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for _ in 0..5 {
+        d.probe(false).await;
+    }
+    let asked = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::AwaitingApproval)
+        })
+        .await;
+    assert!(asked, "{:?}", d.decisions());
+    assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
+    let decision = d
+        .journal()
+        .decisions(Some("app"))
+        .unwrap()
+        .into_iter()
+        .find(|d| d.kind == DecisionKind::AwaitingApproval)
+        .unwrap();
+    let detail = decision.detail.unwrap();
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("us-west-2 is degraded with 1 of 2 probes failing"),
+        "{detail}"
+    );
+    // A human who looked approves it, and it runs.
+    let answer = d
+        .ask(&crate::control::Request::Approve {
+            target: "app".into(),
+            step: None,
+        })
+        .await;
+    assert!(answer.ok, "{}", answer.message);
+    let ran = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(ran, "{:?}", d.decisions());
     d.stop().await;
 }
 

@@ -223,6 +223,7 @@ impl DecisionKind {
                 | DecisionKind::BlockedActiveRun
                 | DecisionKind::BlockedAwaitingApproval
                 | DecisionKind::BlockedFailback
+                | DecisionKind::BlockedRecoveryDown
                 | DecisionKind::StartFailed
         )
     }
@@ -249,6 +250,8 @@ vocabulary! {
         BlockedAwaitingApproval = "blocked-awaiting-approval",
         /// Not started: a failback never starts automatically.
         BlockedFailback = "blocked-failback",
+        /// Not started: the region it would fail into is down too.
+        BlockedRecoveryDown = "blocked-recovery-down",
         /// Starting failed.
         StartFailed = "start-failed",
         /// A human approved a pending run.
