@@ -48,6 +48,7 @@ fn binding() -> Binding {
         policy: Policy::Auto,
         cooldown: Duration::from_secs(3600),
         drill: None,
+        max_data_loss: None,
     }
 }
 

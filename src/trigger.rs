@@ -206,6 +206,7 @@ mod tests {
             policy: Policy::Auto,
             cooldown,
             drill: None,
+            max_data_loss: None,
         }
     }
 

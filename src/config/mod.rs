@@ -453,6 +453,12 @@ pub struct BindingSpec {
     pub cooldown: Option<HumanDuration>,
     /// Drill the runbook on a schedule (cron); one drill at a time.
     pub drill: Option<DrillSchedule>,
+    /// The most data a failover this binding starts may lose without a
+    /// human: past it (or when the loss cannot be told) each promotion
+    /// waits for `lifeboat approve RUN STEP`. Needs a runbook whose
+    /// `recovery_point` is read before it promotes (`rds.replica_lag`,
+    /// `s3.newest_object`).
+    pub max_data_loss: Option<HumanDuration>,
 }
 
 /// When a binding's runbook is drilled.
@@ -482,6 +488,8 @@ pub struct Binding {
     pub cooldown: std::time::Duration,
     /// When the runbook is drilled.
     pub drill: Option<DrillSchedule>,
+    /// The most data its failovers may lose without a human.
+    pub max_data_loss: Option<std::time::Duration>,
 }
 
 /// A webhook: events are POSTed to it as JSON.
@@ -1177,6 +1185,27 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                         ),
                     );
                 }
+                let read_before_promoting = matches!(
+                    runbook.recovery_point,
+                    Some(
+                        crate::runbook::RecoveryPoint::RdsReplicaLag { .. }
+                            | crate::runbook::RecoveryPoint::S3NewestObject { .. }
+                    )
+                );
+                if b.max_data_loss.is_some() && !read_before_promoting {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "binding `{name}`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag or s3.newest_object); runbook `{}` has {}",
+                            runbook.name,
+                            match &runbook.recovery_point {
+                                None => "none",
+                                Some(_) => "rds.snapshot, read after the restore",
+                            }
+                        ),
+                    );
+                }
                 if let Some(from) = runbook.regions.as_ref().map(|r| r.from.as_str())
                     && from != b.region
                 {
@@ -1204,6 +1233,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             params,
             policy: b.policy,
             cooldown: b.cooldown.map_or(cooldown, HumanDuration::get),
+            max_data_loss: b.max_data_loss.map(HumanDuration::get),
         });
     }
     let webhooks = check_webhooks(spec.notify, &mut diags);
@@ -1569,6 +1599,16 @@ bindings:
     region: us-east-1
     runbook: {dir}/runbooks/none.yaml
     policy: often
+  lossy:
+    region: us-east-1
+    runbook: {dir}/runbooks/backup-restore.yaml
+    policy: auto
+    max_data_loss: 5m
+  guarded:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: auto
+    max_data_loss: 5m
 notify:
   - {{ url: \"http://hooks.example.com/x\" }}
 "
@@ -1583,6 +1623,11 @@ notify:
             all.contains("binding `back`: failback is never triggered automatically"),
             "{all}"
         );
+        assert!(
+            all.contains("binding `lossy`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag or s3.newest_object); runbook `backup-restore-recovery` has rds.snapshot, read after the restore"),
+            "{all}"
+        );
+        assert!(!all.contains("`guarded`"), "{all}");
         assert!(
             all.contains("binding `elsewhere`: region `eu-west-1` is not one of `regions`"),
             "{all}"

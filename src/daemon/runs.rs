@@ -362,6 +362,16 @@ impl Daemon {
                 });
             }
         }
+        if let Some(limit) = binding.max_data_loss.filter(|_| mode == Mode::Failover) {
+            marks.push(Mark {
+                kind: MarkKind::DataLossLimit,
+                at: crate::engine::now(),
+                detail: Some(serde_json::json!({
+                    "seconds": limit.as_secs_f64(),
+                    "binding": binding.name,
+                })),
+            });
+        }
         let kind = if mode == Mode::Drill {
             DecisionKind::StartedDrill
         } else {

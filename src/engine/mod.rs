@@ -958,6 +958,12 @@ impl Engine {
             }
         };
         self.read_recovery_point(ctx, step, deadline).await?;
+        let deadline = match self.hold_past_data_loss(ctx, step, first_attempt).await? {
+            Hold::Pass => deadline,
+            // The step's time starts once a human let it go on.
+            Hold::Accepted => Instant::now() + step.timeout,
+            Hold::End(end) => return Ok(end),
+        };
         let mut attempt = first_attempt;
         let failure = loop {
             let note = (resumed && attempt == first_attempt)
@@ -1269,6 +1275,105 @@ impl Engine {
         }
     }
 
+    /// Hold a step the recovery point is read before (a promotion) while
+    /// the run's data-loss limit (its binding's `max_data_loss`) is
+    /// exceeded, or the loss cannot be told, until a human approves or
+    /// rejects it. Once accepted, the run's other such steps go on.
+    async fn hold_past_data_loss(
+        &self,
+        ctx: &RunCtx,
+        step: &Step,
+        attempt: u32,
+    ) -> Result<Hold, JournalError> {
+        let gated = ctx
+            .runbook
+            .recovery_point
+            .as_ref()
+            .is_some_and(|source| source.read_before(step.action));
+        if !gated {
+            return Ok(Hold::Pass);
+        }
+        let marks = self.journal.marks(&ctx.id)?;
+        let limit = marks
+            .iter()
+            .find(|m| m.kind == MarkKind::DataLossLimit)
+            .and_then(|m| m.detail.as_ref()?["seconds"].as_f64());
+        let Some(limit) = limit.map(Duration::from_secs_f64) else {
+            return Ok(Hold::Pass);
+        };
+        if marks.iter().any(|m| m.kind == MarkKind::DataLossAccepted) {
+            return Ok(Hold::Pass);
+        }
+        let started_at = self.journal.run(&ctx.id)?.run.started_at;
+        let limit_text = crate::duration::HumanDuration(limit);
+        let why = match data_loss(&marks, &started_at) {
+            Ok(loss) if loss <= limit => return Ok(Hold::Pass),
+            Ok(loss) => format!(
+                "promoting would lose {} of data, over the limit of {limit_text}",
+                crate::duration::HumanDuration(loss)
+            ),
+            Err(why) => {
+                format!("the data loss cannot be told ({why}); the limit is {limit_text}")
+            }
+        };
+        let message = format!(
+            "held: {why} (`lifeboat approve {run} {id}` promotes anyway, `lifeboat reject {run} {id}` fails the step)",
+            run = ctx.id,
+            id = step.id
+        );
+        warn!(run_id = %ctx.id, step_id = %step.id, "{message}");
+        self.record(
+            At::new(&ctx.id, &step.id, Phase::Main, attempt),
+            StepState::Waiting,
+            None,
+            Some(message),
+        )?;
+        let mut cancel = ctx.cancel.clone();
+        loop {
+            for request in self.journal.pending_requests(&ctx.id)? {
+                if request.step.as_deref() != Some(step.id.as_str())
+                    || !matches!(request.kind, RequestKind::Approve | RequestKind::Reject)
+                {
+                    continue;
+                }
+                // Journaled before the request is used up, as an approval
+                // step's outcome is.
+                if request.kind == RequestKind::Approve {
+                    self.journal.mark(
+                        &ctx.id,
+                        &journal::Mark {
+                            kind: MarkKind::DataLossAccepted,
+                            at: now(),
+                            detail: Some(serde_json::json!({
+                                "by": request.who,
+                                "step": step.id,
+                                "why": why,
+                            })),
+                        },
+                    )?;
+                    self.journal.consume(request.seq, &now())?;
+                    return Ok(Hold::Accepted);
+                }
+                let message = format!("rejected by {}: {why}", request.who);
+                self.record(
+                    At::new(&ctx.id, &step.id, Phase::Main, attempt),
+                    StepState::Failed,
+                    None,
+                    Some(message.clone()),
+                )?;
+                self.journal.consume(request.seq, &now())?;
+                return Ok(Hold::End(TaskEnd::Failed(message)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                _ = cancel.changed() => {
+                    self.record(At::new(&ctx.id, &step.id, Phase::Main, attempt), StepState::Skipped, None, Some("run cancelled".into()))?;
+                    return Ok(Hold::End(TaskEnd::Cancelled));
+                }
+            }
+        }
+    }
+
     /// A step whose effect cannot be observed was interrupted mid-attempt:
     /// wait for a human to say whether to run it again or mark it done.
     async fn await_decision(
@@ -1339,6 +1444,41 @@ enum Decision {
     Rerun,
     Skip(String),
     Cancelled,
+}
+
+/// What the data-loss limit does to a step.
+enum Hold {
+    /// Nothing: within the limit, no limit, or not a step it gates.
+    Pass,
+    /// A human let it go on past the limit.
+    Accepted,
+    /// The step ended while held (rejected, or the run cancelled).
+    End(TaskEnd),
+}
+
+/// The data a promotion now would lose, from the run's recovery point
+/// reading: the incident's start (the daemon's mark, or the run's start)
+/// minus the moment the recovered data is current to.
+fn data_loss(marks: &[journal::Mark], started_at: &str) -> Result<Duration, String> {
+    let reading: RecoveryReading = marks
+        .iter()
+        .find(|m| m.kind == MarkKind::RecoveryPoint)
+        .and_then(|m| serde_json::from_value(m.detail.clone()?).ok())
+        .ok_or("no recovery point reading")?;
+    if let Some(why) = reading.not_measurable {
+        return Err(why);
+    }
+    let parse = |t: &str| {
+        t.parse::<jiff::Timestamp>()
+            .map_err(|e| format!("`{t}`: {e}"))
+    };
+    let at = parse(reading.at.as_deref().ok_or("the reading has no time")?)?;
+    let incident = marks
+        .iter()
+        .find(|m| m.kind == MarkKind::IncidentStart)
+        .map_or(started_at, |m| m.at.as_str());
+    let lost = parse(incident)?.duration_since(at);
+    Ok(Duration::try_from(lost).unwrap_or(Duration::ZERO))
 }
 
 /// Outputs of every succeeded step, for `${steps.X.outputs.Y}`.

@@ -25,6 +25,8 @@ enum Behaviour {
 struct Fake {
     behaviour: HashMap<String, Behaviour>,
     calls: Mutex<Vec<Call>>,
+    /// What reading the recovery point finds (unset: the trait's default).
+    reading: Option<RecoveryReading>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +119,25 @@ impl Actions for Fake {
 
     fn describe(&self, _: &StepContext, _: &ActionInput) -> Vec<String> {
         Vec::new()
+    }
+
+    fn read_recovery_point<'a>(
+        &'a self,
+        ctx: &'a StepContext,
+        region: Option<&'a str>,
+        source: &'a crate::runbook::RecoveryPoint,
+        incident_start: jiff::Timestamp,
+    ) -> BoxFuture<'a, RecoveryReading> {
+        match &self.reading {
+            Some(reading) => {
+                let reading = reading.clone();
+                Box::pin(async move { reading })
+            }
+            None => {
+                let _ = (ctx, region, source, incident_start);
+                Box::pin(async { RecoveryReading::unmeasurable("no reading in this test") })
+            }
+        }
     }
 }
 
@@ -220,6 +241,132 @@ async fn independent_steps_overlap_and_dependents_wait_for_both() {
         "c waited for both"
     );
     assert_eq!(h.journal.run("run-1").unwrap().state, "succeeded");
+}
+
+/// A run whose promotion the recovery point (replica lag) is read before,
+/// under a data-loss limit of 5 minutes, the incident having started at
+/// `incident`, the data being current to `current` (`None`: the lag
+/// unreadable).
+fn held_run(current: Option<&str>) -> (Harness, Arc<Fake>) {
+    let steps = "  - { id: promote, action: rds.promote_read_replica, with: { db_instance: app-db-replica } }\n  - { id: after, action: wait, needs: [promote], with: { duration: 1s } }\n";
+    let text = format!(
+        "name: t\nstrategy: pilot-light\nregions: {{ from: us-east-1, to: us-west-2 }}\nrecovery_point: {{ from: rds.replica_lag, db_instance: app-db-replica }}\nsteps:\n{steps}"
+    );
+    let h = harness(steps);
+    let h = Harness {
+        runbook: Arc::new(
+            load("t.yaml", &text, &[], MissingParams::Refuse)
+                .unwrap()
+                .runbook,
+        ),
+        ..h
+    };
+    for (kind, detail) in [
+        (MarkKind::IncidentStart, None),
+        (
+            MarkKind::DataLossLimit,
+            Some(serde_json::json!({ "seconds": 300.0 })),
+        ),
+    ] {
+        h.journal
+            .mark(
+                "run-1",
+                &journal::Mark {
+                    kind,
+                    at: "2026-12-04T10:00:00Z".into(),
+                    detail,
+                },
+            )
+            .unwrap();
+    }
+    let reading = match current {
+        Some(at) => RecoveryReading {
+            at: Some(at.into()),
+            how: "replica lag".into(),
+            not_measurable: None,
+        },
+        None => RecoveryReading::unmeasurable("no ReplicaLag datapoint in the last 5 minutes"),
+    };
+    let fake = Arc::new(Fake {
+        reading: Some(reading),
+        ..Fake::default()
+    });
+    (h, fake)
+}
+
+/// The message of the step's last event in `state`.
+fn message_of(h: &Harness, step: &str, state: StepState) -> Option<String> {
+    h.journal
+        .events("run-1")
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|e| e.step == step && e.state == state)
+        .and_then(|e| e.message)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promotion_past_the_data_loss_limit_waits_for_a_human_then_goes_on() {
+    // Current to 09:50: promoting would lose ten minutes.
+    let (h, fake) = held_run(Some("2026-12-04T09:50:00Z"));
+    let engine = h.engine(Arc::clone(&fake));
+    let run = engine.execute("run-1", Arc::clone(&h.runbook), Mode::Failover);
+    tokio::pin!(run);
+    // An hour later the promotion is still held, untried.
+    let held = tokio::time::timeout(Duration::from_secs(3600), &mut run).await;
+    assert!(held.is_err(), "the run ended: {held:?}");
+    assert!(fake.calls_of("promote").is_empty());
+    let why = message_of(&h, "promote", StepState::Waiting).expect("held");
+    assert!(
+        why.contains("promoting would lose 10m of data, over the limit of 5m"),
+        "{why}"
+    );
+    assert!(why.contains("lifeboat approve run-1 promote"), "{why}");
+    // A human approves: it promotes, and the approval is journaled.
+    h.journal
+        .request(
+            "run-1",
+            Some("promote"),
+            RequestKind::Approve,
+            "alice",
+            &now(),
+        )
+        .unwrap();
+    assert_eq!(run.await.unwrap(), RunOutcome::Succeeded);
+    assert_eq!(fake.calls_of("promote").len(), 1);
+    let accepted = h
+        .journal
+        .marks("run-1")
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind == MarkKind::DataLossAccepted)
+        .expect("the approval is a mark");
+    assert_eq!(accepted.detail.unwrap()["by"], "alice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promotion_whose_data_loss_cannot_be_told_is_held_and_a_rejection_fails_it() {
+    let (h, fake) = held_run(None);
+    h.journal
+        .request("run-1", Some("promote"), RequestKind::Reject, "bob", &now())
+        .unwrap();
+    let outcome = h.run(&fake).await;
+    assert!(matches!(outcome, RunOutcome::Failed(_)), "{outcome:?}");
+    assert!(fake.calls_of("promote").is_empty(), "never promoted");
+    let failed = message_of(&h, "promote", StepState::Failed).unwrap();
+    assert!(
+        failed.contains("rejected by bob: the data loss cannot be told (no ReplicaLag datapoint"),
+        "{failed}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promotion_within_the_data_loss_limit_goes_on_alone() {
+    // Current to 09:58: two minutes, within five.
+    let (h, fake) = held_run(Some("2026-12-04T09:58:00Z"));
+    assert_eq!(h.run(&fake).await, RunOutcome::Succeeded);
+    assert_eq!(fake.calls_of("promote").len(), 1);
+    assert_eq!(message_of(&h, "promote", StepState::Waiting), None);
 }
 
 // Real time: the journal's timestamps are the wall clock's.

@@ -195,6 +195,11 @@ vocabulary! {
         RecoveryPoint = "recovery_point",
         /// A drill's teardown.
         Teardown = "teardown",
+        /// The most data the run may lose without a human (a binding's
+        /// `max_data_loss`): a promotion past it waits for approval.
+        DataLossLimit = "data_loss_limit",
+        /// A human let a promotion past the data-loss limit go on.
+        DataLossAccepted = "data_loss_accepted",
     }
 }
 
