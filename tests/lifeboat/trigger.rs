@@ -46,6 +46,19 @@ impl Scene {
     /// Write the daemon's config: three probes of the primary, the
     /// pilot-light runbook bound to it.
     fn config(&self, primary: &str, health: &str, policy: &str, interval: &str) -> PathBuf {
+        self.config_with(primary, health, policy, interval, "")
+    }
+
+    /// `config`, with `extra` (lines indented as the binding's keys) added
+    /// to the binding.
+    fn config_with(
+        &self,
+        primary: &str,
+        health: &str,
+        policy: &str,
+        interval: &str,
+        extra: &str,
+    ) -> PathBuf {
         let runbook = std::env::current_dir()
             .expect("cwd")
             .join("runbooks/pilot-light.yaml");
@@ -70,7 +83,7 @@ regions:
     runbook: {runbook}
     params: {{ health_url: \"{health}\" }}
     policy: {policy}
-",
+{extra}",
                 state = self.state().display(),
                 socket = self.socket().display(),
                 a = probe("web-a"),
@@ -325,6 +338,65 @@ async fn a_sustained_outage_fails_over_exactly_once_even_across_a_sigkill() {
             .is_some_and(|d| d > 0.0 && d <= bound),
         "{figures}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_failover_losing_more_than_max_data_loss_waits_before_promoting() {
+    let scene = scene().await;
+    // The replica is ten minutes behind.
+    scene
+        .moto
+        .set_replica_lag("us-west-2", "app-db-replica", Some(600.0));
+    let aws = scene.moto.clients().await;
+    crate::support::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 600.0).await;
+    let mode = Arc::new(AtomicBool::new(true));
+    let primary = endpoints(Arc::clone(&mode)).await;
+    let health = dr_health(Arc::new(AtomicBool::new(true))).await;
+    let config = scene.config_with(
+        &primary,
+        &health,
+        "auto",
+        "300ms",
+        "    max_data_loss: 1m\n",
+    );
+    let _daemon = scene.daemon(&config, 1);
+    mode.store(false, Ordering::SeqCst);
+    scene.wait_for_decisions(1, "started a run", |d| {
+        d.iter().any(|d| d.kind == "started")
+    });
+    let run = scene.journal().runs().expect("runs")[0].run.id.clone();
+    let held = || {
+        scene
+            .journal()
+            .events(&run)
+            .expect("events")
+            .into_iter()
+            .find(|e| e.step == "promote-db" && e.state == "waiting")
+            .and_then(|e| e.message)
+    };
+    let why = eventually(
+        Duration::from_secs(90),
+        || format!("the promotion was never held:\n{}", scene.log(1)),
+        held,
+    );
+    assert!(
+        why.contains("promoting would lose 9m") || why.contains("promoting would lose 10m"),
+        "{why}"
+    );
+    assert!(why.contains("over the limit of 1m"), "{why}");
+    // Held, it changes nothing; the steps beside it went on.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        scene.moto.changes().get("PromoteReadReplica"),
+        None,
+        "{:?}",
+        scene.moto.changes()
+    );
+    // The operator refuses the loss: the step fails, and with it the run.
+    let reject = scene.ctl(&["reject", &run, "promote-db"]);
+    assert_eq!(reject.status.code(), Some(0), "{}", text(&reject.stderr));
+    scene.wait_for_run(1, &run, "failed");
+    assert_eq!(scene.moto.changes().get("PromoteReadReplica"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
