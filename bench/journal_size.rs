@@ -49,6 +49,7 @@ fn binding() -> Binding {
         cooldown: Duration::from_secs(3600),
         drill: None,
         max_data_loss: None,
+        maintenance: Vec::new(),
     }
 }
 

@@ -53,11 +53,12 @@ fn request_buckets() -> Histogram {
 pub const REGION_STATES: [&str; 4] = ["healthy", "degraded", "down", "recovering"];
 
 /// The states a binding can be in, as `lifeboat_binding_state` labels them.
-pub const BINDING_STATES: [&str; 6] = [
+pub const BINDING_STATES: [&str; 7] = [
     "armed",
     "running",
     "awaiting-approval",
     "cooling-down",
+    "in-maintenance",
     "paused",
     "notify-only",
 ];

@@ -28,6 +28,8 @@ pub struct View {
     pub awaiting: Option<Decision>,
     /// The binding's last run.
     pub last_run: Option<String>,
+    /// When the maintenance window it is in closes, if it is in one.
+    pub maintenance: Option<Timestamp>,
 }
 
 /// The kill switch: the `pause` decision in force, if any.
@@ -74,6 +76,7 @@ pub fn view(journal: &Journal, binding: &Binding, now: Timestamp) -> Result<View
     view.awaiting = force
         .approval
         .filter(|d| d.kind == DecisionKind::AwaitingApproval);
+    view.maintenance = binding.in_maintenance(now);
     Ok(view)
 }
 
@@ -142,6 +145,14 @@ pub fn on_outage(policy: Policy, failback: bool, view: &View, recovery: &Recover
     if let Some(why) = &view.cooling {
         return Verdict::Blocked(DecisionKind::BlockedCooldown, why.clone());
     }
+    if let Some(until) = view.maintenance {
+        return Verdict::Blocked(
+            DecisionKind::BlockedMaintenance,
+            format!(
+                "in a maintenance window until {until:.0}; detection goes on, and an outage still declared then is weighed again"
+            ),
+        );
+    }
     if let Some(pause) = &view.paused {
         return Verdict::Blocked(
             DecisionKind::BlockedPaused,
@@ -207,6 +218,7 @@ mod tests {
             cooldown,
             drill: None,
             max_data_loss: None,
+            maintenance: Vec::new(),
         }
     }
 
@@ -288,6 +300,48 @@ mod tests {
         );
         assert_eq!(
             on_outage(Policy::Auto, false, &view, &Recovery::Unwatched),
+            Verdict::Start
+        );
+    }
+
+    #[test]
+    fn nothing_starts_automatically_in_a_maintenance_window() {
+        let mut b = binding(Duration::from_secs(3600));
+        // Sundays from 02:00 UTC, for two hours.
+        b.maintenance = vec![crate::config::Maintenance {
+            schedule: "0 2 * * SUN".into(),
+            timezone: None,
+            duration: Duration::from_secs(7200),
+        }];
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        // 2026-12-06 is a Sunday.
+        assert_eq!(b.in_maintenance(at("2026-12-06T01:59:59Z")), None);
+        let closes = Some(at("2026-12-06T04:00:00Z"));
+        assert_eq!(b.in_maintenance(at("2026-12-06T02:00:00Z")), closes);
+        assert_eq!(b.in_maintenance(at("2026-12-06T03:59:59Z")), closes);
+        assert_eq!(b.in_maintenance(at("2026-12-06T04:00:00Z")), None);
+        assert_eq!(b.in_maintenance(at("2026-12-07T03:00:00Z")), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), Access::Executor).unwrap();
+        let v = view(&journal, &b, at("2026-12-06T03:00:00Z")).unwrap();
+        assert_eq!(v.maintenance, closes);
+        for policy in [Policy::Auto, Policy::Approve] {
+            let verdict = on_outage(policy, false, &v, &Recovery::Healthy);
+            assert_eq!(verdict.kind(), "blocked-maintenance", "{policy:?}");
+            assert!(
+                matches!(&verdict, Verdict::Blocked(_, why) if why.contains("until 2026-12-06T04:00:00Z")),
+                "{verdict:?}"
+            );
+        }
+        assert_eq!(
+            on_outage(Policy::Notify, false, &v, &Recovery::Healthy),
+            Verdict::Notify,
+            "notifications go on"
+        );
+        let v = view(&journal, &b, at("2026-12-06T04:00:00Z")).unwrap();
+        assert_eq!(
+            on_outage(Policy::Auto, false, &v, &Recovery::Healthy),
             Verdict::Start
         );
     }

@@ -459,6 +459,46 @@ pub struct BindingSpec {
     /// `recovery_point` is read before it promotes (`rds.replica_lag`,
     /// `s3.newest_object`).
     pub max_data_loss: Option<HumanDuration>,
+    /// When nothing starts automatically for this binding (detection goes
+    /// on; an outage still declared at a window's end is weighed then).
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceSpec>,
+}
+
+/// A binding's maintenance window, as written.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceSpec {
+    /// When each window opens: a cron expression (five fields, or six with
+    /// seconds first).
+    pub schedule: String,
+    /// Its time zone (IANA name); default UTC.
+    pub timezone: Option<String>,
+    /// How long each window lasts.
+    pub duration: HumanDuration,
+}
+
+/// A binding's maintenance window: opening on `schedule`, for `duration`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Maintenance {
+    /// The cron expression.
+    pub schedule: String,
+    /// Its time zone.
+    pub timezone: Option<String>,
+    /// How long each window lasts.
+    pub duration: std::time::Duration,
+}
+
+impl Maintenance {
+    /// When the window open at `at` closes, if one is open.
+    pub fn open_until(&self, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        let schedule = verify::Schedule::parse(&self.schedule, self.timezone.as_deref()).ok()?;
+        // The first opening after `at - duration` is the one still open
+        // at `at`, if it is not after `at`.
+        let opened = schedule.next_after(at.checked_sub(self.duration).ok()?)?;
+        let closes = opened.checked_add(self.duration).ok()?;
+        (opened <= at && at < closes).then_some(closes)
+    }
 }
 
 /// When a binding's runbook is drilled.
@@ -490,6 +530,19 @@ pub struct Binding {
     pub drill: Option<DrillSchedule>,
     /// The most data its failovers may lose without a human.
     pub max_data_loss: Option<std::time::Duration>,
+    /// Its maintenance windows.
+    pub maintenance: Vec<Maintenance>,
+}
+
+impl Binding {
+    /// When the maintenance window open at `at` closes (the latest, if
+    /// several are open), if one is.
+    pub fn in_maintenance(&self, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        self.maintenance
+            .iter()
+            .filter_map(|m| m.open_until(at))
+            .max()
+    }
 }
 
 /// A webhook: events are POSTed to it as JSON.
@@ -1225,6 +1278,25 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
         {
             diags.error(loc, None, format!("binding `{name}`: drill {e}"));
         }
+        let mut maintenance = Vec::new();
+        for (i, m) in b.maintenance.into_iter().enumerate() {
+            let what = format!("binding `{name}`: maintenance window {}", i + 1);
+            if let Err(e) = verify::Schedule::parse(&m.schedule, m.timezone.as_deref()) {
+                diags.error(loc, None, format!("{what}: {e}"));
+            }
+            if m.duration.get().is_zero() {
+                diags.error(
+                    loc,
+                    None,
+                    format!("{what}: `duration` must be more than 0s"),
+                );
+            }
+            maintenance.push(Maintenance {
+                schedule: m.schedule,
+                timezone: m.timezone,
+                duration: m.duration.get(),
+            });
+        }
         bindings.push(Binding {
             drill: b.drill,
             name,
@@ -1234,6 +1306,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             policy: b.policy,
             cooldown: b.cooldown.map_or(cooldown, HumanDuration::get),
             max_data_loss: b.max_data_loss.map(HumanDuration::get),
+            maintenance,
         });
     }
     let webhooks = check_webhooks(spec.notify, &mut diags);
@@ -1609,6 +1682,14 @@ bindings:
     runbook: {dir}/runbooks/pilot-light.yaml
     policy: auto
     max_data_loss: 5m
+    maintenance: [ {{ schedule: \"0 2 * * SUN\", timezone: Europe/Paris, duration: 2h }} ]
+  windows:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: auto
+    maintenance:
+      - {{ schedule: \"0 2 * * SUN\", duration: 0s }}
+      - {{ schedule: \"every sunday\", duration: 1h }}
 notify:
   - {{ url: \"http://hooks.example.com/x\" }}
 "
@@ -1628,6 +1709,18 @@ notify:
             "{all}"
         );
         assert!(!all.contains("`guarded`"), "{all}");
+        assert!(
+            all.contains(
+                "binding `windows`: maintenance window 1: `duration` must be more than 0s"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "binding `windows`: maintenance window 2: `every sunday` is not a cron expression"
+            ),
+            "{all}"
+        );
         assert!(
             all.contains("binding `elsewhere`: region `eu-west-1` is not one of `regions`"),
             "{all}"

@@ -112,6 +112,9 @@ struct Daemon {
     exposed: mpsc::Sender<Vec<crate::exposure::Exposure>>,
     /// The evidence of each region's declared outage, while it lasts.
     outages: BTreeMap<String, serde_json::Value>,
+    /// Bindings an outage found in a maintenance window, with when it
+    /// closes: weighed again then if their region is still down.
+    maintenance_held: BTreeMap<String, jiff::Timestamp>,
     runs: HashMap<String, RunTask>,
     ended: mpsc::Sender<String>,
     drain: watch::Sender<bool>,
@@ -499,6 +502,7 @@ pub async fn run(
         exposures: Vec::new(),
         exposed,
         outages: BTreeMap::new(),
+        maintenance_held: BTreeMap::new(),
         runs: HashMap::new(),
         ended,
         drain,
@@ -642,7 +646,10 @@ pub async fn run(
                 });
             }
             Some(measured) = exposures.recv() => daemon.exposures = measured,
-            _ = bindings_tick.tick(), if !daemon.config.bindings.is_empty() => daemon.refresh_bindings(),
+            _ = bindings_tick.tick(), if !daemon.config.bindings.is_empty() => {
+                daemon.after_maintenance();
+                daemon.refresh_bindings();
+            }
             _ = watchdog.tick(), if watchdog_on => notify("WATCHDOG=1"),
             _ = retention_tick.tick() => daemon.retire(),
             signal = signals.recv() => {

@@ -81,81 +81,121 @@ impl Daemon {
             .cloned()
             .collect();
         for binding in bindings {
-            let (failback, into) = match load_bound(&binding) {
-                Ok((_, loaded)) => (
-                    loaded.runbook.strategy == crate::runbook::Strategy::Failback,
-                    loaded.runbook.regions.map(|r| r.to),
-                ),
-                Err(why) => {
-                    let d = decision(
-                        Some(&binding.name),
-                        DecisionKind::StartFailed,
-                        None,
-                        DAEMON,
-                        Some(serde_json::json!({ "error": why, "evidence": evidence })),
-                    );
-                    self.record(
-                        &d,
-                        Some(region),
-                        format!("binding `{}`: {why}", binding.name),
-                    );
-                    continue;
-                }
-            };
-            let view = match trigger::view(&self.journal, &binding, jiff::Timestamp::now()) {
-                Ok(v) => v,
-                Err(e) => {
-                    error!(binding = %binding.name, error = %e, "cannot read the binding's state; not acting");
-                    continue;
-                }
-            };
-            self.metrics.set_paused(view.paused.is_some());
-            let (recovery, recovery_evidence) = self.recovery(into.as_deref());
-            let verdict = trigger::on_outage(binding.policy, failback, &view, &recovery);
-            let name = &binding.name;
-            let (detail, summary) = match &verdict {
-                Verdict::Start => {
-                    let _ = self.start(
-                        &binding,
-                        Mode::Failover,
-                        DAEMON,
-                        "automatic: policy auto",
-                        Some(evidence.clone()),
-                    );
-                    continue;
-                }
-                Verdict::AwaitApproval(why) => (
-                    serde_json::json!({
-                        "reason": why,
-                        "evidence": evidence,
-                        "recovery_region": recovery_evidence,
-                    }),
-                    format!(
-                        "{region} is down: binding `{name}` waits for `lifeboat approve {name}`{}",
-                        why.as_ref()
-                            .map_or(String::new(), |why| format!(" ({why})"))
-                    ),
-                ),
-                Verdict::Notify => (
-                    serde_json::json!({ "evidence": evidence, "recovery_region": recovery_evidence }),
-                    format!("{region} is down: binding `{name}` only notifies"),
-                ),
-                Verdict::Blocked(_, why) => (
-                    serde_json::json!({
-                        "reason": why,
-                        "evidence": evidence,
-                        "recovery_region": recovery_evidence,
-                    }),
-                    format!("{region} is down, but binding `{name}` does not run: {why}"),
-                ),
-            };
-            let run = match verdict {
-                Verdict::Blocked(..) => view.active_run.as_deref(),
-                _ => None,
-            };
-            let d = decision(Some(name), verdict.kind(), run, DAEMON, Some(detail));
-            self.record(&d, Some(region), summary);
+            self.decide(&binding, evidence);
         }
+    }
+
+    /// Bindings whose maintenance window has closed while their region is
+    /// still declared down: decide for them now.
+    pub(super) fn after_maintenance(&mut self) {
+        let now = jiff::Timestamp::now();
+        let closed: Vec<String> = self
+            .maintenance_held
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in closed {
+            self.maintenance_held.remove(&name);
+            let Some(binding) = self
+                .config
+                .bindings
+                .iter()
+                .find(|b| b.name == name)
+                .cloned()
+            else {
+                continue;
+            };
+            let Some(evidence) = self.outages.get(&binding.region).cloned() else {
+                continue;
+            };
+            info!(binding = %name, region = %binding.region, "the maintenance window closed with the region still down: deciding now");
+            self.decide(&binding, &evidence);
+        }
+    }
+
+    /// Decide for `binding` on its region's declared outage.
+    fn decide(&mut self, binding: &Binding, evidence: &serde_json::Value) {
+        let region = binding.region.as_str();
+        let (failback, into) = match load_bound(binding) {
+            Ok((_, loaded)) => (
+                loaded.runbook.strategy == crate::runbook::Strategy::Failback,
+                loaded.runbook.regions.map(|r| r.to),
+            ),
+            Err(why) => {
+                let d = decision(
+                    Some(&binding.name),
+                    DecisionKind::StartFailed,
+                    None,
+                    DAEMON,
+                    Some(serde_json::json!({ "error": why, "evidence": evidence })),
+                );
+                self.record(
+                    &d,
+                    Some(region),
+                    format!("binding `{}`: {why}", binding.name),
+                );
+                return;
+            }
+        };
+        let view = match trigger::view(&self.journal, binding, jiff::Timestamp::now()) {
+            Ok(v) => v,
+            Err(e) => {
+                error!(binding = %binding.name, error = %e, "cannot read the binding's state; not acting");
+                return;
+            }
+        };
+        self.metrics.set_paused(view.paused.is_some());
+        let (recovery, recovery_evidence) = self.recovery(into.as_deref());
+        let verdict = trigger::on_outage(binding.policy, failback, &view, &recovery);
+        let name = &binding.name;
+        let (detail, summary) = match &verdict {
+            Verdict::Start => {
+                let _ = self.start(
+                    binding,
+                    Mode::Failover,
+                    DAEMON,
+                    "automatic: policy auto",
+                    Some(evidence.clone()),
+                );
+                return;
+            }
+            Verdict::AwaitApproval(why) => (
+                serde_json::json!({
+                    "reason": why,
+                    "evidence": evidence,
+                    "recovery_region": recovery_evidence,
+                }),
+                format!(
+                    "{region} is down: binding `{name}` waits for `lifeboat approve {name}`{}",
+                    why.as_ref()
+                        .map_or(String::new(), |why| format!(" ({why})"))
+                ),
+            ),
+            Verdict::Notify => (
+                serde_json::json!({ "evidence": evidence, "recovery_region": recovery_evidence }),
+                format!("{region} is down: binding `{name}` only notifies"),
+            ),
+            Verdict::Blocked(_, why) => (
+                serde_json::json!({
+                    "reason": why,
+                    "evidence": evidence,
+                    "recovery_region": recovery_evidence,
+                }),
+                format!("{region} is down, but binding `{name}` does not run: {why}"),
+            ),
+        };
+        if let Some(until) = view.maintenance
+            && verdict.kind() == DecisionKind::BlockedMaintenance
+        {
+            self.maintenance_held.insert(binding.name.clone(), until);
+        }
+        let run = match verdict {
+            Verdict::Blocked(..) => view.active_run.as_deref(),
+            _ => None,
+        };
+        let d = decision(Some(name), verdict.kind(), run, DAEMON, Some(detail));
+        self.record(&d, Some(region), summary);
     }
 
     /// A region declared down is healthy again: pending approvals lapse.

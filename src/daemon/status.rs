@@ -211,6 +211,8 @@ impl Daemon {
                 "awaiting-approval"
             } else if view.cooling.is_some() {
                 "cooling-down"
+            } else if view.maintenance.is_some() && b.policy != crate::config::Policy::Notify {
+                "in-maintenance"
             } else if b.policy == crate::config::Policy::Notify {
                 "notify-only"
             } else if view.paused.is_some() {
@@ -263,6 +265,7 @@ impl Daemon {
                 "cooling": view.cooling,
                 "awaiting_since": view.awaiting.as_ref().map(|d| d.at.clone()),
                 "paused": view.paused.is_some(),
+                "maintenance_until": view.maintenance.map(|t| format!("{t:.0}")),
                 "last_run": last.as_ref().map(|f| serde_json::json!({
                     "run": f.run,
                     "state": f.state,

@@ -407,6 +407,54 @@ async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() 
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_outage_in_a_maintenance_window_is_weighed_again_when_it_closes() {
+    // A window that opened a second ago (by the wall clock, which the
+    // windows follow) and lasts ten seconds.
+    let opened = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let utc = opened.as_second();
+    let schedule = format!("{} {} {} * * *", utc % 60, utc / 60 % 60, utc / 3600 % 24);
+    let rest = format!(
+        "bindings:\n  app:\n    region: us-east-1\n    runbook: rb.yaml\n    policy: auto\n    maintenance: [ {{ schedule: \"{schedule}\", duration: 10s }} ]\n"
+    );
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let d = InProcess::launch(&rest, aws, |_| {}).await;
+    for _ in 0..5 {
+        d.probe(false).await;
+    }
+    let held = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::BlockedMaintenance)
+        })
+        .await;
+    assert!(held, "{:?}", d.decisions());
+    assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
+    let status = d.status().await;
+    assert_eq!(status["bindings"][0]["state"], "in-maintenance", "{status}");
+    assert!(
+        d.scrape()
+            .await
+            .contains(r#"lifeboat_binding_state{binding="app",state="in-maintenance"} 1"#)
+    );
+    // The window closes with the region still down: the failover starts.
+    let closes = opened + jiff::SignedDuration::from_secs(10);
+    while jiff::Timestamp::now() < closes {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(ran, "{:?}", d.decisions());
+    assert_eq!(d.journal().runs().unwrap().len(), 1);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_restarted_daemon_exports_the_last_verification_at_once() {
     let job = "verify:\n  - name: nightly\n    resources:\n      - { kind: s3, bucket: backups, region: us-west-2, rpo_target: 1d }\n";
     let d = InProcess::start_with("notify", job, |state| {

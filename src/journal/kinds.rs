@@ -229,6 +229,7 @@ impl DecisionKind {
                 | DecisionKind::BlockedAwaitingApproval
                 | DecisionKind::BlockedFailback
                 | DecisionKind::BlockedRecoveryDown
+                | DecisionKind::BlockedMaintenance
                 | DecisionKind::StartFailed
         )
     }
@@ -257,6 +258,8 @@ vocabulary! {
         BlockedFailback = "blocked-failback",
         /// Not started: the region it would fail into is down too.
         BlockedRecoveryDown = "blocked-recovery-down",
+        /// Not started: the binding is in a maintenance window.
+        BlockedMaintenance = "blocked-maintenance",
         /// Starting failed.
         StartFailed = "start-failed",
         /// A human approved a pending run.
