@@ -395,9 +395,14 @@ mod tests {
             assert!(gap <= Duration::from_millis(1100), "{gap:?}");
         }
         assert!(a.len() >= 9, "{a:?}");
-        // The 5 s probe has its own tick.
-        assert_eq!(c.len(), 2, "{c:?}");
-        assert!(c[1] >= Duration::from_secs(5) && c[1] <= Duration::from_millis(5500));
+        // The 5 s probe has its own tick (a third one within 10.5 s when
+        // both jitters were small).
+        assert!((2..=3).contains(&c.len()), "{c:?}");
+        for pair in c.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= Duration::from_secs(5), "{c:?}");
+            assert!(gap <= Duration::from_millis(5500), "{c:?}");
+        }
         // The slow probe never runs twice at once: it sits out the ticks
         // while it is checking and rejoins the first tick after.
         for pair in slow.windows(2) {
