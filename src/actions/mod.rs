@@ -161,6 +161,7 @@ async fn run_aws(
         ActionInput::AutoscalingSetCapacity(w) => autoscaling::set_capacity(aws, ctx, w).await,
         ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
         ActionInput::Route53SwitchFailover(w) => route53::switch_failover(aws, ctx, w).await,
+        ActionInput::Route53SetWeights(w) => route53::set_weights(aws, ctx, w).await,
         ActionInput::Route53UpdateHealthCheck(w) => route53::update_health_check(aws, w).await,
         ActionInput::CloudwatchPutMetricData(w) => cloudwatch::put(aws, ctx, w).await,
         ActionInput::S3NewestObjectAge(w) => s3::newest_object_age(aws, ctx, w).await,
@@ -414,6 +415,23 @@ impl Actions for Registry {
                 vec!["rds:DescribeDBInstances until available".to_string()]
             }
             ActionInput::Route53UpsertRecords(w) => route53::describe(w),
+            ActionInput::Route53SetWeights(w) => vec![
+                format!(
+                    "route53:ListHostedZonesByName {} and ListResourceRecordSets",
+                    w.zone
+                ),
+                format!(
+                    "route53:ChangeResourceRecordSets UPSERT of the weighted {} {} sets whose weight differs from {}",
+                    w.record_type,
+                    w.name,
+                    w.weights
+                        .iter()
+                        .map(|(id, weight)| format!("{id}={weight}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "route53:GetChange until INSYNC".to_string(),
+            ],
             ActionInput::Ec2StartInstances(w) => ec2::describe(ec2::Direction::Start, ctx, w),
             ActionInput::Ec2StopInstances(w) => ec2::describe(ec2::Direction::Stop, ctx, w),
             ActionInput::Ec2WaitRunning(w) => vec![format!(

@@ -38,6 +38,7 @@ pub async fn resolve(
             let zone = match &step.input {
                 ActionInput::Route53UpsertRecords(w) => Some(&w.zone),
                 ActionInput::Route53SwitchFailover(w) => Some(&w.zone),
+                ActionInput::Route53SetWeights(w) => Some(&w.zone),
                 _ => None,
             };
             if let Some(zone) = zone.filter(|z| z.contains('.') && !z.contains("${")) {

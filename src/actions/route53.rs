@@ -1,6 +1,7 @@
 //! Route 53: upsert records, given or by a rewrite rule, in as few change
-//! batches as possible; switch failover pairs; invert or disable health
-//! checks; then wait until the changes are INSYNC.
+//! batches as possible; switch failover pairs; set the weights of weighted
+//! sets; invert or disable health checks; then wait until the changes are
+//! INSYNC.
 
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, HealthCheck, ResourceRecord,
@@ -12,7 +13,7 @@ use super::{Poll, Readiness, poll_route53};
 use crate::aws::AwsClients;
 use crate::catalogue::ActionInput;
 use crate::catalogue::route53::{
-    Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
+    Record, Rewrite, SetWeights, SwitchFailover, UpdateHealthCheck, UpsertRecords,
 };
 use crate::engine::{ActionError, Outputs, StepContext};
 
@@ -549,6 +550,147 @@ pub(super) async fn switch_failover(
     ]))
 }
 
+/// Each weighted set's identifier and weight.
+type Weights = Vec<(String, i64)>;
+
+/// The weighted record sets of `w`'s name and type, each with the weight
+/// `w` gives it (its own when `w` does not name it), and the sets whose
+/// weight changes. Refused: a set identifier the group does not have, and
+/// weights that would all be 0, which Route 53 answers by routing to every
+/// set alike (not to none).
+fn weight_plan(
+    existing: &[ResourceRecordSet],
+    w: &SetWeights,
+) -> Result<(Weights, Vec<ResourceRecordSet>), ActionError> {
+    let mut group: Vec<&ResourceRecordSet> = existing
+        .iter()
+        .filter(|s| {
+            fqdn(s.name()) == fqdn(&w.name)
+                && s.r#type().as_str() == w.record_type
+                && s.weight().is_some()
+        })
+        .collect();
+    group.sort_by_key(|s| s.set_identifier());
+    let ids: Vec<&str> = group.iter().filter_map(|s| s.set_identifier()).collect();
+    for id in w.weights.keys() {
+        if !ids.contains(&id.as_str()) {
+            return Err(ActionError::permanent(format!(
+                "no weighted {} record {} with set identifier `{id}` in {} (its weighted sets: {})",
+                w.record_type,
+                w.name,
+                w.zone,
+                if ids.is_empty() {
+                    "none".to_string()
+                } else {
+                    ids.join(", ")
+                }
+            )));
+        }
+    }
+    let mut after = Vec::new();
+    let mut changes = Vec::new();
+    for set in group {
+        let id = set.set_identifier().unwrap_or_default();
+        let now = set.weight().unwrap_or_default();
+        let want = w.weights.get(id).map_or(now, |&v| i64::from(v));
+        if want != now {
+            let mut changed = set.clone();
+            changed.weight = Some(want);
+            changes.push(changed);
+        }
+        after.push((id.to_string(), want));
+    }
+    if after.iter().all(|(_, weight)| *weight == 0) {
+        return Err(ActionError::permanent(format!(
+            "every weighted {} record {} would weigh 0, which Route 53 answers by routing to all of them alike, not to none: keep one above 0",
+            w.record_type, w.name
+        )));
+    }
+    Ok((after, changes))
+}
+
+/// `route53.set_weights`: give the named weighted sets their weights, in
+/// one atomic change batch of those that differ; wait until INSYNC.
+pub(super) async fn set_weights(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &SetWeights,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let zone = zone_id(&client, &w.zone).await?;
+    let existing = record_sets(&client, &zone).await?;
+    let (after, changes) = weight_plan(&existing, w)?;
+    let mut change_ids = Vec::new();
+    if !changes.is_empty() {
+        change_ids.push(send_upserts(&client, ctx, &zone, &w.zone, &changes).await?);
+    }
+    if w.wait_insync {
+        wait_insync(&client, ctx, &w.zone, &change_ids).await?;
+    }
+    Ok(weights_out(&zone, &after, &changes, &change_ids))
+}
+
+fn weights_out(
+    zone: &str,
+    after: &[(String, i64)],
+    changes: &[ResourceRecordSet],
+    change_ids: &[String],
+) -> Outputs {
+    let weights: serde_json::Map<String, serde_json::Value> = after
+        .iter()
+        .map(|(id, weight)| (id.clone(), serde_json::json!(weight)))
+        .collect();
+    let changed: Vec<&str> = changes.iter().filter_map(|s| s.set_identifier()).collect();
+    Outputs::from([
+        ("zone_id".to_string(), serde_json::json!(zone)),
+        ("weights".to_string(), serde_json::Value::Object(weights)),
+        ("changed".to_string(), serde_json::json!(changed)),
+        ("change_ids".to_string(), serde_json::json!(change_ids)),
+    ])
+}
+
+/// `route53.set_weights` in a drill: the weighted sets are copied under
+/// `drill-<run>.<name>` with the new weights (the torn-down copy shows the
+/// change); the live sets keep theirs.
+pub(super) async fn drill_set_weights(
+    aws: &AwsClients,
+    ctx: &StepContext,
+    w: &SetWeights,
+) -> Result<Outputs, ActionError> {
+    let client = aws.route53();
+    let zone = zone_id(&client, &w.zone).await?;
+    let existing = record_sets(&client, &zone).await?;
+    let (after, _) = weight_plan(&existing, w)?;
+    let copies: Vec<ResourceRecordSet> = existing
+        .iter()
+        .filter(|s| {
+            fqdn(s.name()) == fqdn(&w.name)
+                && s.r#type().as_str() == w.record_type
+                && s.weight().is_some()
+        })
+        .map(|s| {
+            let mut copy = s.clone();
+            copy.name = super::drill::record_name(&copy.name, &ctx.run_id);
+            let id = s.set_identifier().unwrap_or_default();
+            copy.weight = after.iter().find(|(i, _)| i == id).map(|(_, w)| *w);
+            copy
+        })
+        .collect();
+    let change = send_upserts(&client, ctx, &zone, &w.zone, &copies).await?;
+    if w.wait_insync {
+        wait_insync(&client, ctx, &w.zone, std::slice::from_ref(&change)).await?;
+    }
+    let mut out = weights_out(&zone, &after, &copies, std::slice::from_ref(&change));
+    out.insert(
+        "drill".to_string(),
+        serde_json::json!(format!(
+            "wrote the weighted sets as {} with the new weights; the live sets kept theirs",
+            copies.first().map_or("", |c| c.name())
+        )),
+    );
+    Ok(out)
+}
+
 /// `route53.upsert_records` in a drill: the same records, under
 /// `drill-<run>.<name>` instead of the live names.
 pub(super) async fn drill_upsert(
@@ -713,6 +855,24 @@ pub(super) async fn preflight(
                     } else {
                         ""
                     }
+                ))
+            }
+            .await,
+        ),
+        ActionInput::Route53SetWeights(w) => verdict(
+            async {
+                let zone = zone_id(&client, &w.zone).await?;
+                let existing = record_sets(&client, &zone).await?;
+                let (after, changes) = weight_plan(&existing, w)?;
+                Ok(format!(
+                    "weighted sets of {} weigh {} after; {} would change",
+                    w.name,
+                    after
+                        .iter()
+                        .map(|(id, weight)| format!("{id}={weight}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    changes.len()
                 ))
             }
             .await,

@@ -217,6 +217,7 @@ catalogue! {
     AutoscalingSetCapacity(autoscaling::SetCapacity) = "autoscaling.set_capacity";
     Route53UpsertRecords(route53::UpsertRecords) = "route53.upsert_records";
     Route53SwitchFailover(route53::SwitchFailover) = "route53.switch_failover";
+    Route53SetWeights(route53::SetWeights) = "route53.set_weights";
     Route53UpdateHealthCheck(route53::UpdateHealthCheck) = "route53.update_health_check";
     S3CheckReplication(s3::CheckReplication) = "s3.check_replication";
     S3NewestObjectAge(s3::NewestObjectAge) = "s3.newest_object_age";
@@ -253,6 +254,7 @@ impl ActionInput {
             ActionInput::AutoscalingSetCapacity(w) => w.check(),
             ActionInput::Route53UpsertRecords(w) => w.check(),
             ActionInput::Route53UpdateHealthCheck(w) => w.check(),
+            ActionInput::Route53SetWeights(w) => w.check(),
             ActionInput::HttpWaitHealthy(w) => w.check(),
             ActionInput::Exec(w) => w.check(),
             ActionInput::RdsCreateSnapshot(_)
@@ -599,6 +601,23 @@ impl ActionKind {
                 10 * MINUTE,
                 3,
                 "Make one record of a failover pair the PRIMARY.",
+            ),
+            ActionKind::Route53SetWeights => (
+                Service::Route53,
+                route53,
+                true,
+                true,
+                &[
+                    "route53:ListHostedZonesByName",
+                    "route53:ListResourceRecordSets",
+                    "route53:ChangeResourceRecordSets",
+                    "route53:GetChange",
+                ],
+                Isolated,
+                "writes a copy of the weighted sets under `drill-<run>.<zone>` with the new weights; the live sets keep theirs",
+                10 * MINUTE,
+                3,
+                "Set the weights of a name's weighted record sets, then wait until INSYNC.",
             ),
             ActionKind::Route53UpdateHealthCheck => (
                 Service::Route53,

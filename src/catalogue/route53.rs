@@ -204,6 +204,47 @@ pub struct SwitchFailover {
     pub wait_insync: bool,
 }
 
+/// `route53.set_weights`: set the weights of a name's weighted record sets,
+/// by set identifier (e.g. `{ us-east-1: 0, us-west-2: 100 }`); only those
+/// that differ are written, in one change batch. Sets not named keep
+/// their weights.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWeights {
+    /// Hosted zone, by name or id.
+    pub zone: String,
+    /// Record name.
+    pub name: String,
+    /// Record type.
+    #[serde(rename = "type", default = "a_record")]
+    pub record_type: String,
+    /// The weight (0 to 255) of each record set, by set identifier.
+    pub weights: std::collections::BTreeMap<String, u32>,
+    /// Wait until the change is INSYNC.
+    #[serde(default = "yes")]
+    pub wait_insync: bool,
+}
+
+/// Route 53's largest weight.
+pub const MAX_WEIGHT: u32 = 255;
+
+impl SetWeights {
+    pub(super) fn check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.weights.is_empty() {
+            problems.push("`weights` names no record set".to_string());
+        }
+        for (id, weight) in &self.weights {
+            if *weight > MAX_WEIGHT {
+                problems.push(format!(
+                    "`weights.{id}`: {weight} is over Route 53's largest weight, {MAX_WEIGHT}"
+                ));
+            }
+        }
+        problems
+    }
+}
+
 /// `route53.update_health_check`: invert or disable a health check, which
 /// forces the failover records that use it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -573,6 +573,10 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             let (zone, narrower) = at.zone(&w.zone);
             t.add(Role::Used, zone).narrower = narrower;
         }
+        ("route53:ListResourceRecordSets", I::Route53SetWeights(w)) => {
+            let (zone, narrower) = at.zone(&w.zone);
+            t.add(Role::Used, zone).narrower = narrower;
+        }
         ("route53:GetHealthCheck" | "route53:GetHealthCheckStatus", input) => {
             let id = match input {
                 I::Route53UpdateHealthCheck(w) => Some(w.health_check_id.as_str()),
@@ -606,6 +610,11 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                     (w.zone.as_str(), names, types)
                 }
                 I::Route53SwitchFailover(w) => (
+                    w.zone.as_str(),
+                    vec![w.name.clone()],
+                    vec![w.record_type.clone()],
+                ),
+                I::Route53SetWeights(w) => (
                     w.zone.as_str(),
                     vec![w.name.clone()],
                     vec![w.record_type.clone()],

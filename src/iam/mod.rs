@@ -122,7 +122,7 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             ("ec2:DeregisterImage", Tagged),
             ("ec2:DeleteSnapshot", Tagged),
         ],
-        K::Route53UpsertRecords | K::Route53SwitchFailover => {
+        K::Route53UpsertRecords | K::Route53SwitchFailover | K::Route53SetWeights => {
             vec![("route53:ChangeResourceRecordSets", DrillNames)]
         }
         K::S3CopyObjects => vec![("s3:PutObject", Created), ("s3:DeleteObject", Tagged)],

@@ -3,7 +3,7 @@
 use lifeboat::actions::{Readiness, Registry};
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::route53::{
-    Alias, Record, Rewrite, SwitchFailover, UpdateHealthCheck, UpsertRecords,
+    Alias, Record, Rewrite, SetWeights, SwitchFailover, UpdateHealthCheck, UpsertRecords,
 };
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
@@ -174,6 +174,163 @@ async fn switch_failover_swaps_the_pair_once() {
         registry.preflight(&ctx(), &switch("west"), &[]).await,
         Readiness::WouldFail(_)
     ));
+}
+
+fn set_weights(weights: &[(&str, u32)]) -> ActionInput {
+    ActionInput::Route53SetWeights(SetWeights {
+        zone: "example.com".into(),
+        name: "app.example.com".into(),
+        record_type: "A".into(),
+        weights: weights.iter().map(|(id, w)| (id.to_string(), *w)).collect(),
+        wait_insync: true,
+    })
+}
+
+/// Each weighted set of `name`, with its weight.
+async fn weights_of(
+    aws: &lifeboat::aws::AwsClients,
+    zone: &str,
+    name: &str,
+) -> Vec<(String, Option<i64>)> {
+    sets_of(aws, zone, name)
+        .await
+        .iter()
+        .map(|s| (s.set_identifier().unwrap_or("").to_string(), s.weight()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_are_set_once_only_where_they_differ_and_never_all_to_zero() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::support::seed::zone(&aws, "example.com", &[]).await;
+    crate::support::seed::weighted(
+        &aws,
+        &zone,
+        "app.example.com",
+        &[
+            ("us-east-1", 50, "192.0.2.10"),
+            ("us-west-2", 50, "198.51.100.10"),
+            ("eu-west-1", 0, "203.0.113.10"),
+        ],
+    )
+    .await;
+    let registry = Registry::with_aws(aws.clone());
+    let drain = set_weights(&[("us-east-1", 0), ("us-west-2", 100)]);
+    assert!(matches!(
+        registry.preflight(&ctx(), &drain, &[]).await,
+        Readiness::Ready(m) if m.contains("eu-west-1=0, us-east-1=0, us-west-2=100 after; 2 would change")
+    ));
+
+    // Do: both named sets change, in one batch; the one not named keeps 0.
+    let before = aws.calls().mutating();
+    let out = registry.run(&ctx(), &drain).await.expect("set weights");
+    assert_eq!(
+        out["changed"],
+        serde_json::json!(["us-east-1", "us-west-2"])
+    );
+    assert_eq!(out["weights"]["us-west-2"], 100);
+    let after = aws.calls().mutating();
+    let batches = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .filter(|(op, _)| op.contains("ChangeResourceRecordSets"))
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        batches(&after) - batches(&before),
+        1,
+        "one change batch: {after:?}"
+    );
+    assert_eq!(
+        weights_of(&aws, &zone, "app.example.com").await,
+        vec![
+            ("eu-west-1".to_string(), Some(0)),
+            ("us-east-1".to_string(), Some(0)),
+            ("us-west-2".to_string(), Some(100)),
+        ]
+    );
+    // Done already: nothing written.
+    let before = aws.calls().mutating();
+    let again = registry.run(&ctx(), &drain).await.expect("again");
+    assert_eq!(again["changed"], serde_json::json!([]));
+    assert_eq!(
+        aws.calls().mutating(),
+        before,
+        "the weights are set: no change"
+    );
+    // Only what differs: restoring one set writes that one.
+    let out = registry
+        .run(
+            &ctx(),
+            &set_weights(&[("us-east-1", 50), ("us-west-2", 100)]),
+        )
+        .await
+        .expect("restore");
+    assert_eq!(out["changed"], serde_json::json!(["us-east-1"]));
+
+    // A set the group does not have: named, nothing written.
+    let err = registry
+        .run(&ctx(), &set_weights(&[("ap-south-1", 10)]))
+        .await
+        .expect_err("no such set");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert_eq!(
+        err.message,
+        "no weighted A record app.example.com with set identifier `ap-south-1` in example.com (its weighted sets: eu-west-1, us-east-1, us-west-2)"
+    );
+    // All to 0 would send traffic everywhere alike: refused.
+    let before = aws.calls().mutating();
+    let err = registry
+        .run(&ctx(), &set_weights(&[("us-east-1", 0), ("us-west-2", 0)]))
+        .await
+        .expect_err("all zero");
+    assert_eq!(err.kind, FailureKind::Permanent);
+    assert!(
+        err.message.contains("routing to all of them alike"),
+        "{}",
+        err.message
+    );
+    assert_eq!(aws.calls().mutating(), before);
+    assert!(matches!(
+        registry
+            .preflight(
+                &ctx(),
+                &set_weights(&[("us-east-1", 0), ("us-west-2", 0)]),
+                &[]
+            )
+            .await,
+        Readiness::WouldFail(_)
+    ));
+
+    // A drill writes a copy with the new weights; the live sets keep theirs.
+    let live = weights_of(&aws, &zone, "app.example.com").await;
+    let mut drill = ctx();
+    drill.mode = Mode::Drill;
+    drill.run_id = "20261204T100000-0001".into();
+    let out = registry.run(&drill, &drain).await.expect("drill");
+    assert!(
+        out["drill"]
+            .as_str()
+            .is_some_and(|d| d.contains("the live sets kept theirs")),
+        "{out:?}"
+    );
+    let copy = format!("drill-{}.app.example.com", drill.run_id).to_ascii_lowercase();
+    assert_eq!(
+        weights_of(&aws, &zone, &copy).await,
+        vec![
+            ("eu-west-1".to_string(), Some(0)),
+            ("us-east-1".to_string(), Some(0)),
+            ("us-west-2".to_string(), Some(100)),
+        ]
+    );
+    assert_eq!(weights_of(&aws, &zone, "app.example.com").await, live);
+    let regions = ["us-east-1".to_string()].into_iter().collect();
+    let which = lifeboat::actions::drill::Which::Run(drill.run_id.clone());
+    let t = lifeboat::actions::drill::teardown(&aws, &regions, &which).await;
+    assert!(t.errors.is_empty(), "{:?}", t.errors);
+    assert!(weights_of(&aws, &zone, &copy).await.is_empty());
+    assert_eq!(weights_of(&aws, &zone, "app.example.com").await, live);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,6 +269,31 @@ async fn pair(
     check_id
 }
 
+/// The weighted A sets of `name`: each `(set identifier, weight, address)`.
+pub async fn weighted(aws: &AwsClients, zone_id: &str, name: &str, sets: &[(&str, i64, &str)]) {
+    use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
+    let sets: Vec<ResourceRecordSet> = sets
+        .iter()
+        .map(|(id, weight, value)| {
+            ResourceRecordSet::builder()
+                .name(name)
+                .r#type(RrType::A)
+                .ttl(60)
+                .set_identifier(*id)
+                .weight(*weight)
+                .resource_records(
+                    ResourceRecord::builder()
+                        .value(*value)
+                        .build()
+                        .expect("record"),
+                )
+                .build()
+                .expect("record set")
+        })
+        .collect();
+    create_sets(aws, zone_id, &sets).await;
+}
+
 /// CREATE `sets` in the zone, in one change batch.
 async fn create_sets(
     aws: &AwsClients,

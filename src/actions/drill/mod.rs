@@ -368,6 +368,7 @@ pub(super) async fn run(
         I::AutoscalingSetCapacity(w) => groups::set_capacity(aws, ctx, w).await,
         I::Route53UpsertRecords(w) => super::route53::drill_upsert(aws, ctx, w).await,
         I::Route53SwitchFailover(w) => super::route53::drill_switch(aws, ctx, w).await,
+        I::Route53SetWeights(w) => super::route53::drill_set_weights(aws, ctx, w).await,
         I::Route53UpdateHealthCheck(w) => simulated(format!(
             "would set health check {}{}{}",
             w.health_check_id,
