@@ -21,7 +21,15 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
     ),
     ("failback.yaml", include_str!("../runbooks/failback.yaml")),
     (
+        "active-active.yaml",
+        include_str!("../runbooks/active-active.yaml"),
+    ),
+    (
         "failback-active-passive.yaml",
         include_str!("../runbooks/failback-active-passive.yaml"),
+    ),
+    (
+        "failback-active-active.yaml",
+        include_str!("../runbooks/failback-active-active.yaml"),
     ),
 ];

@@ -157,7 +157,8 @@ pub fn substitute(
         }
         match &mut node.value {
             Value::Seq(items) => stack.extend(items.iter_mut()),
-            Value::Map(entries) => stack.extend(entries.iter_mut().map(|(_, v)| v)),
+            // Keys take parameters too: `weights: { "${dr_region}": 100 }`.
+            Value::Map(entries) => stack.extend(entries.iter_mut().flat_map(|(k, v)| [k, v])),
             Value::Null | Value::Scalar(..) => {}
         }
     }

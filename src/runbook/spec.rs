@@ -64,6 +64,8 @@ pub enum Strategy {
     WarmStandby,
     /// A full idle copy; traffic is switched.
     ActivePassive,
+    /// Every region serves; the failed one is drained, the others absorb it.
+    ActiveActive,
     /// Back to the repaired primary; always started by a human.
     Failback,
 }
@@ -76,6 +78,7 @@ impl Strategy {
             Strategy::PilotLight => "pilot-light",
             Strategy::WarmStandby => "warm-standby",
             Strategy::ActivePassive => "active-passive",
+            Strategy::ActiveActive => "active-active",
             Strategy::Failback => "failback",
         }
     }

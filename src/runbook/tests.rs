@@ -324,6 +324,28 @@ fn shipped_runbooks_validate_and_plan_in_every_mode() {
 }
 
 #[test]
+fn keys_take_parameters_too() {
+    let text = "name: t\nstrategy: active-active\nparams:\n  east: { default: us-east-1 }\n  west: { default: us-west-2 }\nregions: { from: \"${east}\", to: \"${west}\" }\nsteps:\n  - id: drain\n    action: route53.set_weights\n    with: { zone: example.com, name: app.example.com, weights: { \"${east}\": 0, \"${west}\": \"100\" } }\n";
+    let l = load(
+        "t.yaml",
+        text,
+        &[("west".into(), "eu-west-1".into())],
+        MissingParams::Refuse,
+    )
+    .unwrap_or_else(|p| panic!("{p:#?}"));
+    let crate::catalogue::ActionInput::Route53SetWeights(w) = &l.runbook.steps[0].input else {
+        panic!("{:?}", l.runbook.steps[0].input);
+    };
+    assert_eq!(
+        w.weights,
+        std::collections::BTreeMap::from([
+            ("eu-west-1".to_string(), 100),
+            ("us-east-1".to_string(), 0)
+        ])
+    );
+}
+
+#[test]
 fn syntax_errors_are_located() {
     let got = errors("name: x\nsteps: [\n");
     assert_eq!(got.len(), 1);

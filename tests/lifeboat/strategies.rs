@@ -1,5 +1,5 @@
-//! The shipped backup-restore, warm-standby, active-passive and failback
-//! runbooks, each run with `lifeboat run` against the emulator end to end,
+//! The shipped backup-restore, warm-standby, active-passive, active-active
+//! and failback runbooks, each run with `lifeboat run` against the emulator end to end,
 //! then checked with describe calls; and `lifeboat check` before and after.
 
 use std::path::PathBuf;
@@ -387,6 +387,97 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
         vec!["192.0.2.10"]
     );
     crate::support::iam::assert_covered(state);
+}
+
+/// Each weighted set of `app.example.com`, with its weight; and the desired
+/// capacity of `app-asg` in us-east-1 and us-west-2.
+async fn active_active_state(aws: &AwsClients, zone: &str) -> (Vec<(String, i64)>, Vec<i32>) {
+    let sets = aws
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("list records");
+    let mut weights: Vec<(String, i64)> = sets
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == "app.example.com")
+        .filter_map(|s| Some((s.set_identifier()?.to_string(), s.weight()?)))
+        .collect();
+    weights.sort();
+    let mut desired = Vec::new();
+    for region in ["us-east-1", "us-west-2"] {
+        let groups = aws
+            .autoscaling(region)
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("app-asg")
+            .send()
+            .await
+            .expect("describe group");
+        desired.push(
+            groups.auto_scaling_groups()[0]
+                .desired_capacity()
+                .unwrap_or(-1),
+        );
+    }
+    (weights, desired)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_active_drains_absorbs_and_its_failback_gives_the_traffic_back() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::support::seed::strategy(&aws, "active-active.yaml").await;
+    let before = active_active_state(&aws, &zone).await;
+    let weights = |east: i64, west: i64| {
+        vec![
+            ("us-east-1".to_string(), east),
+            ("us-west-2".to_string(), west),
+        ]
+    };
+    assert_eq!(before, (weights(50, 50), vec![3, 3]));
+
+    // The failover: us-east-1 drained, us-west-2 at six instances.
+    let scene = Scene::new("active-active.yaml").await;
+    assert_ok(&scene.lifeboat(&moto, &["check"]));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
+    assert_eq!(
+        active_active_state(&aws, &zone).await,
+        (weights(0, 100), vec![3, 6])
+    );
+    let runs = crate::support::lifeboat(&scene.state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let report = crate::support::lifeboat(&scene.state, &["report", &id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert!(report["rto"]["seconds"].as_f64().is_some(), "{report}");
+    assert_eq!(report["rto"]["verdict"], "met", "{report}");
+    crate::support::iam::assert_covered(&scene.state);
+    let again = scene.lifeboat(&moto, &["run", "--yes"]);
+    assert_ok(&again);
+    assert!(
+        text(&again.stderr).contains("(0 of them changes)"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // The failback, once approved: both regions serve as before.
+    let scene = Scene::new("failback-active-active.yaml").await;
+    let (child, id) = scene.start(&moto);
+    crate::support::wait_for(&scene.state, &id, "approve", "waiting");
+    assert_eq!(
+        active_active_state(&aws, &zone).await,
+        (weights(0, 100), vec![3, 6]),
+        "nothing changes before the approval"
+    );
+    let approve = crate::support::lifeboat(&scene.state, &["approve", &id, "approve"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    let (status, stderr) = finish(child);
+    moto.assert_authorized();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(active_active_state(&aws, &zone).await, before);
+    crate::support::iam::assert_covered(&scene.state);
 }
 
 /// Approve a failback's two approvals as each comes up.

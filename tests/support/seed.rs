@@ -443,6 +443,24 @@ pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
 /// state a failover leaves (the replica promoted and serving, DNS on the
 /// DR address, the primary app tier stopped). Returns the zone's id.
 pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
+    if runbook == "active-active.yaml" {
+        // Both regions serve, half the traffic each, three instances each.
+        let zone = zone(aws, "example.com", &[]).await;
+        weighted(
+            aws,
+            &zone,
+            "app.example.com",
+            &[
+                ("us-east-1", 50, "192.0.2.10"),
+                ("us-west-2", 50, "198.51.100.10"),
+            ],
+        )
+        .await;
+        for region in ["us-east-1", "us-west-2"] {
+            group_in(aws, region, "app-asg", 3).await;
+        }
+        return zone;
+    }
     primary_and_replica(aws, "app-db", "app-db-replica").await;
     // Where `app.example.com` points before the run (none: a failover pair).
     let app_address = match runbook {
@@ -572,8 +590,13 @@ pub async fn launch_template(aws: &AwsClients, region: &str, name: &str) {
 
 /// A group of `desired` instances (at most 10) from a launch template.
 pub async fn group(aws: &AwsClients, name: &str, desired: i32) {
-    launch_template(aws, "us-west-2", &format!("{name}-template")).await;
-    aws.autoscaling("us-west-2")
+    group_in(aws, "us-west-2", name, desired).await;
+}
+
+/// [`group`], in `region`.
+pub async fn group_in(aws: &AwsClients, region: &str, name: &str, desired: i32) {
+    launch_template(aws, region, &format!("{name}-template")).await;
+    aws.autoscaling(region)
         .create_auto_scaling_group()
         .auto_scaling_group_name(name)
         .launch_template(
@@ -584,7 +607,7 @@ pub async fn group(aws: &AwsClients, name: &str, desired: i32) {
         .min_size(0)
         .max_size(10)
         .desired_capacity(desired)
-        .availability_zones("us-west-2a")
+        .availability_zones(format!("{region}a"))
         .send()
         .await
         .expect("create group");
