@@ -259,15 +259,25 @@ impl Daemon {
             .get(region)
             .map_or(0, |r| r.probes.len());
         let failing = detector.failing().len();
+        // A probe's last check failing counts before its threshold does:
+        // regions failing together (this host cut off, say) are declared
+        // in some order, and the first must not fail into the second.
+        let failed_last = (0..total)
+            .filter(|&i| {
+                self.last
+                    .get(&(region.to_string(), i))
+                    .is_some_and(|o| !o.ok)
+            })
+            .count();
         let state = detector.state();
         let word = serde_json::json!(state);
         let what = format!(
-            "{region} is {} with {failing} of {total} probes failing",
+            "{region} is {} with {failing} of {total} probes failing ({failed_last} failed their last check)",
             word.as_str().unwrap_or_default()
         );
         let recovery = if self.outages.contains_key(region) || state == RegionState::Down {
             Recovery::Down(what)
-        } else if failing > 0 || state == RegionState::Recovering {
+        } else if failing > 0 || failed_last > 0 || state == RegionState::Recovering {
             Recovery::Unsure(what)
         } else {
             Recovery::Healthy

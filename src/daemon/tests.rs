@@ -379,10 +379,9 @@ async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() 
         .unwrap();
     let detail = decision.detail.unwrap();
     assert!(
-        detail["reason"]
-            .as_str()
-            .unwrap()
-            .contains("us-west-2 is degraded with 1 of 2 probes failing"),
+        detail["reason"].as_str().unwrap().contains(
+            "us-west-2 is degraded with 1 of 2 probes failing (1 failed their last check)"
+        ),
         "{detail}"
     );
     // A human who looked approves it, and it runs.
@@ -403,6 +402,29 @@ async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() 
         })
         .await;
     assert!(ran, "{:?}", d.decisions());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn regions_failing_together_fail_over_into_neither_without_a_human() {
+    let d = watching_the_recovery_region("auto").await;
+    // Every probe fails from the same moment (this host cut off, say):
+    // us-east-1's results arrive first each time, so it is declared while
+    // us-west-2's own threshold is one result short.
+    for _ in 0..5 {
+        d.feed("us-east-1", 0, false).await;
+        d.feed("us-west-2", 0, false).await;
+        d.feed("us-west-2", 1, false).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let asked = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::AwaitingApproval)
+        })
+        .await;
+    assert!(asked, "{:?}", d.decisions());
+    assert!(!d.decisions().contains(&DecisionKind::Started));
+    assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
     d.stop().await;
 }
 
