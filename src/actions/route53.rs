@@ -529,8 +529,7 @@ pub(super) async fn switch_failover(
     w: &SwitchFailover,
 ) -> Result<Outputs, ActionError> {
     let client = aws.route53();
-    let zone = zone_id(&client, &w.zone).await?;
-    let existing = record_sets(&client, &zone).await?;
+    let (zone, existing) = zone_and_sets(&client, &w.zone).await?;
     let (primary, other) = failover_pair(&existing, w)?;
     let switched = primary.failover() != Some(&ResourceRecordSetFailover::Primary);
     let mut change_ids = Vec::new();
@@ -550,6 +549,33 @@ pub(super) async fn switch_failover(
     ]))
 }
 
+/// The id of hosted zone `zone` (by name or id) and every record set in it.
+async fn zone_and_sets(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+) -> Result<(String, Vec<ResourceRecordSet>), ActionError> {
+    let id = zone_id(client, zone).await?;
+    let sets = record_sets(client, &id).await?;
+    Ok((id, sets))
+}
+
+/// The weighted record sets of `w`'s name and type, by set identifier.
+fn weighted_group<'a>(
+    existing: &'a [ResourceRecordSet],
+    w: &SetWeights,
+) -> Vec<&'a ResourceRecordSet> {
+    let mut group: Vec<&ResourceRecordSet> = existing
+        .iter()
+        .filter(|s| {
+            fqdn(s.name()) == fqdn(&w.name)
+                && s.r#type().as_str() == w.record_type
+                && s.weight().is_some()
+        })
+        .collect();
+    group.sort_by_key(|s| s.set_identifier());
+    group
+}
+
 /// Each weighted set's identifier and weight.
 type Weights = Vec<(String, i64)>;
 
@@ -562,15 +588,7 @@ fn weight_plan(
     existing: &[ResourceRecordSet],
     w: &SetWeights,
 ) -> Result<(Weights, Vec<ResourceRecordSet>), ActionError> {
-    let mut group: Vec<&ResourceRecordSet> = existing
-        .iter()
-        .filter(|s| {
-            fqdn(s.name()) == fqdn(&w.name)
-                && s.r#type().as_str() == w.record_type
-                && s.weight().is_some()
-        })
-        .collect();
-    group.sort_by_key(|s| s.set_identifier());
+    let group = weighted_group(existing, w);
     let ids: Vec<&str> = group.iter().filter_map(|s| s.set_identifier()).collect();
     for id in w.weights.keys() {
         if !ids.contains(&id.as_str()) {
@@ -617,8 +635,7 @@ pub(super) async fn set_weights(
     w: &SetWeights,
 ) -> Result<Outputs, ActionError> {
     let client = aws.route53();
-    let zone = zone_id(&client, &w.zone).await?;
-    let existing = record_sets(&client, &zone).await?;
+    let (zone, existing) = zone_and_sets(&client, &w.zone).await?;
     let (after, changes) = weight_plan(&existing, w)?;
     let mut change_ids = Vec::new();
     if !changes.is_empty() {
@@ -658,16 +675,10 @@ pub(super) async fn drill_set_weights(
     w: &SetWeights,
 ) -> Result<Outputs, ActionError> {
     let client = aws.route53();
-    let zone = zone_id(&client, &w.zone).await?;
-    let existing = record_sets(&client, &zone).await?;
+    let (zone, existing) = zone_and_sets(&client, &w.zone).await?;
     let (after, _) = weight_plan(&existing, w)?;
-    let copies: Vec<ResourceRecordSet> = existing
-        .iter()
-        .filter(|s| {
-            fqdn(s.name()) == fqdn(&w.name)
-                && s.r#type().as_str() == w.record_type
-                && s.weight().is_some()
-        })
+    let copies: Vec<ResourceRecordSet> = weighted_group(&existing, w)
+        .into_iter()
         .map(|s| {
             let mut copy = s.clone();
             copy.name = super::drill::record_name(&copy.name, &ctx.run_id);
@@ -738,8 +749,7 @@ pub(super) async fn drill_switch(
     w: &SwitchFailover,
 ) -> Result<Outputs, ActionError> {
     let client = aws.route53();
-    let zone = zone_id(&client, &w.zone).await?;
-    let existing = record_sets(&client, &zone).await?;
+    let (zone, existing) = zone_and_sets(&client, &w.zone).await?;
     let (primary, _) = failover_pair(&existing, w)?;
     let mut copy = primary.clone();
     copy.name = super::drill::record_name(&copy.name, &ctx.run_id);
@@ -842,8 +852,7 @@ pub(super) async fn preflight(
         }
         ActionInput::Route53SwitchFailover(w) => verdict(
             async {
-                let zone = zone_id(&client, &w.zone).await?;
-                let existing = record_sets(&client, &zone).await?;
+                let (_, existing) = zone_and_sets(&client, &w.zone).await?;
                 let (primary, other) = failover_pair(&existing, w)?;
                 Ok(format!(
                     "failover pair {} found; `{}` is {} now{}",
@@ -861,8 +870,7 @@ pub(super) async fn preflight(
         ),
         ActionInput::Route53SetWeights(w) => verdict(
             async {
-                let zone = zone_id(&client, &w.zone).await?;
-                let existing = record_sets(&client, &zone).await?;
+                let (_, existing) = zone_and_sets(&client, &w.zone).await?;
                 let (after, changes) = weight_plan(&existing, w)?;
                 Ok(format!(
                     "weighted sets of {} weigh {} after; {} would change",

@@ -276,6 +276,14 @@ impl ActionInput {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// What the Route 53 actions that change record sets call.
+const ROUTE53_CHANGE: &[&str] = &[
+    "route53:ListHostedZonesByName",
+    "route53:ListResourceRecordSets",
+    "route53:ChangeResourceRecordSets",
+    "route53:GetChange",
+];
+
 impl ActionKind {
     /// Look an action up by the name written in runbooks.
     pub fn from_name(name: &str) -> Option<ActionKind> {
@@ -573,12 +581,7 @@ impl ActionKind {
                 route53,
                 true,
                 true,
-                &[
-                    "route53:ListHostedZonesByName",
-                    "route53:ListResourceRecordSets",
-                    "route53:ChangeResourceRecordSets",
-                    "route53:GetChange",
-                ],
+                ROUTE53_CHANGE,
                 Isolated,
                 "writes the records under `drill-<run>.<zone>` instead of the live names",
                 10 * MINUTE,
@@ -590,12 +593,7 @@ impl ActionKind {
                 route53,
                 true,
                 true,
-                &[
-                    "route53:ListHostedZonesByName",
-                    "route53:ListResourceRecordSets",
-                    "route53:ChangeResourceRecordSets",
-                    "route53:GetChange",
-                ],
+                ROUTE53_CHANGE,
                 Isolated,
                 "writes a copy of the failover pair under `drill-<run>.<zone>` and switches that",
                 10 * MINUTE,
@@ -607,12 +605,7 @@ impl ActionKind {
                 route53,
                 true,
                 true,
-                &[
-                    "route53:ListHostedZonesByName",
-                    "route53:ListResourceRecordSets",
-                    "route53:ChangeResourceRecordSets",
-                    "route53:GetChange",
-                ],
+                ROUTE53_CHANGE,
                 Isolated,
                 "writes a copy of the weighted sets under `drill-<run>.<zone>` with the new weights; the live sets keep theirs",
                 10 * MINUTE,

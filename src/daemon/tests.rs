@@ -112,18 +112,7 @@ impl InProcess {
 
     /// One result of the `web` probe, then a probe interval.
     async fn probe(&self, ok: bool) {
-        self.feed
-            .send(Outcome {
-                region: "us-east-1".into(),
-                probe: 0,
-                ok,
-                at: jiff::Timestamp::now().to_string(),
-                duration_s: 0.25,
-                detail: if ok { "connected" } else { "refused" }.into(),
-            })
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.tick(&[("us-east-1", 0, ok)]).await;
     }
 
     /// One result of probe `probe` of `region`, at once.
@@ -139,6 +128,26 @@ impl InProcess {
             })
             .await
             .unwrap();
+    }
+
+    /// One round of results, `(region, probe, ok)` in this order, then a
+    /// probe interval.
+    async fn tick(&self, results: &[(&str, usize, bool)]) {
+        for &(region, probe, ok) in results {
+            self.feed(region, probe, ok).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    /// The detail of the binding's first decision of `kind`.
+    fn detail_of(&self, kind: DecisionKind) -> serde_json::Value {
+        self.journal()
+            .decisions(Some("app"))
+            .unwrap()
+            .into_iter()
+            .find(|d| d.kind == kind)
+            .and_then(|d| d.detail)
+            .unwrap_or_else(|| panic!("no {kind} decision: {:?}", self.decisions()))
     }
 
     fn journal(&self) -> Journal {
@@ -313,9 +322,8 @@ async fn nothing_fails_into_a_recovery_region_that_is_down_too() {
     let d = watching_the_recovery_region("auto").await;
     // us-west-2 goes down first, then us-east-1.
     for _ in 0..5 {
-        d.feed("us-west-2", 0, false).await;
-        d.feed("us-west-2", 1, false).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.tick(&[("us-west-2", 0, false), ("us-west-2", 1, false)])
+            .await;
     }
     for _ in 0..5 {
         d.probe(false).await;
@@ -329,14 +337,7 @@ async fn nothing_fails_into_a_recovery_region_that_is_down_too() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
     // With the evidence: what the recovery region's probes showed.
-    let decision = d
-        .journal()
-        .decisions(Some("app"))
-        .unwrap()
-        .into_iter()
-        .find(|d| d.kind == DecisionKind::BlockedRecoveryDown)
-        .unwrap();
-    let detail = decision.detail.unwrap();
+    let detail = d.detail_of(DecisionKind::BlockedRecoveryDown);
     assert!(
         detail["reason"]
             .as_str()
@@ -356,9 +357,8 @@ async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() 
     let d = watching_the_recovery_region("auto").await;
     // One of us-west-2's two probes failing: under its quorum of two.
     for _ in 0..5 {
-        d.feed("us-west-2", 0, false).await;
-        d.feed("us-west-2", 1, true).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.tick(&[("us-west-2", 0, false), ("us-west-2", 1, true)])
+            .await;
     }
     for _ in 0..5 {
         d.probe(false).await;
@@ -370,14 +370,7 @@ async fn an_automatic_failover_into_a_region_partly_failing_waits_for_a_human() 
         .await;
     assert!(asked, "{:?}", d.decisions());
     assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
-    let decision = d
-        .journal()
-        .decisions(Some("app"))
-        .unwrap()
-        .into_iter()
-        .find(|d| d.kind == DecisionKind::AwaitingApproval)
-        .unwrap();
-    let detail = decision.detail.unwrap();
+    let detail = d.detail_of(DecisionKind::AwaitingApproval);
     assert!(
         detail["reason"].as_str().unwrap().contains(
             "us-west-2 is degraded with 1 of 2 probes failing (1 failed their last check)"
@@ -412,10 +405,12 @@ async fn regions_failing_together_fail_over_into_neither_without_a_human() {
     // us-east-1's results arrive first each time, so it is declared while
     // us-west-2's own threshold is one result short.
     for _ in 0..5 {
-        d.feed("us-east-1", 0, false).await;
-        d.feed("us-west-2", 0, false).await;
-        d.feed("us-west-2", 1, false).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.tick(&[
+            ("us-east-1", 0, false),
+            ("us-west-2", 0, false),
+            ("us-west-2", 1, false),
+        ])
+        .await;
     }
     let asked = d
         .until(Duration::from_secs(10), |d| {

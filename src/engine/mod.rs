@@ -1201,12 +1201,7 @@ impl Engine {
         let deadline = Instant::now() + timeout;
         let mut cancel = ctx.cancel.clone();
         loop {
-            for request in self.journal.pending_requests(&ctx.id)? {
-                if request.step.as_deref() != Some(step.id.as_str())
-                    || !matches!(request.kind, RequestKind::Approve | RequestKind::Reject)
-                {
-                    continue;
-                }
+            if let Some(request) = self.answer_for(&ctx.id, &step.id)? {
                 // The step's end is journaled before the request is marked
                 // consumed: a crash between the two leaves a finished step
                 // and an inert request, never a consumed approval with the
@@ -1275,6 +1270,14 @@ impl Engine {
         }
     }
 
+    /// The first approval or rejection of `step` left for run `run`.
+    fn answer_for(&self, run: &str, step: &str) -> Result<Option<journal::Request>, JournalError> {
+        Ok(self.journal.pending_requests(run)?.into_iter().find(|r| {
+            r.step.as_deref() == Some(step)
+                && matches!(r.kind, RequestKind::Approve | RequestKind::Reject)
+        }))
+    }
+
     /// Hold a step the recovery point is read before (a promotion) while
     /// the run's data-loss limit (its binding's `max_data_loss`) is
     /// exceeded, or the loss cannot be told, until a human approves or
@@ -1330,12 +1333,7 @@ impl Engine {
         )?;
         let mut cancel = ctx.cancel.clone();
         loop {
-            for request in self.journal.pending_requests(&ctx.id)? {
-                if request.step.as_deref() != Some(step.id.as_str())
-                    || !matches!(request.kind, RequestKind::Approve | RequestKind::Reject)
-                {
-                    continue;
-                }
+            if let Some(request) = self.answer_for(&ctx.id, &step.id)? {
                 // Journaled before the request is used up, as an approval
                 // step's outcome is.
                 if request.kind == RequestKind::Approve {
