@@ -13,7 +13,8 @@
 # checked with the scenario's check.py. Also prints the waits' describe
 # calls per waited resource, counted at the proxy. lifeboat runs twice:
 # first on a fresh journal, then with the first run in it. The last line is
-# `rto_ratio=<x> first_run_ratio=<y> sequential_ratio=<z>`. PROFILE=dev measures the dev build;
+# `rto_ratio=<x> first_run_ratio=<y> sequential_ratio=<z>`. PROMOTE_S,
+# START_S and DNS_S change the three durations; PROFILE=dev measures the dev build;
 # LOGS=DIR keeps the proxy's logs (one JSON line per request) and the
 # report there.
 set -euo pipefail
