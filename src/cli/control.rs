@@ -237,6 +237,12 @@ fn render(status: &serde_json::Value) -> String {
         if let Some(why) = b["cooling"].as_str() {
             let _ = writeln!(out, "  held: {why}");
         }
+        if let Some(until) = b["maintenance_until"].as_str() {
+            let _ = writeln!(
+                out,
+                "  in a maintenance window until {until}: nothing starts automatically"
+            );
+        }
         let last = &b["last_run"];
         if !last.is_null() && last["run"] == b["active_run"] {
             let _ = writeln!(out, "  run {} in progress", text(&last["run"]));

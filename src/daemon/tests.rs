@@ -448,6 +448,10 @@ async fn an_outage_in_a_maintenance_window_is_weighed_again_when_it_closes() {
     let status = d.status().await;
     assert_eq!(status["bindings"][0]["state"], "in-maintenance", "{status}");
     assert!(
+        status["bindings"][0]["maintenance_until"].is_string(),
+        "{status}"
+    );
+    assert!(
         d.scrape()
             .await
             .contains(r#"lifeboat_binding_state{binding="app",state="in-maintenance"} 1"#)
