@@ -2,7 +2,6 @@
 //! own code and message and the resource concerned.
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::engine::ActionError;
@@ -33,7 +32,7 @@ const RETRYABLE_CODES: &[&str] = &[
 pub fn classify<E, R>(what: &str, err: SdkError<E, R>) -> ActionError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     let retryable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -59,13 +58,29 @@ where
                 ),
             }
         }
-        other => format!("{what}: {}", DisplayErrorContext(other)),
+        other => format!("{what}: {}", causes(other)),
     };
     if retryable {
         ActionError::retryable(message)
     } else {
         ActionError::permanent(message)
     }
+}
+
+/// An error and its causes, each as it says itself, `: `-separated, a
+/// cause whose words the one before already holds left out: what an
+/// operator reads, without the SDK's debug dump of the same chain.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 /// A describe or get call's answer, with the service's "no such resource"
@@ -78,7 +93,7 @@ pub fn found<T, E, R>(
 ) -> Result<Option<T>, ActionError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     match answer {
         Ok(out) => Ok(Some(out)),
@@ -96,5 +111,35 @@ pub trait HasStatus {
 impl HasStatus for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_read_as_a_sentence_without_the_debug_dump() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|l| l as _)
+            }
+        }
+        let chain = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "other: no credentials found",
+                Some(Box::new(Layer("no credentials found", None))),
+            ))),
+        );
+        assert_eq!(
+            super::causes(&chain),
+            "dispatch failure: other: no credentials found"
+        );
     }
 }

@@ -33,7 +33,7 @@ pub enum Refusal {
 pub fn refusal<E, R>(what: &str, err: SdkError<E, R>) -> Refusal
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     let capacity = err
         .as_service_error()
@@ -55,7 +55,7 @@ pub async fn answer<T, E, R>(
 ) -> Result<T, Refusal>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     answer.await.map_err(|e| refusal(&what, e))
 }

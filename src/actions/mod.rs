@@ -104,7 +104,7 @@ impl Registry {
                 ActionError::permanent(format!(
                     "cannot assume role {} (session {session}): {}",
                     role.role_arn,
-                    aws_smithy_types::error::display::DisplayErrorContext(e)
+                    crate::actions::aws_error::causes(&e)
                 ))
             })?;
         let who = Identity {
@@ -260,7 +260,7 @@ impl Registry {
                         .map_err(|e| {
                             format!(
                                 "GetCallerIdentity: {}",
-                                aws_smithy_types::error::display::DisplayErrorContext(e)
+                                crate::actions::aws_error::causes(&e)
                             )
                         }),
                 },

@@ -605,7 +605,7 @@ async fn rds(aws: &AwsClients, region: &str, which: &Which, t: &mut Teardown) {
                         .is_some_and(|se| se.is_db_instance_not_found_fault()) => {}
                 Err(e) => t.errors.push(format!(
                     "DeleteDBInstance {id} in {region}: {}",
-                    aws_smithy_types::error::display::DisplayErrorContext(e)
+                    crate::actions::aws_error::causes(&e)
                 )),
             }
         }
