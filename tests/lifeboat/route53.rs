@@ -186,19 +186,6 @@ fn set_weights(weights: &[(&str, u32)]) -> ActionInput {
     })
 }
 
-/// Each weighted set of `name`, with its weight.
-async fn weights_of(
-    aws: &lifeboat::aws::AwsClients,
-    zone: &str,
-    name: &str,
-) -> Vec<(String, Option<i64>)> {
-    sets_of(aws, zone, name)
-        .await
-        .iter()
-        .map(|s| (s.set_identifier().unwrap_or("").to_string(), s.weight()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_are_set_once_only_where_they_differ_and_never_all_to_zero() {
     let moto = Moto::start();
@@ -243,11 +230,11 @@ async fn weights_are_set_once_only_where_they_differ_and_never_all_to_zero() {
         "one change batch: {after:?}"
     );
     assert_eq!(
-        weights_of(&aws, &zone, "app.example.com").await,
+        crate::support::seed::weights(&aws, &zone, "app.example.com").await,
         vec![
-            ("eu-west-1".to_string(), Some(0)),
-            ("us-east-1".to_string(), Some(0)),
-            ("us-west-2".to_string(), Some(100)),
+            ("eu-west-1".to_string(), 0),
+            ("us-east-1".to_string(), 0),
+            ("us-west-2".to_string(), 100),
         ]
     );
     // Done already: nothing written.
@@ -304,7 +291,7 @@ async fn weights_are_set_once_only_where_they_differ_and_never_all_to_zero() {
     ));
 
     // A drill writes a copy with the new weights; the live sets keep theirs.
-    let live = weights_of(&aws, &zone, "app.example.com").await;
+    let live = crate::support::seed::weights(&aws, &zone, "app.example.com").await;
     let mut drill = ctx();
     drill.mode = Mode::Drill;
     drill.run_id = "20261204T100000-0001".into();
@@ -317,20 +304,30 @@ async fn weights_are_set_once_only_where_they_differ_and_never_all_to_zero() {
     );
     let copy = format!("drill-{}.app.example.com", drill.run_id).to_ascii_lowercase();
     assert_eq!(
-        weights_of(&aws, &zone, &copy).await,
+        crate::support::seed::weights(&aws, &zone, &copy).await,
         vec![
-            ("eu-west-1".to_string(), Some(0)),
-            ("us-east-1".to_string(), Some(0)),
-            ("us-west-2".to_string(), Some(100)),
+            ("eu-west-1".to_string(), 0),
+            ("us-east-1".to_string(), 0),
+            ("us-west-2".to_string(), 100),
         ]
     );
-    assert_eq!(weights_of(&aws, &zone, "app.example.com").await, live);
+    assert_eq!(
+        crate::support::seed::weights(&aws, &zone, "app.example.com").await,
+        live
+    );
     let regions = ["us-east-1".to_string()].into_iter().collect();
     let which = lifeboat::actions::drill::Which::Run(drill.run_id.clone());
     let t = lifeboat::actions::drill::teardown(&aws, &regions, &which).await;
     assert!(t.errors.is_empty(), "{:?}", t.errors);
-    assert!(weights_of(&aws, &zone, &copy).await.is_empty());
-    assert_eq!(weights_of(&aws, &zone, "app.example.com").await, live);
+    assert!(
+        crate::support::seed::weights(&aws, &zone, &copy)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        crate::support::seed::weights(&aws, &zone, "app.example.com").await,
+        live
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

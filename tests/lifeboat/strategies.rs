@@ -69,6 +69,18 @@ impl Scene {
 }
 
 impl Scene {
+    /// A second `lifeboat run --yes` finds everything done: it succeeds
+    /// and changes nothing.
+    fn run_again_changes_nothing(&self, moto: &Moto) {
+        let again = self.lifeboat(moto, &["run", "--yes"]);
+        assert_ok(&again);
+        assert!(
+            text(&again.stderr).contains("(0 of them changes)"),
+            "{}",
+            text(&again.stderr)
+        );
+    }
+
     /// `lifeboat run --yes` in the background (a failback waits for its
     /// approvals); the child and its run's id.
     fn start(&self, moto: &Moto) -> (crate::support::KillOnDrop, String) {
@@ -194,13 +206,7 @@ async fn backup_restore_rebuilds_the_service_from_the_dr_snapshot() {
 
     // A second run finds everything done: no new instance, no new restore.
     let before = instance_states(&aws, "us-west-2", &[]).await.len();
-    let again = scene.lifeboat(&moto, &["run", "--yes"]);
-    assert_ok(&again);
-    assert!(
-        text(&again.stderr).contains("(0 of them changes)"),
-        "{}",
-        text(&again.stderr)
-    );
+    scene.run_again_changes_nothing(&moto);
     assert_eq!(instance_states(&aws, "us-west-2", &[]).await.len(), before);
     crate::support::iam::assert_covered(&scene.state);
 }
@@ -243,13 +249,7 @@ async fn warm_standby_promotes_scales_up_and_moves_traffic() {
         vec!["198.51.100.10"]
     );
 
-    let again = scene.lifeboat(&moto, &["run", "--yes"]);
-    assert_ok(&again);
-    assert!(
-        text(&again.stderr).contains("(0 of them changes)"),
-        "{}",
-        text(&again.stderr)
-    );
+    scene.run_again_changes_nothing(&moto);
     crate::support::iam::assert_covered(&scene.state);
 }
 
@@ -392,20 +392,7 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
 /// Each weighted set of `app.example.com`, with its weight; and the desired
 /// capacity of `app-asg` in us-east-1 and us-west-2.
 async fn active_active_state(aws: &AwsClients, zone: &str) -> (Vec<(String, i64)>, Vec<i32>) {
-    let sets = aws
-        .route53()
-        .list_resource_record_sets()
-        .hosted_zone_id(zone)
-        .send()
-        .await
-        .expect("list records");
-    let mut weights: Vec<(String, i64)> = sets
-        .resource_record_sets()
-        .iter()
-        .filter(|s| s.name().trim_end_matches('.') == "app.example.com")
-        .filter_map(|s| Some((s.set_identifier()?.to_string(), s.weight()?)))
-        .collect();
-    weights.sort();
+    let weights = crate::support::seed::weights(aws, zone, "app.example.com").await;
     let mut desired = Vec::new();
     for region in ["us-east-1", "us-west-2"] {
         let groups = aws
@@ -454,13 +441,7 @@ async fn active_active_drains_absorbs_and_its_failback_gives_the_traffic_back() 
     assert!(report["rto"]["seconds"].as_f64().is_some(), "{report}");
     assert_eq!(report["rto"]["verdict"], "met", "{report}");
     crate::support::iam::assert_covered(&scene.state);
-    let again = scene.lifeboat(&moto, &["run", "--yes"]);
-    assert_ok(&again);
-    assert!(
-        text(&again.stderr).contains("(0 of them changes)"),
-        "{}",
-        text(&again.stderr)
-    );
+    scene.run_again_changes_nothing(&moto);
 
     // The failback, once approved: both regions serve as before.
     let scene = Scene::new("failback-active-active.yaml").await;

@@ -294,6 +294,26 @@ pub async fn weighted(aws: &AwsClients, zone_id: &str, name: &str, sets: &[(&str
     create_sets(aws, zone_id, &sets).await;
 }
 
+/// Each weighted set of `name` in the zone, with its weight, by set
+/// identifier.
+pub async fn weights(aws: &AwsClients, zone_id: &str, name: &str) -> Vec<(String, i64)> {
+    let out = aws
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .send()
+        .await
+        .expect("list records");
+    let mut weights: Vec<(String, i64)> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.name().trim_end_matches('.') == name)
+        .filter_map(|s| Some((s.set_identifier()?.to_string(), s.weight()?)))
+        .collect();
+    weights.sort();
+    weights
+}
+
 /// CREATE `sets` in the zone, in one change batch.
 async fn create_sets(
     aws: &AwsClients,
