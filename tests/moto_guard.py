@@ -36,7 +36,10 @@ record sets (weighted, failover, ...) of the same name and type, with
 `InvalidChangeBatch`, where moto accepts it; more of Route 53's rules at
 `change_resource_record_sets` below. A promoted RDS read replica stops
 naming its source, and its source stops naming it, as in RDS (moto keeps
-both; `promote_read_replica` below).
+both; `promote_read_replica` below). A reboot with failover moves a
+Multi-AZ instance's primary to its standby's zone and is refused for an
+instance that is not Multi-AZ (moto ignores `ForceFailover`;
+`reboot_db_instance_response` below).
 
 An operation moto does not implement gets HTTP 400 `InvalidAction` saying
 so, as AWS answers an operation it does not know, not moto's HTML page
@@ -63,7 +66,8 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.iam.models import iam_backends
 from moto.rds.exceptions import RDSClientError
-from moto.rds.models import RDSBackend, rds_backends
+from moto.rds.models import DBInstance, RDSBackend, rds_backends
+from moto.rds.responses import RDSResponse
 from moto.sts.models import sts_backends
 from moto.route53.exceptions import InvalidInput, Route53ClientError
 from moto.route53.models import FakeZone, HealthCheck, Route53Backend
@@ -532,6 +536,50 @@ def promote_read_replica(self, db_kwargs):
 RDSBackend.promote_read_replica = promote_read_replica
 
 
+def other_zone(region, zone):
+    """A zone of `region` other than `zone`: where RDS keeps a Multi-AZ
+    instance's standby."""
+    return f"{region}b" if zone == f"{region}a" else f"{region}a"
+
+
+def secondary_availability_zone(self):
+    """RDS names the zone of a Multi-AZ instance's standby
+    (`SecondaryAvailabilityZone`); moto keeps no standby."""
+    if not self.multi_az:
+        return None
+    return self.__dict__.get("_standby_zone") or other_zone(self.region, self.availability_zone)
+
+
+DBInstance.secondary_availability_zone = property(secondary_availability_zone)
+
+
+def reboot_db_instance_response(self):
+    """RDS's reboot with failover (`ForceFailover`): refused for an instance
+    that is not Multi-AZ (`InvalidParameterCombination`) or not available
+    (`InvalidDBInstanceState`); otherwise the standby becomes the primary,
+    so the instance's zone and its standby's swap. moto drops the parameter
+    and changes nothing. RDS's `rebooting` while it runs is the simulation
+    proxy's to play (a transition after `RebootDBInstance`)."""
+    identifier = self.params.get("DBInstanceIdentifier")
+    force = str(self.params.get("ForceFailover", "false")).lower() == "true"
+    database = self.backend.describe_db_instances(identifier)[0]
+    if database.status != "available":
+        raise RDSClientError("InvalidDBInstanceState", f"Instance {identifier} is not in available state.")
+    if force:
+        if not database.multi_az:
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                "Cannot force a failover on an instance that is not Multi-AZ.",
+            )
+        primary, standby = database.availability_zone, database.secondary_availability_zone
+        database.availability_zone = standby
+        database._standby_zone = primary
+    return ActionResult({"DBInstance": database})
+
+
+RDSResponse.reboot_db_instance = reboot_db_instance_response
+
+
 def to_json(value):
     """A decoded CBOR request as the JSON protocol has it: timestamps as
     epoch seconds, blobs as base64."""
@@ -812,7 +860,8 @@ def rds_resource(request, region, kind, name):
         arn = f"arn:aws:rds:{region}:{request.account}:{kind}:{name}"
     tags = {}
     backend = rds_backends[request.account][region]
-    store = {"db": backend.databases, "snapshot": backend.database_snapshots}.get(kind, {})
+    store = {"db": backend.databases, "snapshot": backend.database_snapshots,
+             "cluster": backend.clusters}.get(kind, {})
     if name in store:
         tags = {t["Key"]: t["Value"] for t in store[name].tags or []}
     return arn, tags
@@ -994,6 +1043,9 @@ def rds_request(request, op):
         return [with_tags(op, existing(*rds_resource(request, r, "db", p.get("DBInstanceIdentifier", ""))))]
     if op == "DeleteDBSnapshot":
         return [with_tags(op, existing(*rds_resource(request, r, "snapshot", p.get("DBSnapshotIdentifier", ""))))]
+    if op in ("DescribeDBClusters", "FailoverDBCluster"):
+        name = p.get("DBClusterIdentifier", "*")
+        return [with_tags(op, existing(*rds_resource(request, r, "cluster", name)))]
     if op == "AddTagsToResource":
         arn = p.get("ResourceName", "")
         kind = arn.split(":")[5] if arn.count(":") >= 6 else "db"

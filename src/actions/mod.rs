@@ -149,6 +149,8 @@ async fn run_aws(
         ActionInput::RdsReplicateAutomatedBackups(w) => {
             rds::replicate_automated_backups(aws, ctx, w).await
         }
+        ActionInput::RdsFailoverInstance(w) => rds::failover_instance(aws, ctx, w).await,
+        ActionInput::RdsFailoverCluster(w) => rds::failover_cluster(aws, ctx, w).await,
         ActionInput::Ec2StartInstances(w) => {
             ec2::transition(aws, ctx, w, ec2::Direction::Start).await
         }
@@ -414,6 +416,33 @@ impl Actions for Registry {
             ActionInput::RdsWaitAvailable(_) => {
                 vec!["rds:DescribeDBInstances until available".to_string()]
             }
+            ActionInput::RdsFailoverInstance(w) => vec![
+                format!("rds:DescribeDBInstances {}", w.db_instance),
+                format!(
+                    "rds:RebootDBInstance {} with ForceFailover while its primary is in {}",
+                    w.db_instance, w.from_zone
+                ),
+                format!(
+                    "rds:DescribeDBInstances until available outside {}",
+                    w.from_zone
+                ),
+            ],
+            ActionInput::RdsFailoverCluster(w) => vec![
+                format!(
+                    "rds:DescribeDBClusters {} and DescribeDBInstances of its members",
+                    w.db_cluster
+                ),
+                match (&w.target_instance, &w.from_zone) {
+                    (Some(target), _) => {
+                        format!("rds:FailoverDBCluster to {target} unless it is the writer already")
+                    }
+                    (None, zone) => format!(
+                        "rds:FailoverDBCluster to the first reader outside {} while the writer is in it",
+                        zone.as_deref().unwrap_or("?")
+                    ),
+                },
+                "rds:DescribeDBClusters until available with the new writer".to_string(),
+            ],
             ActionInput::Route53UpsertRecords(w) => route53::describe(w),
             ActionInput::Route53SetWeights(w) => vec![
                 format!(

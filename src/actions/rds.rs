@@ -26,6 +26,11 @@ use crate::catalogue::rds::{
 use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
 
+mod failover;
+pub(super) use failover::{
+    failover_cluster, failover_instance, would_fail_over_cluster, would_fail_over_instance,
+};
+
 /// How instances are selected.
 enum Select<'a> {
     Ids(Vec<String>),
@@ -1989,6 +1994,12 @@ pub(super) async fn preflight(
             }
             Err(e) => return Err(e),
         },
+        ActionInput::RdsFailoverInstance(w) => {
+            Readiness::judge(would_fail_over_instance(aws, ctx, w).await)?
+        }
+        ActionInput::RdsFailoverCluster(w) => {
+            Readiness::judge(would_fail_over_cluster(aws, ctx, w).await)?
+        }
         ActionInput::RdsWaitReplicaLag(w) => {
             match find_instance(&client, region, &w.db_instance).await? {
                 None => Readiness::missing(

@@ -209,6 +209,8 @@ catalogue! {
     RdsWaitAvailable(rds::WaitAvailable) = "rds.wait_available";
     RdsWaitReplicaLag(rds::WaitReplicaLag) = "rds.wait_replica_lag";
     RdsReplicateAutomatedBackups(rds::ReplicateAutomatedBackups) = "rds.replicate_automated_backups";
+    RdsFailoverInstance(rds::FailoverInstance) = "rds.failover_instance";
+    RdsFailoverCluster(rds::FailoverCluster) = "rds.failover_cluster";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
     Ec2StopInstances(ec2::Instances) = "ec2.stop_instances";
     Ec2LaunchFromTemplate(ec2::LaunchFromTemplate) = "ec2.launch_from_template";
@@ -240,6 +242,7 @@ impl ActionInput {
             ActionInput::RdsPromoteReadReplica(w) => w.check(),
             ActionInput::RdsModifyInstanceClass(w) => w.check(),
             ActionInput::RdsWaitAvailable(w) => w.check(),
+            ActionInput::RdsFailoverCluster(w) => w.check(),
             ActionInput::Ec2StartInstances(w) => w.check(),
             ActionInput::Ec2StopInstances(w) => w.check_stop(),
             ActionInput::Ec2LaunchFromTemplate(w) => w.check(),
@@ -261,6 +264,7 @@ impl ActionInput {
             | ActionInput::RdsDeleteInstance(_)
             | ActionInput::RdsWaitReplicaLag(_)
             | ActionInput::RdsReplicateAutomatedBackups(_)
+            | ActionInput::RdsFailoverInstance(_)
             | ActionInput::Route53SwitchFailover(_)
             | ActionInput::S3CheckReplication(_)
             | ActionInput::S3NewestObjectAge(_)
@@ -485,6 +489,34 @@ impl ActionKind {
                 15 * MINUTE,
                 3,
                 "Replicate an instance's automated backups into the step's region (point-in-time restore there).",
+            ),
+            ActionKind::RdsFailoverInstance => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &["rds:DescribeDBInstances", "rds:RebootDBInstance"],
+                Simulated,
+                "checks that the instance is Multi-AZ and available with its standby outside the zone, and says where the primary would go; reboots nothing",
+                30 * MINUTE,
+                3,
+                "Fail a Multi-AZ instance over to its standby, out of a zone (reboot with failover).",
+            ),
+            ActionKind::RdsFailoverCluster => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &[
+                    "rds:DescribeDBClusters",
+                    "rds:DescribeDBInstances",
+                    "rds:FailoverDBCluster",
+                ],
+                Simulated,
+                "checks that the reader that would become writer is available, and says which; fails nothing over",
+                30 * MINUTE,
+                3,
+                "Make a chosen reader (or the best one outside a zone) a DB cluster's writer.",
             ),
             ActionKind::Ec2StartInstances => (
                 Service::Ec2,

@@ -273,6 +273,43 @@ pub struct WaitReplicaLag {
     pub max_lag: HumanDuration,
 }
 
+/// `rds.failover_instance`: fail a Multi-AZ DB instance over to its
+/// standby in another Availability Zone (a reboot with failover).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverInstance {
+    /// The Multi-AZ instance.
+    pub db_instance: String,
+    /// The zone the primary is to leave, e.g. `us-east-1a`. The step is
+    /// done once the primary is available anywhere else, so a second run
+    /// (or a resumed one) never fails it back into this zone.
+    pub from_zone: String,
+}
+
+/// `rds.failover_cluster`: make another instance of an Aurora (or Multi-AZ)
+/// DB cluster its writer (`FailoverDBCluster`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverCluster {
+    /// The DB cluster.
+    pub db_cluster: String,
+    /// The reader to promote to writer: done once it is the writer.
+    pub target_instance: Option<String>,
+    /// Or the zone the writer is to leave: the reader outside it with the
+    /// best promotion tier becomes writer; done once the writer is
+    /// available outside this zone.
+    pub from_zone: Option<String>,
+}
+
+impl FailoverCluster {
+    pub(super) fn check(&self) -> Vec<String> {
+        exactly_one(&[
+            ("target_instance", self.target_instance.is_some()),
+            ("from_zone", self.from_zone.is_some()),
+        ])
+    }
+}
+
 impl CopySnapshot {
     pub(super) fn check(&self) -> Vec<String> {
         exactly_one(&[

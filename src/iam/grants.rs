@@ -554,6 +554,13 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
         ("ec2:DescribeInstanceAttribute", _) => {
             t.add(Role::Used, at.ec2(r, "instance", "*"));
         }
+        ("rds:DescribeDBClusters", input) => {
+            let cluster = match input {
+                I::RdsFailoverCluster(w) => w.db_cluster.as_str(),
+                _ => "*",
+            };
+            t.add(Role::Used, at.rds(r, "cluster", cluster));
+        }
         ("rds:DescribeDBSnapshots", _) => {
             t.add(Role::Used, at.rds(r, "db", "*"))
                 .add(Role::Used, at.rds(r, "snapshot", "*"));
@@ -678,6 +685,12 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                 }
                 t.selected_by = w.tags.clone();
             }
+        }
+        ("rds:RebootDBInstance", I::RdsFailoverInstance(w)) => {
+            t.add(Role::Changed, at.rds(r, "db", &w.db_instance));
+        }
+        ("rds:FailoverDBCluster", I::RdsFailoverCluster(w)) => {
+            t.add(Role::Changed, at.rds(r, "cluster", &w.db_cluster));
         }
         ("rds:DeleteDBInstance", I::RdsDeleteInstance(w)) if !drilled => {
             t.add(Role::Changed, at.rds(r, "db", &w.db_instance));

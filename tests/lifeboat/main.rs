@@ -82,6 +82,7 @@ mod ec2;
 mod iam;
 mod layers;
 mod metrics;
+mod multi_az;
 mod no_panic;
 mod notify;
 mod package;

@@ -81,7 +81,7 @@ pub struct Rules {
     /// Latency added to every call of an operation (`*` for all).
     pub latency: BTreeMap<String, Latency>,
     /// After a call of the operation (key), every answer naming a resource
-    /// it changed (a DB instance or snapshot, an EC2 instance, a Route 53
+    /// it changed (a DB instance, cluster or snapshot, an EC2 instance, a Route 53
     /// change) shows this status for this long.
     pub transitions: BTreeMap<String, (String, Duration)>,
     /// Pools with no capacity: launches, starts, restores and replicas
@@ -574,6 +574,7 @@ fn resources_of(op: &str, head: &str, body: &[u8]) -> Vec<String> {
                     k,
                     "DBInstanceIdentifier"
                         | "TargetDBInstanceIdentifier"
+                        | "DBClusterIdentifier"
                         | "DBSnapshotIdentifier"
                         | "TargetDBSnapshotIdentifier"
                         | "ResourceName"
@@ -891,6 +892,7 @@ fn hold(body: &str, held: &BTreeMap<String, (String, Instant)>) -> String {
     for (block, id_tag, status_tag) in [
         ("DBInstance", "DBInstanceIdentifier", "DBInstanceStatus"),
         ("DBSnapshot", "DBSnapshotIdentifier", "Status"),
+        ("DBCluster", "DBClusterIdentifier", "Status"),
     ] {
         out = rewrite_blocks(&out, &format!("<{block}>"), &format!("</{block}>"), |b| {
             let id = texts(b, id_tag).first().copied()?;

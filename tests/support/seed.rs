@@ -679,3 +679,85 @@ pub fn scenario_seed() -> std::path::PathBuf {
     );
     seed
 }
+
+/// A Multi-AZ postgres instance in `region`: RDS places its primary and
+/// its standby (the emulator: zones a and b).
+pub async fn multi_az_db(aws: &AwsClients, region: &str, id: &str) {
+    aws.rds(region)
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .multi_az(true)
+        .send()
+        .await
+        .expect("create the Multi-AZ instance");
+}
+
+/// A single-AZ postgres instance in `region`, in `zone`.
+pub async fn single_az_db(aws: &AwsClients, region: &str, id: &str, zone: &str) {
+    aws.rds(region)
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .availability_zone(zone)
+        .send()
+        .await
+        .expect("create the instance");
+}
+
+/// An Aurora PostgreSQL cluster in `region` with these instances (id,
+/// zone, promotion tier), the first its writer.
+pub async fn aurora_cluster(
+    aws: &AwsClients,
+    region: &str,
+    cluster: &str,
+    instances: &[(&str, &str, i32)],
+) {
+    let rds = aws.rds(region);
+    rds.create_db_cluster()
+        .db_cluster_identifier(cluster)
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .expect("create the cluster");
+    for (id, zone, tier) in instances {
+        rds.create_db_instance()
+            .db_instance_identifier(*id)
+            .db_cluster_identifier(cluster)
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+            .availability_zone(*zone)
+            .promotion_tier(*tier)
+            .send()
+            .await
+            .expect("create a cluster instance");
+    }
+}
+
+/// A DB cluster's writer, as RDS reports it now.
+pub async fn cluster_writer(aws: &AwsClients, region: &str, cluster: &str) -> Option<String> {
+    let out = aws
+        .rds(region)
+        .describe_db_clusters()
+        .db_cluster_identifier(cluster)
+        .send()
+        .await
+        .expect("describe the cluster");
+    out.db_clusters()
+        .first()?
+        .db_cluster_members()
+        .iter()
+        .find(|m| m.is_cluster_writer() == Some(true))
+        .and_then(|m| m.db_instance_identifier())
+        .map(str::to_string)
+}

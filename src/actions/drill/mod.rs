@@ -342,6 +342,16 @@ pub(super) async fn run(
                 Err(e) => Err(e),
             }
         }
+        I::RdsFailoverInstance(w) => {
+            match super::rds::would_fail_over_instance(aws, ctx, w).await {
+                Ok(note) => simulated(note),
+                Err(e) => Err(e),
+            }
+        }
+        I::RdsFailoverCluster(w) => match super::rds::would_fail_over_cluster(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
         I::Ec2StartInstances(w) => instances::start(aws, ctx, w).await,
         I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
             Ok(note) => simulated(note),
