@@ -534,6 +534,14 @@ impl AwsClients {
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
+    /// An ARC zonal shift client in `region`.
+    pub fn arc_zonal_shift(&self, region: &str) -> aws_sdk_arczonalshift::Client {
+        let config = aws_sdk_arczonalshift::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_arczonalshift::Client::from_conf(config)
+    }
+
     /// The Route 53 client (its control plane is in us-east-1).
     pub fn route53(&self) -> aws_sdk_route53::Client {
         let config = aws_sdk_route53::config::Builder::from(&self.config(ROUTE53_REGION))

@@ -41,7 +41,8 @@ Multi-AZ instance's primary to its standby's zone and is refused for an
 instance that is not Multi-AZ (moto ignores `ForceFailover`;
 `reboot_db_instance_response` below).
 
-An operation moto does not implement gets HTTP 400 `InvalidAction` saying
+An operation moto does not implement, and every request to a service it
+has no backend for (ARC zonal shift), gets HTTP 400 `InvalidAction` saying
 so, as AWS answers an operation it does not know, not moto's HTML page
 with HTTP 500, which a client takes for a transient fault and retries.
 """
@@ -77,6 +78,17 @@ from werkzeug.serving import make_server
 # The services lifeboat calls whose SDK client speaks RPC v2 CBOR, by the
 # service shape name in the request path.
 CBOR_SERVICES = {"GraniteServiceVersion20100801": "cloudwatch"}
+
+# Services lifeboat calls that moto has no backend for, by their SigV4
+# signing name.
+UNEMULATED = {"arc-zonal-shift": "ARC zonal shift"}
+
+
+def signed_service(environ):
+    """The service a request is signed for (its SigV4 scope), or None."""
+    found = re.search(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else None
+
 
 RPC_PATH = re.compile(r"^/service/(?P<service>[A-Za-z0-9_]+)/operation/(?P<operation>[A-Za-z0-9_]+)$")
 
@@ -123,6 +135,9 @@ class RpcV2Cbor:
                 status, content_type, body, headers = refused
                 start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers.items()])
                 return [body]
+        unemulated = signed_service(environ)
+        if unemulated in UNEMULATED:
+            return self.lacking(environ, start_response, unemulated)
         match = RPC_PATH.match(environ.get("PATH_INFO", ""))
         if not match or environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor":
             return self.app(environ, start_response)
@@ -177,6 +192,25 @@ class RpcV2Cbor:
         else:
             answer = {k: v for k, v in answer.items() if k in ("__type", "message", "Message")}
         return self.answer(start_response, status, answer, kept)
+
+    @staticmethod
+    def lacking(environ, start_response, service):
+        """A service moto has no backend for, answered as AWS answers an
+        operation it does not know (HTTP 400, the REST JSON protocols'
+        error type header), not with moto's HTTP 500 crash page, which a
+        client takes for a transient fault and retries."""
+        query = environ.get("QUERY_STRING")
+        what = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}{'?' + query if query else ''}"
+        body = json.dumps({
+            "message": f"The emulator (moto) does not implement {UNEMULATED[service]} ({what})",
+        }).encode()
+        start_response("400 Bad Request", [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", "InvalidAction"),
+            ("x-amzn-RequestId", "emulator"),
+            ("Content-Length", str(len(body))),
+        ])
+        return [body]
 
     @staticmethod
     def answer(start_response, status, value, headers):

@@ -6,6 +6,7 @@
 //! the engine itself. AWS actions need clients: a registry built without
 //! them supports only the generic actions.
 
+mod arc;
 mod autoscaling;
 pub(crate) mod aws_error;
 mod capacity;
@@ -151,6 +152,8 @@ async fn run_aws(
         }
         ActionInput::RdsFailoverInstance(w) => rds::failover_instance(aws, ctx, w).await,
         ActionInput::RdsFailoverCluster(w) => rds::failover_cluster(aws, ctx, w).await,
+        ActionInput::ArcStartZonalShift(w) => arc::start(aws, ctx, w).await,
+        ActionInput::ArcCancelZonalShift(w) => arc::cancel(aws, ctx, w).await,
         ActionInput::Ec2StartInstances(w) => {
             ec2::transition(aws, ctx, w, ec2::Direction::Start).await
         }
@@ -416,6 +419,30 @@ impl Actions for Registry {
             ActionInput::RdsWaitAvailable(_) => {
                 vec!["rds:DescribeDBInstances until available".to_string()]
             }
+            ActionInput::ArcStartZonalShift(w) => vec![
+                format!(
+                    "ec2:DescribeAvailabilityZones {} in {} (ARC names zones by ID)",
+                    w.away_from,
+                    ctx.region.as_deref().unwrap_or("?")
+                ),
+                format!(
+                    "arc-zonal-shift:ListZonalShifts (ACTIVE) of {}",
+                    w.resources.join(", ")
+                ),
+                format!(
+                    "arc-zonal-shift:StartZonalShift away from it for {} where none is active",
+                    w.expires_in
+                ),
+            ],
+            ActionInput::ArcCancelZonalShift(w) => vec![
+                format!(
+                    "ec2:DescribeAvailabilityZones {} and arc-zonal-shift:ListZonalShifts (ACTIVE) of {}",
+                    w.away_from,
+                    w.resources.join(", ")
+                ),
+                "arc-zonal-shift:CancelZonalShift of each shift of lifeboat's away from the zone"
+                    .to_string(),
+            ],
             ActionInput::RdsFailoverInstance(w) => vec![
                 format!("rds:DescribeDBInstances {}", w.db_instance),
                 format!(
@@ -548,6 +575,15 @@ impl Registry {
                         Service::Cloudwatch => match input {
                             ActionInput::CloudwatchPutMetricData(w) => {
                                 cloudwatch::preflight(aws, ctx, w).await
+                            }
+                            _ => Ok(Readiness::Unchecked(String::new())),
+                        },
+                        Service::ArcZonalShift => match input {
+                            ActionInput::ArcStartZonalShift(w) => {
+                                Readiness::judge(arc::would_start(aws, ctx, w).await)
+                            }
+                            ActionInput::ArcCancelZonalShift(w) => {
+                                Readiness::judge(arc::would_cancel(aws, ctx, w).await)
                             }
                             _ => Ok(Readiness::Unchecked(String::new())),
                         },

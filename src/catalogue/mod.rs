@@ -7,6 +7,7 @@
 //! what it does in a drill. Executing actions belongs to the engine and the
 //! per-service implementations; this module only describes them.
 
+pub mod arc;
 pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ec2;
@@ -47,6 +48,8 @@ pub enum Service {
     S3,
     /// Amazon CloudWatch.
     Cloudwatch,
+    /// Amazon Application Recovery Controller's zonal shift.
+    ArcZonalShift,
     /// No AWS service.
     None,
 }
@@ -60,6 +63,7 @@ impl fmt::Display for Service {
             Service::Route53 => "Route 53",
             Service::S3 => "S3",
             Service::Cloudwatch => "CloudWatch",
+            Service::ArcZonalShift => "ARC zonal shift",
             Service::None => "no service",
         })
     }
@@ -211,6 +215,8 @@ catalogue! {
     RdsReplicateAutomatedBackups(rds::ReplicateAutomatedBackups) = "rds.replicate_automated_backups";
     RdsFailoverInstance(rds::FailoverInstance) = "rds.failover_instance";
     RdsFailoverCluster(rds::FailoverCluster) = "rds.failover_cluster";
+    ArcStartZonalShift(arc::StartZonalShift) = "arc.start_zonal_shift";
+    ArcCancelZonalShift(arc::CancelZonalShift) = "arc.cancel_zonal_shift";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
     Ec2StopInstances(ec2::Instances) = "ec2.stop_instances";
     Ec2LaunchFromTemplate(ec2::LaunchFromTemplate) = "ec2.launch_from_template";
@@ -243,6 +249,8 @@ impl ActionInput {
             ActionInput::RdsModifyInstanceClass(w) => w.check(),
             ActionInput::RdsWaitAvailable(w) => w.check(),
             ActionInput::RdsFailoverCluster(w) => w.check(),
+            ActionInput::ArcStartZonalShift(w) => w.check(),
+            ActionInput::ArcCancelZonalShift(w) => w.check(),
             ActionInput::Ec2StartInstances(w) => w.check(),
             ActionInput::Ec2StopInstances(w) => w.check_stop(),
             ActionInput::Ec2LaunchFromTemplate(w) => w.check(),
@@ -517,6 +525,39 @@ impl ActionKind {
                 30 * MINUTE,
                 3,
                 "Make a chosen reader (or the best one outside a zone) a DB cluster's writer.",
+            ),
+            ActionKind::ArcStartZonalShift => (
+                Service::ArcZonalShift,
+                Regional,
+                true,
+                true,
+                &[
+                    "ec2:DescribeAvailabilityZones",
+                    "arc-zonal-shift:GetManagedResource",
+                    "arc-zonal-shift:ListZonalShifts",
+                    "arc-zonal-shift:StartZonalShift",
+                ],
+                Simulated,
+                "resolves the zone, checks that ARC manages each resource and that no other shift holds it, and says what it would start; shifts nothing",
+                10 * MINUTE,
+                3,
+                "Move managed resources' traffic away from an Availability Zone until an expiry (ARC zonal shift).",
+            ),
+            ActionKind::ArcCancelZonalShift => (
+                Service::ArcZonalShift,
+                Regional,
+                true,
+                true,
+                &[
+                    "ec2:DescribeAvailabilityZones",
+                    "arc-zonal-shift:ListZonalShifts",
+                    "arc-zonal-shift:CancelZonalShift",
+                ],
+                Simulated,
+                "says which of lifeboat's active shifts it would cancel; cancels nothing",
+                10 * MINUTE,
+                3,
+                "Cancel the zonal shifts lifeboat started away from a zone.",
             ),
             ActionKind::Ec2StartInstances => (
                 Service::Ec2,

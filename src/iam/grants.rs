@@ -539,6 +539,8 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             | "ec2:DescribeLaunchTemplates"
             | "ec2:DescribeVolumes"
             | "ec2:DescribeSubnets"
+            | "ec2:DescribeAvailabilityZones"
+            | "arc-zonal-shift:ListZonalShifts"
             | "autoscaling:DescribeAutoScalingGroups"
             | "autoscaling:DescribeScalingActivities"
             | "cloudwatch:GetMetricStatistics"
@@ -684,6 +686,20 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                     t.add(Role::Changed, db);
                 }
                 t.selected_by = w.tags.clone();
+            }
+        }
+        ("arc-zonal-shift:StartZonalShift" | "arc-zonal-shift:GetManagedResource", input) => {
+            if let I::ArcStartZonalShift(w) = input {
+                for r in &w.resources {
+                    t.add(Role::Changed, r.clone());
+                }
+            }
+        }
+        ("arc-zonal-shift:CancelZonalShift", input) => {
+            if let I::ArcCancelZonalShift(w) = input {
+                for r in &w.resources {
+                    t.add(Role::Changed, r.clone());
+                }
             }
         }
         ("rds:RebootDBInstance", I::RdsFailoverInstance(w)) => {

@@ -56,6 +56,7 @@ pub fn permissions_of(operation: &str) -> Vec<String> {
         "CloudWatch" => "cloudwatch",
         "STS" => "sts",
         "KMS" => "kms",
+        "ARC Zonal Shift" => "arc-zonal-shift",
         other => return vec![format!("{}:{op}", other.to_lowercase())],
     };
     let s3 = |actions: &[&str]| actions.iter().map(|a| format!("s3:{a}")).collect();

@@ -8,7 +8,9 @@ use std::time::Duration;
 use lifeboat::actions::Registry;
 use lifeboat::aws::{AwsClients, AwsSettings, Credentials};
 use lifeboat::catalogue::ActionInput;
+use lifeboat::catalogue::arc::{CancelZonalShift, StartZonalShift};
 use lifeboat::catalogue::rds::{FailoverCluster, FailoverInstance};
+use lifeboat::duration::HumanDuration;
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::Mode;
 
@@ -340,4 +342,128 @@ async fn a_drill_fails_nothing_over_and_says_what_it_would_do() {
     });
     let err = registry.run(&drill, &lonely).await.expect_err("no standby");
     assert!(err.message.contains("not Multi-AZ"), "{}", err.message);
+}
+
+const ALB: &str =
+    "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/orders/50dc6c495c0c9188";
+
+fn shift(resources: &[&str], away_from: &str) -> ActionInput {
+    ActionInput::ArcStartZonalShift(StartZonalShift {
+        resources: resources.iter().map(|r| r.to_string()).collect(),
+        away_from: away_from.into(),
+        expires_in: HumanDuration::from_secs(6 * 3600),
+        comment: None,
+    })
+}
+
+async fn proxied(moto: &Moto) -> (Proxy, AwsClients) {
+    let proxy = Proxy::start(&moto.endpoint(), Rules::default()).await;
+    let aws = AwsClients::load(
+        &AwsSettings {
+            profile: None,
+            endpoint_url: Some(proxy.endpoint.clone()),
+            ..Default::default()
+        },
+        Credentials::Emulator,
+    )
+    .await;
+    (proxy, aws)
+}
+
+/// The emulator has no ARC zonal shift: what the tests show is the SDK
+/// boundary. The zone's name is resolved to the account's zone ID first
+/// (EC2), then the resource's active shifts are read with that ID, and
+/// the emulator's refusal is a permanent error saying what it lacks, sent
+/// once (HTTP 400, not retried as a 500 would be).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zonal_shift_resolves_the_zone_and_reads_the_resources_shifts_first() {
+    let moto = Moto::start();
+    let (proxy, aws) = proxied(&moto).await;
+    let zone_id = aws
+        .ec2(REGION)
+        .describe_availability_zones()
+        .zone_names("us-west-2a")
+        .send()
+        .await
+        .expect("zones")
+        .availability_zones()[0]
+        .zone_id()
+        .expect("an id")
+        .to_string();
+    let registry = Registry::with_aws(aws.clone());
+
+    let err = registry
+        .run(&ctx(), &shift(&[ALB], "us-west-2a"))
+        .await
+        .expect_err("the emulator lacks ARC");
+    assert_eq!(err.kind, FailureKind::Permanent, "{}", err.message);
+    assert!(
+        err.message
+            .contains("ListZonalShifts arn:aws:elasticloadbalancing:us-west-2")
+            && err.message.contains(
+                "The emulator (moto) does not implement ARC zonal shift (GET /zonalshifts?"
+            ),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("status=ACTIVE") && err.message.contains("resourceIdentifier=arn"),
+        "the shifts read are the resource's active ones: {}",
+        err.message
+    );
+    let asked: Vec<String> = proxy
+        .requests()
+        .iter()
+        .map(|r| r.operation.clone())
+        .filter(|op| op == "DescribeAvailabilityZones" || op.contains("zonalshifts"))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "DescribeAvailabilityZones",
+            "DescribeAvailabilityZones",
+            "GET /zonalshifts"
+        ],
+        "the harness's own look, the step's, then one read of the shifts"
+    );
+    assert!(
+        !aws.calls()
+            .mutating()
+            .contains_key("ARC Zonal Shift.StartZonalShift"),
+        "nothing is started before the shifts are read"
+    );
+
+    // Given as a zone ID, the zone is checked the same way.
+    let err = registry
+        .run(&ctx(), &shift(&[ALB], &zone_id))
+        .await
+        .expect_err("the emulator lacks ARC");
+    assert!(
+        err.message.contains("does not implement ARC zonal shift"),
+        "{}",
+        err.message
+    );
+
+    let err = registry
+        .run(&ctx(), &shift(&[ALB], "us-west-2z"))
+        .await
+        .expect_err("no such zone");
+    assert_eq!(err.message, "no Availability Zone us-west-2z in us-west-2");
+
+    // Nothing named: nothing shifted, no call made.
+    let before = proxy.requests().len();
+    let out = registry
+        .run(&ctx(), &shift(&[], "us-west-2a"))
+        .await
+        .expect("nothing to shift");
+    assert_eq!(out["note"], "no resources named: no zonal shift");
+    let cancel = ActionInput::ArcCancelZonalShift(CancelZonalShift {
+        resources: Vec::new(),
+        away_from: "us-west-2a".into(),
+    });
+    registry
+        .run(&ctx(), &cancel)
+        .await
+        .expect("nothing to cancel");
+    assert_eq!(proxy.requests().len(), before, "no call for an empty list");
 }

@@ -352,6 +352,14 @@ pub(super) async fn run(
             Ok(note) => simulated(note),
             Err(e) => Err(e),
         },
+        I::ArcStartZonalShift(w) => match super::arc::would_start(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
+        I::ArcCancelZonalShift(w) => match super::arc::would_cancel(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
         I::Ec2StartInstances(w) => instances::start(aws, ctx, w).await,
         I::Ec2StopInstances(w) => match super::ec2::would_stop(aws, ctx, w).await {
             Ok(note) => simulated(note),
