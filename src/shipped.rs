@@ -32,4 +32,9 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         "failback-active-active.yaml",
         include_str!("../runbooks/failback-active-active.yaml"),
     ),
+    ("multi-az.yaml", include_str!("../runbooks/multi-az.yaml")),
+    (
+        "failback-multi-az.yaml",
+        include_str!("../runbooks/failback-multi-az.yaml"),
+    ),
 ];

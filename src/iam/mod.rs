@@ -249,6 +249,16 @@ fn input_iam(input: &ActionInput) -> &'static [&'static str] {
     }
 }
 
+/// Whether a use of an action calls nothing at all: a zonal shift of no
+/// resources (a runbook's list parameter left empty).
+fn makes_no_call(input: &ActionInput) -> bool {
+    match input {
+        ActionInput::ArcStartZonalShift(w) => w.resources.is_empty(),
+        ActionInput::ArcCancelZonalShift(w) => w.resources.is_empty(),
+        _ => false,
+    }
+}
+
 /// Whether a use of an action names a KMS key: only then does the service
 /// use a key on the caller's behalf (a cross-region copy of an encrypted
 /// resource needs one named; without one the source is unencrypted).
@@ -407,6 +417,9 @@ fn policy_for(
         }
     }
     for (kind, input, region) in invocations(runbooks, mode, principal) {
+        if makes_no_call(input) {
+            continue;
+        }
         let info = kind.info();
         let is_global = global(info.service);
         let drilled = mode == Mode::Drill && info.drill != DrillKind::AsIs;

@@ -781,11 +781,22 @@ fn check(
                 );
             }
         }
-        if r.from == r.to && !is_placeholder(&r.from) {
+        let zonal = matches!(spec.strategy.0, Some(Strategy::MultiAz));
+        if r.from == r.to && !is_placeholder(&r.from) && !zonal {
             diags.error(
                 Loc::UNKNOWN,
                 None,
                 format!("`regions.from` and `regions.to` are both `{}`", r.from),
+            );
+        }
+        if r.from != r.to && zonal {
+            diags.error(
+                Loc::UNKNOWN,
+                None,
+                format!(
+                    "a multi-az runbook recovers within one region: `regions.from` ({}) and `regions.to` ({}) must be the same",
+                    r.from, r.to
+                ),
             );
         }
     }
@@ -1020,8 +1031,12 @@ fn check(
     }
 
     // Static stability: in a failover, the failed region's control plane may be down.
-    // A failback is always planned, with both regions up.
-    let planned = matches!(spec.strategy.0, Some(Strategy::Failback));
+    // A failback is always planned, with both regions up; a multi-AZ
+    // recovery leaves a zone, and the region's control plane serves it.
+    let planned = matches!(
+        spec.strategy.0,
+        Some(Strategy::Failback | Strategy::MultiAz)
+    );
     if let Some(r) = regions.as_ref().filter(|_| !planned) {
         for s in steps.iter().filter(|s| s.runs_in(Mode::Failover)) {
             let info = s.action.info();

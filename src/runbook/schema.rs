@@ -39,15 +39,17 @@ pub fn runbook() -> Value {
     root
 }
 
-/// Lets a `${param}` reference stand wherever a number or a boolean is
-/// expected: editors check the file as written, before substitution.
+/// Lets a `${param}` reference stand wherever a number, a boolean or a
+/// list (a `list` parameter) is expected: editors check the file as
+/// written, before substitution.
 fn allow_references(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             for value in map.values_mut() {
                 allow_references(value);
             }
-            let typed = |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean"));
+            let typed =
+                |t: &Value| matches!(t.as_str(), Some("integer" | "number" | "boolean" | "array"));
             let wants_scalar = map
                 .get("type")
                 .is_some_and(|t| typed(t) || t.as_array().is_some_and(|a| a.iter().any(typed)));

@@ -66,6 +66,9 @@ pub enum Strategy {
     ActivePassive,
     /// Every region serves; the failed one is drained, the others absorb it.
     ActiveActive,
+    /// Within one region: away from a failed Availability Zone (database
+    /// to its standby, traffic shifted, capacity moved).
+    MultiAz,
     /// Back to the repaired primary; always started by a human.
     Failback,
 }
@@ -79,6 +82,7 @@ impl Strategy {
             Strategy::WarmStandby => "warm-standby",
             Strategy::ActivePassive => "active-passive",
             Strategy::ActiveActive => "active-active",
+            Strategy::MultiAz => "multi-az",
             Strategy::Failback => "failback",
         }
     }

@@ -268,8 +268,8 @@ async fn end_state(aws: &lifeboat::aws::AwsClients) -> BTreeMap<String, u64> {
     all
 }
 
-/// Backup-restore, warm-standby, active-passive, active-active and
-/// failback (pilot-light is above), each killed before and after every step it runs and in
+/// Backup-restore, warm-standby, active-passive, active-active, multi-AZ
+/// and failback (pilot-light is above), each killed before and after every step it runs and in
 /// flight of every changing call it makes, then resumed: the run ends as
 /// an uninterrupted one (succeeded), the emulator ends as a run that
 /// was never killed left it, and the changes that reached AWS,
@@ -287,6 +287,7 @@ async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
         "warm-standby.yaml",
         "active-passive.yaml",
         "active-active.yaml",
+        "multi-az.yaml",
         "failback.yaml",
     ] {
         let end = "succeeded";

@@ -461,6 +461,65 @@ async fn active_active_drains_absorbs_and_its_failback_gives_the_traffic_back() 
     crate::support::iam::assert_covered(&scene.state);
 }
 
+/// The zone of the multi-AZ runbook's database primary, and its app tier's
+/// desired capacity.
+async fn multi_az_state(aws: &AwsClients) -> (String, i32) {
+    let db = db(aws, "us-east-1", "app-db").await;
+    let groups = aws
+        .autoscaling("us-east-1")
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("app-asg")
+        .send()
+        .await
+        .expect("describe group");
+    (
+        db.availability_zone().unwrap_or_default().to_string(),
+        groups.auto_scaling_groups()[0]
+            .desired_capacity()
+            .unwrap_or(-1),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_az_leaves_the_zone_and_its_failback_gives_the_capacity_back() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::support::seed::strategy(&aws, "multi-az.yaml").await;
+    assert_eq!(multi_az_state(&aws).await, ("us-east-1a".to_string(), 4));
+
+    // The failover: the primary on its standby in us-east-1b, six instances.
+    let scene = Scene::new("multi-az.yaml").await;
+    assert_ok(&scene.lifeboat(&moto, &["check"]));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
+    assert_eq!(multi_az_state(&aws).await, ("us-east-1b".to_string(), 6));
+    let runs = crate::support::lifeboat(&scene.state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let report = crate::support::lifeboat(&scene.state, &["report", &id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert!(report["rto"]["seconds"].as_f64().is_some(), "{report}");
+    assert_eq!(report["rto"]["verdict"], "met", "{report}");
+    crate::support::iam::assert_covered(&scene.state);
+    // A second run finds the primary out of the zone: it reboots nothing.
+    scene.run_again_changes_nothing(&moto);
+    assert_eq!(multi_az_state(&aws).await, ("us-east-1b".to_string(), 6));
+
+    // The failback, once approved: the usual capacity; the database stays.
+    let scene = Scene::new("failback-multi-az.yaml").await;
+    let (child, id) = scene.start(&moto);
+    crate::support::wait_for(&scene.state, &id, "approve", "waiting");
+    let approve = crate::support::lifeboat(&scene.state, &["approve", &id, "approve"]);
+    assert_eq!(approve.status.code(), Some(0), "{}", text(&approve.stderr));
+    let (status, stderr) = finish(child);
+    moto.assert_authorized();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(multi_az_state(&aws).await, ("us-east-1b".to_string(), 4));
+    let report = crate::support::lifeboat(&scene.state, &["report", &id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert!(report["rto"]["seconds"].as_f64().is_some(), "{report}");
+    crate::support::iam::assert_covered(&scene.state);
+}
+
 /// Approve a failback's two approvals as each comes up.
 fn approve_both(state: &std::path::Path, id: &str) {
     for step in ["approve", "confirm-writes-stopped"] {

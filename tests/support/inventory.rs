@@ -32,9 +32,10 @@ pub async fn inventory(aws: &AwsClients, drill: bool) -> BTreeMap<String, String
             all.insert(
                 format!("rds {region} {id}"),
                 format!(
-                    "{:?} {:?} source={:?} retention={:?} tags={:?}",
+                    "{:?} {:?} zone={:?} source={:?} retention={:?} tags={:?}",
                     db.db_instance_status(),
                     db.db_instance_class(),
+                    db.availability_zone(),
                     db.read_replica_source_db_instance_identifier(),
                     db.backup_retention_period(),
                     db.tag_list()

@@ -481,6 +481,25 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
         }
         return zone;
     }
+    if runbook == "multi-az.yaml" || runbook == "failback-multi-az.yaml" {
+        // One region: a Multi-AZ database, its primary in us-east-1a, and
+        // the app tier's group.
+        multi_az_db(aws, "us-east-1", "app-db").await;
+        if runbook == "multi-az.yaml" {
+            group_in(aws, "us-east-1", "app-asg", 4).await;
+        } else {
+            // As the failover left it: the primary in us-east-1b, six instances.
+            aws.rds("us-east-1")
+                .reboot_db_instance()
+                .db_instance_identifier("app-db")
+                .force_failover(true)
+                .send()
+                .await
+                .expect("fail over");
+            group_in(aws, "us-east-1", "app-asg", 6).await;
+        }
+        return String::new();
+    }
     primary_and_replica(aws, "app-db", "app-db-replica").await;
     // Where `app.example.com` points before the run (none: a failover pair).
     let app_address = match runbook {
