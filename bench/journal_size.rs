@@ -43,6 +43,7 @@ fn binding() -> Binding {
     Binding {
         name: "app".into(),
         region: "us-east-1".into(),
+        zone: None,
         runbook: "failover.yaml".into(),
         params: Vec::new(),
         policy: Policy::Auto,

@@ -15,6 +15,12 @@
 //! - `Recovering` once fewer than a quorum are failing, until every probe
 //!   is clear (`Healthy`) or a quorum fails again (`Down`, the same outage:
 //!   never declared twice).
+//!
+//! Probes may each watch an Availability Zone. A quorum failing that is
+//! all in one zone is that zone's outage, not the region's: the region is
+//! `Down` only while the failing probes include one of the region's own
+//! (no zone) or span two zones. Each zone has a detector of its own over
+//! its probes, which declares the zone's outage.
 
 use serde::Serialize;
 
@@ -87,6 +93,7 @@ pub struct Transition<T> {
 #[derive(Debug, Clone)]
 pub struct Detector<T> {
     thresholds: Vec<Thresholds>,
+    zones: Vec<Option<String>>,
     tracks: Vec<Track>,
     quorum: usize,
     state: RegionState,
@@ -101,12 +108,33 @@ impl<T: Clone> Detector<T> {
         let n = thresholds.len();
         Detector {
             tracks: vec![Track::default(); n],
+            zones: vec![None; n],
             thresholds,
             quorum: quorum.unwrap_or(n / 2 + 1).clamp(1, n.max(1)),
             state: RegionState::Healthy,
             first_failure: None,
             declared: false,
         }
+    }
+
+    /// The zone each probe watches (`None`: the region as a whole): a
+    /// quorum failing within one zone then does not make the region down.
+    pub fn with_zones(mut self, zones: Vec<Option<String>>) -> Detector<T> {
+        if zones.len() == self.tracks.len() {
+            self.zones = zones;
+        }
+        self
+    }
+
+    /// Whether the failing probes all watch one zone (so the trouble is
+    /// that zone's).
+    fn confined(&self) -> bool {
+        let mut failing = (0..self.tracks.len()).filter(|&i| self.tracks[i].failing);
+        let Some(first) = failing.next() else {
+            return false;
+        };
+        let zone = &self.zones[first];
+        zone.is_some() && failing.all(|i| self.zones[i] == *zone)
     }
 
     /// How many failing probes declare the region down.
@@ -150,14 +178,13 @@ impl<T: Clone> Detector<T> {
         }
         let failing = self.tracks.iter().filter(|t| t.failing).count();
         let all_clear = self.tracks.iter().all(Track::clear);
+        let down = failing >= self.quorum && !self.confined();
         let next = match self.state {
-            RegionState::Healthy | RegionState::Degraded if failing >= self.quorum => {
-                RegionState::Down
-            }
+            RegionState::Healthy | RegionState::Degraded if down => RegionState::Down,
             RegionState::Healthy if !all_clear => RegionState::Degraded,
             RegionState::Degraded if all_clear => RegionState::Healthy,
-            RegionState::Down if failing < self.quorum => RegionState::Recovering,
-            RegionState::Recovering if failing >= self.quorum => RegionState::Down,
+            RegionState::Down if !down => RegionState::Recovering,
+            RegionState::Recovering if down => RegionState::Down,
             RegionState::Recovering if all_clear => RegionState::Healthy,
             same => same,
         };
@@ -219,6 +246,91 @@ mod tests {
     }
 
     const THREE: &[(u32, u32)] = &[(3, 2), (3, 2), (3, 2)];
+
+    /// [`golden`] with each probe watching a zone (`-`: none).
+    fn golden_zoned(zones: &[&str], script: &str) -> Vec<String> {
+        let thresholds = zones
+            .iter()
+            .map(|_| Thresholds {
+                failure: 1,
+                recovery: 1,
+            })
+            .collect();
+        let zones = zones
+            .iter()
+            .map(|z| (*z != "-").then(|| z.to_string()))
+            .collect();
+        let mut d = Detector::new(thresholds, None).with_zones(zones);
+        script
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .filter_map(|line| {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                let t = parts[0].parse::<u32>().unwrap();
+                let probe = parts[1].parse::<usize>().unwrap();
+                d.observe(probe, parts[2] == "ok", t)
+                    .map(|tr| format!("{} {:?}->{:?}", tr.at, tr.from, tr.to))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quorum_failing_within_one_zone_leaves_the_region_degraded() {
+        // Three of five probes watch us-east-1a: all three failing is a
+        // quorum, but the zone's trouble, not the region's.
+        let zones = ["us-east-1a", "us-east-1a", "us-east-1a", "us-east-1b", "-"];
+        let script = "
+            1 0 fail
+            1 1 fail
+            1 2 fail
+            2 0 fail
+        ";
+        assert_eq!(golden_zoned(&zones, script), ["1 Healthy->Degraded"]);
+        // Spreading to another zone makes it the region's.
+        let spread = format!(
+            "{script}
+3 3 fail"
+        );
+        assert_eq!(
+            golden_zoned(&zones, &spread),
+            ["1 Healthy->Degraded", "3 Degraded->Down"]
+        );
+        // As does the region's own probe failing with them.
+        let own = format!(
+            "{script}
+3 4 fail"
+        );
+        assert_eq!(
+            golden_zoned(&zones, &own),
+            ["1 Healthy->Degraded", "3 Degraded->Down"]
+        );
+        // And once the other zone's probe clears, the region is no longer down.
+        let back = format!(
+            "{spread}
+4 3 ok"
+        );
+        assert_eq!(
+            golden_zoned(&zones, &back),
+            [
+                "1 Healthy->Degraded",
+                "3 Degraded->Down",
+                "4 Down->Recovering"
+            ]
+        );
+    }
+
+    #[test]
+    fn unzoned_probes_decide_as_before() {
+        let script = "
+            1 0 fail
+            1 1 fail
+        ";
+        assert_eq!(
+            golden_zoned(&["-", "-", "-"], script),
+            ["1 Healthy->Degraded", "1 Degraded->Down"]
+        );
+    }
 
     #[test]
     fn a_sustained_outage_is_declared_once_with_its_first_failure() {

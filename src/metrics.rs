@@ -117,6 +117,7 @@ pub struct Metrics {
     api_errors: Family<Labels, Counter>,
     region_health: Family<Labels, Gauge>,
     region_state: Family<Labels, Gauge>,
+    zone_health: Family<Labels, Gauge>,
     binding_state: Family<Labels, Gauge>,
     drill_last_success: Family<Labels, FloatGauge>,
     failover_last_success: Family<Labels, FloatGauge>,
@@ -181,6 +182,7 @@ impl Metrics {
             api_errors: Family::default(),
             region_health: Family::default(),
             region_state: Family::default(),
+            zone_health: Family::default(),
             binding_state: Family::default(),
             drill_last_success: Family::default(),
             failover_last_success: Family::default(),
@@ -278,6 +280,12 @@ impl Metrics {
             "1 for the state a region is in as judged by the daemon (healthy, degraded, down, recovering), 0 for the others",
             None,
             m.region_state.clone(),
+        );
+        families.add(
+            "zone_health",
+            "Health of an Availability Zone whose probes the daemon watches: 0 healthy, 1 degraded, 2 down, 3 recovering",
+            None,
+            m.zone_health.clone(),
         );
         families.add(
             "binding_state",
@@ -532,6 +540,13 @@ impl Metrics {
                 .get_or_create(&labels(&[("region", region), ("state", name)]))
                 .set(i64::from(i64::try_from(i).ok() == Some(state)));
         }
+    }
+
+    /// Set an Availability Zone's health (as `region_health` counts).
+    pub fn set_zone_health(&self, region: &str, zone: &str, state: i64) {
+        self.zone_health
+            .get_or_create(&labels(&[("region", region), ("zone", zone)]))
+            .set(state);
     }
 
     /// Set the state a binding is in (one of [`BINDING_STATES`]).

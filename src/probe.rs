@@ -320,6 +320,7 @@ mod tests {
             tcp: Some("127.0.0.1:9".into()),
             aws_api: None,
             route53_health_check: None,
+            zone: None,
             interval: every.parse().expect("interval"),
             timeout: HumanDuration::from_secs(5),
             failure_threshold: 3,

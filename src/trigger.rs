@@ -212,6 +212,7 @@ mod tests {
         Binding {
             name: "app".into(),
             region: "us-east-1".into(),
+            zone: None,
             runbook: "r.yaml".into(),
             params: Vec::new(),
             policy: Policy::Auto,

@@ -442,6 +442,11 @@ impl Policy {
 pub struct BindingSpec {
     /// The watched region (a key of `regions`).
     pub region: String,
+    /// An Availability Zone of the region (its name): the binding runs on
+    /// that zone's outage (its probes failing while the rest of the region
+    /// answers), with a `strategy: multi-az` runbook, which is given the
+    /// zone as its `zone` parameter.
+    pub zone: Option<String>,
     /// The runbook file; relative paths are relative to the config file.
     pub runbook: String,
     /// Runbook parameters.
@@ -518,6 +523,8 @@ pub struct Binding {
     pub name: String,
     /// The watched region.
     pub region: String,
+    /// The watched Availability Zone of the region, for a zonal binding.
+    pub zone: Option<String>,
     /// The runbook file.
     pub runbook: PathBuf,
     /// Runbook parameters.
@@ -535,6 +542,12 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// What the binding watches: its zone, or else its region (the name
+    /// of the outage it runs on).
+    pub fn scope(&self) -> &str {
+        self.zone.as_deref().unwrap_or(&self.region)
+    }
+
     /// When the maintenance window open at `at` closes (the latest, if
     /// several are open), if one is.
     pub fn in_maintenance(&self, at: jiff::Timestamp) -> Option<jiff::Timestamp> {
@@ -921,10 +934,37 @@ fn check_regions(
                 }
                 Some(_) => {}
             }
+            if let Some(zone) = &p.zone
+                && !is_zone_of(zone, &name)
+            {
+                problem(format!(
+                    "probe `{}`: `zone` `{zone}` is not an Availability Zone of {name} (write its name, e.g. `{name}a`)",
+                    p.name
+                ));
+            }
+        }
+        let zones: std::collections::BTreeSet<Option<&str>> =
+            r.probes.iter().map(|p| p.zone.as_deref()).collect();
+        if let [Some(zone)] = zones.iter().copied().collect::<Vec<_>>()[..] {
+            problem(format!(
+                "region `{name}`: every probe watches {zone}, so a regional outage could never be told from a zonal one; give the region probes of its own (no `zone`) or of another zone"
+            ));
         }
         regions.insert(name, r);
     }
     regions
+}
+
+/// Whether `zone` names an Availability Zone (or a Local Zone) of `region`:
+/// the region's name followed by the zone's own letters.
+fn is_zone_of(zone: &str, region: &str) -> bool {
+    zone.strip_prefix(region).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.ends_with(|c: char| c.is_ascii_lowercase())
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    })
 }
 
 /// The webhooks, each checked, their secrets read.
@@ -1204,7 +1244,37 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             );
         }
         let path = base.join(&b.runbook);
-        let params: Vec<(String, String)> = b.params.into_iter().collect();
+        let mut params = b.params;
+        if let Some(zone) = &b.zone {
+            let watched = regions.get(&b.region).is_none_or(|r| {
+                r.probes
+                    .iter()
+                    .any(|p| p.zone.as_deref() == Some(zone.as_str()))
+            });
+            if !watched {
+                diags.error(
+                    loc,
+                    None,
+                    format!(
+                        "binding `{name}`: no probe of region `{}` watches zone `{zone}`, so its outage could never be told (give a probe `zone: {zone}`)",
+                        b.region
+                    ),
+                );
+            }
+            match params.get("zone") {
+                Some(given) if given != zone => diags.error(
+                    loc,
+                    None,
+                    format!(
+                        "binding `{name}`: param `zone` is `{given}` but the binding watches `{zone}`; drop the param (the binding sets it)"
+                    ),
+                ),
+                _ => {
+                    params.insert("zone".to_string(), zone.clone());
+                }
+            }
+        }
+        let params: Vec<(String, String)> = params.into_iter().collect();
         match check_bound_runbook(&path, &params) {
             Err(BoundRunbook::Unreadable(e)) => diags.error(
                 loc,
@@ -1227,6 +1297,31 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 runbook_problems.extend(problems);
             }
             Ok(runbook) => {
+                let zonal = runbook.strategy == crate::runbook::Strategy::MultiAz;
+                if zonal && b.zone.is_none() {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "binding `{name}`: runbook `{}` is multi-az, which recovers from a zone's loss: give the binding the `zone` it watches",
+                            runbook.name
+                        ),
+                    );
+                }
+                if !zonal
+                    && let Some(zone) = &b.zone
+                    && runbook.strategy != crate::runbook::Strategy::Failback
+                {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "binding `{name}` watches zone `{zone}` but runbook `{}` is {}, which leaves the region; a zonal binding runs a multi-az runbook",
+                            runbook.name,
+                            runbook.strategy.as_str()
+                        ),
+                    );
+                }
                 if runbook.strategy == crate::runbook::Strategy::Failback
                     && b.policy == Policy::Auto
                 {
@@ -1301,6 +1396,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             drill: b.drill,
             name,
             region: b.region,
+            zone: b.zone,
             runbook: path,
             params,
             policy: b.policy,
@@ -1768,5 +1864,60 @@ bindings:
         );
         assert_eq!(ok.bindings[1].cooldown, std::time::Duration::ZERO);
         assert_eq!(ok.control_socket, PathBuf::from(DEFAULT_CONTROL_SOCKET));
+    }
+
+    #[test]
+    fn zonal_probes_and_bindings_are_checked() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let text = format!(
+            "regions:
+  us-east-1:
+    probes:
+      - {{ name: web-a, tcp: \"10.0.1.10:443\", zone: us-east-1a }}
+      - {{ name: web-b, tcp: \"10.0.2.10:443\", zone: us-west-2b }}
+      - {{ name: api, aws_api: us-east-1 }}
+  us-west-2:
+    probes:
+      - {{ name: only-a, tcp: \"10.1.1.10:443\", zone: us-west-2a }}
+bindings:
+  zonal:
+    region: us-east-1
+    zone: us-east-1a
+    runbook: {dir}/runbooks/multi-az.yaml
+    policy: auto
+  unwatched-zone:
+    region: us-east-1
+    zone: us-east-1c
+    runbook: {dir}/runbooks/multi-az.yaml
+    policy: approve
+  no-zone:
+    region: us-east-1
+    runbook: {dir}/runbooks/multi-az.yaml
+    policy: approve
+  leaves-region:
+    region: us-east-1
+    zone: us-east-1a
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: approve
+  other-zone-param:
+    region: us-east-1
+    zone: us-east-1a
+    runbook: {dir}/runbooks/multi-az.yaml
+    params: {{ zone: us-east-1b }}
+    policy: approve
+"
+        );
+        let all = all_problems("c.yaml", &text);
+        for wanted in [
+            "probe `web-b`: `zone` `us-west-2b` is not an Availability Zone of us-east-1",
+            "region `us-west-2`: every probe watches us-west-2a, so a regional outage could never be told from a zonal one",
+            "binding `unwatched-zone`: no probe of region `us-east-1` watches zone `us-east-1c`",
+            "binding `no-zone`: runbook `multi-az-failover` is multi-az, which recovers from a zone's loss: give the binding the `zone` it watches",
+            "binding `leaves-region` watches zone `us-east-1a` but runbook `pilot-light-failover` is pilot-light",
+            "binding `other-zone-param`: param `zone` is `us-east-1b` but the binding watches `us-east-1a`",
+        ] {
+            assert!(all.contains(wanted), "{wanted}\n---\n{all}");
+        }
+        assert!(!all.contains("binding `zonal`"), "{all}");
     }
 }

@@ -59,6 +59,12 @@ pub struct ProbeSpec {
     pub aws_api: Option<String>,
     /// Read the status of this Route 53 health check (its id).
     pub route53_health_check: Option<String>,
+    /// The Availability Zone this probe watches (by name, e.g.
+    /// `us-east-1a`: an endpoint of that zone's instances, a zonal load
+    /// balancer address). A zone's probes failing while the rest of the
+    /// region answers is that zone's outage, which runs the bindings
+    /// naming the zone, not the region's.
+    pub zone: Option<String>,
     /// Time between checks; default `10s` (each tick jittered by up to 10%).
     #[serde(default = "ten_seconds")]
     pub interval: HumanDuration,

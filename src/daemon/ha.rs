@@ -300,11 +300,14 @@ impl Daemon {
         self.detectors
             .iter()
             .map(|(region, d)| {
-                let probes = self
-                    .config
-                    .regions
-                    .get(region)
+                // A zone's probes are some of its region's.
+                let watch = self.scopes.get(region);
+                let specs = watch
+                    .and_then(|w| self.config.regions.get(&w.region))
                     .map(|r| r.probes.as_slice())
+                    .unwrap_or_default();
+                let probes: Vec<&crate::config::probe::ProbeSpec> = watch
+                    .map(|w| w.probes.iter().filter_map(|&i| specs.get(i)).collect())
                     .unwrap_or_default();
                 Report {
                     daemon: m.settings.name.clone(),
@@ -374,7 +377,14 @@ impl Daemon {
         let regions: Vec<String> = self.detectors.keys().cloned().collect();
         for region in regions {
             let agreed = cluster::agreement(&reports, &region, quorum);
+            // A zone's outage within a region declared down is the
+            // region's to answer.
+            let within_down = self
+                .scopes
+                .get(&region)
+                .is_some_and(|s| s.zone.is_some() && self.outages.contains_key(&s.region));
             match (agreed, self.outages.contains_key(&region)) {
+                (Some(_), false) if within_down => {}
                 (Some(agreed), false) => {
                     let at = crate::engine::now();
                     let mut evidence =

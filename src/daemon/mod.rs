@@ -91,6 +91,47 @@ pub enum DaemonError {
     Insecure(Vec<String>),
 }
 
+/// What a detector watches: a region, or an Availability Zone of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    region: String,
+    zone: Option<String>,
+    /// Indexes of its probes in the region's list (a detector's probe `j`
+    /// is the region's `probes[j]`).
+    probes: Vec<usize>,
+}
+
+/// The scopes a region's probes make: the region itself (every probe),
+/// then each zone its probes watch (those probes).
+fn scopes_of(region: &str, spec: &crate::config::RegionSpec) -> Vec<(String, Scope)> {
+    let mut out = vec![(
+        region.to_string(),
+        Scope {
+            region: region.to_string(),
+            zone: None,
+            probes: (0..spec.probes.len()).collect(),
+        },
+    )];
+    let zones: std::collections::BTreeSet<&str> = spec
+        .probes
+        .iter()
+        .filter_map(|p| p.zone.as_deref())
+        .collect();
+    for zone in zones {
+        out.push((
+            zone.to_string(),
+            Scope {
+                region: region.to_string(),
+                zone: Some(zone.to_string()),
+                probes: (0..spec.probes.len())
+                    .filter(|&i| spec.probes[i].zone.as_deref() == Some(zone))
+                    .collect(),
+            },
+        ));
+    }
+    out
+}
+
 /// The running daemon: its config, journal, detectors and runs.
 struct Daemon {
     config_path: PathBuf,
@@ -100,7 +141,12 @@ struct Daemon {
     aws: AwsClients,
     metrics: Arc<Metrics>,
     notifier: Notifier,
+    /// A detector per watched scope: each region, and each Availability
+    /// Zone some probe watches (keyed by its name, `us-east-1a`).
     detectors: BTreeMap<String, Detector<String>>,
+    /// What each scope of `detectors` is: its region, its zone, and its
+    /// probes' indexes in the region's list.
+    scopes: BTreeMap<String, Scope>,
     /// The last result of each probe, by region and index.
     last: BTreeMap<(String, usize), Outcome>,
     /// The last few results of each probe (oldest first), for the status.
@@ -496,6 +542,7 @@ pub async fn run(
         aws,
         metrics,
         detectors: BTreeMap::new(),
+        scopes: BTreeMap::new(),
         last: BTreeMap::new(),
         recent: BTreeMap::new(),
         drill_warned: BTreeMap::new(),
@@ -541,16 +588,39 @@ pub async fn run(
         Probes::Fed(outcomes) => (None, outcomes),
     };
     for (name, region) in &daemon.config.regions {
-        daemon.detectors.insert(
-            name.clone(),
-            Detector::new(
-                region.probes.iter().map(crate::probe::thresholds).collect(),
-                region.quorum,
-            ),
-        );
-        daemon
-            .metrics
-            .set_region_health(name, RegionState::Healthy.gauge());
+        for (key, scope) in scopes_of(name, region) {
+            let probes: Vec<&crate::config::probe::ProbeSpec> =
+                scope.probes.iter().map(|&i| &region.probes[i]).collect();
+            let detector = Detector::new(
+                probes.iter().map(|p| crate::probe::thresholds(p)).collect(),
+                // The region's quorum is the region's; a zone's, a majority
+                // of its probes.
+                if scope.zone.is_none() {
+                    region.quorum
+                } else {
+                    None
+                },
+            );
+            // The region's detector knows its probes' zones (a quorum within
+            // one is not the region's outage); a zone's is of one zone.
+            let detector = if scope.zone.is_none() {
+                detector.with_zones(probes.iter().map(|p| p.zone.clone()).collect())
+            } else {
+                detector
+            };
+            match &scope.zone {
+                None => daemon
+                    .metrics
+                    .set_region_health(name, RegionState::Healthy.gauge()),
+                Some(zone) => {
+                    daemon
+                        .metrics
+                        .set_zone_health(name, zone, RegionState::Healthy.gauge());
+                }
+            }
+            daemon.detectors.insert(key.clone(), detector);
+            daemon.scopes.insert(key, scope);
+        }
         for p in &region.probes {
             if p.http.as_ref().is_some_and(|h| h.insecure_skip_verify) {
                 warn!(

@@ -3,9 +3,9 @@
 
 use tracing::{error, info, warn};
 
-use super::{Daemon, load_bound};
+use super::{Daemon, Scope, load_bound};
 use crate::config::Binding;
-use crate::detect::RegionState;
+use crate::detect::{RegionState, Transition};
 use crate::journal::DecisionKind;
 use crate::notify::Event;
 use crate::probe::Outcome;
@@ -13,38 +13,80 @@ use crate::runbook::Mode;
 use crate::trigger::{self, DAEMON, Verdict, decision};
 
 impl Daemon {
-    /// Feed a probe result to its region's detector, and act on what changes.
+    /// Feed a probe result to its region's detector and, when the probe
+    /// watches a zone, to the zone's; act on what changes.
     pub(super) fn observe(&mut self, outcome: Outcome) {
         let region = outcome.region.clone();
-        let Some(detector) = self.detectors.get_mut(&region) else {
+        if !self.detectors.contains_key(&region) {
             return;
-        };
-        let probe = self
+        }
+        let spec = self
             .config
             .regions
             .get(&region)
-            .and_then(|r| r.probes.get(outcome.probe))
-            .map_or("?", |p| p.name.as_str());
+            .and_then(|r| r.probes.get(outcome.probe));
+        let probe = spec.map_or("?", |p| p.name.as_str()).to_string();
+        let zone = spec.and_then(|p| p.zone.clone());
         if !outcome.ok {
             info!(region = %region, probe, detail = %outcome.detail, "probe failed");
         }
         self.metrics
-            .record_probe(&region, probe, outcome.ok, outcome.duration_s);
-        let change = detector.observe(outcome.probe, outcome.ok, outcome.at.clone());
+            .record_probe(&region, &probe, outcome.ok, outcome.duration_s);
+        let mut changes = Vec::new();
+        for key in std::iter::once(region.clone()).chain(zone) {
+            let Some(local) = self
+                .scopes
+                .get(&key)
+                .and_then(|s| s.probes.iter().position(|&i| i == outcome.probe))
+            else {
+                continue;
+            };
+            if let Some(detector) = self.detectors.get_mut(&key)
+                && let Some(change) = detector.observe(local, outcome.ok, outcome.at.clone())
+            {
+                changes.push((key, change));
+            }
+        }
         self.remember(&region, outcome.probe, outcome.ok);
         self.last.insert((region.clone(), outcome.probe), outcome);
-        let Some(change) = change else { return };
-        self.metrics.set_region_health(&region, change.to.gauge());
+        for (scope, change) in changes {
+            self.changed(&scope, &change);
+        }
+    }
+
+    /// Whether `region` is declared down (or its detector says it is).
+    fn region_down(&self, region: &str) -> bool {
+        self.outages.contains_key(region)
+            || self
+                .detectors
+                .get(region)
+                .is_some_and(|d| d.state() == RegionState::Down)
+    }
+
+    /// A scope's state changed: export it, and declare or end its outage.
+    fn changed(&mut self, scope: &str, change: &Transition<String>) {
+        let Some(Scope { region, zone, .. }) = self.scopes.get(scope).cloned() else {
+            return;
+        };
+        match &zone {
+            None => self.metrics.set_region_health(&region, change.to.gauge()),
+            Some(z) => self.metrics.set_zone_health(&region, z, change.to.gauge()),
+        }
         if self.ha.is_some() {
             // Shared: this daemon's view is published; the leader decides
             // when daemons in enough places agree.
-            self.local_change(&region, &change);
+            self.local_change(scope, change);
             return;
         }
         match &change.declared {
             Some(incident) => {
-                let evidence = self.evidence(&region, Some(incident), &change.at);
+                if zone.is_some() && self.region_down(&region) {
+                    warn!(zone = %scope, region = %region, "the zone's probes are failing, but its region is declared down: the region's bindings decide");
+                    return;
+                }
+                let evidence = self.evidence(scope, Some(incident), &change.at);
                 warn!(
+                    scope = %scope,
                     region = %region,
                     incident_start = %incident,
                     failing = ?change.failing,
@@ -56,28 +98,34 @@ impl Daemon {
                     binding: None,
                     region: Some(region.clone()),
                     run: None,
-                    summary: format!("{region} declared down; first failure at {incident}"),
+                    summary: match &zone {
+                        None => format!("{region} declared down; first failure at {incident}"),
+                        Some(z) => format!(
+                            "{z} (an Availability Zone of {region}) declared down while the rest of the region answers; first failure at {incident}"
+                        ),
+                    },
                     detail: Some(evidence.clone()),
                 });
-                self.outages.insert(region.clone(), evidence.clone());
-                self.on_outage(&region, &evidence);
+                self.outages.insert(scope.to_string(), evidence.clone());
+                self.on_outage(scope, &evidence);
             }
             None => {
-                info!(region = %region, from = ?change.from, to = ?change.to, "region health changed");
-                if change.to == RegionState::Healthy && self.outages.remove(&region).is_some() {
-                    self.on_recovered(&region);
+                info!(scope = %scope, from = ?change.from, to = ?change.to, "health changed");
+                if change.to == RegionState::Healthy && self.outages.remove(scope).is_some() {
+                    self.on_recovered(scope);
                 }
             }
         }
     }
 
-    /// A region was declared down: decide for each of its bindings.
-    pub(super) fn on_outage(&mut self, region: &str, evidence: &serde_json::Value) {
+    /// A region (or a zone) was declared down: decide for each of its
+    /// bindings (a zone's bindings name the zone).
+    pub(super) fn on_outage(&mut self, scope: &str, evidence: &serde_json::Value) {
         let bindings: Vec<Binding> = self
             .config
             .bindings
             .iter()
-            .filter(|b| b.region == region)
+            .filter(|b| b.scope() == scope)
             .cloned()
             .collect();
         for binding in bindings {
@@ -106,17 +154,18 @@ impl Daemon {
             else {
                 continue;
             };
-            let Some(evidence) = self.outages.get(&binding.region).cloned() else {
+            let Some(evidence) = self.outages.get(binding.scope()).cloned() else {
                 continue;
             };
-            info!(binding = %name, region = %binding.region, "the maintenance window closed with the region still down: deciding now");
+            info!(binding = %name, scope = %binding.scope(), "the maintenance window closed with its region (or zone) still down: deciding now");
             self.decide(&binding, &evidence);
         }
     }
 
-    /// Decide for `binding` on its region's declared outage.
+    /// Decide for `binding` on its region's (or zone's) declared outage.
     fn decide(&mut self, binding: &Binding, evidence: &serde_json::Value) {
         let region = binding.region.as_str();
+        let scope = binding.scope();
         let (failback, into) = match load_bound(binding) {
             Ok((_, loaded)) => (
                 loaded.runbook.strategy == crate::runbook::Strategy::Failback,
@@ -146,7 +195,7 @@ impl Daemon {
             }
         };
         self.metrics.set_paused(view.paused.is_some());
-        let (recovery, recovery_evidence) = self.recovery(into.as_deref());
+        let (recovery, recovery_evidence) = self.recovery(into.as_deref(), binding.zone.as_deref());
         let verdict = trigger::on_outage(binding.policy, failback, &view, &recovery);
         let name = &binding.name;
         let (detail, summary) = match &verdict {
@@ -167,14 +216,14 @@ impl Daemon {
                     "recovery_region": recovery_evidence,
                 }),
                 format!(
-                    "{region} is down: binding `{name}` waits for `lifeboat approve {name}`{}",
+                    "{scope} is down: binding `{name}` waits for `lifeboat approve {name}`{}",
                     why.as_ref()
                         .map_or(String::new(), |why| format!(" ({why})"))
                 ),
             ),
             Verdict::Notify => (
                 serde_json::json!({ "evidence": evidence, "recovery_region": recovery_evidence }),
-                format!("{region} is down: binding `{name}` only notifies"),
+                format!("{scope} is down: binding `{name}` only notifies"),
             ),
             Verdict::Blocked(_, why) => (
                 serde_json::json!({
@@ -182,7 +231,7 @@ impl Daemon {
                     "evidence": evidence,
                     "recovery_region": recovery_evidence,
                 }),
-                format!("{region} is down, but binding `{name}` does not run: {why}"),
+                format!("{scope} is down, but binding `{name}` does not run: {why}"),
             ),
         };
         if let Some(until) = view.maintenance
@@ -198,22 +247,28 @@ impl Daemon {
         self.record(&d, Some(region), summary);
     }
 
-    /// A region declared down is healthy again: pending approvals lapse.
-    pub(super) fn on_recovered(&mut self, region: &str) {
+    /// A region (or zone) declared down is healthy again: pending
+    /// approvals lapse.
+    pub(super) fn on_recovered(&mut self, scope: &str) {
+        let region = self
+            .scopes
+            .get(scope)
+            .map_or(scope.to_string(), |s| s.region.clone());
+        let region = region.as_str();
         self.notifier.send(Event {
             event: "region-recovered".into(),
             at: crate::engine::now(),
             binding: None,
             region: Some(region.to_string()),
             run: None,
-            summary: format!("{region} is healthy again"),
+            summary: format!("{scope} is healthy again"),
             detail: None,
         });
         let bindings: Vec<Binding> = self
             .config
             .bindings
             .iter()
-            .filter(|b| b.region == region)
+            .filter(|b| b.scope() == scope)
             .cloned()
             .collect();
         for binding in bindings {
@@ -232,7 +287,7 @@ impl Daemon {
                     &d,
                     Some(region),
                     format!(
-                        "{region} recovered: binding `{}` no longer waits for approval",
+                        "{scope} recovered: binding `{}` no longer waits for approval",
                         binding.name
                     ),
                 );
@@ -242,8 +297,14 @@ impl Daemon {
 
     /// The health of `region`, a failover's recovery region, as this
     /// daemon sees it (declared down: as the daemons agreed, in a shared
-    /// journal), with what its probes show.
-    pub(super) fn recovery(&self, region: Option<&str>) -> (trigger::Recovery, serde_json::Value) {
+    /// journal), with what its probes show. A zonal failover recovers into
+    /// the rest of its region: the probes of the zone it `leaves` do not
+    /// count.
+    pub(super) fn recovery(
+        &self,
+        region: Option<&str>,
+        leaves: Option<&str>,
+    ) -> (trigger::Recovery, serde_json::Value) {
         use trigger::Recovery;
         let watched = region.and_then(|r| Some((r, self.detectors.get(r)?)));
         let Some((region, detector)) = watched else {
@@ -252,18 +313,25 @@ impl Daemon {
                 serde_json::json!({ "region": region, "state": "unwatched" }),
             );
         };
-        let evidence = self.evidence(region, None, &crate::engine::now());
-        let total = self
+        let mut evidence = self.evidence(region, None, &crate::engine::now());
+        let specs = self
             .config
             .regions
             .get(region)
-            .map_or(0, |r| r.probes.len());
-        let failing = detector.failing().len();
+            .map(|r| r.probes.as_slice())
+            .unwrap_or_default();
+        let counted: Vec<usize> = (0..specs.len())
+            .filter(|&i| leaves.is_none() || specs[i].zone.as_deref() != leaves)
+            .collect();
+        let total = counted.len();
+        let failing_now = detector.failing();
+        let failing = counted.iter().filter(|i| failing_now.contains(i)).count();
         // A probe's last check failing counts before its threshold does:
         // regions failing together (this host cut off, say) are declared
         // in some order, and the first must not fail into the second.
-        let failed_last = (0..total)
-            .filter(|&i| {
+        let failed_last = counted
+            .iter()
+            .filter(|&&i| {
                 self.last
                     .get(&(region.to_string(), i))
                     .is_some_and(|o| !o.ok)
@@ -271,13 +339,24 @@ impl Daemon {
             .count();
         let state = detector.state();
         let word = serde_json::json!(state);
-        let what = format!(
-            "{region} is {} with {failing} of {total} probes failing ({failed_last} failed their last check)",
-            word.as_str().unwrap_or_default()
-        );
+        let what = match leaves {
+            None => format!(
+                "{region} is {} with {failing} of {total} probes failing ({failed_last} failed their last check)",
+                word.as_str().unwrap_or_default()
+            ),
+            Some(zone) => format!(
+                "the rest of {region} (outside {zone}) has {failing} of {total} probes failing ({failed_last} failed their last check)"
+            ),
+        };
+        if let Some(zone) = leaves {
+            evidence["outside_zone"] = serde_json::json!(zone);
+        }
         let recovery = if self.outages.contains_key(region) || state == RegionState::Down {
             Recovery::Down(what)
-        } else if failing > 0 || failed_last > 0 || state == RegionState::Recovering {
+        } else if failing > 0
+            || failed_last > 0
+            || (leaves.is_none() && state == RegionState::Recovering)
+        {
             Recovery::Unsure(what)
         } else {
             Recovery::Healthy
@@ -285,38 +364,45 @@ impl Daemon {
         (recovery, evidence)
     }
 
-    /// What the probes of `region` show now, with the outage's times.
+    /// What the probes of `scope` (a region, or a zone of one) show now,
+    /// with the outage's times.
     pub(super) fn evidence(
         &self,
-        region: &str,
+        scope: &str,
         incident: Option<&str>,
         at: &str,
     ) -> serde_json::Value {
-        let Some(detector) = self.detectors.get(region) else {
+        let (Some(detector), Some(watch)) = (self.detectors.get(scope), self.scopes.get(scope))
+        else {
             return serde_json::Value::Null;
         };
         let failing = detector.failing();
-        let probes: Vec<serde_json::Value> = self
+        let specs = self
             .config
             .regions
-            .get(region)
+            .get(&watch.region)
             .map(|r| r.probes.as_slice())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let probes: Vec<serde_json::Value> = watch
+            .probes
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let last = self.last.get(&(region.to_string(), i));
-                serde_json::json!({
+            .filter_map(|(j, &i)| {
+                let p = specs.get(i)?;
+                let last = self.last.get(&(watch.region.clone(), i));
+                Some(serde_json::json!({
                     "probe": p.name,
-                    "failing": failing.contains(&i),
+                    "zone": p.zone,
+                    "failing": failing.contains(&j),
                     "last_ok": last.map(|o| o.ok),
                     "last_detail": last.map(|o| o.detail.clone()),
                     "last_at": last.map(|o| o.at.clone()),
-                })
+                }))
             })
             .collect();
         serde_json::json!({
-            "region": region,
+            "region": watch.region,
+            "zone": watch.zone,
             "state": detector.state(),
             "incident_start": incident,
             "declared_at": at,

@@ -246,7 +246,7 @@ impl Daemon {
         }
         // A failover started during a declared outage answers that outage.
         let evidence = (mode == Mode::Failover)
-            .then(|| self.outages.get(&binding.region).cloned())
+            .then(|| self.outages.get(binding.scope()).cloned())
             .flatten();
         match self.start(&binding, mode, who, &format!("by hand: {who}"), evidence) {
             Ok(id) => Response::done(format!(

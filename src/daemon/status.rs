@@ -191,9 +191,15 @@ impl Daemon {
                     map.remove("declared_at");
                 }
                 e["state"] = serde_json::json!(d.state());
+                let (region, indexes) = self
+                    .scopes
+                    .get(name)
+                    .map_or((name.clone(), Vec::new()), |s| {
+                        (s.region.clone(), s.probes.clone())
+                    });
                 if let Some(probes) = e["probes"].as_array_mut() {
-                    for (i, p) in probes.iter_mut().enumerate() {
-                        let key = (name.clone(), i);
+                    for (j, p) in probes.iter_mut().enumerate() {
+                        let key = (region.clone(), indexes.get(j).copied().unwrap_or(j));
                         p["last_duration_s"] =
                             serde_json::json!(self.last.get(&key).map(|o| o.duration_s));
                         p["recent"] = serde_json::json!(self.recent.get(&key));

@@ -25,6 +25,17 @@ steps:
   - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
 ";
 
+/// A zone's recovery, as quick: it names the zone it leaves.
+const ZONAL_RUNBOOK: &str = "name: zonal
+strategy: multi-az
+params:
+  zone: { description: The failed zone }
+regions: { from: us-east-1, to: us-east-1 }
+steps:
+  - { id: first, action: wait, with: { duration: 2s } }
+  - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+";
+
 /// Settings for clients that reach nothing.
 fn nowhere() -> AwsSettings {
     AwsSettings {
@@ -72,14 +83,28 @@ impl InProcess {
         aws: AwsClients,
         before: impl FnOnce(&std::path::Path),
     ) -> InProcess {
+        let regions =
+            "  us-east-1:\n    probes: [ { name: web, tcp: \"127.0.0.1:9\", interval: 1s } ]\n";
+        InProcess::launch_watching(regions, rest, aws, before).await
+    }
+
+    /// Started with these `regions` (the block's body) and `rest`; the
+    /// state directory also holds `zonal.yaml`, a multi-az runbook.
+    async fn launch_watching(
+        regions: &str,
+        rest: &str,
+        aws: AwsClients,
+        before: impl FnOnce(&std::path::Path),
+    ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
+        std::fs::write(dir.path().join("zonal.yaml"), ZONAL_RUNBOOK).unwrap();
         let state = dir.path().join("state");
         let config_path = dir.path().join("lifeboat.yaml");
         std::fs::write(
             &config_path,
             format!(
-                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n  us-east-1:\n    probes: [ {{ name: web, tcp: \"127.0.0.1:9\", interval: 1s }} ]\n{rest}",
+                "state_dir: {}\nlisten: {{ metrics: \"127.0.0.1:0\", control: {} }}\nregions:\n{regions}{rest}",
                 state.display(),
                 dir.path().join("control.sock").display()
             ),
@@ -628,5 +653,122 @@ async fn a_daemon_that_only_probes_loads_nothing_of_the_aws_sdk() {
     let bound = "bindings:\n  app: { region: us-east-1, runbook: rb.yaml, policy: notify }\n";
     let d = InProcess::launch(bound, aws.clone(), |_| {}).await;
     assert!(d.until(Duration::from_secs(30), |_| aws.is_loaded()).await);
+    d.stop().await;
+}
+
+/// Probes 0 and 1 watch us-east-1a, probe 2 us-east-1b, probe 3 the
+/// region itself.
+const ZONED: &str = "  us-east-1:
+    probes:
+      - { name: web-a, tcp: \"127.0.0.1:9\", interval: 1s, zone: us-east-1a }
+      - { name: lb-a, tcp: \"127.0.0.1:9\", interval: 1s, zone: us-east-1a }
+      - { name: web-b, tcp: \"127.0.0.1:9\", interval: 1s, zone: us-east-1b }
+      - { name: api, tcp: \"127.0.0.1:9\", interval: 1s }
+";
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_zones_failure_runs_the_zonal_binding_and_a_wider_one_the_regional() {
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let bindings = "bindings:
+  app: { region: us-east-1, runbook: rb.yaml, policy: auto }
+  zone-a: { region: us-east-1, zone: us-east-1a, runbook: zonal.yaml, policy: auto }
+";
+    let d = InProcess::launch_watching(ZONED, bindings, aws, |_| {}).await;
+    let started = |binding: &str| {
+        d.journal()
+            .decisions(Some(binding))
+            .unwrap()
+            .iter()
+            .filter(|k| k.kind == DecisionKind::Started)
+            .count()
+    };
+    // us-east-1a's two probes fail, a majority of the region's four; the
+    // rest of the region answers.
+    for _ in 0..5 {
+        d.tick(&[
+            ("us-east-1", 0, false),
+            ("us-east-1", 1, false),
+            ("us-east-1", 2, true),
+            ("us-east-1", 3, true),
+        ])
+        .await;
+    }
+    let ran = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .first()
+                .is_some_and(|r| r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(
+        ran,
+        "the zonal failover never ran: {:?}",
+        d.journal().decisions(Some("zone-a")).unwrap()
+    );
+    assert_eq!(started("zone-a"), 1);
+    assert_eq!(
+        started("app"),
+        0,
+        "the region is not down: its binding waits"
+    );
+    let runs = d.journal().runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].run.runbook, "zonal");
+    assert!(
+        runs[0]
+            .run
+            .params
+            .contains(&("zone".to_string(), "us-east-1a".to_string())),
+        "the binding gave the runbook its zone: {:?}",
+        runs[0].run.params
+    );
+    let status = d.status().await;
+    let state_of = |name: &str| {
+        status["regions"]
+            .as_array()
+            .and_then(|r| {
+                r.iter()
+                    .find(|e| e["zone"] == name || (e["zone"].is_null() && e["region"] == name))
+            })
+            .map(|e| e["state"].clone())
+    };
+    assert_eq!(
+        state_of("us-east-1"),
+        Some(serde_json::json!("degraded")),
+        "{status}"
+    );
+    assert_eq!(
+        state_of("us-east-1a"),
+        Some(serde_json::json!("down")),
+        "{status}"
+    );
+    assert_eq!(
+        state_of("us-east-1b"),
+        Some(serde_json::json!("healthy")),
+        "{status}"
+    );
+    let metrics = d.scrape().await;
+    assert!(
+        metrics.contains("lifeboat_zone_health{region=\"us-east-1\",zone=\"us-east-1a\"} 2"),
+        "{metrics}"
+    );
+
+    // The failure spreads to the other zone: now the region is down.
+    for _ in 0..5 {
+        d.tick(&[
+            ("us-east-1", 0, false),
+            ("us-east-1", 1, false),
+            ("us-east-1", 2, false),
+            ("us-east-1", 3, true),
+        ])
+        .await;
+    }
+    let regional = d
+        .until(Duration::from_secs(60), |_| started("app") == 1)
+        .await;
+    assert!(regional, "the regional binding never ran");
+    assert_eq!(started("zone-a"), 1, "the zone's outage was declared once");
     d.stop().await;
 }
