@@ -187,10 +187,13 @@ fn render(status: &serde_json::Value) -> String {
         }
     }
     for region in status["regions"].as_array().into_iter().flatten() {
+        let what = match region["zone"].as_str() {
+            Some(zone) => format!("zone {zone} ({})", text(&region["region"])),
+            None => format!("region {}", text(&region["region"])),
+        };
         let _ = writeln!(
             out,
-            "\nregion {}: {}{}",
-            text(&region["region"]),
+            "\n{what}: {}{}",
             text(&region["state"]),
             region["incident_start"]
                 .as_str()
@@ -229,7 +232,9 @@ fn render(status: &serde_json::Value) -> String {
             out,
             "\nbinding {} ({} -> {}, policy {}): {}; {ready}",
             text(&b["name"]),
-            text(&b["region"]),
+            b["zone"]
+                .as_str()
+                .map_or_else(|| text(&b["region"]), |z| format!("zone {z}")),
             text(&b["runbook"]),
             text(&b["policy"]),
             text(&b["state"]),

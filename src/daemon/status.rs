@@ -264,6 +264,7 @@ impl Daemon {
             bindings.push(serde_json::json!({
                 "name": b.name,
                 "region": b.region,
+                "zone": b.zone,
                 "policy": b.policy.as_str(),
                 "runbook": b.runbook.display().to_string(),
                 "state": state,
