@@ -534,6 +534,31 @@ impl AwsClients {
         aws_sdk_cloudwatch::Client::from_conf(config)
     }
 
+    /// An ECS client in `region`.
+    pub fn ecs(&self, region: &str) -> aws_sdk_ecs::Client {
+        let config = aws_sdk_ecs::config::Builder::from(&self.config(region))
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_ecs::Client::from_conf(config)
+    }
+
+    /// A Lambda client in `region` for invocations that may take up to
+    /// `wait`: an attempt lasts that long, and is never retried by the
+    /// SDK (an invocation retried blindly could run the function twice).
+    pub fn lambda(&self, region: &str, wait: Duration) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::config::Builder::from(&self.config(region))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(wait)
+                    .build(),
+            )
+            .interceptor(self.counter())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
+    }
+
     /// An ARC zonal shift client in `region`.
     pub fn arc_zonal_shift(&self, region: &str) -> aws_sdk_arczonalshift::Client {
         let config = aws_sdk_arczonalshift::config::Builder::from(&self.config(region))

@@ -224,6 +224,36 @@ impl Emulator {
         self.post_body("/lifeboat-sim/replica-lag", &body.to_string())
     }
 
+    /// What a Lambda function's code does from now on (the emulator runs
+    /// none): its invocations return `result`; with `function_error`
+    /// (`Unhandled`) the function raised and `result` is its error
+    /// payload; `log` is its log. Without this a function echoes its event.
+    pub fn play_function(
+        &self,
+        region: &str,
+        function: &str,
+        result: &serde_json::Value,
+        function_error: Option<&str>,
+        log: &str,
+    ) -> Result<(), EmulatorError> {
+        let body = serde_json::json!({
+            "region": region,
+            "function": function,
+            "result": result,
+            "function_error": function_error,
+            "log": log,
+        });
+        self.post_body("/lifeboat-sim/lambda", &body.to_string())
+    }
+
+    /// The Lambda invocations the emulator saw, oldest first: `[{function,
+    /// qualifier, event, client_context}]`.
+    pub fn invocations(&self) -> Result<serde_json::Value, EmulatorError> {
+        let body = self.exchange("GET", "/lifeboat-sim/lambda", "")?;
+        serde_json::from_str(&body)
+            .map_err(|e| EmulatorError::Start(format!("GET /lifeboat-sim/lambda: {e}")))
+    }
+
     /// Authorize, as IAM would, every request signed with `access_key`
     /// (the caller) or with credentials it assumes from now on, against
     /// `policies` (`{"caller": DOC, ROLE_ARN: DOC}`), and each role's

@@ -41,6 +41,10 @@ Multi-AZ instance's primary to its standby's zone and is refused for an
 instance that is not Multi-AZ (moto ignores `ForceFailover`;
 `reboot_db_instance_response` below).
 
+Lambda functions' code is played by `Functions` (moto's Lambda without
+Docker answers the protocol; the test says what a function returns, raises
+and logs, and reads back the invocations it saw).
+
 An operation moto does not implement, and every request to a service it
 has no backend for (ARC zonal shift), gets HTTP 400 `InvalidAction` saying
 so, as AWS answers an operation it does not know, not moto's HTML page
@@ -64,6 +68,8 @@ from moto.core.utils import utcnow
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.autoscaling.models import autoscaling_backends
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.config import default_user_config
 from moto.ec2.models import ec2_backends
 from moto.iam.models import iam_backends
 from moto.rds.exceptions import RDSClientError
@@ -117,9 +123,12 @@ class RpcV2Cbor:
             return REPLICA_LAG.set(environ, start_response)
         if path == "/lifeboat-sim/iam":
             return IAM.handle(environ, start_response)
+        if path == "/lifeboat-sim/lambda":
+            return FUNCTIONS.handle(environ, start_response)
         if path == "/moto-api/reset":
             REPLICA_LAG.forget()
             IAM.forget()
+            FUNCTIONS.forget()
         if IAM.access_key:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b""
@@ -289,6 +298,85 @@ class ReplicaLag:
 
 
 REPLICA_LAG = ReplicaLag()
+
+
+class Functions:
+    """The code of Lambda functions, which the emulator does not run (no
+    container runtime here): moto's own Lambda without Docker answers every
+    invocation, with the Lambda protocol, and this plays what the function
+    does. `POST /lifeboat-sim/lambda` with `{"region", "function",
+    "result"}` (JSON, what the function returns) and optionally
+    `"function_error"` (`Unhandled`: the function raised, and `result` is
+    its error payload) and `"log"` sets what the next invocations of that
+    function return; a function given nothing echoes its event (moto's own
+    simple behaviour). `GET /lifeboat-sim/lambda` lists the invocations
+    seen (function, qualifier, event, client context), oldest first."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.behaviours = {}
+        self.seen = []
+
+    def handle(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") == "GET":
+            with self.lock:
+                body = json.dumps(self.seen).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            body = json.loads(environ["wsgi.input"].read(length))
+            key = (str(body["region"]), str(body["function"]))
+            behaviour = (body["result"], body.get("function_error"), body.get("log", ""))
+        except (ValueError, KeyError, TypeError) as e:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [f"want {{region, function, result}}: {e}".encode()]
+        with self.lock:
+            self.behaviours[key] = behaviour
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def forget(self):
+        with self.lock:
+            self.behaviours.clear()
+            self.seen.clear()
+
+    def invoke(self, backend, function_name, qualifier, body, headers, response_headers):
+        fn = backend.get_function(function_name, qualifier)
+        name = fn.function_name
+        context = headers.get("X-Amz-Client-Context") or headers.get("x-amz-client-context")
+        with self.lock:
+            self.seen.append({
+                "function": name,
+                "qualifier": qualifier,
+                "event": json.loads(body) if body else None,
+                "client_context": json.loads(base64.b64decode(context)) if context else None,
+            })
+            behaviour = self.behaviours.get((backend.region_name, name))
+        if behaviour is None:
+            payload = (body or "{}").encode() if isinstance(body or "{}", str) else body
+        else:
+            result, function_error, log = behaviour
+            payload = json.dumps(result).encode()
+            if function_error:
+                response_headers["x-amz-function-error"] = function_error
+            if log:
+                response_headers["x-amz-log-result"] = base64.b64encode(log.encode()).decode()
+        response_headers["x-amz-executed-version"] = getattr(fn, "version", "$LATEST")
+        return payload
+
+
+FUNCTIONS = Functions()
+# No container runtime: moto's Lambda answers without running the code, and
+# `Functions` plays the code.
+default_user_config["lambda"]["use_docker"] = False
+
+
+def simple_invoke(self, function_name, qualifier, body, headers, response_headers):
+    return FUNCTIONS.invoke(self, function_name, qualifier, body, headers, response_headers)
+
+
+LambdaSimpleBackend.invoke = simple_invoke
 
 
 COMPARE = {

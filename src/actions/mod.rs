@@ -13,7 +13,9 @@ mod capacity;
 pub(crate) mod cloudwatch;
 pub mod drill;
 pub(crate) mod ec2;
+mod ecs;
 mod generic;
+mod lambda;
 pub mod preflight;
 mod presign;
 pub(crate) mod rds;
@@ -164,6 +166,8 @@ async fn run_aws(
         ActionInput::Ec2LaunchFromTemplate(w) => ec2::launch_from_template(aws, ctx, w).await,
         ActionInput::Ec2CopyImage(w) => ec2::copy_image(aws, ctx, w).await,
         ActionInput::AutoscalingSetCapacity(w) => autoscaling::set_capacity(aws, ctx, w).await,
+        ActionInput::EcsScaleService(w) => ecs::scale_service(aws, ctx, w).await,
+        ActionInput::LambdaInvoke(w) => lambda::invoke(aws, ctx, w).await,
         ActionInput::Route53UpsertRecords(w) => route53::upsert(aws, ctx, w).await,
         ActionInput::Route53SwitchFailover(w) => route53::switch_failover(aws, ctx, w).await,
         ActionInput::Route53SetWeights(w) => route53::set_weights(aws, ctx, w).await,
@@ -419,6 +423,29 @@ impl Actions for Registry {
             ActionInput::RdsWaitAvailable(_) => {
                 vec!["rds:DescribeDBInstances until available".to_string()]
             }
+            ActionInput::EcsScaleService(w) => vec![
+                format!(
+                    "ecs:DescribeServices {} in cluster {}",
+                    w.service, w.cluster
+                ),
+                format!(
+                    "ecs:UpdateService desiredCount={} unless it is so already",
+                    w.desired
+                ),
+                if w.wait_steady {
+                    "ecs:DescribeServices until one deployment runs every desired task".to_string()
+                } else {
+                    "no wait".to_string()
+                },
+            ],
+            ActionInput::LambdaInvoke(w) => vec![format!(
+                "lambda:Invoke {}{} (RequestResponse, its log tail asked for), once: no SDK retry; its function error fails the step",
+                w.function,
+                w.qualifier
+                    .as_deref()
+                    .map(|q| format!(":{q}"))
+                    .unwrap_or_default()
+            )],
             ActionInput::ArcStartZonalShift(w) => vec![
                 format!(
                     "ec2:DescribeAvailabilityZones {} in {} (ARC names zones by ID)",
@@ -575,6 +602,12 @@ impl Registry {
                         Service::Cloudwatch => match input {
                             ActionInput::CloudwatchPutMetricData(w) => {
                                 cloudwatch::preflight(aws, ctx, w).await
+                            }
+                            _ => Ok(Readiness::Unchecked(String::new())),
+                        },
+                        Service::Ecs => match input {
+                            ActionInput::EcsScaleService(w) => {
+                                Readiness::judge(ecs::would_scale(aws, ctx, w).await)
                             }
                             _ => Ok(Readiness::Unchecked(String::new())),
                         },

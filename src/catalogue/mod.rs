@@ -11,7 +11,9 @@ pub mod arc;
 pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ec2;
+pub mod ecs;
 pub mod generic;
+pub mod lambda;
 pub mod rds;
 pub mod route53;
 pub mod s3;
@@ -50,6 +52,10 @@ pub enum Service {
     Cloudwatch,
     /// Amazon Application Recovery Controller's zonal shift.
     ArcZonalShift,
+    /// Amazon ECS.
+    Ecs,
+    /// AWS Lambda.
+    Lambda,
     /// No AWS service.
     None,
 }
@@ -64,6 +70,8 @@ impl fmt::Display for Service {
             Service::S3 => "S3",
             Service::Cloudwatch => "CloudWatch",
             Service::ArcZonalShift => "ARC zonal shift",
+            Service::Ecs => "ECS",
+            Service::Lambda => "Lambda",
             Service::None => "no service",
         })
     }
@@ -223,6 +231,8 @@ catalogue! {
     Ec2CopyImage(ec2::CopyImage) = "ec2.copy_image";
     Ec2WaitRunning(ec2::WaitRunning) = "ec2.wait_running";
     AutoscalingSetCapacity(autoscaling::SetCapacity) = "autoscaling.set_capacity";
+    EcsScaleService(ecs::ScaleService) = "ecs.scale_service";
+    LambdaInvoke(lambda::Invoke) = "lambda.invoke";
     Route53UpsertRecords(route53::UpsertRecords) = "route53.upsert_records";
     Route53SwitchFailover(route53::SwitchFailover) = "route53.switch_failover";
     Route53SetWeights(route53::SetWeights) = "route53.set_weights";
@@ -251,6 +261,7 @@ impl ActionInput {
             ActionInput::RdsFailoverCluster(w) => w.check(),
             ActionInput::ArcStartZonalShift(w) => w.check(),
             ActionInput::ArcCancelZonalShift(w) => w.check(),
+            ActionInput::LambdaInvoke(w) => w.check(),
             ActionInput::Ec2StartInstances(w) => w.check(),
             ActionInput::Ec2StopInstances(w) => w.check_stop(),
             ActionInput::Ec2LaunchFromTemplate(w) => w.check(),
@@ -273,6 +284,7 @@ impl ActionInput {
             | ActionInput::RdsWaitReplicaLag(_)
             | ActionInput::RdsReplicateAutomatedBackups(_)
             | ActionInput::RdsFailoverInstance(_)
+            | ActionInput::EcsScaleService(_)
             | ActionInput::Route53SwitchFailover(_)
             | ActionInput::S3CheckReplication(_)
             | ActionInput::S3NewestObjectAge(_)
@@ -558,6 +570,30 @@ impl ActionKind {
                 10 * MINUTE,
                 3,
                 "Cancel the zonal shifts lifeboat started away from a zone.",
+            ),
+            ActionKind::EcsScaleService => (
+                Service::Ecs,
+                Regional,
+                true,
+                true,
+                &["ecs:DescribeServices", "ecs:UpdateService"],
+                Substituted,
+                "scales the runbook's `drill_service` instead; without one, checks that the service exists and says what it would set",
+                20 * MINUTE,
+                3,
+                "Set an ECS service's desired count and wait until it is steady.",
+            ),
+            ActionKind::LambdaInvoke => (
+                Service::Lambda,
+                Regional,
+                true,
+                false,
+                &["lambda:InvokeFunction"],
+                Substituted,
+                "invokes the runbook's `drill_function` instead; without one, invokes nothing and says so",
+                15 * MINUTE,
+                1,
+                "Invoke a Lambda function with a payload and wait for its result (its function error fails the step).",
             ),
             ActionKind::Ec2StartInstances => (
                 Service::Ec2,

@@ -702,6 +702,27 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                 }
             }
         }
+        ("ecs:DescribeServices" | "ecs:UpdateService", I::EcsScaleService(w)) => {
+            let service = match (&w.drill_service, drilled && action == "ecs:UpdateService") {
+                (Some(drill), true) => drill.as_str(),
+                _ => w.service.as_str(),
+            };
+            t.add(Role::Changed, ecs_service(at, &w.cluster, service));
+            // Reads are granted alike in both modes; a drill reads its
+            // drill service.
+            if action == "ecs:DescribeServices"
+                && let Some(drill) = &w.drill_service
+            {
+                t.add(Role::Changed, ecs_service(at, &w.cluster, drill));
+            }
+        }
+        ("lambda:InvokeFunction", I::LambdaInvoke(w)) => {
+            let (function, qualifier) = match (&w.drill_function, drilled) {
+                (Some(drill), true) => (drill.as_str(), None),
+                _ => (w.function.as_str(), w.qualifier.as_deref()),
+            };
+            t.add(Role::Changed, lambda_function(at, function, qualifier));
+        }
         ("rds:RebootDBInstance", I::RdsFailoverInstance(w)) => {
             t.add(Role::Changed, at.rds(r, "db", &w.db_instance));
         }
@@ -1030,6 +1051,41 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
         }
     }
     t
+}
+
+/// An ECS service's ARN (`service/CLUSTER/SERVICE`), from names or ARNs.
+fn ecs_service(at: &At, cluster: &str, service: &str) -> String {
+    if service.starts_with("arn:") {
+        return service.to_string();
+    }
+    let cluster = cluster.rsplit('/').next().unwrap_or(cluster);
+    format!(
+        "arn:aws:ecs:{}:{}:service/{}/{}",
+        at.region,
+        at.account(),
+        pattern(cluster),
+        pattern(service)
+    )
+}
+
+/// A Lambda function's ARN from its name, `name:alias` or ARN, with the
+/// qualifier the call names (IAM matches a qualified ARN for a qualified
+/// call).
+fn lambda_function(at: &At, function: &str, qualifier: Option<&str>) -> String {
+    let base = if function.starts_with("arn:") {
+        function.to_string()
+    } else {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            at.region,
+            at.account(),
+            pattern(function)
+        )
+    };
+    match qualifier {
+        Some(q) => format!("{base}:{}", pattern(q)),
+        None => base,
+    }
 }
 
 fn s3_touches(t: &mut Touches, action: &str, input: &ActionInput, drilled: bool) {

@@ -57,6 +57,8 @@ pub fn permissions_of(operation: &str) -> Vec<String> {
         "STS" => "sts",
         "KMS" => "kms",
         "ARC Zonal Shift" => "arc-zonal-shift",
+        "ECS" => "ecs",
+        "Lambda" => "lambda",
         other => return vec![format!("{}:{op}", other.to_lowercase())],
     };
     let s3 = |actions: &[&str]| actions.iter().map(|a| format!("s3:{a}")).collect();
@@ -127,6 +129,9 @@ fn drill_permissions(kind: ActionKind) -> Vec<(&'static str, DrillScope)> {
             vec![("route53:ChangeResourceRecordSets", DrillNames)]
         }
         K::S3CopyObjects => vec![("s3:PutObject", Created), ("s3:DeleteObject", Tagged)],
+        // The runbook's drill service or drill function, as named.
+        K::EcsScaleService => vec![("ecs:UpdateService", DrillScope::Unscoped)],
+        K::LambdaInvoke => vec![("lambda:InvokeFunction", DrillScope::Unscoped)],
         // Published with a `DrillRun` dimension no production alarm watches.
         K::CloudwatchPutMetricData => vec![("cloudwatch:PutMetricData", DrillScope::Unscoped)],
         _ => Vec::new(),
@@ -255,6 +260,17 @@ fn makes_no_call(input: &ActionInput) -> bool {
     match input {
         ActionInput::ArcStartZonalShift(w) => w.resources.is_empty(),
         ActionInput::ArcCancelZonalShift(w) => w.resources.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether a drill of this use changes nothing because the runbook names
+/// no drill copy to act on (an ECS service without `drill_service`, a
+/// function without `drill_function`): its drill only reads.
+fn drill_changes_nothing(input: &ActionInput) -> bool {
+    match input {
+        ActionInput::EcsScaleService(w) => w.drill_service.is_none(),
+        ActionInput::LambdaInvoke(w) => w.drill_function.is_none(),
         _ => false,
     }
 }
@@ -421,6 +437,7 @@ fn policy_for(
             continue;
         }
         let info = kind.info();
+        let simulated = mode == Mode::Drill && drill_changes_nothing(input);
         let is_global = global(info.service);
         let drilled = mode == Mode::Drill && info.drill != DrillKind::AsIs;
         let extra: &[&str] = if drilled { drill_reads(kind) } else { &[] };
@@ -434,7 +451,7 @@ fn policy_for(
             .filter(|a| !a.starts_with("kms:") || uses_kms_key(input))
             .map(|a| (*a, None))
             .collect();
-        if drilled {
+        if drilled && !simulated {
             wanted.extend(
                 drill_permissions(kind)
                     .into_iter()

@@ -96,6 +96,7 @@ mod run;
 mod s3;
 mod schema;
 mod secrets;
+mod services;
 mod status_page;
 mod strategies;
 #[path = "../support/mod.rs"]

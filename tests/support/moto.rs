@@ -202,6 +202,26 @@ impl Moto {
         ops
     }
 
+    /// What a Lambda function's code returns from now on (see
+    /// `Emulator::play_function`).
+    pub fn play_function(
+        &self,
+        region: &str,
+        function: &str,
+        result: serde_json::Value,
+        function_error: Option<&str>,
+        log: &str,
+    ) {
+        self.0
+            .play_function(region, function, &result, function_error, log)
+            .expect("play the function");
+    }
+
+    /// The Lambda invocations the emulator saw.
+    pub fn invocations(&self) -> serde_json::Value {
+        self.0.invocations().expect("the invocations")
+    }
+
     /// The `ReplicaLag` the emulator publishes for a read replica from
     /// now on, as RDS would (0 s unless set); `None` stops its datapoints.
     pub fn set_replica_lag(&self, region: &str, db_instance: &str, lag_seconds: Option<f64>) {

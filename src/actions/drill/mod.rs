@@ -384,6 +384,37 @@ pub(super) async fn run(
             noted(super::ec2::copy_image(aws, ctx, &w).await, note)
         }
         I::AutoscalingSetCapacity(w) => groups::set_capacity(aws, ctx, w).await,
+        I::EcsScaleService(w) => match &w.drill_service {
+            Some(service) => {
+                let mut w = w.clone();
+                w.service = service.clone();
+                noted(
+                    super::ecs::scale_service(aws, ctx, &w).await,
+                    format!("scaled the drill service {service}"),
+                )
+            }
+            None => match super::ecs::would_scale(aws, ctx, w).await {
+                Ok(note) => simulated(note),
+                Err(e) => Err(e),
+            },
+        },
+        I::LambdaInvoke(w) => match super::lambda::drill_invoke(aws, ctx, w).await {
+            Some(done) => noted(
+                done,
+                format!(
+                    "invoked the drill function {}",
+                    w.drill_function.as_deref().unwrap_or_default()
+                ),
+            ),
+            None => simulated(format!(
+                "would invoke {}{}; no `drill_function`: nothing was invoked",
+                w.function,
+                w.qualifier
+                    .as_deref()
+                    .map(|q| format!(":{q}"))
+                    .unwrap_or_default()
+            )),
+        },
         I::Route53UpsertRecords(w) => super::route53::drill_upsert(aws, ctx, w).await,
         I::Route53SwitchFailover(w) => super::route53::drill_switch(aws, ctx, w).await,
         I::Route53SetWeights(w) => super::route53::drill_set_weights(aws, ctx, w).await,
