@@ -300,7 +300,9 @@ fn recovery_point(
                 format!("creation time of snapshot {snapshot}, restored by step `{step}`"),
             ))
         }
-        RecoveryPoint::RdsReplicaLag { .. } | RecoveryPoint::S3NewestObject { .. } => {
+        RecoveryPoint::RdsReplicaLag { .. }
+        | RecoveryPoint::AuroraGlobalLag { .. }
+        | RecoveryPoint::S3NewestObject { .. } => {
             let mark = marks
                 .iter()
                 .find(|m| m.kind == MarkKind::RecoveryPoint)

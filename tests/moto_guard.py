@@ -15,7 +15,9 @@ model (timestamps as CBOR tag 1, blobs as byte strings), errors keep their
 only the encoding is translated.
 
 `ReplicaLag` plays the part of RDS that moto lacks: RDS publishes the
-`AWS/RDS` `ReplicaLag` metric of every read replica each minute, moto
+`AWS/RDS` `ReplicaLag` metric of every read replica each minute (and
+`AuroraGlobalDBRPOLag`, in milliseconds, of each secondary cluster of an
+Aurora global database, here named as `db_instance` when set), moto
 publishes nothing. Here every read replica moto holds gets a datapoint each
 second (its lag: 0 s unless a test set another), in the replica's own
 account and region. `POST /lifeboat-sim/replica-lag` with
@@ -285,6 +287,27 @@ class ReplicaLag:
                                 "Dimensions": [
                                     {"Name": "DBInstanceIdentifier", "Value": db.db_instance_identifier}
                                 ],
+                            }
+                        ],
+                    )
+                for cluster in list(backend.clusters.values()):
+                    # RDS publishes AuroraGlobalDBRPOLag (milliseconds) for
+                    # each secondary cluster of a global database.
+                    if not getattr(cluster, "global_cluster_identifier", None) or getattr(cluster, "is_writer", True):
+                        continue
+                    name = cluster.db_cluster_identifier
+                    with self.lock:
+                        lag = self.lags.get((account, region, name), self.lags.get((None, region, name), 0.0))
+                    if lag is None:
+                        continue
+                    cloudwatch_backends[account][region].put_metric_data(
+                        "AWS/RDS",
+                        [
+                            {
+                                "MetricName": "AuroraGlobalDBRPOLag",
+                                "Value": lag * 1000.0,
+                                "Unit": "Milliseconds",
+                                "Dimensions": [{"Name": "DBClusterIdentifier", "Value": name}],
                             }
                         ],
                     )

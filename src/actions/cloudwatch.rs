@@ -432,6 +432,49 @@ pub(crate) async fn lag_points(
     db_instance: &str,
     at: jiff::Timestamp,
 ) -> Result<Vec<LagPoint>, ActionError> {
+    metric_lag_points(aws, region, &LagMetric::replica(db_instance), at).await
+}
+
+/// A lag metric RDS publishes: `ReplicaLag` of a read replica (seconds),
+/// or `AuroraGlobalDBRPOLag` of an Aurora global database's secondary
+/// cluster (milliseconds).
+pub(crate) struct LagMetric<'a> {
+    name: &'static str,
+    dimension: &'static str,
+    id: &'a str,
+    per_second: f64,
+}
+
+impl<'a> LagMetric<'a> {
+    /// A read replica's `ReplicaLag`.
+    pub fn replica(db_instance: &'a str) -> LagMetric<'a> {
+        LagMetric {
+            name: "ReplicaLag",
+            dimension: "DBInstanceIdentifier",
+            id: db_instance,
+            per_second: 1.0,
+        }
+    }
+
+    /// A secondary cluster's `AuroraGlobalDBRPOLag`: how far behind the
+    /// primary its data is.
+    pub fn global_secondary(db_cluster: &'a str) -> LagMetric<'a> {
+        LagMetric {
+            name: "AuroraGlobalDBRPOLag",
+            dimension: "DBClusterIdentifier",
+            id: db_cluster,
+            per_second: 1000.0,
+        }
+    }
+}
+
+/// The datapoints of a lag metric around `at`, in seconds.
+pub(crate) async fn metric_lag_points(
+    aws: &AwsClients,
+    region: &str,
+    metric: &LagMetric<'_>,
+    at: jiff::Timestamp,
+) -> Result<Vec<LagPoint>, ActionError> {
     let secs = |t: jiff::Timestamp| aws_smithy_types::DateTime::from_secs(t.as_second());
     let start = at - jiff::SignedDuration::from_secs(LAG_LOOKBACK_SECS);
     // EndTime is exclusive: a minute past the later of `at` and now.
@@ -440,11 +483,11 @@ pub(crate) async fn lag_points(
         .cloudwatch(region)
         .get_metric_statistics()
         .namespace("AWS/RDS")
-        .metric_name("ReplicaLag")
+        .metric_name(metric.name)
         .dimensions(
             Dimension::builder()
-                .name("DBInstanceIdentifier")
-                .value(db_instance)
+                .name(metric.dimension)
+                .value(metric.id)
                 .build(),
         )
         .start_time(secs(start))
@@ -455,11 +498,66 @@ pub(crate) async fn lag_points(
         .await
         .map_err(|e| {
             classify(
-                &format!("GetMetricStatistics ReplicaLag of {db_instance} in {region}"),
+                &format!(
+                    "GetMetricStatistics {} of {} in {region}",
+                    metric.name, metric.id
+                ),
                 e,
             )
         })?;
-    Ok(points(out.datapoints()))
+    Ok(points(out.datapoints())
+        .into_iter()
+        .map(|p| LagPoint {
+            lag_secs: if p.lag_secs < 0.0 {
+                p.lag_secs
+            } else {
+                p.lag_secs / metric.per_second
+            },
+            ..p
+        })
+        .collect())
+}
+
+/// The recovery point of an Aurora global database's secondary cluster at
+/// the incident start, from its `AuroraGlobalDBRPOLag`.
+pub(super) async fn global_point(
+    aws: &AwsClients,
+    region: &str,
+    db_cluster: &str,
+    incident_start: jiff::Timestamp,
+) -> crate::engine::RecoveryReading {
+    use crate::engine::RecoveryReading;
+    let metric = LagMetric::global_secondary(db_cluster);
+    let points = match metric_lag_points(aws, region, &metric, incident_start).await {
+        Ok(points) => points,
+        Err(e) => {
+            return RecoveryReading::unmeasurable(format!(
+                "CloudWatch did not answer for the AuroraGlobalDBRPOLag of {db_cluster} in {region}: {e}"
+            ));
+        }
+    };
+    match LagAt::of(&points, incident_start) {
+        LagAt::Fresh(p) => RecoveryReading {
+            at: Some(p.replicated_to().to_string()),
+            how: format!(
+                "CloudWatch AuroraGlobalDBRPOLag of {db_cluster} in {region} was {} s at {}, the newest datapoint at or before the incident start ({incident_start})",
+                p.lag_secs, p.at
+            ),
+            not_measurable: None,
+        },
+        LagAt::Stale(p) => RecoveryReading::unmeasurable(format!(
+            "the newest AuroraGlobalDBRPOLag datapoint of {db_cluster} in {region} at or before the incident start ({incident_start}) is from {}, more than two {LAG_PERIOD_SECS} s periods earlier: the secondary's lag at the incident is not known",
+            p.at
+        )),
+        LagAt::NotReplicating(p) => RecoveryReading::unmeasurable(format!(
+            "AuroraGlobalDBRPOLag of {db_cluster} in {region} was {} at {}: replication was not running at the incident start ({incident_start})",
+            p.lag_secs, p.at
+        )),
+        LagAt::Missing => RecoveryReading::unmeasurable(format!(
+            "CloudWatch has no AuroraGlobalDBRPOLag datapoint of {db_cluster} in {region} in the {} minutes up to the incident start ({incident_start}): RDS publishes it for a secondary cluster of a global database",
+            LAG_LOOKBACK_SECS / 60
+        )),
+    }
 }
 
 fn points(datapoints: &[Datapoint]) -> Vec<LagPoint> {

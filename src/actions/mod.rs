@@ -154,6 +154,26 @@ async fn run_aws(
         }
         ActionInput::RdsFailoverInstance(w) => rds::failover_instance(aws, ctx, w).await,
         ActionInput::RdsFailoverCluster(w) => rds::failover_cluster(aws, ctx, w).await,
+        ActionInput::RdsSwitchoverGlobalCluster(w) => {
+            rds::move_primary(
+                aws,
+                ctx,
+                &w.global_cluster,
+                &w.target_cluster,
+                rds::Move::Switchover,
+            )
+            .await
+        }
+        ActionInput::RdsFailoverGlobalCluster(w) => {
+            rds::move_primary(
+                aws,
+                ctx,
+                &w.global_cluster,
+                &w.target_cluster,
+                rds::Move::Failover,
+            )
+            .await
+        }
         ActionInput::ArcStartZonalShift(w) => arc::start(aws, ctx, w).await,
         ActionInput::ArcCancelZonalShift(w) => arc::cancel(aws, ctx, w).await,
         ActionInput::Ec2StartInstances(w) => {
@@ -379,6 +399,17 @@ impl Actions for Registry {
                         );
                     };
                     cloudwatch::replica_point(aws, region, db_instance, incident_start).await
+                }
+                RecoveryPoint::AuroraGlobalLag {
+                    db_cluster,
+                    region: own,
+                } => {
+                    let Some(region) = own.as_deref().or(region) else {
+                        return RecoveryReading::unmeasurable(
+                            "the secondary cluster's region is not known (set `recovery_point.region` or `regions.to`)",
+                        );
+                    };
+                    cloudwatch::global_point(aws, region, db_cluster, incident_start).await
                 }
                 RecoveryPoint::S3NewestObject {
                     source_bucket,

@@ -27,9 +27,11 @@ use crate::catalogue::{ActionInput, ActionKind, Tags};
 use crate::engine::{ActionError, Outputs, StepContext};
 
 mod failover;
+mod global;
 pub(super) use failover::{
     failover_cluster, failover_instance, would_fail_over_cluster, would_fail_over_instance,
 };
+pub(super) use global::{Move, move_primary, would_move};
 
 /// How instances are selected.
 enum Select<'a> {
@@ -1994,6 +1996,26 @@ pub(super) async fn preflight(
             }
             Err(e) => return Err(e),
         },
+        ActionInput::RdsSwitchoverGlobalCluster(w) => Readiness::judge(
+            would_move(
+                aws,
+                ctx,
+                &w.global_cluster,
+                &w.target_cluster,
+                Move::Switchover,
+            )
+            .await,
+        )?,
+        ActionInput::RdsFailoverGlobalCluster(w) => Readiness::judge(
+            would_move(
+                aws,
+                ctx,
+                &w.global_cluster,
+                &w.target_cluster,
+                Move::Failover,
+            )
+            .await,
+        )?,
         ActionInput::RdsFailoverInstance(w) => {
             Readiness::judge(would_fail_over_instance(aws, ctx, w).await)?
         }

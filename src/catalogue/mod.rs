@@ -223,6 +223,8 @@ catalogue! {
     RdsReplicateAutomatedBackups(rds::ReplicateAutomatedBackups) = "rds.replicate_automated_backups";
     RdsFailoverInstance(rds::FailoverInstance) = "rds.failover_instance";
     RdsFailoverCluster(rds::FailoverCluster) = "rds.failover_cluster";
+    RdsSwitchoverGlobalCluster(rds::SwitchoverGlobalCluster) = "rds.switchover_global_cluster";
+    RdsFailoverGlobalCluster(rds::FailoverGlobalCluster) = "rds.failover_global_cluster";
     ArcStartZonalShift(arc::StartZonalShift) = "arc.start_zonal_shift";
     ArcCancelZonalShift(arc::CancelZonalShift) = "arc.cancel_zonal_shift";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
@@ -259,6 +261,7 @@ impl ActionInput {
             ActionInput::RdsModifyInstanceClass(w) => w.check(),
             ActionInput::RdsWaitAvailable(w) => w.check(),
             ActionInput::RdsFailoverCluster(w) => w.check(),
+            ActionInput::RdsFailoverGlobalCluster(w) => w.check(),
             ActionInput::ArcStartZonalShift(w) => w.check(),
             ActionInput::ArcCancelZonalShift(w) => w.check(),
             ActionInput::LambdaInvoke(w) => w.check(),
@@ -284,6 +287,7 @@ impl ActionInput {
             | ActionInput::RdsWaitReplicaLag(_)
             | ActionInput::RdsReplicateAutomatedBackups(_)
             | ActionInput::RdsFailoverInstance(_)
+            | ActionInput::RdsSwitchoverGlobalCluster(_)
             | ActionInput::EcsScaleService(_)
             | ActionInput::Route53SwitchFailover(_)
             | ActionInput::S3CheckReplication(_)
@@ -537,6 +541,38 @@ impl ActionKind {
                 30 * MINUTE,
                 3,
                 "Make a chosen reader (or the best one outside a zone) a DB cluster's writer.",
+            ),
+            ActionKind::RdsSwitchoverGlobalCluster => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &[
+                    "rds:DescribeGlobalClusters",
+                    "rds:DescribeDBClusters",
+                    "rds:SwitchoverGlobalCluster",
+                ],
+                Simulated,
+                "checks that the target is a secondary of the global database and says which cluster would become the primary; switches nothing",
+                60 * MINUTE,
+                3,
+                "Move an Aurora global database's primary to a secondary cluster, without data loss (planned).",
+            ),
+            ActionKind::RdsFailoverGlobalCluster => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &[
+                    "rds:DescribeGlobalClusters",
+                    "rds:DescribeDBClusters",
+                    "rds:FailoverGlobalCluster",
+                ],
+                Simulated,
+                "checks that the target is a secondary of the global database and says which cluster would become the primary; fails nothing over",
+                60 * MINUTE,
+                3,
+                "Fail an Aurora global database over to a secondary cluster, allowing data loss (the primary region lost).",
             ),
             ActionKind::ArcStartZonalShift => (
                 Service::ArcZonalShift,

@@ -310,6 +310,49 @@ impl FailoverCluster {
     }
 }
 
+/// `rds.switchover_global_cluster`: a planned move of an Aurora global
+/// database's writer to a secondary cluster, with no data loss (both
+/// regions up; RDS waits for the secondary to catch up).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchoverGlobalCluster {
+    /// The global database.
+    pub global_cluster: String,
+    /// The secondary cluster (identifier in the step's region, or ARN)
+    /// to make the primary.
+    pub target_cluster: String,
+}
+
+/// `rds.failover_global_cluster`: an unplanned failover of an Aurora global
+/// database to a secondary cluster, the primary region lost: what the
+/// secondary had not received is lost.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverGlobalCluster {
+    /// The global database.
+    pub global_cluster: String,
+    /// The secondary cluster (identifier in the step's region, or ARN)
+    /// to make the primary.
+    pub target_cluster: String,
+    /// Must be `true`: the runbook says, in so many words, that writes not
+    /// yet replicated are given up (without it RDS would attempt a
+    /// switchover, which needs the primary region).
+    pub allow_data_loss: bool,
+}
+
+impl FailoverGlobalCluster {
+    pub(super) fn check(&self) -> Vec<String> {
+        if self.allow_data_loss {
+            Vec::new()
+        } else {
+            vec![
+                "`allow_data_loss` must be `true`: a failover gives up what the secondary has not received; a move without data loss is `rds.switchover_global_cluster`"
+                    .into(),
+            ]
+        }
+    }
+}
+
 impl CopySnapshot {
     pub(super) fn check(&self) -> Vec<String> {
         exactly_one(&[

@@ -1337,6 +1337,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                     runbook.recovery_point,
                     Some(
                         crate::runbook::RecoveryPoint::RdsReplicaLag { .. }
+                            | crate::runbook::RecoveryPoint::AuroraGlobalLag { .. }
                             | crate::runbook::RecoveryPoint::S3NewestObject { .. }
                     )
                 );
@@ -1345,7 +1346,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                         loc,
                         None,
                         format!(
-                            "binding `{name}`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag or s3.newest_object); runbook `{}` has {}",
+                            "binding `{name}`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag, aurora.global_lag or s3.newest_object); runbook `{}` has {}",
                             runbook.name,
                             match &runbook.recovery_point {
                                 None => "none",
@@ -1801,7 +1802,7 @@ notify:
             "{all}"
         );
         assert!(
-            all.contains("binding `lossy`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag or s3.newest_object); runbook `backup-restore-recovery` has rds.snapshot, read after the restore"),
+            all.contains("binding `lossy`: max_data_loss needs a runbook whose recovery_point is read before it promotes (rds.replica_lag, aurora.global_lag or s3.newest_object); runbook `backup-restore-recovery` has rds.snapshot, read after the restore"),
             "{all}"
         );
         assert!(!all.contains("`guarded`"), "{all}");

@@ -559,6 +559,8 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
         ("rds:DescribeDBClusters", input) => {
             let cluster = match input {
                 I::RdsFailoverCluster(w) => w.db_cluster.as_str(),
+                I::RdsSwitchoverGlobalCluster(w) => w.target_cluster.as_str(),
+                I::RdsFailoverGlobalCluster(w) => w.target_cluster.as_str(),
                 _ => "*",
             };
             t.add(Role::Used, at.rds(r, "cluster", cluster));
@@ -722,6 +724,27 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                 _ => (w.function.as_str(), w.qualifier.as_deref()),
             };
             t.add(Role::Changed, lambda_function(at, function, qualifier));
+        }
+        ("rds:DescribeGlobalClusters", input) => {
+            let global = match input {
+                I::RdsSwitchoverGlobalCluster(w) => w.global_cluster.as_str(),
+                I::RdsFailoverGlobalCluster(w) => w.global_cluster.as_str(),
+                _ => "*",
+            };
+            t.add(Role::Used, at.rds("", "global-cluster", global));
+        }
+        ("rds:SwitchoverGlobalCluster" | "rds:FailoverGlobalCluster", input) => {
+            let (global, target) = match input {
+                I::RdsSwitchoverGlobalCluster(w) => {
+                    (w.global_cluster.as_str(), w.target_cluster.as_str())
+                }
+                I::RdsFailoverGlobalCluster(w) => {
+                    (w.global_cluster.as_str(), w.target_cluster.as_str())
+                }
+                _ => ("*", "*"),
+            };
+            t.add(Role::Changed, at.rds("", "global-cluster", global))
+                .add(Role::Changed, at.rds(r, "cluster", target));
         }
         ("rds:RebootDBInstance", I::RdsFailoverInstance(w)) => {
             t.add(Role::Changed, at.rds(r, "db", &w.db_instance));

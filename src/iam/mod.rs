@@ -220,9 +220,10 @@ fn reads_recovery_point(runbook: &Runbook, mode: Mode, principal: Option<&str>) 
         .iter()
         .filter(|s| s.runs_in(mode))
         .filter(|s| match &runbook.recovery_point {
-            Some(RecoveryPoint::RdsReplicaLag { .. }) => {
-                s.action == ActionKind::RdsPromoteReadReplica
-            }
+            Some(
+                point @ (RecoveryPoint::RdsReplicaLag { .. }
+                | RecoveryPoint::AuroraGlobalLag { .. }),
+            ) => point.read_before(s.action),
             Some(RecoveryPoint::S3NewestObject { .. }) => s.needs.is_empty(),
             _ => false,
         })
@@ -234,7 +235,10 @@ fn recovery_point_reads(runbook: &Runbook) -> (Vec<&'static str>, Option<String>
     use crate::runbook::RecoveryPoint;
     let to = runbook.regions.as_ref().map(|r| r.to.clone());
     match &runbook.recovery_point {
-        Some(RecoveryPoint::RdsReplicaLag { region, .. }) => (
+        Some(
+            RecoveryPoint::RdsReplicaLag { region, .. }
+            | RecoveryPoint::AuroraGlobalLag { region, .. },
+        ) => (
             vec!["cloudwatch:GetMetricStatistics"],
             region.clone().or(to),
         ),

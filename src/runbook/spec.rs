@@ -194,6 +194,15 @@ pub enum RecoveryPoint {
         /// Its region; default: the runbook's `regions.to`.
         region: Option<String>,
     },
+    /// How far an Aurora global database's secondary cluster was behind
+    /// (its `AuroraGlobalDBRPOLag`) just before it is made the primary.
+    #[serde(rename = "aurora.global_lag")]
+    AuroraGlobalLag {
+        /// The secondary cluster.
+        db_cluster: String,
+        /// Its region; default: the runbook's `regions.to`.
+        region: Option<String>,
+    },
     /// The creation time of the snapshot a step restored.
     #[serde(rename = "rds.snapshot")]
     RdsSnapshot {
@@ -221,6 +230,10 @@ impl RecoveryPoint {
     pub fn read_before(&self, action: ActionKind) -> bool {
         match self {
             RecoveryPoint::RdsReplicaLag { .. } => action == ActionKind::RdsPromoteReadReplica,
+            RecoveryPoint::AuroraGlobalLag { .. } => matches!(
+                action,
+                ActionKind::RdsFailoverGlobalCluster | ActionKind::RdsSwitchoverGlobalCluster
+            ),
             RecoveryPoint::S3NewestObject { .. } => true,
             RecoveryPoint::RdsSnapshot { .. } => false,
         }

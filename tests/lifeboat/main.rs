@@ -67,6 +67,7 @@
 //!   stand-in endpoints, `eventually` (not tests).
 
 mod accounts;
+mod aurora;
 mod autoscaling;
 mod aws_smoke;
 mod capacity;

@@ -575,6 +575,8 @@ fn resources_of(op: &str, head: &str, body: &[u8]) -> Vec<String> {
                     "DBInstanceIdentifier"
                         | "TargetDBInstanceIdentifier"
                         | "DBClusterIdentifier"
+                        | "GlobalClusterIdentifier"
+                        | "TargetDbClusterIdentifier"
                         | "DBSnapshotIdentifier"
                         | "TargetDBSnapshotIdentifier"
                         | "ResourceName"

@@ -352,6 +352,22 @@ pub(super) async fn run(
             Ok(note) => simulated(note),
             Err(e) => Err(e),
         },
+        I::RdsSwitchoverGlobalCluster(w) => {
+            let how = super::rds::Move::Switchover;
+            match super::rds::would_move(aws, ctx, &w.global_cluster, &w.target_cluster, how).await
+            {
+                Ok(note) => simulated(note),
+                Err(e) => Err(e),
+            }
+        }
+        I::RdsFailoverGlobalCluster(w) => {
+            let how = super::rds::Move::Failover;
+            match super::rds::would_move(aws, ctx, &w.global_cluster, &w.target_cluster, how).await
+            {
+                Ok(note) => simulated(note),
+                Err(e) => Err(e),
+            }
+        }
         I::ArcStartZonalShift(w) => match super::arc::would_start(aws, ctx, w).await {
             Ok(note) => simulated(note),
             Err(e) => Err(e),

@@ -17,7 +17,7 @@ fn zone(db: &DbInstance) -> &str {
 }
 
 /// The error code of a service error, if it is one.
-fn error_code<E, R>(e: &aws_sdk_rds::error::SdkError<E, R>) -> Option<&str>
+pub(super) fn error_code<E, R>(e: &aws_sdk_rds::error::SdkError<E, R>) -> Option<&str>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
