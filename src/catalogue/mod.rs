@@ -225,6 +225,7 @@ catalogue! {
     RdsFailoverCluster(rds::FailoverCluster) = "rds.failover_cluster";
     RdsSwitchoverGlobalCluster(rds::SwitchoverGlobalCluster) = "rds.switchover_global_cluster";
     RdsFailoverGlobalCluster(rds::FailoverGlobalCluster) = "rds.failover_global_cluster";
+    RdsSetServerlessCapacity(rds::SetServerlessCapacity) = "rds.set_serverless_capacity";
     ArcStartZonalShift(arc::StartZonalShift) = "arc.start_zonal_shift";
     ArcCancelZonalShift(arc::CancelZonalShift) = "arc.cancel_zonal_shift";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
@@ -262,6 +263,7 @@ impl ActionInput {
             ActionInput::RdsWaitAvailable(w) => w.check(),
             ActionInput::RdsFailoverCluster(w) => w.check(),
             ActionInput::RdsFailoverGlobalCluster(w) => w.check(),
+            ActionInput::RdsSetServerlessCapacity(w) => w.check(),
             ActionInput::ArcStartZonalShift(w) => w.check(),
             ActionInput::ArcCancelZonalShift(w) => w.check(),
             ActionInput::LambdaInvoke(w) => w.check(),
@@ -573,6 +575,18 @@ impl ActionKind {
                 60 * MINUTE,
                 3,
                 "Fail an Aurora global database over to a secondary cluster, allowing data loss (the primary region lost).",
+            ),
+            ActionKind::RdsSetServerlessCapacity => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &["rds:DescribeDBClusters", "rds:ModifyDBCluster"],
+                Simulated,
+                "says the cluster's capacity range now and what it would be set to; changes nothing",
+                30 * MINUTE,
+                3,
+                "Set an Aurora Serverless v2 cluster's capacity range (warm-up).",
             ),
             ActionKind::ArcStartZonalShift => (
                 Service::ArcZonalShift,

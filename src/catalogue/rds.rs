@@ -353,6 +353,49 @@ impl FailoverGlobalCluster {
     }
 }
 
+/// `rds.set_serverless_capacity`: an Aurora Serverless v2 cluster's
+/// capacity range, in ACUs (warm-up: a higher minimum before traffic
+/// arrives; back down afterwards).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetServerlessCapacity {
+    /// The DB cluster.
+    pub db_cluster: String,
+    /// Fewest ACUs: 0 (scales to zero, where the engine allows it) or 0.5
+    /// to 256, in steps of 0.5.
+    pub min_acu: f64,
+    /// Most ACUs: 1 to 256, in steps of 0.5, at least `min_acu`.
+    pub max_acu: f64,
+}
+
+impl SetServerlessCapacity {
+    pub(super) fn check(&self) -> Vec<String> {
+        let half_steps = |v: f64| (v * 2.0).fract() == 0.0;
+        let mut problems = Vec::new();
+        if !(self.min_acu == 0.0 || (0.5..=256.0).contains(&self.min_acu))
+            || !half_steps(self.min_acu)
+        {
+            problems.push(format!(
+                "`min_acu` {} must be 0, or 0.5 to 256 in steps of 0.5",
+                self.min_acu
+            ));
+        }
+        if !(1.0..=256.0).contains(&self.max_acu) || !half_steps(self.max_acu) {
+            problems.push(format!(
+                "`max_acu` {} must be 1 to 256 in steps of 0.5",
+                self.max_acu
+            ));
+        }
+        if self.min_acu > self.max_acu {
+            problems.push(format!(
+                "`min_acu` {} is above `max_acu` {}",
+                self.min_acu, self.max_acu
+            ));
+        }
+        problems
+    }
+}
+
 impl CopySnapshot {
     pub(super) fn check(&self) -> Vec<String> {
         exactly_one(&[
@@ -419,4 +462,30 @@ pub(super) fn check_placement(
 
 fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capacity(min_acu: f64, max_acu: f64) -> Vec<String> {
+        SetServerlessCapacity {
+            db_cluster: "c".into(),
+            min_acu,
+            max_acu,
+        }
+        .check()
+    }
+
+    #[test]
+    fn a_serverless_range_is_in_half_acus_within_auroras_bounds() {
+        assert!(capacity(0.0, 1.0).is_empty());
+        assert!(capacity(0.5, 256.0).is_empty());
+        assert_eq!(capacity(0.25, 4.0).len(), 1, "{:?}", capacity(0.25, 4.0));
+        assert_eq!(capacity(2.0, 300.0).len(), 1);
+        assert_eq!(
+            capacity(8.0, 4.0),
+            ["`min_acu` 8 is above `max_acu` 4".to_string()]
+        );
+    }
 }

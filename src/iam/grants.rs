@@ -561,6 +561,7 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
                 I::RdsFailoverCluster(w) => w.db_cluster.as_str(),
                 I::RdsSwitchoverGlobalCluster(w) => w.target_cluster.as_str(),
                 I::RdsFailoverGlobalCluster(w) => w.target_cluster.as_str(),
+                I::RdsSetServerlessCapacity(w) => w.db_cluster.as_str(),
                 _ => "*",
             };
             t.add(Role::Used, at.rds(r, "cluster", cluster));
@@ -745,6 +746,9 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             };
             t.add(Role::Changed, at.rds("", "global-cluster", global))
                 .add(Role::Changed, at.rds(r, "cluster", target));
+        }
+        ("rds:ModifyDBCluster", I::RdsSetServerlessCapacity(w)) => {
+            t.add(Role::Changed, at.rds(r, "cluster", &w.db_cluster));
         }
         ("rds:RebootDBInstance", I::RdsFailoverInstance(w)) => {
             t.add(Role::Changed, at.rds(r, "db", &w.db_instance));

@@ -10,7 +10,9 @@
 use lifeboat::actions::Registry;
 use lifeboat::aws::{AwsClients, AwsSettings, Credentials};
 use lifeboat::catalogue::ActionInput;
-use lifeboat::catalogue::rds::{FailoverGlobalCluster, SwitchoverGlobalCluster};
+use lifeboat::catalogue::rds::{
+    FailoverGlobalCluster, SetServerlessCapacity, SwitchoverGlobalCluster,
+};
 use lifeboat::engine::{Actions, FailureKind, StepContext};
 use lifeboat::runbook::{Mode, RecoveryPoint};
 
@@ -290,4 +292,71 @@ steps:
         "{}",
         crate::support::text(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serverless_cluster_is_warmed_up_once_and_a_drill_changes_nothing() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    aws.rds(DR)
+        .create_db_cluster()
+        .db_cluster_identifier("orders-west")
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("not-a-real-password")
+        .serverless_v2_scaling_configuration(
+            aws_sdk_rds::types::ServerlessV2ScalingConfiguration::builder()
+                .min_capacity(0.5)
+                .max_capacity(4.0)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("cluster");
+    let registry = Registry::with_aws(aws.clone());
+    let warm = ActionInput::RdsSetServerlessCapacity(SetServerlessCapacity {
+        db_cluster: "orders-west".into(),
+        min_acu: 8.0,
+        max_acu: 64.0,
+    });
+
+    let mut drill = ctx();
+    drill.mode = Mode::Drill;
+    let seeded = aws.calls().mutating();
+    let out = registry.run(&drill, &warm).await.expect("drill");
+    assert_eq!(
+        out["drill"],
+        "would set DB cluster orders-west to 8-64 ACUs (now 0.5-4 ACUs)"
+    );
+    assert_eq!(aws.calls().mutating(), seeded, "a drill changes nothing");
+
+    let out = registry.run(&ctx(), &warm).await.expect("warm up");
+    assert_eq!(out["changed"], true, "{out:?}");
+    assert_eq!(out["previous"], "0.5-4 ACUs");
+    let range = aws
+        .rds(DR)
+        .describe_db_clusters()
+        .db_cluster_identifier("orders-west")
+        .send()
+        .await
+        .expect("describe")
+        .db_clusters()[0]
+        .serverless_v2_scaling_configuration()
+        .map(|s| (s.min_capacity(), s.max_capacity()));
+    assert_eq!(range, Some((Some(8.0), Some(64.0))));
+    let before = aws.calls().mutating();
+    let again = registry.run(&ctx(), &warm).await.expect("again");
+    assert_eq!(again["changed"], false);
+    assert_eq!(aws.calls().mutating(), before, "at its range already");
+
+    let missing = ActionInput::RdsSetServerlessCapacity(SetServerlessCapacity {
+        db_cluster: "nope".into(),
+        min_acu: 8.0,
+        max_acu: 64.0,
+    });
+    let err = registry
+        .run(&ctx(), &missing)
+        .await
+        .expect_err("no cluster");
+    assert_eq!(err.message, "no DB cluster nope in us-west-2");
 }

@@ -352,6 +352,10 @@ pub(super) async fn run(
             Ok(note) => simulated(note),
             Err(e) => Err(e),
         },
+        I::RdsSetServerlessCapacity(w) => match super::rds::would_set_capacity(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
         I::RdsSwitchoverGlobalCluster(w) => {
             let how = super::rds::Move::Switchover;
             match super::rds::would_move(aws, ctx, &w.global_cluster, &w.target_cluster, how).await

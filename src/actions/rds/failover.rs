@@ -148,7 +148,7 @@ pub(in crate::actions) async fn would_fail_over_instance(
 }
 
 /// The DB cluster as it is now, or `None`.
-async fn find_cluster(
+pub(super) async fn find_cluster(
     client: &aws_sdk_rds::Client,
     region: &str,
     id: &str,
