@@ -32,6 +32,10 @@ pub const RUNBOOKS: &[(&str, &str)] = &[
         "failback-active-active.yaml",
         include_str!("../runbooks/failback-active-active.yaml"),
     ),
+    (
+        "active-active-three-regions.yaml",
+        include_str!("../runbooks/active-active-three-regions.yaml"),
+    ),
     ("multi-az.yaml", include_str!("../runbooks/multi-az.yaml")),
     (
         "failback-multi-az.yaml",

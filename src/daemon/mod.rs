@@ -642,19 +642,25 @@ pub async fn run(
     drop(results);
     // An automatic failover checks its recovery region's probes first.
     for b in &daemon.config.bindings {
-        if let Ok((_, loaded)) = load_bound(b)
-            && let Some(to) = loaded.runbook.regions.map(|r| r.to)
-            && daemon
+        let Ok((_, loaded)) = load_bound(b) else {
+            continue;
+        };
+        let Some(regions) = &loaded.runbook.regions else {
+            continue;
+        };
+        for to in regions.recovery() {
+            if daemon
                 .config
                 .regions
-                .get(&to)
+                .get(to)
                 .is_none_or(|r| r.probes.is_empty())
-        {
-            warn!(
-                binding = %b.name,
-                region = %to,
-                "no probe watches the region this binding fails into: its health cannot be checked before failing into it (give it probes under `regions`)"
-            );
+            {
+                warn!(
+                    binding = %b.name,
+                    region = %to,
+                    "no probe watches the region this binding fails into: its health cannot be checked before failing into it (give it probes under `regions`)"
+                );
+            }
         }
     }
     notify("READY=1");

@@ -169,7 +169,11 @@ impl Daemon {
         let (failback, into) = match load_bound(binding) {
             Ok((_, loaded)) => (
                 loaded.runbook.strategy == crate::runbook::Strategy::Failback,
-                loaded.runbook.regions.map(|r| r.to),
+                loaded
+                    .runbook
+                    .regions
+                    .map(|r| r.recovery().map(str::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default(),
             ),
             Err(why) => {
                 let d = decision(
@@ -195,7 +199,7 @@ impl Daemon {
             }
         };
         self.metrics.set_paused(view.paused.is_some());
-        let (recovery, recovery_evidence) = self.recovery(into.as_deref(), binding.zone.as_deref());
+        let (recovery, recovery_evidence) = self.recovery_of_all(&into, binding.zone.as_deref());
         let verdict = trigger::on_outage(binding.policy, failback, &view, &recovery);
         let name = &binding.name;
         let (detail, summary) = match &verdict {
@@ -293,6 +297,49 @@ impl Daemon {
                 );
             }
         }
+    }
+
+    /// The health of every region a failover recovers into, as one: down
+    /// when any is, unsure when any is, unwatched when any is, else
+    /// healthy; the evidence of each (one region: its own).
+    fn recovery_of_all(
+        &self,
+        regions: &[String],
+        leaves: Option<&str>,
+    ) -> (trigger::Recovery, serde_json::Value) {
+        use trigger::Recovery;
+        if regions.len() <= 1 {
+            return self.recovery(regions.first().map(String::as_str), leaves);
+        }
+        let each: Vec<(Recovery, serde_json::Value)> = regions
+            .iter()
+            .map(|r| self.recovery(Some(r), leaves))
+            .collect();
+        let said = |pick: fn(&Recovery) -> Option<&String>| {
+            let words: Vec<&str> = each
+                .iter()
+                .filter_map(|(r, _)| pick(r).map(String::as_str))
+                .collect();
+            (!words.is_empty()).then(|| words.join("; "))
+        };
+        let down = said(|r| match r {
+            Recovery::Down(w) => Some(w),
+            _ => None,
+        });
+        let unsure = said(|r| match r {
+            Recovery::Unsure(w) => Some(w),
+            _ => None,
+        });
+        let recovery = match (down, unsure) {
+            (Some(w), _) => Recovery::Down(w),
+            (None, Some(w)) => Recovery::Unsure(w),
+            (None, None) if each.iter().any(|(r, _)| *r == Recovery::Unwatched) => {
+                Recovery::Unwatched
+            }
+            (None, None) => Recovery::Healthy,
+        };
+        let evidence = serde_json::Value::Array(each.into_iter().map(|(_, e)| e).collect());
+        (recovery, evidence)
     }
 
     /// The health of `region`, a failover's recovery region, as this

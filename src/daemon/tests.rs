@@ -36,6 +36,15 @@ steps:
   - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
 ";
 
+/// A recovery into two regions.
+const THREE_RUNBOOK: &str = "name: three
+strategy: active-active
+regions: { from: us-east-1, to: us-west-2, also: [eu-west-1] }
+steps:
+  - { id: first, action: wait, with: { duration: 2s } }
+  - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+";
+
 /// Settings for clients that reach nothing.
 fn nowhere() -> AwsSettings {
     AwsSettings {
@@ -99,6 +108,7 @@ impl InProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
         std::fs::write(dir.path().join("zonal.yaml"), ZONAL_RUNBOOK).unwrap();
+        std::fs::write(dir.path().join("three.yaml"), THREE_RUNBOOK).unwrap();
         let state = dir.path().join("state");
         let config_path = dir.path().join("lifeboat.yaml");
         std::fs::write(
@@ -770,5 +780,43 @@ async fn a_zones_failure_runs_the_zonal_binding_and_a_wider_one_the_regional() {
         .await;
     assert!(regional, "the regional binding never ran");
     assert_eq!(started("zone-a"), 1, "the zone's outage was declared once");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn nothing_fails_into_two_regions_when_one_of_them_is_down() {
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let rest = "  us-west-2:\n    probes: [ { name: west, tcp: \"127.0.0.1:9\", interval: 1s } ]\n  eu-west-1:\n    probes: [ { name: eu, tcp: \"127.0.0.1:9\", interval: 1s } ]\nbindings:\n  app: { region: us-east-1, runbook: three.yaml, policy: auto }\n";
+    let d = InProcess::launch(rest, aws, |_| {}).await;
+    // eu-west-1, the second recovery region, goes down first; us-west-2
+    // stays healthy; then us-east-1 goes down.
+    for _ in 0..5 {
+        d.tick(&[("eu-west-1", 0, false), ("us-west-2", 0, true)])
+            .await;
+    }
+    for _ in 0..5 {
+        d.tick(&[("us-east-1", 0, false), ("us-west-2", 0, true)])
+            .await;
+    }
+    let refused = d
+        .until(Duration::from_secs(10), |d| {
+            d.decisions().contains(&DecisionKind::BlockedRecoveryDown)
+        })
+        .await;
+    assert!(refused, "{:?}", d.decisions());
+    assert!(d.journal().runs().unwrap().is_empty(), "nothing ran");
+    let detail = d.detail_of(DecisionKind::BlockedRecoveryDown);
+    assert!(
+        detail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("eu-west-1 is down with 1 of 1 probes failing"),
+        "{detail}"
+    );
+    let each = detail["recovery_region"]
+        .as_array()
+        .expect("one per region");
+    assert_eq!(each[0]["region"], "us-west-2", "{detail}");
+    assert_eq!(each[1]["region"], "eu-west-1", "{detail}");
     d.stop().await;
 }

@@ -863,7 +863,14 @@ impl Engine {
             Some(m) => m.at.clone(),
             None => self.journal.run(&ctx.id)?.run.started_at,
         };
-        let region = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
+        // A replica's (or secondary cluster's) lag is read where the
+        // promotion it precedes acts (one of several recovery regions); a
+        // bucket's newest object in `regions.to`.
+        let to = ctx.runbook.regions.as_ref().map(|r| r.to.as_str());
+        let region = match source {
+            crate::runbook::RecoveryPoint::S3NewestObject { .. } => to,
+            _ => step.region.as_deref().or(to),
+        };
         // A point read against a made-up incident start would be a made-up
         // RPO: an unreadable one is said, not replaced by the present.
         let (reading, calls) = match incident_start.parse::<jiff::Timestamp>() {

@@ -349,7 +349,7 @@ pub fn regions_of(runbook: &Runbook) -> std::collections::BTreeSet<String> {
     let mut all = std::collections::BTreeSet::new();
     if let Some(r) = &runbook.regions {
         all.insert(r.from.clone());
-        all.insert(r.to.clone());
+        all.extend(r.recovery().map(str::to_string));
     }
     for step in &runbook.steps {
         all.extend(step.region.clone());
@@ -772,7 +772,7 @@ fn check(
     let name = spec.name.0.unwrap_or_default();
     let regions = spec.regions.and_then(|r| r.0);
     if let Some(r) = &regions {
-        for region in [&r.from, &r.to] {
+        for region in [&r.from, &r.to].into_iter().chain(&r.also) {
             if !is_region(region) && !is_placeholder(region) {
                 diags.error(
                     Loc::UNKNOWN,
@@ -787,6 +787,32 @@ fn check(
                 Loc::UNKNOWN,
                 None,
                 format!("`regions.from` and `regions.to` are both `{}`", r.from),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::from([r.to.as_str()]);
+        for also in &r.also {
+            if is_placeholder(also) {
+                continue;
+            }
+            if *also == r.from {
+                diags.error(
+                    Loc::UNKNOWN,
+                    None,
+                    format!("`regions.also` names `{also}`, the region failed away from"),
+                );
+            } else if !seen.insert(also.as_str()) {
+                diags.error(
+                    Loc::UNKNOWN,
+                    None,
+                    format!("`regions.also` names `{also}` twice (or as `regions.to` too)"),
+                );
+            }
+        }
+        if zonal && !r.also.is_empty() {
+            diags.error(
+                Loc::UNKNOWN,
+                None,
+                "a multi-az runbook recovers within one region: drop `regions.also`",
             );
         }
         if r.from != r.to && zonal {

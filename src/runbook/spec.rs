@@ -139,6 +139,18 @@ pub struct Regions {
     pub from: String,
     /// The region recovered into; the default region of every step.
     pub to: String,
+    /// More regions the recovery moves into besides `to`, in the order
+    /// they are preferred after it (steps name them as their `region`):
+    /// each is checked before an automatic failover, as `to` is.
+    #[serde(default)]
+    pub also: Vec<String>,
+}
+
+impl Regions {
+    /// Every region the recovery moves into: `to`, then `also`.
+    pub fn recovery(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.to.as_str()).chain(self.also.iter().map(String::as_str))
+    }
 }
 
 /// An IAM role to assume.

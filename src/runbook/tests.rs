@@ -414,3 +414,29 @@ fn a_drill_section_places_copies_and_its_ids_are_checked() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn more_recovery_regions_are_regions_other_than_the_failed_one_each_once() {
+    let text = |also: &str| {
+        format!(
+            "name: t\nstrategy: active-active\nregions: {{ from: us-east-1, to: us-west-2, also: {also} }}\nsteps:\n  - {{ id: a, action: wait, with: {{ duration: 1s }} }}\n"
+        )
+    };
+    let ok = loaded(&text("[eu-west-1]"));
+    let regions = ok.runbook.regions.as_ref().expect("regions");
+    assert_eq!(
+        regions.recovery().collect::<Vec<_>>(),
+        ["us-west-2", "eu-west-1"]
+    );
+    assert!(crate::runbook::regions_of(&ok.runbook).contains("eu-west-1"));
+    let all = errors(&text("[us-east-1, us-west-2, mars-1]")).join("\n");
+    assert!(
+        all.contains("`regions.also` names `us-east-1`, the region failed away from"),
+        "{all}"
+    );
+    assert!(
+        all.contains("`regions.also` names `us-west-2` twice (or as `regions.to` too)"),
+        "{all}"
+    );
+    assert!(all.contains("`mars-1` is not an AWS region name"), "{all}");
+}

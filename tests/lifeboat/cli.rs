@@ -41,7 +41,7 @@ fn validate_accepts_every_shipped_runbook() {
     let files = shipped();
     assert_eq!(
         files.len(),
-        10,
+        11,
         "one runbook per strategy, and a failback for each way traffic moves: {files:?}"
     );
     let mut args = vec!["validate"];

@@ -287,6 +287,7 @@ async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
         "warm-standby.yaml",
         "active-passive.yaml",
         "active-active.yaml",
+        "active-active-three-regions.yaml",
         "multi-az.yaml",
         "failback.yaml",
     ] {

@@ -461,6 +461,56 @@ async fn active_active_drains_absorbs_and_its_failback_gives_the_traffic_back() 
     crate::support::iam::assert_covered(&scene.state);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_regions_drain_one_and_the_other_two_absorb_it() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let zone = crate::support::seed::strategy(&aws, "active-active-three-regions.yaml").await;
+    let regions = ["us-east-1", "us-west-2", "eu-west-1"];
+    let state = || async {
+        let weights = crate::support::seed::weights(&aws, &zone, "app.example.com").await;
+        let mut desired = Vec::new();
+        for region in regions {
+            let groups = aws
+                .autoscaling(region)
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names("app-asg")
+                .send()
+                .await
+                .expect("describe group");
+            desired.push(
+                groups.auto_scaling_groups()[0]
+                    .desired_capacity()
+                    .unwrap_or(-1),
+            );
+        }
+        (weights, desired)
+    };
+    let weights = |w: [i64; 3]| {
+        let mut v: Vec<(String, i64)> = regions.iter().map(|r| r.to_string()).zip(w).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(state().await, (weights([34, 33, 33]), vec![3, 3, 3]));
+
+    let scene = Scene::new("active-active-three-regions.yaml").await;
+    assert_ok(&scene.lifeboat(&moto, &["check"]));
+    assert_ok(&scene.lifeboat(&moto, &["run", "--yes"]));
+    assert_eq!(
+        state().await,
+        (weights([0, 50, 50]), vec![3, 5, 5]),
+        "us-east-1 drained; each survivor at five instances"
+    );
+    let runs = crate::support::lifeboat(&scene.state, &["runs", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("run id").to_string();
+    let report = crate::support::lifeboat(&scene.state, &["report", &id, "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    assert_eq!(report["rto"]["verdict"], "met", "{report}");
+    crate::support::iam::assert_covered(&scene.state);
+    scene.run_again_changes_nothing(&moto);
+}
+
 /// The zone of the multi-AZ runbook's database primary, and its app tier's
 /// desired capacity.
 async fn multi_az_state(aws: &AwsClients) -> (String, i32) {

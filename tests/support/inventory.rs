@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use lifeboat::aws::AwsClients;
 use lifeboat::iam::DRILL_TAG;
 
-const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
+const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-1"];
 
 /// Whether a name is a drill's copy.
 pub fn is_drill(name: &str) -> bool {

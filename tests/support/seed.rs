@@ -481,6 +481,26 @@ pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
         }
         return zone;
     }
+    if runbook == "active-active-three-regions.yaml" {
+        // Three regions serve, a third of the traffic each, three
+        // instances each.
+        let zone = zone(aws, "example.com", &[]).await;
+        weighted(
+            aws,
+            &zone,
+            "app.example.com",
+            &[
+                ("us-east-1", 34, "192.0.2.10"),
+                ("us-west-2", 33, "198.51.100.10"),
+                ("eu-west-1", 33, "203.0.113.10"),
+            ],
+        )
+        .await;
+        for region in ["us-east-1", "us-west-2", "eu-west-1"] {
+            group_in(aws, region, "app-asg", 3).await;
+        }
+        return zone;
+    }
     if runbook == "multi-az.yaml" || runbook == "failback-multi-az.yaml" {
         // One region: a Multi-AZ database, its primary in us-east-1a, and
         // the app tier's group.
