@@ -132,6 +132,8 @@ pub struct Request {
     pub status: u16,
     /// The client's `User-Agent` header.
     pub user_agent: String,
+    /// The region it is signed for (its SigV4 scope), when signed.
+    pub region: String,
     /// What it took from AWS's buckets, when the proxy throttles as AWS
     /// does (bucket key, tokens).
     pub charges: Vec<(String, lifeboat::pacing::Charge)>,
@@ -247,6 +249,7 @@ impl State {
                 forwarded: false,
                 status: 0,
                 user_agent,
+                region: String::new(),
                 charges: Vec::new(),
                 received,
             },
@@ -367,15 +370,22 @@ impl Proxy {
     }
 
     /// How many times each resource was changed (named by a mutating call
-    /// that reached the emulator and succeeded), by operation:
-    /// `(operation, resource) -> n`.
+    /// that reached the emulator and succeeded; a name with its region), by
+    /// operation:
     pub fn changes(&self) -> BTreeMap<(String, String), u64> {
         let mut counts = BTreeMap::new();
         for request in self.requests() {
             if request.changed() {
                 for resource in &request.resources {
+                    // Names are a region's own: app-asg in two regions is
+                    // two groups.
+                    let named = if request.region.is_empty() || resource.starts_with("arn:") {
+                        resource.clone()
+                    } else {
+                        format!("{resource} ({})", request.region)
+                    };
                     *counts
-                        .entry((request.operation.clone(), resource.clone()))
+                        .entry((request.operation.clone(), named))
                         .or_default() += 1;
                 }
             }
@@ -960,14 +970,18 @@ async fn serve(
     let received = Instant::now();
     let op = operation(&head, &body);
     let resources = resources_of(&op, &head, &body);
-    let user_agent = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("user-agent")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
+    let header = |wanted: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case(wanted)
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    let user_agent = header("user-agent");
+    let region = lifeboat::pacing::signed_scope(&header("authorization"))
+        .map_or(String::new(), |(r, _)| r.to_string());
     // S3's requests are the ones named by method and path.
     let s3 = op.contains(' ');
     let n = {
@@ -1092,6 +1106,7 @@ async fn serve(
                 forwarded: true,
                 status,
                 user_agent,
+                region,
                 charges,
                 received,
             },
