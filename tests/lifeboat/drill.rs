@@ -195,6 +195,19 @@ async fn an_active_passive_drill_switches_a_copy_of_the_failover_pair() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_az_drill_fails_nothing_over_and_says_where_the_primary_would_go() {
+    let env = Env::new().await;
+    crate::support::seed::strategy(&env.aws, "multi-az.yaml").await;
+    let notes = env.drill_leaves_production_alone("multi-az.yaml").await;
+    assert!(
+        notes.iter().any(|n| n.starts_with(
+            "\"database\": would reboot app-db with failover: its primary is in us-east-1a (available), its standby in us-east-1b"
+        )),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_killed_midway_is_swept_clean() {
     let env = Env::new().await;
     lifeboat::demo::seed(&env.aws).await.expect("seed");
