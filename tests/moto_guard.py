@@ -265,52 +265,39 @@ class ReplicaLag:
         with self.lock:
             self.lags.clear()
 
+    def lag_of(self, account, region, name):
+        with self.lock:
+            return self.lags.get((account, region, name), self.lags.get((None, region, name), 0.0))
+
+    @staticmethod
+    def put(account, region, metric, dimension, name, value, unit):
+        cloudwatch_backends[account][region].put_metric_data(
+            "AWS/RDS",
+            [{"MetricName": metric, "Value": value, "Unit": unit,
+              "Dimensions": [{"Name": dimension, "Value": name}]}],
+        )
+
     def publish(self):
-        """One datapoint for each read replica moto holds now."""
+        """One datapoint for each read replica moto holds now, and for each
+        secondary cluster of a global database (RDS's AuroraGlobalDBRPOLag,
+        in milliseconds)."""
         for account, regions in list(dict.items(rds_backends)):
             for region, backend in list(dict.items(regions)):
                 for db in list(backend.databases.values()):
                     if not getattr(db, "source_db_instance_identifier", None):
                         continue
                     name = db.db_instance_identifier
-                    with self.lock:
-                        lag = self.lags.get((account, region, name), self.lags.get((None, region, name), 0.0))
-                    if lag is None:
-                        continue
-                    cloudwatch_backends[account][region].put_metric_data(
-                        "AWS/RDS",
-                        [
-                            {
-                                "MetricName": "ReplicaLag",
-                                "Value": lag,
-                                "Unit": "Seconds",
-                                "Dimensions": [
-                                    {"Name": "DBInstanceIdentifier", "Value": db.db_instance_identifier}
-                                ],
-                            }
-                        ],
-                    )
+                    lag = self.lag_of(account, region, name)
+                    if lag is not None:
+                        self.put(account, region, "ReplicaLag", "DBInstanceIdentifier", name, lag, "Seconds")
                 for cluster in list(backend.clusters.values()):
-                    # RDS publishes AuroraGlobalDBRPOLag (milliseconds) for
-                    # each secondary cluster of a global database.
                     if not getattr(cluster, "global_cluster_identifier", None) or getattr(cluster, "is_writer", True):
                         continue
                     name = cluster.db_cluster_identifier
-                    with self.lock:
-                        lag = self.lags.get((account, region, name), self.lags.get((None, region, name), 0.0))
-                    if lag is None:
-                        continue
-                    cloudwatch_backends[account][region].put_metric_data(
-                        "AWS/RDS",
-                        [
-                            {
-                                "MetricName": "AuroraGlobalDBRPOLag",
-                                "Value": lag * 1000.0,
-                                "Unit": "Milliseconds",
-                                "Dimensions": [{"Name": "DBClusterIdentifier", "Value": name}],
-                            }
-                        ],
-                    )
+                    lag = self.lag_of(account, region, name)
+                    if lag is not None:
+                        self.put(account, region, "AuroraGlobalDBRPOLag", "DBClusterIdentifier", name,
+                                 lag * 1000.0, "Milliseconds")
 
     def run(self, stop):
         while not stop.wait(1.0):

@@ -57,6 +57,17 @@ pub(crate) async fn zone(aws: &AwsClients, region: &str, zone: &str) -> Result<Z
         .ok_or_else(|| ActionError::permanent(format!("no Availability Zone {zone} in {region}")))
 }
 
+/// The step's region, the zone resolved there, and an ARC client there.
+async fn arc_in<'a>(
+    aws: &AwsClients,
+    ctx: &'a StepContext,
+    away_from: &str,
+) -> Result<(&'a str, Zone, aws_sdk_arczonalshift::Client), ActionError> {
+    let region = region_of(ctx)?;
+    let away = zone(aws, region, away_from).await?;
+    Ok((region, away, aws.arc_zonal_shift(region)))
+}
+
 /// The marker lifeboat's shifts carry at the start of their comment.
 fn marker(run: &str) -> String {
     format!("lifeboat {run}")
@@ -165,12 +176,10 @@ pub(super) async fn start(
     ctx: &StepContext,
     w: &StartZonalShift,
 ) -> Result<Outputs, ActionError> {
-    let region = region_of(ctx)?;
     if w.resources.is_empty() {
         return Ok(nothing_named());
     }
-    let away = zone(aws, region, &w.away_from).await?;
-    let client = aws.arc_zonal_shift(region);
+    let (region, away, client) = arc_in(aws, ctx, &w.away_from).await?;
     let mut shifts = serde_json::Map::new();
     let mut started = Vec::new();
     let mut expiry = Vec::new();
@@ -239,12 +248,10 @@ pub(super) async fn cancel(
     ctx: &StepContext,
     w: &CancelZonalShift,
 ) -> Result<Outputs, ActionError> {
-    let region = region_of(ctx)?;
     if w.resources.is_empty() {
         return Ok(nothing_named());
     }
-    let away = zone(aws, region, &w.away_from).await?;
-    let client = aws.arc_zonal_shift(region);
+    let (region, away, client) = arc_in(aws, ctx, &w.away_from).await?;
     let mut cancelled = Vec::new();
     let mut left = Vec::new();
     for resource in &w.resources {
@@ -282,12 +289,10 @@ pub(super) async fn would_start(
     ctx: &StepContext,
     w: &StartZonalShift,
 ) -> Result<String, ActionError> {
-    let region = region_of(ctx)?;
     if w.resources.is_empty() {
         return Ok("no resources named: no zonal shift".to_string());
     }
-    let away = zone(aws, region, &w.away_from).await?;
-    let client = aws.arc_zonal_shift(region);
+    let (region, away, client) = arc_in(aws, ctx, &w.away_from).await?;
     let mut would = Vec::new();
     let mut already = Vec::new();
     for resource in &w.resources {
@@ -331,12 +336,10 @@ pub(super) async fn would_cancel(
     ctx: &StepContext,
     w: &CancelZonalShift,
 ) -> Result<String, ActionError> {
-    let region = region_of(ctx)?;
     if w.resources.is_empty() {
         return Ok("no resources named: no zonal shift to cancel".to_string());
     }
-    let away = zone(aws, region, &w.away_from).await?;
-    let client = aws.arc_zonal_shift(region);
+    let (region, away, client) = arc_in(aws, ctx, &w.away_from).await?;
     let mut ours = Vec::new();
     for resource in &w.resources {
         for s in active_shifts(&client, region, resource).await? {

@@ -8,7 +8,7 @@
 //! emulator's guard publishes as RDS does.
 
 use lifeboat::actions::Registry;
-use lifeboat::aws::{AwsClients, AwsSettings, Credentials};
+use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::rds::{
     FailoverGlobalCluster, SetServerlessCapacity, SwitchoverGlobalCluster,
@@ -78,15 +78,7 @@ async fn a_global_failover_is_sent_once_to_the_secondary_and_the_emulators_refus
     )
     .await;
     let proxy = Proxy::start(&moto.endpoint(), Rules::default()).await;
-    let aws = AwsClients::load(
-        &AwsSettings {
-            profile: None,
-            endpoint_url: Some(proxy.endpoint.clone()),
-            ..Default::default()
-        },
-        Credentials::Emulator,
-    )
-    .await;
+    let aws = proxy.clients().await;
     let registry = Registry::with_aws(aws.clone());
 
     let err = registry

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lifeboat::actions::Registry;
-use lifeboat::aws::{AwsClients, AwsSettings, Credentials};
+use lifeboat::aws::AwsClients;
 use lifeboat::catalogue::ActionInput;
 use lifeboat::catalogue::arc::{CancelZonalShift, StartZonalShift};
 use lifeboat::catalogue::rds::{FailoverCluster, FailoverInstance};
@@ -139,15 +139,7 @@ async fn a_failover_interrupted_while_rebooting_resumes_without_a_second_reboot(
         },
     )
     .await;
-    let aws = AwsClients::load(
-        &AwsSettings {
-            profile: None,
-            endpoint_url: Some(proxy.endpoint.clone()),
-            ..Default::default()
-        },
-        Credentials::Emulator,
-    )
-    .await;
+    let aws = proxy.clients().await;
     let registry = Registry::with_aws(aws.clone());
     let mut short = ctx();
     short.deadline = tokio::time::Instant::now() + Duration::from_millis(800);
@@ -358,15 +350,7 @@ fn shift(resources: &[&str], away_from: &str) -> ActionInput {
 
 async fn proxied(moto: &Moto) -> (Proxy, AwsClients) {
     let proxy = Proxy::start(&moto.endpoint(), Rules::default()).await;
-    let aws = AwsClients::load(
-        &AwsSettings {
-            profile: None,
-            endpoint_url: Some(proxy.endpoint.clone()),
-            ..Default::default()
-        },
-        Credentials::Emulator,
-    )
-    .await;
+    let aws = proxy.clients().await;
     (proxy, aws)
 }
 

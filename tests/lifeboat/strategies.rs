@@ -391,24 +391,37 @@ async fn failback_rebuilds_the_primary_after_two_approvals() {
 
 /// Each weighted set of `app.example.com`, with its weight; and the desired
 /// capacity of `app-asg` in us-east-1 and us-west-2.
-async fn active_active_state(aws: &AwsClients, zone: &str) -> (Vec<(String, i64)>, Vec<i32>) {
+/// The desired capacity of `app-asg` in `region`.
+async fn desired(aws: &AwsClients, region: &str) -> i32 {
+    let groups = aws
+        .autoscaling(region)
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("app-asg")
+        .send()
+        .await
+        .expect("describe group");
+    groups.auto_scaling_groups()[0]
+        .desired_capacity()
+        .unwrap_or(-1)
+}
+
+/// The weights of `app.example.com` and the app tier's desired capacity
+/// in each of `regions`.
+async fn weights_and_capacity(
+    aws: &AwsClients,
+    zone: &str,
+    regions: &[&str],
+) -> (Vec<(String, i64)>, Vec<i32>) {
     let weights = crate::support::seed::weights(aws, zone, "app.example.com").await;
-    let mut desired = Vec::new();
-    for region in ["us-east-1", "us-west-2"] {
-        let groups = aws
-            .autoscaling(region)
-            .describe_auto_scaling_groups()
-            .auto_scaling_group_names("app-asg")
-            .send()
-            .await
-            .expect("describe group");
-        desired.push(
-            groups.auto_scaling_groups()[0]
-                .desired_capacity()
-                .unwrap_or(-1),
-        );
+    let mut each = Vec::new();
+    for region in regions {
+        each.push(desired(aws, region).await);
     }
-    (weights, desired)
+    (weights, each)
+}
+
+async fn active_active_state(aws: &AwsClients, zone: &str) -> (Vec<(String, i64)>, Vec<i32>) {
+    weights_and_capacity(aws, zone, &["us-east-1", "us-west-2"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,25 +480,7 @@ async fn three_regions_drain_one_and_the_other_two_absorb_it() {
     let aws = moto.clients().await;
     let zone = crate::support::seed::strategy(&aws, "active-active-three-regions.yaml").await;
     let regions = ["us-east-1", "us-west-2", "eu-west-1"];
-    let state = || async {
-        let weights = crate::support::seed::weights(&aws, &zone, "app.example.com").await;
-        let mut desired = Vec::new();
-        for region in regions {
-            let groups = aws
-                .autoscaling(region)
-                .describe_auto_scaling_groups()
-                .auto_scaling_group_names("app-asg")
-                .send()
-                .await
-                .expect("describe group");
-            desired.push(
-                groups.auto_scaling_groups()[0]
-                    .desired_capacity()
-                    .unwrap_or(-1),
-            );
-        }
-        (weights, desired)
-    };
+    let state = || weights_and_capacity(&aws, &zone, &regions);
     let weights = |w: [i64; 3]| {
         let mut v: Vec<(String, i64)> = regions.iter().map(|r| r.to_string()).zip(w).collect();
         v.sort();
@@ -515,18 +510,9 @@ async fn three_regions_drain_one_and_the_other_two_absorb_it() {
 /// desired capacity.
 async fn multi_az_state(aws: &AwsClients) -> (String, i32) {
     let db = db(aws, "us-east-1", "app-db").await;
-    let groups = aws
-        .autoscaling("us-east-1")
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names("app-asg")
-        .send()
-        .await
-        .expect("describe group");
     (
         db.availability_zone().unwrap_or_default().to_string(),
-        groups.auto_scaling_groups()[0]
-            .desired_capacity()
-            .unwrap_or(-1),
+        desired(aws, "us-east-1").await,
     )
 }
 

@@ -299,6 +299,19 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
+    /// Clients whose every request goes through this proxy.
+    pub async fn clients(&self) -> lifeboat::aws::AwsClients {
+        lifeboat::aws::AwsClients::load(
+            &lifeboat::aws::AwsSettings {
+                profile: None,
+                endpoint_url: Some(self.endpoint.clone()),
+                ..Default::default()
+            },
+            lifeboat::aws::Credentials::Emulator,
+        )
+        .await
+    }
+
     /// Start a proxy to `upstream` (`http://127.0.0.1:PORT`) on a free port.
     pub async fn start(upstream: &str, rules: Rules) -> Proxy {
         Proxy::start_on(upstream, rules, 0)

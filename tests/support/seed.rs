@@ -463,40 +463,23 @@ pub async fn snapshot_copied_to_dr(aws: &AwsClients, db: &str) -> String {
 /// state a failover leaves (the replica promoted and serving, DNS on the
 /// DR address, the primary app tier stopped). Returns the zone's id.
 pub async fn strategy(aws: &AwsClients, runbook: &str) -> String {
-    if runbook == "active-active.yaml" {
-        // Both regions serve, half the traffic each, three instances each.
+    // Every region serves, its weight of the traffic, three instances each.
+    let serving: &[(&str, i64, &str)] = match runbook {
+        "active-active.yaml" => &[
+            ("us-east-1", 50, "192.0.2.10"),
+            ("us-west-2", 50, "198.51.100.10"),
+        ],
+        "active-active-three-regions.yaml" => &[
+            ("us-east-1", 34, "192.0.2.10"),
+            ("us-west-2", 33, "198.51.100.10"),
+            ("eu-west-1", 33, "203.0.113.10"),
+        ],
+        _ => &[],
+    };
+    if !serving.is_empty() {
         let zone = zone(aws, "example.com", &[]).await;
-        weighted(
-            aws,
-            &zone,
-            "app.example.com",
-            &[
-                ("us-east-1", 50, "192.0.2.10"),
-                ("us-west-2", 50, "198.51.100.10"),
-            ],
-        )
-        .await;
-        for region in ["us-east-1", "us-west-2"] {
-            group_in(aws, region, "app-asg", 3).await;
-        }
-        return zone;
-    }
-    if runbook == "active-active-three-regions.yaml" {
-        // Three regions serve, a third of the traffic each, three
-        // instances each.
-        let zone = zone(aws, "example.com", &[]).await;
-        weighted(
-            aws,
-            &zone,
-            "app.example.com",
-            &[
-                ("us-east-1", 34, "192.0.2.10"),
-                ("us-west-2", 33, "198.51.100.10"),
-                ("eu-west-1", 33, "203.0.113.10"),
-            ],
-        )
-        .await;
-        for region in ["us-east-1", "us-west-2", "eu-west-1"] {
+        weighted(aws, &zone, "app.example.com", serving).await;
+        for (region, _, _) in serving {
             group_in(aws, region, "app-asg", 3).await;
         }
         return zone;

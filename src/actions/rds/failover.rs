@@ -148,7 +148,7 @@ pub(in crate::actions) async fn would_fail_over_instance(
 }
 
 /// The DB cluster as it is now, or `None`.
-pub(super) async fn find_cluster(
+async fn find_cluster(
     client: &aws_sdk_rds::Client,
     region: &str,
     id: &str,
@@ -252,7 +252,7 @@ async fn cluster_target(
         })
 }
 
-async fn existing_cluster(
+pub(super) async fn existing_cluster(
     client: &aws_sdk_rds::Client,
     region: &str,
     id: &str,

@@ -5,7 +5,7 @@ use aws_sdk_rds::types::{DbCluster, ServerlessV2ScalingConfiguration};
 
 use super::super::aws_error::classify;
 use super::super::{Poll, poll_until, region_of};
-use super::failover::find_cluster;
+use super::failover::existing_cluster as cluster;
 use crate::aws::AwsClients;
 use crate::catalogue::rds::SetServerlessCapacity;
 use crate::engine::{ActionError, Outputs, StepContext};
@@ -20,16 +20,6 @@ fn shown(r: Option<(f64, f64)>) -> String {
     r.map_or("no Serverless v2 range".to_string(), |(min, max)| {
         format!("{min}-{max} ACUs")
     })
-}
-
-async fn cluster(
-    client: &aws_sdk_rds::Client,
-    region: &str,
-    id: &str,
-) -> Result<DbCluster, ActionError> {
-    find_cluster(client, region, id)
-        .await?
-        .ok_or_else(|| ActionError::permanent(format!("no DB cluster {id} in {region}")))
 }
 
 /// `rds.set_serverless_capacity`: unless the range is set already, set
