@@ -920,6 +920,19 @@ class Request:
             elif self.query.get("Action"):
                 self.params = dict(self.query)
                 self.operation = self.query["Action"]
+            elif environ.get("HTTP_X_AMZ_TARGET"):
+                # JSON 1.x protocols (ECS): the operation after the dot.
+                self.operation = environ["HTTP_X_AMZ_TARGET"].rsplit(".", 1)[-1]
+                try:
+                    self.params = json.loads(raw) if raw else {}
+                except ValueError:
+                    self.params = {}
+            elif service == "lambda":
+                found = re.match(r"^/2015-03-31/functions/([^/]+)/invocations$", self.path)
+                if found and self.method == "POST":
+                    self.operation = "Invoke"
+                    self.params = {"FunctionName": urllib.parse.unquote(found.group(1)),
+                                   "Qualifier": self.query.get("Qualifier")}
 
     def values(self, prefix):
         """The members of a flattened query list (`Prefix.1`, `Prefix.2`...)."""
@@ -1029,7 +1042,8 @@ def authorizations(request):
         return [("unknown", "*", {"reason": f"no operation recognised in {request.method} {request.path}"})]
     else:
         handler = {"ec2": ec2_request, "rds": rds_request, "autoscaling": autoscaling_request,
-                   "monitoring": cloudwatch_request, "sts": sts_request}.get(service)
+                   "monitoring": cloudwatch_request, "sts": sts_request, "ecs": ecs_request,
+                   "lambda": lambda_request}.get(service)
         touched = handler(request, op) if handler else None
     prefix = {"monitoring": "cloudwatch"}.get(service, service)
     if touched is None:
@@ -1175,9 +1189,16 @@ def rds_request(request, op):
         return [with_tags(op, existing(*rds_resource(request, r, "db", p.get("DBInstanceIdentifier", ""))))]
     if op == "DeleteDBSnapshot":
         return [with_tags(op, existing(*rds_resource(request, r, "snapshot", p.get("DBSnapshotIdentifier", ""))))]
-    if op in ("DescribeDBClusters", "FailoverDBCluster"):
+    if op in ("DescribeDBClusters", "FailoverDBCluster", "ModifyDBCluster"):
         name = p.get("DBClusterIdentifier", "*")
         return [with_tags(op, existing(*rds_resource(request, r, "cluster", name)))]
+    if op == "DescribeGlobalClusters":
+        name = p.get("GlobalClusterIdentifier", "*")
+        return [with_tags(op, existing(f"arn:aws:rds::{request.account}:global-cluster:{name}", {}))]
+    if op in ("SwitchoverGlobalCluster", "FailoverGlobalCluster"):
+        name = p.get("GlobalClusterIdentifier", "")
+        return [with_tags(op, existing(f"arn:aws:rds::{request.account}:global-cluster:{name}", {})),
+                with_tags(op, existing(*rds_resource(request, r, "cluster", p.get("TargetDbClusterIdentifier", ""))))]
     if op == "AddTagsToResource":
         arn = p.get("ResourceName", "")
         kind = arn.split(":")[5] if arn.count(":") >= 6 else "db"
@@ -1225,6 +1246,36 @@ def rds_request(request, op):
         # Tags given at creation are authorized as rds:AddTagsToResource.
         checks.append(with_tags("rds:AddTagsToResource", created(new, request)))
     return checks
+
+
+def ecs_request(request, op):
+    """ECS's service actions act on the service's ARN."""
+    p = request.params
+    cluster = str(p.get("cluster", "default")).rsplit("/", 1)[-1]
+    if op == "DescribeServices":
+        names = p.get("services") or ["*"]
+    elif op == "UpdateService":
+        names = [p.get("service", "")]
+    else:
+        return None
+    checks = []
+    for name in names:
+        arn = name if name.startswith("arn:") else f"arn:aws:ecs:{request.region}:{request.account}:service/{cluster}/{name}"
+        checks.append((op, arn, {}))
+    return checks
+
+
+def lambda_request(request, op):
+    """`lambda:InvokeFunction` on the function's ARN, qualified when the
+    call names a qualifier (by query or `name:alias`)."""
+    if op != "Invoke":
+        return None
+    name = request.params.get("FunctionName", "")
+    qualifier = request.params.get("Qualifier")
+    arn = name if name.startswith("arn:") else f"arn:aws:lambda:{request.region}:{request.account}:function:{name}"
+    if qualifier:
+        arn = f"{arn}:{qualifier}"
+    return [("InvokeFunction", arn, {})]
 
 
 def autoscaling_group(request, name):

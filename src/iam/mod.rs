@@ -67,6 +67,7 @@ pub fn permissions_of(operation: &str) -> Vec<String> {
         ("s3", "HeadObject" | "GetObjectAttributes") => s3(&["GetObject"]),
         ("s3", "GetBucketReplication") => s3(&["GetReplicationConfiguration"]),
         ("s3", "CopyObject") => s3(&["GetObject", "PutObject"]),
+        ("lambda", "Invoke") => vec!["lambda:InvokeFunction".to_string()],
         _ => vec![format!("{prefix}:{op}")],
     }
 }

@@ -357,3 +357,73 @@ async fn a_lambda_drill_invokes_the_drill_function_or_nothing() {
         "nothing more invoked"
     );
 }
+
+/// A runbook of the new actions, run by `lifeboat run` with every request
+/// authorized as IAM would against what `lifeboat iam-policy` prints for
+/// it: the policy grants exactly what the actions call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_cluster_container_and_function_steps_stays_within_its_printed_policy() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    crate::support::seed::aurora_cluster(
+        &aws,
+        REGION,
+        "orders",
+        &[("orders-1", "us-west-2a", 1), ("orders-3", "us-west-2b", 1)],
+    )
+    .await;
+    services(&aws, &["api"], 1).await;
+    function(&aws, "cutover").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("tier.yaml");
+    std::fs::write(
+        &file,
+        "name: tier
+strategy: warm-standby
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - id: database
+    action: rds.failover_cluster
+    with: { db_cluster: orders, target_instance: orders-3 }
+  - id: warm
+    action: rds.set_serverless_capacity
+    with: { db_cluster: orders, min_acu: 8, max_acu: 64 }
+  - id: api
+    action: ecs.scale_service
+    with: { cluster: dr, service: api, desired: 4 }
+  - id: hook
+    action: lambda.invoke
+    needs: [database, warm, api]
+    with: { function: cutover, payload: { go: true } }
+    restores_service: true
+",
+    )
+    .expect("write runbook");
+    let path = file.to_str().expect("utf-8");
+    moto.enforce_policy(&[path, "--mode", "failover"]);
+    let state = dir.path().join("state");
+    let out = moto
+        .lifeboat(&state)
+        .args(["run", path, "--yes"])
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::support::text(&out.stderr)
+    );
+    moto.assert_authorized();
+    assert_eq!(
+        crate::support::seed::cluster_writer(&aws, REGION, "orders")
+            .await
+            .as_deref(),
+        Some("orders-3")
+    );
+    assert_eq!(desired_of(&aws, "api").await, 4);
+    assert_eq!(
+        moto.invocations()[0]["event"],
+        serde_json::json!({ "go": true })
+    );
+    crate::support::iam::assert_covered(&state);
+}
