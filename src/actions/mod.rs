@@ -154,6 +154,7 @@ async fn run_aws(
         }
         ActionInput::RdsFailoverInstance(w) => rds::failover_instance(aws, ctx, w).await,
         ActionInput::RdsFailoverCluster(w) => rds::failover_cluster(aws, ctx, w).await,
+        ActionInput::RdsIsolateInstance(w) => rds::isolate(aws, ctx, w).await,
         ActionInput::RdsSetServerlessCapacity(w) => rds::set_serverless_capacity(aws, ctx, w).await,
         ActionInput::RdsSwitchoverGlobalCluster(w) => {
             rds::move_primary(

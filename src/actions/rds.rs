@@ -28,11 +28,13 @@ use crate::engine::{ActionError, Outputs, StepContext};
 
 mod failover;
 mod global;
+mod isolate;
 mod serverless;
 pub(super) use failover::{
     failover_cluster, failover_instance, would_fail_over_cluster, would_fail_over_instance,
 };
 pub(super) use global::{Move, move_primary, would_move};
+pub(super) use isolate::{isolate, would_isolate};
 pub(super) use serverless::{set_capacity as set_serverless_capacity, would_set_capacity};
 
 /// How instances are selected.
@@ -2021,6 +2023,7 @@ pub(super) async fn preflight(
         ActionInput::RdsSetServerlessCapacity(w) => {
             Readiness::judge(would_set_capacity(aws, ctx, w).await)?
         }
+        ActionInput::RdsIsolateInstance(w) => Readiness::judge(would_isolate(aws, ctx, w).await)?,
         ActionInput::RdsFailoverInstance(w) => {
             Readiness::judge(would_fail_over_instance(aws, ctx, w).await)?
         }

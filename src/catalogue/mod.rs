@@ -226,6 +226,7 @@ catalogue! {
     RdsSwitchoverGlobalCluster(rds::SwitchoverGlobalCluster) = "rds.switchover_global_cluster";
     RdsFailoverGlobalCluster(rds::FailoverGlobalCluster) = "rds.failover_global_cluster";
     RdsSetServerlessCapacity(rds::SetServerlessCapacity) = "rds.set_serverless_capacity";
+    RdsIsolateInstance(rds::IsolateInstance) = "rds.isolate_instance";
     ArcStartZonalShift(arc::StartZonalShift) = "arc.start_zonal_shift";
     ArcCancelZonalShift(arc::CancelZonalShift) = "arc.cancel_zonal_shift";
     Ec2StartInstances(ec2::Instances) = "ec2.start_instances";
@@ -264,6 +265,7 @@ impl ActionInput {
             ActionInput::RdsFailoverCluster(w) => w.check(),
             ActionInput::RdsFailoverGlobalCluster(w) => w.check(),
             ActionInput::RdsSetServerlessCapacity(w) => w.check(),
+            ActionInput::RdsIsolateInstance(w) => w.check(),
             ActionInput::ArcStartZonalShift(w) => w.check(),
             ActionInput::ArcCancelZonalShift(w) => w.check(),
             ActionInput::LambdaInvoke(w) => w.check(),
@@ -587,6 +589,18 @@ impl ActionKind {
                 30 * MINUTE,
                 3,
                 "Set an Aurora Serverless v2 cluster's capacity range (warm-up).",
+            ),
+            ActionKind::RdsIsolateInstance => (
+                Service::Rds,
+                Regional,
+                true,
+                true,
+                &["rds:DescribeDBInstances", "rds:ModifyDBInstance"],
+                Simulated,
+                "says which security groups the instance has now and which it would be given; changes nothing",
+                30 * MINUTE,
+                3,
+                "Put a DB instance behind quarantine security groups only (fencing an old primary).",
             ),
             ActionKind::ArcStartZonalShift => (
                 Service::ArcZonalShift,

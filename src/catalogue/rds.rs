@@ -396,6 +396,31 @@ impl SetServerlessCapacity {
     }
 }
 
+/// `rds.isolate_instance`: put a DB instance behind these VPC security
+/// groups only (a quarantine group that lets no application in): fencing
+/// an old primary so that it takes no more writes, its data kept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IsolateInstance {
+    /// The instance.
+    pub db_instance: String,
+    /// The security groups it is to have, and no other.
+    pub security_groups: Vec<String>,
+}
+
+impl IsolateInstance {
+    pub(super) fn check(&self) -> Vec<String> {
+        if self.security_groups.is_empty() {
+            vec![
+                "`security_groups` names none: give the quarantine group (RDS needs at least one)"
+                    .into(),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 impl CopySnapshot {
     pub(super) fn check(&self) -> Vec<String> {
         exactly_one(&[

@@ -25,6 +25,9 @@ pub enum RunMode {
     Failover,
     /// Planned: the primary is still up.
     Switchover,
+    /// After a failover, the failed region back: fence its old primary
+    /// (only the runbook's `when: fence` steps).
+    Fence,
 }
 
 impl From<RunMode> for Mode {
@@ -32,6 +35,7 @@ impl From<RunMode> for Mode {
         match mode {
             RunMode::Failover => Mode::Failover,
             RunMode::Switchover => Mode::Switchover,
+            RunMode::Fence => Mode::Fence,
         }
     }
 }

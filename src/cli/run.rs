@@ -145,6 +145,12 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     };
     let (name, text, loaded) = load_file(file, &args.params)?;
     let mode = args.mode.into();
+    if mode == Mode::Fence && !loaded.runbook.steps.iter().any(|s| s.runs_in(mode)) {
+        return Err(CliError::Usage(format!(
+            "runbook `{}` has no `when: fence` step: there is nothing to fence with",
+            loaded.runbook.name
+        )));
+    }
     if args.dry_run {
         return print(&dry_run(&loaded, mode, &Registry::new()));
     }
@@ -235,6 +241,7 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs, retry: bool) -> Result<(),
     let mode = match record.run.mode.as_str() {
         "switchover" => Mode::Switchover,
         "drill" => Mode::Drill,
+        "fence" => Mode::Fence,
         _ => Mode::Failover,
     };
     if retry {

@@ -276,6 +276,7 @@ impl Daemon {
             .cloned()
             .collect();
         for binding in bindings {
+            self.fence(&binding);
             let Ok(view) = trigger::view(&self.journal, &binding, jiff::Timestamp::now()) else {
                 continue;
             };
@@ -297,6 +298,67 @@ impl Daemon {
                 );
             }
         }
+    }
+
+    /// The binding's region is back: when the binding's last run was a
+    /// failover that succeeded and its runbook has `when: fence` steps, fence
+    /// the old primary now (unless the binding only notifies), so that two
+    /// primaries never take writes. A fence run is not held by the cooldown
+    /// or an unacknowledged run: it protects, it does not move traffic.
+    pub(super) fn fence(&mut self, binding: &Binding) {
+        let Ok((_, loaded)) = load_bound(binding) else {
+            return;
+        };
+        if !loaded.runbook.steps.iter().any(|s| s.runs_in(Mode::Fence)) {
+            return;
+        }
+        let Ok(decisions) = self.journal.decisions(Some(&binding.name)) else {
+            return;
+        };
+        // The binding's last run, fence or failover (drills aside).
+        let last = decisions
+            .iter()
+            .rev()
+            .filter(|d| d.kind == DecisionKind::Started)
+            .find_map(|d| d.run.clone());
+        let Some(run) = last else { return };
+        let Ok(record) = self.journal.run(&run) else {
+            return;
+        };
+        let failed_over = record.run.mode == "failover"
+            && matches!(
+                record.state,
+                crate::journal::RunState::Succeeded
+                    | crate::journal::RunState::SucceededWithFailures
+            );
+        if !failed_over {
+            return;
+        }
+        let name = &binding.name;
+        let scope = binding.scope();
+        if binding.policy == crate::config::Policy::Notify {
+            self.notifier.send(Event {
+                event: "fence-needed".into(),
+                at: crate::engine::now(),
+                binding: Some(name.clone()),
+                region: Some(binding.region.clone()),
+                run: Some(run.clone()),
+                summary: format!(
+                    "{scope} is back after run {run}: binding `{name}` only notifies; fence its old primary with `lifeboat trigger {name} --mode fence`"
+                ),
+                detail: None,
+            });
+            return;
+        }
+        let _ = self.start(
+            binding,
+            Mode::Fence,
+            DAEMON,
+            &format!(
+                "automatic: {scope} is back after failover run {run}; fencing its old primary"
+            ),
+            None,
+        );
     }
 
     /// The health of every region a failover recovers into, as one: down

@@ -48,6 +48,7 @@ pub(super) fn mode_of(record: &str) -> Mode {
     match record {
         "switchover" => Mode::Switchover,
         "drill" => Mode::Drill,
+        "fence" => Mode::Fence,
         _ => Mode::Failover,
     }
 }
@@ -197,6 +198,18 @@ impl Daemon {
                 |s| crate::report::seconds(Some(s)),
             )
         };
+        // A failover that ended after its failed region came back: fence
+        // now (on the region's recovery it was still running).
+        if figures.mode == "failover"
+            && let Some(b) = binding.as_deref().and_then(|name| self.binding(name))
+            && !self.outages.contains_key(b.scope())
+            && self
+                .detectors
+                .get(b.scope())
+                .is_some_and(|d| d.state() == crate::detect::RegionState::Healthy)
+        {
+            self.fence(&b);
+        }
         self.notifier.send(Event {
             event: "run-ended".into(),
             at: crate::engine::now(),
@@ -330,6 +343,12 @@ impl Daemon {
         evidence: Option<serde_json::Value>,
     ) -> Result<String, String> {
         let (text, loaded) = load_bound(binding)?;
+        if mode == Mode::Fence && !loaded.runbook.steps.iter().any(|s| s.runs_in(mode)) {
+            return Err(format!(
+                "runbook `{}` has no `when: fence` step: there is nothing to fence with",
+                loaded.runbook.name
+            ));
+        }
         if loaded.runbook.strategy == crate::runbook::Strategy::Failback
             && who == DAEMON
             && mode != Mode::Drill

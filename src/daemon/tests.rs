@@ -45,6 +45,16 @@ steps:
   - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
 ";
 
+/// A failover whose runbook fences the old primary once its region is back.
+const FENCED_RUNBOOK: &str = "name: fenced
+strategy: pilot-light
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: first, action: wait, with: { duration: 1s } }
+  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+  - { id: fence-app, action: wait, when: fence, with: { duration: 1s } }
+";
+
 /// Settings for clients that reach nothing.
 fn nowhere() -> AwsSettings {
     AwsSettings {
@@ -109,6 +119,7 @@ impl InProcess {
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
         std::fs::write(dir.path().join("zonal.yaml"), ZONAL_RUNBOOK).unwrap();
         std::fs::write(dir.path().join("three.yaml"), THREE_RUNBOOK).unwrap();
+        std::fs::write(dir.path().join("fenced.yaml"), FENCED_RUNBOOK).unwrap();
         let state = dir.path().join("state");
         let config_path = dir.path().join("lifeboat.yaml");
         std::fs::write(
@@ -818,5 +829,73 @@ async fn nothing_fails_into_two_regions_when_one_of_them_is_down() {
         .expect("one per region");
     assert_eq!(each[0]["region"], "us-west-2", "{detail}");
     assert_eq!(each[1]["region"], "eu-west-1", "{detail}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_old_primary_is_fenced_when_its_region_comes_back_after_a_failover() {
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let rest = "bindings:\n  app: { region: us-east-1, runbook: fenced.yaml, policy: auto }\n";
+    let d = InProcess::launch(rest, aws, |_| {}).await;
+    for _ in 0..5 {
+        d.probe(false).await;
+    }
+    let failed_over = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .iter()
+                .any(|r| r.run.mode == "failover" && r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(failed_over, "{:?}", d.decisions());
+    let modes = |d: &InProcess| -> Vec<String> {
+        d.journal()
+            .runs()
+            .unwrap()
+            .iter()
+            .map(|r| r.run.mode.clone())
+            .collect()
+    };
+    assert_eq!(
+        modes(&d),
+        ["failover"],
+        "nothing fenced while the region is down"
+    );
+    // us-east-1 answers again: the old primary is fenced, once.
+    for _ in 0..5 {
+        d.probe(true).await;
+    }
+    let fenced = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .iter()
+                .any(|r| r.run.mode == "fence" && r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(fenced, "{:?} {:?}", modes(&d), d.decisions());
+    let fence = d
+        .journal()
+        .runs()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.run.mode == "fence")
+        .expect("the fence run");
+    let steps: Vec<String> = d
+        .journal()
+        .events(&fence.run.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.step)
+        .collect();
+    assert!(
+        steps.iter().all(|s| s == "fence-app"),
+        "only the fence steps ran: {steps:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(modes(&d).len(), 2, "fenced once: {:?}", modes(&d));
     d.stop().await;
 }

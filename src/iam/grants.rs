@@ -681,6 +681,9 @@ fn touches(action: &str, input: &ActionInput, at: &At, drilled: bool) -> Touches
             }
             t.selected_by = w.tags.clone();
         }
+        ("rds:ModifyDBInstance", I::RdsIsolateInstance(w)) => {
+            t.add(Role::Changed, at.rds(r, "db", &w.db_instance));
+        }
         ("rds:ModifyDBInstance", I::RdsModifyInstanceClass(w)) => {
             if drilled {
                 t.add(Role::Changed, at.rds(r, "db", "*-drill-*"));

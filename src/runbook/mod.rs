@@ -37,6 +37,11 @@ pub enum Mode {
     Switchover,
     /// Rehearsal on isolated copies; production is never changed.
     Drill,
+    /// After a failover, the failed region back: the old primary fenced
+    /// (its app tier stopped, its records drained, its database isolated)
+    /// so that two primaries never take writes. Only `when: fence` steps
+    /// run.
+    Fence,
 }
 
 impl Mode {
@@ -46,6 +51,7 @@ impl Mode {
             Mode::Failover => "failover",
             Mode::Switchover => "switchover",
             Mode::Drill => "drill",
+            Mode::Fence => "fence",
         }
     }
 }
@@ -935,6 +941,7 @@ fn check(
                         When::Failover => &[Mode::Failover],
                         When::Switchover => &[Mode::Switchover],
                         When::Drill => &[Mode::Drill],
+                        When::Fence => &[Mode::Fence],
                     };
                     for m in add {
                         if !modes.contains(m) {

@@ -264,6 +264,9 @@ pub enum When {
     Switchover,
     /// Only in a drill.
     Drill,
+    /// Only when fencing the old primary, its region back after a
+    /// failover (never in the other modes, `always` included).
+    Fence,
 }
 
 /// One `when` value or a list of them.

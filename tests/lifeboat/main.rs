@@ -80,6 +80,7 @@ mod daemon;
 mod deploy;
 mod drill;
 mod ec2;
+mod fence;
 mod iam;
 mod layers;
 mod metrics;

@@ -352,6 +352,10 @@ pub(super) async fn run(
             Ok(note) => simulated(note),
             Err(e) => Err(e),
         },
+        I::RdsIsolateInstance(w) => match super::rds::would_isolate(aws, ctx, w).await {
+            Ok(note) => simulated(note),
+            Err(e) => Err(e),
+        },
         I::RdsSetServerlessCapacity(w) => match super::rds::would_set_capacity(aws, ctx, w).await {
             Ok(note) => simulated(note),
             Err(e) => Err(e),
