@@ -196,6 +196,15 @@ impl InProcess {
             .unwrap_or_else(|| panic!("no {kind} decision: {:?}", self.decisions()))
     }
 
+    /// Whether a run in `mode` has succeeded.
+    fn succeeded(&self, mode: &str) -> bool {
+        self.journal()
+            .runs()
+            .unwrap()
+            .iter()
+            .any(|r| r.run.mode == mode && r.state == RunState::Succeeded)
+    }
+
     fn journal(&self) -> Journal {
         Journal::open(&self.state, Access::Client).unwrap()
     }
@@ -841,13 +850,7 @@ async fn the_old_primary_is_fenced_when_its_region_comes_back_after_a_failover()
         d.probe(false).await;
     }
     let failed_over = d
-        .until(Duration::from_secs(60), |d| {
-            d.journal()
-                .runs()
-                .unwrap()
-                .iter()
-                .any(|r| r.run.mode == "failover" && r.state == RunState::Succeeded)
-        })
+        .until(Duration::from_secs(60), |d| d.succeeded("failover"))
         .await;
     assert!(failed_over, "{:?}", d.decisions());
     let modes = |d: &InProcess| -> Vec<String> {
@@ -868,13 +871,7 @@ async fn the_old_primary_is_fenced_when_its_region_comes_back_after_a_failover()
         d.probe(true).await;
     }
     let fenced = d
-        .until(Duration::from_secs(60), |d| {
-            d.journal()
-                .runs()
-                .unwrap()
-                .iter()
-                .any(|r| r.run.mode == "fence" && r.state == RunState::Succeeded)
-        })
+        .until(Duration::from_secs(60), |d| d.succeeded("fence"))
         .await;
     assert!(fenced, "{:?} {:?}", modes(&d), d.decisions());
     let fence = d
