@@ -51,6 +51,8 @@ fn binding() -> Binding {
         drill: None,
         max_data_loss: None,
         maintenance: Vec::new(),
+        other_side: None,
+        reprotected: false,
     }
 }
 

@@ -220,6 +220,8 @@ mod tests {
             drill: None,
             max_data_loss: None,
             maintenance: Vec::new(),
+            other_side: None,
+            reprotected: false,
         }
     }
 

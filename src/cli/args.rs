@@ -28,6 +28,9 @@ pub enum RunMode {
     /// After a failover, the failed region back: fence its old primary
     /// (only the runbook's `when: fence` steps).
     Fence,
+    /// After a failover, both regions up: rebuild the protection the other
+    /// way (only the runbook's `when: reprotect` steps).
+    Reprotect,
 }
 
 impl From<RunMode> for Mode {
@@ -36,6 +39,7 @@ impl From<RunMode> for Mode {
             RunMode::Failover => Mode::Failover,
             RunMode::Switchover => Mode::Switchover,
             RunMode::Fence => Mode::Fence,
+            RunMode::Reprotect => Mode::Reprotect,
         }
     }
 }
@@ -270,6 +274,11 @@ pub enum Command {
         /// Mode.
         #[arg(long, value_enum, default_value_t = Mode::Failover)]
         mode: Mode,
+    },
+    /// After a failover, both regions up: run the binding's `when: reprotect` steps (the protection rebuilt the other way); once they succeed the binding watches its `reprotected` side (needs the daemon).
+    Reprotect {
+        /// The binding.
+        binding: String,
     },
     /// Mark an interrupted step whose effect cannot be observed as done, without re-running it.
     Skip {

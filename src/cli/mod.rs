@@ -96,6 +96,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Trigger { binding, mode } => {
             control::send(&at, Request::Trigger { binding, mode })
         }
+        Command::Reprotect { binding } => control::send(
+            &at,
+            Request::Trigger {
+                binding,
+                mode: crate::runbook::Mode::Reprotect,
+            },
+        ),
         Command::Audit { since, output } => audit::audit(&at, since.as_deref(), output),
         Command::Status { output } => control::status(&at, output),
         Command::Validate { files, output } => runbooks::validate(&files, output),

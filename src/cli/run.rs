@@ -145,11 +145,8 @@ pub fn run(state_dir: &Path, args: RunArgs) -> Result<(), CliError> {
     };
     let (name, text, loaded) = load_file(file, &args.params)?;
     let mode = args.mode.into();
-    if mode == Mode::Fence && !loaded.runbook.steps.iter().any(|s| s.runs_in(mode)) {
-        return Err(CliError::Usage(format!(
-            "runbook `{}` has no `when: fence` step: there is nothing to fence with",
-            loaded.runbook.name
-        )));
+    if let Some(why) = crate::runbook::nothing_to_do(&loaded.runbook, mode) {
+        return Err(CliError::Usage(why));
     }
     if args.dry_run {
         return print(&dry_run(&loaded, mode, &Registry::new()));
@@ -242,6 +239,7 @@ fn resume(state_dir: &Path, id: &str, args: &RunArgs, retry: bool) -> Result<(),
         "switchover" => Mode::Switchover,
         "drill" => Mode::Drill,
         "fence" => Mode::Fence,
+        "reprotect" => Mode::Reprotect,
         _ => Mode::Failover,
     };
     if retry {

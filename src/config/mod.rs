@@ -468,6 +468,39 @@ pub struct BindingSpec {
     /// on; an outage still declared at a window's end is weighed then).
     #[serde(default)]
     pub maintenance: Vec<MaintenanceSpec>,
+    /// The binding for the other topology: what it watches and runs once a
+    /// reprotect run (`lifeboat reprotect BINDING`) has rebuilt the
+    /// protection the other way after a failover; the next reprotect turns
+    /// it back.
+    pub reprotected: Option<SideSpec>,
+}
+
+/// One side of a binding: what it watches and what it runs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SideSpec {
+    /// The watched region (a key of `regions`).
+    pub region: String,
+    /// An Availability Zone of the region, for a zonal binding.
+    pub zone: Option<String>,
+    /// The runbook file; relative paths are relative to the config file.
+    pub runbook: String,
+    /// Runbook parameters.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// One side of a checked binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Side {
+    /// The watched region.
+    pub region: String,
+    /// The watched zone, for a zonal side.
+    pub zone: Option<String>,
+    /// The runbook file.
+    pub runbook: PathBuf,
+    /// Runbook parameters.
+    pub params: Vec<(String, String)>,
 }
 
 /// A binding's maintenance window, as written.
@@ -539,9 +572,35 @@ pub struct Binding {
     pub max_data_loss: Option<std::time::Duration>,
     /// Its maintenance windows.
     pub maintenance: Vec<Maintenance>,
+    /// Its other side (see `BindingSpec::reprotected`).
+    pub other_side: Option<Side>,
+    /// Whether it acts as its `reprotected` side now.
+    pub reprotected: bool,
 }
 
 impl Binding {
+    /// The binding acting as its other side, which becomes the side it
+    /// keeps (so that flipping twice is the binding as it was); `None`
+    /// without one.
+    pub fn flipped(&self) -> Option<Binding> {
+        let other = self.other_side.clone()?;
+        let here = Side {
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            runbook: self.runbook.clone(),
+            params: self.params.clone(),
+        };
+        Some(Binding {
+            region: other.region,
+            zone: other.zone,
+            runbook: other.runbook,
+            params: other.params,
+            other_side: Some(here),
+            reprotected: !self.reprotected,
+            ..self.clone()
+        })
+    }
+
     /// What the binding watches: its zone, or else its region (the name
     /// of the outage it runs on).
     pub fn scope(&self) -> &str {
@@ -1393,6 +1452,61 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 duration: m.duration.get(),
             });
         }
+        let other_side = b.reprotected.map(|side| {
+            let what = format!("binding `{name}`: `reprotected`");
+            if !regions.contains_key(&side.region) {
+                diags.error(
+                    loc,
+                    None,
+                    format!("{what}: region `{}` is not one of `regions`", side.region),
+                );
+            }
+            let path = base.join(&side.runbook);
+            let mut params = side.params;
+            if let Some(zone) = &side.zone {
+                params.entry("zone".to_string()).or_insert_with(|| zone.clone());
+            }
+            let params: Vec<(String, String)> = params.into_iter().collect();
+            match check_bound_runbook(&path, &params) {
+                Err(BoundRunbook::Unreadable(e)) => diags.error(
+                    loc,
+                    None,
+                    format!("{what}: cannot read runbook {}: {e}", path.display()),
+                ),
+                Err(BoundRunbook::Invalid(problems)) => {
+                    diags.error(
+                        loc,
+                        None,
+                        format!(
+                            "{what}: runbook {} does not load with these params ({} problem(s) below)",
+                            path.display(),
+                            problems.len()
+                        ),
+                    );
+                    runbook_problems.extend(problems);
+                }
+                Ok(runbook) => {
+                    if let Some(from) = runbook.regions.as_ref().map(|r| r.from.as_str())
+                        && from != side.region
+                    {
+                        diags.error(
+                            loc,
+                            None,
+                            format!(
+                                "{what} watches {} but runbook `{}` recovers from {from}",
+                                side.region, runbook.name
+                            ),
+                        );
+                    }
+                }
+            }
+            Side {
+                region: side.region,
+                zone: side.zone,
+                runbook: path,
+                params,
+            }
+        });
         bindings.push(Binding {
             drill: b.drill,
             name,
@@ -1404,6 +1518,8 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             cooldown: b.cooldown.map_or(cooldown, HumanDuration::get),
             max_data_loss: b.max_data_loss.map(HumanDuration::get),
             maintenance,
+            other_side,
+            reprotected: false,
         });
     }
     let webhooks = check_webhooks(spec.notify, &mut diags);
@@ -1920,5 +2036,56 @@ bindings:
             assert!(all.contains(wanted), "{wanted}\n---\n{all}");
         }
         assert!(!all.contains("binding `zonal`"), "{all}");
+    }
+
+    #[test]
+    fn a_reprotected_side_is_checked_and_flipping_twice_is_the_binding_again() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let config = |side: &str| {
+            format!(
+                "regions:
+  us-east-1:
+    probes: [ {{ name: api, aws_api: us-east-1 }} ]
+  us-west-2:
+    probes: [ {{ name: api, aws_api: us-west-2 }} ]
+bindings:
+  app:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: approve
+    reprotected: {side}
+"
+            )
+        };
+        let ok = load(
+            "c.yaml",
+            &config(&format!(
+                "{{ region: us-west-2, runbook: {dir}/runbooks/pilot-light.yaml, params: {{ primary_region: us-west-2, dr_region: us-east-1 }} }}"
+            )),
+        )
+        .expect("a valid config");
+        let b = &ok.bindings[0];
+        let flipped = b.flipped().expect("a reprotected side");
+        assert_eq!(
+            (flipped.region.as_str(), flipped.reprotected),
+            ("us-west-2", true)
+        );
+        assert_eq!(flipped.flipped().as_ref(), Some(b), "back as it was");
+        let all = all_problems(
+            "c.yaml",
+            &config(&format!(
+                "{{ region: eu-west-1, runbook: {dir}/runbooks/pilot-light.yaml }}"
+            )),
+        );
+        assert!(
+            all.contains(
+                "binding `app`: `reprotected`: region `eu-west-1` is not one of `regions`"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("binding `app`: `reprotected` watches eu-west-1 but runbook `pilot-light-failover` recovers from us-east-1"),
+            "{all}"
+        );
     }
 }

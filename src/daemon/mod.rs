@@ -250,6 +250,8 @@ impl Daemon {
                 c.protected = new.protected;
                 c.exposure_interval = new.exposure_interval;
                 c.bindings = new.bindings;
+                self.apply_sides();
+                let c = &mut self.config;
                 c.readiness_interval = new.readiness_interval;
                 c.drill_warning_after = new.drill_warning_after;
                 c.shutdown_grace = new.shutdown_grace;
@@ -575,6 +577,7 @@ pub async fn run(
     daemon.audit_config(DecisionKind::DaemonStart, &me, &text, None);
     // Interrupted runs first, before anything new can be triggered (in a
     // cluster, by the leader once elected).
+    daemon.apply_sides();
     if daemon.ha.is_none() {
         daemon.resume_runs()?;
         daemon.sweep()?;

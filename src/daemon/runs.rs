@@ -49,6 +49,7 @@ pub(super) fn mode_of(record: &str) -> Mode {
         "switchover" => Mode::Switchover,
         "drill" => Mode::Drill,
         "fence" => Mode::Fence,
+        "reprotect" => Mode::Reprotect,
         _ => Mode::Failover,
     }
 }
@@ -198,6 +199,14 @@ impl Daemon {
                 |s| crate::report::seconds(Some(s)),
             )
         };
+        // A reprotect run that succeeded: the binding now watches its other
+        // side (the protection rebuilt the other way).
+        if figures.mode == "reprotect"
+            && figures.state == crate::journal::RunState::Succeeded
+            && let Some(name) = binding.as_deref()
+        {
+            self.reprotected(name, id);
+        }
         // A failover that ended after its failed region came back: fence
         // now (on the region's recovery it was still running).
         if figures.mode == "failover"
@@ -227,6 +236,76 @@ impl Daemon {
             ),
             detail: serde_json::to_value(&figures).ok(),
         });
+    }
+
+    /// Binding `name`'s reprotect run `run` succeeded: journal that the
+    /// binding now acts as its other side, and act so.
+    fn reprotected(&mut self, name: &str, run: &str) {
+        let Some(flipped) = self.binding(name).and_then(|b| b.flipped()) else {
+            return;
+        };
+        let d = decision(
+            Some(name),
+            DecisionKind::Reprotected,
+            Some(run),
+            crate::trigger::DAEMON,
+            Some(serde_json::json!({
+                "reprotected": flipped.reprotected,
+                "region": flipped.region,
+                "zone": flipped.zone,
+                "runbook": flipped.runbook.display().to_string(),
+            })),
+        );
+        let summary = format!(
+            "binding `{name}` reprotected by run {run}: it now watches {} and runs {} (armed once `lifeboat ack {name}`)",
+            flipped.scope(),
+            flipped.runbook.display()
+        );
+        if self.record(&d, Some(&flipped.region), summary) {
+            self.set_binding(flipped);
+        }
+    }
+
+    /// Replace the binding of that name.
+    pub(super) fn set_binding(&mut self, binding: Binding) {
+        if let Some(b) = self
+            .config
+            .bindings
+            .iter_mut()
+            .find(|b| b.name == binding.name)
+        {
+            *b = binding;
+        }
+    }
+
+    /// Each binding as its journal says: the side its last `reprotected`
+    /// decision left it on (a fresh config describes the first side).
+    pub(super) fn apply_sides(&mut self) {
+        let names: Vec<String> = self
+            .config
+            .bindings
+            .iter()
+            .filter(|b| b.other_side.is_some())
+            .map(|b| b.name.clone())
+            .collect();
+        for name in names {
+            let Ok(decisions) = self.journal.decisions(Some(&name)) else {
+                continue;
+            };
+            let wanted = decisions
+                .iter()
+                .rev()
+                .find(|d| d.kind == DecisionKind::Reprotected)
+                .and_then(|d| d.detail.as_ref()?.get("reprotected")?.as_bool())
+                .unwrap_or(false);
+            if let Some(b) = self.binding(&name)
+                && b.reprotected != wanted
+                && let Some(flipped) = b.flipped()
+            {
+                info!(binding = %name, region = %flipped.region, "binding on its reprotected side, as journaled");
+                self.set_binding(flipped);
+            }
+        }
     }
 
     /// Remove what drill `id` made, in the background; the result is
@@ -343,11 +422,8 @@ impl Daemon {
         evidence: Option<serde_json::Value>,
     ) -> Result<String, String> {
         let (text, loaded) = load_bound(binding)?;
-        if mode == Mode::Fence && !loaded.runbook.steps.iter().any(|s| s.runs_in(mode)) {
-            return Err(format!(
-                "runbook `{}` has no `when: fence` step: there is nothing to fence with",
-                loaded.runbook.name
-            ));
+        if let Some(why) = runbook::nothing_to_do(&loaded.runbook, mode) {
+            return Err(why);
         }
         if loaded.runbook.strategy == crate::runbook::Strategy::Failback
             && who == DAEMON

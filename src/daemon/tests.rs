@@ -55,6 +55,25 @@ steps:
   - { id: fence-app, action: wait, when: fence, with: { duration: 1s } }
 ";
 
+/// A failover whose runbook rebuilds the protection the other way.
+const REPROTECT_RUNBOOK: &str = "name: east-to-west
+strategy: pilot-light
+regions: { from: us-east-1, to: us-west-2 }
+steps:
+  - { id: first, action: wait, with: { duration: 1s } }
+  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+  - { id: replica-back, action: wait, when: reprotect, with: { duration: 1s } }
+";
+
+/// The failover of the other topology, once reprotected.
+const BACK_RUNBOOK: &str = "name: west-to-east
+strategy: pilot-light
+regions: { from: us-west-2, to: us-east-1 }
+steps:
+  - { id: first, action: wait, with: { duration: 1s } }
+  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
+";
+
 /// Settings for clients that reach nothing.
 fn nowhere() -> AwsSettings {
     AwsSettings {
@@ -120,6 +139,8 @@ impl InProcess {
         std::fs::write(dir.path().join("zonal.yaml"), ZONAL_RUNBOOK).unwrap();
         std::fs::write(dir.path().join("three.yaml"), THREE_RUNBOOK).unwrap();
         std::fs::write(dir.path().join("fenced.yaml"), FENCED_RUNBOOK).unwrap();
+        std::fs::write(dir.path().join("reprotect.yaml"), REPROTECT_RUNBOOK).unwrap();
+        std::fs::write(dir.path().join("back.yaml"), BACK_RUNBOOK).unwrap();
         let state = dir.path().join("state");
         let config_path = dir.path().join("lifeboat.yaml");
         std::fs::write(
@@ -894,5 +915,66 @@ async fn the_old_primary_is_fenced_when_its_region_comes_back_after_a_failover()
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(modes(&d).len(), 2, "fenced once: {:?}", modes(&d));
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_reprotected_binding_watches_the_new_primary_and_fails_over_back() {
+    let aws = AwsClients::load(&nowhere(), Credentials::Emulator).await;
+    let rest = "  us-west-2:\n    probes: [ { name: west, tcp: \"127.0.0.1:9\", interval: 1s } ]\nbindings:\n  app:\n    region: us-east-1\n    runbook: reprotect.yaml\n    policy: auto\n    cooldown: 0s\n    reprotected: { region: us-west-2, runbook: back.yaml }\n";
+    let d = InProcess::launch(rest, aws, |_| {}).await;
+    for _ in 0..5 {
+        d.tick(&[("us-east-1", 0, false), ("us-west-2", 0, true)])
+            .await;
+    }
+    assert!(
+        d.until(Duration::from_secs(60), |d| d.succeeded("failover"))
+            .await,
+        "{:?}",
+        d.decisions()
+    );
+    // Both regions up again: reprotect by hand.
+    for _ in 0..5 {
+        d.tick(&[("us-east-1", 0, true), ("us-west-2", 0, true)])
+            .await;
+    }
+    let answer = d
+        .ask(&crate::control::Request::Trigger {
+            binding: "app".into(),
+            mode: crate::runbook::Mode::Reprotect,
+        })
+        .await;
+    assert!(answer.ok, "{}", answer.message);
+    assert!(
+        d.until(Duration::from_secs(60), |d| d
+            .decisions()
+            .contains(&DecisionKind::Reprotected))
+            .await,
+        "{:?}",
+        d.decisions()
+    );
+    let status = d.status().await;
+    assert_eq!(status["bindings"][0]["region"], "us-west-2", "{status}");
+    let answer = d
+        .ask(&crate::control::Request::Ack {
+            binding: "app".into(),
+        })
+        .await;
+    assert!(answer.ok, "{}", answer.message);
+    // The new primary's region fails: the binding fails over back.
+    for _ in 0..5 {
+        d.tick(&[("us-east-1", 0, true), ("us-west-2", 0, false)])
+            .await;
+    }
+    let back = d
+        .until(Duration::from_secs(60), |d| {
+            d.journal()
+                .runs()
+                .unwrap()
+                .iter()
+                .any(|r| r.run.runbook == "west-to-east" && r.state == RunState::Succeeded)
+        })
+        .await;
+    assert!(back, "{:?}", d.decisions());
     d.stop().await;
 }

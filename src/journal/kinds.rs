@@ -276,6 +276,8 @@ vocabulary! {
         Resume = "resume",
         /// A human triggered a binding's runbook.
         Trigger = "trigger",
+        /// A reprotect run succeeded: the binding now watches its other side.
+        Reprotected = "reprotected",
         /// This daemon was elected leader.
         Elected = "elected",
         /// A daemon started (with its config).

@@ -42,6 +42,11 @@ pub enum Mode {
     /// so that two primaries never take writes. Only `when: fence` steps
     /// run.
     Fence,
+    /// After a failover, both regions up: the protection rebuilt the other
+    /// way (a replica of the new primary in the old region, copies), so
+    /// the binding can be re-armed for the new topology. Only `when:
+    /// reprotect` steps run.
+    Reprotect,
 }
 
 impl Mode {
@@ -52,6 +57,7 @@ impl Mode {
             Mode::Switchover => "switchover",
             Mode::Drill => "drill",
             Mode::Fence => "fence",
+            Mode::Reprotect => "reprotect",
         }
     }
 }
@@ -347,6 +353,22 @@ impl Runbook {
             .filter(|v| !v.is_empty())
             .collect()
     }
+}
+
+/// Why a run of `runbook` in `mode` would do nothing, for the modes that
+/// run only the steps naming them (fence, reprotect).
+pub fn nothing_to_do(runbook: &Runbook, mode: Mode) -> Option<String> {
+    let (word, what) = match mode {
+        Mode::Fence => ("fence", "there is nothing to fence with"),
+        Mode::Reprotect => ("reprotect", "there is nothing to reprotect with"),
+        _ => return None,
+    };
+    (!runbook.steps.iter().any(|s| s.runs_in(mode))).then(|| {
+        format!(
+            "runbook `{}` has no `when: {word}` step: {what}",
+            runbook.name
+        )
+    })
 }
 
 /// Every region a run of `runbook` may act in: its `regions` and each
@@ -942,6 +964,7 @@ fn check(
                         When::Switchover => &[Mode::Switchover],
                         When::Drill => &[Mode::Drill],
                         When::Fence => &[Mode::Fence],
+                        When::Reprotect => &[Mode::Reprotect],
                     };
                     for m in add {
                         if !modes.contains(m) {

@@ -267,6 +267,9 @@ pub enum When {
     /// Only when fencing the old primary, its region back after a
     /// failover (never in the other modes, `always` included).
     Fence,
+    /// Only when reprotecting: the protection rebuilt the other way after
+    /// a failover (never in the other modes, `always` included).
+    Reprotect,
 }
 
 /// One `when` value or a list of them.
