@@ -770,3 +770,82 @@ bindings:
         "webhook URLs are not logged whole"
     );
 }
+
+/// After a failover by pilot-light, `lifeboat reprotect app` builds a
+/// replica of the new primary back in the old primary's region (the
+/// runbook's `when: reprotect` step), and the binding then watches its
+/// reprotected side: us-west-2, failing over into us-east-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprotect_rebuilds_the_replica_the_other_way_and_the_binding_watches_the_new_primary() {
+    let scene = scene().await;
+    let aws = scene.moto.clients().await;
+    let health = lifeboat::demo::health_endpoint().await.expect("health");
+    let runbook = std::env::current_dir()
+        .expect("cwd")
+        .join("runbooks/pilot-light.yaml");
+    let config = scene.dir.path().join("lifeboat.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir: {state}
+listen: {{ metrics: \"127.0.0.1:0\", control: {socket} }}
+cooldown: 0s
+regions:
+  us-east-1:
+    probes: [ {{ name: east, http: {{ url: \"{health}\" }}, interval: 1s }} ]
+  us-west-2:
+    probes: [ {{ name: west, http: {{ url: \"{health}\" }}, interval: 1s }} ]
+bindings:
+  app:
+    region: us-east-1
+    runbook: {runbook}
+    params: {{ health_url: \"{health}\" }}
+    policy: approve
+    reprotected:
+      region: us-west-2
+      runbook: {runbook}
+      params: {{ primary_region: us-west-2, dr_region: us-east-1, db_replica: app-db-reprotected, health_url: \"{health}\" }}
+",
+            state = scene.state().display(),
+            socket = scene.socket().display(),
+            runbook = runbook.display(),
+        ),
+    )
+    .expect("write config");
+    let _daemon = scene.daemon(&config, 1);
+    let out = scene.ctl(&["trigger", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let failover = scene.journal().runs().expect("runs")[0].run.id.clone();
+    scene.wait_for_run(1, &failover, "succeeded");
+
+    let out = scene.ctl(&["reprotect", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    scene.wait_for_decisions(1, "reprotected", |d| {
+        d.iter().any(|d| d.kind == "reprotected")
+    });
+    let replica = crate::support::seed::db(&aws, "us-east-1", "app-db-reprotected")
+        .await
+        .expect("the replica built back in us-east-1");
+    assert!(
+        replica
+            .read_replica_source_db_instance_identifier()
+            .is_some_and(|s| s.contains("app-db-replica")),
+        "a replica of the new primary: {replica:?}"
+    );
+    let status = scene.status();
+    assert_eq!(status["bindings"][0]["region"], "us-west-2", "{status}");
+    // The reprotect ran only its own step.
+    let runs = scene.journal().runs().expect("runs");
+    let reprotect = runs
+        .iter()
+        .find(|r| r.run.mode == "reprotect")
+        .expect("the reprotect run");
+    let steps: std::collections::BTreeSet<String> = scene
+        .journal()
+        .events(&reprotect.run.id)
+        .expect("events")
+        .into_iter()
+        .map(|e| e.step)
+        .collect();
+    assert_eq!(steps, ["replica-back".to_string()].into());
+}
