@@ -812,7 +812,7 @@ bindings:
         ),
     )
     .expect("write config");
-    let _daemon = scene.daemon(&config, 1);
+    let daemon = scene.daemon(&config, 1);
     let out = scene.ctl(&["trigger", "app"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let failover = scene.journal().runs().expect("runs")[0].run.id.clone();
@@ -848,4 +848,14 @@ bindings:
         .map(|e| e.step)
         .collect();
     assert_eq!(steps, ["replica-back".to_string()].into());
+
+    // A restarted daemon reads the journal: still the reprotected side.
+    drop(daemon);
+    let _ = std::fs::remove_file(scene.socket());
+    let _daemon = scene.daemon(&config, 2);
+    let status = scene.status();
+    assert_eq!(
+        status["bindings"][0]["region"], "us-west-2",
+        "after a restart: {status}"
+    );
 }
