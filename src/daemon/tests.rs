@@ -25,54 +25,65 @@ steps:
   - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
 ";
 
-/// A zone's recovery, as quick: it names the zone it leaves.
-const ZONAL_RUNBOOK: &str = "name: zonal
-strategy: multi-az
-params:
-  zone: { description: The failed zone }
-regions: { from: us-east-1, to: us-east-1 }
-steps:
-  - { id: first, action: wait, with: { duration: 2s } }
-  - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
-";
+/// A runbook as quick as [`RUNBOOK`]: `head` (strategy, params, regions),
+/// two waits, the second restoring service, then the `extra` steps.
+fn quick_runbook(name: &str, head: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\n{head}\nsteps:\n  - {{ id: first, action: wait, with: {{ duration: 1s }} }}\n  - {{ id: last, action: wait, needs: [first], with: {{ duration: 1s }}, restores_service: true }}\n{extra}"
+    )
+}
 
-/// A recovery into two regions.
-const THREE_RUNBOOK: &str = "name: three
-strategy: active-active
-regions: { from: us-east-1, to: us-west-2, also: [eu-west-1] }
-steps:
-  - { id: first, action: wait, with: { duration: 2s } }
-  - { id: last, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
-";
-
-/// A failover whose runbook fences the old primary once its region is back.
-const FENCED_RUNBOOK: &str = "name: fenced
-strategy: pilot-light
-regions: { from: us-east-1, to: us-west-2 }
-steps:
-  - { id: first, action: wait, with: { duration: 1s } }
-  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
-  - { id: fence-app, action: wait, when: fence, with: { duration: 1s } }
-";
-
-/// A failover whose runbook rebuilds the protection the other way.
-const REPROTECT_RUNBOOK: &str = "name: east-to-west
-strategy: pilot-light
-regions: { from: us-east-1, to: us-west-2 }
-steps:
-  - { id: first, action: wait, with: { duration: 1s } }
-  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
-  - { id: replica-back, action: wait, when: reprotect, with: { duration: 1s } }
-";
-
-/// The failover of the other topology, once reprotected.
-const BACK_RUNBOOK: &str = "name: west-to-east
-strategy: pilot-light
-regions: { from: us-west-2, to: us-east-1 }
-steps:
-  - { id: first, action: wait, with: { duration: 1s } }
-  - { id: move, action: wait, needs: [first], with: { duration: 1s }, restores_service: true }
-";
+/// The other runbooks `launch_watching` writes beside `rb.yaml`.
+fn other_runbooks() -> Vec<(&'static str, String)> {
+    let east_to_west = "strategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }";
+    vec![
+        // A zone's recovery: it names the zone it leaves.
+        (
+            "zonal.yaml",
+            quick_runbook(
+                "zonal",
+                "strategy: multi-az\nparams:\n  zone: { description: The failed zone }\nregions: { from: us-east-1, to: us-east-1 }",
+                "",
+            ),
+        ),
+        // A recovery into two regions.
+        (
+            "three.yaml",
+            quick_runbook(
+                "three",
+                "strategy: active-active\nregions: { from: us-east-1, to: us-west-2, also: [eu-west-1] }",
+                "",
+            ),
+        ),
+        // A failover that fences the old primary once its region is back.
+        (
+            "fenced.yaml",
+            quick_runbook(
+                "fenced",
+                east_to_west,
+                "  - { id: fence-app, action: wait, when: fence, with: { duration: 1s } }\n",
+            ),
+        ),
+        // A failover that rebuilds the protection the other way.
+        (
+            "reprotect.yaml",
+            quick_runbook(
+                "east-to-west",
+                east_to_west,
+                "  - { id: replica-back, action: wait, when: reprotect, with: { duration: 1s } }\n",
+            ),
+        ),
+        // The failover of the other topology, once reprotected.
+        (
+            "back.yaml",
+            quick_runbook(
+                "west-to-east",
+                "strategy: pilot-light\nregions: { from: us-west-2, to: us-east-1 }",
+                "",
+            ),
+        ),
+    ]
+}
 
 /// Settings for clients that reach nothing.
 fn nowhere() -> AwsSettings {
@@ -126,8 +137,8 @@ impl InProcess {
         InProcess::launch_watching(regions, rest, aws, before).await
     }
 
-    /// Started with these `regions` (the block's body) and `rest`; the
-    /// state directory also holds `zonal.yaml`, a multi-az runbook.
+    /// Started with these `regions` (the block's body) and `rest`; beside
+    /// `rb.yaml` the directory holds the runbooks of `other_runbooks`.
     async fn launch_watching(
         regions: &str,
         rest: &str,
@@ -136,11 +147,9 @@ impl InProcess {
     ) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rb.yaml"), RUNBOOK).unwrap();
-        std::fs::write(dir.path().join("zonal.yaml"), ZONAL_RUNBOOK).unwrap();
-        std::fs::write(dir.path().join("three.yaml"), THREE_RUNBOOK).unwrap();
-        std::fs::write(dir.path().join("fenced.yaml"), FENCED_RUNBOOK).unwrap();
-        std::fs::write(dir.path().join("reprotect.yaml"), REPROTECT_RUNBOOK).unwrap();
-        std::fs::write(dir.path().join("back.yaml"), BACK_RUNBOOK).unwrap();
+        for (file, text) in other_runbooks() {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
         let state = dir.path().join("state");
         let config_path = dir.path().join("lifeboat.yaml");
         std::fs::write(
