@@ -6,15 +6,7 @@ use lifeboat::aws::AwsClients;
 /// A postgres primary in us-east-1 and its read replica in us-west-2;
 /// returns the primary's ARN.
 pub async fn primary_and_replica(aws: &AwsClients, primary: &str, replica: &str) -> String {
-    let out = aws
-        .rds("us-east-1")
-        .create_db_instance()
-        .db_instance_identifier(primary)
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("not-a-real-password")
+    let out = postgres(aws, "us-east-1", primary)
         .backup_retention_period(1)
         .send()
         .await
@@ -702,9 +694,12 @@ pub fn scenario_seed() -> std::path::PathBuf {
     seed
 }
 
-/// A Multi-AZ postgres instance in `region`: RDS places its primary and
-/// its standby (the emulator: zones a and b).
-pub async fn multi_az_db(aws: &AwsClients, region: &str, id: &str) {
+/// The request for a small postgres instance `id` in `region`.
+fn postgres(
+    aws: &AwsClients,
+    region: &str,
+    id: &str,
+) -> aws_sdk_rds::operation::create_db_instance::builders::CreateDBInstanceFluentBuilder {
     aws.rds(region)
         .create_db_instance()
         .db_instance_identifier(id)
@@ -713,6 +708,12 @@ pub async fn multi_az_db(aws: &AwsClients, region: &str, id: &str) {
         .allocated_storage(20)
         .master_username("admin")
         .master_user_password("not-a-real-password")
+}
+
+/// A Multi-AZ postgres instance in `region`: RDS places its primary and
+/// its standby (the emulator: zones a and b).
+pub async fn multi_az_db(aws: &AwsClients, region: &str, id: &str) {
+    postgres(aws, region, id)
         .multi_az(true)
         .send()
         .await
@@ -721,14 +722,7 @@ pub async fn multi_az_db(aws: &AwsClients, region: &str, id: &str) {
 
 /// A single-AZ postgres instance in `region`, in `zone`.
 pub async fn single_az_db(aws: &AwsClients, region: &str, id: &str, zone: &str) {
-    aws.rds(region)
-        .create_db_instance()
-        .db_instance_identifier(id)
-        .engine("postgres")
-        .db_instance_class("db.t3.micro")
-        .allocated_storage(20)
-        .master_username("admin")
-        .master_user_password("not-a-real-password")
+    postgres(aws, region, id)
         .availability_zone(zone)
         .send()
         .await
