@@ -97,14 +97,28 @@ impl Diagnostics {
         }
     }
 
+    /// Add problems found in another file (a child runbook's), kept as
+    /// they are.
+    pub fn absorb(&mut self, items: Vec<Diagnostic>) {
+        for item in items {
+            if self.seen.insert(item.clone()) {
+                self.items.push(item);
+            }
+        }
+    }
+
     /// Whether any error was recorded.
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
-    /// The problems, sorted by location.
+    /// The problems, sorted by location: this file's, then each other
+    /// file's.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by_key(|d| (d.loc, d.severity));
+        let own = std::mem::take(&mut self.file);
+        self.items.sort_by(|a, b| {
+            (a.file != own, &a.file, a.loc, a.severity).cmp(&(b.file != own, &b.file, b.loc, b.severity))
+        });
 
         self.items
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::args::{Cli, Output, SchemaKind};
 use super::error::CliError;
-use super::shared::{eprint, load_config, load_file, print, read};
+use super::shared::{eprint, load_config, load_file, print, read_runbook};
 use crate::catalogue::ActionKind;
 use crate::diag::{Diagnostic, Severity};
 use crate::runbook::plan::Plan;
@@ -69,7 +69,7 @@ pub(super) fn validate(files: &[std::path::PathBuf], output: Output) -> Result<(
     let mut reports = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        let report = match read(path) {
+        let report = match read_runbook(path) {
             Err(e) => FileReport {
                 file: name.clone(),
                 valid: false,

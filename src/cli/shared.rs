@@ -328,6 +328,14 @@ pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     })
 }
 
+/// Read a runbook file, with the child runbooks it runs carried in its text.
+pub(crate) fn read_runbook(path: &Path) -> Result<String, CliError> {
+    crate::runbook::children::read(path).map_err(|source| CliError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Read and check a config file, printing every problem.
 pub(super) fn load_config(file: &Path) -> Result<crate::config::Config, CliError> {
     let text = read(file)?;
@@ -406,7 +414,7 @@ pub(super) fn load_file(
     params: &[(String, String)],
 ) -> Result<(String, String, Loaded), CliError> {
     let name = file.display().to_string();
-    let text = read(file)?;
+    let text = read_runbook(file)?;
     let loaded = load_or_report(&name, &text, params)?;
     Ok((name, text, loaded))
 }

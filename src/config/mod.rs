@@ -1596,7 +1596,7 @@ fn check_bound_runbook(
     path: &std::path::Path,
     params: &[(String, String)],
 ) -> Result<crate::runbook::Runbook, BoundRunbook> {
-    let text = crate::input::read_text(path).map_err(BoundRunbook::Unreadable)?;
+    let text = crate::runbook::children::read(path).map_err(BoundRunbook::Unreadable)?;
     crate::runbook::load(
         &path.display().to_string(),
         &text,

@@ -25,7 +25,7 @@ pub(super) struct RunTask {
 
 /// A binding's runbook, read and loaded with its params as a run would.
 pub(super) fn load_bound(binding: &Binding) -> Result<(String, runbook::Loaded), String> {
-    let text = crate::input::read_text(&binding.runbook)
+    let text = runbook::children::read(&binding.runbook)
         .map_err(|e| format!("cannot read {}: {e}", binding.runbook.display()))?;
     let loaded = runbook::load(
         &binding.runbook.display().to_string(),

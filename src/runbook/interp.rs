@@ -42,9 +42,13 @@ pub enum RuntimeRef<'a> {
 /// Classify a reference name as a run-time reference, if it is one.
 pub fn runtime_ref(name: &str) -> Option<Result<RuntimeRef<'_>, String>> {
     if let Some(rest) = name.strip_prefix("steps.") {
-        let parts: Vec<&str> = rest.split('.').collect();
-        return Some(match parts.as_slice() {
-            [step, "outputs", key] if !step.is_empty() && !key.is_empty() => {
+        // A child runbook's step is `<step>.<its step>`: ids have no dots.
+        return Some(match rest.rsplit_once(".outputs.") {
+            Some((step, key))
+                if !key.is_empty()
+                    && !key.contains('.')
+                    && step.split('.').all(|part| !part.is_empty()) =>
+            {
                 Ok(RuntimeRef::StepOutput { step, key })
             }
             _ => Err(format!(
@@ -337,6 +341,52 @@ fn resolve_scalar(text: &str, style: Style, values: &RuntimeValues<'_>) -> Resul
         }
     }
     Ok(Value::Scalar(out, if whole { Style::Plain } else { style }))
+}
+
+/// Rename the steps that `${steps.<step>.outputs.<key>}` references in
+/// the scalars of `node` name, by `names` (old id to new); everything
+/// else is kept as written.
+pub fn rename_steps(node: &mut Node, names: &std::collections::HashMap<String, String>) {
+    let mut stack: Vec<&mut Node> = vec![node];
+    while let Some(node) = stack.pop() {
+        match &mut node.value {
+            Value::Scalar(text, _) => {
+                if let Some(renamed) = renamed(text, names) {
+                    *text = renamed;
+                }
+            }
+            Value::Seq(items) => stack.extend(items.iter_mut()),
+            Value::Map(entries) => stack.extend(entries.iter_mut().map(|(_, v)| v)),
+            Value::Null => {}
+        }
+    }
+}
+
+/// `text` with its step references renamed, or `None` when none is.
+fn renamed(text: &str, names: &std::collections::HashMap<String, String>) -> Option<String> {
+    if !text.contains("${steps.") {
+        return None;
+    }
+    let parts = pieces(text).ok()?;
+    let mut changed = false;
+    let mut out = String::with_capacity(text.len() + 16);
+    for part in parts {
+        match part {
+            Piece::Text(t) => out.push_str(&t.replace("${", "$${")),
+            Piece::Ref { name, .. } => {
+                out.push_str("${");
+                match runtime_ref(name) {
+                    Some(Ok(RuntimeRef::StepOutput { step, key })) if names.contains_key(step) => {
+                        changed = true;
+                        out.push_str(&format!("steps.{}.outputs.{key}", names[step]));
+                    }
+                    _ => out.push_str(name),
+                }
+                out.push('}');
+            }
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Every reference in the scalars of `node`, with the scalar's location.

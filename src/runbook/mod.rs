@@ -6,6 +6,7 @@
 //! defaults applied, `with` blocks typed and `needs` turned into indices.
 //! Nothing here knows of tokio or AWS: `lifeboat validate` works offline.
 
+pub mod children;
 pub mod interp;
 pub mod plan;
 pub mod schema;
@@ -412,20 +413,97 @@ pub struct Loaded {
 /// Parse, check and resolve a runbook.
 ///
 /// `file` names the source in messages; `params` are `--param` values as
-/// `(name, text)`. Every problem is reported at once; on any error nothing is
-/// returned but the list.
+/// `(name, text)`. The texts of child runbooks travel in `text` (see
+/// [`children`]). Every problem is reported at once, a child's in its own
+/// file; on any error nothing is returned but the list.
 pub fn load(
     file: &str,
     text: &str,
     params: &[(String, String)],
     missing: MissingParams,
 ) -> Result<Loaded, Vec<Diagnostic>> {
+    let (own, children) = children::unbundle(text);
+    let given: Vec<Given<'_>> = params
+        .iter()
+        .map(|(name, text)| Given {
+            name,
+            value: GivenValue::Text(text),
+            loc: Loc::UNKNOWN,
+        })
+        .collect();
     let mut diags = Diagnostics::new(file);
+    let scope = Scope::Top {
+        file,
+        children: &children,
+    };
+    let (runbook, problems) = read_document(own, &given, missing, &scope, &mut diags);
+    for (loc, message) in problems {
+        diags.error(loc, None, message);
+    }
+    if diags.has_errors() {
+        return Err(diags.into_sorted());
+    }
+    match runbook {
+        Some(runbook) => Ok(Loaded {
+            runbook,
+            warnings: diags.into_sorted(),
+        }),
+        None => {
+            diags.error(Loc::UNKNOWN, None, "the runbook could not be read");
+            Err(diags.into_sorted())
+        }
+    }
+}
+
+/// A parameter's value as given: on the command line, or in the `params`
+/// of a step that runs a child runbook.
+struct Given<'a> {
+    name: &'a str,
+    value: GivenValue<'a>,
+    /// Where it was written (unknown on the command line).
+    loc: Loc,
+}
+
+enum GivenValue<'a> {
+    /// `--param name=text`.
+    Text(&'a str),
+    /// `params: { name: value }` of a parent's step.
+    Node(&'a Node),
+}
+
+/// What a runbook is read as.
+enum Scope<'a> {
+    /// Run on its own: `file` names it, and its children's texts are in
+    /// `children`, by reference.
+    Top {
+        file: &'a str,
+        children: &'a BTreeMap<String, String>,
+    },
+    /// A child, for a parent's step: it recovers between the parent's
+    /// regions and acts as the parent's role unless it says otherwise.
+    Child {
+        /// The file that names it, for messages.
+        child: &'a str,
+        regions: Option<&'a Regions>,
+        role: Option<&'a AssumeRole>,
+    },
+}
+
+/// Parse, check and resolve one runbook's own text. Problems with the
+/// values given to its parameters are returned rather than reported: they
+/// belong to whoever gave them (the command line, or a parent's step).
+fn read_document(
+    text: &str,
+    given: &[Given<'_>],
+    missing: MissingParams,
+    scope: &Scope<'_>,
+    diags: &mut Diagnostics,
+) -> (Option<Runbook>, Vec<(Loc, String)>) {
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
             diags.error(e.loc, None, e.message);
-            return Err(diags.into_sorted());
+            return (None, Vec::new());
         }
     };
     if !matches!(root.value, Value::Map(_)) {
@@ -437,7 +515,7 @@ pub fn load(
                 root.kind()
             ),
         );
-        return Err(diags.into_sorted());
+        return (None, Vec::new());
     }
     let outline = Outline::of(&root);
 
@@ -450,7 +528,8 @@ pub fn load(
     for p in problems {
         diags.error(p.loc, None, p.message);
     }
-    let params = resolve_params(declared.unwrap_or_default(), params, missing, &mut diags);
+    let (params, given_problems) =
+        resolve_params(declared.unwrap_or_default(), given, missing, scope, diags);
     let replacements: BTreeMap<String, Replacement> = params
         .iter()
         .map(|p| {
@@ -493,22 +572,9 @@ pub fn load(
         diags.error(p.loc, step, p.message);
     }
     let Some(spec) = spec else {
-        return Err(diags.into_sorted());
+        return (None, given_problems);
     };
-    let runbook = check(spec, params, &outline, &mut diags);
-    if diags.has_errors() {
-        return Err(diags.into_sorted());
-    }
-    match runbook {
-        Some(runbook) => Ok(Loaded {
-            runbook,
-            warnings: diags.into_sorted(),
-        }),
-        None => {
-            diags.error(root.loc, None, "the runbook could not be read");
-            Err(diags.into_sorted())
-        }
-    }
+    (check(spec, params, &outline, scope, diags), given_problems)
 }
 
 /// Where the steps and the parameters are in the raw document, to name the
@@ -516,6 +582,8 @@ pub fn load(
 struct Outline {
     /// (start of the step, its id as written) in file order.
     steps: Vec<(Loc, Option<String>)>,
+    /// The keys each step is written with, and where (as `steps`).
+    keys: Vec<Vec<(String, Loc)>>,
     /// Location just after the steps list, if known.
     steps_end: Option<Loc>,
     params: Option<(Loc, Option<Loc>)>,
@@ -526,6 +594,7 @@ struct Outline {
 impl Outline {
     fn of(root: &Node) -> Outline {
         let mut steps = Vec::new();
+        let mut keys = Vec::new();
         let mut steps_end = None;
         let mut params = None;
         let has_steps = root.get("steps").is_some();
@@ -544,6 +613,18 @@ impl Outline {
                                     )
                                 })
                                 .collect();
+                            keys = items
+                                .iter()
+                                .map(|item| match &item.value {
+                                    Value::Map(entries) => entries
+                                        .iter()
+                                        .filter_map(|(k, _)| {
+                                            k.as_str().map(|name| (name.to_string(), k.loc))
+                                        })
+                                        .collect(),
+                                    _ => Vec::new(),
+                                })
+                                .collect();
                         }
                         steps_end = next;
                     }
@@ -554,6 +635,7 @@ impl Outline {
         }
         Outline {
             steps,
+            keys,
             steps_end,
             params,
             has_steps,
@@ -566,6 +648,14 @@ impl Outline {
         }
         let idx = self.steps.partition_point(|(start, _)| *start <= loc);
         idx.checked_sub(1).and_then(|i| self.steps[i].1.as_deref())
+    }
+
+    /// The keys of the step that starts at or before `loc`.
+    fn keys_at(&self, loc: Loc) -> &[(String, Loc)] {
+        let idx = self.steps.partition_point(|(start, _)| *start <= loc);
+        idx.checked_sub(1)
+            .and_then(|i| self.keys.get(i))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn in_params(&self, loc: Loc) -> bool {
@@ -588,13 +678,26 @@ fn placeholder(param: &Param) -> Replacement {
     }
 }
 
+/// The declared parameters with their values: given, else defaults.
+/// Problems with the declarations are reported; problems with what was
+/// given are returned, worded for where it was given.
 fn resolve_params(
     declared: BTreeMap<String, yaml::Checked<yaml::Spanned<spec::ParamSpec>>>,
-    given: &[(String, String)],
+    given: &[Given<'_>],
     missing: MissingParams,
+    scope: &Scope<'_>,
     diags: &mut Diagnostics,
-) -> Vec<Param> {
+) -> (Vec<Param>, Vec<(Loc, String)>) {
+    let child = match scope {
+        Scope::Top { .. } => None,
+        Scope::Child { child, .. } => Some(*child),
+    };
+    let label = |name: &str| match child {
+        None => format!("--param {name}"),
+        Some(_) => format!("`params.{name}`"),
+    };
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for (name, spec) in &declared {
         let Some(spec) = &spec.0 else { continue };
         let loc = spec.loc;
@@ -623,22 +726,31 @@ fn resolve_params(
             },
         };
         let mut value = default;
-        for (given_name, text) in given.iter().filter(|(n, _)| n == name) {
-            match ParamValue::parse(spec.ty, text) {
+        for g in given.iter().filter(|g| g.name == name) {
+            let parsed = match g.value {
+                GivenValue::Text(text) => ParamValue::parse(spec.ty, text),
+                GivenValue::Node(node) => ParamValue::from_node(spec.ty, node),
+            };
+            match parsed {
                 Ok(v) => value = Some(v),
-                Err(message) => diags.error(
-                    Loc::UNKNOWN,
-                    None,
-                    format!("--param {given_name}: {message}"),
-                ),
+                Err(message) => problems.push((g.loc, format!("{}: {message}", label(name)))),
             }
         }
-        if value.is_none() && missing == MissingParams::Refuse && spec.default.is_none() {
-            diags.error(
-                loc,
-                None,
-                format!("parameter `{name}` has no default and no value; pass --param {name}=..."),
-            );
+        if value.is_none() && spec.default.is_none() {
+            match child {
+                // A parent must give its child every parameter, even when
+                // the parent itself is only being validated.
+                Some(child) => problems.push((
+                    Loc::UNKNOWN,
+                    format!("the child runbook `{child}` needs its parameter `{name}` (it has no default): set it in `params`"),
+                )),
+                None if missing == MissingParams::Refuse => diags.error(
+                    loc,
+                    None,
+                    format!("parameter `{name}` has no default and no value; pass --param {name}=..."),
+                ),
+                None => {}
+            }
         }
         out.push(Param {
             name: name.clone(),
@@ -648,16 +760,22 @@ fn resolve_params(
             value,
         });
     }
-    for (name, _) in given {
-        if !declared.contains_key(name) {
-            let mut message = format!("--param {name}: the runbook declares no parameter `{name}`");
-            if let Some(best) = crate::suggest::closest(name, declared.keys().map(String::as_str)) {
+    for g in given {
+        if !declared.contains_key(g.name) {
+            let who = child.map_or("the runbook".to_string(), |c| format!("`{c}`"));
+            let mut message = format!(
+                "{}: {who} declares no parameter `{}`",
+                label(g.name),
+                g.name
+            );
+            if let Some(best) = crate::suggest::closest(g.name, declared.keys().map(String::as_str))
+            {
                 message.push_str(&format!(", did you mean `{best}`?"));
             }
-            diags.error(Loc::UNKNOWN, None, message);
+            problems.push((g.loc, message));
         }
     }
-    out
+    (out, problems)
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -792,6 +910,7 @@ fn check(
     spec: spec::RunbookSpec,
     params: Vec<Param>,
     outline: &Outline,
+    scope: &Scope<'_>,
     diags: &mut Diagnostics,
 ) -> Option<Runbook> {
     if spec.name.0.as_ref().is_some_and(|n| n.trim().is_empty()) {
@@ -854,7 +973,20 @@ fn check(
             );
         }
     }
-    let runbook_role = spec.assume_role.and_then(|r| r.0);
+    let declared_role = spec.assume_role.and_then(|r| r.0);
+    // A child recovers between its parent's regions and acts as its
+    // parent's role, unless it names its own.
+    let (regions, runbook_role) = match scope {
+        Scope::Top { .. } => (regions, declared_role),
+        Scope::Child {
+            regions: inherited,
+            role,
+            ..
+        } => (
+            regions.or_else(|| inherited.cloned()),
+            declared_role.or_else(|| role.cloned()),
+        ),
+    };
     let spec_has_steps = outline.has_steps;
     let raw_steps: Vec<spec::StepSpec> = spec
         .steps
@@ -890,45 +1022,110 @@ fn check(
         }
     }
 
-    let default_region = regions.as_ref().map(|r| r.to.as_str());
-    let mut steps = Vec::with_capacity(raw_steps.len());
-    let mut need_locs: Vec<Vec<Loc>> = Vec::with_capacity(raw_steps.len());
+    // Child runbooks first: each takes its step's place in the list, so
+    // where every step lands is known before `needs` are resolved.
+    let mut unreadable = false;
+    let mut blocks: Vec<Option<Runbook>> = Vec::with_capacity(raw_steps.len());
     for s in &raw_steps {
         let id = s.id.value.as_str();
-        let action = s.action.value;
-        let with = s.with.clone().unwrap_or(Node {
-            loc: s.action.loc,
-            value: Value::Map(Vec::new()),
-        });
-        let (input, problems) = action.decode_with(&with);
-        for p in problems {
-            diags.error(p.loc, Some(id), p.message);
+        let block = match (&s.action, &s.runbook) {
+            (Some(_), None) => None,
+            (Some(_), Some(r)) => {
+                diags.error(
+                    r.loc,
+                    Some(id),
+                    "a step takes an `action` or a `runbook`, not both",
+                );
+                unreadable = true;
+                None
+            }
+            (None, None) => {
+                diags.error(
+                    s.id.loc,
+                    Some(id),
+                    "missing field `action` (or `runbook`, to run a child runbook)",
+                );
+                unreadable = true;
+                None
+            }
+            (None, Some(reference)) => {
+                let child = match scope {
+                    Scope::Top { file, children } => {
+                        let parent = ChildOf {
+                            file,
+                            children,
+                            regions: regions.as_ref(),
+                            role: s.assume_role.as_ref().or(runbook_role.as_ref()),
+                            keys: outline.keys_at(s.id.loc),
+                        };
+                        load_child(s, reference, &parent, diags)
+                    }
+                    Scope::Child { .. } => {
+                        diags.error(
+                            reference.loc,
+                            Some(id),
+                            "a child runbook runs no child runbook of its own: children are one level deep",
+                        );
+                        None
+                    }
+                };
+                unreadable |= child.is_none();
+                child
+            }
+        };
+        blocks.push(block);
+    }
+    // Where each written step starts in the final list, and the steps of
+    // each that a step needing it waits for (a child's last steps).
+    let mut offsets = Vec::with_capacity(raw_steps.len());
+    let mut next = 0usize;
+    for (block, s) in blocks.iter().zip(&raw_steps) {
+        offsets.push(next);
+        next += match block {
+            Some(child) => child.steps.len(),
+            None if s.runbook.is_some() => 0,
+            None => 1,
+        };
+    }
+    let ends = |j: usize| -> Vec<usize> {
+        match &blocks[j] {
+            Some(child) => last_steps(&child.steps)
+                .into_iter()
+                .map(|k| offsets[j] + k)
+                .collect(),
+            None => vec![offsets[j]],
         }
-        let region = region_of(
-            action,
-            s.region.as_ref(),
-            default_region,
-            s.action.loc,
-            id,
-            diags,
-        );
+    };
+
+    let default_region = regions.as_ref().map(|r| r.to.as_str());
+    let mut steps = Vec::with_capacity(next);
+    // For each step of the final list: the written step that ran it as a
+    // child runbook's, if it is one.
+    let mut origin: Vec<Option<usize>> = Vec::with_capacity(next);
+    let mut need_locs: Vec<Vec<Loc>> = Vec::with_capacity(next);
+    for (i, s) in raw_steps.iter().enumerate() {
+        let id = s.id.value.as_str();
         let mut needs = Vec::new();
         let mut locs = Vec::new();
+        let mut named = Vec::new();
         for need in &s.needs {
             match index.get(need.value.as_str()) {
                 Some(_) if need.value == id => {
                     diags.error(need.loc, Some(id), format!("dependency cycle: {id} → {id}"));
                 }
                 Some(&j) => {
-                    if needs.contains(&j) {
+                    if named.contains(&j) {
                         diags.warning(
                             need.loc,
                             Some(id),
                             format!("`{}` is listed twice in `needs`", need.value),
                         );
                     } else {
-                        needs.push(j);
-                        locs.push(need.loc);
+                        named.push(j);
+                        for k in ends(j) {
+                            needs.push(k);
+                            locs.push(need.loc);
+                        }
                     }
                 }
                 None if outline.has_step(&need.value) => {}
@@ -942,39 +1139,44 @@ fn check(
                 }
             }
         }
-        let when = match s.when.as_ref().map(|w| &w.value) {
-            None => vec![Mode::Failover, Mode::Switchover, Mode::Drill],
-            Some(w) => {
-                let list = match w {
-                    spec::WhenSpec::One(one) => vec![one.to_owned()],
-                    spec::WhenSpec::Many(many) => many.clone(),
-                };
-                if list.is_empty() {
-                    diags.error(
-                        s.when.as_ref().map_or(s.id.loc, |w| w.loc),
-                        Some(id),
-                        "`when` lists no mode",
-                    );
-                }
-                let mut modes = Vec::new();
-                for w in list {
-                    let add: &[Mode] = match w {
-                        When::Always => &[Mode::Failover, Mode::Switchover, Mode::Drill],
-                        When::Failover => &[Mode::Failover],
-                        When::Switchover => &[Mode::Switchover],
-                        When::Drill => &[Mode::Drill],
-                        When::Fence => &[Mode::Fence],
-                        When::Reprotect => &[Mode::Reprotect],
-                    };
-                    for m in add {
-                        if !modes.contains(m) {
-                            modes.push(*m);
-                        }
-                    }
-                }
-                modes
-            }
+        let when = s.when.as_ref().map(|w| modes_of(w, id, diags));
+        if let Some(child) = &blocks[i] {
+            splice(
+                child,
+                &ChildStep {
+                    id,
+                    at: s.id.loc,
+                    offset: offsets[i],
+                    needs: &needs,
+                    when: when.as_deref(),
+                },
+                &mut steps,
+                &mut need_locs,
+            );
+            origin.resize(steps.len(), Some(i));
+            continue;
+        }
+        let Some(action) = s.action.as_ref().map(|a| a.value) else {
+            continue;
         };
+        let action_loc = s.action.as_ref().map_or(s.id.loc, |a| a.loc);
+        let with = s.with.clone().unwrap_or(Node {
+            loc: action_loc,
+            value: Value::Map(Vec::new()),
+        });
+        let (input, problems) = action.decode_with(&with);
+        for p in problems {
+            diags.error(p.loc, Some(id), p.message);
+        }
+        let region = region_of(
+            action,
+            s.region.as_ref(),
+            default_region,
+            action_loc,
+            id,
+            diags,
+        );
+        let when = when.unwrap_or_else(|| vec![Mode::Failover, Mode::Switchover, Mode::Drill]);
         let retry = retry_of(s.retry.as_ref(), action, s.id.loc, id, diags);
         let rollback = s.rollback.as_ref().and_then(|r| {
             invocation(
@@ -1008,8 +1210,20 @@ fn check(
                 ),
             );
         }
+        if let Some(p) = &s.params {
+            diags.error(
+                p.loc,
+                Some(id),
+                "`params` sets a child runbook's parameters: it goes with `runbook`; an action takes its inputs in `with`",
+            );
+        }
+        let Some(input) = input else {
+            // Its problems are reported.
+            unreadable = true;
+            continue;
+        };
         need_locs.push(locs);
-        let Some(input) = input else { continue };
+        origin.push(None);
         steps.push(Step {
             id: id.to_string(),
             loc: s.id.loc,
@@ -1032,47 +1246,73 @@ fn check(
             assume_role: s.assume_role.clone().or_else(|| runbook_role.clone()),
         });
     }
-    if steps.len() != raw_steps.len() {
-        // Some `with` block did not decode; its problems are reported.
+    if unreadable {
         return None;
     }
-
     report_cycles(&steps, &need_locs, diags);
 
-    // restores_service: at most one, and downstream of something.
-    let restoring: Vec<&Step> = steps.iter().filter(|s| s.restores_service).collect();
+    // restores_service: at most one, and downstream of something. The
+    // parent's own mark wins over its children's.
+    if steps
+        .iter()
+        .zip(&origin)
+        .any(|(s, o)| s.restores_service && o.is_none())
+    {
+        for (s, o) in steps.iter_mut().zip(&origin) {
+            if o.is_some() {
+                s.restores_service = false;
+            }
+        }
+    }
+    // A diagnostic about a child's step is the parent's step's: the child's
+    // own problems are reported in its file.
+    let at = |i: usize| origin[i].map_or(steps[i].loc, |r| raw_steps[r].id.loc);
+    let restoring: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i].restores_service)
+        .collect();
     if restoring.len() > 1 {
-        for s in &restoring[1..] {
+        for &i in &restoring[1..] {
             diags.error(
-                s.loc,
-                Some(&s.id),
+                at(i),
+                Some(&steps[i].id),
                 format!(
                     "only one step may be marked `restores_service`; `{}` already is",
-                    restoring[0].id
+                    steps[restoring[0]].id
                 ),
             );
         }
     }
-    if let Some(s) = restoring.first()
-        && s.needs.is_empty()
+    if let Some(&i) = restoring.first()
+        && steps[i].needs.is_empty()
         && steps.len() > 1
     {
         diags.error(
-            s.loc,
-            Some(&s.id),
+            at(i),
+            Some(&steps[i].id),
             "`restores_service` step needs no other step, so service would count as restored before any recovery ran",
         );
     }
 
-    // Run-time references to step outputs must point upstream.
-    for (i, s) in steps.iter().enumerate() {
+    // Run-time references to step outputs must point upstream (a child's
+    // own were checked in its file).
+    let final_index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    for (i, s) in steps.iter().enumerate().filter(|(i, _)| origin[*i].is_none()) {
         let mut refs = interp::references(&s.with);
         for call in s.rollback.iter().chain(s.fallback.iter()) {
             refs.extend(interp::references(&call.with));
         }
         for (loc, name) in refs {
             if let Some(Ok(RuntimeRef::StepOutput { step, .. })) = interp::runtime_ref(&name) {
-                match index.get(step) {
+                match final_index.get(step) {
+                    None if index.get(step).is_some_and(|&j| blocks[j].is_some()) => diags.error(
+                        loc,
+                        Some(&s.id),
+                        format!("`${{{name}}}`: `{step}` runs a child runbook, which has no outputs of its own; name one of its steps, `${{steps.{step}.<its step>.outputs.<key>}}`"),
+                    ),
                     None => diags.error(loc, Some(&s.id), format!("`${{{name}}}` names an unknown step `{step}`")),
                     Some(&j) if j == i => diags.error(loc, Some(&s.id), format!("`${{{name}}}`: a step cannot use its own outputs")),
                     Some(&j) if !needs_transitively(&steps, i, j) => diags.error(
@@ -1089,12 +1329,17 @@ fn check(
     // Static stability: in a failover, the failed region's control plane may be down.
     // A failback is always planned, with both regions up; a multi-AZ
     // recovery leaves a zone, and the region's control plane serves it.
+    // (A child's steps were checked in its file.)
     let planned = matches!(
         spec.strategy.0,
         Some(Strategy::Failback | Strategy::MultiAz)
     );
     if let Some(r) = regions.as_ref().filter(|_| !planned) {
-        for s in steps.iter().filter(|s| s.runs_in(Mode::Failover)) {
+        for (s, _) in steps
+            .iter()
+            .zip(&origin)
+            .filter(|(s, o)| o.is_none() && s.runs_in(Mode::Failover))
+        {
             let info = s.action.info();
             let calls = match info.control_plane {
                 ControlPlane::Regional => s.region.as_deref() == Some(r.from.as_str()),
@@ -1123,9 +1368,23 @@ fn check(
         }
     }
 
-    let recovery_point = spec.recovery_point.and_then(|r| r.0);
+    let children: Vec<(&str, &Runbook)> = raw_steps
+        .iter()
+        .zip(&blocks)
+        .filter_map(|(s, b)| b.as_ref().map(|b| (s.id.value.as_str(), b)))
+        .collect();
+    let recovery_point = match spec.recovery_point.and_then(|r| r.0) {
+        Some(point) => Some(point),
+        None => inherit(
+            "recovery_point",
+            children
+                .iter()
+                .filter_map(|(id, child)| child_recovery_point(id, child).map(|p| (*id, p))),
+            diags,
+        ),
+    };
     if let Some(RecoveryPoint::RdsSnapshot { step }) = &recovery_point
-        && !index.contains_key(step.as_str())
+        && !final_index.contains_key(step.as_str())
     {
         diags.error(
             Loc::UNKNOWN,
@@ -1133,10 +1392,28 @@ fn check(
             format!("`recovery_point.step` names an unknown step `{step}`"),
         );
     }
-    let drill = spec.drill.and_then(|d| d.0).map(|d| {
-        check_drill_placement(&d.value, d.loc, diags);
-        d.value
-    });
+    let drill = match spec.drill.and_then(|d| d.0) {
+        Some(d) => {
+            check_drill_placement(&d.value, d.loc, diags);
+            d.value
+        }
+        None => inherit(
+            "drill",
+            children
+                .iter()
+                .filter(|(_, child)| child.drill != DrillPlacement::default())
+                .map(|(id, child)| (*id, child.drill.clone())),
+            diags,
+        )
+        .unwrap_or_default(),
+    };
+    let mut params = params;
+    for (id, child) in &children {
+        params.extend(child.params.iter().map(|p| Param {
+            name: format!("{id}.{}", p.name),
+            ..p.clone()
+        }));
+    }
     Some(Runbook {
         name,
         description: spec.description,
@@ -1145,9 +1422,274 @@ fn check(
         targets: spec.targets.and_then(|t| t.0).unwrap_or_default(),
         regions,
         recovery_point,
-        drill: drill.unwrap_or_default(),
+        drill,
         steps,
     })
+}
+
+/// When the modes a step's `when` names.
+fn modes_of(when: &yaml::Spanned<spec::WhenSpec>, id: &str, diags: &mut Diagnostics) -> Vec<Mode> {
+    let list = match &when.value {
+        spec::WhenSpec::One(one) => vec![one.to_owned()],
+        spec::WhenSpec::Many(many) => many.clone(),
+    };
+    if list.is_empty() {
+        diags.error(when.loc, Some(id), "`when` lists no mode");
+    }
+    let mut modes = Vec::new();
+    for w in list {
+        let add: &[Mode] = match w {
+            When::Always => &[Mode::Failover, Mode::Switchover, Mode::Drill],
+            When::Failover => &[Mode::Failover],
+            When::Switchover => &[Mode::Switchover],
+            When::Drill => &[Mode::Drill],
+            When::Fence => &[Mode::Fence],
+            When::Reprotect => &[Mode::Reprotect],
+        };
+        for m in add {
+            if !modes.contains(m) {
+                modes.push(*m);
+            }
+        }
+    }
+    modes
+}
+
+/// What a parent tells the child runbook one of its steps runs.
+struct ChildOf<'a> {
+    /// The parent's file, beside which the child is.
+    file: &'a str,
+    /// The children's texts carried with the parent.
+    children: &'a BTreeMap<String, String>,
+    /// The parent's regions.
+    regions: Option<&'a Regions>,
+    /// The step's role, else the parent's.
+    role: Option<&'a AssumeRole>,
+    /// The keys the step is written with.
+    keys: &'a [(String, Loc)],
+}
+
+/// The keys a step running a child runbook may have: the rest belong on
+/// the child's steps.
+const CHILD_STEP_KEYS: [&str; 7] = [
+    "id",
+    "runbook",
+    "params",
+    "description",
+    "needs",
+    "when",
+    "assume_role",
+];
+
+/// Load the child runbook step `s` runs, with the parameters it gives.
+/// Problems in the step are the parent's; problems in the child are
+/// reported in the child's file, and the step is refused with them.
+fn load_child(
+    s: &spec::StepSpec,
+    reference: &yaml::Spanned<String>,
+    parent: &ChildOf<'_>,
+    diags: &mut Diagnostics,
+) -> Option<Runbook> {
+    let id = s.id.value.as_str();
+    let mut fine = true;
+    for (key, loc) in parent.keys {
+        if !CHILD_STEP_KEYS.contains(&key.as_str()) {
+            diags.error(
+                *loc,
+                Some(id),
+                format!("`{key}` has no place on a step that runs a child runbook: it belongs on the child's steps"),
+            );
+            fine = false;
+        }
+    }
+    let Some(text) = parent.children.get(&reference.value) else {
+        let why = if children::is_reference(&reference.value) {
+            "it is read beside this runbook's file when the runbook is, so name it as written (not through a parameter)"
+        } else {
+            "a child runbook is named by its path, on one line, without a backquote"
+        };
+        diags.error(
+            reference.loc,
+            Some(id),
+            format!(
+                "the child runbook `{}` is not carried with this runbook: {why}",
+                reference.value
+            ),
+        );
+        return None;
+    };
+    let file = children::resolve(std::path::Path::new(parent.file), &reference.value)
+        .display()
+        .to_string();
+
+    let mut given = Vec::new();
+    match s.params.as_ref().map(|p| (p, &p.value)) {
+        None | Some((_, Value::Null)) => {}
+        Some((_, Value::Map(entries))) => {
+            for (key, value) in entries {
+                let Some(name) = key.as_str() else {
+                    diags.error(key.loc, Some(id), "`params` keys are parameter names");
+                    fine = false;
+                    continue;
+                };
+                if let Some((loc, r)) = interp::references(value)
+                    .into_iter()
+                    .find(|(_, r)| interp::runtime_ref(r).is_some())
+                {
+                    diags.error(
+                        loc,
+                        Some(id),
+                        format!("`params.{name}`: `${{{r}}}` is known only at run time, and a child's parameters are set when the runbook loads"),
+                    );
+                    fine = false;
+                    continue;
+                }
+                given.push(Given {
+                    name,
+                    value: GivenValue::Node(value),
+                    loc: value.loc,
+                });
+            }
+        }
+        Some((p, _)) => {
+            diags.error(
+                p.loc,
+                Some(id),
+                format!("`params` is a mapping of the child's parameters, found {}", p.kind()),
+            );
+            fine = false;
+        }
+    }
+
+    let mut child_diags = Diagnostics::new(file.clone());
+    let scope = Scope::Child {
+        child: &reference.value,
+        regions: parent.regions,
+        role: parent.role,
+    };
+    let (child, problems) = read_document(
+        text,
+        &given,
+        MissingParams::Refuse,
+        &scope,
+        &mut child_diags,
+    );
+    for (loc, message) in problems {
+        let loc = if loc.is_known() { loc } else { reference.loc };
+        diags.error(loc, Some(id), message);
+        fine = false;
+    }
+    if child_diags.has_errors() {
+        diags.error(
+            reference.loc,
+            Some(id),
+            format!(
+                "the child runbook `{}` does not load (its problems are reported in {file})",
+                reference.value
+            ),
+        );
+        fine = false;
+    }
+    diags.absorb(child_diags.into_sorted());
+    child.filter(|_| fine)
+}
+
+/// Where a child's steps go in the parent's list.
+struct ChildStep<'a> {
+    /// The parent's step id, the prefix of the child's.
+    id: &'a str,
+    /// Where the step is written.
+    at: Loc,
+    /// Where the child's first step lands in the parent's list.
+    offset: usize,
+    /// What the step needs (in the parent's list): what the child's first
+    /// steps wait for.
+    needs: &'a [usize],
+    /// The modes the step names, if it names any: the child's steps run
+    /// only in those.
+    when: Option<&'a [Mode]>,
+}
+
+/// Append the steps of `child` to `steps`, renamed `<step>.<id>` (and
+/// the references between them with them), as `at` places them.
+fn splice(child: &Runbook, at: &ChildStep<'_>, steps: &mut Vec<Step>, need_locs: &mut Vec<Vec<Loc>>) {
+    let names: HashMap<String, String> = child
+        .steps
+        .iter()
+        .map(|c| (c.id.clone(), format!("{}.{}", at.id, c.id)))
+        .collect();
+    for c in &child.steps {
+        let mut step = c.clone();
+        step.id = names[&c.id].clone();
+        step.needs = if c.needs.is_empty() {
+            at.needs.to_vec()
+        } else {
+            c.needs.iter().map(|&n| at.offset + n).collect()
+        };
+        if let Some(when) = at.when {
+            step.when.retain(|m| when.contains(m));
+        }
+        interp::rename_steps(&mut step.with, &names);
+        for call in step.rollback.iter_mut().chain(step.fallback.iter_mut()) {
+            interp::rename_steps(&mut call.with, &names);
+        }
+        need_locs.push(vec![at.at; step.needs.len()]);
+        steps.push(step);
+    }
+}
+
+/// The steps no other step needs: the last of a runbook's.
+fn last_steps(steps: &[Step]) -> Vec<usize> {
+    let needed: HashSet<usize> = steps.iter().flat_map(|s| s.needs.iter().copied()).collect();
+    (0..steps.len()).filter(|i| !needed.contains(i)).collect()
+}
+
+/// A child's recovery point as its parent's: its steps renamed, its
+/// region its own `regions.to`.
+fn child_recovery_point(id: &str, child: &Runbook) -> Option<RecoveryPoint> {
+    let to = child.regions.as_ref().map(|r| r.to.clone());
+    Some(match child.recovery_point.clone()? {
+        RecoveryPoint::RdsSnapshot { step } => RecoveryPoint::RdsSnapshot {
+            step: format!("{id}.{step}"),
+        },
+        RecoveryPoint::RdsReplicaLag {
+            db_instance,
+            region,
+        } => RecoveryPoint::RdsReplicaLag {
+            db_instance,
+            region: region.or(to),
+        },
+        RecoveryPoint::AuroraGlobalLag { db_cluster, region } => {
+            RecoveryPoint::AuroraGlobalLag {
+                db_cluster,
+                region: region.or(to),
+            }
+        }
+        other @ RecoveryPoint::S3NewestObject { .. } => other,
+    })
+}
+
+/// What a parent that says nothing of `field` takes from its children:
+/// the one child's that says something; several is the parent's to settle.
+fn inherit<'a, T: PartialEq>(
+    field: &str,
+    offered: impl Iterator<Item = (&'a str, T)>,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    let offered: Vec<(&'a str, T)> = offered.collect();
+    let (first, rest) = offered.split_first()?;
+    if let Some((other, _)) = rest.iter().find(|(_, v)| *v != first.1) {
+        diags.error(
+            Loc::UNKNOWN,
+            None,
+            format!(
+                "steps `{}` and `{other}` run child runbooks with different `{field}`s: set the parent's own `{field}`",
+                first.0
+            ),
+        );
+        return None;
+    }
+    offered.into_iter().next().map(|(_, v)| v)
 }
 
 /// Ids in `drill:` look like the ids they name (a subnet id where a

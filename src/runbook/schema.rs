@@ -35,6 +35,16 @@ pub fn runbook() -> Value {
             step.insert("allOf".into(), Value::Array(conditions.clone()));
         }
     }
+    // A step takes an action, or runs a child runbook.
+    if let Some(step) = root
+        .pointer_mut(&format!("/definitions/{}", step_name()))
+        .and_then(Value::as_object_mut)
+    {
+        step.insert(
+            "oneOf".into(),
+            json!([{ "required": ["action"] }, { "required": ["runbook"] }]),
+        );
+    }
     allow_references(&mut root);
     root
 }

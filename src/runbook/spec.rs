@@ -313,8 +313,15 @@ pub struct RetrySpec {
 pub struct StepSpec {
     /// Unique id: lowercase letters, digits, `-` and `_`.
     pub id: Spanned<String>,
-    /// The action to take.
-    pub action: Spanned<ActionKind>,
+    /// The action to take (a step takes an `action` or a `runbook`).
+    pub action: Option<Spanned<ActionKind>>,
+    /// A child runbook to run as this step, one level deep: its steps
+    /// become this step's (ids `<this id>.<its id>`), its first steps
+    /// wait for this step's `needs`, and the steps that need this one
+    /// wait for all of it. Its path is relative to this runbook's file.
+    pub runbook: Option<Spanned<String>>,
+    /// Values of the child runbook's parameters (with `runbook`).
+    pub params: Option<Node>,
     /// What the step is for.
     pub description: Option<String>,
     /// AWS region; default: the runbook's `regions.to`.

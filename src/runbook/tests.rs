@@ -440,3 +440,226 @@ fn more_recovery_regions_are_regions_other_than_the_failed_one_each_once() {
     );
     assert!(all.contains("`mars-1` is not an AWS region name"), "{all}");
 }
+
+/// `parent`, with `child` carried in it as `child.yaml`.
+fn with_child(parent: &str, child: &str) -> String {
+    children::bundle(parent, &[("child.yaml".into(), child.into())])
+}
+
+const CHILD: &str = "\
+name: data tier
+strategy: pilot-light
+params:
+  db: { description: the replica }
+  attempts: { type: int, default: 2 }
+  token: { secret: true, default: s3cret-value }
+recovery_point: { from: rds.replica_lag, db_instance: '${db}' }
+steps:
+  - id: check
+    action: wait
+    with: { duration: 1s }
+  - id: promote
+    action: rds.promote_read_replica
+    needs: [check]
+    retry: { attempts: '${attempts}' }
+    with: { db_instance: '${db}' }
+  - id: fence
+    action: wait
+    when: fence
+    with: { duration: 1s }
+  - id: announce
+    action: notify
+    needs: [promote]
+    with: { webhook: 'https://hooks.example/dr', message: 'now at ${steps.promote.outputs.endpoint}, $${literal}' }
+";
+
+#[test]
+fn a_child_runbooks_steps_take_its_steps_place() {
+    let parent = format!(
+        "{HEAD}steps:
+  - id: drain
+    action: wait
+    with: {{ duration: 1s }}
+  - id: data
+    runbook: child.yaml
+    needs: [drain]
+    params: {{ db: orders-replica, attempts: 5 }}
+  - id: dns
+    action: notify
+    needs: [data]
+    restores_service: true
+    with: {{ webhook: 'https://hooks.example/dr', message: 'db at ${{steps.data.promote.outputs.endpoint}}' }}
+"
+    );
+    let rb = match load(
+        "runbooks/parent.yaml",
+        &with_child(&parent, CHILD),
+        &[],
+        MissingParams::Refuse,
+    ) {
+        Ok(l) => l.runbook,
+        Err(problems) => panic!("{problems:#?}"),
+    };
+    let ids: Vec<&str> = rb.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "drain",
+            "data.check",
+            "data.promote",
+            "data.fence",
+            "data.announce",
+            "dns"
+        ]
+    );
+    let needs = |id: &str| -> Vec<&str> {
+        rb.steps[rb.step_index(id).unwrap()]
+            .needs
+            .iter()
+            .map(|&n| rb.steps[n].id.as_str())
+            .collect()
+    };
+    // The child's first steps wait for what its step needs; what needs
+    // the step waits for the child's last steps.
+    assert_eq!(needs("data.check"), ["drain"]);
+    assert_eq!(needs("data.fence"), ["drain"]);
+    assert_eq!(needs("data.promote"), ["data.check"]);
+    assert_eq!(needs("dns"), ["data.fence", "data.announce"]);
+    // Its parameters are the step's; its references follow its renamed steps.
+    let promote = &rb.steps[rb.step_index("data.promote").unwrap()];
+    assert_eq!(promote.region.as_deref(), Some("us-west-2"));
+    assert_eq!(promote.retry.attempts, 5);
+    assert_eq!(
+        promote.with.get("db_instance").unwrap().as_str(),
+        Some("orders-replica")
+    );
+    let announce = &rb.steps[rb.step_index("data.announce").unwrap()];
+    assert_eq!(
+        announce.with.get("message").unwrap().as_str(),
+        Some("now at ${steps.data.promote.outputs.endpoint}, $${literal}")
+    );
+    // Its modes are its own, its secrets are the parent's to hide, and
+    // its recovery point is the parent's when the parent names none.
+    assert_eq!(
+        rb.steps[rb.step_index("data.fence").unwrap()].when,
+        [Mode::Fence]
+    );
+    assert!(rb.secrets().contains(&"s3cret-value".to_string()));
+    assert!(rb.params.iter().any(|p| p.name == "data.db"));
+    assert_eq!(
+        rb.recovery_point,
+        Some(RecoveryPoint::RdsReplicaLag {
+            db_instance: "orders-replica".into(),
+            region: Some("us-west-2".into())
+        })
+    );
+    let plan = Plan::new(&rb, Mode::Failover);
+    let waves: Vec<Vec<&str>> = plan
+        .waves
+        .iter()
+        .map(|w| w.iter().map(|&i| rb.steps[i].id.as_str()).collect())
+        .collect();
+    assert_eq!(
+        waves,
+        [
+            vec!["drain"],
+            vec!["data.check"],
+            vec!["data.promote"],
+            vec!["data.announce"],
+            vec!["dns"]
+        ]
+    );
+    assert_eq!(
+        rb.steps[*plan.critical_path.last().unwrap()].id,
+        "dns",
+        "the parent's restores_service ends the critical path"
+    );
+}
+
+#[test]
+fn a_child_steps_when_narrows_the_childs_modes() {
+    let parent = format!(
+        "{HEAD}steps:
+  - id: data
+    runbook: child.yaml
+    when: [failover, fence]
+    params: {{ db: orders-replica }}
+"
+    );
+    let rb = loaded(&with_child(&parent, CHILD)).runbook;
+    let when = |id: &str| rb.steps[rb.step_index(id).unwrap()].when.clone();
+    assert_eq!(when("data.promote"), [Mode::Failover]);
+    assert_eq!(when("data.fence"), [Mode::Fence]);
+    assert!(!Plan::new(&rb, Mode::Drill).includes(rb.step_index("data.check").unwrap()));
+}
+
+#[test]
+fn a_child_step_is_refused_with_where_and_what() {
+    let problems = |parent: &str, child: &str| -> Vec<String> {
+        match load(
+            "runbooks/parent.yaml",
+            &with_child(parent, child),
+            &[],
+            MissingParams::Placeholder,
+        ) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    };
+    let step = |extra: &str| format!("{HEAD}steps:\n  - id: data\n    runbook: child.yaml\n{extra}");
+    // Parameters: each one without a default is set, each one set is
+    // declared and of the child's type.
+    assert_eq!(
+        problems(&step("    params: { dbb: x, attempts: many }\n"), CHILD),
+        [
+            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` needs its parameter `db` (it has no default): set it in `params`",
+            "runbooks/parent.yaml:7:20: error: step `data`: `params.dbb`: `child.yaml` declares no parameter `dbb`, did you mean `db`?",
+            "runbooks/parent.yaml:7:33: error: step `data`: `params.attempts`: expected an integer, found `many`",
+        ]
+    );
+    let cases: [(&str, &str, &[&str]); 7] = [
+        // The step is a block of the child's steps: what belongs on a
+        // step that acts goes on those.
+        ("    params: { db: x }\n    retry: { attempts: 3 }\n    restores_service: true\n", CHILD, &[
+            "runbooks/parent.yaml:8:5: error: step `data`: `retry` has no place on a step that runs a child runbook: it belongs on the child's steps",
+            "runbooks/parent.yaml:9:5: error: step `data`: `restores_service` has no place on a step that runs a child runbook: it belongs on the child's steps",
+        ]),
+        ("    params: { db: x }\n    action: wait\n", CHILD, &[
+            "runbooks/parent.yaml:6:14: error: step `data`: a step takes an `action` or a `runbook`, not both",
+            "runbooks/parent.yaml:7:13: error: step `data`: `params` sets a child runbook's parameters: it goes with `runbook`; an action takes its inputs in `with`",
+            "runbooks/parent.yaml:8:13: error: step `data`: missing field `duration`",
+        ]),
+        // A run-time value cannot be a parameter.
+        ("    params: { db: '${steps.other.outputs.id}' }\n", CHILD, &[
+            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` needs its parameter `db` (it has no default): set it in `params`",
+            "runbooks/parent.yaml:7:19: error: step `data`: `params.db`: `${steps.other.outputs.id}` is known only at run time, and a child's parameters are set when the runbook loads",
+        ]),
+        // A problem in the child is reported in the child's file.
+        ("", "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, action: rds.promote_replica }\n", &[
+            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
+            "runbooks/child.yaml:4:22: error: step `a`: unknown action `rds.promote_replica`, did you mean `rds.promote_read_replica`?",
+        ]),
+        // One level deep.
+        ("", "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, runbook: other.yaml }\n", &[
+            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
+            "runbooks/child.yaml:4:23: error: step `a`: a child runbook runs no child runbook of its own: children are one level deep",
+        ]),
+        // The child's outputs are its steps'.
+        ("    params: { db: x }\n  - id: after\n    action: notify\n    needs: [data]\n    with: { webhook: 'https://hooks.example/dr', message: '${steps.data.outputs.endpoint}' }\n", CHILD, &[
+            "runbooks/parent.yaml:11:59: error: step `after`: `${steps.data.outputs.endpoint}`: `data` runs a child runbook, which has no outputs of its own; name one of its steps, `${steps.data.<its step>.outputs.<key>}`",
+        ]),
+        // Two children that each name a recovery point: the parent decides.
+        ("    params: { db: x }\n  - id: other\n    runbook: child.yaml\n    params: { db: y }\n", CHILD, &[
+            "runbooks/parent.yaml: error: steps `data` and `other` run child runbooks with different `recovery_point`s: set the parent's own `recovery_point`",
+        ]),
+    ];
+    for (extra, child, expected) in cases {
+        assert_eq!(problems(&step(extra), child), expected, "{extra}");
+    }
+    // A child not carried with the parent (named through a parameter, or
+    // the parent's text loaded without reading it beside its file).
+    assert_eq!(
+        errors(&format!("{HEAD}params:\n  which: {{ default: child.yaml }}\nsteps:\n  - id: data\n    runbook: ${{which}}\n")),
+        ["rb.yaml:8:14: error: step `data`: the child runbook `child.yaml` is not carried with this runbook: it is read beside this runbook's file when the runbook is, so name it as written (not through a parameter)"]
+    );
+}

@@ -352,3 +352,86 @@ fn cancel_stops_a_run() {
         text(&out.stdout)
     );
 }
+
+/// A parent runbook that runs `lib/child.yaml` between two steps of its
+/// own, each step appending to `marker`.
+fn parent_and_child(dir: &Path, marker: &Path, slow: &str) -> String {
+    let marker = marker.display();
+    std::fs::create_dir_all(dir.join("lib")).expect("lib");
+    write(
+        dir,
+        "lib/child.yaml",
+        &format!(
+            "name: data tier\nstrategy: pilot-light\nparams:\n  word: {{}}\nsteps:\n  - {{ id: one, action: exec, with: {{ argv: [sh, -c, 'echo ${{word}}-one >> {marker}'] }} }}\n  - {{ id: slow, action: wait, needs: [one], with: {{ duration: {slow} }} }}\n  - {{ id: two, action: exec, needs: [slow], with: {{ argv: [sh, -c, 'echo ${{word}}-two >> {marker}'] }} }}\n"
+        ),
+    );
+    write(
+        dir,
+        "parent.yaml",
+        &format!(
+            "name: parent\nstrategy: pilot-light\nsteps:\n  - {{ id: first, action: exec, with: {{ argv: [sh, -c, 'echo first >> {marker}'] }} }}\n  - {{ id: data, runbook: lib/child.yaml, needs: [first], params: {{ word: data }} }}\n  - {{ id: last, action: exec, needs: [data], with: {{ argv: [sh, -c, 'echo last >> {marker}'] }}, restores_service: true }}\n"
+        ),
+    )
+}
+
+#[test]
+fn a_child_runbook_runs_inside_its_parent_and_resumes_from_the_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (state, marker) = (dir.path().join("state"), dir.path().join("marker"));
+    let rb = parent_and_child(dir.path(), &marker, "3s");
+
+    let out = lifeboat(&state, &["plan", &rb]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("critical path: first → data.one → data.slow → data.two → last"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let mut child = spawn(&state, &["run", &rb, "--yes"]);
+    let id = started_run_id(&state, &mut child);
+    wait_for(&state, &id, "data.slow", "running");
+    child.kill().expect("SIGKILL the run");
+    let _ = child.wait();
+
+    // The child's file changes under the run: the run resumes with the
+    // child it started with, carried in its journal.
+    write(dir.path(), "lib/child.yaml", "name: [broken\n");
+    let out = lifeboat(&state, &["run", "--resume", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "first\ndata-one\ndata-two\nlast\n",
+        "what finished before the crash ran once"
+    );
+    let show = lifeboat(&state, &["show", &id, "--output", "json"]);
+    let show: serde_json::Value = serde_json::from_slice(&show.stdout).expect("JSON");
+    assert_eq!(show["state"], "succeeded", "{show}");
+    let steps: Vec<&str> = show["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(steps, ["first", "data.one", "data.slow", "data.two", "last"]);
+
+    // Read now, the broken child refuses the parent, naming the child's
+    // file and line, and nothing runs.
+    let out = lifeboat(&state, &["validate", &rb]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("lib/child.yaml:1:"), "{stderr}");
+    assert!(
+        stderr.contains("step `data`: the child runbook `lib/child.yaml` does not load"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.path().join("lib/child.yaml")).expect("remove");
+    let out = lifeboat(&state, &["run", &rb, "--yes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("step `data` runs the child runbook"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(only_run_id(&state), id, "no second run was started");
+}
