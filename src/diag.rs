@@ -117,7 +117,12 @@ impl Diagnostics {
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
         let own = std::mem::take(&mut self.file);
         self.items.sort_by(|a, b| {
-            (a.file != own, &a.file, a.loc, a.severity).cmp(&(b.file != own, &b.file, b.loc, b.severity))
+            (a.file != own, &a.file, a.loc, a.severity).cmp(&(
+                b.file != own,
+                &b.file,
+                b.loc,
+                b.severity,
+            ))
         });
 
         self.items

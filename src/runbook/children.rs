@@ -31,7 +31,11 @@ const LINE: &str = "#|";
 /// the order given.
 pub fn bundle(text: &str, children: &[(String, String)]) -> String {
     let mut out = String::with_capacity(
-        text.len() + children.iter().map(|(r, t)| r.len() + t.len() * 2).sum::<usize>(),
+        text.len()
+            + children
+                .iter()
+                .map(|(r, t)| r.len() + t.len() * 2)
+                .sum::<usize>(),
     );
     out.push_str(text);
     if !out.is_empty() && !out.ends_with('\n') {

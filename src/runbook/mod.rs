@@ -1300,7 +1300,11 @@ fn check(
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
-    for (i, s) in steps.iter().enumerate().filter(|(i, _)| origin[*i].is_none()) {
+    for (i, s) in steps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| origin[*i].is_none())
+    {
         let mut refs = interp::references(&s.with);
         for call in s.rollback.iter().chain(s.fallback.iter()) {
             refs.extend(interp::references(&call.with));
@@ -1555,7 +1559,10 @@ fn load_child(
             diags.error(
                 p.loc,
                 Some(id),
-                format!("`params` is a mapping of the child's parameters, found {}", p.kind()),
+                format!(
+                    "`params` is a mapping of the child's parameters, found {}",
+                    p.kind()
+                ),
             );
             fine = false;
         }
@@ -1612,7 +1619,12 @@ struct ChildStep<'a> {
 
 /// Append the steps of `child` to `steps`, renamed `<step>.<id>` (and
 /// the references between them with them), as `at` places them.
-fn splice(child: &Runbook, at: &ChildStep<'_>, steps: &mut Vec<Step>, need_locs: &mut Vec<Vec<Loc>>) {
+fn splice(
+    child: &Runbook,
+    at: &ChildStep<'_>,
+    steps: &mut Vec<Step>,
+    need_locs: &mut Vec<Vec<Loc>>,
+) {
     let names: HashMap<String, String> = child
         .steps
         .iter()
@@ -1659,12 +1671,10 @@ fn child_recovery_point(id: &str, child: &Runbook) -> Option<RecoveryPoint> {
             db_instance,
             region: region.or(to),
         },
-        RecoveryPoint::AuroraGlobalLag { db_cluster, region } => {
-            RecoveryPoint::AuroraGlobalLag {
-                db_cluster,
-                region: region.or(to),
-            }
-        }
+        RecoveryPoint::AuroraGlobalLag { db_cluster, region } => RecoveryPoint::AuroraGlobalLag {
+            db_cluster,
+            region: region.or(to),
+        },
         other @ RecoveryPoint::S3NewestObject { .. } => other,
     })
 }

@@ -606,7 +606,8 @@ fn a_child_step_is_refused_with_where_and_what() {
             Err(problems) => problems.iter().map(ToString::to_string).collect(),
         }
     };
-    let step = |extra: &str| format!("{HEAD}steps:\n  - id: data\n    runbook: child.yaml\n{extra}");
+    let step =
+        |extra: &str| format!("{HEAD}steps:\n  - id: data\n    runbook: child.yaml\n{extra}");
     // Parameters: each one without a default is set, each one set is
     // declared and of the child's type.
     assert_eq!(
@@ -620,38 +621,66 @@ fn a_child_step_is_refused_with_where_and_what() {
     let cases: [(&str, &str, &[&str]); 7] = [
         // The step is a block of the child's steps: what belongs on a
         // step that acts goes on those.
-        ("    params: { db: x }\n    retry: { attempts: 3 }\n    restores_service: true\n", CHILD, &[
-            "runbooks/parent.yaml:8:5: error: step `data`: `retry` has no place on a step that runs a child runbook: it belongs on the child's steps",
-            "runbooks/parent.yaml:9:5: error: step `data`: `restores_service` has no place on a step that runs a child runbook: it belongs on the child's steps",
-        ]),
-        ("    params: { db: x }\n    action: wait\n", CHILD, &[
-            "runbooks/parent.yaml:6:14: error: step `data`: a step takes an `action` or a `runbook`, not both",
-            "runbooks/parent.yaml:7:13: error: step `data`: `params` sets a child runbook's parameters: it goes with `runbook`; an action takes its inputs in `with`",
-            "runbooks/parent.yaml:8:13: error: step `data`: missing field `duration`",
-        ]),
+        (
+            "    params: { db: x }\n    retry: { attempts: 3 }\n    restores_service: true\n",
+            CHILD,
+            &[
+                "runbooks/parent.yaml:8:5: error: step `data`: `retry` has no place on a step that runs a child runbook: it belongs on the child's steps",
+                "runbooks/parent.yaml:9:5: error: step `data`: `restores_service` has no place on a step that runs a child runbook: it belongs on the child's steps",
+            ],
+        ),
+        (
+            "    params: { db: x }\n    action: wait\n",
+            CHILD,
+            &[
+                "runbooks/parent.yaml:6:14: error: step `data`: a step takes an `action` or a `runbook`, not both",
+                "runbooks/parent.yaml:7:13: error: step `data`: `params` sets a child runbook's parameters: it goes with `runbook`; an action takes its inputs in `with`",
+                "runbooks/parent.yaml:8:13: error: step `data`: missing field `duration`",
+            ],
+        ),
         // A run-time value cannot be a parameter.
-        ("    params: { db: '${steps.other.outputs.id}' }\n", CHILD, &[
-            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` needs its parameter `db` (it has no default): set it in `params`",
-            "runbooks/parent.yaml:7:19: error: step `data`: `params.db`: `${steps.other.outputs.id}` is known only at run time, and a child's parameters are set when the runbook loads",
-        ]),
+        (
+            "    params: { db: '${steps.other.outputs.id}' }\n",
+            CHILD,
+            &[
+                "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` needs its parameter `db` (it has no default): set it in `params`",
+                "runbooks/parent.yaml:7:19: error: step `data`: `params.db`: `${steps.other.outputs.id}` is known only at run time, and a child's parameters are set when the runbook loads",
+            ],
+        ),
         // A problem in the child is reported in the child's file.
-        ("", "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, action: rds.promote_replica }\n", &[
-            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
-            "runbooks/child.yaml:4:22: error: step `a`: unknown action `rds.promote_replica`, did you mean `rds.promote_read_replica`?",
-        ]),
+        (
+            "",
+            "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, action: rds.promote_replica }\n",
+            &[
+                "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
+                "runbooks/child.yaml:4:22: error: step `a`: unknown action `rds.promote_replica`, did you mean `rds.promote_read_replica`?",
+            ],
+        ),
         // One level deep.
-        ("", "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, runbook: other.yaml }\n", &[
-            "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
-            "runbooks/child.yaml:4:23: error: step `a`: a child runbook runs no child runbook of its own: children are one level deep",
-        ]),
+        (
+            "",
+            "name: c\nstrategy: pilot-light\nsteps:\n  - { id: a, runbook: other.yaml }\n",
+            &[
+                "runbooks/parent.yaml:6:14: error: step `data`: the child runbook `child.yaml` does not load (its problems are reported in runbooks/child.yaml)",
+                "runbooks/child.yaml:4:23: error: step `a`: a child runbook runs no child runbook of its own: children are one level deep",
+            ],
+        ),
         // The child's outputs are its steps'.
-        ("    params: { db: x }\n  - id: after\n    action: notify\n    needs: [data]\n    with: { webhook: 'https://hooks.example/dr', message: '${steps.data.outputs.endpoint}' }\n", CHILD, &[
-            "runbooks/parent.yaml:11:59: error: step `after`: `${steps.data.outputs.endpoint}`: `data` runs a child runbook, which has no outputs of its own; name one of its steps, `${steps.data.<its step>.outputs.<key>}`",
-        ]),
+        (
+            "    params: { db: x }\n  - id: after\n    action: notify\n    needs: [data]\n    with: { webhook: 'https://hooks.example/dr', message: '${steps.data.outputs.endpoint}' }\n",
+            CHILD,
+            &[
+                "runbooks/parent.yaml:11:59: error: step `after`: `${steps.data.outputs.endpoint}`: `data` runs a child runbook, which has no outputs of its own; name one of its steps, `${steps.data.<its step>.outputs.<key>}`",
+            ],
+        ),
         // Two children that each name a recovery point: the parent decides.
-        ("    params: { db: x }\n  - id: other\n    runbook: child.yaml\n    params: { db: y }\n", CHILD, &[
-            "runbooks/parent.yaml: error: steps `data` and `other` run child runbooks with different `recovery_point`s: set the parent's own `recovery_point`",
-        ]),
+        (
+            "    params: { db: x }\n  - id: other\n    runbook: child.yaml\n    params: { db: y }\n",
+            CHILD,
+            &[
+                "runbooks/parent.yaml: error: steps `data` and `other` run child runbooks with different `recovery_point`s: set the parent's own `recovery_point`",
+            ],
+        ),
     ];
     for (extra, child, expected) in cases {
         assert_eq!(problems(&step(extra), child), expected, "{extra}");
@@ -659,7 +688,11 @@ fn a_child_step_is_refused_with_where_and_what() {
     // A child not carried with the parent (named through a parameter, or
     // the parent's text loaded without reading it beside its file).
     assert_eq!(
-        errors(&format!("{HEAD}params:\n  which: {{ default: child.yaml }}\nsteps:\n  - id: data\n    runbook: ${{which}}\n")),
-        ["rb.yaml:8:14: error: step `data`: the child runbook `child.yaml` is not carried with this runbook: it is read beside this runbook's file when the runbook is, so name it as written (not through a parameter)"]
+        errors(&format!(
+            "{HEAD}params:\n  which: {{ default: child.yaml }}\nsteps:\n  - id: data\n    runbook: ${{which}}\n"
+        )),
+        [
+            "rb.yaml:8:14: error: step `data`: the child runbook `child.yaml` is not carried with this runbook: it is read beside this runbook's file when the runbook is, so name it as written (not through a parameter)"
+        ]
     );
 }

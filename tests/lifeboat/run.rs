@@ -411,16 +411,22 @@ fn a_child_runbook_runs_inside_its_parent_and_resumes_from_the_journal() {
         .as_array()
         .expect("steps")
         .iter()
-        .map(|s| s["id"].as_str().expect("id"))
+        .map(|s| s["step"].as_str().expect("step"))
         .collect();
-    assert_eq!(steps, ["first", "data.one", "data.slow", "data.two", "last"]);
+    assert_eq!(
+        steps,
+        ["first", "data.one", "data.slow", "data.two", "last"]
+    );
 
     // Read now, the broken child refuses the parent, naming the child's
     // file and line, and nothing runs.
     let out = lifeboat(&state, &["validate", &rb]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("lib/child.yaml:1:"), "{stderr}");
+    assert!(
+        stderr.contains("lib/child.yaml:2:1: error: YAML syntax"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("step `data`: the child runbook `lib/child.yaml` does not load"),
         "{stderr}"
@@ -428,10 +434,15 @@ fn a_child_runbook_runs_inside_its_parent_and_resumes_from_the_journal() {
     std::fs::remove_file(dir.path().join("lib/child.yaml")).expect("remove");
     let out = lifeboat(&state, &["run", &rb, "--yes"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("step `data` runs the child runbook"),
-        "{}",
-        text(&out.stderr)
+        stderr.contains("step `data` runs the child runbook"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("os error 2").count(),
+        1,
+        "the cause said once: {stderr}"
     );
     assert_eq!(only_run_id(&state), id, "no second run was started");
 }
