@@ -112,3 +112,120 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
     crate::support::iam::assert_covered(&dir.path().join("state"));
     moto.assert_authorized();
 }
+
+/// The same recovery split the way teams share runbooks: a data tier and
+/// an app tier each a child runbook of a regional parent. The children
+/// run as blocks of the parent's run, the data tier's recovery point
+/// measures the run's RPO, and the parent's least-privilege policy covers
+/// what its children do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_of_two_child_runbooks_recovers_and_measures_the_childs_recovery_point() {
+    let moto = Moto::start();
+    let aws = moto.clients().await;
+    let seeded = lifeboat::demo::seed(&aws).await.expect("seed");
+    let health = lifeboat::demo::health_endpoint()
+        .await
+        .expect("health endpoint");
+    moto.set_replica_lag("us-west-2", "app-db-replica", Some(2.0));
+    crate::support::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 2.0).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.path().join(name), text).expect("write");
+    };
+    write(
+        "data-tier.yaml",
+        "name: data-tier\nstrategy: pilot-light\nparams:\n  db_replica: {}\nrecovery_point: { from: rds.replica_lag, db_instance: '${db_replica}' }\nsteps:\n  - id: promote-db\n    action: rds.promote_read_replica\n    with: { db_instance: '${db_replica}', backup_retention_days: 7 }\n",
+    );
+    write(
+        "app-tier.yaml",
+        "name: app-tier\nstrategy: pilot-light\nparams:\n  env: { default: dr }\nsteps:\n  - id: start\n    action: ec2.start_instances\n    with: { tags: { Role: app, Env: '${env}' } }\n  - id: running\n    action: ec2.wait_running\n    needs: [start]\n    with: { tags: { Role: app, Env: '${env}' } }\n",
+    );
+    write(
+        "regional.yaml",
+        "name: regional-failover\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\ntargets: { rto: 15m, rpo: 5m }\nparams:\n  health_url: {}\nsteps:\n  - id: data\n    runbook: data-tier.yaml\n    params: { db_replica: app-db-replica }\n  - id: app\n    runbook: app-tier.yaml\n  - id: switch-dns\n    action: route53.upsert_records\n    needs: [data, app]\n    with:\n      zone: example.com\n      records:\n        - { name: app.example.com, type: A, ttl: 60, values: ['198.51.100.10'] }\n  - id: verify\n    action: http.wait_healthy\n    needs: [switch-dns]\n    with: { url: '${health_url}', status: 200, interval: 1s }\n    restores_service: true\n",
+    );
+    let parent = dir.path().join("regional.yaml");
+    let parent = parent.to_str().expect("utf-8");
+    let health_param = format!("health_url={health}");
+    // Every request is authorized against the parent's printed policy.
+    moto.enforce_policy(&[parent, "-p", &health_param]);
+    let state = dir.path().join("state");
+    let out = moto
+        .lifeboat(&state)
+        .args(["run", parent, "--yes", "-p", &health_param])
+        .output()
+        .expect("run lifeboat");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = crate::support::seed::db(&aws, "us-west-2", "app-db-replica").await;
+    assert_eq!(
+        db.and_then(|d| d.backup_retention_period()),
+        Some(7),
+        "promoted by the data tier"
+    );
+    let running = aws
+        .ec2("us-west-2")
+        .describe_instances()
+        .set_instance_ids(Some(seeded.app_instances.clone()))
+        .send()
+        .await
+        .expect("describe")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running))
+        .count();
+    assert_eq!(running, 2, "started by the app tier");
+    assert_eq!(
+        crate::support::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
+        vec!["198.51.100.10"]
+    );
+
+    let runs = moto
+        .lifeboat(&state)
+        .args(["runs", "--output", "json"])
+        .output()
+        .expect("runs");
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
+    let id = runs[0]["id"].as_str().expect("id").to_string();
+    let report = moto
+        .lifeboat(&state)
+        .args(["report", &id, "--format", "json"])
+        .output()
+        .expect("report");
+    let figures: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    let rpo = figures["rpo"]["seconds"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("an RPO figure from the data tier's replica: {figures}"));
+    assert!(rpo >= 2.0, "2 s of replica lag at least: {figures}");
+    assert_eq!(figures["rpo"]["verdict"], "met", "{figures}");
+    let mut steps: Vec<&str> = figures["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["step"].as_str().expect("step"))
+        .collect();
+    steps.sort_unstable();
+    assert_eq!(
+        steps,
+        [
+            "app.running",
+            "app.start",
+            "data.promote-db",
+            "switch-dns",
+            "verify"
+        ],
+        "{figures}"
+    );
+    assert_eq!(
+        figures["critical_path"],
+        serde_json::json!(["data.promote-db", "switch-dns", "verify"])
+    );
+    crate::support::iam::assert_covered(&state);
+    moto.assert_authorized();
+}
