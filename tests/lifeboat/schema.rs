@@ -49,6 +49,14 @@ fn schema_refuses_what_the_loader_refuses() {
             "name: x\nstrategy: pilot-light\nsteps: [{ id: a, action: wait, with: { duration: soon } }]\n",
         ),
         ("missing name", "strategy: pilot-light\nsteps: []\n"),
+        (
+            "a step with neither an action nor a runbook",
+            "name: x\nstrategy: pilot-light\nsteps: [{ id: a, with: { duration: 1s } }]\n",
+        ),
+        (
+            "a step with both an action and a runbook",
+            "name: x\nstrategy: pilot-light\nsteps: [{ id: a, action: wait, runbook: c.yaml, with: { duration: 1s } }]\n",
+        ),
     ];
     for (what, text) in cases {
         assert!(
@@ -76,4 +84,15 @@ fn config_schema_accepts_a_config_the_loader_accepts() {
     assert!(lifeboat::config::load("c.yaml", text).is_ok());
     assert!(validator.is_valid(&instance(text)));
     assert!(!validator.is_valid(&instance("aws: { secret_access_key: x }\n")));
+}
+
+#[test]
+fn schema_accepts_a_step_that_runs_a_child_runbook() {
+    let validator = jsonschema::draft7::new(&schema::runbook()).expect("the schema compiles");
+    let text = "name: x\nstrategy: pilot-light\nsteps:\n  - { id: data, runbook: data-tier.yaml, params: { db: orders } }\n  - { id: dns, action: wait, needs: [data], with: { duration: 1s } }\n";
+    let errors: Vec<String> = validator
+        .iter_errors(&instance(text))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
 }
