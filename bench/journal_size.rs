@@ -53,6 +53,7 @@ fn binding() -> Binding {
         maintenance: Vec::new(),
         other_side: None,
         reprotected: false,
+        protected: Vec::new(),
     }
 }
 

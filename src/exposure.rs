@@ -2,20 +2,56 @@
 //! recovery point in the DR region, read with cheap describe and list
 //! calls, so that an alert can fire before a disaster breaks the RPO
 //! target rather than after. The daemon refreshes it on an interval and
-//! exports it; `lifeboat exposure` prints it once.
+//! exports it; `lifeboat exposure` prints it once. What is measured is the
+//! config's `protected` resources and each binding's, on the side the
+//! binding is on: once a reprotect has rebuilt the protection the other
+//! way, the exposure measured is the new replica's, and the old one's
+//! figures are withdrawn.
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::aws::AwsClients;
-use crate::config::Protected;
+use crate::config::{Binding, Protected};
 use crate::metrics::Metrics;
+
+/// A resource whose exposure is measured, and the binding whose recovery
+/// relies on it (none for the config's own `protected`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watched {
+    /// The resource.
+    pub protected: Protected,
+    /// Its binding.
+    pub binding: Option<String>,
+}
+
+/// What exposure measures: the config's `protected`, then each binding's
+/// on the side it is on, each resource once (as first named).
+pub fn watched(protected: &[Protected], bindings: &[Binding]) -> Vec<Watched> {
+    let mut out: Vec<Watched> = Vec::new();
+    let own = protected.iter().map(|p| (p, None));
+    let bound = bindings
+        .iter()
+        .flat_map(|b| b.protected.iter().map(move |p| (p, Some(b.name.clone()))));
+    for (p, binding) in own.chain(bound) {
+        if !out.iter().any(|w| w.protected.name() == p.name()) {
+            out.push(Watched {
+                protected: p.clone(),
+                binding,
+            });
+        }
+    }
+    out
+}
 
 /// One protected resource's exposure.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Exposure {
     /// The resource, as named in metrics.
     pub resource: String,
+    /// The binding that relies on it, if it is a binding's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
     /// The newest recovery point: what it is.
     pub recovery_point: Option<String>,
     /// When its data was taken (RFC 3339).
@@ -73,6 +109,7 @@ pub async fn measure(aws: &AwsClients, p: &Protected, now: Timestamp) -> Exposur
     let target_s = p.rpo_target().map(|t| t.get().as_secs_f64());
     let mut exposure = Exposure {
         resource: p.name(),
+        binding: None,
         recovery_point: None,
         taken_at: None,
         seconds: None,
@@ -137,19 +174,20 @@ async fn replica_point(
         }))
 }
 
-/// Measure every resource (concurrently) and export the figures.
-pub async fn refresh(
-    aws: &AwsClients,
-    protected: &[Protected],
-    metrics: &Metrics,
-) -> Vec<Exposure> {
+/// Measure every resource (concurrently) and export the figures; the
+/// figures of a resource no longer watched are withdrawn.
+pub async fn refresh(aws: &AwsClients, watched: &[Watched], metrics: &Metrics) -> Vec<Exposure> {
     let now = Timestamp::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, p) in protected.iter().enumerate() {
-        let (aws, p) = (aws.clone(), p.clone());
-        tasks.spawn(async move { (i, measure(&aws, &p, now).await) });
+    for (i, w) in watched.iter().enumerate() {
+        let (aws, w) = (aws.clone(), w.clone());
+        tasks.spawn(async move {
+            let mut e = measure(&aws, &w.protected, now).await;
+            e.binding = w.binding;
+            (i, e)
+        });
     }
-    let mut out: Vec<Option<Exposure>> = vec![None; protected.len()];
+    let mut out: Vec<Option<Exposure>> = vec![None; watched.len()];
     while let Some(joined) = tasks.join_next().await {
         if let Ok((i, e)) = joined {
             out[i] = Some(e);
@@ -161,6 +199,78 @@ pub async fn refresh(
             metrics.set_exposure(&e.resource, s, e.target_s);
         }
     }
+    let names: Vec<String> = watched.iter().map(|w| w.protected.name()).collect();
+    metrics.retain_exposures(&names);
     metrics.record_api_calls(aws.calls());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_binding_adds_its_sides_recovery_points_once_and_a_dropped_one_is_withdrawn() {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let config = crate::config::load(
+            "c.yaml",
+            &format!(
+                "regions:
+  us-east-1:
+    probes: [ {{ name: api, aws_api: us-east-1 }} ]
+  us-west-2:
+    probes: [ {{ name: api, aws_api: us-west-2 }} ]
+protected: [ {{ kind: s3, bucket: backups-dr, region: us-west-2 }} ]
+bindings:
+  app:
+    region: us-east-1
+    runbook: {dir}/runbooks/pilot-light.yaml
+    policy: approve
+    protected:
+      - {{ kind: rds_replica, db_instance: app-db-replica, region: us-west-2 }}
+      - {{ kind: s3, bucket: backups-dr, region: us-west-2 }}
+    reprotected:
+      region: us-west-2
+      runbook: {dir}/runbooks/pilot-light.yaml
+      params: {{ primary_region: us-west-2, dr_region: us-east-1 }}
+      protected: [ {{ kind: rds_replica, db_instance: app-db-reprotected, region: us-east-1 }} ]
+"
+            ),
+        )
+        .expect("a valid config");
+        let named = |w: &[Watched]| -> Vec<(String, Option<String>)> {
+            w.iter()
+                .map(|w| (w.protected.name(), w.binding.clone()))
+                .collect()
+        };
+        let app = || Some("app".to_string());
+        assert_eq!(
+            named(&watched(&config.protected, &config.bindings)),
+            [
+                ("s3://backups-dr/".to_string(), None),
+                ("rds-replica:us-west-2:app-db-replica".to_string(), app()),
+            ]
+        );
+        let flipped = vec![config.bindings[0].flipped().expect("other side")];
+        assert_eq!(
+            named(&watched(&config.protected, &flipped)),
+            [
+                ("s3://backups-dr/".to_string(), None),
+                (
+                    "rds-replica:us-east-1:app-db-reprotected".to_string(),
+                    app()
+                ),
+            ]
+        );
+
+        // The metric of a resource no longer watched is withdrawn.
+        let metrics = Metrics::new();
+        metrics.set_exposure("rds-replica:us-west-2:app-db-replica", 12.0, Some(300.0));
+        metrics.set_exposure("s3://backups-dr/", 60.0, None);
+        assert!(metrics.render().contains("app-db-replica"));
+        metrics.retain_exposures(&["s3://backups-dr/".to_string()]);
+        let text = metrics.render();
+        assert!(!text.contains("app-db-replica"), "{text}");
+        assert!(text.contains("resource=\"s3://backups-dr/\""), "{text}");
+    }
 }

@@ -113,6 +113,8 @@ pub struct Metrics {
     step_duration: Family<Labels, Histogram, fn() -> Histogram>,
     exposure: Family<Labels, FloatGauge>,
     exposure_target: Family<Labels, FloatGauge>,
+    /// The resources whose exposure is exported.
+    exposed: std::sync::Mutex<std::collections::BTreeSet<String>>,
     api_calls: Family<Labels, Counter>,
     api_errors: Family<Labels, Counter>,
     region_health: Family<Labels, Gauge>,
@@ -178,6 +180,7 @@ impl Metrics {
             step_duration: Family::new_with_constructor(step_buckets),
             exposure: Family::default(),
             exposure_target: Family::default(),
+            exposed: std::sync::Mutex::default(),
             api_calls: Family::default(),
             api_errors: Family::default(),
             region_health: Family::default(),
@@ -528,6 +531,27 @@ impl Metrics {
         if let Some(t) = target_s {
             self.exposure_target.get_or_create(&l).set(t);
         }
+        if let Ok(mut exported) = self.exposed.lock() {
+            exported.insert(resource.to_string());
+        }
+    }
+
+    /// Withdraw the exposure of every resource not in `watched`: a
+    /// resource no longer relied on (a replica promoted, then replaced by
+    /// a reprotect's) must not keep its last figure, or alerts on it.
+    pub fn retain_exposures(&self, watched: &[String]) {
+        let Ok(mut exported) = self.exposed.lock() else {
+            return;
+        };
+        exported.retain(|resource| {
+            let kept = watched.contains(resource);
+            if !kept {
+                let l = labels(&[("resource", resource)]);
+                self.exposure.remove(&l);
+                self.exposure_target.remove(&l);
+            }
+            kept
+        });
     }
 
     /// Set a region's health (0 healthy, 1 degraded, 2 down, 3 recovering).

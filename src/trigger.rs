@@ -222,6 +222,7 @@ mod tests {
             maintenance: Vec::new(),
             other_side: None,
             reprotected: false,
+            protected: Vec::new(),
         }
     }
 

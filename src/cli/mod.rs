@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Runs { output } => history::runs(&at, output),
         Command::Show { run, output } => history::show(&at, &run, output),
         Command::Report { run, format } => report::report(&at, &run, format),
-        Command::Exposure { output } => report::exposure(at.required_config()?, output),
+        Command::Exposure { output } => report::exposure(&at, output),
         Command::Verify { job, output } => {
             report::verify(at.required_config()?, job.as_deref(), output)
         }

@@ -64,15 +64,20 @@ fn compare(reader: &Reader, this: &Figures) -> Result<Comparison, CliError> {
 }
 
 /// `lifeboat exposure --config FILE`: each protected resource's RPO
-/// exposure now; exit 1 when one is over its target or unreadable.
-pub(super) fn exposure(file: &Path, output: Output) -> Result<(), CliError> {
+/// exposure now, the config's and each binding's on the side the
+/// daemon's journal has it on; exit 1 when one is over its target or
+/// unreadable.
+pub(super) fn exposure(at: &JournalAt, output: Output) -> Result<(), CliError> {
+    let file = at.required_config()?;
     let config = load_config(file)?;
-    if config.protected.is_empty() {
+    if config.protected.is_empty() && config.bindings.iter().all(|b| b.protected.is_empty()) {
         return Err(CliError::Usage(format!(
-            "{} lists no `protected` resources",
+            "{} lists no `protected` resources (neither its own nor a binding's)",
             file.display()
         )));
     }
+    let bindings = crate::daemon::on_journaled_sides(&config.bindings, &at.decisions_if_any()?);
+    let watched = crate::exposure::watched(&config.protected, &bindings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,7 +85,7 @@ pub(super) fn exposure(file: &Path, output: Output) -> Result<(), CliError> {
     let metrics = crate::metrics::Metrics::new();
     let exposures = runtime.block_on(async {
         let aws = crate::aws::AwsClients::load(&config.aws, crate::aws::Credentials::Chain).await;
-        crate::exposure::refresh(&aws, &config.protected, &metrics).await
+        crate::exposure::refresh(&aws, &watched, &metrics).await
     });
     match output {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&exposures)?))?,
@@ -88,7 +93,7 @@ pub(super) fn exposure(file: &Path, output: Output) -> Result<(), CliError> {
             let mut out = String::new();
             for e in &exposures {
                 out.push_str(&format!(
-                    "{:<40} {:>10}  target {:>8}  {}{}\n",
+                    "{:<40} {:>10}  target {:>8}  {}{}{}\n",
                     e.resource,
                     crate::report::seconds(e.seconds),
                     crate::report::seconds(e.target_s),
@@ -98,7 +103,10 @@ pub(super) fn exposure(file: &Path, output: Output) -> Result<(), CliError> {
                         (Some(point), None) =>
                             format!(" ({point}, taken {})", e.taken_at.as_deref().unwrap_or("?")),
                         (None, None) => String::new(),
-                    }
+                    },
+                    e.binding
+                        .as_deref()
+                        .map_or(String::new(), |b| format!(" [binding {b}]")),
                 ));
             }
             print(&out)?;

@@ -308,6 +308,16 @@ impl JournalAt {
         ))
     }
 
+    /// The daemon's decisions, through it or from its journal; none when
+    /// it has no journal yet (so nothing was decided).
+    pub fn decisions_if_any(&self) -> Result<Vec<crate::journal::Decision>, CliError> {
+        match self.reader() {
+            // No daemon answers and its state directory holds no journal.
+            Err(CliError::Refused(_)) => Ok(Vec::new()),
+            reader => reader?.decisions(),
+        }
+    }
+
     /// The state directory for a command that executes runs itself, which
     /// a shared journal does not allow (only the elected daemon executes).
     pub fn executor_dir(&self) -> Result<PathBuf, CliError> {

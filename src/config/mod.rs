@@ -473,6 +473,11 @@ pub struct BindingSpec {
     /// protection the other way after a failover; the next reprotect turns
     /// it back.
     pub reprotected: Option<SideSpec>,
+    /// The recovery points this side of the binding relies on (its
+    /// replica, its snapshots), measured for RPO exposure beside the
+    /// top-level `protected` while the binding is on this side.
+    #[serde(default)]
+    pub protected: Vec<Spanned<Checked<Protected>>>,
 }
 
 /// One side of a binding: what it watches and what it runs.
@@ -488,6 +493,11 @@ pub struct SideSpec {
     /// Runbook parameters.
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, String>,
+    /// The recovery points this side relies on (see
+    /// `BindingSpec::protected`): what RPO exposure measures once the
+    /// binding is reprotected.
+    #[serde(default)]
+    pub protected: Vec<Spanned<Checked<Protected>>>,
 }
 
 /// One side of a checked binding.
@@ -501,6 +511,8 @@ pub struct Side {
     pub runbook: PathBuf,
     /// Runbook parameters.
     pub params: Vec<(String, String)>,
+    /// Its recovery points, for RPO exposure.
+    pub protected: Vec<Protected>,
 }
 
 /// A binding's maintenance window, as written.
@@ -576,6 +588,8 @@ pub struct Binding {
     pub other_side: Option<Side>,
     /// Whether it acts as its `reprotected` side now.
     pub reprotected: bool,
+    /// The recovery points of the side it is on, for RPO exposure.
+    pub protected: Vec<Protected>,
 }
 
 impl Binding {
@@ -589,12 +603,14 @@ impl Binding {
             zone: self.zone.clone(),
             runbook: self.runbook.clone(),
             params: self.params.clone(),
+            protected: self.protected.clone(),
         };
         Some(Binding {
             region: other.region,
             zone: other.zone,
             runbook: other.runbook,
             params: other.params,
+            protected: other.protected,
             other_side: Some(here),
             reprotected: !self.reprotected,
             ..self.clone()
@@ -1505,6 +1521,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 zone: side.zone,
                 runbook: path,
                 params,
+                protected: check_protected(side.protected, &mut diags),
             }
         });
         bindings.push(Binding {
@@ -1520,6 +1537,7 @@ pub fn load(file: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
             maintenance,
             other_side,
             reprotected: false,
+            protected: check_protected(b.protected, &mut diags),
         });
     }
     let webhooks = check_webhooks(spec.notify, &mut diags);
@@ -2053,6 +2071,7 @@ bindings:
     region: us-east-1
     runbook: {dir}/runbooks/pilot-light.yaml
     policy: approve
+    protected: [ {{ kind: rds_replica, db_instance: app-db-replica, region: us-west-2 }} ]
     reprotected: {side}
 "
             )
@@ -2060,7 +2079,7 @@ bindings:
         let ok = load(
             "c.yaml",
             &config(&format!(
-                "{{ region: us-west-2, runbook: {dir}/runbooks/pilot-light.yaml, params: {{ primary_region: us-west-2, dr_region: us-east-1 }} }}"
+                "{{ region: us-west-2, runbook: {dir}/runbooks/pilot-light.yaml, params: {{ primary_region: us-west-2, dr_region: us-east-1 }}, protected: [ {{ kind: rds_replica, db_instance: app-db-reprotected, region: us-east-1, rpo_target: 5m }} ] }}"
             )),
         )
         .expect("a valid config");
@@ -2070,12 +2089,24 @@ bindings:
             (flipped.region.as_str(), flipped.reprotected),
             ("us-west-2", true)
         );
+        // Its recovery points flip with it: what exposure measures follows.
+        let names =
+            |b: &Binding| -> Vec<String> { b.protected.iter().map(Protected::name).collect() };
+        assert_eq!(names(b), ["rds-replica:us-west-2:app-db-replica"]);
+        assert_eq!(
+            names(&flipped),
+            ["rds-replica:us-east-1:app-db-reprotected"]
+        );
         assert_eq!(flipped.flipped().as_ref(), Some(b), "back as it was");
         let all = all_problems(
             "c.yaml",
             &config(&format!(
-                "{{ region: eu-west-1, runbook: {dir}/runbooks/pilot-light.yaml }}"
+                "{{ region: eu-west-1, runbook: {dir}/runbooks/pilot-light.yaml, protected: [ {{ kind: rds_replica, db_instance: x, region: useast1 }} ] }}"
             )),
+        );
+        assert!(
+            all.contains("protected `rds-replica:useast1:x`: `useast1` is not an AWS region name"),
+            "{all}"
         );
         assert!(
             all.contains(

@@ -46,6 +46,7 @@ use process::watchdog_period;
 pub use process::{check_permissions, load_config, notify};
 use readiness::Readiness;
 use runs::{RunTask, load_bound};
+pub use runs::{journaled_side, on_journaled_sides};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +175,12 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// What RPO exposure measures now: the config's `protected` and each
+    /// binding's, on the side the binding is on.
+    fn watched(&self) -> Vec<crate::exposure::Watched> {
+        crate::exposure::watched(&self.config.protected, &self.config.bindings)
+    }
+
     fn binding(&self, name: &str) -> Option<Binding> {
         self.config
             .bindings
@@ -706,15 +713,15 @@ pub async fn run(
                 daemon.run_due_jobs();
             }
             _ = readiness_tick.tick() => daemon.check_readiness(),
-            _ = exposure.tick(), if !daemon.config.protected.is_empty() => {
-                let (aws, protected, metrics, exposed) = (
+            _ = exposure.tick(), if !daemon.watched().is_empty() => {
+                let (aws, watched, metrics, exposed) = (
                     daemon.aws.clone(),
-                    daemon.config.protected.clone(),
+                    daemon.watched(),
                     Arc::clone(&daemon.metrics),
                     daemon.exposed.clone(),
                 );
                 tokio::spawn(async move {
-                    let measured = crate::exposure::refresh(&aws, &protected, &metrics).await;
+                    let measured = crate::exposure::refresh(&aws, &watched, &metrics).await;
                     for e in &measured {
                         if e.verdict != "ok" {
                             warn!(resource = %e.resource, verdict = e.verdict, error = ?e.error, "RPO exposure");

@@ -43,6 +43,38 @@ pub(super) fn load_bound(binding: &Binding) -> Result<(String, runbook::Loaded),
     Ok((text, loaded))
 }
 
+/// Whether binding `name` is on its reprotected side, as its last
+/// `reprotected` decision among `decisions` left it (none: its first side).
+pub fn journaled_side(decisions: &[crate::journal::Decision], name: &str) -> bool {
+    decisions
+        .iter()
+        .rev()
+        .filter(|d| d.binding.as_deref() == Some(name))
+        .find(|d| d.kind == DecisionKind::Reprotected)
+        .and_then(|d| d.detail.as_ref()?.get("reprotected")?.as_bool())
+        .unwrap_or(false)
+}
+
+/// Each binding on the side `decisions` left it on, as a daemon reading
+/// that journal would have it.
+pub fn on_journaled_sides(
+    bindings: &[Binding],
+    decisions: &[crate::journal::Decision],
+) -> Vec<Binding> {
+    bindings
+        .iter()
+        .map(|b| {
+            if journaled_side(decisions, &b.name) != b.reprotected
+                && let Some(flipped) = b.flipped()
+            {
+                flipped
+            } else {
+                b.clone()
+            }
+        })
+        .collect()
+}
+
 /// The mode a run was recorded in.
 pub(super) fn mode_of(record: &str) -> Mode {
     match record {
@@ -292,12 +324,7 @@ impl Daemon {
             let Ok(decisions) = self.journal.decisions(Some(&name)) else {
                 continue;
             };
-            let wanted = decisions
-                .iter()
-                .rev()
-                .find(|d| d.kind == DecisionKind::Reprotected)
-                .and_then(|d| d.detail.as_ref()?.get("reprotected")?.as_bool())
-                .unwrap_or(false);
+            let wanted = journaled_side(&decisions, &name);
             if let Some(b) = self.binding(&name)
                 && b.reprotected != wanted
                 && let Some(flipped) = b.flipped()

@@ -774,7 +774,9 @@ bindings:
 /// After a failover by pilot-light, `lifeboat reprotect app` builds a
 /// replica of the new primary back in the old primary's region (the
 /// runbook's `when: reprotect` step), and the binding then watches its
-/// reprotected side: us-west-2, failing over into us-east-1.
+/// reprotected side: us-west-2, failing over into us-east-1. Its RPO
+/// exposure follows: the new replica's is measured, the promoted one's
+/// withdrawn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reprotect_rebuilds_the_replica_the_other_way_and_the_binding_watches_the_new_primary() {
     let scene = scene().await;
@@ -783,13 +785,18 @@ async fn reprotect_rebuilds_the_replica_the_other_way_and_the_binding_watches_th
     let runbook = std::env::current_dir()
         .expect("cwd")
         .join("runbooks/pilot-light.yaml");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
     let config = scene.dir.path().join("lifeboat.yaml");
     std::fs::write(
         &config,
         format!(
             "state_dir: {state}
-listen: {{ metrics: \"127.0.0.1:0\", control: {socket} }}
+listen: {{ metrics: \"127.0.0.1:{metrics_port}\", control: {socket} }}
 cooldown: 0s
+exposure_interval: 1s
 regions:
   us-east-1:
     probes: [ {{ name: east, http: {{ url: \"{health}\" }}, interval: 1s }} ]
@@ -801,10 +808,12 @@ bindings:
     runbook: {runbook}
     params: {{ health_url: \"{health}\" }}
     policy: approve
+    protected: [ {{ kind: rds_replica, db_instance: app-db-replica, region: us-west-2, rpo_target: 5m }} ]
     reprotected:
       region: us-west-2
       runbook: {runbook}
       params: {{ primary_region: us-west-2, dr_region: us-east-1, db_replica: app-db-reprotected, health_url: \"{health}\" }}
+      protected: [ {{ kind: rds_replica, db_instance: app-db-reprotected, region: us-east-1, rpo_target: 5m }} ]
 ",
             state = scene.state().display(),
             socket = scene.socket().display(),
@@ -813,6 +822,37 @@ bindings:
     )
     .expect("write config");
     let daemon = scene.daemon(&config, 1);
+    // What the daemon measures exposure of, by its status and its metrics.
+    let exposed = |n: u32, wanted: &str, gone: &str| {
+        eventually(
+            Duration::from_secs(60),
+            || {
+                format!(
+                    "exposure never of {wanted} alone: {}\n{}",
+                    scene.status()["exposure"],
+                    scene.log(n)
+                )
+            },
+            || {
+                let status = scene.status();
+                let names: Vec<String> = status["exposure"]
+                    .as_array()?
+                    .iter()
+                    .map(|e| e["resource"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                let metrics = crate::support::get(metrics_port, "/metrics")?;
+                (names == [wanted.to_string()]
+                    && status["exposure"][0]["binding"] == "app"
+                    && !metrics.contains(gone))
+                .then_some(())
+            },
+        );
+    };
+    exposed(
+        1,
+        "rds-replica:us-west-2:app-db-replica",
+        "app-db-reprotected",
+    );
     let out = scene.ctl(&["trigger", "app"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let failover = scene.journal().runs().expect("runs")[0].run.id.clone();
@@ -834,6 +874,22 @@ bindings:
     );
     let status = scene.status();
     assert_eq!(status["bindings"][0]["region"], "us-west-2", "{status}");
+    // Exposure follows the new topology, in the daemon and on the
+    // command line (which reads the side from the journal).
+    exposed(
+        1,
+        "rds-replica:us-east-1:app-db-reprotected",
+        "app-db-replica\"",
+    );
+    let out = scene.ctl(&["exposure", "--config", config.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("rds-replica:us-east-1:app-db-reprotected")
+            && stdout.contains("[binding app]")
+            && !stdout.contains("us-west-2:app-db-replica"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
     // The reprotect ran only its own step.
     let runs = scene.journal().runs().expect("runs");
     let reprotect = runs
