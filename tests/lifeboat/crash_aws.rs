@@ -87,8 +87,14 @@ fn crash_aws_child() {
         let params = vec![("health_url".to_string(), health)];
         let file = std::env::var("LIFEBOAT_CRASH_RUNBOOK")
             .unwrap_or_else(|_| "pilot-light.yaml".to_string());
-        let path = format!("runbooks/{file}");
-        let text = std::fs::read_to_string(&path).expect("runbook");
+        // A shipped runbook by its name, or a test's by its path (read
+        // with its children, as `lifeboat run` reads it).
+        let path = if file.contains('/') {
+            file.clone()
+        } else {
+            format!("runbooks/{file}")
+        };
+        let text = lifeboat::runbook::children::read(Path::new(&path)).expect("runbook");
         let journal =
             Arc::new(Journal::open(&dir.join("state"), Access::Executor).expect("journal"));
         if journal.run(RUN).is_err() {
@@ -268,8 +274,9 @@ async fn end_state(aws: &lifeboat::aws::AwsClients) -> BTreeMap<String, u64> {
     all
 }
 
-/// Backup-restore, warm-standby, active-passive, active-active, multi-AZ
-/// and failback (pilot-light is above), each killed before and after every step it runs and in
+/// Backup-restore, warm-standby, active-passive, active-active, multi-AZ,
+/// failback (pilot-light is above) and a parent of child runbooks (the
+/// children's steps each a boundary), each killed before and after every step it runs and in
 /// flight of every changing call it makes, then resumed: the run ends as
 /// an uninterrupted one (succeeded), the emulator ends as a run that
 /// was never killed left it, and the changes that reached AWS,
@@ -290,6 +297,7 @@ async fn every_strategy_killed_anywhere_resumes_without_doubling_a_change() {
         "active-active-three-regions.yaml",
         "multi-az.yaml",
         "failback.yaml",
+        "tests/runbooks/regional.yaml",
     ] {
         let end = "succeeded";
         // The uninterrupted run: what it changes, where it stops.

@@ -130,23 +130,7 @@ async fn a_parent_of_two_child_runbooks_recovers_and_measures_the_childs_recover
     crate::support::seed::wait_for_replica_lag(&aws, "us-west-2", "app-db-replica", 2.0).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.path().join(name), text).expect("write");
-    };
-    write(
-        "data-tier.yaml",
-        "name: data-tier\nstrategy: pilot-light\nparams:\n  db_replica: {}\nrecovery_point: { from: rds.replica_lag, db_instance: '${db_replica}' }\nsteps:\n  - id: promote-db\n    action: rds.promote_read_replica\n    with: { db_instance: '${db_replica}', backup_retention_days: 7 }\n",
-    );
-    write(
-        "app-tier.yaml",
-        "name: app-tier\nstrategy: pilot-light\nparams:\n  env: { default: dr }\nsteps:\n  - id: start\n    action: ec2.start_instances\n    with: { tags: { Role: app, Env: '${env}' } }\n  - id: running\n    action: ec2.wait_running\n    needs: [start]\n    with: { tags: { Role: app, Env: '${env}' } }\n",
-    );
-    write(
-        "regional.yaml",
-        "name: regional-failover\nstrategy: pilot-light\nregions: { from: us-east-1, to: us-west-2 }\ntargets: { rto: 15m, rpo: 5m }\nparams:\n  health_url: {}\nsteps:\n  - id: data\n    runbook: data-tier.yaml\n    params: { db_replica: app-db-replica }\n  - id: app\n    runbook: app-tier.yaml\n  - id: switch-dns\n    action: route53.upsert_records\n    needs: [data, app]\n    with:\n      zone: example.com\n      records:\n        - { name: app.example.com, type: A, ttl: 60, values: ['198.51.100.10'] }\n  - id: verify\n    action: http.wait_healthy\n    needs: [switch-dns]\n    with: { url: '${health_url}', status: 200, interval: 1s }\n    restores_service: true\n",
-    );
-    let parent = dir.path().join("regional.yaml");
-    let parent = parent.to_str().expect("utf-8");
+    let parent = "tests/runbooks/regional.yaml";
     let health_param = format!("health_url={health}");
     // Every request is authorized against the parent's printed policy.
     moto.enforce_policy(&[parent, "-p", &health_param]);
