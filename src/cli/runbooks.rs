@@ -250,16 +250,35 @@ pub(super) fn actions(output: Output) -> Result<(), CliError> {
         Output::Json => print(&format!("{}\n", serde_json::to_string_pretty(&rows)?)),
         Output::Text => {
             let width = rows.iter().map(|r| r.info.name.len()).max().unwrap_or(0);
-            let mut out = String::new();
+            let mut drills = Vec::with_capacity(rows.len());
             for r in &rows {
                 let drill = serde_json::to_value(r.info.drill)?;
+                drills.push(format!("drill: {}", drill.as_str().unwrap_or("")));
+            }
+            let drill_width = drills.iter().map(String::len).max().unwrap_or(0);
+            let mut out = String::new();
+            for (r, drill) in rows.iter().zip(&drills) {
                 let _ = writeln!(
                     out,
-                    "{:width$}  {:11}  {}",
-                    r.info.name,
-                    format!("drill: {}", drill.as_str().unwrap_or("")),
-                    r.info.summary
+                    "{:width$}  {drill:drill_width$}  {}",
+                    r.info.name, r.info.summary
                 );
+            }
+            // The rungs the actions are put together into.
+            let _ = writeln!(
+                out,
+                "\nstrategies (`strategy:`), up the DR ladder, with the runbooks shipped for each:"
+            );
+            for strategy in runbook::Strategy::LADDER {
+                let shipped: Vec<&str> = crate::shipped::RUNBOOKS
+                    .iter()
+                    .filter(|(file, text)| {
+                        runbook::load(file, text, &[], MissingParams::Placeholder)
+                            .is_ok_and(|l| l.runbook.strategy == strategy)
+                    })
+                    .map(|(file, _)| *file)
+                    .collect();
+                let _ = writeln!(out, "  {:16} {}", strategy.as_str(), shipped.join(", "));
             }
             print(&out)
         }

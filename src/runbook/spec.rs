@@ -74,6 +74,18 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, up the DR ladder (cost and recovery speed rising),
+    /// failback last.
+    pub const LADDER: [Strategy; 7] = [
+        Strategy::BackupRestore,
+        Strategy::MultiAz,
+        Strategy::PilotLight,
+        Strategy::WarmStandby,
+        Strategy::ActivePassive,
+        Strategy::ActiveActive,
+        Strategy::Failback,
+    ];
+
     /// The name as written in runbooks.
     pub fn as_str(self) -> &'static str {
         match self {

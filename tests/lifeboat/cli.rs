@@ -364,6 +364,30 @@ fn actions_lists_the_whole_catalogue() {
     ] {
         assert!(names.contains(&expected), "{names:?}");
     }
+    // As text, aligned, then the rungs of the ladder with their runbooks.
+    let out = lifeboat(&["actions"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let column = |name: &str| {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {stdout}"));
+        line.find(|c: char| c.is_uppercase())
+    };
+    assert_eq!(column("lambda.invoke"), column("wait"), "{stdout}");
+    let rungs: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("strategies"))
+        .skip(1)
+        .collect();
+    assert_eq!(rungs.len(), 7, "{stdout}");
+    assert!(
+        rungs[0].trim_start().starts_with("backup-restore")
+            && rungs[1].contains("multi-az.yaml")
+            && rungs[5].contains("active-active.yaml, active-active-three-regions.yaml")
+            && rungs[6].contains("failback-multi-az.yaml"),
+        "{stdout}"
+    );
 }
 
 /// A binary installed outside its build tree (as `cargo install` or the
