@@ -696,3 +696,61 @@ fn a_child_step_is_refused_with_where_and_what() {
         ]
     );
 }
+
+#[test]
+fn a_child_acts_as_its_steps_role_unless_it_names_its_own_and_lends_its_drill_placement() {
+    let child = |extra: &str| {
+        format!(
+            "name: c\nstrategy: pilot-light\n{extra}steps:\n  - {{ id: a, action: rds.wait_available, with: {{ db_instance: db }} }}\n  - {{ id: b, action: rds.wait_available, assume_role: {{ role_arn: 'arn:aws:iam::333333333333:role/own' }}, with: {{ db_instance: db }} }}\n"
+        )
+    };
+    let parent = format!(
+        "{HEAD}assume_role: {{ role_arn: 'arn:aws:iam::111111111111:role/parent' }}\nsteps:\n  - id: data\n    runbook: child.yaml\n    assume_role: {{ role_arn: 'arn:aws:iam::222222222222:role/step' }}\n"
+    );
+    let roles = |rb: &Runbook| -> Vec<String> {
+        rb.steps
+            .iter()
+            .map(|s| {
+                s.assume_role
+                    .as_ref()
+                    .map_or(String::new(), |r| r.role_arn.clone())
+            })
+            .collect()
+    };
+    let rb = loaded(&with_child(&parent, &child(""))).runbook;
+    assert_eq!(
+        roles(&rb),
+        [
+            "arn:aws:iam::222222222222:role/step",
+            "arn:aws:iam::333333333333:role/own"
+        ]
+    );
+    assert_eq!(
+        rb.steps[0].region.as_deref(),
+        Some("us-west-2"),
+        "the parent's regions"
+    );
+    assert_eq!(rb.drill, DrillPlacement::default());
+    let rb = loaded(&with_child(
+        &parent,
+        &child("assume_role: { role_arn: 'arn:aws:iam::444444444444:role/child' }\nregions: { from: eu-west-1, to: eu-central-1 }\ndrill: { subnets: [subnet-0a1b] }\n"),
+    ))
+    .runbook;
+    assert_eq!(
+        roles(&rb),
+        [
+            "arn:aws:iam::444444444444:role/child",
+            "arn:aws:iam::333333333333:role/own"
+        ]
+    );
+    assert_eq!(
+        rb.steps[0].region.as_deref(),
+        Some("eu-central-1"),
+        "its own regions"
+    );
+    assert_eq!(
+        rb.drill.subnets,
+        ["subnet-0a1b"],
+        "its drill placement, the parent naming none"
+    );
+}
