@@ -55,6 +55,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// An error and its causes, each as it says itself, `: `-separated, a
+/// cause whose words the one before already holds left out: what an
+/// operator reads, without a debug dump of the same chain (most messages
+/// name their cause).
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last().is_none_or(|last| !last.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// A growing list of problems for one file.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {

@@ -18,25 +18,9 @@ fn main() -> ExitCode {
         Err(error) => {
             let exit = error.exit();
             if !matches!(error, lifeboat::cli::CliError::Invalid { .. }) {
-                eprintln!("lifeboat: {}", with_causes(&error));
+                eprintln!("lifeboat: {}", lifeboat::diag::causes(&error));
             }
             ExitCode::from(exit.code())
         }
     }
-}
-
-/// The error and the causes under it that its own message does not
-/// already say (most messages name their cause).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let said = c.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = c.source();
-    }
-    text
 }

@@ -97,7 +97,10 @@ async fn check_with(aws: &AwsClients, spec: &ProbeSpec, clients: &HttpClients) -
                     return (false, "no HTTP client".to_string());
                 };
                 match client.get(url).timeout(timeout).send().await {
-                    Err(e) => (false, format!("no answer: {}", causes(&e.without_url()))),
+                    Err(e) => (
+                        false,
+                        format!("no answer: {}", crate::diag::causes(&e.without_url())),
+                    ),
                     Ok(response) => {
                         let got = response.status().as_u16();
                         let body = response.text().await.unwrap_or_default();
@@ -163,21 +166,6 @@ async fn check_with(aws: &AwsClients, spec: &ProbeSpec, clients: &HttpClients) -
         Ok(result) => result,
         Err(_) => (false, format!("no result within {}", spec.timeout)),
     }
-}
-
-/// An error with its causes, `outer: inner: innermost`.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Start every probe of `region`; results go to `out`. One task for the

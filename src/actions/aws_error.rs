@@ -67,21 +67,7 @@ where
     }
 }
 
-/// An error and its causes, each as it says itself, `: `-separated, a
-/// cause whose words the one before already holds left out: what an
-/// operator reads, without the SDK's debug dump of the same chain.
-pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last().is_none_or(|last| !last.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
+pub use crate::diag::causes;
 
 /// A describe or get call's answer, with the service's "no such resource"
 /// error (told by `absent`) as `Ok(None)`: how actions observe whether

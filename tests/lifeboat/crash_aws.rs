@@ -227,19 +227,8 @@ async fn pilot_light_killed_anywhere_resumes_without_doubling_a_change() {
             Some(7),
             "{failpoint}"
         );
-        let instances = aws
-            .ec2("us-west-2")
-            .describe_instances()
-            .set_instance_ids(Some(seeded.app_instances.clone()))
-            .send()
-            .await
-            .expect("describe instances");
-        let states: Vec<InstanceStateName> = instances
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
-            .collect();
+        let states =
+            crate::support::seed::instance_states(&aws, "us-west-2", &seeded.app_instances).await;
         assert_eq!(states, vec![InstanceStateName::Running; 2], "{failpoint}");
         assert_eq!(
             crate::support::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,

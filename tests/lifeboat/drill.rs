@@ -536,21 +536,7 @@ steps:
             .output()
             .expect("drill");
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        let runs = env
-            .moto
-            .lifeboat(&state)
-            .args(["runs", "--output", "json"])
-            .output()
-            .expect("runs");
-        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
-        let id = runs[0]["id"].as_str().expect("a run").to_string();
-        let report = env
-            .moto
-            .lifeboat(&state)
-            .args(["report", &id, "--format", "json"])
-            .output()
-            .expect("report");
-        serde_json::from_slice::<serde_json::Value>(&report.stdout).expect("report JSON")
+        env.moto.newest_report(&state)
     };
 
     // Pointed at the drill stack: the drill waits for it, not production.

@@ -26,18 +26,7 @@ async fn seed(aws: &AwsClients, count: i32, tags: &[(&str, &str)]) -> Vec<String
 }
 
 async fn states(aws: &AwsClients, ids: &[String]) -> Vec<InstanceStateName> {
-    let out = aws
-        .ec2(REGION)
-        .describe_instances()
-        .set_instance_ids(Some(ids.to_vec()))
-        .send()
-        .await
-        .expect("describe");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
-        .collect()
+    crate::support::seed::instance_states(aws, REGION, ids).await
 }
 
 fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

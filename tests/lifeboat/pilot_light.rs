@@ -73,22 +73,9 @@ async fn pilot_light_failover_recovers_into_the_dr_region() {
         Some(7),
         "promoted with 7 days of backups"
     );
-    let ec2 = aws.ec2("us-west-2");
     let states = |ids: Vec<String>| {
-        let ec2 = ec2.clone();
-        async move {
-            let out = ec2
-                .describe_instances()
-                .set_instance_ids(Some(ids))
-                .send()
-                .await
-                .expect("describe");
-            out.reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
-                .collect::<Vec<_>>()
-        }
+        let aws = aws.clone();
+        async move { crate::support::seed::instance_states(&aws, "us-west-2", &ids).await }
     };
     assert_eq!(states(app).await, vec![InstanceStateName::Running; 2]);
     assert_eq!(states(batch).await, vec![InstanceStateName::Stopped]);
@@ -152,37 +139,17 @@ async fn a_parent_of_two_child_runbooks_recovers_and_measures_the_childs_recover
         Some(7),
         "promoted by the data tier"
     );
-    let running = aws
-        .ec2("us-west-2")
-        .describe_instances()
-        .set_instance_ids(Some(seeded.app_instances.clone()))
-        .send()
-        .await
-        .expect("describe")
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| i.state().and_then(|s| s.name()) == Some(&InstanceStateName::Running))
-        .count();
-    assert_eq!(running, 2, "started by the app tier");
+    assert_eq!(
+        crate::support::seed::instance_states(&aws, "us-west-2", &seeded.app_instances).await,
+        vec![InstanceStateName::Running; 2],
+        "started by the app tier"
+    );
     assert_eq!(
         crate::support::seed::a_record(&aws, &seeded.zone_id, "app.example.com").await,
         vec!["198.51.100.10"]
     );
 
-    let runs = moto
-        .lifeboat(&state)
-        .args(["runs", "--output", "json"])
-        .output()
-        .expect("runs");
-    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("JSON");
-    let id = runs[0]["id"].as_str().expect("id").to_string();
-    let report = moto
-        .lifeboat(&state)
-        .args(["report", &id, "--format", "json"])
-        .output()
-        .expect("report");
-    let figures: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON");
+    let figures = moto.newest_report(&state);
     let rpo = figures["rpo"]["seconds"]
         .as_f64()
         .unwrap_or_else(|| panic!("an RPO figure from the data tier's replica: {figures}"));

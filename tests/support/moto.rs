@@ -44,6 +44,24 @@ impl Moto {
         self.0.clients().await
     }
 
+    /// The figures (`lifeboat report --format json`) of the newest run in
+    /// `state`.
+    pub fn newest_report(&self, state: &std::path::Path) -> serde_json::Value {
+        let runs = self
+            .lifeboat(state)
+            .args(["runs", "--output", "json"])
+            .output()
+            .expect("runs");
+        let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("runs JSON");
+        let id = runs[0]["id"].as_str().expect("a run").to_string();
+        let report = self
+            .lifeboat(state)
+            .args(["report", &id, "--format", "json"])
+            .output()
+            .expect("report");
+        serde_json::from_slice(&report.stdout).expect("report JSON")
+    }
+
     /// `lifeboat` with this state dir, pointed at the emulator with its
     /// dummy keys (never at AWS: no profile, no instance metadata).
     pub fn lifeboat(&self, state: &std::path::Path) -> std::process::Command {

@@ -783,3 +783,22 @@ pub async fn cluster_writer(aws: &AwsClients, region: &str, cluster: &str) -> Op
         .and_then(|m| m.db_instance_identifier())
         .map(str::to_string)
 }
+
+/// The states of these instances of `region`, in the order EC2 lists them.
+pub async fn instance_states(
+    aws: &AwsClients,
+    region: &str,
+    ids: &[String],
+) -> Vec<aws_sdk_ec2::types::InstanceStateName> {
+    aws.ec2(region)
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .expect("describe instances")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.state().and_then(|s| s.name()).cloned())
+        .collect()
+}
